@@ -1,0 +1,1 @@
+"""Image discovery and safe decoding, download sources, prepare/export, datasets, toy-styles."""

@@ -1,0 +1,206 @@
+"""Finding and decoding images safely.
+
+Every command reads images through here, so one bad file never stops a run: `scan_images` decodes
+each candidate and returns the good paths plus an `ImageReport` of what was skipped and why.
+The content decides the format (PIL sniffs it), not the extension; EXIF orientation is applied; all
+modes end as RGB with transparency composited on white; decompression bombs are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylekit.errors import BadImage, BadInput
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+# Twice PIL's default warning threshold (~89.5 MP): larger images are refused as decompression bombs.
+MAX_PIXELS = 2 * 89_478_485
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class ImageReport:
+    """What a command used and what it skipped (with reasons). Printable and JSON-able."""
+
+    used: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def skip(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.skipped.append(SkippedFile(str(path), reason))
+
+    def merge(self, other: ImageReport) -> ImageReport:
+        self.used += other.used
+        self.skipped.extend(other.skipped)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"used": self.used, "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
+
+    def summary(self) -> str:
+        return f"{self.used} images used, {len(self.skipped)} skipped"
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name in {"Thumbs.db", "desktop.ini", "__MACOSX"}
+
+
+def is_image_name(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(Path(path).name)
+
+
+def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
+    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped.
+
+    Symlinked folders are followed once: a folder whose real path was already visited is skipped,
+    so symlink loops terminate.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise BadInput(f"{root} does not exist", hint="check the path")
+    if root.is_file():
+        return [root]
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
+        if not recursive:
+            dirnames[:] = []
+        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Every PIL mode to RGB; anything with transparency is composited on white."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype("uint8"), mode="L")
+    if img.mode == "F":
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr * (255.0 if arr.max(initial=0) <= 1 else 1.0), 0, 255).astype("uint8"), mode="L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode != "RGB":
+        return img.convert("RGB")
+    return img
+
+
+def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode one image fully to RGB, or raise BadImage(path, reason)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise BadImage(path, "empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.seek(0)  # first frame of animated GIF/WebP/TIFF
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                return _to_rgb(img)
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(path, f"refused: more than {MAX_PIXELS} pixels (decompression bomb guard)") from None
+    except UnidentifiedImageError:
+        raise BadImage(path, "not an image (unrecognised content)") from None
+    except FileNotFoundError:
+        raise BadImage(path, "file not found") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadImage(path, f"cannot decode: {exc}") from None
+
+
+def resize_square(img: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:
+    """Shorter side to `size`, then centre crop to size x size."""
+    w, h = img.size
+    scale = size / min(w, h)
+    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    img = img.resize(new, resample)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor [3, H, W] in [0, 1]."""
+    import numpy as np
+    import torch
+
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    """Float tensor [3, H, W] in [0, 1] (clamped) -> PIL RGB, rounding to nearest."""
+    arr = t.detach().float().clamp(0, 1).mul(255).add_(0.5).to("cpu").byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(arr, mode="RGB")
+
+
+def load_tensor(path: str | os.PathLike[str], size: int | None = None) -> torch.Tensor:
+    """Decode to a [3, H, W] float tensor in [0, 1], optionally resized/centre-cropped to size x size."""
+    img = load_rgb(path)
+    if size is not None:
+        img = resize_square(img, size)
+    return pil_to_tensor(img)
+
+
+def scan_images(paths: list[Path], report: ImageReport | None = None) -> tuple[list[Path], ImageReport]:
+    """Decode every path; return the decodable ones and a report naming the rest."""
+    from stylekit.io.console import get_console
+
+    report = report if report is not None else ImageReport()
+    good: list[Path] = []
+    with get_console().progress(len(paths), "checking images") as task:
+        for p in paths:
+            try:
+                load_rgb(p)
+            except BadImage as exc:
+                report.skip(p, exc.reason)
+            else:
+                good.append(p)
+            task.advance()
+    report.used += len(good)
+    return good, report
+
+
+def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: int | None = None, padding: int = 2) -> Path:
+    """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written)."""
+    import math
+
+    import torch
+    from torchvision.utils import make_grid
+
+    from stylekit.io.atomic import save_image_atomic
+
+    if not images:
+        raise ValueError("save_grid needs at least one image")
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    grid = make_grid(torch.stack([i.detach().float().cpu() for i in images]), nrow=nrow, padding=padding, pad_value=1.0)
+    return save_image_atomic(path, tensor_to_pil(grid))

@@ -1,0 +1,1 @@
+"""Run directories, atomic writes, checkpoints, safe third-party pickle import, console."""

@@ -1,0 +1,65 @@
+"""Atomic file writes: temp file in the same folder, fsync, rename, fsync the folder.
+
+A kill at any moment leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    """Call `writer(tmp_path)` to produce the file, then move it over `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike[str], document: Any) -> Path:
+    from stylekit.io.console import _json_default
+
+    return write_text_atomic(path, json.dumps(document, indent=2, default=_json_default) + "\n")
+
+
+def save_image_atomic(path: str | os.PathLike[str], image: Any, **save_kwargs: Any) -> Path:
+    """Save a PIL image atomically; the format follows the final path's extension."""
+    fmt = Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
+    return write_atomic(path, lambda tmp: image.save(tmp, format=fmt, **save_kwargs))

@@ -1,0 +1,26 @@
+"""Shared test set-up: CPU only, offline, small thread count, isolated cache."""
+
+import os
+
+os.environ.setdefault("STYLEKIT_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own $STYLEKIT_HOME so caches never leak between tests or into ~/.cache."""
+    home = tmp_path_factory.mktemp("stylekit-home")
+    monkeypatch.setenv("STYLEKIT_HOME", str(home))
+    monkeypatch.setenv("STYLEKIT_OFFLINE", "1")
+    yield home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(2)

@@ -1,0 +1,125 @@
+"""The CLI conventions every command shares: start-up, --version, errors -> exit codes, --config, --json."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from stylekit.cli.common import command, parse_float_list, parse_int_list, render
+from stylekit.errors import BadInput, Busy, MissingResource
+from stylekit.io.console import get_console
+
+STYLEKIT = str(Path(sys.executable).parent / "stylekit")
+
+
+def _demo_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @command(app, "echo", help="Echo options back.")
+    def echo(
+        name: Annotated[str, typer.Argument(help="a name")],
+        size: Annotated[int, typer.Option(help="a size")] = 64,
+        lr: Annotated[float, typer.Option(help="learning rate")] = 0.1,
+        fail: Annotated[str, typer.Option(help="raise an error of this kind")] = "",
+    ) -> None:
+        if fail == "bad":
+            raise BadInput("bad.png: not an image", hint="remove it")
+        if fail == "missing":
+            raise MissingResource("weights vgg19 not found", fetch_command="stylekit download vgg19")
+        if fail == "busy":
+            raise Busy("runs/x is in use")
+        if fail == "interrupt":
+            raise KeyboardInterrupt
+        if fail == "boom":
+            raise RuntimeError("kaboom")
+        get_console().log("working")
+        render({"name": name, "size": size, "lr": lr}, table=lambda r: get_console().log(f"table {r}"))
+
+    @command(app, "other", help="A second command so typer keeps subcommands.")
+    def other() -> None:
+        pass
+
+    return app
+
+
+runner = CliRunner()
+
+
+def test_json_output_is_one_document_on_stdout():
+    result = runner.invoke(_demo_app(), ["echo", "x", "--size", "32", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"name": "x", "size": 32, "lr": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "text"),
+    [("bad", 2, "bad.png: not an image"), ("missing", 3, "stylekit download vgg19"), ("busy", 75, "in use"),
+     ("interrupt", 130, "interrupted"), ("boom", 1, "unexpected RuntimeError: kaboom")],
+)
+def test_errors_map_to_exit_codes_and_one_line(kind, code, text):
+    result = runner.invoke(_demo_app(), ["echo", "x", "--fail", kind])
+    assert result.exit_code == code
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+
+
+def test_debug_env_shows_traceback(monkeypatch):
+    monkeypatch.setenv("STYLEKIT_DEBUG", "1")
+    result = runner.invoke(_demo_app(), ["echo", "x", "--fail", "boom"])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_config_file_supplies_defaults_and_flags_win(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('size = 128\nlr = 0.5\n[echo]\nlr = 0.25\n')
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg), "--json"])
+    assert json.loads(result.stdout) == {"name": "x", "size": 128, "lr": 0.25}
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg), "--size", "16", "--json"])
+    assert json.loads(result.stdout)["size"] == 16
+
+
+def test_config_file_errors(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("nonsense = 1\n")
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
+    assert result.exit_code == 2 and "unknown option 'nonsense'" in result.stderr
+    cfg.write_text("size = [")
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
+    assert result.exit_code == 2 and "not valid TOML" in result.stderr
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_quiet_silences_logs_but_not_results():
+    result = runner.invoke(_demo_app(), ["echo", "x", "--quiet"])
+    assert result.exit_code == 0 and "working" not in result.stderr
+    result = runner.invoke(_demo_app(), ["echo", "x"])
+    assert "working" in result.stderr
+
+
+def test_parse_lists():
+    assert parse_int_list("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse_float_list("1,0.5") == [1.0, 0.5]
+    with pytest.raises(BadInput):
+        parse_int_list("5-2")
+    with pytest.raises(BadInput):
+        parse_int_list("a,b")
+
+
+def test_help_is_fast_and_imports_no_torch():
+    code = "import sys, stylekit.cli.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_installed_entry_point_version_and_help():
+    out = subprocess.run([STYLEKIT, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("stylekit ")
+    out = subprocess.run([sys.executable, "-m", "stylekit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage" in out.stdout

@@ -1,0 +1,85 @@
+"""Atomic writes and run directories (lock, metrics, fresh)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from stylekit.errors import BadInput, Busy
+from stylekit.io.atomic import write_atomic, write_json_atomic
+from stylekit.io.rundir import RunDir, ensure_writable_dir
+
+
+def test_write_atomic_keeps_old_file_when_writer_fails(tmp_path):
+    target = tmp_path / "a.json"
+    write_json_atomic(target, {"v": 1})
+
+    def broken(tmp):
+        tmp.write_text('{"v": 2, "trunc')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_atomic(target, broken)
+    assert target.read_text().strip().replace(" ", "").replace("\n", "") == '{"v":1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"], "no temp file left behind"
+
+
+def test_rundir_layout_metrics_and_fresh(tmp_path):
+    with RunDir(tmp_path / "run") as run:
+        run.write_config({"lr": 0.1})
+        run.append_metrics({"epoch": 1, "loss": 1.0})
+        run.append_metrics({"epoch": 2, "loss": 0.5})
+        assert run.checkpoints.is_dir() and run.samples.is_dir()
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 3, "lo')  # torn line from a kill mid-write
+    with RunDir(tmp_path / "run") as run:
+        assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
+        run.rewind_metrics("epoch", 1)
+        assert [r["epoch"] for r in run.read_metrics()] == [1]
+        assert run.read_config() == {"lr": 0.1}
+    with RunDir(tmp_path / "run", fresh=True) as run:
+        assert run.read_metrics() == [] and run.read_config() is None
+        assert (run.path / "log.txt").exists()
+
+
+def test_second_process_on_same_rundir_is_busy(tmp_path):
+    folder = tmp_path / "run"
+    holder = textwrap.dedent(
+        f"""
+        import sys, time
+        from stylekit.io.rundir import RunDir
+        with RunDir({str(folder)!r}):
+            print("locked", flush=True)
+            time.sleep(30)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(Busy) as info:
+            RunDir(folder).open()
+        assert info.value.exit_code == 75 and f"pid {proc.pid}" in info.value.message
+    finally:
+        proc.kill()
+        proc.wait()
+    with RunDir(folder):
+        pass  # lock released when the holder died
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_dir_is_bad_input(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(BadInput):
+        ensure_writable_dir(ro / "out")
+
+
+def test_unwritable_path_under_a_file_is_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(BadInput) as info:
+        ensure_writable_dir(blocker / "out")
+    assert "cannot write" in info.value.message
