@@ -1,0 +1,121 @@
+"""`stylekit download NAME`: data sets (wikiart, midjourney, toy-styles) and pretrained weights by name."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stylekit.cli.common import command, render
+from stylekit.errors import BadInput
+from stylekit.io.console import get_console
+
+ORDER = 10
+
+_EXAMPLES = """
+
+Examples:
+
+  stylekit download --list
+
+  stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0
+
+  stylekit download wikiart --out data/wikiart        (needs Kaggle credentials)
+
+  stylekit download midjourney --out data/mj --images 1000 --concurrency 8
+
+  stylekit download vgg19                              (into $STYLEKIT_HOME/weights)
+"""
+
+
+def _mb(n: int | None) -> str:
+    return f"~{n / 1e6:.0f} MB" if n else "-"
+
+
+def _listing() -> dict[str, Any]:
+    from stylekit.data.kaggle_sources import DATASET_LICENCES, DATASETS
+    from stylekit.weights import REGISTRY, weights_dir
+
+    cache = weights_dir()
+    return {
+        "datasets": [{"name": k, "description": v, "licence": DATASET_LICENCES[k]} for k, v in DATASETS.items()],
+        "weights": [
+            {**spec.to_dict(), "cached": (cache / spec.filename).is_file()} for spec in REGISTRY.values()
+        ],
+        "cache": str(cache),
+    }
+
+
+def _show_listing(doc: dict[str, Any]) -> None:
+    console = get_console()
+    console.print_table("data sets", ["name", "description", "licence"],
+                        [[d["name"], d["description"], d["licence"]] for d in doc["datasets"]])
+    console.print_table(f"weights (cache: {doc['cache']})", ["name", "size", "checksum", "cached", "licence", "description"],
+                        [[w["name"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no",
+                          w["licence"], w["description"]] for w in doc["weights"]])
+
+
+def _show_result(doc: dict[str, Any]) -> None:
+    console = get_console()
+    if doc["kind"] == "weights":
+        rows = [["path", doc["path"]], ["sha256", doc["sha256"]], ["bytes", doc["size"]], ["trust", doc["trust"]],
+                ["status", "already present (verified)" if doc["skipped"] else f"downloaded from {doc['url']}"]]
+    else:
+        rows = [["out", doc["out"]], ["status", "already complete" if doc["skipped"] else "done"]]
+        for key, value in doc["summary"].items():
+            if key in ("out", "name"):
+                continue
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items()) if len(value) <= 30 else f"{len(value)} entries"
+            rows.append([key, value])
+    console.print_table(f"download {doc['name']}", ["field", "value"], rows)
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name." + _EXAMPLES)
+    def download(
+        name: Annotated[str | None, typer.Argument(help="wikiart, midjourney, toy-styles, or a weights name (see --list).", show_default=False)] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required for data sets; weights default to the cache).")] = None,
+        list_names: Annotated[bool, typer.Option("--list", help="List every downloadable name with description, licence and size.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Redo a completed download (weights: fetch again; unpinned checksums are re-recorded).")] = False,
+        size: Annotated[int, typer.Option("--size", help="toy-styles: image size in pixels.", rich_help_panel="toy-styles")] = 64,
+        per_style: Annotated[int, typer.Option("--per-style", help="toy-styles: images per style.", rich_help_panel="toy-styles")] = 200,
+        styles: Annotated[int, typer.Option("--styles", help="toy-styles: number of styles.", rich_help_panel="toy-styles")] = 8,
+        seed: Annotated[int, typer.Option("--seed", help="toy-styles: random seed (same seed, same bytes).", rich_help_panel="toy-styles")] = 0,
+        images: Annotated[int, typer.Option("--images", help="midjourney: fetch the first N image URLs of prompts.csv.", rich_help_panel="midjourney")] = 0,
+        concurrency: Annotated[int, typer.Option("--concurrency", help="midjourney: parallel image downloads.", rich_help_panel="midjourney")] = 8,
+        retry_dead: Annotated[bool, typer.Option("--retry-dead", help="midjourney: retry links already recorded as dead (HTTP 4xx).", rich_help_panel="midjourney")] = False,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds without data before a request fails.")] = 60.0,
+        retries: Annotated[int, typer.Option("--retries", help="Extra attempts after a transient network failure.")] = 3,
+        keep_archive: Annotated[bool, typer.Option("--keep-archive", help="wikiart/midjourney: keep the downloaded Kaggle zip in OUT/.download.")] = False,
+    ) -> None:
+        from stylekit.data.kaggle_sources import DATASETS
+        from stylekit.weights import REGISTRY
+
+        if list_names:
+            render(_listing(), table=_show_listing)
+            return
+        if name is None:
+            raise BadInput("give a NAME to download, or --list", hint=f"names: {', '.join([*DATASETS, *REGISTRY])}")
+        if timeout <= 0 or retries < 0:
+            raise BadInput("--timeout must be > 0 and --retries >= 0")
+        if name in REGISTRY:
+            from stylekit.weights import ensure_weights
+
+            res = ensure_weights(name, force=force, dest_dir=out, timeout=timeout, retries=retries)
+            render({"kind": "weights", **res.to_dict()}, table=_show_result)
+            return
+        if name not in DATASETS:
+            raise BadInput(f"unknown download name '{name}'",
+                           hint=f"data sets: {', '.join(DATASETS)}; weights: {', '.join(REGISTRY)} (see `stylekit download --list`)")
+        if out is None:
+            raise BadInput(f"'{name}' needs --out DIR", hint=f"e.g. stylekit download {name} --out data/{name}")
+        from stylekit.data import kaggle_sources as src
+
+        if name == "toy-styles":
+            result = src.download_toy_styles(out, size=size, per_style=per_style, styles=styles, seed=seed, force=force)
+        elif name == "wikiart":
+            result = src.download_wikiart(out, force=force, keep_archive=keep_archive)
+        else:
+            result = src.download_midjourney(out, force=force, images=images, concurrency=concurrency, timeout=timeout,
+                                             retries=retries, keep_archive=keep_archive, retry_dead=retry_dead)
+        render({"kind": "dataset", **result.to_dict()}, table=_show_result)

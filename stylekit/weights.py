@@ -1,0 +1,392 @@
+"""Registry of every pretrained artifact stylekit uses: name -> URLs, checksum, file name, licence.
+
+Commands take a registry name (`--network ffhq-256`) or a local file. `weights_path` turns either into
+a verified local path: local files are used as they are; names are looked up in the cache
+($STYLEKIT_HOME/weights, default ~/.cache/stylekit/weights) and fetched on first use unless
+STYLEKIT_OFFLINE=1. When a file can't be had the error is exit 3 with `stylekit download NAME`.
+
+Checksums: where the publisher states a sha256 (OpenAI CLIP puts it in the URL) or a sha256 prefix
+(torchvision's `-<8 hex>.pth` names) it is pinned here. NVIDIA publishes none for its files, so those
+entries use trust-on-first-use: the first successful download records its sha256 in
+weights/checksums.json and every later load or re-download must match it (docs/weights.md).
+This module must stay importable without torch: it only moves and verifies bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from stylekit.errors import BadInput, MissingResource
+
+_NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
+_NV_LICENCE = (
+    "NVIDIA Source Code License for StyleGAN2-ADA: non-commercial research and evaluation only"
+)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One downloadable artifact. `urls` are mirrors tried in order; `size_bytes` is approximate."""
+
+    name: str
+    urls: tuple[str, ...]
+    sha256: str | None
+    filename: str
+    licence: str
+    description: str
+    size_bytes: int | None = None
+    sha256_prefix: str | None = None
+    format: str = "file"
+
+    @property
+    def checksum_policy(self) -> str:
+        if self.sha256:
+            return "pinned sha256"
+        if self.sha256_prefix:
+            return "pinned sha256 prefix + recorded on first download"
+        return "recorded on first download"
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["urls"] = list(self.urls)
+        doc["checksum_policy"] = self.checksum_policy
+        return doc
+
+
+def _nv_pkl(name: str, path: str, description: str, size_bytes: int | None = None) -> WeightSpec:
+    return WeightSpec(
+        name=name,
+        urls=(f"{_NV}/{path}",),
+        sha256=None,
+        filename=path.rsplit("/", 1)[-1],
+        licence=_NV_LICENCE + "; FFHQ/CelebA-HQ/LSUN training data have their own terms",
+        description=description,
+        size_bytes=size_bytes,
+        format="nvlabs-pkl",
+    )
+
+
+_SPECS = [
+    WeightSpec(
+        name="vgg16",
+        urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
+        sha256=None,
+        sha256_prefix="397923af",
+        filename="vgg16-397923af.pth",
+        licence="torchvision (BSD-3-Clause); trained on ImageNet, whose terms allow non-commercial research use",
+        description="VGG16 ImageNet classifier state dict (torchvision IMAGENET1K_V1)",
+        size_bytes=553_433_881,
+        format="torchvision-state-dict",
+    ),
+    WeightSpec(
+        name="vgg19",
+        urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
+        sha256=None,
+        sha256_prefix="dcbb9e9d",
+        filename="vgg19-dcbb9e9d.pth",
+        licence="torchvision (BSD-3-Clause); trained on ImageNet, whose terms allow non-commercial research use",
+        description="VGG19 ImageNet classifier state dict (torchvision IMAGENET1K_V1): Gatys style transfer",
+        size_bytes=574_673_361,
+        format="torchvision-state-dict",
+    ),
+    WeightSpec(
+        name="inception-fid",
+        urls=(f"{_NV}/metrics/inception-2015-12-05.pt",),
+        sha256=None,
+        filename="inception-2015-12-05.pt",
+        licence="NVIDIA TorchScript port of TensorFlow's Inception-v3 2015-12-05 graph (Apache-2.0); hosted with StyleGAN2-ADA",
+        description="FID/KID Inception feature extractor (TorchScript, the one clean-fid and NVlabs use)",
+        format="torchscript",
+    ),
+    WeightSpec(
+        name="lpips-vgg16",
+        urls=(f"{_NV}/metrics/vgg16.pt",),
+        sha256=None,
+        filename="vgg16.pt",
+        licence=_NV_LICENCE + "; LPIPS weights by Zhang et al. (BSD-2-Clause)",
+        description="VGG16 + LPIPS distance (TorchScript) used by the NVlabs projector and precision/recall",
+        format="torchscript",
+    ),
+    WeightSpec(
+        name="clip-vit-b-32",
+        urls=(
+            "https://openaipublic.azureedge.net/clip/models/"
+            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+        ),
+        sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+        filename="ViT-B-32.pt",
+        licence="OpenAI CLIP (MIT)",
+        description="CLIP ViT-B/32 (OpenAI weights, TorchScript archive; open_clip 'ViT-B-32' pretrained='openai')",
+        format="openai-clip",
+    ),
+    _nv_pkl("ffhq-256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl", "StyleGAN2 FFHQ 256x256 (paper256 config, x-flips, no aug): NVlabs transfer-learning source"),
+    _nv_pkl("ffhq-512", "transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 512x512 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
+    _nv_pkl("ffhq-1024", "transfer-learning-source-nets/ffhq-res1024-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 1024x1024 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
+    _nv_pkl("celebahq-256", "transfer-learning-source-nets/celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl", "StyleGAN2-ADA CelebA-HQ 256x256 (100k kimg, ADA target 0.6->0.5): NVlabs transfer-learning source"),
+    _nv_pkl("lsundog-256", "transfer-learning-source-nets/lsundog-res256-paper256-kimg100000-noaug.pkl", "StyleGAN2 LSUN Dog 256x256 (100k kimg, no aug): NVlabs transfer-learning source"),
+]
+
+REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
+
+CHECKSUMS_FILE = "checksums.json"
+
+
+def register(spec: WeightSpec, replace: bool = False) -> WeightSpec:
+    """Add an entry (e.g. a library module's extra backbones). An existing name is kept unless `replace`."""
+    if not isinstance(spec, WeightSpec):
+        raise TypeError(f"register() needs a WeightSpec, got {type(spec).__name__}")
+    if replace or spec.name not in REGISTRY:
+        REGISTRY[spec.name] = spec
+    return REGISTRY[spec.name]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def offline() -> bool:
+    """STYLEKIT_OFFLINE=1: never touch the network; only the cache and local files count."""
+    return _truthy(os.environ.get("STYLEKIT_OFFLINE"))
+
+
+def cache_dir() -> Path:
+    """$STYLEKIT_HOME, else ~/.cache/stylekit."""
+    home = os.environ.get("STYLEKIT_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "stylekit"
+
+
+def weights_dir() -> Path:
+    return cache_dir() / "weights"
+
+
+def registry_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get_spec(name: str) -> WeightSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise BadInput(f"unknown weights name '{name}'", hint=f"known names: {', '.join(REGISTRY)}; or give a path to a local file") from None
+
+
+def mirror_urls(spec: WeightSpec) -> list[str]:
+    """The URLs tried in order: $STYLEKIT_MIRROR/<filename> first when set (a site-local mirror), then the registry's."""
+    urls = []
+    for base in (os.environ.get("STYLEKIT_MIRROR") or "").split(","):
+        if base.strip():
+            urls.append(f"{base.strip().rstrip('/')}/{spec.filename}")
+    return urls + list(spec.urls)
+
+
+# --- recorded checksums (trust on first use) -------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock: torchrun ranks fetching the same file wait for the first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; downloads still land atomically.
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_checksums() -> dict[str, dict[str, Any]]:
+    path = weights_dir() / CHECKSUMS_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadInput(f"{path} is not valid JSON", hint="fix or delete it (recorded checksums are then re-recorded on the next download)") from None
+    entries = doc.get("entries", {}) if isinstance(doc, dict) else {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _record(name: str, entry: dict[str, Any]) -> None:
+    from stylekit.io.atomic import write_json_atomic
+
+    folder = weights_dir()
+    with _locked(folder / f".{CHECKSUMS_FILE}.lock"):
+        entries = read_checksums()
+        entries[name] = {**entries.get(name, {}), **entry}
+        write_json_atomic(folder / CHECKSUMS_FILE, {"version": 1, "entries": entries})
+
+
+def _expected(spec: WeightSpec, recorded: dict[str, Any] | None) -> str | None:
+    """The full sha256 a file must have: pinned in the registry, else the one recorded on first use."""
+    if spec.sha256:
+        return spec.sha256.lower()
+    if recorded and isinstance(recorded.get("sha256"), str):
+        return recorded["sha256"].lower()
+    return None
+
+
+@dataclass
+class WeightsResult:
+    """What `ensure_weights` did: where the file is, its sha256 and how it was trusted."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    skipped: bool
+    trust: str
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["path"] = str(self.path)
+        return doc
+
+
+def _verify_file(spec: WeightSpec, path: Path, in_cache: bool) -> WeightsResult:
+    """Check a file already on disk against the pinned/recorded checksum (recording it if none yet)."""
+    from stylekit.data.http import checksum_ok, sha256_file
+    from stylekit.io.console import get_console
+
+    recorded = read_checksums().get(spec.name)
+    expected = _expected(spec, recorded)
+    st = path.stat()
+    stamp_ok = (
+        in_cache
+        and recorded is not None
+        and expected is not None
+        and recorded.get("sha256") == expected
+        and recorded.get("size") == st.st_size
+        and recorded.get("mtime_ns") == st.st_mtime_ns
+    )
+    digest = expected if stamp_ok and expected else sha256_file(path)
+    if not checksum_ok(digest, expected, spec.sha256_prefix):
+        raise MissingResource(
+            f"{path} fails its checksum check for '{spec.name}' (sha256 {digest[:16]}..., expected "
+            f"{(expected or spec.sha256_prefix or '')[:16]}...): it is corrupt or not the registry file",
+            fetch_command=f"stylekit download {spec.name} --force",
+        )
+    trust = "pinned sha256" if spec.sha256 else ("recorded on first download" if expected else "recorded now (first use)")
+    if expected is None:
+        get_console().warn(f"{spec.name}: no published checksum; recording sha256 {digest[:16]}... of {path} (trust on first use)")
+    if in_cache and not stamp_ok:
+        _record(spec.name, {"filename": spec.filename, "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                            **({} if recorded else {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": str(path)})})
+    elif expected is None:
+        _record(spec.name, {"filename": spec.filename, "sha256": digest, "size": st.st_size,
+                            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": str(path)})
+    return WeightsResult(spec.name, path, digest, st.st_size, True, trust)
+
+
+def ensure_weights(
+    name: str,
+    force: bool = False,
+    dest_dir: str | os.PathLike[str] | None = None,
+    *,
+    timeout: float = 60.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> WeightsResult:
+    """Make registry artifact `name` present and verified in the cache (or `dest_dir`); fetch if needed.
+
+    An existing verified file is kept (skipped=True). `force` downloads again and, for entries without
+    a published checksum, replaces the recorded one. Mirrors are tried in order; a checksum mismatch
+    discards the bytes and moves on to the next mirror.
+    """
+    from stylekit.data.http import DownloadError, fetch_url
+    from stylekit.io.console import get_console
+
+    spec = get_spec(name)
+    folder = Path(dest_dir) if dest_dir is not None else weights_dir()
+    in_cache = dest_dir is None or folder.resolve() == weights_dir().resolve()
+    dest = folder / spec.filename
+    fetch = f"stylekit download {name}"
+    with _locked(folder / f".{spec.filename}.lock"):
+        if dest.is_file() and not force:
+            try:
+                return _verify_file(spec, dest, in_cache)
+            except MissingResource as exc:
+                if offline():
+                    raise
+                get_console().warn(f"{exc.message}; downloading it again")
+                dest.unlink()
+        if offline():
+            raise MissingResource(
+                f"weights '{name}' are not in the cache ({dest}) and STYLEKIT_OFFLINE=1 forbids downloading; "
+                f"run `{fetch}` on a machine with network access and copy {spec.filename} into {folder}",
+                fetch_command=fetch,
+            )
+        recorded = read_checksums().get(name)
+        expected = spec.sha256 or (None if force else _expected(spec, recorded))
+        errors: list[str] = []
+        mismatch: DownloadError | None = None
+        for url in mirror_urls(spec):
+            try:
+                fetched = fetch_url(url, dest, sha256=expected, sha256_prefix=spec.sha256_prefix, timeout=timeout,
+                                    retries=retries, backoff=backoff, progress=f"{name}", expected_size=spec.size_bytes)
+            except DownloadError as exc:
+                errors.append(exc.message)
+                if exc.reason == "checksum":
+                    mismatch = exc
+                get_console().warn(exc.message)
+                continue
+            st = dest.stat()
+            if spec.sha256:
+                trust = "pinned sha256"
+            elif expected:
+                trust = "recorded on first download"
+            else:
+                trust = "recorded now (first download)"
+            entry = {"filename": spec.filename, "sha256": fetched.sha256, "size": st.st_size, "url": url}
+            if not expected:
+                entry["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            if in_cache:
+                entry["mtime_ns"] = st.st_mtime_ns
+            if in_cache or not expected:
+                _record(name, entry)
+            return WeightsResult(name, dest, fetched.sha256, st.st_size, False, trust, url)
+        if mismatch is not None and not spec.sha256 and expected:
+            raise MissingResource(
+                f"'{name}': the downloaded file differs from the sha256 recorded on first download "
+                f"({expected[:16]}... in {weights_dir() / CHECKSUMS_FILE}); nothing was kept",
+                hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --force`",
+            )
+        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch)
+
+
+def download_weights(name: str, force: bool = False, dest_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Fetch registry artifact `name` (see ensure_weights) and return its path."""
+    return ensure_weights(name, force=force, dest_dir=dest_dir).path
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.startswith((".", "~")) or Path(text).suffix != ""
+
+
+def weights_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A local file as is, or a registry name resolved to its verified cached file (fetched on first use).
+
+    Raises MissingResource (exit 3, with `stylekit download NAME`) when the file is not cached and
+    STYLEKIT_OFFLINE=1 or the download fails; BadInput (exit 2) for a name that is neither.
+    """
+    text = os.fspath(name_or_path)
+    candidate = Path(text).expanduser()
+    if candidate.is_file():
+        return candidate
+    if text in REGISTRY:
+        return ensure_weights(text).path
+    if _looks_like_path(text):
+        raise BadInput(f"weights file {text} does not exist", hint=f"give an existing file or a registry name: {', '.join(REGISTRY)}")
+    raise BadInput(f"unknown weights name '{text}'", hint=f"known names: {', '.join(REGISTRY)}; or give a path to a local file")
