@@ -1,0 +1,289 @@
+"""torchrun / DDP plumbing: process-group set-up, rank info, collectives and a resumable sharded loader.
+
+The same command line runs alone or under `torchrun --nproc_per_node N -m stylekit ...`: torchrun sets
+RANK, LOCAL_RANK and WORLD_SIZE; `init_distributed` reads them, starts the process group (NCCL on
+CUDA, gloo on CPU) and pins each rank to GPU LOCAL_RANK. Without torchrun everything here degrades to
+single-process no-ops, so trainers need no `if distributed:` branches.
+
+Data order: `make_loader` shards one seeded permutation per epoch over the ranks (like
+DistributedSampler), so N processes with a per-rank batch B/N see exactly the global batches that one
+process with batch B sees, and `set_epoch(epoch, start_batch)` resumes in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from stylekit.device import resolve_device
+from stylekit.errors import BadInput
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job. `world_size == 1` means no process group."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    control_group: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main rank writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise BadInput(f"environment variable {name}={value!r} is not an integer", hint="launch with torchrun") from None
+
+
+def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
+    """Read torchrun's environment, start the process group if WORLD_SIZE > 1, return this rank's DistInfo.
+
+    'auto'/'cuda' under torchrun give each rank GPU LOCAL_RANK; a fixed 'cuda:N' is refused there (all
+    ranks would share one GPU).
+    """
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world > 1 and (device_spec or "").strip().lower().startswith("cuda:"):
+        raise BadInput(
+            f"--device {device_spec} under torchrun would put all {world} processes on one GPU",
+            hint="use --device cuda (or auto): each process takes GPU LOCAL_RANK",
+        )
+    device = resolve_device(device_spec)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world == 1:
+        return DistInfo(0, 0, 1, device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not tdist.is_initialized():
+        kwargs: dict[str, Any] = {"backend": backend, "timeout": datetime.timedelta(seconds=timeout_s)}
+        if device.type == "cuda":
+            kwargs["device_id"] = device
+        tdist.init_process_group(**kwargs)
+    # Small control messages (stop flags, RNG states, checkpoint names) go over gloo on the CPU so
+    # they never stall the GPU stream.
+    control = tdist.new_group(backend="gloo") if backend != "gloo" else None
+    return DistInfo(rank, local_rank, world, device, control)
+
+
+def shutdown() -> None:
+    """Tear down the process group (safe to call when none was started)."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def _active(dist: DistInfo | None) -> bool:
+    return tdist.is_available() and tdist.is_initialized() and (dist is None or dist.world_size > 1)
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside a DDP wrapper and/or torch.compile (what checkpoints and EMA use)."""
+    while True:
+        if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            module = module.module
+        elif hasattr(module, "_orig_mod") and isinstance(module._orig_mod, torch.nn.Module):
+            module = module._orig_mod
+        else:
+            return module
+
+
+def wrap_ddp(module: torch.nn.Module, dist: DistInfo, **ddp_kwargs: Any) -> torch.nn.Module:
+    """DistributedDataParallel over `module` when distributed, else `module` itself."""
+    if not dist.distributed:
+        return module
+    if dist.device.type == "cuda":
+        ddp_kwargs.setdefault("device_ids", [dist.device.index])
+    return torch.nn.parallel.DistributedDataParallel(module, **ddp_kwargs)
+
+
+def all_reduce_mean(tensor: torch.Tensor, dist: DistInfo | None = None) -> torch.Tensor:
+    """Mean over ranks of a (detached copy of a) tensor; the tensor itself when not distributed."""
+    if not _active(dist):
+        return tensor.detach()
+    out = tensor.detach().clone()
+    tdist.all_reduce(out, op=tdist.ReduceOp.SUM)
+    return out / tdist.get_world_size()
+
+
+def any_rank(flag: bool, dist: DistInfo) -> bool:
+    """True on every rank when `flag` is true on at least one (a CPU all-reduce on the control group)."""
+    if not _active(dist):
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX, group=dist.control_group)
+    return bool(t.item())
+
+
+def barrier(dist: DistInfo | None = None) -> None:
+    """Wait for every rank (no-op alone)."""
+    if _active(dist):
+        tdist.barrier(group=dist.control_group if dist is not None else None)
+
+
+def broadcast_object(obj: Any, dist: DistInfo, src: int = 0) -> Any:
+    """`obj` from rank `src` on every rank (small picklable objects from our own processes only)."""
+    if not _active(dist):
+        return obj
+    box = [obj]
+    tdist.broadcast_object_list(box, src=src, group=dist.control_group)
+    return box[0]
+
+
+def all_gather_object(obj: Any, dist: DistInfo) -> list[Any]:
+    """Every rank's `obj`, in rank order, on every rank."""
+    if not _active(dist):
+        return [obj]
+    out: list[Any] = [None] * dist.world_size
+    tdist.all_gather_object(out, obj, group=dist.control_group)
+    return out
+
+
+@torch.no_grad()
+def broadcast_module(module: torch.nn.Module, dist: DistInfo, src: int = 0) -> None:
+    """Copy parameters and buffers of rank `src` to every rank (e.g. an EMA copy made before DDP)."""
+    if not _active(dist):
+        return
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        tdist.broadcast(tensor.data, src=src)
+
+
+class ShardSampler(Sampler[int]):
+    """One seeded permutation per epoch, padded (or cut) to a multiple of world_size, this rank's share.
+
+    Same index order as torch's DistributedSampler; `set_epoch(epoch, start)` also skips the first
+    `start` indices of this rank's share (resuming in the middle of an epoch).
+    """
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1, shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
+        self.size = size
+        self.rank = rank
+        self.world_size = world_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.start = 0
+        if drop_last:
+            self.per_rank = size // world_size
+        else:
+            self.per_rank = -(-size // world_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch = epoch
+        self.start = start
+
+    def indices(self) -> list[int]:
+        """This rank's full share for the current epoch."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        total = self.per_rank * self.world_size
+        if total > len(order) and order:
+            order = (order * (total // len(order) + 1))[:total]
+        order = order[:total]
+        return order[self.rank : total : self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices()[self.start :])
+
+    def __len__(self) -> int:
+        return max(self.per_rank - self.start, 0)
+
+
+class _WorkerInit:
+    """Loader workers ignore SIGINT: Ctrl-C reaches the whole process group, and the main process must
+    be the one that saves and exits (a dead worker would turn that into a crash)."""
+
+    def __init__(self, user_fn: Callable[[int], None] | None) -> None:
+        self.user_fn = user_fn
+
+    def __call__(self, worker_id: int) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.user_fn is not None:
+            self.user_fn(worker_id)
+
+
+class EpochLoader(DataLoader):
+    """A DataLoader over this rank's shard with resumable epochs. Build it with `make_loader`."""
+
+    def __init__(self, dataset: Dataset, sampler: ShardSampler, batch_size: int, seed: int, **kwargs: Any) -> None:
+        kwargs["worker_init_fn"] = _WorkerInit(kwargs.get("worker_init_fn"))
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, generator=torch.Generator(), **kwargs)
+        self.shard = sampler
+        self.seed = seed
+        self.steps_per_epoch = sampler.per_rank // batch_size if self.drop_last else -(-sampler.per_rank // batch_size)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Order for `epoch`, skipping the first `start_batch` batches (already trained before a resume).
+
+        Also reseeds the loader's own generator, so worker seeds depend on (seed, epoch) only and the
+        global RNG (restored on resume) is never consumed by the loader.
+        """
+        self.shard.set_epoch(epoch, start_batch * self.batch_size)
+        self.generator.manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
+
+    def batches(self, epoch: int = 0, start_batch: int = 0, count: int | None = None) -> Iterator[tuple[int, int, Any]]:
+        """(epoch, batch_index, batch) epoch after epoch from (epoch, start_batch), `count` batches in all
+        (None: without end). Bounding by `count` rather than breaking out of the loop keeps the loop's
+        own epoch/batch counters on the last batch trained, and loads no batch that is not used.
+        """
+        done = 0
+        while count is None or done < count:
+            self.set_epoch(epoch, start_batch)
+            for i, batch in enumerate(self, start=start_batch):
+                yield epoch, i, batch
+                done += 1
+                if count is not None and done >= count:
+                    return
+            epoch, start_batch = epoch + 1, 0
+
+
+def make_loader(
+    dataset: Dataset,
+    dist: DistInfo,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_last: bool = True,
+    num_workers: int = 0,
+    **loader_kwargs: Any,
+) -> EpochLoader:
+    """A loader of this rank's share of each global batch of `batch_size` items.
+
+    `batch_size` is the global batch (the --batch option); every rank loads batch_size / world_size.
+    Call `loader.set_epoch(epoch, start_batch)` before each epoch, or iterate `loader.batches(...)`.
+    """
+    if batch_size < 1 or batch_size % dist.world_size:
+        raise BadInput(
+            f"--batch {batch_size} cannot be split over {dist.world_size} processes",
+            hint=f"use a multiple of {dist.world_size}",
+        )
+    per_rank = batch_size // dist.world_size
+    size = len(dataset)  # type: ignore[arg-type]
+    if drop_last and size < batch_size:
+        raise BadInput(f"the data set has {size} items, fewer than one batch of {batch_size}", hint="lower --batch or add data")
+    sampler = ShardSampler(size, dist.rank, dist.world_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return EpochLoader(dataset, sampler, per_rank, seed, num_workers=num_workers, drop_last=drop_last, **loader_kwargs)
