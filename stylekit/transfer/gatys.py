@@ -1,0 +1,221 @@
+"""Gatys et al. neural style transfer on a named-layer VGG: one `GatysStylizer` per run.
+
+The stylizer builds the truncated VGG once, computes each stage's blended style Grams once (no
+graph) and reuses them for every content image of a batch, then optimises each content image stage
+by stage (--multires: each stage starts from the bilinear upsampling of the previous result).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+from stylekit.device import resolve_device
+from stylekit.errors import BadInput
+from stylekit.io.atomic import save_image_atomic
+from stylekit.io.console import get_console
+from stylekit.nets.vgg import (
+    IMAGENET_MEAN,
+    VGGFeatures,
+    check_layers,
+    gram_matrix,
+    min_input_side,
+    resolve_precision,
+)
+from stylekit.transfer.colour import grey, luminance, match_luminance, with_content_chroma
+from stylekit.transfer.config import TransferConfig
+from stylekit.transfer.losses import CONTENT_LOSSES, style_loss, tv_loss
+from stylekit.transfer.optimise import LossFn, StageLog, optimise
+
+
+def fit_longer_side(img: Image.Image, size: int) -> Image.Image:
+    """Resize (Lanczos) so the longer side is `size`, keeping the aspect ratio; no-op when it already is."""
+    w, h = img.size
+    if max(w, h) == size:
+        return img
+    scale = size / max(w, h)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def frames_dir(out: Path) -> Path:
+    """Where --save-every frames of output `out` go: a sibling folder `<stem>_frames/`."""
+    return out.parent / f"{out.stem}_frames"
+
+
+class GatysStylizer:
+    """Stylise content images with one fixed set of style images and settings."""
+
+    name = "gatys"
+
+    def __init__(self, cfg: TransferConfig) -> None:
+        self.cfg = cfg
+        self.content_layers = check_layers(cfg.arch, cfg.content_layers, "--content-layers")
+        self.style_layers = check_layers(cfg.arch, cfg.style_layers, "--style-layers")
+        layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        self.min_side = min_input_side(cfg.arch, layers)
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.style_images = [load_rgb(p) for p in cfg.styles]
+        self.blend = cfg.blend()
+        self.layer_weights = cfg.style_layer_weights()
+        self.init_image = None if cfg.init in ("content", "random") else load_rgb(_init_path(cfg.init))
+        self.content_loss = CONTENT_LOSSES[cfg.content_loss]
+        self.vgg = VGGFeatures(
+            cfg.arch, layers, weights=cfg.weights or "auto", pooling=cfg.pooling, precision=self.precision, channels_last=True
+        ).to(self.device)
+        self._style_cache: dict[int, dict[str, torch.Tensor]] = {}
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the run shared by every output (for the report)."""
+        return {
+            "arch": self.cfg.arch,
+            "weights": self.vgg.weights_source,
+            "device": str(self.device),
+            "precision": self.precision,
+            "content_layers": self.content_layers,
+            "style_layers": self.style_layers,
+            "layer_weights": self.layer_weights,
+            "style_blend_weights": self.blend,
+        }
+
+    # -- targets -------------------------------------------------------------------------------
+
+    def _to_device(self, img: Image.Image) -> torch.Tensor:
+        return pil_to_tensor(img).unsqueeze(0).to(self.device)
+
+    @torch.no_grad()
+    def _style_grams(self, size: int, content_y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Blend-weighted Gram targets at stage `size`; cached unless they depend on the content."""
+        if content_y is None and size in self._style_cache:
+            return self._style_cache[size]
+        side = math.ceil(self.cfg.style_scale * size)
+        grams: dict[str, torch.Tensor] = {}
+        for path, img, weight in zip(self.cfg.styles, self.style_images, self.blend, strict=True):
+            if weight == 0:
+                continue
+            style = fit_longer_side(img, side)
+            if min(style.size) < self.min_side:
+                raise BadInput(
+                    f"{path}: style image is {style.size[0]}x{style.size[1]} px at --style-scale {self.cfg.style_scale}; "
+                    f"the chosen layers need at least {self.min_side} px on the shorter side",
+                    hint="raise --style-scale or --size, or use a less elongated style image",
+                )
+            t = self._to_device(style)
+            if content_y is not None:
+                t = grey(match_luminance(luminance(t), content_y))
+            feats = self.vgg(t)
+            for layer in self.style_layers:
+                g = gram_matrix(feats[layer]) * weight
+                grams[layer] = g if layer not in grams else grams[layer] + g
+        if content_y is None:
+            self._style_cache[size] = grams
+        return grams
+
+    # -- one content image ---------------------------------------------------------------------
+
+    def _initial(self, height: int, width: int, content: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        if previous is not None:
+            return F.interpolate(previous, size=(height, width), mode="bilinear", align_corners=False).clamp_(0, 1)
+        if self.cfg.init == "content":
+            return content.clone()
+        if self.cfg.init == "random":
+            # jcjohnson: randn * 0.001 around the mean pixel (a flat ImageNet-mean image plus faint noise).
+            generator = torch.Generator().manual_seed(self.cfg.seed)
+            noise = torch.randn(1, 3, height, width, generator=generator) * 1e-3
+            return (noise + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).to(self.device)
+        assert self.init_image is not None
+        return self._to_device(self.init_image.resize((width, height), Image.Resampling.LANCZOS))
+
+    def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]:
+        """Stylise one content image into `out_path`; returns the per-stage report."""
+        cfg = self.cfg
+        original = load_rgb(content_path)
+        oc = cfg.original_colors
+        stages: list[StageLog] = []
+        previous: torch.Tensor | None = None
+        variable = content = torch.empty(0)
+        steps_per_stage = cfg.stage_steps
+        for index, (size, steps) in enumerate(zip(cfg.stage_sizes, steps_per_stage, strict=True), start=1):
+            content_img = fit_longer_side(original, size)
+            width, height = content_img.size
+            if min(width, height) < self.min_side:
+                raise BadInput(
+                    f"{content_path}: {width}x{height} px at size {size} is too small; the chosen layers need "
+                    f"at least {self.min_side} px on the shorter side",
+                    hint="raise --size or crop the image to a less elongated shape",
+                )
+            content = self._to_device(content_img)
+            content_y = luminance(content) if oc else None
+            with torch.no_grad():
+                c_feats = self.vgg(grey(content_y) if content_y is not None else content)
+            c_targets = {layer: c_feats[layer] for layer in self.content_layers}
+            s_targets = self._style_grams(size, content_y)
+            init = self._initial(height, width, content, previous)
+            variable = (luminance(init) if oc else init).detach().clone().contiguous().requires_grad_(True)
+            render = grey if oc else _identity
+            loss_fn = self._loss_fn(c_targets, s_targets)
+
+            def save_frame(step: int, current: torch.Tensor, stage: int = index, content: torch.Tensor = content) -> None:
+                if cfg.save_every and step % cfg.save_every == 0:
+                    self._save(current, content, frames_dir(out_path) / f"stage{stage}_{step:05d}.png")
+
+            stage_log = optimise(
+                variable, render, loss_fn, cfg.optimizer, steps, cfg.lr,
+                f"{content_path.name} stage {index}/{len(cfg.stage_sizes)} {width}x{height}", save_frame,
+            )
+            get_console().log(
+                f"{content_path.name} stage {index}: {width}x{height}, {steps} steps in {stage_log.seconds:.1f}s, "
+                f"loss {stage_log.loss_start.get('total', math.nan):.4g} -> {stage_log.loss_end['total']:.4g}"
+            )
+            stages.append(stage_log)
+            previous = render(variable.detach()).clamp(0, 1)
+        self._save(variable, content, out_path)
+        return {
+            "size": stages[-1].size,
+            "steps": sum(s.steps for s in stages),
+            "seconds": round(sum(s.seconds for s in stages), 4),
+            "stages": [s.to_dict() for s in stages],
+        }
+
+    def _loss_fn(self, c_targets: dict[str, torch.Tensor], s_targets: dict[str, torch.Tensor]) -> LossFn:
+        cfg = self.cfg
+
+        def loss_fn(image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            feats = self.vgg(image)
+            content = sum(self.content_loss(feats[layer], c_targets[layer]) for layer in self.content_layers)
+            style = sum(
+                w * style_loss(feats[layer], s_targets[layer]) for layer, w in zip(self.style_layers, self.layer_weights, strict=True)
+            )
+            terms = {
+                "content": cfg.content_weight * content,
+                "style": cfg.style_weight * style,
+                "tv": cfg.tv_weight * tv_loss(image),
+            }
+            total = terms["content"] + terms["style"] + terms["tv"]
+            return total, {**terms, "total": total}
+
+        return loss_fn
+
+    def _save(self, variable: torch.Tensor, content: torch.Tensor, path: Path) -> None:
+        if self.cfg.original_colors:
+            image = Image.fromarray(with_content_chroma(variable.detach(), content), mode="RGB")
+        else:
+            image = tensor_to_pil(variable.detach()[0])
+        save_image_atomic(path, image)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _init_path(init: str) -> Path:
+    path = Path(init).expanduser()
+    if not path.is_file():
+        raise BadInput(f"--init {init}: not 'content', 'random' or an existing image file", hint="use --init content|random|PATH")
+    return path
