@@ -1,0 +1,517 @@
+"""Image sets, feature extractors and the persistent per-image feature cache every metric reads through.
+
+Why a cache: `stylekit score` runs after every training snapshot against the same reference folder,
+and recomputing Inception/CLIP features of 50k reference images each time dominates the run. Each
+image's features are stored under a key of (resolved path, size, mtime, extractor name, mode), so:
+- a rerun on an unchanged folder decodes and computes nothing (hits are read, not re-validated);
+- a changed or added file gets a new key and is recomputed alone;
+- undecodable files are remembered too (with their reason), so they are not re-decoded either;
+- every row carries a digest over its key and bytes; a row that fails it is recomputed ("rebuilt"),
+  and a database file that is not SQLite any more is moved aside and started afresh.
+
+Storage: one SQLite file per (extractor, mode) under $STYLEKIT_HOME/features. SQLite gives atomic
+transactions and file locking for free, so two cron jobs scoring at once do not tear the cache.
+
+Zip members are keyed by "<resolved zip>::<member>", the member's size and its CRC-32 (in place of the
+mtime): rewriting the zip with the same member bytes keeps their cache entries valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylekit.data.images import (
+    MAX_PIXELS,
+    ImageReport,
+    _to_rgb,
+    is_image_name,
+    list_images,
+    load_rgb,
+    resize_square,
+)
+from stylekit.errors import BadImage, BadInput
+from stylekit.io.console import get_console
+
+
+def stylekit_home() -> Path:
+    """$STYLEKIT_HOME, default ~/.cache/stylekit (the same root the weights registry uses)."""
+    try:
+        from stylekit import weights
+
+        getter = getattr(weights, "cache_dir", None) or getattr(weights, "stylekit_home", None)
+        if callable(getter):
+            root = Path(getter())
+            # weights.cache_dir() may point at the weights folder itself: the features live beside it.
+            return root.parent if root.name == "weights" else root
+    except ImportError:
+        pass
+    return Path(os.environ.get("STYLEKIT_HOME") or Path.home() / ".cache" / "stylekit").expanduser()
+
+
+def features_dir() -> Path:
+    return stylekit_home() / "features"
+
+
+# ----------------------------------------------------------------------------------------------
+# Image sets: folders (recursive) or zip files
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image of a set, with the identity the cache keys on."""
+
+    key_path: str  # resolved file path, or "<resolved zip>::<member>"
+    size: int
+    mtime_ns: int  # file mtime; for zip members the member's CRC-32
+    rel: str  # path relative to the set's root (posix), used for labels and --pairs
+    file: str  # the file to open (the zip itself for members)
+    member: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        """Class label = first folder below the set root (class-folder layout), else None."""
+        parts = self.rel.split("/")
+        return parts[0] if len(parts) > 1 else None
+
+    @property
+    def stem(self) -> str:
+        """Relative path without extension (how --pairs matches A and B)."""
+        return self.rel.rsplit(".", 1)[0] if "." in self.rel.rsplit("/", 1)[-1] else self.rel
+
+
+@dataclass
+class ImageSet:
+    source: str
+    items: list[ImageItem]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def open_image_set(source: str | os.PathLike[str]) -> ImageSet:
+    """List the images of a folder (recursive), a single image, or a .zip file. BadInput if unusable."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise BadInput(f"{path} does not exist", hint="give a folder or a .zip of images")
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return _zip_set(path)
+    files = list_images(path)
+    root = path if path.is_dir() else path.parent
+    items: list[ImageItem] = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError as exc:  # vanished or unreadable between listing and stat
+            raise BadInput(f"{f}: cannot read ({exc.strerror})", hint="check permissions") from None
+        items.append(ImageItem(str(f.resolve()), st.st_size, st.st_mtime_ns, f.relative_to(root).as_posix(), str(f)))
+    return ImageSet(str(path), items)
+
+
+def _zip_set(path: Path) -> ImageSet:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadInput(f"{path}: not a readable zip file ({exc})", hint="re-create the archive or pass a folder") from None
+    resolved = str(path.resolve())
+    items = [
+        ImageItem(f"{resolved}::{i.filename}", i.file_size, i.CRC, i.filename, str(path), i.filename)
+        for i in infos
+        if not i.is_dir() and is_image_name(i.filename) and not any(p.startswith(".") or p == "__MACOSX" for p in i.filename.split("/")[:-1])
+    ]
+    items.sort(key=lambda it: it.rel)
+    return ImageSet(str(path), items)
+
+
+_zip_handles: dict[tuple[int, str], zipfile.ZipFile] = {}
+_zip_lock = threading.Lock()
+
+
+def _read_member(zip_path: str, member: str) -> bytes:
+    key = (os.getpid(), zip_path)
+    with _zip_lock:
+        zf = _zip_handles.get(key)
+        if zf is None:
+            zf = _zip_handles[key] = zipfile.ZipFile(zip_path)
+        return zf.read(member)
+
+
+def decode_item(item: ImageItem, cleanfid_compat: bool = False) -> Image.Image:
+    """Decode one item to RGB or raise BadImage.
+
+    stylekit decoding (default) applies EXIF orientation and composites alpha on white, like
+    `load_rgb`. `cleanfid_compat` decodes the way clean-fid does (`Image.open(f).convert("RGB")`: no
+    EXIF rotation, alpha dropped) so FID/KID match clean-fid's numbers on the same files. Both
+    refuse decompression bombs and report truncated or non-image files.
+    """
+    if item.member is None and not cleanfid_compat:
+        return load_rgb(item.file)
+    name = item.key_path if item.member is None else f"{item.file}::{item.member}"
+    try:
+        data = Path(item.file).read_bytes() if item.member is None else _read_member(item.file, item.member)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise BadImage(name, f"cannot read: {exc}") from None
+    if not data:
+        raise BadImage(name, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.seek(0)
+                img.load()
+                if cleanfid_compat:
+                    return img.convert("RGB")
+                return _to_rgb(ImageOps.exif_transpose(img) or img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(name, f"refused: more than {MAX_PIXELS} pixels (decompression bomb guard)") from None
+    except UnidentifiedImageError:
+        raise BadImage(name, "not an image (unrecognised content)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadImage(name, f"cannot decode: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Extractors
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """What the cache and the extraction loop need from a feature model.
+
+    name: identity of the model AND its weights (a different checkpoint must give a different name);
+    mode: the preprocessing variant; dim: feature length; cleanfid_decode: decode like clean-fid;
+    preprocess: picklable PIL RGB -> tensor [3, H, W] (runs in DataLoader workers);
+    __call__: batch [N, 3, H, W] (CPU) -> features [N, dim] (array or tensor; moved to CPU here).
+    """
+
+    name: str
+    mode: str
+    dim: int
+    cleanfid_decode: bool
+    preprocess: Callable[[Image.Image], torch.Tensor]
+
+    def __call__(self, batch: torch.Tensor) -> Any: ...
+
+
+class SquareResize:
+    """Picklable preprocessing: shorter side to `size` (PIL `resample`), centre crop, -> [3,S,S] in [0,1]."""
+
+    def __init__(self, size: int, resample: int = Image.Resampling.BICUBIC) -> None:
+        self.size = size
+        self.resample = resample
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        arr = np.asarray(resize_square(img, self.size, self.resample), dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def file_identity(path: str | os.PathLike[str]) -> str:
+    """A short identity of a weights file for extractor names (name, size, mtime)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        raw = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        raw = str(p)
+    return f"{p.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+
+
+class EmbedderExtractor:
+    """Wrap any `embed(images [N,3,S,S] in [0,1]) -> [N, D]` (a style model export, CLIP...) as an extractor."""
+
+    cleanfid_decode = False
+
+    def __init__(self, name: str, embed: Callable[[torch.Tensor], Any], dim: int, size: int = 224,
+                 device: torch.device | str = "cpu", resample: int = Image.Resampling.BICUBIC) -> None:
+        self.name = name
+        self.mode = f"{size}px"
+        self.dim = dim
+        self.embed = embed
+        self.device = torch.device(device)
+        self.preprocess = SquareResize(size, resample)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.embed(batch.to(self.device))
+
+
+def clip_extractor(bundle: Any) -> EmbedderExtractor:
+    """Raw (un-normalised) CLIP image embeddings: CLIP-FID uses them raw, CMMD and style normalise."""
+    from stylekit.nets.clip import encode_images
+
+    return EmbedderExtractor(
+        name=f"clip:{bundle.model_name}:{bundle.weights_id}",
+        embed=lambda x: encode_images(bundle, x, normalize=False),
+        dim=bundle.embed_dim,
+        size=bundle.image_size,
+        device=bundle.device,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The cache
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", text)[:80] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def cache_key(item: ImageItem, extractor_name: str, mode: str) -> str:
+    return hashlib.sha256(json.dumps([item.key_path, item.size, item.mtime_ns, extractor_name, mode]).encode()).hexdigest()
+
+
+def _digest(key: str, dim: int, data: bytes, error: str | None) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{key}|{dim}|{error or ''}|".encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+@dataclass
+class CacheEntry:
+    features: np.ndarray | None
+    error: str | None
+
+
+class FeatureCache:
+    """SQLite store of per-image features for one (extractor, mode)."""
+
+    def __init__(self, root: str | os.PathLike[str], extractor_name: str, mode: str) -> None:
+        self.root = Path(root)
+        self.path = self.root / f"{_safe(extractor_name + '--' + mode)}.sqlite"
+        self.rebuilt = 0
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = self._open()
+            except sqlite3.DatabaseError as exc:
+                aside = self.path.with_name(self.path.name + f".corrupt-{int(time.time())}")
+                get_console().warn(f"feature cache {self.path} is unreadable ({exc}); moved to {aside.name}, rebuilding")
+                os.replace(self.path, aside)
+                self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=120)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS features (key TEXT PRIMARY KEY, path TEXT, dim INTEGER, data BLOB, error TEXT, digest TEXT)"
+        )
+        conn.execute("SELECT count(*) FROM features").fetchone()
+        conn.commit()
+        return conn
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        conn = self._connect()
+        found: dict[str, CacheEntry] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = conn.execute(f"SELECT key, dim, data, error, digest FROM features WHERE key IN ({marks})", chunk).fetchall()
+            except sqlite3.DatabaseError as exc:
+                get_console().warn(f"feature cache {self.path} read failed ({exc}); recomputing")
+                return found
+            for key, dim, data, error, digest in rows:
+                data = bytes(data or b"")
+                if digest != _digest(key, dim, data, error) or (error is None and len(data) != 4 * dim):
+                    self.rebuilt += 1
+                    continue
+                feats = None if error is not None else np.frombuffer(data, dtype=np.float32).copy()
+                found[key] = CacheEntry(feats, error)
+        return found
+
+    def put_many(self, rows: Sequence[tuple[str, str, np.ndarray | None, str | None]]) -> None:
+        """rows: (key, display path, features or None, error or None)."""
+        conn = self._connect()
+        values = []
+        for key, path, feats, error in rows:
+            data = b"" if feats is None else np.ascontiguousarray(feats, dtype=np.float32).tobytes()
+            dim = 0 if feats is None else int(np.asarray(feats).size)
+            values.append((key, path, dim, data, error, _digest(key, dim, data, error)))
+        try:
+            with conn:
+                conn.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", values)
+        except sqlite3.DatabaseError as exc:
+            get_console().warn(f"could not write feature cache {self.path}: {exc}")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Extraction
+
+
+@dataclass
+class FeatureResult:
+    """Features of the usable images of a set, in the set's order, and what happened on the way."""
+
+    features: np.ndarray  # [n_used, dim] float32
+    items: list[ImageItem]
+    report: ImageReport
+    hits: int = 0
+    computed: int = 0
+    rebuilt: int = 0
+    seconds: float = 0.0
+    extractor: str = ""
+    mode: str = ""
+
+    def stats(self) -> dict[str, Any]:
+        return {"extractor": self.extractor, "mode": self.mode, "hits": self.hits, "computed": self.computed,
+                "rebuilt": self.rebuilt, "seconds": round(self.seconds, 3)}
+
+
+class _MissDataset(torch.utils.data.Dataset):
+    def __init__(self, items: list[ImageItem], preprocess: Callable[[Image.Image], torch.Tensor], compat: bool) -> None:
+        self.items = items
+        self.preprocess = preprocess
+        self.compat = compat
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            img = decode_item(self.items[i], self.compat)
+        except BadImage as exc:
+            return i, None, exc.reason
+        try:
+            return i, self.preprocess(img), None
+        except (OSError, ValueError) as exc:
+            return i, None, f"cannot preprocess: {exc}"
+
+
+def _collate_list(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+def _run_model(extractor: FeatureExtractor, tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    """Run the model on tensors grouped by shape (legacy_tensorflow keeps native sizes)."""
+    out: list[np.ndarray | None] = [None] * len(tensors)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    for idx in groups.values():
+        with torch.inference_mode():
+            feats = extractor(torch.stack([tensors[i] for i in idx]))
+        feats = feats.detach().float().cpu().numpy() if isinstance(feats, torch.Tensor) else np.asarray(feats, np.float32)
+        feats = feats.reshape(len(idx), -1)
+        for j, i in enumerate(idx):
+            out[i] = feats[j]
+    return out  # type: ignore[return-value]
+
+
+def extract_features(
+    image_set: ImageSet,
+    extractor: FeatureExtractor,
+    cache: bool | str | os.PathLike[str] = True,
+    batch_size: int = 32,
+    workers: int = 0,
+    description: str | None = None,
+) -> FeatureResult:
+    """Features of every decodable image of `image_set` (cached); undecodable ones are skipped and reported.
+
+    `cache`: True = $STYLEKIT_HOME/features, a path = that folder, False = no cache.
+    """
+    start = time.perf_counter()
+    items = image_set.items
+    store = None
+    if cache:
+        store = FeatureCache(features_dir() if cache is True else Path(cache), extractor.name, extractor.mode)
+    keys = [cache_key(it, extractor.name, extractor.mode) for it in items]
+    entries: dict[str, CacheEntry] = {}
+    if store is not None:
+        try:
+            entries = store.get_many(keys)
+        except (OSError, sqlite3.Error) as exc:
+            get_console().warn(f"feature cache unavailable ({exc}); computing without it")
+            store = None
+    results: list[CacheEntry | None] = [entries.get(k) for k in keys]
+    misses = [i for i, r in enumerate(results) if r is None]
+    hits = len(items) - len(misses)
+    if misses:
+        dataset = _MissDataset([items[i] for i in misses], extractor.preprocess, bool(extractor.cleanfid_decode))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False,
+                                             num_workers=max(0, workers), collate_fn=_collate_list)
+        label = description or f"features ({extractor.name})"
+        with get_console().progress(len(misses), label) as task:
+            for batch in loader:
+                good = [(j, t) for j, t, err in batch if t is not None]
+                feats = _run_model(extractor, [t for _, t in good]) if good else []
+                rows = []
+                for (j, _), f in zip(good, feats, strict=True):
+                    i = misses[j]
+                    results[i] = CacheEntry(f, None)
+                    rows.append((keys[i], items[i].key_path, f, None))
+                for j, _, err in batch:
+                    if err is not None:
+                        i = misses[j]
+                        results[i] = CacheEntry(None, err)
+                        rows.append((keys[i], items[i].key_path, None, err))
+                if store is not None:
+                    store.put_many(rows)
+                task.advance(len(batch))
+    report = ImageReport()
+    used: list[ImageItem] = []
+    vectors: list[np.ndarray] = []
+    for item, entry in zip(items, results, strict=True):
+        assert entry is not None
+        if entry.error is not None or entry.features is None:
+            report.skip(item.key_path if item.member is None else f"{item.file}::{item.member}", entry.error or "no features")
+            continue
+        if entry.features.size != extractor.dim:
+            raise BadInput(f"extractor {extractor.name} returned {entry.features.size} values, expected {extractor.dim}")
+        used.append(item)
+        vectors.append(entry.features)
+    report.used = len(used)
+    rebuilt = store.rebuilt if store is not None else 0
+    if store is not None:
+        store.close()
+    feats = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, extractor.dim), np.float32)
+    return FeatureResult(feats, used, report, hits, len(misses), rebuilt, time.perf_counter() - start, extractor.name, extractor.mode)
+
+
+@dataclass
+class LoadedBatch:
+    items: list[ImageItem]
+    images: torch.Tensor
+
+
+def iter_images(items: list[ImageItem], size: int, batch_size: int = 16, workers: int = 0,
+                report: ImageReport | None = None, description: str = "images"):  # type: ignore[no-untyped-def]
+    """Yield LoadedBatch of square `size` images in [0,1]; undecodable items go to `report`."""
+    dataset = _MissDataset(items, SquareResize(size, Image.Resampling.LANCZOS), False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False,
+                                         num_workers=max(0, workers), collate_fn=_collate_list)
+    with get_console().progress(len(items), description) as task:
+        for batch in loader:
+            good = [(items[j], t) for j, t, err in batch if t is not None]
+            if report is not None:
+                for j, _, err in batch:
+                    if err is not None:
+                        it = items[j]
+                        report.skip(it.key_path if it.member is None else f"{it.file}::{it.member}", err)
+            task.advance(len(batch))
+            if good:
+                yield LoadedBatch([g[0] for g in good], torch.stack([g[1] for g in good]))

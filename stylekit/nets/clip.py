@@ -1,0 +1,179 @@
+"""The one CLIP loader of the project (score's clip metrics, the classifier's clip backbone, styleclip).
+
+`load_clip(model_name, weights, device)` builds an open_clip model from a LOCAL file only, so open_clip
+never reaches a hub:
+- a built-in open_clip architecture name (default ViT-B-32) with weights from the stylekit registry
+  (`clip-vit-b-32`, OpenAI's TorchScript archive, fetched by `stylekit download clip-vit-b-32`) or a
+  local file given as `weights` (an open_clip state dict: .safetensors/.bin/.pt, or an OpenAI
+  TorchScript archive);
+- a local directory (or `local-dir:DIR`) holding open_clip_config.json and open_clip_model.safetensors
+  (how tests ship a tiny random CLIP, and how exported fine-tunes travel).
+OpenAI TorchScript archives are read with torch.jit.load (no pickle) and loaded into the open_clip
+architecture with QuickGELU, which those weights were trained with; a state-dict file is loaded with
+torch.load(weights_only=True) by open_clip. Offline without cached weights: MissingResource (exit 3).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from stylekit.errors import BadInput, MissingResource
+
+# open_clip architecture name -> stylekit registry name of its default weights
+REGISTRY_WEIGHTS = {"ViT-B-32": "clip-vit-b-32", "ViT-B-32-quickgelu": "clip-vit-b-32"}
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipBundle:
+    """A loaded CLIP model with what is needed to feed it."""
+
+    model: torch.nn.Module
+    tokenizer: Callable[..., torch.Tensor]
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    embed_dim: int
+    model_name: str
+    weights_id: str  # registry name or weights file identity: part of cache keys
+    device: torch.device
+
+    def describe(self) -> dict[str, Any]:
+        import open_clip
+
+        return {"model": self.model_name, "weights": self.weights_id, "open_clip": open_clip.__version__}
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any("/code/" in n or n.endswith("/constants.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _file_identity(path: Path) -> str:
+    """Short identity of a weights file (name + hash of path, size, mtime) for feature-cache keys."""
+    import hashlib
+
+    st = path.stat()
+    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{path.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+
+
+def _local_dir(model_name: str) -> Path | None:
+    if model_name.startswith("local-dir:"):
+        return Path(model_name[len("local-dir:"):]).expanduser()
+    candidate = Path(model_name).expanduser()
+    if candidate.is_dir() or "/" in model_name or model_name.startswith((".", "~")):
+        return candidate
+    return None
+
+
+def _load_torchscript_into(model: torch.nn.Module, path: Path) -> None:
+    state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise BadInput(f"{path}: weights do not fit this CLIP architecture ({str(exc).splitlines()[0]})",
+                       hint="pick the matching --clip-model") from None
+
+
+def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | None = None, device: torch.device | str = "cpu") -> ClipBundle:
+    """Build a CLIP model in eval mode from local weights (see module docstring)."""
+    import open_clip
+
+    from stylekit.weights import weights_path
+
+    device = torch.device(device)
+    local = _local_dir(model_name)
+    if model_name.startswith("hf-hub:"):
+        raise BadInput(f"--clip-model {model_name}: hub models are not fetched by stylekit",
+                       hint="download the model folder and pass it as --clip-model DIR, or pass --clip-weights FILE")
+    try:
+        if local is not None:
+            if not (local / "open_clip_config.json").is_file():
+                raise BadInput(f"{local}: not an open_clip model folder (no open_clip_config.json)",
+                               hint="give an open_clip architecture name such as ViT-B-32, or a folder exported by open_clip")
+            model = open_clip.create_model(f"local-dir:{local}", device="cpu")
+            tokenizer = open_clip.get_tokenizer(f"local-dir:{local}")
+            weights_id = f"dir:{local.resolve().name}"
+            if weights is not None:
+                path = weights_path(weights)
+                open_clip.load_checkpoint(model, str(path), weights_only=True)
+                weights_id = _file_identity(path)
+            else:
+                ckpts = sorted(p for p in local.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt"))
+                if not ckpts:
+                    raise MissingResource(f"{local} has no CLIP weights file", hint="put open_clip_model.safetensors in the folder")
+                weights_id = _file_identity(ckpts[0])
+        else:
+            if model_name not in open_clip.list_models():
+                raise BadInput(f"unknown CLIP architecture '{model_name}'", hint="use an open_clip name such as ViT-B-32, or a local model folder")
+            if weights is None:
+                registry = REGISTRY_WEIGHTS.get(model_name)
+                if registry is None:
+                    raise MissingResource(f"no registry weights for CLIP {model_name}",
+                                          hint="download an open_clip checkpoint for it and pass --clip-weights FILE")
+                weights = registry
+            path = weights_path(weights)
+            weights_id = str(weights) if str(weights) in REGISTRY_WEIGHTS.values() else _file_identity(path)
+            if _is_torchscript_archive(path):
+                model = open_clip.create_model(model_name, pretrained=None, device="cpu", force_quick_gelu=True)
+                _load_torchscript_into(model, path)
+            else:
+                model = open_clip.create_model(model_name, pretrained=str(path), device="cpu", weights_only=True)
+            tokenizer = open_clip.get_tokenizer(model_name)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise BadInput(f"cannot load CLIP {model_name} from {weights or model_name}: {str(exc).splitlines()[0]}",
+                       hint="check --clip-model and --clip-weights") from None
+    model = model.to(device).eval()
+    cfg = open_clip.get_model_preprocess_cfg(model)
+    size = cfg.get("size", 224)
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    mean = tuple(float(v) for v in cfg.get("mean", OPENAI_MEAN))
+    std = tuple(float(v) for v in cfg.get("std", OPENAI_STD))
+    embed_dim = int(model.text_projection.shape[1]) if getattr(model, "text_projection", None) is not None and hasattr(model.text_projection, "shape") else int(
+        model.encode_image(torch.zeros(1, 3, size, size, device=device)).shape[-1])
+    return ClipBundle(model, tokenizer, size, mean, std, embed_dim, model_name, weights_id, device)  # type: ignore[arg-type]
+
+
+def prepare_images(bundle: ClipBundle, images: torch.Tensor) -> torch.Tensor:
+    """[N,3,H,W] in [0,1] -> CLIP input: shorter side to image_size (bicubic, antialiased), centre crop, mean/std."""
+    x = images.to(bundle.device, torch.float32)
+    h, w = x.shape[-2:]
+    s = bundle.image_size
+    if (h, w) != (s, s):
+        scale = s / min(h, w)
+        nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
+        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        top, left = (nh - s) // 2, (nw - s) // 2
+        x = x[..., top : top + s, left : left + s]
+    mean = torch.tensor(bundle.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(bundle.std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def encode_images(bundle: ClipBundle, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """CLIP image embeddings [N, D] (L2-normalised unless normalize=False). Differentiable: wrap in
+    torch.no_grad() yourself when no gradient is needed."""
+    z = bundle.model.encode_image(prepare_images(bundle, images))
+    return F.normalize(z.float(), dim=-1) if normalize else z.float()
+
+
+def encode_text(bundle: ClipBundle, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+    """CLIP text embeddings [N, D] (L2-normalised unless normalize=False)."""
+    tokens = bundle.tokenizer(list(texts)).to(bundle.device)
+    z = bundle.model.encode_text(tokens)
+    return F.normalize(z.float(), dim=-1) if normalize else z.float()

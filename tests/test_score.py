@@ -1,0 +1,319 @@
+"""`stylekit score`: features cache, FID/KID through clean-fid's pipeline, style ranking, CLI and exit codes."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylekit.metrics import score as score_mod
+from stylekit.metrics.features import EmbedderExtractor, extract_features, open_image_set
+from stylekit.metrics.fid import InceptionExtractor
+from stylekit.metrics.score import ScoreConfig, score_sets
+
+STYLEKIT = str(Path(sys.executable).parent / "stylekit")
+
+
+# ---------------------------------------------------------------- toy data and tiny models
+
+
+def make_images(folder: Path, kind: str, n: int, size: int = 48, seed: int = 0, ext: str = ".png") -> list[Path]:
+    """`stripes` (oriented bands, warm colours) or `blobs` (smooth noise, cool colours)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    paths = []
+    for i in range(n):
+        if kind == "stripes":
+            angle, period = rng.uniform(0, np.pi), rng.uniform(4, 8)
+            v = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) > 0).astype(np.float32)
+            base = np.array([0.9, 0.4, 0.1]) * rng.uniform(0.7, 1.0)
+        else:
+            small = rng.random((6, 6)).astype(np.float32)
+            v = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
+            base = np.array([0.1, 0.5, 0.9]) * rng.uniform(0.7, 1.0)
+        img = v[..., None] * base + (1 - v[..., None]) * base * 0.3 + rng.normal(0, 0.02, (size, size, 3))
+        path = folder / f"{kind}_{i:03d}{ext}"
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+class TinyInception(torch.nn.Module):
+    """Random conv net on clean-fid's input ([N,3,299,299] in [0,255]) -> 16-d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 16, kernel_size=9, stride=8)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        return torch.relu(self.conv(x / 255.0)).mean((2, 3))
+
+
+def handcrafted_style(x: torch.Tensor) -> torch.Tensor:
+    """A small style embedding: colour means/stds and horizontal/vertical gradient energy."""
+    gx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean((2, 3))
+    gy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((2, 3))
+    z = torch.cat([x.mean((2, 3)), x.std((2, 3)), gx, gy], dim=1)
+    return torch.nn.functional.normalize(z - 0.3, dim=1)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    net = TinyInception()
+    monkeypatch.setitem(score_mod.EXTRACTORS, "inception", lambda cfg, dev: InceptionExtractor(cfg.mode, dev, model=net, name="tiny-inception", dim=16))
+    monkeypatch.setitem(score_mod.EXTRACTORS, "style", lambda cfg, dev: EmbedderExtractor("handcrafted-style", handcrafted_style, 12, size=32))
+    return net
+
+
+@pytest.fixture
+def sets(tmp_path):
+    a = tmp_path / "a"
+    make_images(a, "stripes", 20, seed=1)
+    a2 = tmp_path / "a2"
+    make_images(a2, "stripes", 20, seed=2)
+    b = tmp_path / "b"
+    make_images(b, "blobs", 20, seed=3)
+    return a, a2, b
+
+
+class CountingExtractor:
+    """Tiny extractor that records how many images it computed."""
+
+    name = "counting"
+    mode = "test"
+    dim = 4
+    cleanfid_decode = False
+
+    def __init__(self) -> None:
+        from stylekit.metrics.features import SquareResize
+
+        self.preprocess = SquareResize(16)
+        self.seen = 0
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self.seen += batch.shape[0]
+        return torch.cat([batch.mean((2, 3)), batch.std((1, 2, 3))[:, None]], dim=1)
+
+
+# ---------------------------------------------------------------- cache
+
+
+def test_cache_reuses_recomputes_changed_and_rebuilds_corrupt(tmp_path):
+    folder = tmp_path / "imgs"
+    paths = make_images(folder, "stripes", 6)
+    cache = tmp_path / "cache"
+    ext = CountingExtractor()
+    first = extract_features(open_image_set(folder), ext, cache=cache)
+    assert (first.computed, first.hits, ext.seen) == (6, 0, 6)
+
+    again = extract_features(open_image_set(folder), ext, cache=cache)
+    assert (again.computed, again.hits, ext.seen) == (0, 6, 6)
+    np.testing.assert_array_equal(again.features, first.features)
+
+    # Change one file (content and mtime) and add one: only those two are computed.
+    make_images(tmp_path / "tmp", "blobs", 1)
+    os.replace(tmp_path / "tmp" / "blobs_000.png", paths[2])
+    os.utime(paths[2], ns=(time.time_ns(), time.time_ns() + 10**9))
+    make_images(tmp_path / "tmp2", "blobs", 1, seed=5)
+    os.replace(tmp_path / "tmp2" / "blobs_000.png", folder / "zzz_new.png")
+    third = extract_features(open_image_set(folder), ext, cache=cache)
+    assert (third.computed, third.hits, ext.seen) == (2, 5, 8)
+    assert not np.allclose(third.features[2], first.features[2])
+
+    # Corrupt one cached row: detected by its digest, recomputed alone.
+    db = next(cache.glob("*.sqlite"))
+    with sqlite3.connect(db) as conn:
+        key = conn.execute("SELECT key FROM features LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE features SET data = ? WHERE key = ?", (np.ones(4, np.float32).tobytes(), key))
+    fourth = extract_features(open_image_set(folder), ext, cache=cache)
+    assert (fourth.computed, fourth.rebuilt, ext.seen) == (1, 1, 9)
+    np.testing.assert_allclose(fourth.features, third.features)
+
+    # A cache file that is not a database any more is moved aside and rebuilt.
+    db.write_bytes(b"garbage" * 100)
+    fifth = extract_features(open_image_set(folder), ext, cache=cache)
+    assert fifth.computed == 7
+    assert list(cache.glob("*.corrupt-*"))
+
+
+def test_corrupt_and_mixed_case_files_and_zip(tmp_path):
+    folder = tmp_path / "imgs"
+    make_images(folder, "stripes", 4, ext=".PNG")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    ext = CountingExtractor()
+    result = extract_features(open_image_set(folder), ext, cache=tmp_path / "cache")
+    assert result.features.shape == (4, 4)
+    reasons = {Path(s.path).name: s.reason for s in result.report.skipped}
+    assert set(reasons) == {"broken.jpg", "empty.png"} and "empty" in reasons["empty.png"]
+    # Undecodable files are remembered: the rerun decodes nothing.
+    rerun = extract_features(open_image_set(folder), ext, cache=tmp_path / "cache")
+    assert rerun.computed == 0 and len(rerun.report.skipped) == 2
+
+    archive = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, f"sub/{p.name}")
+    zipped = extract_features(open_image_set(archive), CountingExtractor(), cache=False)
+    np.testing.assert_allclose(zipped.features, result.features, atol=1e-6)
+    assert len(zipped.report.skipped) == 2
+
+
+# ---------------------------------------------------------------- FID / KID through clean-fid's pipeline
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # clean-fid's own sqrtm on a 20-image set
+def test_fid_of_set_with_itself_is_zero_and_matches_cleanfid(tiny, sets, tmp_path):
+    from cleanfid import fid as cleanfid
+
+    a, _, b = sets
+    same = score_sets(ScoreConfig(a=str(a), b=str(a), metrics=["fid", "kid"], device="cpu", workers=0))
+    assert same.metrics["fid"]["value"] == pytest.approx(0.0, abs=1e-6)
+    report = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["fid", "kid"], device="cpu", workers=0))
+    # Same files, same feature model: clean-fid's own compute_fid gives the same number.
+    reference = cleanfid.compute_fid(str(a), str(b), mode="clean", custom_feat_extractor=TinyInception(), num_workers=0,
+                                     batch_size=8, device=torch.device("cpu"), verbose=False, use_dataparallel=False)
+    assert report.metrics["fid"]["value"] == pytest.approx(float(reference), rel=1e-4)
+    assert report.metrics["fid"]["value"] > 1e-3
+    kid = report.metrics["kid"]
+    assert abs(same.metrics["kid"]["value"]) < 0.1 * kid["value"]  # unbiased: ~0 (may be slightly negative)
+    assert kid["x1000"] == pytest.approx(kid["value"] * 1000) and kid["subset_size"] == 20
+    assert any("2048" in w for w in report.warnings)
+    assert report.a["n"] == 20 and report.b["used"] == 20
+
+
+def test_style_ranks_same_style_above_different_style(tiny, sets):
+    a, a2, b = sets
+    same = score_sets(ScoreConfig(a=str(a), b=str(a2), metrics=["style"], device="cpu", workers=0)).metrics["style"]
+    diff = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["style"], device="cpu", workers=0)).metrics["style"]
+    assert same["cosine"] > diff["cosine"]
+    assert same["fd"] < diff["fd"]
+    assert same["nn_label_agreement"] is None
+
+
+def test_style_nn_label_agreement_with_class_folders(tiny, tmp_path):
+    ref, query = tmp_path / "ref", tmp_path / "query"
+    for root, seed in ((ref, 0), (query, 10)):
+        make_images(root / "stripes", "stripes", 8, seed=seed)
+        make_images(root / "blobs", "blobs", 8, seed=seed + 1)
+    report = score_sets(ScoreConfig(a=str(ref), b=str(query), metrics=["style"], device="cpu", workers=0))
+    assert report.metrics["style"]["nn_label_agreement"] == pytest.approx(1.0)
+    assert report.metrics["style"]["nn_labelled"] == 16
+
+
+def test_gram_and_style_gram_with_pairs(tmp_path):
+    from safetensors.torch import save_file
+
+    from stylekit.nets.vgg import VGGFeatures
+
+    vgg = tmp_path / "vgg19-random.safetensors"
+    net = VGGFeatures(arch="vgg19", layers=["relu5_1"], weights=None)
+    save_file({k: v.contiguous() for k, v in net.body.state_dict().items()}, str(vgg))
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_images(a, "stripes", 4, seed=1)
+    make_images(b, "stripes", 3, seed=2)
+    for p in b.iterdir():  # name B like A so that --pairs matches 3 of 4
+        p.rename(b / p.name.replace(".png", ".jpg"))
+    report = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["gram", "style"], style_model="gram", vgg_weights=str(vgg),
+                                    size=32, device="cpu", workers=0, pairs=True))
+    gram = report.metrics["gram"]
+    assert gram["value"] > 0 and set(gram["per_layer"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    assert report.pairs["matched"] == 3 and report.pairs["unmatched_a"] == ["stripes_003.png"]
+    assert len(report.pairs["per_pair"]) == 3
+    assert all({"gram", "style_cosine"} <= set(v) for v in report.pairs["per_pair"].values())
+    assert report.metrics["style"]["embedder"].startswith("gram-sketch:")
+    self_report = score_sets(ScoreConfig(a=str(a), b=str(a), metrics=["gram"], vgg_weights=str(vgg), size=32, device="cpu", workers=0))
+    assert self_report.metrics["gram"]["value"] == pytest.approx(0.0, abs=1e-9)
+
+
+# ---------------------------------------------------------------- CLI and exit codes
+
+
+def _invoke(args):
+    from stylekit.cli.app import app
+
+    return CliRunner().invoke(app, ["score", *args])
+
+
+def test_cli_json_with_injected_extractors(tiny, sets, tmp_path):
+    a, _, b = sets
+    (a / "bad.png").write_bytes(b"nope")
+    out = tmp_path / "report.json"
+    result = _invoke([str(a), str(b), "--json", "--device", "cpu", "--workers", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc["metrics"]) == {"fid", "kid", "style"}
+    assert doc["a"]["n"] == 21 and doc["a"]["used"] == 20
+    assert doc["a"]["skipped"][0]["path"].endswith("bad.png")
+    assert doc["models"]["inception"]["name"] == "tiny-inception"
+    assert json.loads(out.read_text())["metrics"]["fid"]["value"] == pytest.approx(doc["metrics"]["fid"]["value"])
+    hits = [f for f in doc["features"] if f["extractor"] == "tiny-inception"]
+    assert sum(f["computed"] for f in hits) == 41  # 40 images + the undecodable one, tried once
+
+    rerun = _invoke([str(a), str(b), "--json", "--device", "cpu", "--workers", "0"])
+    assert rerun.exit_code == 0
+    assert all(f["computed"] == 0 for f in json.loads(rerun.stdout)["features"])
+
+
+def test_exit_codes(tiny, tmp_path, sets, monkeypatch):
+    a, _, _ = sets
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _invoke([str(a), str(empty), "--device", "cpu"]).exit_code == 2
+    assert _invoke([str(a), str(tmp_path / "missing"), "--device", "cpu"]).exit_code == 2
+    assert _invoke([str(a), str(a), "--metrics", "fid,bogus"]).exit_code == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"nope")
+    (bad / "y.png").write_bytes(b"nope")
+    result = _invoke([str(a), str(bad), "--metrics", "fid", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 2 and "readable" in result.output
+    assert _invoke([str(a), "stats:nonsense/3"]).exit_code == 2
+    # Offline without cached statistics: exit 3 with the command that fetches them.
+    result = _invoke([str(a), "stats:ffhq/256", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 3 and "curl" in result.output and "ffhq_clean_trainval70k_256.npz" in result.output
+    monkeypatch.setitem(score_mod.EXTRACTORS, "style", score_mod._style_factory)
+    result = _invoke([str(a), str(a), "--metrics", "style", "--style-model", str(tmp_path / "no-model")])
+    assert result.exit_code == 3 and "train-classifier" in result.output
+
+
+def test_missing_weights_offline_exit_3(sets, monkeypatch):
+    a, _, _ = sets
+    monkeypatch.setenv("STYLEKIT_OFFLINE", "1")
+    result = _invoke([str(a), str(a), "--metrics", "fid", "--device", "cpu"])
+    assert result.exit_code == 3 and "stylekit download inception-fid" in result.output
+    result = _invoke([str(a), str(a), "--metrics", "cmmd", "--device", "cpu"])
+    assert result.exit_code == 3 and "stylekit download clip-vit-b-32" in result.output
+    result = _invoke([str(a), str(a), "--metrics", "gram", "--device", "cpu"])
+    assert result.exit_code == 3 and "stylekit download vgg19" in result.output
+
+
+def test_subprocess_cmmd_and_clip_style_with_tiny_clip(tmp_path, sets):
+    from clip_tiny import make_tiny_clip_dir
+
+    a, _, b = sets
+    clip_dir = make_tiny_clip_dir(tmp_path / "tiny-clip")
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
+    proc = subprocess.run(
+        [STYLEKIT, "score", str(a), str(b), "--metrics", "clip-fid,cmmd,style", "--clip-model", str(clip_dir),
+         "--device", "cpu", "--workers", "0", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["metrics"]["cmmd"]["value"] > 0 and doc["metrics"]["clip-fid"]["value"] > 0
+    assert doc["metrics"]["style"]["embedder"].startswith("clip:")
+    assert doc["models"]["clip"]["dim"] == 32
