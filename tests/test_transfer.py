@@ -84,7 +84,7 @@ def test_output_size_type_and_report(assets, tmp_path):
 def test_seed_determinism(assets, tmp_path):
     outs = [tmp_path / f"{name}.png" for name in ("a", "b", "c")]
     for out, seed in zip(outs, (3, 3, 4), strict=True):
-        assert fast_run(assets, out, "--seed", seed).exit_code == 0
+        assert fast_run(assets, out, "--seed", seed, "--init", "random").exit_code == 0
     a, b, c = (np.asarray(Image.open(o)) for o in outs)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
