@@ -5,10 +5,12 @@ a verified local path: local files are used as they are; names are looked up in 
 ($STYLEKIT_HOME/weights, default ~/.cache/stylekit/weights) and fetched on first use unless
 STYLEKIT_OFFLINE=1. When a file can't be had the error is exit 3 with `stylekit download NAME`.
 
-Checksums: where the publisher states a sha256 (OpenAI CLIP puts it in the URL) or a sha256 prefix
-(torchvision's `-<8 hex>.pth` names) it is pinned here. NVIDIA publishes none for its files, so those
-entries use trust-on-first-use: the first successful download records its sha256 in
-weights/checksums.json and every later load or re-download must match it (docs/weights.md).
+Checksums: where a sha256 is published it is pinned here (the Hugging Face hub lists each LFS file's
+sha256; pytorch-fid's Inception file carries the first 8 hex digits in its name, and its full sha256 is
+quoted identically by independent projects), as is a sha256 prefix (torchvision's `-<8 hex>.pth` names).
+NVIDIA publishes none for its files, so those entries use trust-on-first-use: the first successful
+download records its sha256 in weights/checksums.json and every later load or re-download must match
+it (docs/weights.md).
 This module must stay importable without torch: it only moves and verifies bytes.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 from stylekit.errors import BadInput, MissingResource
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
+_HF_CLIP_B32 = "https://huggingface.co/timm/vit_base_patch32_clip_224.openai"
 _NV_LICENCE = (
     "NVIDIA Source Code License for StyleGAN2-ADA: non-commercial research and evaluation only"
 )
@@ -98,12 +101,18 @@ _SPECS = [
     ),
     WeightSpec(
         name="inception-fid",
-        urls=(f"{_NV}/metrics/inception-2015-12-05.pt",),
-        sha256=None,
-        filename="inception-2015-12-05.pt",
-        licence="NVIDIA TorchScript port of TensorFlow's Inception-v3 2015-12-05 graph (Apache-2.0); hosted with StyleGAN2-ADA",
-        description="FID/KID Inception feature extractor (TorchScript, the one clean-fid and NVlabs use)",
-        format="torchscript",
+        urls=(
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+            "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+        ),
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+        sha256_prefix="6726825d",
+        filename="pt_inception-2015-12-05-6726825d.pth",
+        licence="pytorch-fid (Apache-2.0); weights ported from TensorFlow's Inception-v3 2015-12-05 graph (Apache-2.0)",
+        description="FID/KID Inception-v3 feature extractor: pytorch-fid's state dict of the TF 2015-12-05 graph "
+        "(the network clean-fid builds for legacy_pytorch; loaded with weights_only=True)",
+        size_bytes=95_628_359,
+        format="torch-state-dict",
     ),
     WeightSpec(
         name="lpips-vgg16",
@@ -117,14 +126,16 @@ _SPECS = [
     WeightSpec(
         name="clip-vit-b-32",
         urls=(
-            "https://openaipublic.azureedge.net/clip/models/"
-            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+            f"{_HF_CLIP_B32}/resolve/a6f597a30f7b82c51704746581f9a4e41421e878/open_clip_model.safetensors",
+            f"{_HF_CLIP_B32}/resolve/main/open_clip_model.safetensors",
         ),
-        sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
-        filename="ViT-B-32.pt",
-        licence="OpenAI CLIP (MIT)",
-        description="CLIP ViT-B/32 (OpenAI weights, TorchScript archive; open_clip 'ViT-B-32' pretrained='openai')",
-        format="openai-clip",
+        sha256="e6d1bd7789aa45192b3bf90570a789b478bae1b74ebcce7eddd908e83a2b7c31",
+        filename="open_clip_model.safetensors",
+        licence="OpenAI CLIP weights (MIT); safetensors conversion by timm on the Hugging Face hub (repo marked Apache-2.0)",
+        description="CLIP ViT-B/32, OpenAI weights as safetensors: the file open_clip loads for 'ViT-B-32' "
+        "pretrained='openai' (hf-hub timm/vit_base_patch32_clip_224.openai; QuickGELU)",
+        size_bytes=605_143_284,
+        format="open_clip-safetensors",
     ),
     _nv_pkl("ffhq-256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl", "StyleGAN2 FFHQ 256x256 (paper256 config, x-flips, no aug): NVlabs transfer-learning source"),
     _nv_pkl("ffhq-512", "transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 512x512 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),

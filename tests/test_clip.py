@@ -70,3 +70,48 @@ def test_errors(tmp_path, monkeypatch):
     save_file({"x": torch.zeros(2)}, str(bogus))
     with pytest.raises(BadInput):
         load_clip("RN50", weights=str(bogus))
+
+
+def test_registry_weights_get_quick_gelu_and_a_checksum_identity(tiny_dir, tmp_path, monkeypatch):
+    """The registry's OpenAI weights load with QuickGELU (as open_clip's 'openai' tag does); a plain file does not."""
+    import dataclasses
+    import hashlib
+    import shutil
+
+    import open_clip
+    from open_clip.transformer import QuickGELU
+
+    from stylekit import weights
+    from stylekit.nets import clip as clip_mod
+
+    cfg_file = tmp_path / "stylekit-tiny-test.json"
+    cfg_file.write_text(json.dumps(TINY_CLIP_CFG))
+    open_clip.add_model_config(cfg_file)
+    src = tiny_dir / "open_clip_model.safetensors"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    spec = dataclasses.replace(weights.REGISTRY["clip-vit-b-32"], sha256=digest, size_bytes=src.stat().st_size)
+    assert spec.filename.endswith(".safetensors")
+    monkeypatch.setitem(weights.REGISTRY, "clip-vit-b-32", spec)
+    weights.weights_dir().mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, weights.weights_dir() / spec.filename)
+    monkeypatch.setitem(clip_mod.REGISTRY_WEIGHTS, "stylekit-tiny-test", "clip-vit-b-32")
+
+    bundle = load_clip("stylekit-tiny-test")
+    assert bundle.weights_id == f"clip-vit-b-32@{digest[:8]}"
+    assert any(isinstance(m, QuickGELU) for m in bundle.model.modules())
+    plain = load_clip("stylekit-tiny-test", weights=str(src))
+    assert not any(isinstance(m, QuickGELU) for m in plain.model.modules())
+    with torch.no_grad():
+        z = encode_images(bundle, torch.rand(2, 3, 32, 32))
+    assert z.shape == (2, 32)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # a real torch.jit.save archive
+def test_torchscript_archives_are_refused_without_running_them(tmp_path, tiny_dir):
+    archive = tmp_path / "ViT-B-32.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(archive))
+    with pytest.raises(BadInput) as exc:
+        load_clip("ViT-B-32", weights=str(archive))
+    assert "TorchScript" in str(exc.value) and "stylekit download clip-vit-b-32" in str(exc.value)
+    with pytest.raises(BadInput):
+        load_clip(str(tiny_dir), weights=str(archive))

@@ -134,9 +134,12 @@ def test_cache_reuses_recomputes_changed_and_rebuilds_corrupt(tmp_path):
     assert not np.allclose(third.features[2], first.features[2])
 
     # Corrupt one cached row: detected by its digest, recomputed alone.
+    # (A row still in use: the cache also holds the stale row of the replaced file.)
+    from stylekit.metrics.features import cache_key
+
     db = next(cache.glob("*.sqlite"))
+    key = cache_key(open_image_set(folder).items[0], ext.name, ext.mode)
     with sqlite3.connect(db) as conn:
-        key = conn.execute("SELECT key FROM features LIMIT 1").fetchone()[0]
         conn.execute("UPDATE features SET data = ? WHERE key = ?", (np.ones(4, np.float32).tobytes(), key))
     fourth = extract_features(open_image_set(folder), ext, cache=cache)
     assert (fourth.computed, fourth.rebuilt, ext.seen) == (1, 1, 9)
@@ -193,6 +196,106 @@ def test_fid_of_set_with_itself_is_zero_and_matches_cleanfid(tiny, sets, tmp_pat
     assert kid["x1000"] == pytest.approx(kid["value"] * 1000) and kid["subset_size"] == 20
     assert any("2048" in w for w in report.warnings)
     assert report.a["n"] == 20 and report.b["used"] == 20
+
+
+@pytest.fixture(scope="module")
+def random_fid_weights(tmp_path_factory):
+    """A random state dict in the layout of pytorch-fid's pt_inception-2015-12-05 file (566 tensors)."""
+    from stylekit.metrics.fid import FIDInceptionV3
+
+    torch.manual_seed(0)
+    net = FIDInceptionV3().net
+    for m in net.modules():  # keep activations O(1) through 90+ layers so the comparison means something
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.8, 1.2)
+            m.bias.data.normal_(0, 0.1)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.8, 1.5)
+    path = tmp_path_factory.mktemp("inception") / "inception-random.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torchvision's 'pretrained' deprecation, raised by clean-fid's builder
+def test_fid_inception_equals_cleanfid_pytorch_port(random_fid_weights, monkeypatch):
+    """Built without any download and loaded weights_only, the network equals clean-fid's pytorch_inception model."""
+    import cleanfid.inception_pytorch as ip
+    from cleanfid.features import feature_extractor
+
+    state = torch.load(random_fid_weights, map_location="cpu", weights_only=True)
+    assert len(state) == 566
+    monkeypatch.setattr(ip, "load_state_dict_from_url", lambda *a, **k: state)  # clean-fid's own builder, fed locally
+    reference = feature_extractor(name="pytorch_inception", device=torch.device("cpu"), use_dataparallel=False)
+    ext = InceptionExtractor("legacy_pytorch", "cpu", weights=str(random_fid_weights))
+    assert ext.name.startswith("inception-pt:") and ext.dim == 2048
+    x = torch.rand(1, 3, 299, 299) * 255
+    with torch.no_grad():
+        ours, ref = ext(x), reference(x)
+    assert ours.shape == (1, 2048) and ref.abs().mean() > 1e-3
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_inception_input_per_mode_is_cleanfids():
+    """What the network sees per mode: clean-fid's TorchScript feeds (x - 128) / 128 (after its TF1 resize for
+    legacy_tensorflow); its pytorch_inception path feeds 2 (x / 255) - 1."""
+    from stylekit.errors import BadInput
+    from stylekit.metrics.fid import InceptionFeatures, tf1_resize_bilinear
+
+    x = torch.rand(2, 3, 299, 299) * 255
+    small = torch.rand(2, 3, 40, 56) * 255
+    seen = {m: InceptionFeatures(torch.nn.Identity(), m) for m in ("clean", "legacy_pytorch", "legacy_tensorflow")}
+    torch.testing.assert_close(seen["clean"](x), (x - 128) / 128)
+    torch.testing.assert_close(seen["legacy_pytorch"](x), 2 * (x / 255) - 1)
+    torch.testing.assert_close(seen["legacy_tensorflow"](small), (tf1_resize_bilinear(small) - 128) / 128)
+    with pytest.raises(BadInput):
+        seen["clean"](small)
+
+
+def test_tf1_resize_matches_tensorflow_v1_bilinear():
+    """TF1 ResizeBilinear (no half-pixel centres): output j samples input j * in / out, edges clamped."""
+    from stylekit.metrics.fid import tf1_resize_bilinear
+
+    def reference(img: np.ndarray, out: int) -> np.ndarray:
+        def axis(n: int):
+            src = np.arange(out) * n / out
+            i0 = np.floor(src).astype(int)
+            return i0, np.minimum(i0 + 1, n - 1), src - i0
+
+        y0, y1, fy = axis(img.shape[2])
+        x0, x1, fx = axis(img.shape[3])
+        fy, fx = fy[:, None], fx[None, :]
+        rows0, rows1 = img[:, :, y0], img[:, :, y1]
+        top = rows0[..., x0] * (1 - fx) + rows0[..., x1] * fx
+        bottom = rows1[..., x0] * (1 - fx) + rows1[..., x1] * fx
+        return top * (1 - fy) + bottom * fy
+
+    torch.manual_seed(0)
+    for h, w in ((40, 56), (512, 333), (299, 299)):
+        img = torch.rand(2, 3, h, w) * 255
+        got = tf1_resize_bilinear(img)
+        assert got.shape == (2, 3, 299, 299)
+        np.testing.assert_allclose(got.numpy(), reference(img.double().numpy(), 299), atol=0.02)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # a real torch.jit.save archive
+def test_fid_inception_refuses_torchscript_and_checks_named_hash(tmp_path, monkeypatch):
+    from stylekit.errors import BadInput
+    from stylekit.metrics import fid
+
+    archive = tmp_path / "inception-2015-12-05.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(archive))
+    monkeypatch.setattr(fid, "FIDInceptionV3", lambda: pytest.fail("built a network for a refused file"))
+    with pytest.raises(BadInput) as exc:
+        _ = InceptionExtractor("clean", "cpu", weights=str(archive)).model
+    assert "TorchScript" in str(exc.value) and "stylekit download inception-fid" in str(exc.value)
+    misnamed = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save({"x": torch.zeros(1)}, misnamed)
+    with pytest.raises(BadInput) as exc:
+        InceptionExtractor("clean", "cpu", weights=str(misnamed))
+    assert "6726825d" in str(exc.value)
 
 
 def test_style_ranks_same_style_above_different_style(tiny, sets):

@@ -140,8 +140,13 @@ def test_registry_has_every_required_name_with_wellformed_entries():
         assert spec.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
     assert weights.REGISTRY["vgg16"].sha256_prefix == "397923af"
     assert weights.REGISTRY["vgg19"].sha256_prefix == "dcbb9e9d"
-    clip = weights.REGISTRY["clip-vit-b-32"]
-    assert clip.sha256 and clip.sha256 in clip.urls[0]  # OpenAI puts the sha256 in the URL path
+    clip = weights.REGISTRY["clip-vit-b-32"]  # safetensors (never a TorchScript archive), sha256 pinned
+    assert clip.sha256 and clip.filename.endswith(".safetensors")
+    assert all(u.startswith("https://huggingface.co/timm/vit_base_patch32_clip_224.openai/resolve/") for u in clip.urls)
+    inception = weights.REGISTRY["inception-fid"]  # pytorch-fid's state dict: full sha256 + torch.hub-style prefix
+    assert inception.filename == "pt_inception-2015-12-05-6726825d.pth"
+    assert inception.sha256 and inception.sha256.startswith(inception.sha256_prefix) and inception.sha256_prefix == "6726825d"
+    assert all(spec.format != "torchscript" for name, spec in weights.REGISTRY.items() if name in ("clip-vit-b-32", "inception-fid"))
 
 
 def test_register_adds_entries_without_overwriting(monkeypatch):

@@ -1,37 +1,46 @@
-"""FID and KID through clean-fid's Inception pipeline, with its pitfalls guarded.
+"""FID and KID through clean-fid's preprocessing and the TF Inception-v3 graph, with its pitfalls guarded.
 
-clean-fid supplies the feature model and the per-mode resize/quantisation (`build_resizer`); stylekit
-supplies what clean-fid lacks for unattended use:
+clean-fid supplies the per-mode resize/quantisation (`build_resizer`) and the pytorch-fid port of TF's
+Inception-v3 2015-12-05 blocks; stylekit supplies what clean-fid lacks for unattended use:
 - the file list: recursive, case-insensitive extensions, zip files, each image validated and a corrupt
   one skipped and reported instead of killing the run (clean-fid's glob misses `.Png` and one bad
   file raises inside its DataLoader);
-- the Inception weights come from stylekit's registry (`inception-fid`, verified, in
-  $STYLEKIT_HOME) instead of an unchecked download to /tmp; offline without them -> exit 3;
+- the Inception weights come from stylekit's registry (`inception-fid`: pytorch-fid's state dict,
+  sha256-pinned, in $STYLEKIT_HOME) instead of an unchecked download to /tmp; offline without them ->
+  exit 3;
+- nothing from a downloaded file is executed: clean-fid's `clean`/`legacy_tensorflow` feature model is
+  NVlabs' TorchScript archive (torch.jit.load runs its code), so stylekit builds the same TF graph from
+  pytorch-fid's port (torchvision Inception3 + clean-fid's FIDInception blocks) and loads the state dict
+  with torch.load(weights_only=True). Per mode it feeds the network what clean-fid's model sees:
+  (x - 128) / 128 after clean-fid's resize (`clean`), after TF1's bilinear resize to 299 done in torch
+  (`legacy_tensorflow`, as the TorchScript does inside), or 2 x / 255 - 1 (`legacy_pytorch`);
 - no DataParallel (it breaks non-default devices), no stats written into site-packages;
 - features go through the per-image cache (features.py), so reruns compute nothing.
-Images are decoded the way clean-fid decodes them (`convert("RGB")`), so on the same files the
-numbers equal `cleanfid.fid.compute_fid` (benchmarks/score.py checks this).
+Images are decoded the way clean-fid decodes them (`convert("RGB")`). With the same feature model the
+numbers equal `cleanfid.fid.compute_fid` (tests inject one); against clean-fid's TorchScript Inception
+they differ by what separates the pytorch-fid port from it (small; see docs/metrics.md).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import pickle  # only for its exception class: nothing is unpickled with it
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.errors import BadInput, MissingResource
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
-INCEPTION_FILE = "inception-2015-12-05.pt"
-PT_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS = "inception-fid"  # registry name: pytorch-fid's pt_inception-2015-12-05-6726825d.pth
+EXTRACTOR_NAME = "inception-fid-pytorch"  # feature-cache identity of the registry network
+INCEPTION_SIZE = 299
 STATS_URL = "https://www.cs.cmu.edu/~clean-fid/stats"
 FID_WARN_BELOW = 2048
 
@@ -85,10 +94,10 @@ class CleanFidPreprocess:
 class InceptionExtractor:
     """clean-fid's feature model for `mode` behind the FeatureExtractor protocol.
 
-    `model` injects any callable taking clean-fid's input ([N,3,299,299] floats in [0,255]) and
-    returning [N, dim] (tests and benchmarks use a tiny random network); otherwise the real Inception
-    is built from `weights` (registry name or path; default `inception-fid`, or the pytorch-fid port
-    for legacy_pytorch).
+    `model` injects any callable taking clean-fid's input ([N,3,299,299] floats in [0,255]; native size
+    for legacy_tensorflow) and returning [N, dim] (tests and benchmarks use a tiny random network);
+    otherwise the Inception is built from `weights` (registry name or path to a pytorch-fid state dict;
+    default `inception-fid`).
     """
 
     cleanfid_decode = True
@@ -107,8 +116,8 @@ class InceptionExtractor:
         else:
             # Resolve (and verify) the weights now so a missing file fails before any decoding; load
             # the network only when some image is not cached, so a cached rerun never pays for it.
-            self._path, self.name = _resolve_inception(mode, weights)
-            self.version = f"clean-fid {_cleanfid_version()}"
+            self._path, self.name = _resolve_inception(weights)
+            self.version = f"pytorch-fid Inception port, clean-fid {_cleanfid_version()} preprocessing"
 
     @property
     def model(self) -> Callable[[torch.Tensor], Any]:
@@ -130,78 +139,151 @@ def _cleanfid_version() -> str:
         return "unknown"
 
 
-def _link_dir(target: Path, filename: str) -> Path:
-    """A folder holding `filename` -> target, for clean-fid loaders that take a folder."""
-    from stylekit.metrics.features import _safe, stylekit_home
+def _resolve_inception(weights: str | None) -> tuple[Path, str]:
+    """The weights file (registry or local) and the extractor name (the feature-cache identity)."""
+    from stylekit.weights import weights_path
 
-    folder = stylekit_home() / "links" / _safe(str(target.resolve()))
-    link = folder / filename
-    if not link.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{filename}.{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target.resolve())
-        os.replace(tmp, link)
-    return folder
-
-
-@contextlib.contextmanager
-def _local_state_dict(path: Path) -> Iterator[None]:
-    """Make clean-fid's pytorch-fid Inception read `path` (weights_only) instead of downloading."""
-    import cleanfid.inception_pytorch as ip
-
-    original = ip.load_state_dict_from_url
-
-    def load(url: str, *args: Any, **kwargs: Any) -> Any:
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-    ip.load_state_dict_from_url = load
-    try:
-        yield
-    finally:
-        ip.load_state_dict_from_url = original
-
-
-def _resolve_inception(mode: str, weights: str | None) -> tuple[Path, str]:
-    """The weights file for `mode` (registry or local) and the extractor name (cache identity)."""
-    from stylekit.weights import REGISTRY, weights_path
-
-    if mode == "legacy_pytorch":
-        name = weights or "inception-fid-pytorch"
-        if name == "inception-fid-pytorch" and name not in REGISTRY:
-            raise MissingResource(
-                "--mode legacy_pytorch needs pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth)",
-                hint="download it from github.com/mseitzer/pytorch-fid/releases (tag fid_weights) and pass --inception-weights FILE",
-            )
-        path = weights_path(name)
-        return path, "inception-fid-pytorch" if name == "inception-fid-pytorch" else f"inception-pt:{_identity(path)}"
-    name = weights or "inception-fid"
+    name = weights or INCEPTION_WEIGHTS
+    local = Path(name).expanduser().is_file()
     path = weights_path(name)
-    return path, "inception-fid" if name == "inception-fid" else f"inception:{_identity(path)}"
+    if name == INCEPTION_WEIGHTS and not local:
+        return path, EXTRACTOR_NAME
+    _check_name_hash(path)
+    return path, f"inception-pt:{_identity(path)}"
+
+
+def _check_name_hash(path: Path) -> None:
+    """A local `<name>-<hex>.pth` must hash to that prefix, as torch.hub checks its downloads."""
+    m = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z]+$", path.name)
+    if m is None:
+        return
+    from stylekit.data.http import sha256_file
+
+    digest = sha256_file(path)
+    if not digest.startswith(m.group(1)):
+        raise BadInput(f"{path}: sha256 {digest[:16]}... does not start with the {m.group(1)} its name promises "
+                       "(corrupt or not the file it is named after)",
+                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}` and leave --inception-weights out")
+
+
+_MIXED = ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+          "Mixed_7a", "Mixed_7b", "Mixed_7c")
+
+
+class FIDInceptionV3(torch.nn.Module):
+    """TF Inception-v3 2015-12-05 as ported by pytorch-fid, up to the 2048-d pool_3 features.
+
+    torchvision's Inception3 (1008 classes, no aux head) with the blocks that differ in the TF graph
+    replaced by clean-fid's FIDInception* copies of pytorch-fid's; built without any download so the
+    state dict comes only from `load_fid_inception`. Input: [N,3,299,299] scaled to [-1, 1].
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import torchvision
+        from cleanfid.inception_pytorch import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
+
+        net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=False)
+        net.Mixed_5b = FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = FIDInceptionE_1(1280)
+        net.Mixed_7c = FIDInceptionE_2(2048)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net.maxpool1(net.Conv2d_2b_3x3(net.Conv2d_2a_3x3(net.Conv2d_1a_3x3(x))))
+        x = net.maxpool2(net.Conv2d_4a_3x3(net.Conv2d_3b_1x1(x)))
+        for name in _MIXED:
+            x = getattr(net, name)(x)
+        return net.avgpool(x).flatten(1)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """pytorch-fid's state dict from a .pth (torch.load, weights_only) or .safetensors file; no code runs."""
+    from stylekit.nets.lpips import is_torchscript_archive
+
+    if is_torchscript_archive(path):
+        raise BadInput(f"{path} is a TorchScript archive (such as NVlabs' inception-2015-12-05.pt); stylekit does not "
+                       "execute code from weights files",
+                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}` (pytorch-fid's state dict of the same TF graph)")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInput(f"{path}: not a readable Inception state dict ({reason})",
+                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadInput(f"{path}: not a state dict of tensors", hint=f"run `stylekit download {INCEPTION_WEIGHTS}`")
+    return state
+
+
+def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:
+    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match)."""
+    state = _read_state_dict(Path(path))
+    net = FIDInceptionV3()
+    try:
+        net.net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BadInput(f"{path}: not pytorch-fid's Inception weights ({str(exc).splitlines()[0]})",
+                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
+    net.net.fc = torch.nn.Identity()  # the 1008-way classifier is never used
+    return net.to(device).eval().requires_grad_(False)
+
+
+def tf1_resize_bilinear(x: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
+    """TF1 `ResizeBilinear` (align_corners=False, no half-pixel centres) of [N,C,H,W] to size x size.
+
+    Output pixel j samples input coordinate j * in / out (edges clamped): the resize at the head of the
+    TF FID graph, which clean-fid's TorchScript Inception performs internally for legacy_tensorflow.
+    Done as a shifted affine grid + bilinear grid_sample: with align_corners=False a grid shift of
+    1/in - 1/out turns grid_sample's half-pixel sampling into TF1's.
+    """
+    n, c, h, w = x.shape
+    theta = torch.zeros(n, 2, 3, dtype=torch.float32, device=x.device)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = 1.0 / w - 1.0 / size
+    theta[:, 1, 2] = 1.0 / h - 1.0 / size
+    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class InceptionFeatures(torch.nn.Module):
+    """clean-fid's per-mode feature model on the pytorch-fid network: [N,3,H,W] in [0,255] -> [N,2048]."""
+
+    def __init__(self, net: torch.nn.Module, mode: str) -> None:
+        super().__init__()
+        self.net = net
+        self.mode = check_mode(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.mode == "legacy_pytorch":  # clean-fid's pytorch_inception: x / 255, then pytorch-fid's 2x - 1
+            x = 2 * (x / 255) - 1
+        else:  # clean-fid's TorchScript: (x - 128) / 128, after its TF1 resize for legacy_tensorflow
+            if self.mode == "legacy_tensorflow":
+                x = tf1_resize_bilinear(x)
+            elif x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+                raise BadInput(f"FID Inception input is {tuple(x.shape[-2:])}, expected 299x299 for --mode {self.mode}")
+            x = (x - 128) / 128
+        return self.net(x)
 
 
 def _load_inception(mode: str, path: Path, device: torch.device) -> Callable[[torch.Tensor], Any]:
-    if mode == "legacy_pytorch":
-        from cleanfid.inception_pytorch import InceptionV3
-
-        try:
-            with _local_state_dict(path):
-                net = InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
-        except (RuntimeError, KeyError) as exc:
-            raise BadInput(f"{path}: not pytorch-fid Inception weights ({str(exc).splitlines()[0]})") from None
-
-        def pt_model(x: torch.Tensor) -> torch.Tensor:
-            return net(x / 255)[0].squeeze(-1).squeeze(-1)
-
-        return pt_model
-    folder = path.parent if path.name == INCEPTION_FILE else _link_dir(path, INCEPTION_FILE)
-    from cleanfid.inception_torchscript import InceptionV3W
-
-    try:
-        return InceptionV3W(str(folder), download=False, resize_inside=(mode == "legacy_tensorflow")).to(device).eval()
-    except RuntimeError as exc:
-        raise BadInput(f"{path}: not the TorchScript FID Inception ({str(exc).splitlines()[0]})",
-                       hint="run: stylekit download inception-fid") from None
+    return InceptionFeatures(load_fid_inception(path, device), mode).to(device).eval()
 
 
 def _identity(path: Path) -> str:

@@ -3,14 +3,16 @@
 `load_clip(model_name, weights, device)` builds an open_clip model from a LOCAL file only, so open_clip
 never reaches a hub:
 - a built-in open_clip architecture name (default ViT-B-32) with weights from the stylekit registry
-  (`clip-vit-b-32`, OpenAI's TorchScript archive, fetched by `stylekit download clip-vit-b-32`) or a
-  local file given as `weights` (an open_clip state dict: .safetensors/.bin/.pt, or an OpenAI
-  TorchScript archive);
+  (`clip-vit-b-32`: OpenAI's ViT-B/32 weights as the safetensors file open_clip itself fetches for
+  pretrained="openai", fetched by `stylekit download clip-vit-b-32`) or a local file given as `weights`
+  (an open_clip state dict: .safetensors, or .bin/.pt/.pth read with torch.load(weights_only=True));
 - a local directory (or `local-dir:DIR`) holding open_clip_config.json and open_clip_model.safetensors
   (how tests ship a tiny random CLIP, and how exported fine-tunes travel).
-OpenAI TorchScript archives are read with torch.jit.load (no pickle) and loaded into the open_clip
-architecture with QuickGELU, which those weights were trained with; a state-dict file is loaded with
-torch.load(weights_only=True) by open_clip. Offline without cached weights: MissingResource (exit 3).
+OpenAI's weights were trained with QuickGELU, so the registry weights are loaded into the architecture
+with QuickGELU (as open_clip does for its 'openai' tag); a local file with a plain name gets the
+architecture as named (use ViT-B-32-quickgelu for OpenAI-trained files). TorchScript archives (OpenAI's
+original ViT-B-32.pt) are refused: loading them would run code from the downloaded file.
+Offline without cached weights: MissingResource (exit 3).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from stylekit.errors import BadInput, MissingResource
 
 # open_clip architecture name -> stylekit registry name of its default weights
 REGISTRY_WEIGHTS = {"ViT-B-32": "clip-vit-b-32", "ViT-B-32-quickgelu": "clip-vit-b-32"}
+# registry weights trained with QuickGELU activations (OpenAI's CLIP models)
+QUICK_GELU_WEIGHTS = frozenset({"clip-vit-b-32"})
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -54,11 +58,21 @@ class ClipBundle:
 
 
 def _is_torchscript_archive(path: Path) -> bool:
+    """True for a TorchScript zip (code/ or constants.pkl inside); only the zip directory is read."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n or n.endswith("/constants.pkl") for n in zf.namelist())
+            return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
+
+
+def _refuse_torchscript(path: Path) -> None:
+    if _is_torchscript_archive(path):
+        raise BadInput(
+            f"{path} is a TorchScript archive (such as OpenAI's ViT-B-32.pt); stylekit does not execute code from weights files",
+            hint="run `stylekit download clip-vit-b-32` (the same OpenAI weights as safetensors), or pass an open_clip "
+            "state dict (.safetensors) with --clip-weights",
+        )
 
 
 def _file_identity(path: Path) -> str:
@@ -70,6 +84,18 @@ def _file_identity(path: Path) -> str:
     return f"{path.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 
+def _registry_identity(name: str) -> str | None:
+    """'clip-vit-b-32@<sha256 prefix>' for a registry name (None otherwise): the feature-cache identity
+    changes with the registry file, so features of an earlier file are never reused."""
+    from stylekit.weights import REGISTRY
+
+    spec = REGISTRY.get(name)
+    if spec is None:
+        return None
+    digest = spec.sha256 or spec.sha256_prefix
+    return f"{name}@{digest[:8]}" if digest else name
+
+
 def _local_dir(model_name: str) -> Path | None:
     if model_name.startswith("local-dir:"):
         return Path(model_name[len("local-dir:"):]).expanduser()
@@ -77,17 +103,6 @@ def _local_dir(model_name: str) -> Path | None:
     if candidate.is_dir() or "/" in model_name or model_name.startswith((".", "~")):
         return candidate
     return None
-
-
-def _load_torchscript_into(model: torch.nn.Module, path: Path) -> None:
-    state = torch.jit.load(str(path), map_location="cpu").state_dict()
-    for key in ("input_resolution", "context_length", "vocab_size"):
-        state.pop(key, None)
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as exc:
-        raise BadInput(f"{path}: weights do not fit this CLIP architecture ({str(exc).splitlines()[0]})",
-                       hint="pick the matching --clip-model") from None
 
 
 def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | None = None, device: torch.device | str = "cpu") -> ClipBundle:
@@ -106,17 +121,20 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
             if not (local / "open_clip_config.json").is_file():
                 raise BadInput(f"{local}: not an open_clip model folder (no open_clip_config.json)",
                                hint="give an open_clip architecture name such as ViT-B-32, or a folder exported by open_clip")
-            model = open_clip.create_model(f"local-dir:{local}", device="cpu")
+            ckpts = sorted(p for p in local.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt"))
+            for ckpt in ckpts:
+                _refuse_torchscript(ckpt)
+            path = weights_path(weights) if weights is not None else None
+            if path is not None:
+                _refuse_torchscript(path)
+            elif not ckpts:
+                raise MissingResource(f"{local} has no CLIP weights file", hint="put open_clip_model.safetensors in the folder")
+            model = open_clip.create_model(f"local-dir:{local}", device="cpu", weights_only=True)
             tokenizer = open_clip.get_tokenizer(f"local-dir:{local}")
-            weights_id = f"dir:{local.resolve().name}"
-            if weights is not None:
-                path = weights_path(weights)
+            if path is not None:
                 open_clip.load_checkpoint(model, str(path), weights_only=True)
                 weights_id = _file_identity(path)
             else:
-                ckpts = sorted(p for p in local.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt"))
-                if not ckpts:
-                    raise MissingResource(f"{local} has no CLIP weights file", hint="put open_clip_model.safetensors in the folder")
                 weights_id = _file_identity(ckpts[0])
         else:
             if model_name not in open_clip.list_models():
@@ -127,13 +145,12 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
                     raise MissingResource(f"no registry weights for CLIP {model_name}",
                                           hint="download an open_clip checkpoint for it and pass --clip-weights FILE")
                 weights = registry
+            registry_id = None if Path(weights).expanduser().is_file() else _registry_identity(str(weights))
             path = weights_path(weights)
-            weights_id = str(weights) if str(weights) in REGISTRY_WEIGHTS.values() else _file_identity(path)
-            if _is_torchscript_archive(path):
-                model = open_clip.create_model(model_name, pretrained=None, device="cpu", force_quick_gelu=True)
-                _load_torchscript_into(model, path)
-            else:
-                model = open_clip.create_model(model_name, pretrained=str(path), device="cpu", weights_only=True)
+            _refuse_torchscript(path)
+            weights_id = registry_id or _file_identity(path)
+            model = open_clip.create_model(model_name, pretrained=str(path), device="cpu", weights_only=True,
+                                           force_quick_gelu=registry_id is not None and str(weights) in QUICK_GELU_WEIGHTS)
             tokenizer = open_clip.get_tokenizer(model_name)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise BadInput(f"cannot load CLIP {model_name} from {weights or model_name}: {str(exc).splitlines()[0]}",
