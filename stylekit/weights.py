@@ -76,29 +76,34 @@ def _nv_pkl(name: str, path: str, description: str, size_bytes: int | None = Non
     )
 
 
+def _torchvision(name: str, filename: str, size_bytes: int, description: str) -> WeightSpec:
+    """A torchvision ImageNet state dict; torchvision names files <arch>-<first 8 hex of sha256>.pth."""
+    return WeightSpec(
+        name=name,
+        urls=(f"https://download.pytorch.org/models/{filename}",),
+        sha256=None,
+        sha256_prefix=filename.rsplit("-", 1)[1].split(".")[0],
+        filename=filename,
+        licence="torchvision (BSD-3-Clause); trained on ImageNet, whose terms allow non-commercial research use",
+        description=f"{description} (torchvision state dict)",
+        size_bytes=size_bytes,
+        format="torchvision-state-dict",
+    )
+
+
 _SPECS = [
-    WeightSpec(
-        name="vgg16",
-        urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
-        sha256=None,
-        sha256_prefix="397923af",
-        filename="vgg16-397923af.pth",
-        licence="torchvision (BSD-3-Clause); trained on ImageNet, whose terms allow non-commercial research use",
-        description="VGG16 ImageNet classifier state dict (torchvision IMAGENET1K_V1)",
-        size_bytes=553_433_881,
-        format="torchvision-state-dict",
-    ),
-    WeightSpec(
-        name="vgg19",
-        urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
-        sha256=None,
-        sha256_prefix="dcbb9e9d",
-        filename="vgg19-dcbb9e9d.pth",
-        licence="torchvision (BSD-3-Clause); trained on ImageNet, whose terms allow non-commercial research use",
-        description="VGG19 ImageNet classifier state dict (torchvision IMAGENET1K_V1): Gatys style transfer",
-        size_bytes=574_673_361,
-        format="torchvision-state-dict",
-    ),
+    _torchvision("vgg16", "vgg16-397923af.pth", 553_433_881, "VGG16 ImageNet classifier (IMAGENET1K_V1): LPIPS, Image2StyleGAN loss"),
+    _torchvision("vgg19", "vgg19-dcbb9e9d.pth", 574_673_361, "VGG19 ImageNet classifier (IMAGENET1K_V1): Gatys style transfer, Gram metrics"),
+    _torchvision("resnet18", "resnet18-f37072fd.pth", 46_830_571, "ResNet-18 ImageNet classifier: train-classifier backbone"),
+    _torchvision("resnet34", "resnet34-b627a593.pth", 87_319_819, "ResNet-34 ImageNet classifier: train-classifier backbone"),
+    _torchvision("resnet50", "resnet50-11ad3fa6.pth", 102_540_417, "ResNet-50 ImageNet classifier (IMAGENET1K_V2): train-classifier backbone"),
+    _torchvision("efficientnet_b0", "efficientnet_b0_rwightman-7f5810bc.pth", 21_444_401, "EfficientNet-B0 ImageNet classifier: train-classifier backbone"),
+    _torchvision("efficientnet_b1", "efficientnet_b1_rwightman-bac287d4.pth", 31_598_277, "EfficientNet-B1 ImageNet classifier: train-classifier backbone"),
+    _torchvision("efficientnet_b2", "efficientnet_b2_rwightman-c35c1473.pth", 36_882_761, "EfficientNet-B2 ImageNet classifier: train-classifier backbone"),
+    _torchvision("efficientnet_b3", "efficientnet_b3_rwightman-b3899882.pth", 49_475_213, "EfficientNet-B3 ImageNet classifier: train-classifier backbone"),
+    _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth", 553_507_836, "VGG16-BN ImageNet classifier: train-classifier backbone"),
+    _torchvision("vit_b_16", "vit_b_16-c867db91.pth", 346_328_529, "ViT-B/16 ImageNet classifier: train-classifier backbone"),
+    _torchvision("convnext_tiny", "convnext_tiny-983f1562.pth", 114_419_989, "ConvNeXt-Tiny ImageNet classifier: train-classifier backbone"),
     WeightSpec(
         name="inception-fid",
         urls=(

@@ -1,0 +1,323 @@
+"""train-classifier: sampler, data splits, bad inputs, CLI end to end, resume, export/load round trip."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stylekit.cli.app import app
+from stylekit.data.datasets import load_style_splits
+from stylekit.data.images import load_tensor
+from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
+from stylekit.data.toy import generate_toy_styles
+from stylekit.errors import BadInput, Interrupted
+from stylekit.metrics.style import load_style_model
+from stylekit.train.classifier import ClassifierConfig, embed_items, train_classifier
+
+VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+TINY = dict(epochs=2, batch=8, size=32, seed=0, workers=0)
+TINY_FLAGS = ["--epochs", "2", "--batch", "8", "--size", "32", "--seed", "0", "--workers", "0"]
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory) -> Path:
+    """3 styles x 12 layouts at 32px (+ the unstyled content folder, which is not a class)."""
+    out = tmp_path_factory.mktemp("toy") / "toy"
+    generate_toy_styles(out, size=32, per_style=12, styles=3, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(toy, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "ref"
+    train_classifier(ClassifierConfig(data=toy, out=out, **TINY))
+    return out
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "style_model.safetensors"))
+
+
+# --------------------------------------------------------------------------------------- sampling
+def test_balanced_sampler_every_batch_has_positives_and_ranks_share_it():
+    labels = [0] * 50 + [1] * 7 + [2] * 3 + [3] * 20  # imbalanced; class 2 smaller than K
+    full = BalancedBatchSampler(labels, classes_per_batch=2, per_class=4, seed=3)
+    full.set_epoch(1)
+    batches = list(full)
+    assert len(batches) == len(labels) // 8
+    for b in batches:
+        classes = [labels[i] for i in b]
+        assert len(b) == 8 and len(set(classes)) == 2
+        assert all(classes.count(c) == 4 for c in set(classes))  # K positives per class
+        for c in set(classes):
+            members = [i for i in b if labels[i] == c]
+            if labels.count(c) >= 4:
+                assert len(set(members)) == 4  # no repeats when the class is big enough
+    shares = []
+    for rank in range(2):
+        s = BalancedBatchSampler(labels, 2, 4, seed=3, world_size=2, rank=rank)
+        s.set_epoch(1)
+        shares.append(list(s))
+    assert [a + b for a, b in zip(*shares, strict=True)] == batches
+    again = BalancedBatchSampler(labels, 2, 4, seed=3)
+    again.set_epoch(1)
+    assert list(again) == batches
+    again.set_epoch(2)
+    assert list(again) != batches
+    again.set_epoch(1, start_batch=3)
+    assert list(again) == batches[3:]
+
+
+def test_balanced_sampler_covers_each_class_before_repeating():
+    labels = [0] * 8 + [1] * 8
+    s = BalancedBatchSampler(labels, 2, 4, seed=0, batches_per_epoch=2)
+    seen = [i for b in s for i in b]
+    assert sorted(seen) == list(range(16))
+
+
+def test_shuffled_sampler_and_pk():
+    full = ShuffledBatchSampler(10, 4, seed=1)
+    batches = list(full)
+    assert len(batches) == 2 and len({i for b in batches for i in b}) == 8
+    r0, r1 = (list(ShuffledBatchSampler(10, 4, seed=1, world_size=2, rank=r)) for r in (0, 1))
+    assert [a + b for a, b in zip(r0, r1, strict=True)] == batches
+    with pytest.raises(BadInput, match="divisible"):
+        ShuffledBatchSampler(10, 3, world_size=2)
+    assert derive_pk(64, 27, None, None) == (16, 4)
+    assert derive_pk(64, 8, None, None) == (8, 8)
+    assert derive_pk(64, 27, 8, None) == (8, 8)
+    assert derive_pk(64, 27, None, 2) == (27, 2)
+    with pytest.raises(BadInput, match="classes-per-batch"):
+        BalancedBatchSampler([0, 0, 1, 1], 3, 2)
+
+
+# ------------------------------------------------------------------------------------------ data
+def test_splits_are_stratified_seeded_and_skip_toy_content(toy):
+    a = load_style_splits(toy, seed=0)
+    b = load_style_splits(toy, seed=0)
+    c = load_style_splits(toy, seed=1)
+    assert a.classes == ["checks", "pop", "stripes"]  # no 'content'
+    assert a.items == b.items and a.items["test"] != c.items["test"]
+    assert a.counts() == {"train": 30, "val": 3, "test": 3}
+    for split in ("train", "val", "test"):
+        assert set(a.labels(split)) == {0, 1, 2}
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_bad_inputs(tmp_path, toy):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "a.png").write_bytes((toy / "pop" / "00000.png").read_bytes())
+    r = _cli("train-classifier", str(loose), "--out", str(tmp_path / "o1"))
+    assert r.exit_code == 2 and "labels missing" in r.output
+
+    single = tmp_path / "single" / "pop"
+    single.mkdir(parents=True)
+    for i in range(3):
+        (single / f"{i}.png").write_bytes((toy / "pop" / f"{i:05d}.png").read_bytes())
+    r = _cli("train-classifier", str(single.parent), "--out", str(tmp_path / "o2"))
+    assert r.exit_code == 2 and "need at least 2 classes" in r.output
+
+    r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o3"), "--split", "1,0,0")
+    assert r.exit_code == 2 and "val split" in r.output
+
+    r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o4"), "--loss", "triplet")
+    assert r.exit_code == 2 and "--loss" in r.output
+
+    r = _cli("train-classifier", str(tmp_path / "nope"), "--out", str(tmp_path / "o5"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+    r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o6"), "--backbone", "resnet50", "--pretrained")
+    assert r.exit_code == 3 and "stylekit download resnet50" in r.output
+
+    r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o7"), "--backbone", "timm:resnet18", "--pretrained")
+    assert r.exit_code == 3 and "--weights" in r.output
+    assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").glob("*.safetensors"))
+
+
+def test_corrupt_images_are_skipped_and_reported(tmp_path, toy):
+    data = tmp_path / "data"
+    for style in ("pop", "stripes"):
+        (data / style).mkdir(parents=True)
+        for i in range(6):
+            (data / style / f"{i}.png").write_bytes((toy / style / f"{i:05d}.png").read_bytes())
+    (data / "pop" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    splits = load_style_splits(data, seed=0)
+    assert [Path(s.path).name for s in splits.report.skipped] == ["broken.png"]
+    assert sum(splits.counts().values()) == 12
+    r = _cli("train-classifier", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch", "4",
+             "--size", "32", "--split", "0.5,0.25,0.25", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout[r.stdout.index("{"):])
+    assert [Path(s["path"]).name for s in doc["images"]["skipped"]] == ["broken.png"]
+
+
+# ------------------------------------------------------------------------------- train end to end
+def test_cli_end_to_end_outputs(trained, toy, tmp_path):
+    out = tmp_path / "cli"
+    r = _cli("train-classifier", str(toy), "--out", str(out), *TINY_FLAGS, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout[r.stdout.index("{"):])
+    assert doc["classes"] == ["checks", "pop", "stripes"] and doc["epochs"] == 2 and doc["steps"] == 6
+    for name in ("config.json", "metrics.jsonl", "test_metrics.json", "per_class_accuracy.json", "per_class_accuracy.csv",
+                 "confusion_matrix.png", "curves.png", "neighbours.png", "style_model.json", "style_model.safetensors"):
+        assert (out / name).is_file(), name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for key in ("train_loss", "train_ce", "train_supcon", "val_top1", "val_top5", "val_macro_f1", "val_map@10", "val_recall@1"):
+        assert key in records[-1], key
+    test = json.loads((out / "test_metrics.json").read_text())
+    assert test["split"] == "test" and test["n"] == 3 and test["database"] == 30
+    assert 0 <= test["top1"] <= 1 and 0 <= test["map@10"] <= 1
+    assert doc["test"]["top1"] == test["top1"]
+    # the CLI and the library give the same model for the same options
+    ref = _weights(trained)
+    got = _weights(out)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_resume_mid_training_equals_uninterrupted(trained, toy, tmp_path):
+    out = tmp_path / "resume"
+    cfg = ClassifierConfig(data=toy, out=out, stop_after_steps=4, **TINY)
+    with pytest.raises(Interrupted):
+        train_classifier(cfg)
+    assert not (out / "style_model.json").exists()
+    result = train_classifier(ClassifierConfig(data=toy, out=out, **TINY))
+    assert result.resumed and result.steps == 6
+    ref, got = _weights(trained), _weights(out)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+
+
+def test_export_load_round_trip_identical_embeddings(trained, toy):
+    model = load_style_model(trained)
+    assert model.classes == ["checks", "pop", "stripes"] and model.size == 32 and model.embed_dim == 256
+    splits = load_style_splits(toy, seed=0)
+    items = splits.items["test"]
+    images = torch.stack([load_tensor(p) for p, _ in items])
+    z = model.embed(images)
+    assert z.shape == (3, 256)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(3))
+    emb, logits, _ = embed_items(model.net, items, 32, 8, torch.device("cpu"))
+    torch.testing.assert_close(z, emb, rtol=0, atol=0)
+    torch.testing.assert_close(model.classify(images), logits, rtol=0, atol=0)
+    again = load_style_model(trained / "style_model.json")
+    assert torch.equal(again.embed(images), z)
+    big = torch.nn.functional.interpolate(images, size=(50, 70), mode="bilinear")
+    assert model.embed(big).shape == (3, 256)  # any input size
+    meta = json.loads((trained / "style_model.json").read_text())
+    for key in ("backbone", "size", "mean", "std", "classes", "embed_dim", "stylekit_version"):
+        assert key in meta
+
+
+def test_load_style_model_missing(tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        load_style_model(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "style_model.safetensors").write_bytes(b"")
+    with pytest.raises(BadInput, match="style_model.json missing"):
+        load_style_model(tmp_path / "half")
+
+
+def test_eval_only_from_run_dir(trained, toy, tmp_path):
+    out = tmp_path / "eval"
+    r = _cli("train-classifier", str(toy), "--eval-only", "--checkpoint", str(trained), "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout[r.stdout.index("{"):])
+    ref = json.loads((trained / "test_metrics.json").read_text())
+    assert doc["eval_only"] and doc["test"]["top1"] == pytest.approx(ref["top1"])
+    assert doc["test"]["map@10"] == pytest.approx(ref["map@10"])
+    assert (out / "confusion_matrix.png").is_file() and (out / "style_model.json").is_file()
+    r = _cli("train-classifier", str(toy), "--eval-only", "--out", str(tmp_path / "e2"))
+    assert r.exit_code == 2 and "--checkpoint" in r.output
+
+
+def test_real_subprocess(toy, tmp_path):
+    out = tmp_path / "sub"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        [str(VENV_BIN / "stylekit"), "train-classifier", str(toy), "--out", str(out), "--epochs", "1", "--batch", "8",
+         "--size", "32", "--loss", "ce", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["epochs"] == 1 and doc["test"]["n"] == 3
+    meta = json.loads((out / "style_model.json").read_text())
+    assert meta["embedding"] == "features" and meta["loss"] == "ce"
+
+
+def test_backbones_build_offline_and_load_local_weights(tmp_path):
+    import torchvision
+
+    from stylekit.nets.backbones import build_backbone
+    from stylekit.weights import REGISTRY
+
+    ref = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    bb = build_backbone("resnet18", weights=str(path))
+    assert bb.dim == 512 and bb.norm[0] == (0.485, 0.456, 0.406)
+    assert torch.equal(bb.module.conv1.weight, ref.conv1.weight)
+    x = torch.rand(2, 3, 64, 64)
+    assert bb.module.eval()(x).shape == (2, 512)
+    t = build_backbone("timm:resnet18", pretrained=False)
+    assert t.dim == 512 and t.module.eval()(x).shape == (2, 512)
+    small = build_backbone("small-cnn")
+    assert small.module(x).shape == (2, small.dim)
+    with pytest.raises(BadInput, match="do not match"):
+        build_backbone("resnet34", weights=str(path))
+    with pytest.raises(BadInput, match="unknown --backbone"):
+        build_backbone("resnet51")
+    spec = REGISTRY["resnet50"]
+    assert spec.sha256_prefix == "11ad3fa6" and spec.filename == "resnet50-11ad3fa6.pth"
+
+
+def test_freeze_backbone_epochs_keeps_backbone_fixed(toy, tmp_path):
+    from stylekit.io.checkpoint import CheckpointManager, read_checkpoint
+    from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+    from stylekit.train import seed_everything
+
+    out = tmp_path / "freeze"
+    train_classifier(ClassifierConfig(data=toy, out=out, freeze_backbone_epochs=1, **TINY))
+    first, last = CheckpointManager(out / "checkpoints").list()[:2]
+    after1 = read_checkpoint(first.path).tensors["model"]
+    after2 = read_checkpoint(last.path).tensors["model"]
+    seed_everything(0, 0)
+    init = StyleNet(StyleNetConfig("small-cnn", 3, 256)).state_dict()
+    backbone = [k for k in init if k.startswith("backbone.")]
+    heads = [k for k in init if k.startswith(("classifier.", "projection."))]
+    assert all(torch.equal(after1[k], init[k]) for k in backbone)  # frozen in epoch 1
+    assert any(not torch.equal(after1[k], init[k]) for k in heads)
+    assert any(not torch.equal(after2[k], after1[k]) for k in backbone)  # trained in epoch 2
+
+
+def test_prepared_manifest_splits_and_missing_labels(tmp_path, toy):
+    data = tmp_path / "prep"
+    rows = ["path,label,split"]
+    for style in ("pop", "stripes"):
+        (data / style).mkdir(parents=True)
+        for i, split in enumerate(["train", "train", "train", "val", "test"]):
+            (data / style / f"{i}.png").write_bytes((toy / style / f"{i:05d}.png").read_bytes())
+            rows.append(f"{style}/{i}.png,{style},{split}")
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    splits = load_style_splits(data)
+    assert splits.source == "manifest" and splits.counts() == {"train": 6, "val": 2, "test": 2}
+    assert splits.classes == ["pop", "stripes"]
+    (data / "manifest.csv").write_text("\n".join(rows + ["pop/0.png,,train"]) + "\n")
+    with pytest.raises(BadInput, match="labels missing"):
+        load_style_splits(data)
+    (data / "manifest.csv").write_text("\n".join([r for r in rows if not r.endswith(",test")]) + "\n")
+    with pytest.raises(BadInput, match="the test split .* is empty"):
+        load_style_splits(data).require("train", "val", "test")

@@ -1,0 +1,53 @@
+"""train-classifier under torchrun: 2 CPU processes (gloo) train the same model as 1 process.
+
+Same global batches (sampling.py), per-sample GroupNorm in small-cnn, SupCon over the gathered
+global batch with the DDP rescaling (losses.py): the weights agree up to float summation order
+(the one-process run takes the same path as `stylekit train-classifier` without torchrun).
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylekit.data.toy import generate_toy_styles
+
+VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+FLAGS = ["--epochs", "2", "--batch", "8", "--size", "32", "--seed", "0", "--workers", "0", "--device", "cpu", "--json"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    from safetensors.torch import load_file
+
+    data = tmp_path / "toy"
+    generate_toy_styles(data, size=32, per_style=12, styles=3, seed=0)
+    one, two = tmp_path / "one", tmp_path / "two"
+    p1 = subprocess.run([str(VENV_BIN / "stylekit"), "train-classifier", str(data), "--out", str(one), *FLAGS],
+                        env=_env(), capture_output=True, text=True, timeout=180)
+    assert p1.returncode == 0, p1.stderr
+    p2 = subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "stylekit",
+                         "train-classifier", str(data), "--out", str(two), *FLAGS],
+                        env=_env(), capture_output=True, text=True, timeout=180)
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    a, b = load_file(str(one / "style_model.safetensors")), load_file(str(two / "style_model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:  # Adam divides by sqrt(v): near-zero gradients magnify summation-order noise a little
+        torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=2e-4)
+    first_epoch = load_file(str(sorted((one / "checkpoints").glob("ckpt-*"))[0] / "model.safetensors"))
+    assert sum(not torch.equal(first_epoch[k], a[k]) for k in a) > 0  # epoch 2 trained something
+    import json
+
+    m1 = [json.loads(x) for x in (one / "metrics.jsonl").read_text().splitlines()]
+    m2 = [json.loads(x) for x in (two / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in m1] == [r["step"] for r in m2] == [3, 6]
+    assert m2[-1]["train_loss"] == pytest.approx(m1[-1]["train_loss"], rel=1e-4)
+    assert json.loads((two / "config.json").read_text())["world_size"] == 2
