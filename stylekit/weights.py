@@ -120,13 +120,16 @@ _SPECS = [
         format="torch-state-dict",
     ),
     WeightSpec(
+        # NVlabs' metrics/vgg16.pt holds the same metric as TorchScript, which stylekit never executes;
+        # LPIPS = registry vgg16 + these per-channel weights (see stylekit/nets/lpips.py).
         name="lpips-vgg16",
-        urls=(f"{_NV}/metrics/vgg16.pt",),
+        urls=("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",),
         sha256=None,
-        filename="vgg16.pt",
-        licence=_NV_LICENCE + "; LPIPS weights by Zhang et al. (BSD-2-Clause)",
-        description="VGG16 + LPIPS distance (TorchScript) used by the NVlabs projector and precision/recall",
-        format="torchscript",
+        filename="vgg.pth",
+        licence="LPIPS by Zhang et al. (BSD-2-Clause)",
+        description="LPIPS v0.1 linear-layer weights for VGG16 (with registry vgg16: the NVlabs projector distance); "
+        "also shipped inside the lpips package",
+        format="torch-state-dict",
     ),
     WeightSpec(
         name="clip-vit-b-32",

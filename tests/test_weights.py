@@ -333,7 +333,7 @@ def test_download_into_out_dir(monkeypatch, server, online, tmp_path):
 
 def test_real_cli_download_via_site_mirror(server, tmp_path):
     """`stylekit download lpips-vgg16` fetches from $STYLEKIT_MIRROR (the first mirror) and records the checksum."""
-    server.files["/mirror/vgg16.pt"] = b"not really vgg16 but bytes all the same"
+    server.files["/mirror/vgg.pth"] = b"not really lpips but bytes all the same"
     env = {**os.environ, "STYLEKIT_HOME": str(tmp_path / "home"), "STYLEKIT_MIRROR": server.url("/mirror")}
     env.pop("STYLEKIT_OFFLINE", None)
     proc = subprocess.run([STYLEKIT, "download", "lpips-vgg16", "--json", "--retries", "0"], env=env,
@@ -341,8 +341,8 @@ def test_real_cli_download_via_site_mirror(server, tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["kind"] == "weights" and doc["name"] == "lpips-vgg16" and doc["skipped"] is False
-    assert Path(doc["path"]) == tmp_path / "home" / "weights" / "vgg16.pt"
-    assert doc["sha256"] == hashlib.sha256(server.files["/mirror/vgg16.pt"]).hexdigest()
+    assert Path(doc["path"]) == tmp_path / "home" / "weights" / "vgg.pth"
+    assert doc["sha256"] == hashlib.sha256(server.files["/mirror/vgg.pth"]).hexdigest()
     env["STYLEKIT_OFFLINE"] = "1"
     proc = subprocess.run([STYLEKIT, "download", "lpips-vgg16", "--json"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout)["skipped"] is True

@@ -1,0 +1,486 @@
+"""`stylekit invert`: embed real images in a StyleGAN2 latent space by optimisation (GAN inversion).
+
+Two published recipes, one loop:
+- `--space w` (default): NVlabs stylegan2-ada-pytorch projector.py: one w (broadcast to every layer)
+  starts at w_avg (10000 mapped samples), Adam(0.9, 0.999) lr 0.1 with a 5% rampup and a cosine
+  rampdown over the last 25%, Gaussian noise on w of std w_std * 0.05 * max(0, 1 - t/0.75)^2, the
+  per-layer noise maps optimised too with an autocorrelation penalty (weight 1e5, pyramid down to
+  8x8) and renormalised to zero mean / unit variance after every step; LPIPS-VGG16 on images
+  area-downsampled to at most 256 px.
+- `--space w+`: Image2StyleGAN (Abdal et al. 2019) optimises one w per layer; pair it with
+  `--loss vgg` (VGG16 conv1_1, conv1_2, conv3_2, conv4_2 feature MSE + pixel MSE) for their loss.
+Targets are centre-cropped to a square and Lanczos-resized to the network resolution (as NVlabs).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
+from stylekit.errors import BadImage, BadInput
+from stylekit.io.console import get_console
+from stylekit.nets.stylegan2.networks import Generator
+
+SPACES = ("w", "w+")
+LOSSES = ("lpips", "vgg", "mse")
+VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
+DEFAULT_MSE_WEIGHT = {"lpips": 0.0, "vgg": 1.0, "mse": 1.0}
+RANDOM_WEIGHTS = "random"  # --perceptual-weights random: untrained network (tests, timing only)
+DONE_FILE = "metrics.json"
+
+
+@dataclass
+class InvertConfig:
+    target: Path
+    network: str
+    out: Path
+    space: str = "w"
+    steps: int = 1000
+    lr: float = 0.1
+    initial_noise: float = 0.05
+    noise_ramp: float = NOISE_RAMP
+    noise_reg: float = 1e5
+    loss: str = "lpips"
+    mse_weight: float | None = None
+    perceptual_weights: str | None = None
+    w_avg_samples: int = 10000
+    seed: int = 303
+    device: str = "auto"
+    save_video: bool = False
+    log_every: int = 10
+    fresh: bool = False
+
+
+@dataclass
+class InvertItem:
+    target: str
+    out: str
+    status: str  # done | skipped | failed
+    final_loss: float | None = None
+    psnr: float | None = None
+    seconds: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class InvertResult:
+    out: str
+    network: str
+    resolution: int
+    space: str
+    loss: str
+    steps: int
+    items: list[InvertItem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Projection:
+    """What one optimisation returns (tensors on CPU)."""
+
+    ws: torch.Tensor  # [1, num_ws, w_dim]
+    noise: dict[str, torch.Tensor]  # synthesis buffer name -> noise_const map
+    image: torch.Tensor  # [1, C, R, R] in [-1, 1]
+    curve: list[dict[str, float]]
+    frames: list[torch.Tensor]  # [C, R, R] in [-1, 1]
+    final_loss: float
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def preprocess_target(img: Image.Image, resolution: int) -> torch.Tensor:
+    """Centre-crop to a square, Lanczos-resize to `resolution`: [1, 3, R, R] in [0, 1] (NVlabs projector)."""
+    from stylekit.data.images import pil_to_tensor
+
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
+    return pil_to_tensor(img)[None]
+
+
+@torch.no_grad()
+def w_stats(G: Generator, samples: int = 10000, seed: int = 123, batch: int = 1000) -> tuple[torch.Tensor, float]:
+    """w_avg [1, 1, w_dim] and w_std (RMS distance to w_avg) from `samples` mapped z (NVlabs: RandomState(123))."""
+    device = next(G.parameters()).device
+    z = torch.from_numpy(np.random.RandomState(seed).randn(samples, G.z_dim)).float()
+    ws = torch.cat([G.mapping(z[i : i + batch].to(device), None)[:, :1].cpu() for i in range(0, samples, batch)])
+    w_avg = ws.mean(dim=0, keepdim=True)
+    w_std = float(((ws - w_avg).square().sum() / samples) ** 0.5)
+    return w_avg, w_std
+
+
+def noise_buffers(G: Generator) -> dict[str, torch.Tensor]:
+    """The synthesis network's per-layer constant noise maps (what noise_mode='const' uses)."""
+    return {name: buf for name, buf in G.synthesis.named_buffers() if name.endswith("noise_const")}
+
+
+def noise_regularization(bufs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Squared autocorrelation at shift 1 (x and y) over a 2x-average-pool pyramid down to 8x8 (NVlabs)."""
+    reg = torch.zeros([], device=next(iter(bufs.values())).device) if bufs else torch.zeros([])
+    for buf in bufs.values():
+        noise = buf[None, None]
+        while True:
+            reg = reg + (noise * torch.roll(noise, shifts=1, dims=3)).mean() ** 2
+            reg = reg + (noise * torch.roll(noise, shifts=1, dims=2)).mean() ** 2
+            if noise.shape[2] <= 8:
+                break
+            noise = F.avg_pool2d(noise, kernel_size=2)
+    return reg
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (peak 1)."""
+    mse = float((a.float() - b.float()).square().mean())
+    return 99.0 if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)
+
+
+def quantize(img: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] exactly as the saved PNG (NVlabs' x * 127.5 + 128, clamped, truncated to uint8)."""
+    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).float() / 255.0
+
+
+class Objective:
+    """The image distance being minimised: lpips | vgg (+ pixel MSE) | mse, against one fixed target.
+
+    Images are in [-1, 1]. lpips is NVlabs' sum of squared LPIPS feature differences on images
+    area-downsampled to <= 256 px; vgg is Image2StyleGAN's sum over layers of the mean squared feature
+    difference (ImageNet-normalised [0, 1] input); the pixel term is mean((x - y)^2) in [-1, 1] units.
+    """
+
+    def __init__(self, kind: str, target: torch.Tensor, mse_weight: float, weights: str | None, device: torch.device) -> None:
+        self.kind = kind
+        self.mse_weight = mse_weight
+        self.target = target.to(device)
+        self.net: Any = None
+        if kind == "lpips":
+            from stylekit.nets.lpips import LPIPS, load_lpips
+
+            self.net = LPIPS(None, None).to(device) if weights == RANDOM_WEIGHTS else load_lpips(weights, device)
+            with torch.no_grad():
+                self.target_feats = self.net.features(self._down(self.target))
+        elif kind == "vgg":
+            from stylekit.nets.vgg import VGGFeatures
+
+            w = None if weights == RANDOM_WEIGHTS else (weights or "vgg16")
+            self.net = VGGFeatures("vgg16", VGG_LAYERS, weights=w).to(device)
+            with torch.no_grad():
+                self.target_feats = self.net((self.target + 1) / 2)
+
+    @staticmethod
+    def _down(img: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(img, size=(256, 256), mode="area") if img.shape[2] > 256 else img
+
+    def __call__(self, synth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        parts: dict[str, torch.Tensor] = {}
+        if self.kind == "lpips":
+            parts["lpips"] = (self.net.features(self._down(synth)) - self.target_feats).square().sum()
+        elif self.kind == "vgg":
+            feats = self.net((synth + 1) / 2)
+            parts["vgg"] = sum((feats[k] - self.target_feats[k]).square().mean() for k in VGG_LAYERS)  # type: ignore[assignment]
+        if self.mse_weight > 0 or self.kind == "mse":
+            parts["mse"] = (synth - self.target).square().mean()
+        total = sum((v * (self.mse_weight if k == "mse" else 1.0) for k, v in parts.items()), torch.zeros([], device=synth.device))
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def project(
+    G: Generator,
+    target: torch.Tensor,
+    objective: Objective,
+    *,
+    space: str = "w",
+    steps: int = 1000,
+    lr: float = 0.1,
+    initial_noise: float = 0.05,
+    noise_ramp: float = NOISE_RAMP,
+    noise_reg: float = 1e5,
+    w_avg: torch.Tensor,
+    w_std: float,
+    seed: int = 303,
+    log_every: int = 10,
+    frame_every: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Projection:
+    """Optimise a latent (and the noise maps) so that G(latent) matches `target` ([1, 3, R, R] in [0, 1])."""
+    if space not in SPACES:
+        raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
+    device = next(G.parameters()).device
+    G = copy.deepcopy(G).eval().requires_grad_(False)  # its noise buffers become optimisation variables
+    gen = torch.Generator().manual_seed(seed)
+    num_ws = G.num_ws
+    start = w_avg.to(device).reshape(1, 1, G.w_dim)
+    w_opt = (start if space == "w" else start.repeat(1, num_ws, 1)).clone().requires_grad_(True)
+    bufs = noise_buffers(G)
+    with torch.no_grad():
+        for buf in bufs.values():
+            buf.copy_(torch.randn(buf.shape, generator=gen).to(device))
+            buf.requires_grad_(True)
+    opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=lr)
+    curve: list[dict[str, float]] = []
+    frames: list[torch.Tensor] = []
+    loss_value = float("nan")
+    for step in range(steps):
+        t = step / steps
+        cur_lr = ramped_lr(t, lr)
+        for group in opt.param_groups:
+            group["lr"] = cur_lr
+        scale = w_noise_scale(t, w_std, initial_noise, noise_ramp)
+        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * scale
+        ws = w_opt + w_noise
+        if space == "w":
+            ws = ws.repeat(1, num_ws, 1)
+        synth = G.synthesis(ws, noise_mode="const")
+        dist, parts = objective(synth)
+        reg = noise_regularization(bufs) if noise_reg > 0 and bufs else torch.zeros([], device=device)
+        loss = dist + noise_reg * reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for buf in bufs.values():
+                buf -= buf.mean()
+                buf *= buf.square().mean().rsqrt()
+        loss_value = float(loss.detach())
+        if step % max(1, log_every) == 0 or step == steps - 1:
+            with torch.no_grad():
+                p = psnr(quantize(synth.detach()), target.to(device))
+            curve.append({"step": step, "loss": loss_value, "dist": float(dist.detach()), "noise_reg": float(reg.detach()),
+                          "psnr": round(p, 4), "lr": cur_lr, **{f"loss_{k}": v for k, v in parts.items()}})
+        if frame_every and (step % frame_every == 0 or step == steps - 1):
+            frames.append(synth.detach()[0].cpu())
+        if on_step is not None:
+            on_step(step, loss_value)
+    with torch.no_grad():
+        ws_final = w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1)
+        image = G.synthesis(ws_final, noise_mode="const").cpu()
+        if steps == 0:
+            loss_value = float(objective(image.to(device))[0])
+    return Projection(ws=ws_final.cpu(), noise={k: v.detach().cpu() for k, v in bufs.items()}, image=image,
+                      curve=curve, frames=frames, final_loss=loss_value)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def save_latent_file(path: Path, proj: Projection, **extra: Any) -> Path:
+    """latent.npz in the shared format (stylekit.edit.latents), plus `noise.<buffer>` maps."""
+    from stylekit.edit.latents import save_latents
+
+    noise = {f"noise.{name}": t.numpy().astype(np.float32) for name, t in proj.noise.items()}
+    return save_latents(path, proj.ws, **extra, **noise)
+
+
+def load_noise(path: str | Path) -> dict[str, torch.Tensor]:
+    """The `noise.<buffer>` maps of a latent file written by invert (empty for other latent files)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k[len("noise."):]: torch.from_numpy(np.asarray(data[k], dtype=np.float32))
+                for k in data.files if k.startswith("noise.")}
+
+
+def apply_noise(G: Generator, noise: dict[str, torch.Tensor], source: str = "latent file") -> None:
+    """Copy saved noise maps into G's noise_const buffers (BadInput when they do not fit this network)."""
+    bufs = noise_buffers(G)
+    for name, value in noise.items():
+        if name not in bufs or tuple(bufs[name].shape) != tuple(value.shape):
+            want = tuple(bufs[name].shape) if name in bufs else "no such layer"
+            raise BadInput(f"{source}: noise map '{name}' has shape {tuple(value.shape)}, the network has {want}",
+                           hint="use a latent file made for this network")
+    with torch.no_grad():
+        for name, value in noise.items():
+            bufs[name].copy_(value.to(bufs[name].device))
+
+
+def _to_pil(img01: torch.Tensor) -> Image.Image:
+    from stylekit.data.images import tensor_to_pil
+
+    return tensor_to_pil(img01)
+
+
+def _side_by_side(a01: torch.Tensor, b01: torch.Tensor) -> Image.Image:
+    return _to_pil(torch.cat([a01, b01], dim=2))
+
+
+def save_curve_png(path: Path, curve: list[dict[str, float]], title: str) -> Path:
+    """Loss (log scale) and PSNR against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stylekit.io.atomic import write_atomic
+
+    steps = [c["step"] for c in curve]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax1.plot(steps, [max(c["loss"], 1e-12) for c in curve])
+    ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("loss")
+    ax2.plot(steps, [c["psnr"] for c in curve], color="tab:green")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("PSNR (dB)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def _save_gif(path: Path, target01: torch.Tensor, frames: list[torch.Tensor]) -> Path:
+    from stylekit.io.atomic import write_atomic
+
+    pils = [_side_by_side(target01, quantize(f[None])[0]) for f in frames]
+    if pils[0].width > 512:
+        size = (512, 512 * pils[0].height // pils[0].width)
+        pils = [p.resize(size, Image.Resampling.LANCZOS) for p in pils]
+    return write_atomic(path, lambda tmp: pils[0].save(tmp, format="GIF", save_all=True, append_images=pils[1:],
+                                                       duration=80, loop=0))
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _targets(target: Path) -> tuple[list[tuple[Path, str]], bool]:
+    """(image path, output sub-folder) pairs; a single file writes into --out itself."""
+    from stylekit.data.images import list_images
+
+    if not target.exists():
+        raise BadInput(f"target {target} does not exist", hint="give an image file or a folder of images")
+    if target.is_file():
+        return [(target, "")], True
+    paths = list_images(target)
+    if not paths:
+        raise BadInput(f"target folder {target} holds no images", hint="supported: png, jpg, jpeg, webp, bmp, ...")
+    out: list[tuple[Path, str]] = []
+    used: set[str] = set()
+    for p in paths:
+        name = "__".join(p.relative_to(target).with_suffix("").parts)
+        if name in used:
+            name = f"{name}-{p.suffix.lstrip('.').lower()}"
+        used.add(name)
+        out.append((p, name))
+    return out, False
+
+
+def check_config(cfg: InvertConfig) -> None:
+    if cfg.space not in SPACES:
+        raise BadInput(f"unknown --space '{cfg.space}'", hint="use w (NVlabs projector) or w+ (Image2StyleGAN)")
+    if cfg.loss not in LOSSES:
+        raise BadInput(f"unknown --loss '{cfg.loss}'", hint=f"use one of {', '.join(LOSSES)}")
+    if cfg.steps < 0:
+        raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
+    if cfg.lr <= 0:
+        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    if cfg.w_avg_samples < 1:
+        raise BadInput(f"--w-avg-samples must be >= 1, got {cfg.w_avg_samples}")
+    if cfg.mse_weight is not None and cfg.mse_weight < 0:
+        raise BadInput(f"--mse-weight must be >= 0, got {cfg.mse_weight}")
+    if cfg.noise_reg < 0:
+        raise BadInput(f"--noise-reg must be >= 0, got {cfg.noise_reg}")
+
+
+def run_invert(cfg: InvertConfig) -> InvertResult:
+    """Invert one image (outputs in --out) or every image of a folder (--out/<name>/); done ones are skipped."""
+    from stylekit.data.images import load_rgb
+    from stylekit.device import resolve_device
+    from stylekit.io.atomic import save_image_atomic, write_json_atomic
+    from stylekit.io.rundir import DirLock, ensure_writable_dir
+    from stylekit.nets.stylegan2.load import load_network
+
+    start = time.monotonic()
+    check_config(cfg)
+    targets, single = _targets(Path(cfg.target))
+    if single:  # an unreadable single target is a usage error (exit 2) before anything loads
+        load_rgb(targets[0][0])
+    out = ensure_writable_dir(Path(cfg.out))
+    lock = DirLock(out)
+    lock.acquire()
+    try:
+        device = resolve_device(cfg.device)
+        loaded = load_network(cfg.network, device)
+        G = loaded.generator.eval().requires_grad_(False)
+        if G.c_dim > 0:
+            raise BadInput("invert does not support conditional networks", hint="use an unconditional network")
+        if G.img_channels != 3:
+            raise BadInput(f"invert needs an RGB network, this one has {G.img_channels} channels")
+        mse_weight = DEFAULT_MSE_WEIGHT[cfg.loss] if cfg.mse_weight is None else cfg.mse_weight
+        result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=cfg.space,
+                              loss=cfg.loss, steps=cfg.steps)
+        todo = []
+        for path, name in targets:
+            folder = out / name if name else out
+            if not cfg.fresh and (folder / DONE_FILE).is_file():
+                get_console().log(f"invert: skipping {path} (done: {folder / DONE_FILE}; --fresh redoes it)")
+                result.items.append(InvertItem(str(path), str(folder), "skipped"))
+            else:
+                todo.append((path, folder))
+        w_avg = w_std = None
+        console = get_console()
+        for path, folder in todo:
+            t0 = time.monotonic()
+            try:
+                target = preprocess_target(load_rgb(path), G.img_resolution)
+            except BadImage as exc:
+                if single:
+                    raise
+                console.warn(f"invert: skipping {path}: {exc.reason}")
+                result.items.append(InvertItem(str(path), str(folder), "failed", reason=exc.reason))
+                continue
+            if w_avg is None:
+                w_avg, w_std = w_stats(G, cfg.w_avg_samples)
+            objective = Objective(cfg.loss, target * 2 - 1, mse_weight, cfg.perceptual_weights, device)
+            frame_every = max(1, cfg.steps // 50) if cfg.save_video else 0
+            with console.progress(cfg.steps, f"invert {path.name}") as task:
+                def on_step(step: int, loss: float, task: Any = task) -> None:
+                    task.advance()
+                    if step % 10 == 0:
+                        task.update(loss=loss)
+
+                proj = project(G, target, objective, space=cfg.space, steps=cfg.steps, lr=cfg.lr,
+                               initial_noise=cfg.initial_noise, noise_ramp=cfg.noise_ramp, noise_reg=cfg.noise_reg,
+                               w_avg=w_avg, w_std=float(w_std), seed=cfg.seed, log_every=cfg.log_every,
+                               frame_every=frame_every, on_step=on_step)
+            folder.mkdir(parents=True, exist_ok=True)
+            projected01 = quantize(proj.image)[0]
+            target01 = target[0]
+            final_psnr = psnr(projected01, target01)
+            save_latent_file(folder / "latent.npz", proj, network=loaded.source, space=cfg.space, target=str(path))
+            save_image_atomic(folder / "projected.png", _to_pil(projected01))
+            save_image_atomic(folder / "target.png", _to_pil(target01))
+            save_image_atomic(folder / "compare.png", _side_by_side(target01, projected01))
+            files = ["latent.npz", "projected.png", "target.png", "compare.png"]
+            if cfg.save_video and proj.frames:
+                _save_gif(folder / "progress.gif", target01, proj.frames)
+                files.append("progress.gif")
+            if proj.curve:
+                save_curve_png(folder / "curve.png", proj.curve, f"{path.name}: {cfg.loss}, {cfg.space}")
+                files.append("curve.png")
+            seconds = round(time.monotonic() - t0, 3)
+            doc = {
+                "target": str(path), "network": loaded.source, "resolution": G.img_resolution,
+                "preprocessing": f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}",
+                "space": cfg.space, "loss": cfg.loss, "mse_weight": mse_weight, "steps": cfg.steps,
+                "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
+                "w_std": w_std, "files": files, "curve": proj.curve,
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+            }
+            write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done
+            console.log(f"invert: {path.name}: loss {proj.final_loss:.4g}, PSNR {final_psnr:.2f} dB, {seconds:.1f}s")
+            result.items.append(InvertItem(str(path), str(folder), "done", proj.final_loss, round(final_psnr, 4), seconds))
+    finally:
+        lock.release()
+    result.seconds = round(time.monotonic() - start, 3)
+    return result
