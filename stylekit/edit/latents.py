@@ -1,0 +1,58 @@
+"""The latent file format shared by generate, mix, invert and styleclip.
+
+A latent file is a NumPy `.npz` with key `w`: float32 of shape [N, num_ws, w_dim] (W+, one w per
+synthesis input; N is 1 for a single image, as in NVlabs `projected_w.npz`) or [N, w_dim] (one w
+broadcast to every layer). Optional keys: `seeds` [N] int64, `z` [N, z_dim], `trunc` (scalar),
+`network` (string). Readers need only `w`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylekit.errors import BadInput
+
+
+def save_latents(path: str | os.PathLike[str], w: torch.Tensor | np.ndarray, **extra: Any) -> Path:
+    """Write `w` (+ optional arrays) as an npz latent file, atomically."""
+    from stylekit.io.atomic import write_bytes_atomic
+
+    arr = w.detach().cpu().numpy() if isinstance(w, torch.Tensor) else np.asarray(w)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"w must be [N, num_ws, w_dim] or [N, w_dim], got {arr.shape}")
+    payload = {"w": arr.astype(np.float32)}
+    for key, value in extra.items():
+        if value is not None:
+            payload[key] = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    buf = io.BytesIO()
+    np.savez(buf, **payload)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_latents(path: str | os.PathLike[str], num_ws: int, w_dim: int) -> torch.Tensor:
+    """Read a latent file as a float32 tensor [N, num_ws, w_dim] (broadcasting [N, w_dim])."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "w" not in data.files:
+                raise BadInput(f"{path}: latent file has no 'w' array (keys: {', '.join(data.files) or 'none'})",
+                               hint="latent files are .npz with key 'w' of shape [1, num_ws, w_dim] or [1, w_dim]")
+            w = np.asarray(data["w"], dtype=np.float32)
+    except FileNotFoundError:
+        raise BadInput(f"latent file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{path}: not a readable .npz latent file ({exc})") from None
+    if w.ndim == 1:
+        w = w[None]
+    if w.ndim == 2:
+        w = np.repeat(w[:, None, :], num_ws, axis=1)
+    if w.ndim != 3 or w.shape[1:] != (num_ws, w_dim):
+        raise BadInput(f"{path}: w has shape {list(w.shape)}, the network needs [N, {num_ws}, {w_dim}] or [N, {w_dim}]",
+                       hint="use a latent file made for this network")
+    return torch.from_numpy(w)

@@ -1,0 +1,384 @@
+"""Load and save StyleGAN2 networks: NVlabs pickles (safely), rosinality .pt, stylekit .safetensors.
+
+`load_network(name_or_path, device)` accepts
+- a registry name (`ffhq-256`, ...; fetched through `stylekit.weights.weights_path`),
+- an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or a StyleGAN3-repo
+  pickle of a StyleGAN2-architecture network: read by `stylekit.io.safe_pickle`, nothing executed,
+- a rosinality/stylegan2-pytorch checkpoint (`.pt`, as used by StyleCLIP): `torch.load(weights_only=True)`,
+- a stylekit `.safetensors` network written by `save_network`,
+- a directory holding one of the above (a training run: checkpoints/latest.safetensors, ...).
+Anything else raises BadInput (exit 2) naming the file and what stylekit can read instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylekit.errors import BadInput
+from stylekit.io.console import get_console
+from stylekit.nets.stylegan2.networks import Discriminator, Generator
+
+FORMAT_NAME = "stylekit.stylegan2"
+FORMAT_VERSION = "1"
+NETWORK_KEYS = ("G", "G_ema", "D")
+
+_MAPPING_KEYS = {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier", "w_avg_beta"}
+_SYNTHESIS_KEYS = {"channel_base", "channel_max", "num_fp16_res", "conv_clamp", "architecture", "resample_filter",
+                   "fp16_channels_last", "use_noise", "activation"}
+_G_KEYS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"}
+_D_KEYS = {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res",
+           "conv_clamp", "cmap_dim"}
+_D_BLOCK_KEYS = {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}
+_D_EPILOGUE_KEYS = {"mbstd_group_size", "mbstd_num_channels", "activation"}
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+@dataclass
+class LoadedNetwork:
+    """What load_network returns. `generator` is the one to sample from (G_ema when present)."""
+
+    G: Generator | None
+    D: Discriminator | None = None
+    G_ema: Generator | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # {"G": init kwargs, "G_ema": ..., "D": ...}
+    source: str = ""
+    format: str = ""  # nvlabs-pkl | rosinality | stylekit
+    extra: dict[str, Any] = field(default_factory=dict)  # training_set_kwargs, metadata, ...
+
+    @property
+    def generator(self) -> Generator:
+        g = self.G_ema if self.G_ema is not None else self.G
+        if g is None:
+            raise BadInput(f"{self.source}: holds no generator", hint="pass a file with G or G_ema")
+        return g
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _pick(kwargs: dict[str, Any], allowed: set[str], where: str, dropped: list[str]) -> dict[str, Any]:
+    out = {}
+    for key, value in kwargs.items():
+        if key in allowed:
+            out[key] = value
+        else:
+            dropped.append(f"{where}{key}")
+    return out
+
+
+def normalize_generator_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """NVlabs (or StyleGAN3-repo, flattened) Generator init kwargs -> stylekit Generator kwargs."""
+    raw = copy.deepcopy(dict(raw))
+    dropped: list[str] = []
+    mapping = dict(raw.pop("mapping_kwargs", None) or {})
+    synthesis = dict(raw.pop("synthesis_kwargs", None) or {})
+    for key in list(raw):
+        if key not in _G_KEYS:  # StyleGAN3-repo Generators take synthesis kwargs flattened
+            synthesis.setdefault(key, raw.pop(key))
+    missing = {"z_dim", "c_dim", "w_dim", "img_resolution"} - set(raw)
+    if missing:
+        raise BadInput(f"generator config lacks {sorted(missing)}")
+    cfg = dict(raw)
+    cfg.setdefault("img_channels", 3)
+    cfg["mapping_kwargs"] = _pick(mapping, _MAPPING_KEYS, "mapping_kwargs.", dropped)
+    cfg["synthesis_kwargs"] = _pick(synthesis, _SYNTHESIS_KEYS, "synthesis_kwargs.", dropped)
+    if dropped:
+        get_console().log(f"stylegan2: ignoring generator options that do not change the weights: {', '.join(dropped)}")
+    return cfg
+
+
+def normalize_discriminator_config(raw: dict[str, Any]) -> dict[str, Any]:
+    raw = copy.deepcopy(dict(raw))
+    dropped: list[str] = []
+    cfg = _pick({k: v for k, v in raw.items() if not k.endswith("_kwargs")}, _D_KEYS, "", dropped)
+    cfg["block_kwargs"] = _pick(dict(raw.get("block_kwargs") or {}), _D_BLOCK_KEYS, "block_kwargs.", dropped)
+    cfg["mapping_kwargs"] = _pick(dict(raw.get("mapping_kwargs") or {}), _MAPPING_KEYS, "mapping_kwargs.", dropped)
+    cfg["epilogue_kwargs"] = _pick(dict(raw.get("epilogue_kwargs") or {}), _D_EPILOGUE_KEYS, "epilogue_kwargs.", dropped)
+    if dropped:
+        get_console().log(f"stylegan2: ignoring discriminator options: {', '.join(dropped)}")
+    return cfg
+
+
+def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
+    try:
+        net: torch.nn.Module = Generator(**config) if kind.startswith("G") else Discriminator(**config)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise BadInput(f"{source}: {kind} config is not a StyleGAN2 network: {exc}") from None
+    own = net.state_dict()
+    # Constant FIR buffers keep their defaults when a format does not store them; w_avg is estimated.
+    optional = {k for k in own if k.endswith("resample_filter")} | ({"mapping.w_avg"} if kind.startswith("G") else set())
+    missing = sorted(set(own) - set(state) - optional)
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
+        raise BadInput(f"{source}: {kind} weights do not fit a StyleGAN2 {kind} ({'; '.join(parts)})")
+    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not optional & (set(own) - set(state)))
+    if isinstance(net, Generator) and "mapping.w_avg" not in state:
+        _fill_w_avg(net)
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------- NVlabs pickles
+
+
+def _state_of(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
+    from stylekit.io.safe_pickle import PersistentObject
+
+    state = obj.state if isinstance(obj, PersistentObject) else None
+    if state is None:
+        raise BadInput(f"network pickle: module '{prefix.rstrip('.')}' is not an NVlabs persistent module")
+    for group in ("_parameters", "_buffers"):
+        for name, tensor in (state.get(group) or {}).items():
+            if tensor is not None:
+                if not isinstance(tensor, torch.Tensor):
+                    raise BadInput(f"network pickle: {prefix}{name} is not a tensor")
+                out[prefix + name] = tensor.detach().to(torch.float32) if tensor.is_floating_point() else tensor.detach()
+    for name, child in (state.get("_modules") or {}).items():
+        if child is not None:
+            _state_of(child, f"{prefix}{name}.", out)
+
+
+def _load_pickle(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from stylekit.io.safe_pickle import PersistentObject, plain, safe_load
+
+    data = safe_load(path)
+    if isinstance(data, int):  # legacy torch.save archive: its first pickle is a magic number
+        raise _TorchArchive()
+    if isinstance(data, PersistentObject):
+        data = {"G_ema": data}
+    if not isinstance(data, dict) or not any(isinstance(data.get(k), PersistentObject) for k in NETWORK_KEYS):
+        raise BadInput(f"{path}: a pickle without G/D/G_ema networks", hint="pass an NVlabs network-snapshot pkl")
+    states: dict[str, Any] = {}
+    configs: dict[str, Any] = {}
+    for key in NETWORK_KEYS:
+        obj = data.get(key)
+        if not isinstance(obj, PersistentObject):
+            continue
+        if key.startswith("G"):
+            synth = obj.modules.get("synthesis")
+            if not isinstance(synth, PersistentObject) or "b4" not in synth.modules:
+                raise BadInput(
+                    f"{path}: {key} is not a StyleGAN2-architecture generator (StyleGAN3 alias-free networks are not supported)",
+                    hint="use a StyleGAN2 / StyleGAN2-ADA network",
+                )
+        if obj.init_args:
+            raise BadInput(f"{path}: {key} was built with positional arguments, which stylekit cannot map")
+        raw = obj.init_kwargs
+        configs[key] = normalize_generator_config(raw) if key.startswith("G") else normalize_discriminator_config(raw)
+        state: dict[str, torch.Tensor] = {}
+        _state_of(obj, "", state)
+        states[key] = state
+    extra = {"training_set_kwargs": plain(data.get("training_set_kwargs"))} if data.get("training_set_kwargs") else {}
+    return states, configs, extra
+
+
+class _TorchArchive(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- rosinality / torch
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any refusal/corruption becomes one clear message
+        raise BadInput(
+            f"{path}: cannot read this torch checkpoint safely ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            hint="stylekit reads rosinality/stylegan2-pytorch .pt files holding tensors, NVlabs pkl and stylekit .safetensors",
+        ) from None
+
+
+def _load_rosinality(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from stylekit.nets.stylegan2.rosinality import from_rosinality, is_rosinality_state
+
+    ckpt = _torch_load(path)
+    if not isinstance(ckpt, dict):
+        raise BadInput(f"{path}: not a StyleGAN2 checkpoint (top level is {type(ckpt).__name__})")
+    latent_avg = ckpt.get("latent_avg") if isinstance(ckpt.get("latent_avg"), torch.Tensor) else None
+    states, configs = {}, {}
+    found = False
+    for src, dst in (("g", "G"), ("g_ema", "G_ema")):
+        sd = ckpt.get(src)
+        if isinstance(sd, dict) and is_rosinality_state(sd):
+            states[dst], configs[dst] = from_rosinality(sd, latent_avg)
+            found = True
+    if not found and is_rosinality_state(ckpt):
+        states["G_ema"], configs["G_ema"] = from_rosinality(ckpt, latent_avg)
+        found = True
+    if not found:
+        raise BadInput(
+            f"{path}: not a rosinality/stylegan2-pytorch generator checkpoint (no g_ema/g with style.N and convs.N keys)",
+            hint="stylekit reads NVlabs pkl, rosinality .pt and stylekit .safetensors networks",
+        )
+    for key in list(states):
+        if "mapping.w_avg" not in states[key]:
+            get_console().warn(f"{path}: no latent_avg; truncation will use the mean w of 10000 random z")
+    if "d" in ckpt:
+        get_console().log("stylegan2: rosinality discriminator weights are not converted (generator only)")
+    return states, configs, {}
+
+
+def _fill_w_avg(G: Generator) -> None:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        z = torch.randn(10000, G.z_dim, generator=gen)
+        c = torch.zeros(10000, G.c_dim) if G.c_dim else None
+        G.mapping.w_avg.copy_(G.mapping(z, c)[:, 0].mean(0))
+
+
+# ----------------------------------------------------------------------------- stylekit safetensors
+
+
+def _is_safetensors(head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n < 100_000_000 and head[8:9] == b"{"
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            meta = fh.metadata() or {}
+            keys = list(fh.keys())
+            if meta.get("format") != FORMAT_NAME:
+                raise BadInput(
+                    f"{path}: a safetensors file that is not a stylekit StyleGAN2 network (metadata format={meta.get('format')!r})",
+                    hint="write networks with stylekit (blend-layers, finetune-stylegan) or pass an NVlabs pkl / rosinality .pt",
+                )
+            configs = json.loads(meta.get("config", "{}"))
+            states: dict[str, dict[str, torch.Tensor]] = {k: {} for k in configs}
+            for key in keys:
+                net, _, name = key.partition(".")
+                if net in states:
+                    states[net][name] = fh.get_tensor(key)
+            extra = json.loads(meta.get("extra", "{}"))
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"{path}: unreadable safetensors network ({type(exc).__name__}: {exc})") from None
+    return states, configs, extra
+
+
+def save_network(
+    path: str | os.PathLike[str],
+    *,
+    G: Generator | None = None,
+    G_ema: Generator | None = None,
+    D: Discriminator | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write networks as one safetensors file (state dicts + JSON config in metadata), atomically."""
+    from safetensors.torch import save_file
+
+    from stylekit.io.atomic import write_atomic
+
+    tensors: dict[str, torch.Tensor] = {}
+    configs: dict[str, Any] = {}
+    for key, net in (("G", G), ("G_ema", G_ema), ("D", D)):
+        if net is None:
+            continue
+        configs[key] = net.init_kwargs
+        for name, t in net.state_dict().items():
+            tensors[f"{key}.{name}"] = t.detach().to("cpu").clone().contiguous()
+    if not configs:
+        raise ValueError("save_network needs at least one network")
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": json.dumps(configs),
+            "extra": json.dumps(extra or {}, default=str)}
+    return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def resolve_network_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A local file/dir as is; otherwise a registry name through stylekit.weights (exit 3 if missing)."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        return _pick_from_dir(path) if path.is_dir() else path
+    looks_like_path = os.sep in text or "/" in text or path.suffix.lower() in {".pkl", ".pt", ".pth", ".safetensors"}
+    if not looks_like_path:
+        try:
+            from stylekit.weights import REGISTRY, weights_path
+        except ImportError:  # pragma: no cover - weights module always present in releases
+            REGISTRY, weights_path = {}, None
+        if weights_path is not None and text in REGISTRY:
+            return Path(weights_path(text))
+    raise BadInput(
+        f"network '{text}' is neither an existing file nor a known registry name",
+        hint="pass a .pkl/.pt/.safetensors path or a name from 'stylekit download --list' (e.g. ffhq-256)",
+    )
+
+
+def _pick_from_dir(folder: Path) -> Path:
+    candidates = [folder / "network-final.safetensors", folder / "network.safetensors", folder / "checkpoints" / "latest.safetensors"]
+    for pattern in ("network-snapshot-*.safetensors", "checkpoints/*.safetensors", "*.safetensors", "network-snapshot-*.pkl", "*.pkl", "*.pt"):
+        candidates += sorted(folder.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    for cand in candidates:
+        if cand.is_file():
+            if cand.suffix == ".safetensors" and not _has_network_metadata(cand):
+                continue
+            return cand
+    raise BadInput(f"{folder}: no StyleGAN2 network file in this directory", hint="pass the network file itself")
+
+
+def _has_network_metadata(path: Path) -> bool:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            return (fh.metadata() or {}).get("format") == FORMAT_NAME
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def load_network(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedNetwork:
+    """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode)."""
+    path = resolve_network_path(name_or_path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    if _is_safetensors(head):
+        states, configs, extra = _load_safetensors(path)
+        fmt = "stylekit"
+    elif head.startswith(b"PK\x03\x04") or head.startswith(_LEGACY_TORCH_MAGIC):
+        states, configs, extra = _load_rosinality(path)
+        fmt = "rosinality"
+    elif head[:1] == b"\x80":
+        try:
+            states, configs, extra = _load_pickle(path)
+            fmt = "nvlabs-pkl"
+        except _TorchArchive:
+            states, configs, extra = _load_rosinality(path)
+            fmt = "rosinality"
+    else:
+        raise BadInput(
+            f"{path}: unsupported network format",
+            hint="stylekit reads NVlabs StyleGAN2(-ADA) .pkl, rosinality .pt and stylekit .safetensors",
+        )
+    nets: dict[str, Any] = {}
+    for key in NETWORK_KEYS:
+        if key in states:
+            nets[key] = _build(key, configs[key], states[key], str(path)).to(device)
+    return LoadedNetwork(G=nets.get("G"), D=nets.get("D"), G_ema=nets.get("G_ema"), config=configs,
+                         source=str(path), format=fmt, extra=extra)

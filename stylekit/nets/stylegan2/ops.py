@@ -1,0 +1,204 @@
+"""Pure-PyTorch StyleGAN2 operations: FIR resampling, bias+activation, modulated convolution.
+
+The NVlabs code runs these as custom CUDA plugins (with slow reference fallbacks). Here every op is
+one or two stock PyTorch calls, exact to float rounding:
+
+- FIR up-sampling by 2 with the [1,3,3,1] filter is a depthwise transposed convolution (stride 2,
+  padding 1) with the filter scaled by 4; down-sampling is a depthwise stride-2 convolution.
+- The up-sampling 3x3 modulated convolution (transposed conv, then FIR blur) is fused into one
+  6x6 kernel (the full convolution of the 3x3 weight with the blur) and run as its polyphase form:
+  a single 3x3 convolution with 4x the output channels followed by pixel_shuffle.
+- Modulation/demodulation either folds the styles into per-sample weights for a grouped
+  convolution (`fused=True`, as NVlabs) or scales activations before/after one shared-weight
+  convolution (`fused=False`), which is mathematically identical and usually faster on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+LRELU_ALPHA = 0.2
+ACTIVATION_GAIN = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0)}
+
+
+def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
+    """The 2D low-pass filter NVlabs stores as `resample_filter`: outer(f, f) normalised to sum 1."""
+    f = torch.as_tensor(list(taps), dtype=torch.float32)
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def _depthwise(f: torch.Tensor, channels: int, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    # Flipped so that the correlation that conv2d performs equals the true convolution NVlabs uses.
+    return (f.flip([0, 1]) * gain).to(dtype=x.dtype, device=x.device)[None, None].expand(channels, 1, *f.shape)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Zero-insert by 2, then filter with 4*f: NVlabs `upfirdn2d.upsample2d` for a 4x4 filter."""
+    _check_filter(f)
+    c = x.shape[1]
+    # conv_transpose2d scatters the (unflipped) kernel: exactly a true convolution of the zero-inserted x.
+    return F.conv_transpose2d(x, _depthwise(f, c, x, 4.0).flip([2, 3]), stride=2, padding=1, groups=c)
+
+
+def _check_filter(f: torch.Tensor) -> None:
+    if tuple(f.shape) != (4, 4):
+        raise ValueError(f"resample filter must have 4 taps (4x4 2D), got shape {tuple(f.shape)}")
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Filter with f, keep every second pixel; same output as NVlabs `upfirdn2d.downsample2d` (4-tap f)."""
+    _check_filter(f)
+    c = x.shape[1]
+    return F.conv2d(x, _depthwise(f, c, x), stride=2, padding=1, groups=c)
+
+
+def fir_filter(x: torch.Tensor, f: torch.Tensor, padding: int) -> torch.Tensor:
+    """Depthwise FIR filter with symmetric zero padding (used before strided convolutions)."""
+    c = x.shape[1]
+    return F.conv2d(x, _depthwise(f, c, x), padding=padding, groups=c)
+
+
+def bias_act(
+    x: torch.Tensor,
+    b: torch.Tensor | None,
+    act: str = "linear",
+    gain: float = 1.0,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """x + b, activation, times gain, clamp to +-clamp: NVlabs `bias_act` semantics (dim 1 = channels)."""
+    inplace = not torch.is_grad_enabled()
+    if b is not None:
+        b = b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+        x = x.add_(b) if inplace else x + b
+    if act == "lrelu":
+        x = F.leaky_relu_(x, LRELU_ALPHA) if inplace else F.leaky_relu(x, LRELU_ALPHA)
+    elif act == "relu":
+        x = F.relu_(x) if inplace else F.relu(x)
+    elif act != "linear":
+        raise ValueError(f"unsupported activation {act!r}")
+    if gain != 1:
+        x = x.mul_(gain) if inplace else x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+    return x
+
+
+def up_kernel(weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Fuse 'transposed conv (stride 2) with weight, then blur with 4*f' into one polyphase 3x3 kernel.
+
+    weight [O, I, k, k] -> [4*O, I, kp, kp] such that
+    pixel_shuffle(conv2d(x, kernel, padding=kp//2), 2) equals the NVlabs up-sampling convolution.
+    """
+    _check_filter(f)
+    o, i, kh, kw = weight.shape
+    if (kh, kw) != (3, 3):
+        raise ValueError("the fused up-sampling convolution needs a 3x3 kernel")
+    fh, fw = f.shape
+    # Full convolution of each weight slice with the filter: [O, I, kh+fh-1, kw+fw-1].
+    full = F.conv2d(
+        weight.reshape(o * i, 1, kh, kw),
+        (f.flip([0, 1]) * 4).to(weight.dtype)[None, None],
+        padding=(fh - 1, fw - 1),
+    ).reshape(o, i, kh + fh - 1, kw + fw - 1)
+    size = full.shape[-1]
+    # Output phase a takes taps full[a::2] reversed (derivation in docs/stylegan.md).
+    phases = [full[:, :, a::2, b::2].flip([2, 3]) for a in (0, 1) for b in (0, 1)]
+    k = torch.stack(phases, dim=1)  # [O, 4, I, kp, kp]; channel o*4 + a*2 + b for pixel_shuffle
+    return k.reshape(o * 4, i, size // 2, size // 2)
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool = True,
+    up: bool = False,
+    f: torch.Tensor | None = None,
+    fused: bool | None = None,
+) -> torch.Tensor:
+    """StyleGAN2 modulated convolution (NVlabs `modulated_conv2d`, padding k//2, optional up x2).
+
+    x [N, I, H, W], weight [O, I, k, k], styles [N, I]. Returns [N, O, H', W'] (noise is added by the
+    caller after this). `fused=None` picks the faster path for the device and batch size.
+    """
+    n = x.shape[0]
+    o, i, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        # Pre-normalisation against fp16 overflow, as in NVlabs.
+        weight = weight * (1 / math.sqrt(i * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    dcoefs = None
+    if demodulate:
+        # sum_{i,k} (w[o,i,k] s[n,i])^2 = s^2 @ (sum_k w^2)^T, computed without the [N,O,I,k,k] tensor.
+        dcoefs = (styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    if fused is None:
+        # One sample: modulated weights + one plain conv. Batches: one shared-weight conv with the
+        # styles on the activations (measured faster than grouped conv on CPU).
+        fused = n == 1
+    impl = UP_IMPL if UP_IMPL != "auto" else ("polyphase" if i <= 128 else "transpose")
+    if up and impl == "transpose":
+        return _modulated_up_transpose(x, weight, styles, dcoefs, f, fused)
+    if up:
+        assert f is not None
+        kernel = up_kernel(weight, f)
+    else:
+        kernel = weight
+    pad = kernel.shape[-1] // 2
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = F.conv2d(x, kernel.to(x.dtype), padding=pad)
+        if up:
+            x = F.pixel_shuffle(x, 2)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        return x
+    w = kernel.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O', I, k, k]
+    if dcoefs is not None:
+        d = dcoefs.repeat_interleave(4, dim=1) if up else dcoefs
+        w = w * d.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    x = F.conv2d(x, w.reshape(-1, i, *kernel.shape[2:]).to(x.dtype), padding=pad, groups=n)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if up:
+        x = F.pixel_shuffle(x, 2)
+    return x
+
+
+# How the up-sampling modulated convolution runs: "polyphase" (upsample+blur fused into one 3x3 conv
+# with 4x outputs + pixel_shuffle: 4x the MACs, but one dense conv) or "transpose" (stride-2 transposed
+# 3x3 conv, then the 4x4 FIR), both exact. "auto": polyphase for <= 128 input channels (measured
+# faster on CPU there), transpose above.
+UP_IMPL = "auto"
+
+
+def _modulated_up_transpose(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, dcoefs: torch.Tensor | None,
+    f: torch.Tensor | None, fused: bool,
+) -> torch.Tensor:
+    assert f is not None
+    n = x.shape[0]
+    o, i, kh, kw = weight.shape
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+    else:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+        w = w.transpose(1, 2).reshape(n * i, o, kh, kw)
+        x = F.conv_transpose2d(x.reshape(1, -1, *x.shape[2:]), w.to(x.dtype), stride=2, groups=n)
+        x = x.reshape(n, o, *x.shape[2:])
+    x = fir_filter(x, f * 4, padding=1)
+    if not fused and dcoefs is not None:
+        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+    return x
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()

@@ -1,0 +1,151 @@
+"""generate / mix / blend-layers through the CLI (CliRunner) and one real `stylekit` subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylekit.cli.app import app
+from stylekit.nets.stylegan2.load import load_network, save_network
+from stylekit.nets.stylegan2.tiny import tiny_generator
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def nets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nets")
+    a = save_network(root / "base.safetensors", G_ema=tiny_generator(32, seed=1))
+    b = save_network(root / "toon.safetensors", G_ema=tiny_generator(32, seed=2))
+    small = save_network(root / "small.safetensors", G_ema=tiny_generator(16, seed=3))
+    cond = save_network(root / "cond.safetensors", G_ema=tiny_generator(16, seed=4, c_dim=3))
+    return {"base": a, "toon": b, "small": small, "cond": cond}
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_generate_writes_pngs_grid_and_latents(nets, tmp_path):
+    out = tmp_path / "gen"
+    res = invoke("generate", "--network", nets["base"], "--seeds", "0-2,7", "--trunc", "0.7", "--out", out, "--json", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert len(doc["images"]) == 4 and doc["resolution"] == 32
+    for s in (0, 1, 2, 7):
+        assert Image.open(out / f"seed{s:04d}.png").size == (32, 32)
+        with np.load(out / f"seed{s:04d}.npz") as d:
+            assert d["w"].shape == (1, 8, 32)
+    assert (out / "grid.png").exists()
+    with np.load(out / "latents.npz") as d:
+        assert d["w"].shape == (4, 8, 32) and list(d["seeds"]) == [0, 1, 2, 7]
+    # Re-running gives the same pixels (const noise, seeds -> fixed z).
+    again = tmp_path / "gen2"
+    assert invoke("generate", "--network", nets["base"], "--seeds", "7", "--trunc", "0.7", "--out", again, "--no-grid").exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(out / "seed0007.png")), np.asarray(Image.open(again / "seed0007.png")))
+    assert not (again / "grid.png").exists()
+
+
+def test_generate_trunc_zero_same_image_and_conditional(nets, tmp_path):
+    res = invoke("generate", "--network", nets["small"], "--seeds", "1,2", "--trunc", "0", "--out", tmp_path / "z")
+    assert res.exit_code == 0, res.output
+    a, b = (np.asarray(Image.open(tmp_path / "z" / f"seed000{i}.png")).astype(int) for i in (1, 2))
+    assert np.abs(a - b).max() <= 1
+    res = invoke("generate", "--network", nets["cond"], "--seeds", "1", "--out", tmp_path / "c")
+    assert res.exit_code == 2 and "--class" in res.output
+    assert invoke("generate", "--network", nets["cond"], "--seeds", "1", "--class", "2", "--out", tmp_path / "c").exit_code == 0
+    assert invoke("generate", "--network", nets["cond"], "--seeds", "1", "--class", "5", "--out", tmp_path / "c").exit_code == 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seeds", "5-1"], "--seeds"),
+    (["--seeds", "1", "--noise-mode", "loud"], "noise-mode"),
+    (["--seeds", "1", "--trunc-cutoff", "99"], "trunc-cutoff"),
+])
+def test_generate_bad_options_exit_2(nets, tmp_path, args, needle):
+    res = invoke("generate", "--network", nets["small"], "--out", tmp_path / "x", *args)
+    assert res.exit_code == 2 and needle in res.output
+
+
+def test_bad_network_files_exit_2(tmp_path):
+    junk = tmp_path / "net.pkl"
+    junk.write_bytes(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93.")
+    res = invoke("generate", "--network", junk, "--seeds", "0", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "refused" in res.output
+    res = invoke("generate", "--network", tmp_path / "nope.pkl", "--seeds", "0", "--out", tmp_path / "o")
+    assert res.exit_code == 2
+
+
+def test_mix_grid_and_pairs(nets, tmp_path):
+    out = tmp_path / "mix"
+    res = invoke("mix", "--network", nets["base"], "--rows", "85,100", "--cols", "55,821", "--styles", "0-3", "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["styles"] == [0, 1, 2, 3]
+    assert Image.open(out / "grid.png").size == (32 * 3, 32 * 3)
+    for name in ("85-55", "85-821", "100-55", "100-821", "85-85", "821-821"):
+        assert (out / f"{name}.png").exists(), name
+    res = invoke("mix", "--network", nets["base"], "--rows", "1", "--cols", "2", "--styles", "0-20", "--out", out)
+    assert res.exit_code == 2 and "--styles" in res.output
+    assert invoke("mix", "--network", nets["base"], "--rows", "1", "--out", out).exit_code == 2
+
+
+def test_mix_all_styles_grid_cell_equals_column_seed(nets, tmp_path):
+    out = tmp_path / "m"
+    assert invoke("mix", "--network", nets["small"], "--rows", "3", "--cols", "4", "--styles", "0-5", "--out", out).exit_code == 0
+    cell = np.asarray(Image.open(out / "3-4.png")).astype(int)
+    col = np.asarray(Image.open(out / "4-4.png")).astype(int)
+    assert np.abs(cell - col).max() <= 1
+
+
+def test_interpolation_writes_frames_and_gif(nets, tmp_path):
+    out = tmp_path / "interp"
+    res = invoke("mix", "--network", nets["small"], "--interpolate", "1,2", "--space", "w", "--frames", "4", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "frames").iterdir()) == [f"frame000{i}.png" for i in range(4)]
+    gif = Image.open(out / "interpolation.gif")
+    assert gif.n_frames == 4
+    # Between latent files written by generate.
+    gen = tmp_path / "gen"
+    assert invoke("generate", "--network", nets["small"], "--seeds", "1,2", "--out", gen).exit_code == 0
+    res = invoke("mix", "--network", nets["small"], "--latents", gen / "seed0001.npz", "--latents", gen / "seed0002.npz",
+                 "--space", "w", "--frames", "3", "--out", tmp_path / "lat")
+    assert res.exit_code == 0, res.output
+    first = np.asarray(Image.open(tmp_path / "lat" / "frames" / "frame0000.png")).astype(int)
+    assert np.abs(first - np.asarray(Image.open(gen / "seed0001.png")).astype(int)).max() <= 1
+    assert invoke("mix", "--network", nets["small"], "--interpolate", "1,2,3", "--out", out).exit_code == 2
+    assert invoke("mix", "--network", nets["small"], "--latents", gen / "seed0001.npz", "--out", out).exit_code == 2
+
+
+def test_blend_layers_writes_loadable_network_and_preview(nets, tmp_path):
+    out = tmp_path / "toonify.safetensors"
+    res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--swap-res", "16",
+                 "--blend-width", "1", "--out", out, "--preview-seeds", "0-2", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["structure"] == "finetuned" and 0 < doc["weights"]["b16.conv0"] < 1
+    net = load_network(out)
+    assert net.generator.img_resolution == 32 and net.extra["blend"]["swap_res"] == 16
+    assert Image.open(tmp_path / "toonify.preview.png").size[0] > 3 * 32
+    res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["small"], "--out", tmp_path / "x.safetensors")
+    assert res.exit_code == 2 and "synthesis.b32" in res.output
+    res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--out", tmp_path / "x.pkl")
+    assert res.exit_code == 2
+
+
+def test_installed_stylekit_generate_subprocess(nets, tmp_path):
+    exe = Path(sys.executable).parent / "stylekit"
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
+    out = tmp_path / "sub"
+    proc = subprocess.run([str(exe), "generate", "--network", str(nets["small"]), "--seeds", "0-1", "--out", str(out), "--json", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["images"] == [str(out / "seed0000.png"), str(out / "seed0001.png")]
+    proc = subprocess.run([str(exe), "blend-layers", "--base", str(nets["base"]), "--finetuned", str(nets["small"]), "--out", str(tmp_path / "b.safetensors")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
