@@ -15,7 +15,8 @@ _EPILOG = (
     "  stylekit transfer photo.jpg a.jpg b.jpg --style-blend-weights 0.7,0.3 --original-colors --out out.png\n\n"
     "  stylekit transfer photo.jpg starry.jpg --multires 256,512,1024 --steps 1000,500,200 --out big.png\n\n"
     "  stylekit transfer photos/ starry.jpg --size 384 --steps 300 --out stylised/   (batch; existing outputs skipped)\n\n"
-    "A step is one loss+gradient evaluation (= one L-BFGS iteration, no line search; = one Adam update)."
+    "  stylekit transfer photos/ r1.png r2.png r3.png --method pix2pix --model runs/p2p --out styled/\n\n"
+    "A step is one loss+gradient evaluation (one Adam update; an L-BFGS iteration takes one or more)."
 )
 
 
@@ -24,12 +25,13 @@ def _names(text: str) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    @command(app, "transfer", help="Gatys neural style transfer: restyle CONTENT (an image or a folder) after STYLE image(s).", epilog=_EPILOG)
+    @command(app, "transfer", help="Neural style transfer: restyle CONTENT (an image or a folder) after STYLE image(s) (Gatys, or a trained pix2pix-ref model).", epilog=_EPILOG)
     def transfer(
         content: Annotated[Path, typer.Argument(help="Content image, or a folder of images (batch mode).", show_default=False)],
         style: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png/.jpg/...) or folder; a folder in batch mode.", show_default=False)],
-        method: Annotated[str, typer.Option(help="Transfer method.")] = "gatys",
+        method: Annotated[str, typer.Option(help="Transfer method: gatys | pix2pix (a train-pix2pix model; STYLE images are its references).")] = "gatys",
+        model: Annotated[Path | None, typer.Option(help="--method pix2pix: a train-pix2pix run directory (or its generator.safetensors).", show_default=False)] = None,
         arch: Annotated[str, typer.Option(help="VGG architecture: vgg19 | vgg16.")] = "vgg19",
         content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = "relu4_2",
         style_layers: Annotated[str, typer.Option(help="Comma-separated style layers.")] = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
@@ -54,6 +56,14 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
         precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (auto: bf16 only on bf16-native CPUs/GPUs).")] = "auto",
     ) -> None:
+        if method == "pix2pix":
+            from stylekit.errors import BadInput
+            from stylekit.transfer.pix2pix import stylize_pix2pix
+
+            if model is None:
+                raise BadInput("--method pix2pix needs --model RUN", hint="a train-pix2pix run directory")
+            render(stylize_pix2pix(model, content, list(style), out, device=device), table=_table)
+            return
         from stylekit.transfer import TransferConfig, run_transfer
 
         cfg = TransferConfig(

@@ -24,7 +24,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 CONTENT_LOSSES = ("mse", "cosine")
 POOLINGS = ("max", "avg")
 ARCHS = ("vgg19", "vgg16")
-STEP_UNIT = "one loss+gradient evaluation (VGG forward+backward) = one L-BFGS iteration (no line search) or one Adam update"
+STEP_UNIT = ("one loss+gradient evaluation (VGG forward+backward): one Adam update; an L-BFGS iteration "
+             "takes one or more (strong-Wolfe line search)")
 
 
 @dataclass

@@ -103,10 +103,17 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring."""
     cfg.validate()
     _check_inputs(cfg)
-    content, out = Path(cfg.content), Path(cfg.out)
+    return run_stylizer(lambda: METHODS[cfg.method](cfg), Path(cfg.content), Path(cfg.out),
+                        method=cfg.method, step_unit=STEP_UNIT, config=cfg.to_dict())
+
+
+def run_stylizer(make_stylizer: Callable[[], Stylizer], content: Path, out: Path, *, method: str,
+                 step_unit: str, config: dict[str, Any]) -> TransferReport:
+    """The batch loop every method shares: plan outputs, skip existing ones, build the stylizer only
+    when something is left to do, report per-file failures (fatal for a single file)."""
     batch, jobs = plan_outputs(content, out)
     ensure_writable_dir(out if batch else jobs[0][1].parent)
-    report = TransferReport(method=cfg.method, batch=batch, step_unit=STEP_UNIT, config=cfg.to_dict())
+    report = TransferReport(method=method, batch=batch, step_unit=step_unit, config=config)
     start = time.perf_counter()
     pending = []
     for src, dst in jobs:
@@ -120,7 +127,7 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
         console.log(f"all {len(jobs)} outputs already exist in {out}: nothing to do")
         report.seconds = round(time.perf_counter() - start, 3)
         return report
-    stylizer = METHODS[cfg.method](cfg)
+    stylizer = make_stylizer()
     report.run = stylizer.describe()
     for number, (src, dst) in enumerate(pending, start=1):
         if batch:

@@ -1,0 +1,477 @@
+"""train-pix2pix: pix2pix whose UNet decoder reads K style reference images.
+
+Loop (per batch): G(A, refs) -> fake B; D step on (A, real B) vs (A, fake B) with loss
+0.5 * (real + fake); G step with GAN + lambda_l1 * L1 (+ lambda_vgg * VGG perceptual). Adam 2e-4,
+betas (0.5, 0.999); LR constant for `epochs`, then linear to zero over `epochs_decay` (junyanz's
+schedule). The shared runner (stylekit.train.runner) gives checkpoints of networks, optimizers,
+schedulers, scaler, RNG and epoch/batch counters, auto-resume, SIGTERM/SIGINT -> save + exit 130,
+and the NaN guard. Under torchrun: DDP, sharded data, SyncBatchNorm on CUDA for --norm batch.
+
+Every epoch: held-out L1 with references of the right style (`val_l1`) and of a wrong style
+(`val_l1_wrong_refs`) — if style flows from the references, the first is clearly lower —, a
+samples grid (A | refs | fake B | real B), loss curves, and the generator export
+(OUT/generator.safetensors + OUT/generator.json) that `stylekit transfer --method pix2pix` reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylekit.data.pairs import PairData, PairDataset, build_pair_data
+from stylekit.device import amp_dtype, autocast
+from stylekit.errors import BadInput
+from stylekit.io.console import get_console
+from stylekit.io.rundir import RunDir
+from stylekit.nets.patchgan import PatchGAN
+from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    init_distributed,
+    make_loader,
+    shutdown,
+    unwrap,
+    wrap_ddp,
+)
+from stylekit.train.runner import TrainRunner, seed_everything
+
+GAN_MODES = ("vanilla", "lsgan")
+GENERATOR_FILE = "generator.safetensors"
+GENERATOR_JSON = "generator.json"
+
+
+@dataclass
+class Pix2PixConfig:
+    """Options of `stylekit train-pix2pix` (defaults from the pix2pix paper / junyanz repo)."""
+
+    data: Path
+    out: Path
+    refs: int = 5
+    size: int = 256
+    direction: str = "AtoB"
+    epochs: int = 100
+    epochs_decay: int = 100
+    batch: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    gan_mode: str = "vanilla"
+    lambda_l1: float = 100.0
+    lambda_vgg: float = 0.0
+    norm: str = "batch"
+    dropout: bool = True
+    ngf: int = 64
+    ndf: int = 64
+    n_layers_d: int = 3
+    ref_inject: str = "adain"
+    ref_encoder: str = "small-cnn"
+    vgg_weights: str = "vgg19"
+    style_dim: int = 256
+    ref_size: int = 0  # 0: min(size, 128)
+    val_fraction: float = 0.1
+    val_max: int = 200
+    samples: int = 4
+    device: str = "auto"
+    amp: bool = True
+    grad_checkpoint: bool = False
+    seed: int = 0
+    workers: int = 0
+    fresh: bool = False
+    save_every: int = 1000
+    keep: int = 3
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
+                               ref_inject=self.ref_inject, ref_encoder=self.ref_encoder, style_dim=self.style_dim,
+                               ref_size=self.ref_size or min(self.size, 128), vgg_weights=self.vgg_weights,
+                               direction=self.direction)
+
+
+@dataclass
+class Pix2PixResult:
+    out: str
+    data_format: str
+    train_pairs: int
+    val_pairs: int
+    styles: int
+    refs: int
+    epochs: int
+    steps: int
+    seconds: float
+    params_g: int
+    params_d: int
+    val_l1: float | None
+    val_l1_wrong_refs: float | None
+    generator: str
+    resumed_from_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.val_l1 is None or not self.val_l1_wrong_refs:
+            return None
+        return self.val_l1 / self.val_l1_wrong_refs
+
+
+def check_config(cfg: Pix2PixConfig) -> None:
+    """Option errors that do not need the data (exit 2)."""
+    if cfg.gan_mode not in GAN_MODES:
+        raise BadInput(f"unknown --gan-mode '{cfg.gan_mode}'", hint="use vanilla or lsgan")
+    if cfg.norm not in ("batch", "instance"):
+        raise BadInput(f"unknown --norm '{cfg.norm}'", hint="use batch or instance")
+    if cfg.ref_inject not in ("adain", "concat"):
+        raise BadInput(f"unknown --ref-inject '{cfg.ref_inject}'", hint="use adain or concat")
+    if cfg.ref_encoder not in ("small-cnn", "vgg19"):
+        raise BadInput(f"unknown --ref-encoder '{cfg.ref_encoder}'", hint="use small-cnn or vgg19")
+    if cfg.direction not in ("AtoB", "BtoA"):
+        raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
+    if cfg.epochs < 0 or cfg.epochs_decay < 0 or cfg.epochs + cfg.epochs_decay < 1:
+        raise BadInput(f"--epochs {cfg.epochs} --epochs-decay {cfg.epochs_decay}: need at least one epoch in total")
+    for name in ("lr", "lambda_l1", "lambda_vgg"):
+        if getattr(cfg, name) < 0:
+            raise BadInput(f"--{name.replace('_', '-')} must not be negative")
+    if cfg.ngf < 1 or cfg.ndf < 1 or cfg.style_dim < 1:
+        raise BadInput("--ngf, --ndf and the style size must be positive")
+
+
+def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
+    """vanilla: BCE with logits; lsgan: least squares. Targets 1 (real) / 0 (fake)."""
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    pred = pred.float()
+    if mode == "lsgan":
+        return F.mse_loss(pred, target)
+    return F.binary_cross_entropy_with_logits(pred, target)
+
+
+class DiscriminatorPair(nn.Module):
+    """D on (A, fake) and (A, real) in one forward, so DDP sees one forward per backward while the
+    two batches keep separate batch-norm statistics (as junyanz computes them)."""
+
+    def __init__(self, d: PatchGAN) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, a: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.d(a, fake), self.d(a, real)
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 between frozen VGG19 features (relu1_1..relu4_1) of two images in [-1, 1]."""
+
+    def __init__(self, weights: str) -> None:
+        super().__init__()
+        from stylekit.nets.vgg import VGGFeatures
+
+        self.vgg = VGGFeatures("vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"), weights=weights)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx, fy = self.vgg((x.float() + 1) / 2), self.vgg((y.float() + 1) / 2)
+        return sum(F.l1_loss(fx[k], fy[k].detach()) for k in fx) / len(fx)
+
+
+def linear_decay(epochs: int, epochs_decay: int):  # noqa: ANN201 - returns a LambdaLR factor function
+    """junyanz 'linear' policy: factor 1 for `epochs` epochs, then linearly towards 0."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+    return factor
+
+
+def _to(batch: dict[str, Any], device: torch.device, key: str) -> torch.Tensor | None:
+    value = batch.get(key)
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else None
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(g: RefUNet, val: PairDataset, dist: DistInfo, limit: int, amp: bool) -> dict[str, float | None]:
+    """Held-out L1 (mean |fake - real| in [0, 1] pixel units) with right-style and wrong-style refs.
+
+    Each rank takes every world_size-th image; sums are reduced over ranks. One image at a time,
+    in inference mode (dropout off, per-image normalisation statistics).
+    """
+    device = dist.device
+    n = min(len(val), limit) if limit > 0 else len(val)
+    sums = torch.zeros(3, device=device, dtype=torch.float64)
+    with inference_mode(g):
+        for j in range(dist.rank, n, dist.world_size):
+            item = val[j * len(val) // n]  # evenly spread: the val set is grouped by style
+            a, b = item["a"][None].to(device), item["b"][None].to(device)
+            refs = item["refs"][None].to(device) if "refs" in item else None
+            with autocast(device, amp):
+                fake = g(a, refs)
+            sums[0] += ((fake.float() - b).abs().mean() / 2).double()
+            if "wrong_refs" in item:
+                with autocast(device, amp):
+                    fake_w = g(a, item["wrong_refs"][None].to(device))
+                sums[1] += ((fake_w.float() - b).abs().mean() / 2).double()
+            sums[2] += 1
+    has_wrong = "wrong_refs" in val[0] if n else False
+    sums = all_reduce_mean(sums, dist)  # sums / world: ratios are unaffected
+    if sums[2] <= 0:
+        return {"val_l1": None, "val_l1_wrong_refs": None}
+    return {"val_l1": float(sums[0] / sums[2]), "val_l1_wrong_refs": float(sums[1] / sums[2]) if has_wrong else None}
+
+
+@torch.no_grad()
+def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, amp: bool, path: Path) -> None:
+    """One row per item: A | refs... | fake B | real B (all at the output size)."""
+    from stylekit.data.images import save_grid
+
+    tiles: list[torch.Tensor] = []
+    ncol = 3
+    with inference_mode(g):
+        for item in items:
+            a = item["a"][None].to(device)
+            refs = item["refs"][None].to(device) if "refs" in item else None
+            with autocast(device, amp):
+                fake = g(a, refs)
+            size = a.shape[-1]
+            row = [(item["a"] + 1) / 2]
+            if refs is not None:
+                row += [F.interpolate(r[None], size=(size, size), mode="bilinear", align_corners=False)[0].cpu()
+                        for r in item["refs"]]
+            row += [(fake[0].float().cpu() + 1) / 2, (item["b"] + 1) / 2]
+            ncol = len(row)
+            tiles.extend(row)
+    save_grid(tiles, path, nrow=ncol)
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
+    """Loss parts per logged step and the two held-out L1 curves per epoch (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stylekit.io.atomic import write_atomic
+
+    train = [r for r in records if r.get("kind") == "train"]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss_G_GAN", "loss_G_L1", "loss_G_VGG", "loss_D_real", "loss_D_fake"):
+        pts = [(r["step"], r[key]) for r in train if r.get(key) is not None]
+        if pts:
+            ax1.plot(*zip(*pts, strict=True), label=key)
+    ax1.set_xlabel("step")
+    ax1.set_yscale("log")
+    ax1.set_title("training losses")
+    ax1.legend(fontsize=8)
+    for key, label in (("val_l1", "val L1 (right-style refs)"), ("val_l1_wrong_refs", "val L1 (wrong-style refs)")):
+        pts = [(r["epoch"], r[key]) for r in epochs if r.get(key) is not None]
+        if pts:
+            ax2.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax2.set_xlabel("epoch")
+    ax2.set_title("held-out L1")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------- export
+def export_generator(g: RefUNet, out: Path, extra: dict[str, Any]) -> Path:
+    """OUT/generator.safetensors (trainable weights) + OUT/generator.json (architecture + training info)."""
+    from safetensors.torch import save_file
+
+    from stylekit.io.atomic import write_atomic, write_json_atomic
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in g.trainable_state_dict().items()}
+    path = out / GENERATOR_FILE
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "stylekit-pix2pix"}))
+    write_json_atomic(out / GENERATOR_JSON, {"format": "stylekit-pix2pix", "version": 1,
+                                             "generator": dataclasses.asdict(g.cfg), **extra})
+    return path
+
+
+# ----------------------------------------------------------------------------------------- training
+def _build(cfg: Pix2PixConfig, dist: DistInfo) -> tuple[RefUNet, PatchGAN]:
+    g = RefUNet(cfg.generator_config(), grad_checkpoint=cfg.grad_checkpoint)
+    d = PatchGAN(6, cfg.ndf, cfg.n_layers_d, cfg.norm)  # type: ignore[arg-type]
+    if dist.distributed and cfg.norm == "batch":
+        if dist.device.type == "cuda":
+            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)  # type: ignore[assignment]
+            d = nn.SyncBatchNorm.convert_sync_batchnorm(d)  # type: ignore[assignment]
+        else:
+            get_console().warn("--norm batch under torchrun on CPU: batch statistics are per process "
+                               "(SyncBatchNorm needs CUDA); use --norm instance for exact multi-process equivalence")
+    return g.to(dist.device), d.to(dist.device)
+
+
+def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
+    source = data.val
+    if source is None:
+        t = data.train
+        source = PairDataset(t.pairs[: cfg.samples], t.size, t.k, t.ref_pool, t.ref_size, t.direction,  # type: ignore[arg-type]
+                             train=False, seed=cfg.seed)
+    by_label: dict[str, list[int]] = {}
+    for i, pair in enumerate(source.pairs):
+        by_label.setdefault(pair.label, []).append(i)
+    picks: list[int] = []  # round-robin over styles, so the grid shows several
+    for rank in range(len(source)):
+        for indices in by_label.values():
+            if rank < len(indices) and len(picks) < cfg.samples:
+                picks.append(indices[rank])
+    return [source[i] for i in picks]
+
+
+def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
+    """Train (or resume) a reference-conditioned pix2pix in `cfg.out`; see the module docstring."""
+    check_config(cfg)
+    dist = init_distributed(cfg.device)
+    try:
+        # the data is checked before the run directory is touched: bad input leaves --out as it was
+        data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
+                               cfg.ref_size or None)
+        with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
+            return _train(cfg, dist, run_dir, data)
+    finally:
+        shutdown()
+
+
+def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) -> Pix2PixResult:
+    console = get_console()
+    device = dist.device
+    amp = cfg.amp and device.type == "cuda"
+    seed_everything(cfg.seed, dist.rank)
+    if data.val is None:
+        console.warn("no held-out pairs (--val-fraction 0 and no split in the manifest): val_l1 is not measured")
+    elif len(data.labels) < 2 and cfg.refs > 0:
+        console.warn("a single style label: val_l1_wrong_refs cannot be measured")
+    console.log(f"{data.fmt} data: {len(data.train)} training pairs, {len(data.val) if data.val else 0} held out, "
+                f"{len(data.labels)} style(s); refs {cfg.refs}, size {cfg.size}")
+
+    g, d = _build(cfg, dist)
+    params_g, params_d = count_params(g), count_params(d)
+    console.log(f"generator {params_g / 1e6:.2f}M parameters, discriminator {params_d / 1e6:.2f}M")
+    vgg_loss = PerceptualLoss(cfg.vgg_weights).to(device) if cfg.lambda_vgg > 0 else None
+
+    opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.epochs_decay))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.epochs_decay))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
+
+    loader = make_loader(data.train, dist, cfg.batch, shuffle=True, seed=cfg.seed, drop_last=True,
+                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                         persistent_workers=False)
+    steps_per_epoch = loader.steps_per_epoch
+    total_epochs = cfg.epochs + cfg.epochs_decay
+    config_doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    config_doc.pop("fresh", None)
+    runner = TrainRunner(run_dir, dist, config=config_doc, keep=cfg.keep, total=steps_per_epoch * total_epochs)
+    with runner:
+        runner.register("G", g)
+        runner.register("D", d)
+        runner.register("opt_G", opt_g)
+        runner.register("opt_D", opt_d)
+        runner.register("sched_G", sched_g)
+        runner.register("sched_D", sched_d)
+        runner.register("scaler", scaler)
+        state = runner.resume()
+        step = int(state.get("step", 0))
+        epoch = int(state.get("epoch", 0))
+        start_batch = int(state.get("batch", 0))
+        resumed_from = step
+
+        g_ddp = wrap_ddp(g, dist)
+        d_ddp = wrap_ddp(DiscriminatorPair(d), dist)
+        samples = _sample_items(data, cfg)
+        log_every = max(1, min(50, steps_per_epoch // 4 or 1))
+        acc: dict[str, torch.Tensor] = {}
+        n_acc = 0
+        last_eval: dict[str, float | None] = {"val_l1": None, "val_l1_wrong_refs": None}
+        t0 = time.monotonic()
+        with runner.progress("train-pix2pix") as task:
+            while epoch < total_epochs:
+                data.train.set_epoch(epoch)
+                loader.set_epoch(epoch, start_batch)
+                g.train()
+                d.train()
+                for i, batch in enumerate(loader, start=start_batch):
+                    a, b = _to(batch, device, "a"), _to(batch, device, "b")
+                    refs = _to(batch, device, "refs")
+                    assert a is not None and b is not None
+                    with autocast(device, amp):
+                        fake = g_ddp(a, refs)
+                    # D step: 0.5 * (real + fake), fake detached
+                    d.requires_grad_(True)
+                    opt_d.zero_grad(set_to_none=True)
+                    with autocast(device, amp):
+                        pred_fake, pred_real = d_ddp(a, fake.detach(), b)
+                    loss_d_fake, loss_d_real = gan_loss(pred_fake, False, cfg.gan_mode), gan_loss(pred_real, True, cfg.gan_mode)
+                    loss_d = 0.5 * (loss_d_fake + loss_d_real)
+                    scaler.scale(loss_d).backward()
+                    scaler.step(opt_d)
+                    # G step: fool D (plain module: no D gradients to sync) + L1 (+ VGG)
+                    d.requires_grad_(False)
+                    opt_g.zero_grad(set_to_none=True)
+                    with autocast(device, amp):
+                        pred = d(a, fake)
+                    loss_g_gan = gan_loss(pred, True, cfg.gan_mode)
+                    loss_g_l1 = F.l1_loss(fake.float(), b) * cfg.lambda_l1
+                    loss_g = loss_g_gan + loss_g_l1
+                    parts = {"loss_G_GAN": loss_g_gan, "loss_G_L1": loss_g_l1, "loss_D_real": loss_d_real,
+                             "loss_D_fake": loss_d_fake}
+                    if vgg_loss is not None:
+                        with autocast(device, amp):
+                            loss_g_vgg = vgg_loss(fake, b) * cfg.lambda_vgg
+                        loss_g = loss_g + loss_g_vgg
+                        parts["loss_G_VGG"] = loss_g_vgg
+                    scaler.scale(loss_g).backward()
+                    scaler.step(opt_g)
+                    scaler.update()
+                    step += 1
+                    task.advance()
+                    for k, v in parts.items():
+                        acc[k] = acc.get(k, torch.zeros((), device=device)) + v.detach().float()
+                    n_acc += 1
+                    if step % log_every == 0 or i + 1 == steps_per_epoch:
+                        means = {k: all_reduce_mean(v / n_acc, dist) for k, v in acc.items()}
+                        values = runner.check_finite(step, **means)
+                        runner.log_metrics(step, kind="train", epoch=epoch + (i + 1) / steps_per_epoch, **values)
+                        task.update(l1=values["loss_G_L1"], d=values["loss_D_real"] + values["loss_D_fake"])
+                        acc, n_acc = {}, 0
+                    if cfg.save_every > 0 and step % cfg.save_every == 0 and i + 1 < steps_per_epoch:
+                        runner.save(step, epoch=epoch, batch=i + 1)
+                    runner.stop_if_requested(step, epoch=epoch, batch=i + 1)
+                # end of epoch: schedule, held-out L1, samples, curves, export, checkpoint
+                sched_g.step()
+                sched_d.step()
+                epoch += 1
+                start_batch = 0
+                last_eval = evaluate(g, data.val, dist, cfg.val_max, amp) if data.val is not None else last_eval
+                runner.log_metrics(step, kind="epoch", epoch=epoch, lr=opt_g.param_groups[0]["lr"], **last_eval)
+                if dist.is_main:
+                    sample_grid(g, samples, device, amp, run_dir.samples / f"epoch-{epoch:04d}.png")
+                    plot_curves(run_dir.read_metrics(), run_dir.path / "loss_curves.png")
+                    export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval,
+                                                                "labels": data.labels})  # type: ignore[arg-type]
+                runner.save(step, epoch=epoch, batch=0, pin=epoch == total_epochs)
+                runner.stop_if_requested(step, epoch=epoch, batch=0)
+        seconds = time.monotonic() - t0
+
+    history = [r for r in run_dir.read_metrics() if r.get("kind") == "epoch"]
+    if history:
+        last_eval = {"val_l1": history[-1].get("val_l1"), "val_l1_wrong_refs": history[-1].get("val_l1_wrong_refs")}
+    if dist.is_main and not (run_dir.path / GENERATOR_FILE).exists():
+        export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval, "labels": data.labels})  # type: ignore[arg-type]
+    return Pix2PixResult(
+        out=str(run_dir.path), data_format=data.fmt, train_pairs=len(data.train),
+        val_pairs=len(data.val) if data.val else 0, styles=len(data.labels), refs=cfg.refs, epochs=epoch, steps=step,
+        seconds=round(seconds, 2), params_g=params_g, params_d=params_d, val_l1=last_eval["val_l1"],
+        val_l1_wrong_refs=last_eval["val_l1_wrong_refs"], generator=str(run_dir.path / GENERATOR_FILE),
+        resumed_from_step=resumed_from, history=history,
+    )

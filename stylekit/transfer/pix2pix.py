@@ -1,0 +1,146 @@
+"""Apply a trained reference-conditioned pix2pix generator: CONTENT (file or folder) + STYLE refs -> OUT.
+
+`stylize_pix2pix(run_or_model, content, styles, out)` loads RUN/generator.safetensors +
+RUN/generator.json (written by `stylekit train-pix2pix`), encodes the STYLE images once (their
+style codes are averaged, as over the K training references) and translates every content image.
+Content is resized to the model's square training size, translated, and the output resized back
+to the content's aspect ratio (longer side = the model size, or `size`). In batch mode existing
+outputs are skipped. Returns the same `TransferReport` as `stylekit transfer`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+from stylekit.device import autocast, resolve_device
+from stylekit.errors import BadInput
+from stylekit.io.console import get_console
+from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+
+GENERATOR_FILE = "generator.safetensors"
+GENERATOR_JSON = "generator.json"
+
+
+def resolve_model(path: str | Path) -> tuple[Path, Path]:
+    """(weights .safetensors, config .json) from a run directory, a .safetensors file or its .json."""
+    path = Path(path)
+    if path.is_dir():
+        weights, config = path / GENERATOR_FILE, path / GENERATOR_JSON
+    elif path.suffix == ".json":
+        weights, config = path.with_suffix(".safetensors"), path
+    else:
+        weights, config = path, path.with_suffix(".json")
+    if not weights.is_file() or not config.is_file():
+        raise BadInput(
+            f"--model {path}: no trained pix2pix generator ({weights.name} + {config.name}) there",
+            hint="pass a train-pix2pix run directory (it holds generator.safetensors after the first epoch)",
+        )
+    return weights, config
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[RefUNet, dict[str, Any]]:
+    """Rebuild the generator from its JSON config and load its weights (VGG19 from the registry)."""
+    from safetensors.torch import load_file
+
+    weights, config = resolve_model(path)
+    try:
+        doc = json.loads(config.read_text(encoding="utf-8"))
+        gen_cfg = GeneratorConfig(**doc["generator"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"{config} is not a stylekit pix2pix generator config ({exc})",
+                       hint="use the generator.json written by stylekit train-pix2pix") from None
+    g = RefUNet(gen_cfg)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - any read failure means an unusable file
+        raise BadInput(f"cannot read {weights}: {exc}", hint="re-export it with stylekit train-pix2pix") from None
+    expected = set(g.trainable_state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise BadInput(f"{weights} does not match {config.name}: missing {missing[:3]}, unexpected {unexpected[:3]}",
+                       hint="keep generator.safetensors and generator.json from the same run together")
+    g.load_state_dict(state, strict=False)
+    return g.to(device), doc
+
+
+class Pix2PixStylizer:
+    """The `Stylizer` protocol of stylekit.transfer for a trained pix2pix generator."""
+
+    name = "pix2pix"
+
+    def __init__(self, model: str | Path, styles: list[Path], size: int | None = None, device: str = "auto",
+                 amp: bool = True) -> None:
+        self.device = resolve_device(device)
+        self.amp = amp
+        self.model_path = Path(model)
+        self.g, self.doc = load_generator(model, self.device)
+        cfg = self.g.cfg
+        side = 2 ** self.g.unet.depth
+        if size is not None and (size < side or size % side):
+            raise BadInput(f"--size {size} does not fit this generator (trained at {cfg.size} px)",
+                           hint=f"use a multiple of {side}, e.g. {cfg.size}")
+        self.size = size or cfg.size
+        self.styles = [Path(s) for s in styles]
+        self.style = None
+        if cfg.refs > 0:
+            if not self.styles:
+                raise BadInput("this pix2pix generator needs STYLE reference images",
+                               hint=f"give a few images of the target style (it was trained with {cfg.refs})")
+            refs = torch.stack([pil_to_tensor(load_rgb(p).resize((cfg.ref_size, cfg.ref_size), Image.Resampling.BICUBIC))
+                                for p in self.styles])[None].to(self.device)
+            with inference_mode(self.g), autocast(self.device, self.amp):
+                self.style = self.g.style(refs)
+        elif self.styles:
+            get_console().warn("this generator was trained with --refs 0: the STYLE images are ignored")
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.g.cfg
+        return {"model": str(self.model_path), "size": self.size, "trained_size": cfg.size, "refs_trained": cfg.refs,
+                "style_images": [str(s) for s in self.styles], "direction": cfg.direction, "device": str(self.device),
+                "epoch": self.doc.get("epoch"), "val_l1": self.doc.get("val_l1")}
+
+    @torch.no_grad()
+    def translate(self, img: Image.Image) -> Image.Image:
+        """One PIL image -> its translation, at the content's aspect ratio (longer side = size)."""
+        w, h = img.size
+        x = pil_to_tensor(img.resize((self.size, self.size), Image.Resampling.BICUBIC))[None].to(self.device) * 2 - 1
+        with inference_mode(self.g), autocast(self.device, self.amp):
+            y = self.g.unet(x, self.style)
+        out = tensor_to_pil((y[0].float() + 1) / 2)
+        scale = self.size / max(w, h)
+        return out.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+
+    def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]:
+        from stylekit.io.atomic import save_image_atomic
+
+        start = time.perf_counter()
+        save_image_atomic(out_path, self.translate(load_rgb(content_path)))
+        return {"steps": 1, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, style_paths: list[str | Path],
+                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = True) -> Any:
+    """Translate CONTENT (an image or a folder; existing outputs skipped) with STYLE references.
+
+    Returns stylekit.transfer.run.TransferReport (method "pix2pix").
+    """
+    from stylekit.transfer.run import run_stylizer
+
+    content, out = Path(content_paths), Path(out)
+    if not content.exists():
+        raise BadInput(f"content {content} does not exist", hint="give an image file or a folder of images")
+    styles = [Path(s) for s in style_paths]
+    for s in styles:
+        if not s.is_file():
+            raise BadInput(f"style image {s} does not exist or is not a file", hint="check the STYLE paths")
+    config = {"model": str(model_path_or_run), "content": str(content), "styles": [str(s) for s in styles],
+              "out": str(out), "size": size, "device": device}
+    return run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
+                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config)
