@@ -83,3 +83,34 @@ def test_unwritable_path_under_a_file_is_bad_input(tmp_path):
     with pytest.raises(BadInput) as info:
         ensure_writable_dir(blocker / "out")
     assert "cannot write" in info.value.message
+
+
+def test_plain_progress_is_sparse_and_ends_with_the_last_line(monkeypatch):
+    import io
+
+    from stylekit.io import console as console_module
+
+    clock = [0.0]
+    monkeypatch.setattr(console_module.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    con = console_module.Console(stream=stream)
+    with con.progress(100, "scan") as task:
+        for _ in range(100):  # 100 steps in 1 s: too fast for intermediate lines
+            clock[0] += 0.01
+            task.advance()
+    assert stream.getvalue().splitlines() == ["scan: 100/100 (100%) 1s elapsed, ETA 0s"]
+    stream.truncate(0), stream.seek(0)
+    with con.progress(10, "slow") as task:
+        for _ in range(10):  # 10 s per step: one line per step (10 %, more than 5 s apart)
+            clock[0] += 10
+            task.update(loss=0.5)
+            task.advance()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0].startswith("slow: 1/10 (10%)") and lines[-1].endswith("[loss=0.5]")
+    quiet = console_module.Console(quiet=True, stream=stream)
+    stream.truncate(0), stream.seek(0)
+    with quiet.progress(5, "x") as task:
+        task.advance(5)
+    quiet.log("hidden")
+    quiet.warn("shown")
+    assert stream.getvalue() == "warning: shown\n"

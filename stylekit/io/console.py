@@ -31,8 +31,8 @@ class ProgressTask:
         self.completed = 0
         self.fields: dict[str, Any] = {}
         self._start = time.monotonic()
-        self._last_plain = 0.0
-        self._last_fraction = -1.0
+        self._last_plain = self._start
+        self._last_fraction = 0.0
         self._rich: Any = None
         self._rich_id: Any = None
 
@@ -56,8 +56,10 @@ class ProgressTask:
             return
         now = time.monotonic()
         fraction = self.completed / self.total if self.total else 0.0
-        # Plain mode (cron, pipes): one line per 10% or per 30 s, whichever comes first.
-        if fraction - self._last_fraction < 0.1 and now - self._last_plain < 30 and self.completed != self.total:
+        # Plain mode (cron, pipes): a line per 10% (at most one per 5 s), or per 30 s, and the last one.
+        done = self.total is not None and self.completed >= self.total
+        since = now - self._last_plain
+        if not done and since < 30 and (fraction - self._last_fraction < 0.1 - 1e-9 or since < 5):
             return
         self._last_plain, self._last_fraction = now, fraction
         elapsed = now - self._start
