@@ -1,0 +1,701 @@
+"""`stylekit finetune-stylegan`: StyleGAN2-ADA transfer learning (ADA + FreezeD) on the shared runner.
+
+`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--resume`, NVlabs'
+meaning: the initial G, D and G_ema) loads through `load_network`; the run directory resumes on its
+own (rerun the command). One minibatch = the NVlabs phases Gmain, Greg (every 4), Dmain, Dreg
+(every 16), then the G EMA update and the ADA adjustment (every 4).
+
+Reproducibility: every random draw of a minibatch comes from a generator seeded by (seed, minibatch,
+phase) and is made for the global batch, each process keeping rows rank::world (the rows the loader
+gives it). So a resumed run repeats an uninterrupted one, and N processes repeat one process with
+the same global batch, without saving or syncing any random state. Gradients are averaged over
+processes explicitly (no DDP wrapper), so G's mapping and synthesis can be called separately.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+from PIL import Image
+from torch.utils.data import Dataset
+
+from stylekit.errors import BadInput, MissingResource, StylekitError
+from stylekit.io.console import get_console
+from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
+from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
+from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
+from stylekit.train.distributed import DistInfo, all_reduce_mean, barrier, broadcast_object
+from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
+
+# NVlabs --cfg presets: ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema (kimg), ramp, map.
+PRESETS: dict[str, dict[str, Any]] = {
+    "stylegan2": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=10, ema=10, ramp=None, map=8),
+    "paper256": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8),
+    "paper512": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8),
+    "paper1024": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None, map=8),
+    "cifar": dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
+}
+CFG_NAMES = ("auto", *PRESETS)
+METRIC_NAMES = ("fid", "kid", "none")
+GRID_SEEDS = 16
+
+
+@dataclass
+class FinetuneConfig:
+    data: str
+    out: str
+    resume: str = "ffhq-256"  # transfer source: registry name, network file, run directory, or "none"
+    cfg: str = "auto"
+    batch: int | None = None
+    gamma: float | None = None
+    kimg: float | None = None
+    lr: float | None = None
+    ema_kimg: float | None = None
+    ema_rampup: float | None = None  # None: the preset's (off when fine-tuning, as NVlabs)
+    mbstd_group: int | None = None
+    mirror: bool = False
+    seed: int = 0
+    aug: str = "ada"
+    p: float = 0.0
+    target: float = 0.6
+    augpipe: str = "bgc"
+    ada_kimg: float | None = None  # default 500, or 100 with a transfer source
+    freezed: int = 0
+    snap: int = 50
+    tick_kimg: float = 4.0
+    ckpt_ticks: int = 1
+    metrics: list[str] = field(default_factory=lambda: ["none"])
+    metric_images: int = 1000
+    grid_seeds: int = GRID_SEEDS
+    device: str = "auto"
+    fresh: bool = False
+    workers: int = 0
+    amp: bool = False
+    keep: int = 3
+
+
+@dataclass
+class FinetuneResult:
+    out: str
+    network: str
+    kimg: float
+    ticks: int
+    augment_p: float
+    rt: float | None
+    resolution: int
+    batch: int
+    freezed: int
+    frozen_layers: list[str]
+    images: int
+    resumed_from_kimg: float
+    seconds: float
+    sec_per_kimg: float | None
+    hparams: dict[str, Any]
+    last_metrics: dict[str, Any]
+    snapshots: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------- options
+
+
+def resolve_hparams(cfg: FinetuneConfig, resolution: int, gpus: int, transfer: bool) -> dict[str, Any]:
+    """The preset (or NVlabs' `auto` formulas) with the explicit overrides applied."""
+    if cfg.cfg not in CFG_NAMES:
+        raise BadInput(f"--cfg {cfg.cfg} is not a preset", hint=f"use one of {', '.join(CFG_NAMES)}")
+    if cfg.cfg == "auto":
+        res = resolution
+        mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
+        if cfg.batch is not None:
+            # stylekit: the formulas follow an explicit --batch (NVlabs keeps its own mb), so the same
+            # global batch gives the same gamma / EMA on any number of processes.
+            mb = cfg.batch
+        spec = dict(ref_gpus=gpus, kimg=25000, mb=mb, mbstd=min(mb // gpus, 4), fmaps=1 if res >= 512 else 0.5,
+                    lrate=0.002 if res >= 1024 else 0.0025, gamma=0.0002 * res**2 / mb, ema=mb * 10 / 32, ramp=0.05, map=2)
+    else:
+        spec = dict(PRESETS[cfg.cfg])
+    batch = cfg.batch if cfg.batch is not None else spec["mb"]
+    if batch < 1 or batch % gpus:
+        raise BadInput(f"--batch {batch} cannot be split over {gpus} processes", hint=f"use a multiple of {gpus}")
+    per_rank = batch // gpus
+    group = cfg.mbstd_group if cfg.mbstd_group is not None else spec["mbstd"]
+    if group < 1:
+        raise BadInput(f"--mbstd-group {group} must be at least 1")
+    group = min(group, per_rank)
+    while per_rank % group:  # the minibatch-stddev groups must tile each process's batch
+        group -= 1
+    kimg = cfg.kimg if cfg.kimg is not None else spec["kimg"]
+    if kimg <= 0:
+        raise BadInput(f"--kimg {kimg} must be positive", hint="e.g. --kimg 0.4 for a quick run")
+    lr = cfg.lr if cfg.lr is not None else spec["lrate"]
+    gamma = cfg.gamma if cfg.gamma is not None else spec["gamma"]
+    ema = cfg.ema_kimg if cfg.ema_kimg is not None else spec["ema"]
+    rampup = cfg.ema_rampup if cfg.ema_rampup is not None else (None if transfer else spec["ramp"])
+    if rampup is not None and rampup <= 0:
+        rampup = None
+    if lr <= 0 or gamma < 0 or ema < 0:
+        raise BadInput("--lr must be > 0, --gamma and --ema-kimg >= 0")
+    cifar = cfg.cfg == "cifar"
+    return dict(cfg=cfg.cfg, batch=batch, per_rank=per_rank, mbstd_group=group, kimg=kimg, lr=lr, gamma=gamma,
+                ema_kimg=ema, ema_rampup=rampup, fmaps=spec["fmaps"], map=spec["map"],
+                pl_weight=0.0 if cifar else 2.0, style_mixing=0.0 if cifar else 0.9,
+                ada_kimg=cfg.ada_kimg if cfg.ada_kimg is not None else (100.0 if transfer else 500.0))
+
+
+def _check_options(cfg: FinetuneConfig) -> None:
+    if cfg.aug not in AUG_MODES:
+        raise BadInput(f"--aug {cfg.aug} is unknown", hint=f"use one of {', '.join(AUG_MODES)}")
+    if cfg.augpipe not in AUGPIPES:
+        raise BadInput(f"--augpipe {cfg.augpipe} is unknown", hint=f"use one of {', '.join(AUGPIPES)}")
+    if not 0 <= cfg.p <= 1:
+        raise BadInput(f"--p {cfg.p} must be in [0, 1]")
+    if not 0 < cfg.target < 1:
+        raise BadInput(f"--target {cfg.target} must be in (0, 1)")
+    if cfg.aug == "fixed" and cfg.p <= 0:
+        raise BadInput("--aug fixed needs --p > 0", hint="e.g. --aug fixed --p 0.2, or --aug noaug")
+    if cfg.freezed < 0 or cfg.snap < 1 or cfg.tick_kimg <= 0 or cfg.ckpt_ticks < 1 or cfg.metric_images < 2:
+        raise BadInput("--freezed must be >= 0, --snap and --ckpt-ticks >= 1, --tick-kimg > 0, --metric-images >= 2")
+    bad = [m for m in cfg.metrics if m not in METRIC_NAMES]
+    if bad:
+        raise BadInput(f"--metrics {','.join(bad)} is unknown", hint="use fid, kid, fid,kid or none")
+    if cfg.ada_kimg is not None and cfg.ada_kimg <= 0:
+        raise BadInput("--ada-kimg must be positive")
+
+
+def prepare_command(data: str, resolution: int) -> str:
+    stem = Path(data).name.removesuffix(".zip") or "data"
+    return f"stylekit prepare {data} {Path(data).with_name(f'{stem}-{resolution}.zip')} --size {resolution} --format stylegan-zip"
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+class StyleGANImages(Dataset):
+    """Square RGB images of one resolution from a folder or an NVlabs-style zip, as uint8 [3, R, R].
+
+    With `mirror` the set doubles: index i >= N is image i - N flipped left-right (NVlabs --mirror).
+    """
+
+    def __init__(self, source: str, resolution: int, mirror: bool = False) -> None:
+        from stylekit.metrics.features import open_image_set
+
+        self.source = source
+        self.resolution = resolution
+        self.mirror = mirror
+        self.items = open_image_set(source).items
+        if not self.items:
+            raise BadInput(f"{source}: no images found", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        import zipfile
+
+        wrong: list[tuple[str, tuple[int, int]]] = []
+        zf = None
+        try:
+            for item in self.items:
+                try:
+                    if item.member is None:
+                        with Image.open(item.file) as img:
+                            size = img.size
+                    else:
+                        if zf is None:
+                            zf = zipfile.ZipFile(item.file)
+                        with zf.open(item.member) as fh, Image.open(fh) as img:
+                            size = img.size
+                except (OSError, KeyError, zipfile.BadZipFile) as exc:
+                    raise BadInput(f"{item.key_path}: not a readable image ({exc})", hint="remove or replace the file") from None
+                if size != (self.resolution, self.resolution):
+                    wrong.append((item.rel, size))
+        finally:
+            if zf is not None:
+                zf.close()
+        if wrong:
+            rel, (w, h) = wrong[0]
+            r = self.resolution
+            raise BadInput(
+                f"{self.source}: {len(wrong)} of {len(self.items)} images are not {r}x{r}, the network's resolution "
+                f"(e.g. {rel} is {w}x{h})",
+                hint=f"resize and crop them first: {prepare_command(self.source, r)}",
+            )
+
+    def __len__(self) -> int:
+        return len(self.items) * (2 if self.mirror else 1)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from stylekit.metrics.features import decode_item
+
+        n = len(self.items)
+        img = decode_item(self.items[index % n])
+        arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return arr.flip(2) if index >= n else arr
+
+
+def to_model_range(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (NVlabs: x / 127.5 - 1)."""
+    return batch.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
+
+
+# ----------------------------------------------------------------------------------- networks
+
+
+@dataclass
+class Networks:
+    G: Generator
+    D: Discriminator
+    G_ema_state: dict[str, torch.Tensor] | None
+    source: str
+    transfer: bool
+
+
+def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
+    """The transfer source (rank 0 resolves/downloads first; every rank then loads the same file)."""
+    from stylekit.nets.stylegan2.load import load_network, resolve_network_path
+
+    error: tuple[str, str, str | None] | None = None
+    path = None
+    if dist.is_main:
+        try:
+            path = str(resolve_network_path(cfg.resume))
+        except StylekitError as exc:
+            kind = "missing" if isinstance(exc, MissingResource) else "bad"
+            fetch = getattr(exc, "fetch_command", None)
+            error = (kind, exc.message, exc.hint if fetch is None else fetch)
+    error, path = broadcast_object((error, path), dist)
+    if error is not None:
+        kind, message, extra = error
+        if kind == "missing":
+            raise MissingResource(f"transfer source --resume {cfg.resume}: {message}", fetch_command=extra)
+        raise BadInput(f"--resume {cfg.resume}: {message}", hint=extra)
+    loaded = load_network(path, "cpu")
+    G = loaded.G if loaded.G is not None else loaded.G_ema
+    if G is None:
+        raise BadInput(f"--resume {cfg.resume}: holds no generator")
+    G = _copy_generator(G)
+    if loaded.D is not None:
+        D = _unfrozen_discriminator(loaded.D)
+    else:
+        get_console().warn(f"{path}: no discriminator in the transfer source; D starts from random weights")
+        torch.manual_seed(cfg.seed)
+        D = Discriminator(c_dim=G.c_dim, img_resolution=G.img_resolution, img_channels=G.img_channels,
+                          channel_base=int(G.init_kwargs["synthesis_kwargs"].get("channel_base", 32768)),
+                          channel_max=int(G.init_kwargs["synthesis_kwargs"].get("channel_max", 512)))
+    ema_state = loaded.G_ema.state_dict() if loaded.G_ema is not None else None
+    return Networks(G, D, ema_state, path or cfg.resume, True)
+
+
+def _unfrozen_discriminator(D: Discriminator) -> Discriminator:
+    """The same D with every layer a parameter (an NVlabs FreezeD snapshot stores frozen layers as buffers)."""
+    kwargs = copy.deepcopy(D.init_kwargs)
+    kwargs["block_kwargs"] = {k: v for k, v in (kwargs.get("block_kwargs") or {}).items() if k != "freeze_layers"}
+    out = Discriminator(**kwargs)
+    out.load_state_dict(D.state_dict())
+    return out
+
+
+def _copy_generator(G: Generator) -> Generator:
+    out = Generator(**G.init_kwargs)
+    out.load_state_dict(G.state_dict())
+    return out
+
+
+def _scratch_networks(cfg: FinetuneConfig, resolution: int, hp: dict[str, Any]) -> Networks:
+    """`--resume none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
+    torch.manual_seed(cfg.seed)
+    base = int(hp["fmaps"] * 32768)
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
+                  mapping_kwargs=dict(num_layers=hp["map"]), synthesis_kwargs=dict(channel_base=base, channel_max=512))
+    D = Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=base, channel_max=512)
+    return Networks(G, D, None, "none", False)
+
+
+def freeze_discriminator(D: Discriminator, freezed: int) -> tuple[list[torch.nn.Parameter], list[str]]:
+    """FreezeD: layers with NVlabs index < `freezed` get requires_grad False; returns (trainable, frozen names)."""
+    frozen = [name for idx, name in freezed_layers(D) if idx < freezed]
+    prefixes = tuple(f"{name}." for name in frozen)
+    trainable = []
+    for name, param in D.named_parameters():
+        if name.startswith(prefixes):
+            param.requires_grad_(False)
+        else:
+            trainable.append(param)
+    return trainable, frozen
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _phase_random(seed: int, batch_idx: int, phase: int, total: int, dist: DistInfo) -> BatchRandom:
+    state = np.random.SeedSequence([seed, batch_idx, phase]).generate_state(2, np.uint32)
+    gen = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    return BatchRandom(gen, total=total, offset=dist.rank, stride=dist.world_size, device=dist.device)
+
+
+def _sync_grads(params: list[torch.nn.Parameter], dist: DistInfo) -> None:
+    """Average gradients over processes, and replace nan/inf by finite values (NVlabs)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    if dist.distributed:
+        flat = torch.cat([g.flatten() for g in grads])
+        tdist.all_reduce(flat)
+        flat /= dist.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+    for g in grads:
+        torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5, out=g)
+
+
+def _sync_w_avg(G: Generator, dist: DistInfo) -> None:
+    """w_avg moves by the mean w of each process's rows; the average over processes is the global one."""
+    if dist.distributed and hasattr(G.mapping, "w_avg"):
+        G.mapping.w_avg.copy_(all_reduce_mean(G.mapping.w_avg, dist))
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def kimg_label(nimg: int) -> str:
+    return f"{nimg // 1000:06d}" + (f".{nimg % 1000:03d}" if nimg % 1000 else "")
+
+
+@torch.no_grad()
+def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, batch: int = 8) -> list[torch.Tensor]:
+    from stylekit.edit.generate import seeds_to_z
+
+    z = seeds_to_z(seeds, G.z_dim).to(device)
+    out: list[torch.Tensor] = []
+    for i in range(0, len(seeds), batch):
+        img = G(z[i : i + batch], None, noise_mode="const")
+        out.extend(((img.clamp(-1, 1) + 1) / 2).cpu())
+    return out
+
+
+def _inception_available(metrics: list[str]) -> bool:
+    wanted = [m for m in metrics if m != "none"]
+    if not wanted:
+        return False
+    try:
+        from stylekit.weights import weights_path
+
+        weights_path("inception-fid")
+        return True
+    except MissingResource as exc:
+        get_console().warn(
+            f"--metrics {','.join(wanted)} skipped: the Inception weights are missing ({exc.message}); "
+            "fetch them with `stylekit download inception-fid` and rerun"
+        )
+        return False
+
+
+def _compute_metrics(G: Generator, cfg: FinetuneConfig, run_path: Path, device: torch.device) -> dict[str, float]:
+    """FID/KID of `metric_images` G_ema samples against DATA (clean-fid pipeline, feature cache)."""
+    from stylekit.io.atomic import save_image_atomic
+    from stylekit.metrics.score import ScoreConfig, score_sets
+
+    folder = run_path / ".metric-fakes"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        gen = torch.Generator().manual_seed(123456789)
+        done = 0
+        with torch.no_grad():
+            while done < cfg.metric_images:
+                n = min(16, cfg.metric_images - done)
+                z = torch.randn(n, G.z_dim, generator=gen).to(device)
+                img = ((G(z, None, noise_mode="const").clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+                for k in range(n):
+                    save_image_atomic(folder / f"{done + k:06d}.png", Image.fromarray(img[k].permute(1, 2, 0).numpy()))
+                done += n
+        wanted = [m for m in cfg.metrics if m != "none"]
+        report = score_sets(ScoreConfig(a=str(folder), b=cfg.data, metrics=wanted, device=str(device),
+                                        kid_subset_size=min(1000, cfg.metric_images, 1000)))
+        return {m: float(report.metrics[m]["value"]) for m in wanted if m in report.metrics}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def finetune_stylegan(cfg: FinetuneConfig) -> FinetuneResult:
+    """Fine-tune (or train) a StyleGAN2 with ADA and FreezeD; resumable; runs under torchrun."""
+    from stylekit.train.distributed import init_distributed, shutdown
+
+    _check_options(cfg)
+    dist = init_distributed(cfg.device)
+    try:
+        return _train(cfg, dist)
+    finally:
+        shutdown()
+
+
+def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
+    from stylekit.io.rundir import RunDir
+    from stylekit.nets.stylegan2.load import save_network
+    from stylekit.train import EMA, TrainRunner, make_loader
+
+    console = get_console()
+    t_start = time.monotonic()
+    if not Path(cfg.data).expanduser().exists():
+        raise BadInput(f"{cfg.data} does not exist", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
+    transfer = cfg.resume.lower() != "none"
+    if transfer:
+        nets = _load_source(cfg, dist)
+        resolution = nets.G.img_resolution
+        hp = resolve_hparams(cfg, resolution, dist.world_size, True)
+    else:
+        from stylekit.metrics.features import open_image_set
+
+        items = open_image_set(cfg.data).items
+        if not items:
+            raise BadInput(f"{cfg.data}: no images found")
+        probe = StyleGANImages(cfg.data, _first_size(items[0]), cfg.mirror)
+        resolution = probe.resolution
+        hp = resolve_hparams(cfg, resolution, dist.world_size, False)
+        nets = _scratch_networks(cfg, resolution, hp)
+    G, D = nets.G, nets.D
+    if G.c_dim:
+        raise BadInput(f"--resume {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
+                       hint="use an unconditional transfer source such as ffhq-256")
+    dataset = StyleGANImages(cfg.data, resolution, cfg.mirror)
+    if len(dataset) < hp["batch"]:
+        raise BadInput(f"{cfg.data}: {len(dataset)} images, fewer than one batch of {hp['batch']}",
+                       hint="lower --batch, add images or use --mirror")
+    n_layers = len(freezed_layers(D))
+    if cfg.freezed > n_layers:
+        raise BadInput(f"--freezed {cfg.freezed}: this discriminator has {n_layers} freezable layers (0..{n_layers - 1})")
+    if cfg.amp and dist.device.type != "cuda":
+        console.warn("--amp runs only on CUDA; training in fp32")
+
+    device = dist.device
+    G.to(device).train().requires_grad_(True)
+    D.to(device).train()
+    D.b4.mbstd.group_size = hp["mbstd_group"] if D.b4.mbstd is not None else None  # type: ignore[union-attr]
+    trainable_D, frozen = freeze_discriminator(D, cfg.freezed)
+    ema = EMA(G, half_life_kimg=hp["ema_kimg"], rampup=hp["ema_rampup"])
+    if nets.G_ema_state is not None:
+        ema.module.load_state_dict(nets.G_ema_state)
+    ema.module.to(device)
+    opt_G = lazy_adam(list(G.parameters()), hp["lr"], 4)
+    opt_D = lazy_adam(trainable_D, hp["lr"], 16)
+    augment = AugmentPipe(cfg.augpipe, p=0.0).to(device) if cfg.aug != "noaug" else None
+    ada = AdaController(AdaConfig(mode=cfg.aug, p=cfg.p, target=cfg.target, ada_kimg=hp["ada_kimg"]))
+    loss = StyleGAN2Loss(G, D, augment, LossConfig(r1_gamma=hp["gamma"], style_mixing=hp["style_mixing"],
+                                                     pl_weight=hp["pl_weight"], fp16=cfg.amp and device.type == "cuda"), dist)
+    batch, per_rank = hp["batch"], hp["per_rank"]
+    pl_per_rank = max(per_rank // 2, 1)
+    total_nimg = int(round(hp["kimg"] * 1000))
+    tick_nimg = int(round(cfg.tick_kimg * 1000))
+    metrics_on = _inception_available(cfg.metrics) if dist.is_main else False
+    metrics_on = broadcast_object(metrics_on, dist)
+
+    run_config = {k: v for k, v in asdict(cfg).items() if k not in ("fresh", "device", "workers", "out")}
+    run_config.update(hparams=hp, world_size=dist.world_size, source=nets.source)
+    result_snapshots: list[str] = []
+    last_metrics: dict[str, Any] = {}
+    with RunDir(cfg.out, fresh=cfg.fresh) as run_dir, \
+            TrainRunner(run_dir, dist, config=run_config, keep=cfg.keep, total=total_nimg) as runner:
+        runner.register("G", G)
+        runner.register("D", D)
+        runner.register("G_ema", ema.module)
+        runner.register("opt_G", opt_G)
+        runner.register("opt_D", opt_D)
+        runner.register("ada", ada)
+        state = runner.resume()
+        cur_nimg = int(state.get("step", 0))
+        epoch, b = int(state.get("epoch", 0)), int(state.get("batch", 0))
+        batch_idx = int(state.get("batch_idx", 0))
+        tick = int(state.get("tick", 0))
+        tick_start = int(state.get("tick_start", cur_nimg))
+        loss.pl_mean.fill_(float(state.get("pl_mean", 0.0)))
+        resumed_from = cur_nimg
+        if augment is not None:
+            augment.p = ada.p
+        loader = make_loader(dataset, dist, batch, seed=cfg.seed, num_workers=cfg.workers,
+                             pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
+        seeds = list(range(cfg.grid_seeds))
+        if not state and dist.is_main:
+            _write_start_grids(run_dir, dataset, G if nets.G_ema_state is None else ema.module, seeds, device)
+        console.log(
+            f"finetune-stylegan: {resolution}px, batch {batch} ({per_rank} per process x {dist.world_size}), "
+            f"kimg {hp['kimg']}, gamma {hp['gamma']:.4g}, lr {hp['lr']}, aug {cfg.aug}"
+            + (f" ({cfg.augpipe}, target {cfg.target}, ada_kimg {hp['ada_kimg']})" if cfg.aug == "ada" else "")
+            + (f", freezed {cfg.freezed} ({', '.join(frozen)})" if frozen else "")
+        )
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+
+        def acc(name: str, value: torch.Tensor | float) -> None:
+            # Local sums; averaged over processes once per tick (every process runs the same phases).
+            sums[name] = sums.get(name, 0.0) + float(value.detach() if isinstance(value, torch.Tensor) else value)
+            counts[name] = counts.get(name, 0) + 1
+
+        def counters() -> dict[str, Any]:
+            return dict(epoch=epoch, batch=b, batch_idx=batch_idx, tick=tick, tick_start=tick_start,
+                        pl_mean=float(loss.pl_mean), augment_p=ada.p)
+
+        steps = max(math.ceil((total_nimg - cur_nimg) / batch), 0)
+        t_tick = time.monotonic()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        with runner.progress("finetune") as bar:
+            for e, i, imgs in loader.batches(epoch, b, count=steps):
+                real = to_model_range(imgs, device)
+                do_greg = hp["pl_weight"] > 0 and batch_idx % 4 == 0
+                do_dreg = hp["gamma"] > 0 and batch_idx % 16 == 0
+                # Gmain
+                for p in trainable_D:
+                    p.requires_grad_(False)
+                opt_G.zero_grad(set_to_none=True)
+                l_g = loss.gen_main(_phase_random(cfg.seed, batch_idx, 0, batch, dist), per_rank, None)
+                runner.check_finite(cur_nimg + batch, loss_G=l_g)
+                l_g.backward()
+                _sync_grads(list(G.parameters()), dist)
+                opt_G.step()
+                acc("loss_G", l_g)
+                if do_greg:
+                    opt_G.zero_grad(set_to_none=True)
+                    l_pl, pl_len = loss.gen_pl(_phase_random(cfg.seed, batch_idx, 1, pl_per_rank * dist.world_size, dist),
+                                               pl_per_rank, None)
+                    l_pl.backward()
+                    _sync_grads(list(G.parameters()), dist)
+                    opt_G.step()
+                    acc("pl_length", pl_len)
+                    acc("loss_Gpl", l_pl / 4)
+                # Dmain
+                for p in trainable_D:
+                    p.requires_grad_(True)
+                opt_D.zero_grad(set_to_none=True)
+                l_d, l_fake, l_real, real_logits = loss.disc_main(_phase_random(cfg.seed, batch_idx, 2, batch, dist),
+                                                                  per_rank, real, None)
+                runner.check_finite(cur_nimg + batch, loss_D=l_d)
+                l_d.backward()
+                _sync_grads(trainable_D, dist)
+                opt_D.step()
+                ada.accumulate(real_logits)
+                acc("loss_D", l_d)
+                acc("loss_D_fake", l_fake)
+                acc("loss_D_real", l_real)
+                acc("score_real", real_logits.mean())
+                if do_dreg:
+                    opt_D.zero_grad(set_to_none=True)
+                    l_r1, r1 = loss.disc_r1(_phase_random(cfg.seed, batch_idx, 3, batch, dist), real, None)
+                    l_r1.backward()
+                    _sync_grads(trainable_D, dist)
+                    opt_D.step()
+                    acc("r1_penalty", r1)
+                    acc("loss_Dr1", l_r1 / 16)
+                # EMA, counters, ADA
+                _sync_w_avg(G, dist)
+                ema.update(G, batch_size=batch, cur_nimg=cur_nimg)
+                cur_nimg, epoch, b, batch_idx = cur_nimg + batch, e, i + 1, batch_idx + 1
+                if ada.step(batch_idx, batch, dist):
+                    acc("rt", ada.rt or 0.0)  # the tick's mean r_t (same on every process)
+                    if augment is not None:
+                        augment.p = ada.p
+                bar.advance(batch)
+                done = cur_nimg >= total_nimg
+                if cur_nimg >= tick_start + tick_nimg or done:
+                    tick += 1
+                    secs = time.monotonic() - t_tick
+                    keys = sorted(sums)
+                    means = all_reduce_mean(torch.tensor([sums[k] / counts[k] for k in keys], dtype=torch.float64), dist)
+                    values: dict[str, Any] = {k: round(float(v), 6) for k, v in zip(keys, means.tolist(), strict=True)}
+                    values.update(kimg=cur_nimg / 1000, tick=tick, augment_p=ada.p,
+                                  sec_per_tick=round(secs, 3),
+                                  sec_per_kimg=round(secs / max((cur_nimg - tick_start) / 1000, 1e-9), 3),
+                                  peak_mem_mb=round(_peak_mem_mb(device), 1))
+                    sums.clear()
+                    counts.clear()
+                    tick_start = cur_nimg
+                    snapshot = done or tick % cfg.snap == 0
+                    if snapshot:
+                        label = kimg_label(cur_nimg)
+                        if dist.is_main:
+                            name = f"network-snapshot-{label}.safetensors"
+                            save_network(run_dir.path / name, G=G, G_ema=ema.module, D=D,
+                                         extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source})
+                            result_snapshots.append(name)
+                            from stylekit.data.images import save_grid
+
+                            save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
+                            if metrics_on:
+                                ema.module.eval()
+                                values.update(_compute_metrics(ema.module, cfg, run_dir.path, device))
+                        barrier(dist)
+                    runner.log_metrics(cur_nimg, **values)
+                    last_metrics = values
+                    if snapshot:
+                        runner.save(cur_nimg, pin=True, **counters())
+                    elif tick % cfg.ckpt_ticks == 0:
+                        runner.save(cur_nimg, **counters())
+                    t_tick = time.monotonic()
+                runner.stop_if_requested(cur_nimg, **counters())
+        final = run_dir.path / "network-final.safetensors"
+        if dist.is_main and (steps > 0 or not final.exists()):
+            save_network(final, G=G, G_ema=ema.module, D=D,
+                         extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source, "hparams": hp})
+        if steps == 0:
+            console.log(f"{cfg.out}: already trained to {cur_nimg / 1000:g} kimg; nothing to do (use --fresh or a larger --kimg)")
+        barrier(dist)
+        elapsed = time.monotonic() - t_start
+        trained = cur_nimg - resumed_from
+        return FinetuneResult(
+            out=str(run_dir.path), network=str(final), kimg=cur_nimg / 1000, ticks=tick, augment_p=ada.p, rt=ada.rt,
+            resolution=resolution, batch=batch, freezed=cfg.freezed, frozen_layers=frozen, images=len(dataset),
+            resumed_from_kimg=resumed_from / 1000, seconds=round(elapsed, 3),
+            sec_per_kimg=round(runner.elapsed / (trained / 1000), 3) if trained else None,
+            hparams=hp, last_metrics=last_metrics, snapshots=result_snapshots,
+        )
+
+
+def _first_size(item: Any) -> int:
+    from stylekit.metrics.features import decode_item
+
+    w, h = decode_item(item).size
+    if w != h or w < 4 or w & (w - 1):
+        raise BadInput(f"{item.key_path}: {w}x{h}; training from scratch needs square power-of-two images",
+                       hint="stylekit prepare DATA OUT.zip --size 256 --format stylegan-zip")
+    return w
+
+
+def _write_start_grids(run_dir: Any, dataset: StyleGANImages, G: Generator, seeds: list[int], device: torch.device) -> None:
+    from stylekit.data.images import save_grid
+
+    n = min(len(seeds), len(dataset))
+    reals = [dataset[k].float() / 255 for k in range(n)]
+    save_grid(reals, run_dir.samples / "reals.png")
+    was = G.training
+    G.eval()
+    save_grid(generate_grid_images(G, seeds, device), run_dir.samples / "fakes-init.png")
+    G.train(was)
+
+
+__all__ = [
+    "CFG_NAMES",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "PRESETS",
+    "StyleGANImages",
+    "finetune_stylegan",
+    "freeze_discriminator",
+    "resolve_hparams",
+]
