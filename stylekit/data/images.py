@@ -91,8 +91,10 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Every PIL mode to RGB; anything with transparency is composited on white."""
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("P", "L", "RGB") and "transparency" in img.info:  # tRNS chunk / GIF transparent index
+        img = img.convert("RGBA")
+    elif img.mode == "P":
+        img = img.convert("RGB")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         import numpy as np
 
@@ -122,6 +124,8 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:  # read at call time, so tests can lower it
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height}")
                 img.seek(0)  # first frame of animated GIF/WebP/TIFF
                 img.load()
                 img = ImageOps.exif_transpose(img) or img

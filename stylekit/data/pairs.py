@@ -2,7 +2,7 @@
 
 DATA can be any of three layouts (detected in this order):
 
-1. toy-styles (`stylekit toy-styles`): `content/<layout>.png` is A, `<style>/<layout>.png` is B,
+1. toy-styles (`stylekit download toy-styles`): `content/<layout>.png` is A, `<style>/<layout>.png` is B,
    the folder is the label. Pairs sharing a layout share a composition.
 2. folders `A/` and `B/` with matching relative names (extensions may differ). B may be nested
    `B/<style>/<name>` with a flat `A/<name>` shared by several styles; the label is B's class
@@ -88,7 +88,7 @@ def _toy_pairs(root: Path) -> list[Pair]:
             if b.stem not in content:
                 raise BadInput(
                     f"A/B mismatch: {b} has no structure image content/{b.stem}.*",
-                    hint="every <style>/<name> needs content/<name> (regenerate with stylekit toy-styles)",
+                    hint="every <style>/<name> needs content/<name> (regenerate with stylekit download toy-styles)",
                 )
             pairs.append(Pair(content[b.stem], b, folder.name, f"content/{b.stem}"))
     return pairs

@@ -1,0 +1,538 @@
+"""`stylekit prepare SRC OUT`: turn a folder of class folders (or a path,label CSV) into a clean,
+same-size, split, manifest-described data set.
+
+Pipeline: discover sources -> (dedupe) -> (cap) -> decode + crop + resize + encode in a process pool
+-> stratified seeded split -> write images, manifest.csv and report.json. Output names, order and
+splits are fixed before the pool runs and results are consumed in order, so the output is the same
+bytes for any --workers. Bad images are skipped with a reason; they never stop the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import multiprocessing
+import re
+import sys
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from PIL import Image
+
+from stylekit.data import export
+from stylekit.data.images import ImageReport, SkippedFile, list_images, load_rgb
+from stylekit.data.manifest import (
+    MANIFEST_NAME,
+    SPLITS,
+    ManifestRow,
+    manifest_text,
+    read_manifest,
+    write_manifest,
+)
+from stylekit.errors import BadImage, BadInput
+
+CROPS = ("center", "center-wide", "none")
+FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC}
+FORMATS = ("folder", "stylegan-zip", "pairs")
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """fork where it exists (workers start in milliseconds), spawn elsewhere."""
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1): 1-3 non-negative fractions for train,val,test summing to 1."""
+    hint = "give 1-3 comma-separated fractions for train,val,test that sum to 1, e.g. --split 0.8,0.1,0.1"
+    try:
+        values = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise BadInput(f"bad --split '{text}'", hint=hint) from None
+    if not 1 <= len(values) <= 3 or any(not math.isfinite(v) or v < 0 for v in values) or abs(sum(values) - 1) > 1e-3:
+        raise BadInput(f"bad --split '{text}'", hint=hint)
+    return values
+
+
+def parse_aspect(text: str) -> tuple[int, int]:
+    """'4:3' -> (4, 3), the width:height of the strip center-wide keeps."""
+    m = re.fullmatch(r"\s*(\d+)\s*[:x/]\s*(\d+)\s*", text)
+    if not m or int(m[1]) < int(m[2]) or int(m[2]) == 0:
+        raise BadInput(f"bad --wide-aspect '{text}'", hint="give WIDTH:HEIGHT with width >= height, e.g. 4:3 or 2:1")
+    return int(m[1]), int(m[2])
+
+
+@dataclass
+class PrepareConfig:
+    src: Path
+    out: Path
+    size: int | None = None
+    crop: str = "center"
+    resize_filter: str = "lanczos"
+    min_size: int = 0
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)
+    dedupe: bool = False
+    workers: int = 1
+    format: str = "folder"
+    pair_with: Path | None = None
+    max_images: int | None = None
+    seed: int = 0
+    exclude: tuple[str, ...] = ()
+    wide_aspect: tuple[int, int] = (4, 3)
+
+    def validate(self) -> None:
+        if self.crop not in CROPS:
+            raise BadInput(f"unknown --crop '{self.crop}'", hint=f"choose {', '.join(CROPS)}")
+        if self.resize_filter not in FILTERS:
+            raise BadInput(f"unknown --resize-filter '{self.resize_filter}'", hint=f"choose {', '.join(FILTERS)}")
+        if self.format not in FORMATS:
+            raise BadInput(f"unknown --format '{self.format}'", hint=f"choose {', '.join(FORMATS)}")
+        if self.size is not None and self.size < 1:
+            raise BadInput(f"--size {self.size} must be positive")
+        if self.workers < 1:
+            raise BadInput(f"--workers {self.workers} must be at least 1")
+        if self.max_images is not None and self.max_images < 1:
+            raise BadInput(f"--max-images {self.max_images} must be at least 1")
+        if self.crop == "center-wide" and self.size is None:
+            raise BadInput("--crop center-wide needs --size", hint="e.g. --size 512 --crop center-wide --wide-aspect 4:3")
+        if self.format == "stylegan-zip":
+            if self.size is None or self.size & (self.size - 1) or self.size < 4:
+                raise BadInput("--format stylegan-zip needs --size as a power of two (square images of one size)", hint="e.g. --size 256")
+        if self.out.suffix.lower() == ".zip" and (self.format != "stylegan-zip" or self.out.is_dir()):
+            raise BadInput(f"OUT {self.out} ends in .zip but is not a stylegan-zip archive",
+                           hint="use --format stylegan-zip (OUT becomes the archive), or an OUT folder name without .zip")
+        if (self.format == "pairs") != (self.pair_with is not None):
+            raise BadInput("--format pairs and --pair-with DIR go together", hint="give both, e.g. --format pairs --pair-with data/B")
+        for name, path in (("SRC", self.src), ("--pair-with", self.pair_with)):
+            if path is None:
+                continue
+            if not path.exists():
+                raise BadInput(f"{name} {path} does not exist", hint="check the path")
+            if path.is_dir() and _inside(self.out, path):
+                raise BadInput(f"OUT {self.out} is inside {name} {path}", hint="choose an OUT folder outside the source")
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------- sources
+@dataclass
+class Item:
+    """One output image: its source (and pair partner), label and output stem."""
+
+    src: Path
+    label: str
+    pair: Path | None = None
+    name: str = ""
+
+
+def _label_of(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def _read_csv_sources(csv_path: Path) -> list[Item]:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read {csv_path}: {exc}", hint="give a UTF-8 CSV with a path,label header") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in reader.fieldnames or []]
+    if "path" not in header:
+        raise BadInput(f"{csv_path} has no 'path' column (found: {', '.join(header) or 'nothing'})", hint="first line must be a header such as path,label")
+    reader.fieldnames = header
+    items = []
+    for rec in reader:
+        rel = (rec.get("path") or "").strip()
+        if not rel:
+            continue
+        path = Path(rel) if Path(rel).is_absolute() else csv_path.parent / rel
+        items.append(Item(path, (rec.get("label") or "").strip()))
+    return items
+
+
+def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
+    """Candidate items in a stable order; unmatched pair partners go to the report."""
+    if cfg.format == "pairs":
+        assert cfg.pair_with is not None
+        return _collect_pairs(cfg, report)
+    src = cfg.src
+    if src.is_file() and src.suffix.lower() == ".csv":
+        items = _read_csv_sources(src)
+    else:
+        items = [Item(p, _label_of(p, src) if src.is_dir() else "") for p in list_images(src)]
+    items = [it for it in items if it.label not in cfg.exclude]
+    if not items:
+        raise BadInput(f"no images found in {src}", hint="SRC must hold images in class folders (SRC/<style>/*.png) or be a path,label CSV")
+    return items
+
+
+def _collect_pairs(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
+    assert cfg.pair_with is not None
+    a_paths = list_images(cfg.src)
+    b_paths = [p for p in list_images(cfg.pair_with) if _label_of(p, cfg.pair_with) not in cfg.exclude] if cfg.pair_with.is_dir() else []
+    if not a_paths:
+        raise BadInput(f"no images found in {cfg.src}", hint="SRC holds the A images of the pairs")
+    if not b_paths:
+        raise BadInput(f"no images found in --pair-with {cfg.pair_with}", hint="--pair-with holds the B images, named like the A images")
+    by_stem: dict[str, Path] = {}
+    for p in a_paths:
+        if p.stem in by_stem:
+            report.skip(p, f"another A image is also named '{p.stem}' ({by_stem[p.stem]})")
+        else:
+            by_stem[p.stem] = p
+    items, used = [], set()
+    for b in b_paths:
+        a = by_stem.get(b.stem)
+        if a is None:
+            report.skip(b, f"no image named '{b.stem}' in SRC {cfg.src}")
+            continue
+        used.add(b.stem)
+        items.append(Item(a, _label_of(b, cfg.pair_with), pair=b))
+    for stem, a in by_stem.items():
+        if stem not in used:
+            report.skip(a, f"no image named '{stem}' in --pair-with {cfg.pair_with}")
+    if not items:
+        raise BadInput(f"no A/B pairs: no file names in {cfg.src} match those in {cfg.pair_with}", hint="pairs match by file name without extension")
+    return items
+
+
+def _sha1_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return None  # unreadable: decoding will report it
+
+
+def dedupe(items: list[Item], report: ImageReport) -> list[Item]:
+    """Keep the first of each exact duplicate (same source bytes, and same partner bytes for pairs)."""
+    first: dict[tuple[str | None, ...], Path] = {}
+    kept = []
+    for it in items:
+        key = (_sha1_file(it.src), _sha1_file(it.pair) if it.pair else None)
+        if key[0] is None:
+            kept.append(it)
+        elif key in first:
+            report.skip(it.pair or it.src, f"duplicate of {first[key]}")
+        else:
+            first[key] = it.pair or it.src
+            kept.append(it)
+    return kept
+
+
+def cap(items: list[Item], max_images: int) -> list[Item]:
+    """At most `max_images`, taken round-robin over labels so every class is represented."""
+    if len(items) <= max_images:
+        return items
+    by_label: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        by_label[it.label].append(it)
+    chosen: set[int] = set()
+    queues = [list(v) for _, v in sorted(by_label.items())]
+    while len(chosen) < max_images:
+        for q in queues:
+            if q and len(chosen) < max_images:
+                chosen.add(id(q.pop(0)))
+    return [it for it in items if id(it) in chosen]
+
+
+def safe_label(label: str) -> str:
+    """A label as a folder name: path separators and odd characters become '_'."""
+    cleaned = re.sub(r"[^\w.\- ]", "_", label).strip()
+    return "_" if label and cleaned in ("", ".", "..") else cleaned
+
+
+def assign_names(items: list[Item]) -> None:
+    """Output stem per item, unique within its label: the source stem, plus a short hash on a clash."""
+    taken: dict[str, set[str]] = defaultdict(set)  # per output folder, case-folded
+    for it in items:
+        base = (it.pair or it.src).stem
+        name, folder = base, safe_label(it.label)
+        if name.lower() in taken[folder]:
+            name = f"{base}-{hashlib.sha1(str(it.pair or it.src).encode()).hexdigest()[:8]}"
+        taken[folder].add(name.lower())
+        it.name = name
+
+
+def stratified_split(labels: list[str], fractions: tuple[float, ...], seed: int) -> list[str]:
+    """Split name per position: within each label a seeded shuffle cut by largest-remainder quotas."""
+    names = SPLITS[: len(fractions)]
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    out = [""] * len(labels)
+    import numpy as np
+
+    for label, idx in sorted(by_label.items()):
+        n = len(idx)
+        quotas = [f * n for f in fractions]
+        counts = [int(q) for q in quotas]
+        order = sorted(range(len(fractions)), key=lambda k: (-(quotas[k] - counts[k]), k))
+        for k in order[: n - sum(counts)]:
+            counts[k] += 1
+        perm = np.random.default_rng([seed, zlib.crc32(label.encode())]).permutation(n)
+        pos = 0
+        for name, c in zip(names, counts, strict=True):
+            for j in perm[pos : pos + c]:
+                out[idx[j]] = name
+            pos += c
+    return out
+
+
+# ---------------------------------------------------------------------------------------- transform
+@dataclass(frozen=True)
+class Transform:
+    size: int | None
+    crop: str
+    resize_filter: str
+    min_size: int
+    wide_aspect: tuple[int, int]
+    square: bool  # stylegan-zip: non-square results are skipped
+
+
+def apply_transform(img: Image.Image, t: Transform) -> Image.Image:
+    """Crop and resize one decoded image; raise ValueError(reason) to skip it."""
+    w, h = img.size
+    if min(w, h) < t.min_size:
+        raise ValueError(f"smaller than --min-size {t.min_size} ({w}x{h})")
+    resample = FILTERS[t.resize_filter]
+    if t.crop == "center":  # NVlabs center-crop: the central square, then resize
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+        if t.size is not None and side != t.size:
+            img = img.resize((t.size, t.size), resample)
+    elif t.crop == "center-wide":  # NVlabs center-crop-wide: a W:H strip on a black square canvas
+        assert t.size is not None
+        aw, ah = t.wide_aspect
+        out_w, out_h = t.size, max(1, round(t.size * ah / aw))
+        if w < out_w or round(out_w * h / w) < out_h:
+            raise ValueError(f"too small or too wide for --crop center-wide at {out_w}x{out_h} ({w}x{h})")
+        crop_h = min(h, round(out_h * w / out_w))
+        top = (h - crop_h) // 2
+        strip = img.crop((0, top, w, top + crop_h)).resize((out_w, out_h), resample)
+        img = Image.new("RGB", (out_w, out_w))
+        img.paste(strip, (0, (out_w - out_h) // 2))
+    elif t.size is not None:  # none: shorter side to size, aspect kept
+        scale = t.size / min(w, h)
+        new = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if new != (w, h):
+            img = img.resize(new, resample)
+    if t.square and img.width != img.height:
+        raise ValueError(f"not square after --crop {t.crop} ({img.width}x{img.height}); use --crop center for stylegan-zip")
+    return img
+
+
+@dataclass(frozen=True)
+class Job:
+    src: str
+    pair: str | None
+    dest: str | None  # write here (folder/pairs); None: return the PNG bytes (zip)
+    transform: Transform
+    png_level: int
+
+
+@dataclass
+class Result:
+    ok: bool
+    reason: str = ""
+    bad_path: str = ""
+    width: int = 0
+    height: int = 0
+    sha1: str = ""
+    data: bytes | None = None
+
+
+def process(job: Job) -> Result:
+    """Decode, transform and encode one item (runs in a worker process)."""
+    try:
+        img = apply_transform(load_rgb(job.src), job.transform)
+        if job.pair is not None:
+            try:
+                img = export.side_by_side(img, apply_transform(load_rgb(job.pair), job.transform))
+            except ValueError as exc:
+                return Result(False, str(exc), job.pair)
+    except BadImage as exc:
+        return Result(False, exc.reason, exc.path)
+    except ValueError as exc:
+        return Result(False, str(exc), job.src)
+    data = export.encode_png(img, job.png_level)
+    if job.dest is not None:
+        export.write_file(Path(job.dest), data)
+    return Result(True, width=img.width, height=img.height, sha1=hashlib.sha1(data).hexdigest(),
+                  data=None if job.dest is not None else data)
+
+
+@contextmanager
+def _pool(workers: int, jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Started before any progress bar thread exists, so forked workers inherit no held locks."""
+    if workers <= 1 or jobs < 2:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+        yield pool
+
+
+def _results(pool: ProcessPoolExecutor | None, jobs: list[Job], workers: int) -> Iterator[Result]:
+    """Results in job order (the order is what makes the output independent of --workers)."""
+    if pool is None:
+        return map(process, jobs)
+    return pool.map(process, jobs, chunksize=max(1, min(64, len(jobs) // (workers * 8))))
+
+
+# ---------------------------------------------------------------------------------------- report
+@dataclass
+class PrepareReport:
+    out: Path
+    format: str
+    used: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # label -> split -> n
+    splits: dict[str, int] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    candidates: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    size: int | None = None
+
+    @property
+    def images_per_s(self) -> float:
+        return self.used / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out), "format": self.format, "used": self.used,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "counts": self.counts, "splits": self.splits, "labels": self.labels,
+            "candidates": self.candidates, "size": self.size, "workers": self.workers,
+            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1),
+        }
+
+
+def _old_files(out: Path) -> set[Path]:
+    if not (out / MANIFEST_NAME).is_file():
+        return set()
+    try:
+        rows = read_manifest(out)
+    except BadInput:
+        return set()
+    return {out / export.ZIP_NAME if f"{export.ZIP_NAME}/" in r.path.as_posix() else r.path for r in rows}
+
+
+def prepare(cfg: PrepareConfig) -> PrepareReport:
+    """Run the whole pipeline for `cfg`; see the module docstring. Holds OUT's lock throughout."""
+    from stylekit.io.atomic import write_text_atomic
+    from stylekit.io.console import get_console
+    from stylekit.io.rundir import DirLock, ensure_writable_dir
+
+    cfg.validate()
+    start = time.perf_counter()
+    report = ImageReport()
+    items = collect_sources(cfg, report)
+    candidates = len(items) + len(report.skipped)
+    zipped = cfg.format == "stylegan-zip"
+    single_zip = zipped and cfg.out.suffix.lower() == ".zip"  # OUT is the archive itself
+    home = ensure_writable_dir(cfg.out.parent if single_zip else cfg.out)  # where files and the lock live
+    out = cfg.out if single_zip else home
+    lock = DirLock(home)
+    if single_zip:
+        lock.path = home / f".{out.name}.lock"
+    lock.acquire()
+    try:
+        if cfg.dedupe:
+            items = dedupe(items, report)
+        if cfg.max_images is not None:
+            items = cap(items, cfg.max_images)
+        assign_names(items)
+        old = set() if single_zip else _old_files(out)
+        transform = Transform(cfg.size, cfg.crop, cfg.resize_filter, cfg.min_size, cfg.wide_aspect, square=zipped)
+        level = export.ZIP_PNG_LEVEL if zipped else export.FOLDER_PNG_LEVEL
+        dests = [None if zipped else out / safe_label(it.label) / f"{it.name}.png" for it in items]
+        jobs = [Job(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None, transform, level)
+                for it, d in zip(items, dests, strict=True)]
+        archive_path = out if single_zip else out / export.ZIP_NAME
+        archive = export.StyleganZip(archive_path) if zipped else None
+        kept: list[tuple[Item, Result, str]] = []  # item, result, path relative to `home`
+        try:
+            with _pool(cfg.workers, len(jobs)) as pool, get_console().progress(len(jobs), f"preparing {len(jobs)} images") as task:
+                for it, dest, res in zip(items, dests, _results(pool, jobs, cfg.workers), strict=True):
+                    task.advance()
+                    if not res.ok:
+                        report.skip(res.bad_path, res.reason)
+                    elif archive is not None:
+                        assert res.data is not None
+                        kept.append((it, res, f"{archive_path.name}/{archive.add(res.data)}"))
+                    else:
+                        assert dest is not None
+                        kept.append((it, res, dest.relative_to(out).as_posix()))
+            if not kept:
+                _fail_empty(cfg, None if single_zip else home / "report.json", report, candidates, start)
+            splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
+            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1)
+                    for (it, res, rel), split in zip(kept, splits, strict=True)]
+            result = _summarise(cfg, out, rows, report, candidates)
+            result.seconds = time.perf_counter() - start
+            report_text = json.dumps({**result.to_dict(), "config": _config_dict(cfg)}, indent=2) + "\n"
+            if archive is not None:
+                index = {label: i for i, label in enumerate(result.labels)}  # sorted label names -> class ids
+                labels = [[rel.split("/", 1)[1], index[it.label]] for it, _, rel in kept] if all(it.label for it, _, _ in kept) else None
+                extra = {MANIFEST_NAME: manifest_text(home, rows), "report.json": report_text} if single_zip else None
+                archive.close(labels, extra)
+                archive = None
+        finally:
+            if archive is not None:
+                archive.abort()
+        if not single_zip:
+            new = {out / export.ZIP_NAME if zipped else out / r.path for r in rows}
+            removed = export.remove_stale(out, old, new)
+            if removed:
+                get_console().log(f"removed {removed} files left by an earlier run")
+            write_text_atomic(out / "report.json", report_text)
+            write_manifest(out, rows)
+        return result
+    finally:
+        lock.release()
+
+
+def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: ImageReport, candidates: int) -> PrepareReport:
+    splits = SPLITS[: len(cfg.split)]
+    result = PrepareReport(out=out, format=cfg.format, used=len(rows), skipped=report.skipped,
+                           labels=sorted({r.label for r in rows}), candidates=candidates, workers=cfg.workers,
+                           size=cfg.size, splits={s: 0 for s in splits})
+    for r in rows:
+        result.counts.setdefault(r.label, {s: 0 for s in splits})[r.split] += 1
+        result.splits[r.split] += 1
+    return result
+
+
+def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageReport, candidates: int, start: float) -> NoReturn:
+    """Nothing decodable: keep the reasons in OUT/report.json (folder outputs), then fail with exit 2."""
+    from stylekit.io.atomic import write_json_atomic
+
+    hint = "check the files and --min-size/--crop"
+    if report_path is not None:
+        result = PrepareReport(out=report_path.parent, format=cfg.format, skipped=report.skipped, candidates=candidates,
+                               seconds=time.perf_counter() - start, workers=cfg.workers, size=cfg.size)
+        write_json_atomic(report_path, {**result.to_dict(), "config": _config_dict(cfg)})
+        hint = f"reasons per file are in {report_path}"
+    first = f" (first: {report.skipped[0].path}: {report.skipped[0].reason})" if report.skipped else ""
+    raise BadInput(f"no usable images in {cfg.src}: all {candidates} candidates were skipped{first}", hint=hint)
+
+
+def _config_dict(cfg: PrepareConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
