@@ -12,7 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -116,30 +116,42 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode one image fully to RGB, or raise BadImage(path, reason)."""
+    """Decode one image file fully to RGB, or raise BadImage(path, reason)."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise BadImage(path, "empty file")
+    except FileNotFoundError:
+        raise BadImage(path, "file not found") from None
+    return decode_rgb(path, path)
+
+
+def decode_rgb(source: str | os.PathLike[str] | BinaryIO, name: object, plain_convert: bool = False) -> Image.Image:
+    """Decode a file or binary stream to RGB; errors are BadImage(name, reason).
+
+    Default: EXIF orientation applied, alpha composited on white (`_to_rgb`). `plain_convert` decodes
+    the way clean-fid does (`Image.open(f).convert("RGB")`: no EXIF rotation, alpha dropped) so FID/KID
+    match its numbers on the same files. Both refuse decompression bombs.
+    """
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.width * img.height > MAX_PIXELS:  # read at call time, so tests can lower it
                     raise Image.DecompressionBombError(f"{img.width}x{img.height}")
                 img.seek(0)  # first frame of animated GIF/WebP/TIFF
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return _to_rgb(img)
-    except BadImage:
-        raise
+                if plain_convert:
+                    return img.convert("RGB")
+                return _to_rgb(ImageOps.exif_transpose(img) or img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(path, f"refused: more than {MAX_PIXELS} pixels (decompression bomb guard)") from None
+        raise BadImage(name, f"refused: more than {MAX_PIXELS} pixels (decompression bomb guard)") from None
     except UnidentifiedImageError:
-        raise BadImage(path, "not an image (unrecognised content)") from None
+        raise BadImage(name, "not an image (unrecognised content)") from None
     except FileNotFoundError:
-        raise BadImage(path, "file not found") from None
+        raise BadImage(name, "file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadImage(path, f"cannot decode: {exc}") from None
+        raise BadImage(name, f"cannot decode: {exc}") from None
 
 
 def resize_square(img: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:

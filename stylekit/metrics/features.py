@@ -26,7 +26,6 @@ import re
 import sqlite3
 import threading
 import time
-import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,12 +34,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from stylekit.data.images import (
-    MAX_PIXELS,
     ImageReport,
-    _to_rgb,
+    decode_rgb,
     is_image_name,
     list_images,
     load_rgb,
@@ -170,21 +168,7 @@ def decode_item(item: ImageItem, cleanfid_compat: bool = False) -> Image.Image:
         raise BadImage(name, f"cannot read: {exc}") from None
     if not data:
         raise BadImage(name, "empty file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                img.seek(0)
-                img.load()
-                if cleanfid_compat:
-                    return img.convert("RGB")
-                return _to_rgb(ImageOps.exif_transpose(img) or img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(name, f"refused: more than {MAX_PIXELS} pixels (decompression bomb guard)") from None
-    except UnidentifiedImageError:
-        raise BadImage(name, "not an image (unrecognised content)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadImage(name, f"cannot decode: {exc}") from None
+    return decode_rgb(io.BytesIO(data), name, plain_convert=cleanfid_compat)
 
 
 # ----------------------------------------------------------------------------------------------
