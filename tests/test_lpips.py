@@ -102,7 +102,9 @@ def test_torchscript_archive_is_refused_without_reading_it(tmp_path):
         zf.writestr("vgg16/data.pkl", b"\x80\x02}q\x00.")
         zf.writestr("vgg16/constants.pkl", b"\x80\x02)q\x00.")
         zf.writestr("vgg16/code/__torch__.py", "def forward(self): ...")
-    assert lp.is_torchscript_archive(path)
+    from stylekit.io.state_dict import is_torchscript_archive
+
+    assert is_torchscript_archive(path)
     with pytest.raises(BadInput, match="TorchScript"):
         lp.load_lpips(path)
     with pytest.raises(MissingResource, match="vgg16"):  # the registry name: lin weights + registry vgg16 (offline here)

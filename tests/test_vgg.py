@@ -83,7 +83,7 @@ def test_unknown_layer_lists_valid_names():
 def test_files_that_are_not_vgg_state_dicts(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint at all")
-    with pytest.raises(BadInput, match="not a VGG state dict"):
+    with pytest.raises(BadInput, match="not a readable VGG state dict"):
         VGGFeatures("vgg19", ["relu1_1"], weights=junk)
     other = tmp_path / "other.pth"
     torch.save({"layer.weight": torch.zeros(3)}, other)

@@ -23,7 +23,6 @@ they differ by what separates the pytorch-fid port from it (small; see docs/metr
 
 from __future__ import annotations
 
-import pickle  # only for its exception class: nothing is unpickled with it
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.state_dict import read_state_dict
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_WEIGHTS = "inception-fid"  # registry name: pytorch-fid's pt_inception-2015-12-05-6726825d.pth
@@ -205,29 +205,9 @@ class FIDInceptionV3(torch.nn.Module):
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """pytorch-fid's state dict from a .pth (torch.load, weights_only) or .safetensors file; no code runs."""
-    from stylekit.nets.lpips import is_torchscript_archive
-
-    if is_torchscript_archive(path):
-        raise BadInput(f"{path} is a TorchScript archive (such as NVlabs' inception-2015-12-05.pt); stylekit does not "
-                       "execute code from weights files",
-                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}` (pytorch-fid's state dict of the same TF graph)")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInput(f"{path}: not a readable Inception state dict ({reason})",
-                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BadInput(f"{path}: not a state dict of tensors", hint=f"run `stylekit download {INCEPTION_WEIGHTS}`")
-    return state
+    """pytorch-fid's state dict (.pth or .safetensors); TorchScript such as NVlabs' inception-2015-12-05.pt is refused."""
+    return read_state_dict(path, "Inception state dict",
+                           f"run `stylekit download {INCEPTION_WEIGHTS}` (pytorch-fid's state dict of the TF graph)")
 
 
 def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.state_dict import read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -86,20 +87,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad weights file
-        raise BadInput(f"cannot read weights {path}: {exc}", hint="give a torch state dict (.pth) or .safetensors file") from None
-    for key in ("state_dict", "model", "module"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise BadInput(f"{path} does not hold a state dict", hint="give a torch state dict (.pth) or .safetensors file")
-    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return read_state_dict(path, "backbone state dict", "give a torch state dict (.pth) or .safetensors file")
 
 
 def _load_into(model: nn.Module, state: dict[str, torch.Tensor], path: Path, allow_unexpected: bool) -> None:

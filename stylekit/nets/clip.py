@@ -18,7 +18,6 @@ Offline without cached weights: MissingResource (exit 3).
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.state_dict import is_torchscript_archive
 
 # open_clip architecture name -> stylekit registry name of its default weights
 REGISTRY_WEIGHTS = {"ViT-B-32": "clip-vit-b-32", "ViT-B-32-quickgelu": "clip-vit-b-32"}
@@ -57,17 +57,8 @@ class ClipBundle:
         return {"model": self.model_name, "weights": self.weights_id, "open_clip": open_clip.__version__}
 
 
-def _is_torchscript_archive(path: Path) -> bool:
-    """True for a TorchScript zip (code/ or constants.pkl inside); only the zip directory is read."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def _refuse_torchscript(path: Path) -> None:
-    if _is_torchscript_archive(path):
+    if is_torchscript_archive(path):
         raise BadInput(
             f"{path} is a TorchScript archive (such as OpenAI's ViT-B-32.pt); stylekit does not execute code from weights files",
             hint="run `stylekit download clip-vit-b-32` (the same OpenAI weights as safetensors), or pass an open_clip "

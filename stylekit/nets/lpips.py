@@ -24,13 +24,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from stylekit.errors import BadInput, MissingResource
+from stylekit.errors import BadInput
+from stylekit.io.state_dict import is_torchscript_archive, read_state_dict
 from stylekit.nets.vgg import VGGFeatures
 
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -42,6 +42,7 @@ LIN_REGISTRY_NAME = "lpips-vgg16"
 LIN_FETCH_COMMAND = f"stylekit download {LIN_REGISTRY_NAME}"
 _LIN_KEY = re.compile(r"^(?:module\.)?lins?\.?(\d)\.(?:model\.\d\.)?weight$")
 _EPS = 1e-10
+_WEIGHTS_HINT = "pass a torchvision VGG16 state dict (.pth/.safetensors), optionally with LPIPS lin keys"
 
 
 class LPIPS(nn.Module):
@@ -102,40 +103,6 @@ class LPIPS(nn.Module):
         return (self.features(a) - self.features(b)).square().sum(dim=1)
 
 
-def is_torchscript_archive(path: Path) -> bool:
-    """True for a TorchScript zip (code/ or constants.pkl inside): read nothing from it."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors or torch (weights_only) file of tensors; the format is sniffed from the content."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError as exc:
-        raise BadInput(f"cannot read perceptual weights {path}: {exc.strerror or exc}") from None
-    try:
-        if len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK"):
-            from safetensors.torch import load_file
-
-            data = load_file(str(path), device="cpu")
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure means "not a weights file we can use"
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"{path} is not a readable weights file ({reason})",
-                       hint="pass a torchvision VGG16 state dict (.pth/.safetensors), optionally with LPIPS lin keys") from None
-    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-        data = data["state_dict"]
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise BadInput(f"{path} is not a state dict of tensors", hint="pass a torchvision VGG16 state dict")
-    return data
-
-
 def lin_from_state(data: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
     """The five lin weights from a state dict (keys lin0.model.1.weight ... as in the lpips package), or None."""
     found: dict[int, torch.Tensor] = {}
@@ -169,7 +136,7 @@ def default_lin() -> tuple[list[torch.Tensor], str]:
         from stylekit.weights import weights_path
 
         path = weights_path(LIN_REGISTRY_NAME)  # offline and not cached: exit 3 with the download command
-    lin = lin_from_state(_read_tensors(path))
+    lin = lin_from_state(read_state_dict(path, "weights file", _WEIGHTS_HINT))
     if lin is None:
         raise BadInput(f"{path} holds no LPIPS lin weights", hint=f"reinstall: {LIN_FETCH_COMMAND}")
     return lin, str(path)
@@ -187,7 +154,7 @@ def load_lpips(weights: str | os.PathLike[str] | None = None, device: torch.devi
         lin, _ = default_lin()
         return LPIPS("vgg16", lin).to(device)
     path = Path(weights).expanduser()
-    if path.is_file() and is_torchscript_archive(path):
+    if path.is_file() and is_torchscript_archive(path):  # explain the NVlabs file specifically
         raise BadInput(
             f"{weights}: NVlabs' vgg16.pt is a TorchScript archive, which stylekit does not execute",
             hint="leave --perceptual-weights out (torchvision VGG16 + LPIPS lin weights: the same metric), "
@@ -197,7 +164,7 @@ def load_lpips(weights: str | os.PathLike[str] | None = None, device: torch.devi
         from stylekit.weights import weights_path
 
         path = weights_path(str(weights))  # registry name (e.g. vgg16) or BadInput for a missing file
-    lin = lin_from_state(_read_tensors(path))
+    lin = lin_from_state(read_state_dict(path, "weights file", _WEIGHTS_HINT))
     if lin is None:
         lin, _ = default_lin()
     return LPIPS(path, lin).to(device)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from stylekit.errors import BadInput
+from stylekit.io.state_dict import read_state_dict
 
 # Convolutions per block (torchvision configs "D" and "E"); channel widths are shared.
 _BLOCKS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -146,34 +147,6 @@ def _resolve_weights_file(weights: str | os.PathLike[str], arch: str) -> Path:
     return weights_path(text)
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a torch (weights_only) or safetensors file; the format is sniffed from the content."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError as exc:
-        raise BadInput(f"cannot read VGG weights {path}: {exc}") from None
-    try:
-        if len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK"):
-            from safetensors.torch import load_file
-
-            data = load_file(str(path), device="cpu")
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure means "not a state dict we can use"
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise BadInput(
-            f"{path} is not a VGG state dict: cannot read it as a torch or safetensors file ({reason})",
-            hint="pass a torchvision VGG state dict (.pth) or a .safetensors file with features.N.weight keys",
-        ) from None
-    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
-        data = data["state_dict"]
-    if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise BadInput(f"{path} is not a VGG state dict (expected a mapping of names to tensors)",
-                       hint="pass a torchvision VGG state dict with features.N.weight keys")
-    return data
-
-
 def _features_only(data: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
     """Map 'features.N.weight' / 'module.features.N.weight' / bare 'N.weight' to {N: {weight, bias}}."""
     out: dict[int, dict[str, torch.Tensor]] = {}
@@ -190,7 +163,7 @@ def _features_only(data: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.T
 
 def load_vgg_weights(path: Path, arch: str, n_layers: int) -> dict[str, torch.Tensor]:
     """The conv weights of the first `n_layers` layers as a state dict for `VGGFeatures.body`."""
-    convs = _features_only(_read_state_dict(path))
+    convs = _features_only(read_state_dict(path, "VGG state dict", "pass a torchvision VGG state dict (.pth) or a .safetensors file with features.N.weight keys"))
     hint = f"pass a torchvision {arch} state dict (features.N.weight keys), e.g. from 'stylekit download {arch}'"
     if not convs:
         raise BadInput(f"{path} is not a VGG state dict: no features.N.weight keys", hint=hint)

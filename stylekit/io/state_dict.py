@@ -1,0 +1,64 @@
+"""Reading weight files as data, never as code.
+
+Every local or downloaded weights file goes through here: safetensors (sniffed from the content, not
+the extension) or `torch.load(weights_only=True)`. TorchScript archives are refused before anything
+is read from them, because loading one runs the code it carries.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+
+from stylekit.errors import BadInput
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """True for a TorchScript zip (code/ or constants.pkl inside); only the zip directory is read."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def refuse_torchscript(path: str | Path, hint: str) -> None:
+    """BadInput (exit 2) when `path` is a TorchScript archive."""
+    if is_torchscript_archive(path):
+        raise BadInput(f"{path} is a TorchScript archive; stylekit does not execute code from weights files", hint=hint)
+
+
+def _is_safetensors(head: bytes) -> bool:
+    # safetensors: 8-byte little-endian header length, then the JSON header; a torch zip starts "PK".
+    return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
+
+
+def read_state_dict(path: str | Path, what: str, hint: str) -> dict[str, torch.Tensor]:
+    """The tensors of a state-dict file (`module.` prefixes stripped, `state_dict`/`model` nesting
+    unwrapped). Any file that is not such a mapping is BadInput naming `what` the file should be."""
+    path = Path(path)
+    refuse_torchscript(path, hint)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from None
+    try:
+        if _is_safetensors(head):
+            from safetensors.torch import load_file
+
+            data: object = load_file(str(path), device="cpu")
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means "not a file we can use"
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{path} is not a readable {what} ({reason})", hint=hint) from None
+    for key in ("state_dict", "model"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+    tensors = {k.removeprefix("module."): v for k, v in data.items() if isinstance(v, torch.Tensor)} if isinstance(data, dict) else {}
+    if not tensors:
+        raise BadInput(f"{path} is not a {what} (expected a mapping of names to tensors)", hint=hint)
+    return tensors
