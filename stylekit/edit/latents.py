@@ -3,7 +3,9 @@
 A latent file is a NumPy `.npz` with key `w`: float32 of shape [N, num_ws, w_dim] (W+, one w per
 synthesis input; N is 1 for a single image, as in NVlabs `projected_w.npz`) or [N, w_dim] (one w
 broadcast to every layer). Optional keys: `seeds` [N] int64, `z` [N, z_dim], `trunc` (scalar),
-`network` (string). Readers need only `w`.
+`network` (string); invert and styleclip add `space` (w | w+), `target` or `prompt` (string) and
+`noise.<buffer name>` (the optimised noise maps, e.g. `noise.b8.conv0.noise_const`, restored by
+`stylekit.edit.invert.apply_noise`). Readers need only `w`.
 """
 
 from __future__ import annotations
