@@ -303,7 +303,7 @@ def test_freeze_backbone_epochs_keeps_backbone_fixed(toy, tmp_path):
     assert any(not torch.equal(after2[k], after1[k]) for k in backbone)  # trained in epoch 2
 
 
-def test_prepared_manifest_splits_and_missing_labels(tmp_path, toy):
+def test_prepared_manifest_splits_and_missing_labels(tmp_path, toy, monkeypatch):
     data = tmp_path / "prep"
     rows = ["path,label,split"]
     for style in ("pop", "stripes"):
@@ -315,6 +315,8 @@ def test_prepared_manifest_splits_and_missing_labels(tmp_path, toy):
     splits = load_style_splits(data)
     assert splits.source == "manifest" and splits.counts() == {"train": 6, "val": 2, "test": 2}
     assert splits.classes == ["pop", "stripes"]
+    monkeypatch.chdir(tmp_path)  # a relative DATA path (as `make demo` passes) resolves the same files
+    assert load_style_splits(Path("prep")).counts() == {"train": 6, "val": 2, "test": 2}
     (data / "manifest.csv").write_text("\n".join(rows + ["pop/0.png,,train"]) + "\n")
     with pytest.raises(BadInput, match="labels missing"):
         load_style_splits(data)

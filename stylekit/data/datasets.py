@@ -123,8 +123,7 @@ def _manifest_rows(root: Path) -> list[tuple[Path, str, str]]:
         split = _SPLIT_ALIASES.get(str(r.split).strip().lower())
         if split is None:
             raise BadInput(f"{root / 'manifest.csv'}: unknown split '{r.split}' for {r.path}", hint="use train, val or test")
-        path = Path(r.path)
-        out.append((path if path.is_absolute() else root / path, str(r.label), split))
+        out.append((Path(r.path), str(r.label), split))  # read_manifest already resolved it against root
     return out
 
 
