@@ -114,3 +114,12 @@ def test_plain_progress_is_sparse_and_ends_with_the_last_line(monkeypatch):
     quiet.log("hidden")
     quiet.warn("shown")
     assert stream.getvalue() == "warning: shown\n"
+
+
+def test_atomic_files_follow_the_umask_not_mkstemp(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = write_json_atomic(tmp_path / "c.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -171,6 +171,15 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     again = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "1", "--epochs-decay", "1",
                   "--json", *TINY])
     assert again.exit_code == 0 and json.loads(again.stdout)["steps"] == doc["steps"]
+    # extending the schedule of a finished run trains the new epoch at the re-evaluated lr (not the old final 0)
+    from safetensors.torch import load_file
+
+    before = load_file(str(out / "generator.safetensors"))
+    more = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--epochs-decay", "1",
+                 "--json", *TINY])
+    assert more.exit_code == 0, more.output
+    after = load_file(str(out / "generator.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before if "running_" not in k and "num_batches" not in k)
 
     from stylekit.transfer.pix2pix import stylize_pix2pix
 

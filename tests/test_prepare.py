@@ -207,6 +207,14 @@ def test_pairs_format(toy, tmp_path):
     b = Image.open(toy / "pop" / "00002.png").resize((32, 32), Image.Resampling.LANCZOS)
     assert list(pair.crop((0, 0, 32, 32)).getdata()) == list(a.getdata())
     assert list(pair.crop((32, 0, 64, 32)).getdata()) == list(b.getdata())
+    # with a split, every style of one composition lands in the same split (held-out = unseen layouts)
+    prepare(PrepareConfig(src=tmp_path / "A", out=tmp_path / "pairs3", size=32, format="pairs",
+                          pair_with=toy, exclude=("content",), split=(0.5, 0.25, 0.25)))
+    by_layout: dict[str, set[str]] = {}
+    for r in read_manifest(tmp_path / "pairs3"):
+        by_layout.setdefault(r.path.stem, set()).add(r.split)
+    assert len(by_layout) == 6 and all(len(s) == 1 for s in by_layout.values())
+    assert {next(iter(s)) for s in by_layout.values()} == {"train", "val", "test"}
 
 
 def test_pairs_without_pair_with_is_bad_input(toy, tmp_path):

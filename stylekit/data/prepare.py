@@ -292,6 +292,14 @@ def stratified_split(labels: list[str], fractions: tuple[float, ...], seed: int)
     return out
 
 
+def grouped_split(groups: list[str], fractions: tuple[float, ...], seed: int) -> list[str]:
+    """Split name per position, whole groups at a time: for pairs, every B rendering of one A image
+    (one composition) lands in the same split, so held-out pairs show compositions never trained on."""
+    unique = sorted(set(groups))
+    per_group = dict(zip(unique, stratified_split([""] * len(unique), fractions, seed), strict=True))
+    return [per_group[g] for g in groups]
+
+
 # ---------------------------------------------------------------------------------------- transform
 @dataclass(frozen=True)
 class Transform:
@@ -480,7 +488,10 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
                         kept.append((it, res, dest.relative_to(out).as_posix()))
             if not kept:
                 _fail_empty(cfg, None if single_zip else home / "report.json", report, candidates, start)
-            splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
+            if cfg.format == "pairs":
+                splits = grouped_split([it.src.as_posix() for it, _, _ in kept], cfg.split, cfg.seed)
+            else:
+                splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
             rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1)
                     for (it, res, rel), split in zip(kept, splits, strict=True)]
             result = _summarise(cfg, out, rows, report, candidates)

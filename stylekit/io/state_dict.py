@@ -52,9 +52,9 @@ def read_state_dict(path: str | Path, what: str, hint: str) -> dict[str, torch.T
             data: object = load_file(str(path), device="cpu")
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure means "not a file we can use"
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"{path} is not a readable {what} ({reason})", hint=hint) from None
+    except Exception:  # noqa: BLE001 - any decoding failure means "not a file we can use"
+        raise BadInput(f"{path} is not a readable {what}: not a PyTorch (.pth) or safetensors file of tensors",
+                       hint=hint) from None
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

@@ -381,6 +381,9 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         runner.register("sched_D", sched_d)
         runner.register("scaler", scaler)
         state = runner.resume()
+        for sched in (sched_g, sched_d):  # a resumed run may extend --epochs/--epochs-decay: re-evaluate the lr
+            for group, base_lr, factor in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+                group["lr"] = base_lr * factor(sched.last_epoch)
         step = int(state.get("step", 0))
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))
