@@ -6,7 +6,7 @@ import torch
 
 from stylekit.cli.common import parse_int_list
 from stylekit.edit.blend import blend_generators, blend_weight, check_compatible
-from stylekit.edit.generate import map_seeds, seed_to_z, seeds_to_z, synthesize
+from stylekit.edit.generate import map_seeds, seed_to_z, seeds_to_z, synthesize, to_pil
 from stylekit.edit.latents import load_latents, save_latents
 from stylekit.edit.mix import InterpolateConfig, interpolation_ws, slerp, style_mix
 from stylekit.errors import BadInput
@@ -134,3 +134,31 @@ def test_incompatible_networks_name_the_layers():
     assert "only in finetuned" in str(err.value)
     with pytest.raises(BadInput, match="different shapes"):
         check_compatible(tiny_generator(16, channel_max=32), tiny_generator(16, channel_max=64))
+
+
+def test_interpolating_inverted_latents_uses_their_noise_maps(tmp_path):
+    """Latent files from invert carry noise.* maps: the end frames must reproduce those images exactly."""
+    from PIL import Image
+
+    from stylekit.edit.invert import apply_noise, noise_buffers
+    from stylekit.edit.mix import run_interpolate
+    from stylekit.nets.stylegan2.load import save_network
+
+    G = tiny_generator(32, seed=0)
+    net = tmp_path / "g.safetensors"
+    save_network(net, G=G)
+    ws = map_seeds(G, [1, 2], 1.0)
+    gen = torch.Generator().manual_seed(0)
+    noises = [{k: torch.randn(v.shape, generator=gen) for k, v in noise_buffers(G).items()} for _ in range(2)]
+    for name, w, noise in zip("ab", ws, noises, strict=True):
+        save_latents(tmp_path / f"{name}.npz", w[None], **{f"noise.{k}": v for k, v in noise.items()})
+    run_interpolate(InterpolateConfig(network=str(net), out=tmp_path / "out", latents=(str(tmp_path / "a.npz"), str(tmp_path / "b.npz")),
+                                      space="w", frames=3, device="cpu"))
+    for index, w, noise in ((0, ws[0], noises[0]), (2, ws[1], noises[1])):
+        apply_noise(G, noise)
+        expected = np.asarray(to_pil(synthesize(G, w[None], "const", [0]))[0])
+        frame = np.asarray(Image.open(tmp_path / "out" / "frames" / f"frame{index:04d}.png"))
+        assert np.array_equal(frame, expected)
+    apply_noise(G, {k: torch.zeros_like(v) for k, v in noises[0].items()})  # other noise -> another image
+    frame0 = np.asarray(Image.open(tmp_path / "out" / "frames" / "frame0000.png"))
+    assert not np.array_equal(np.asarray(to_pil(synthesize(G, ws[0][None], "const", [0]))[0]), frame0)

@@ -60,7 +60,7 @@ def layer_position(name: str) -> tuple[int, int] | None:
 
 def blend_weight(res: int, level: int, swap_res: int, blend_width: float | None) -> float:
     """Share of the detail (non-structure) network for a layer at (res, level)."""
-    if blend_width is None or blend_width <= 0:
+    if blend_width is None:
         return 1.0 if res >= swap_res else 0.0
     x = 2 * math.log2(res) + level - 2 * math.log2(swap_res) + 0.5
     return 1.0 / (1.0 + math.exp(-x / blend_width))
@@ -123,6 +123,8 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     start = time.monotonic()
     if cfg.structure not in ("base", "finetuned"):
         raise BadInput(f"bad --structure '{cfg.structure}'", hint="use base or finetuned")
+    if cfg.blend_width is not None and not (math.isfinite(cfg.blend_width) and cfg.blend_width > 0):
+        raise BadInput(f"--blend-width must be a positive number, got {cfg.blend_width}", hint="omit it for a hard swap")
     out = Path(cfg.out)
     if out.suffix != ".safetensors":
         raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")

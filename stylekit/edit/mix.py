@@ -139,6 +139,32 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
+def _first_latent(path: str, G: Generator) -> torch.Tensor:
+    from stylekit.edit.latents import load_latents
+
+    ws = load_latents(path, G.num_ws, G.w_dim)
+    if len(ws) > 1:
+        get_console().warn(f"{path} holds {len(ws)} latents; interpolating from the first")
+    return ws[0]
+
+
+def interpolation_noise(cfg: InterpolateConfig, ts: list[float]) -> list[dict[str, torch.Tensor]] | None:
+    """Per-frame noise maps when the latent files carry invert's `noise.*` maps (lerped A -> B, or the one
+    file's maps throughout), so the end frames reproduce the inverted images; None otherwise."""
+    from stylekit.edit.invert import load_noise
+
+    if cfg.latents is None or cfg.noise_mode != "const":
+        return None
+    na, nb = (load_noise(path) for path in cfg.latents)
+    if not na and not nb:
+        return None
+    na, nb = na or nb, nb or na
+    if na.keys() != nb.keys():
+        raise BadInput(f"{cfg.latents[0]} and {cfg.latents[1]} hold noise maps for different layers",
+                       hint="use latent files inverted with the same network")
+    return [{k: na[k] + (nb[k] - na[k]) * t for k in na} for t in ts]
+
+
 def interpolation_ws(G: Generator, cfg: InterpolateConfig) -> torch.Tensor:
     """ws [frames, num_ws, w_dim] along the path from A to B."""
     from stylekit.edit.generate import class_labels, seeds_to_z
@@ -152,8 +178,7 @@ def interpolation_ws(G: Generator, cfg: InterpolateConfig) -> torch.Tensor:
     if cfg.latents is not None:
         if cfg.space == "z":
             raise BadInput("--space z needs seeds: latent files hold w", hint="use --space w with --latents")
-        wa = load_latents(cfg.latents[0], G.num_ws, G.w_dim)[0]
-        wb = load_latents(cfg.latents[1], G.num_ws, G.w_dim)[0]
+        wa, wb = (_first_latent(path, G) for path in cfg.latents)
         return torch.stack([wa + (wb - wa) * t for t in ts])
     if cfg.seeds is None:
         raise BadInput("interpolation needs --interpolate A,B (two seeds) or --latents a.npz b.npz")
@@ -184,10 +209,16 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
     frames_dir.mkdir(exist_ok=True)
     pils: list[Image.Image] = []
     paths = []
+    noise = interpolation_noise(cfg, [i / (len(ws) - 1) for i in range(len(ws))])
+    chunk = 1 if noise else 8  # per-frame noise maps live in G's buffers: one frame at a time
     with get_console().progress(len(ws), "interpolate") as task:
-        for i in range(0, len(ws), 8):
+        for i in range(0, len(ws), chunk):
+            if noise:
+                from stylekit.edit.invert import apply_noise
+
+                apply_noise(G, noise[i], str(cfg.latents[0]))
             # Constant noise seed for every frame, so only the latent moves.
-            imgs = synthesize(G, ws[i : i + 8], cfg.noise_mode, [0] * len(ws[i : i + 8]))
+            imgs = synthesize(G, ws[i : i + chunk], cfg.noise_mode, [0] * len(ws[i : i + chunk]))
             for pil in to_pil(imgs):
                 paths.append(str(save_image_atomic(frames_dir / f"frame{len(pils):04d}.png", pil)))
                 pils.append(pil.convert("RGB"))

@@ -143,9 +143,12 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
             model = open_clip.create_model(model_name, pretrained=str(path), device="cpu", weights_only=True,
                                            force_quick_gelu=registry_id is not None and str(weights) in QUICK_GELU_WEIGHTS)
             tokenizer = open_clip.get_tokenizer(model_name)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise BadInput(f"cannot load CLIP {model_name} from {weights or model_name}: {str(exc).splitlines()[0]}",
-                       hint="check --clip-model and --clip-weights") from None
+    except (MissingResource, BadInput):
+        raise
+    except Exception as exc:  # noqa: BLE001 - open_clip/torch/safetensors raise many types for a bad file
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise BadInput(f"cannot load CLIP {model_name} from {weights or model_name}: {detail}",
+                       hint="pass an open_clip checkpoint (.safetensors or .bin/.pt state dict) for --clip-model") from None
     model = model.to(device).eval()
     cfg = open_clip.get_model_preprocess_cfg(model)
     size = cfg.get("size", 224)

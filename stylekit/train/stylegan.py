@@ -176,7 +176,8 @@ def _check_options(cfg: FinetuneConfig) -> None:
 
 def prepare_command(data: str, resolution: int) -> str:
     stem = Path(data).name.removesuffix(".zip") or "data"
-    return f"stylekit prepare {data} {Path(data).with_name(f'{stem}-{resolution}.zip')} --size {resolution} --format stylegan-zip"
+    source = "IMAGE_FOLDER" if data.lower().endswith(".zip") else data  # prepare reads folders, not zips
+    return f"stylekit prepare {source} {Path(data).with_name(f'{stem}-{resolution}.zip')} --size {resolution} --format stylegan-zip"
 
 
 # ----------------------------------------------------------------------------------- data
