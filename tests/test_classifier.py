@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -323,3 +324,15 @@ def test_prepared_manifest_splits_and_missing_labels(tmp_path, toy, monkeypatch)
     (data / "manifest.csv").write_text("\n".join([r for r in rows if not r.endswith(",test")]) + "\n")
     with pytest.raises(BadInput, match="the test split .* is empty"):
         load_style_splits(data).require("train", "val", "test")
+
+
+def test_class_without_readable_images_is_left_out_with_a_warning(tmp_path, toy, capsys):
+    data = tmp_path / "data"
+    for style in ("pop", "stripes"):
+        shutil.copytree(toy / style, data / style)
+    (data / "broken").mkdir()
+    for i in range(4):
+        (data / "broken" / f"{i}.png").write_text("not an image")
+    splits = load_style_splits(data)
+    assert splits.classes == ["pop", "stripes"] and len(splits.report.skipped) == 4
+    assert "broken have no readable image" in capsys.readouterr().err

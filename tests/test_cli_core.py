@@ -37,6 +37,13 @@ def _demo_app() -> typer.Typer:
             raise KeyboardInterrupt
         if fail == "boom":
             raise RuntimeError("kaboom")
+        if fail == "term":
+            import os
+            import signal
+            import time
+
+            os.kill(os.getpid(), signal.SIGTERM)  # what cron's timeout or a scheduler sends
+            time.sleep(5)
         get_console().log("working")
         render({"name": name, "size": size, "lr": lr}, table=lambda r: get_console().log(f"table {r}"))
 
@@ -59,7 +66,7 @@ def test_json_output_is_one_document_on_stdout():
 @pytest.mark.parametrize(
     ("kind", "code", "text"),
     [("bad", 2, "bad.png: not an image"), ("missing", 3, "stylekit download vgg19"), ("busy", 75, "in use"),
-     ("interrupt", 130, "interrupted"), ("boom", 1, "unexpected RuntimeError: kaboom")],
+     ("interrupt", 130, "interrupted"), ("term", 130, "interrupted"), ("boom", 1, "unexpected RuntimeError: kaboom")],
 )
 def test_errors_map_to_exit_codes_and_one_line(kind, code, text):
     result = runner.invoke(_demo_app(), ["echo", "x", "--fail", kind])

@@ -335,3 +335,10 @@ def test_stylegan_zip_out_as_single_archive(toy, tmp_path):
     assert hashlib.sha1(read_row_bytes(rows[7].path)).hexdigest() == rows[7].sha1
     result = _run(toy, tmp_path / "folder.zip", "--size", 32)  # a .zip OUT is only for stylegan-zip
     assert result.exit_code == 2 and "stylegan-zip" in result.output
+
+
+def test_worker_pool_never_forks_the_lock_holder():
+    """Plain fork would hand the OUT lock to the workers, which outlive a killed parent (reruns: exit 75)."""
+    from stylekit.data.prepare import pool_context
+
+    assert pool_context().get_start_method() in ("forkserver", "spawn")

@@ -10,7 +10,9 @@
 import functools
 import inspect
 import os
+import signal
 import sys
+import threading
 import tomllib
 import typing
 from collections.abc import Callable
@@ -28,6 +30,18 @@ _COMMON_PARAMS = {
     "quiet": (bool, typer.Option("--quiet", "-q", help="No progress or log lines (warnings and errors still shown).", rich_help_panel="Common")),
     "json_output": (bool, typer.Option("--json", help="Write one JSON document with the result to stdout.", rich_help_panel="Common")),
 }
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _term_as_interrupt() -> Any:
+    """SIGTERM (cron timeouts, schedulers) ends a command like Ctrl-C: clean-up runs, exit 130. Trainers
+    install their own handler on top (checkpoint first). Returns the previous handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def _debug() -> bool:
@@ -93,6 +107,7 @@ def command(app: typer.Typer, name: str, help: str, **kwargs: Any) -> Callable[[
             quiet = all_kwargs.pop("quiet")
             json_output = all_kwargs.pop("json_output")
             configure(quiet=quiet, json_mode=json_output)
+            previous_term = _term_as_interrupt()
             try:
                 if config_path is not None:
                     _apply_config(ctx, all_kwargs, load_config_file(config_path), config_path)
@@ -114,6 +129,9 @@ def command(app: typer.Typer, name: str, help: str, **kwargs: Any) -> Callable[[
                 print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
                 print("hint: set STYLEKIT_DEBUG=1 to see the traceback, and please report it", file=sys.stderr)
                 raise typer.Exit(EXIT_FAILURE) from None
+            finally:
+                if previous_term is not None:
+                    signal.signal(signal.SIGTERM, previous_term)
 
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}

@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         style_model: Annotated[str, typer.Option("--style-model", help="Style embedder: 'clip' (default), 'gram', or a style model export from train-classifier.")] = "clip",
         vgg_weights: Annotated[str | None, typer.Option("--vgg-weights", help="Local VGG19 state dict for gram (default: registry vgg19).")] = None,
         inception_weights: Annotated[str | None, typer.Option("--inception-weights", help="Local FID Inception file (default: registry inception-fid).")] = None,
-        size: Annotated[int, typer.Option("--size", help="Image side fed to the style model and VGG (gram).")] = 256,
+        size: Annotated[int | None, typer.Option("--size", help="Image side fed to VGG (gram; default 256) and to a style model (default: the size it was trained at).", show_default=False)] = None,
         batch: Annotated[int, typer.Option("--batch", help="Images per forward pass.")] = 32,
         workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes (0 = in the main process).")] = 2,
         device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",

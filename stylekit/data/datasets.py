@@ -169,30 +169,44 @@ def load_style_splits(
     manifest = root / "manifest.csv"
     header = _read_header(manifest) if manifest.is_file() else []
     rows: list[tuple[Path, str, str]]
+    report = ImageReport()
+
+    def readable(paths: list[Path]) -> set[Path]:
+        if not check:
+            report.used += len(paths)
+            return set(paths)
+        return check_images(paths, report, workers)
+
     if "split" in header:
         rows = [r for r in _manifest_rows(root) if r[1] not in exclude]
+        all_labels = {label for _, label, _ in rows}
+        good = readable([p for p, _, _ in rows])
+        rows = [r for r in rows if r[0] in good]
         source = "manifest"
-    else:
+    else:  # decode first, so the split is cut over the images that can be used
         skip = set(exclude) | ({TOY_CONTENT} if "layout" in header else set())
-        parts = stratified_split(_class_folders(root, skip), split, seed)
+        folders = _class_folders(root, skip)
+        all_labels = set(folders)
+        good = readable([p for paths in folders.values() for p in paths])
+        parts = stratified_split({name: [p for p in paths if p in good] for name, paths in folders.items()}, split, seed)
         rows = [(p, name, s) for s in SPLITS for name, paths in parts[s].items() for p in paths]
         source = "folders"
     classes = sorted({label for _, label, _ in rows})
+    empty = sorted(all_labels - set(classes))
+    if empty:
+        from stylekit.io.console import get_console
+
+        get_console().warn(f"class(es) {', '.join(empty)} have no readable image and are left out (see the skipped list)")
     if len(classes) < 2:
         raise BadInput(
             f"need at least 2 classes to train a style classifier; {root} has {len(classes)}"
-            + (f" ({classes[0]})" if classes else ""),
+            + (f" ({classes[0]})" if classes else "") + (f" with readable images ({len(report.skipped)} skipped)" if report.skipped else ""),
             hint="add a folder per style (DATA/<style>/*.png)",
         )
-    report = ImageReport()
-    good = check_images([p for p, _, _ in rows], report, workers) if check else {p for p, _, _ in rows}
-    if not check:
-        report.used = len(good)
     index = {c: i for i, c in enumerate(classes)}
     items: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for p, label, s in rows:
-        if p in good:
-            items[s].append((p, index[label]))
+        items[s].append((p, index[label]))
     return StyleSplits(root, classes, items, report, source)
 
 

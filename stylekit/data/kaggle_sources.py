@@ -414,8 +414,9 @@ def download_toy_styles(out: str | Path, size: int = 64, per_style: int = 200, s
                         force: bool = False) -> DatasetResult:
     """The built-in generated stand-in for WikiArt (stylekit.data.toy), with the same completed marker."""
     from stylekit.data.toy import generate_toy_styles
+    from stylekit.io.rundir import ensure_writable_dir
 
-    out = Path(out)
+    out = ensure_writable_dir(Path(out))
     params: dict[str, Any] = {"size": size, "per_style": per_style, "styles": styles, "seed": seed}
     done = _completed(out, "toy-styles", params, force)
     if done:

@@ -46,8 +46,9 @@ FORMATS = ("folder", "stylegan-zip", "pairs")
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
-    """fork where it exists (workers start in milliseconds), spawn elsewhere."""
-    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    """forkserver where it exists, spawn elsewhere: never plain fork, whose workers would inherit the open
+    OUT lock and keep it (and every rerun busy, exit 75) if the parent were killed."""
+    return multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
 
 
 def parse_split(text: str) -> tuple[float, ...]:
@@ -386,7 +387,7 @@ def process(job: Job) -> Result:
 
 @contextmanager
 def _pool(workers: int, jobs: int) -> Iterator[ProcessPoolExecutor | None]:
-    """Started before any progress bar thread exists, so forked workers inherit no held locks."""
+    """The worker pool (None for one worker)."""
     if workers <= 1 or jobs < 2:
         yield None
         return

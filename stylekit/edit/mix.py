@@ -168,7 +168,6 @@ def interpolation_noise(cfg: InterpolateConfig, ts: list[float]) -> list[dict[st
 def interpolation_ws(G: Generator, cfg: InterpolateConfig) -> torch.Tensor:
     """ws [frames, num_ws, w_dim] along the path from A to B."""
     from stylekit.edit.generate import class_labels, seeds_to_z
-    from stylekit.edit.latents import load_latents
 
     if cfg.frames < 2:
         raise BadInput(f"--frames {cfg.frames}: need at least 2 frames")

@@ -59,6 +59,8 @@ class DirLock:
 
 def ensure_writable_dir(path: Path) -> Path:
     """Create `path` (and parents) or raise BadInput naming it."""
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"cannot write to {path}: it is a file, not a folder", hint="choose a folder for --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".stylekit-write-test"

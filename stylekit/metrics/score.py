@@ -34,6 +34,8 @@ DEFAULT_METRICS = ("fid", "kid", "style")
 STATS_METRICS = ("fid", "kid")  # what a precomputed-statistics B supports
 
 
+GRAM_SIZE = 256  # default image side for VGG Gram inputs
+
 @dataclass
 class ScoreConfig:
     a: str
@@ -45,7 +47,7 @@ class ScoreConfig:
     style_model: str = "clip"  # a style model export path, "clip" or "gram"
     vgg_weights: str | None = None
     inception_weights: str | None = None
-    size: int = 256  # image side for style-model / gram inputs
+    size: int | None = None  # image side for gram/VGG inputs (default 256) and style models (default: their own)
     batch: int = 32
     workers: int = 0
     device: str = "auto"
@@ -98,7 +100,7 @@ def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
 
         net = _vgg(cfg, device)
         ident = "vgg19" if cfg.vgg_weights in (None, "vgg19") else file_identity(net.weights_source)
-        return GramSketchExtractor(net, size=cfg.size, weights_id=ident)
+        return GramSketchExtractor(net, size=cfg.size or GRAM_SIZE, weights_id=ident)
     path = Path(spec).expanduser()
     if not path.exists():
         raise MissingResource(f"style model {spec} not found",
@@ -107,12 +109,15 @@ def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
     from stylekit.metrics.style import load_style_model
 
     model = load_style_model(path, device)
+    # A style model resizes to its training size itself: pre-resizing to another size first would give
+    # different embeddings from load_style_model(path).embed() on the same files.
+    size = cfg.size or int(getattr(model, "size", GRAM_SIZE))
     dim = getattr(model, "embed_dim", None)
     if dim is None:
         with torch.inference_mode():
-            dim = int(model.embed(torch.zeros(1, 3, cfg.size, cfg.size, device=device)).shape[-1])
+            dim = int(model.embed(torch.zeros(1, 3, size, size, device=device)).shape[-1])
     ident = file_identity(path / "style_model.safetensors" if path.is_dir() else path)
-    return EmbedderExtractor(f"style:{getattr(model, 'name', 'model')}:{ident}", model.embed, int(dim), cfg.size, device)
+    return EmbedderExtractor(f"style:{getattr(model, 'name', 'model')}:{ident}", model.embed, int(dim), size, device)
 
 
 def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:
@@ -188,8 +193,14 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
                            hint="use --metrics fid,kid, or give an image folder as B")
         if cfg.pairs:
             raise BadInput("--pairs needs two image sets, not precomputed statistics")
-    if cfg.batch < 1 or cfg.workers < 0 or cfg.size < 32:
+    if cfg.batch < 1 or cfg.workers < 0 or (cfg.size is not None and cfg.size < 32):
         raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
+    if cfg.out:  # fail before the work, not after it
+        from stylekit.io.rundir import ensure_writable_dir
+
+        if Path(cfg.out).is_dir():
+            raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
+        ensure_writable_dir(Path(cfg.out).parent)
     device = resolve_device(cfg.device)
 
     set_a = _SetState(open_image_set(cfg.a))
@@ -274,7 +285,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
 
     models = {kind: _describe(ext) for kind, ext in extractors.items()}
     if vgg is not None:
-        models["gram"] = {"name": "vgg19", "weights": str(getattr(vgg, "weights_source", "vgg19")), "layers": "relu1_1..relu5_1", "size": cfg.size}
+        models["gram"] = {"name": "vgg19", "weights": str(getattr(vgg, "weights_source", "vgg19")), "layers": "relu1_1..relu5_1", "size": cfg.size or GRAM_SIZE}
     for w in warnings:
         console.warn(w)
     report = ScoreReport(
@@ -342,7 +353,7 @@ def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState
     accs = {}
     for which, state in (("A", set_a), ("B", set_b)):
         rep = ImageReport()
-        accs[which] = set_gram_stats(vgg, state.set.items, cfg.size, cfg.batch, cfg.workers, rep, f"gram {which}")
+        accs[which] = set_gram_stats(vgg, state.set.items, cfg.size or GRAM_SIZE, cfg.batch, cfg.workers, rep, f"gram {which}")
         for s in rep.skipped:
             state.skipped.setdefault(s.path, s.reason)
         reports[which] = rep
@@ -353,7 +364,7 @@ def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState
     values = {"value": value, "per_layer": per_layer, "definition": "mean over relu1_1..relu5_1 of ||mean Gram(A) - mean Gram(B)||_F"}
     if pairs_doc is not None and pairs:
         rep = ImageReport()
-        dists = pair_gram_distances(vgg, pairs, cfg.size, cfg.batch, rep)
+        dists = pair_gram_distances(vgg, pairs, cfg.size or GRAM_SIZE, cfg.batch, rep)
         values["pairs_mean"] = float(np.mean(list(dists.values()))) if dists else None
         for name, d in dists.items():
             pairs_doc["per_pair"].setdefault(name, {})["gram"] = d

@@ -17,7 +17,7 @@ from stylekit.train.distributed import (
     wrap_ddp,
 )
 from stylekit.train.ema import EMA, ema_beta
-from stylekit.train.runner import NonFiniteLoss, TrainRunner, seed_everything
+from stylekit.train.runner import NonFiniteLoss, TrainRunner, reapply_schedule, seed_everything
 
 __all__ = [
     "EMA",
@@ -32,6 +32,7 @@ __all__ = [
     "ema_beta",
     "init_distributed",
     "make_loader",
+    "reapply_schedule",
     "seed_everything",
     "shutdown",
     "unwrap",

@@ -296,7 +296,14 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
 
 
 def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
-    from stylekit.train import TrainRunner, all_reduce_mean, seed_everything, unwrap, wrap_ddp
+    from stylekit.train import (
+        TrainRunner,
+        all_reduce_mean,
+        reapply_schedule,
+        seed_everything,
+        unwrap,
+        wrap_ddp,
+    )
 
     console = get_console()
     start_time = time.monotonic()
@@ -340,6 +347,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
         if use_scaler:
             runner.register("scaler", scaler)
         state = runner.resume()
+        reapply_schedule(scheduler)  # a rerun may extend --epochs
         step = int(state.get("step", 0))
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))

@@ -41,7 +41,7 @@ from stylekit.train.distributed import (
     unwrap,
     wrap_ddp,
 )
-from stylekit.train.runner import TrainRunner, seed_everything
+from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
 
 GAN_MODES = ("vanilla", "lsgan")
 GENERATOR_FILE = "generator.safetensors"
@@ -381,9 +381,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         runner.register("sched_D", sched_d)
         runner.register("scaler", scaler)
         state = runner.resume()
-        for sched in (sched_g, sched_d):  # a resumed run may extend --epochs/--epochs-decay: re-evaluate the lr
-            for group, base_lr, factor in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
-                group["lr"] = base_lr * factor(sched.last_epoch)
+        reapply_schedule(sched_g, sched_d)  # a rerun may extend --epochs/--epochs-decay
         step = int(state.get("step", 0))
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))

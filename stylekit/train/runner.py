@@ -51,6 +51,17 @@ class NonFiniteLoss(StylekitError):
     """A loss became nan/inf; the last checkpoint (written before it) is intact. Exit 1."""
 
 
+def reapply_schedule(*schedulers: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """After resume, set each group's lr from the (possibly new) schedule at the saved position.
+
+    A resumed optimizer keeps the lr it had when saved; when a rerun extends the run (--epochs raised),
+    the new LambdaLR would otherwise only take effect at its next step, and a finished run's final lr
+    of 0 would be used for the first new step."""
+    for sched in schedulers:
+        for group, base_lr, factor in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+            group["lr"] = base_lr * factor(sched.last_epoch)
+
+
 def seed_everything(seed: int, rank: int = 0, deterministic: bool = False) -> int:
     """Seed python, numpy and torch (all devices) with seed + rank; returns that seed.
 
