@@ -24,3 +24,15 @@ def _torch_threads():
     except ImportError:
         return
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for modules of tiny networks: threads gain nothing there and only contend on a
+    shared 2-core machine. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

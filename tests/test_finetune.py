@@ -41,13 +41,7 @@ def setup(tmp_path_factory):
     return make_tiny_setup(tmp_path_factory.mktemp("ft"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions are far faster single-threaded on a shared 2-core machine.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _metrics(out: Path) -> list[dict]:

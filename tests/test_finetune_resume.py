@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 from test_finetune import make_tiny_setup, tiny_cfg
 
@@ -24,12 +23,7 @@ def setup(tmp_path_factory):
     return make_tiny_setup(tmp_path_factory.mktemp("ftr"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _env() -> dict[str, str]:

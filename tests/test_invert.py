@@ -19,12 +19,7 @@ from stylekit.edit.schedule import ramped_lr, w_noise_scale
 STYLEKIT = Path(sys.executable).parent / "stylekit"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def validity_generator(resolution: int = 32, noise_strength: float = 0.0):

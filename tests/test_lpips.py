@@ -8,14 +8,7 @@ import torch
 from stylekit.errors import BadInput, MissingResource
 from stylekit.nets import lpips as lp
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks gain nothing from threads; on a shared 2-core box two threads only contend.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

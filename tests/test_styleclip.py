@@ -19,12 +19,7 @@ from stylekit.edit import styleclip as sc
 STYLEKIT = Path(sys.executable).parent / "stylekit"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
