@@ -50,6 +50,9 @@ def test_generate_writes_pngs_grid_and_latents(nets, tmp_path):
     assert invoke("generate", "--network", nets["base"], "--seeds", "7", "--trunc", "0.7", "--out", again, "--no-grid").exit_code == 0
     assert np.array_equal(np.asarray(Image.open(out / "seed0007.png")), np.asarray(Image.open(again / "seed0007.png")))
     assert not (again / "grid.png").exists()
+    dup = invoke("generate", "--network", nets["base"], "--seeds", "7,7,1", "--out", tmp_path / "dup", "--json", "--no-grid")
+    assert dup.exit_code == 0 and "repeats 1 seed" in dup.stderr
+    assert [Path(p).name for p in json.loads(dup.stdout)["images"]] == ["seed0007.png", "seed0001.png"]
 
 
 def test_generate_trunc_zero_same_image_and_conditional(nets, tmp_path):

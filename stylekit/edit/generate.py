@@ -6,6 +6,7 @@ know from the NVlabs tools (same network, truncation and noise mode).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,10 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
     check_noise_mode(cfg.noise_mode)
     if not cfg.seeds:
         raise BadInput("no seeds given", hint="e.g. --seeds 0-7")
+    unique = list(dict.fromkeys(cfg.seeds))
+    if len(unique) < len(cfg.seeds):
+        get_console().warn(f"--seeds repeats {len(cfg.seeds) - len(unique)} seed(s); each image is generated once")
+        cfg = dataclasses.replace(cfg, seeds=unique)
     out = Path(cfg.out)
     ensure_writable_dir(out)
     device = resolve_device(cfg.device)
