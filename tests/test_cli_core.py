@@ -130,3 +130,11 @@ def test_installed_entry_point_version_and_help():
     assert out.returncode == 0 and out.stdout.startswith("stylekit ")
     out = subprocess.run([sys.executable, "-m", "stylekit", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage" in out.stdout
+
+
+def test_config_file_may_set_the_shared_options(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("json = true\nquiet = true\nsize = 8\n")
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
+    assert result.exit_code == 0 and json.loads(result.stdout)["size"] == 8
+    assert "working" not in result.stderr

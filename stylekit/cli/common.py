@@ -67,18 +67,27 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def _apply_config(ctx: typer.Context, params: dict[str, Any], config: dict[str, Any], config_path: Path) -> None:
+def _command_config(ctx: typer.Context, config: dict[str, Any]) -> dict[str, Any]:
+    """Top-level keys, overridden by the keys of this command's [table]."""
     command_table = config.get((ctx.info_name or "").replace("-", "_"))
     if isinstance(command_table, dict):
         config = {**config, **{str(k).replace("-", "_"): v for k, v in command_table.items()}}
+    return config
+
+
+def _from_default(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _apply_config(ctx: typer.Context, params: dict[str, Any], config: dict[str, Any], config_path: Path) -> None:
     by_name = {p.name: p for p in ctx.command.params}
     for key, value in config.items():
         if key not in by_name:
             if isinstance(value, dict):
                 continue
             raise BadInput(f"{config_path}: unknown option '{key}' for '{ctx.info_name}'", hint=f"see 'stylekit {ctx.info_name} --help'")
-        source = ctx.get_parameter_source(key)
-        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+        if _from_default(ctx, key):
             param = by_name[key]
             try:
                 if isinstance(value, list) and not param.multiple and param.nargs == 1:
@@ -110,7 +119,14 @@ def command(app: typer.Typer, name: str, help: str, **kwargs: Any) -> Callable[[
             previous_term = _term_as_interrupt()
             try:
                 if config_path is not None:
-                    _apply_config(ctx, all_kwargs, load_config_file(config_path), config_path)
+                    config = _command_config(ctx, load_config_file(config_path))
+                    shared = {key: config.pop(key) for key in ("quiet", "json") if key in config}
+                    if "quiet" in shared and _from_default(ctx, "quiet"):
+                        quiet = bool(shared["quiet"])
+                    if "json" in shared and _from_default(ctx, "json_output"):
+                        json_output = bool(shared["json"])
+                    configure(quiet=quiet, json_mode=json_output)
+                    _apply_config(ctx, all_kwargs, config, config_path)
                 return func(*args, **all_kwargs)
             except StylekitError as exc:
                 if _debug():
