@@ -58,10 +58,12 @@ def fail(error: StylekitError) -> typing.NoReturn:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a --config TOML file; keys may use dashes or underscores; a [command] table is allowed."""
+    from stylekit.io.paths import read_regular_text  # never blocks on a FIFO named like a config
+
+    if not os.path.lexists(path):
+        raise BadInput(f"config file {path} does not exist", hint="check the --config path")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"config file {path} does not exist", hint="check the --config path") from None
+        data = tomllib.loads(read_regular_text(path, "config file"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"config file {path} is not valid TOML: {exc}", hint="fix the file") from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}

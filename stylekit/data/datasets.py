@@ -63,16 +63,16 @@ class StyleSplits:
 
 
 def _read_header(manifest: Path) -> list[str]:
-    with open(manifest, newline="", encoding="utf-8") as fh:
+    with open(manifest, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         return [h.strip().lower() for h in next(csv.reader(fh), [])]
 
 
-def _class_folders(root: Path, exclude: set[str]) -> dict[str, list[Path]]:
+def _class_folders(root: Path, exclude: set[str], report: ImageReport) -> dict[str, list[Path]]:
     classes: dict[str, list[Path]] = {}
     for child in sorted(root.iterdir(), key=lambda p: p.name):
         if not child.is_dir() or child.name.startswith(".") or child.name in exclude:
             continue
-        files = list_images(child)
+        files = list_images(child, report=report)
         if files:
             classes[child.name] = files
     loose = [p for p in root.iterdir() if p.is_file() and is_image_name(p)]
@@ -185,7 +185,7 @@ def load_style_splits(
         source = "manifest"
     else:  # decode first, so the split is cut over the images that can be used
         skip = set(exclude) | ({TOY_CONTENT} if "layout" in header else set())
-        folders = _class_folders(root, skip)
+        folders = _class_folders(root, skip, report)
         all_labels = set(folders)
         good = readable([p for paths in folders.values() for p in paths])
         parts = stratified_split({name: [p for p in paths if p in good] for name, paths in folders.items()}, split, seed)

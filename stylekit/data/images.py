@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.paths import not_regular_reason
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +42,7 @@ class ImageReport:
     skipped: list[SkippedFile] = field(default_factory=list)
 
     def skip(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.skipped.append(SkippedFile(str(path), reason))
+        self.skipped.append(SkippedFile(printable(path), reason))
 
     def merge(self, other: ImageReport) -> ImageReport:
         self.used += other.used
@@ -63,11 +64,15 @@ def is_image_name(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(Path(path).name)
 
 
-def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
+def list_images(root: str | os.PathLike[str], recursive: bool = True, report: ImageReport | None = None) -> list[Path]:
     """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped.
 
     Symlinked folders are followed once: a folder whose real path was already visited is skipped,
-    so symlink loops terminate.
+    so symlink loops terminate. Entries named like images that cannot be read as files (dangling
+    symlinks, symlink loops, FIFOs, sockets, devices) are skipped: added to `report`, or warned
+    about when no report is given. They never stop a run and are never opened (a FIFO would block).
+    Names that are not valid UTF-8 come back as str with surrogate escapes (os.fsencode restores
+    the bytes); they are kept.
     """
     root = Path(root)
     if not root.exists():
@@ -85,8 +90,28 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
         if not recursive:
             dirnames[:] = []
-        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
+        for name in filenames:
+            if not is_image_name(name):
+                continue
+            path = Path(dirpath) / name
+            reason = not_regular_reason(path)
+            if reason is None:
+                found.append(path)
+            elif report is not None:
+                report.skip(path, reason)
+            else:
+                from stylekit.io.console import get_console
+
+                get_console().warn(f"skipped {printable(path)}: {reason}")
     return sorted(found, key=lambda p: p.as_posix())
+
+
+def printable(path: str | os.PathLike[str]) -> str:
+    """A path for messages and JSON: undecodable bytes of a non-UTF-8 name shown as \\xNN escapes.
+
+    Paths themselves stay lossless (str with surrogate escapes); only their display is escaped, so
+    printing or json-dumping them never raises UnicodeEncodeError."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -118,12 +143,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Decode one image file fully to RGB, or raise BadImage(path, reason)."""
     path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise BadImage(path, "empty file")
-    except FileNotFoundError:
-        raise BadImage(path, "file not found") from None
-    return decode_rgb(path, path)
+    reason = not_regular_reason(path)  # before any open(): a FIFO would block it forever
+    if reason is not None:
+        raise BadImage(printable(path), reason)
+    if path.stat().st_size == 0:
+        raise BadImage(printable(path), "empty file")
+    return decode_rgb(path, printable(path))
 
 
 def decode_rgb(source: str | os.PathLike[str] | BinaryIO, name: object, plain_convert: bool = False) -> Image.Image:

@@ -67,7 +67,7 @@ def _read_manifest(root: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:  # as prepare writes it
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInput(f"{path}: cannot read the manifest ({exc})", hint="fix or remove manifest.csv") from None

@@ -39,6 +39,7 @@ from stylekit.data.manifest import (
     write_manifest,
 )
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.paths import Input, refuse_out_overlap
 
 CROPS = ("center", "center-wide", "none")
 FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC}
@@ -174,7 +175,7 @@ def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
     if src.is_file() and src.suffix.lower() == ".csv":
         items = _read_csv_sources(src)
     else:
-        items = [Item(p, _label_of(p, src) if src.is_dir() else "") for p in list_images(src)]
+        items = [Item(p, _label_of(p, src) if src.is_dir() else "") for p in list_images(src, report=report)]
     items = [it for it in items if it.label not in cfg.exclude]
     if not items:
         raise BadInput(f"no images found in {src}", hint="SRC must hold images in class folders (SRC/<style>/*.png) or be a path,label CSV")
@@ -183,8 +184,8 @@ def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
 
 def _collect_pairs(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
     assert cfg.pair_with is not None
-    a_paths = list_images(cfg.src)
-    b_paths = [p for p in list_images(cfg.pair_with) if _label_of(p, cfg.pair_with) not in cfg.exclude] if cfg.pair_with.is_dir() else []
+    a_paths = list_images(cfg.src, report=report)
+    b_paths = [p for p in list_images(cfg.pair_with, report=report) if _label_of(p, cfg.pair_with) not in cfg.exclude] if cfg.pair_with.is_dir() else []
     if not a_paths:
         raise BadInput(f"no images found in {cfg.src}", hint="SRC holds the A images of the pairs")
     if not b_paths:
@@ -448,6 +449,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
     from stylekit.io.rundir import DirLock, ensure_writable_dir
 
     cfg.validate()
+    refuse_out_overlap(cfg.out, [Input("SRC", cfg.src, data_folder=True), Input("--pair-with", cfg.pair_with, data_folder=True)])
     start = time.perf_counter()
     report = ImageReport()
     items = collect_sources(cfg, report)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
 _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
@@ -128,6 +129,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     out = Path(cfg.out)
     if out.suffix != ".safetensors":
         raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")
+    refuse_out_overlap(out, [Input("--base", cfg.base), Input("--finetuned", cfg.finetuned)])
     device = resolve_device(cfg.device)
     base = load_network(cfg.base, device).generator
     fine = load_network(cfg.finetuned, device).generator

@@ -17,6 +17,7 @@ from PIL import Image
 
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import NOISE_MODES, Generator
 
 
@@ -141,6 +142,7 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
         get_console().warn(f"--seeds repeats {len(cfg.seeds) - len(unique)} seed(s); each image is generated once")
         cfg = dataclasses.replace(cfg, seeds=unique)
     out = Path(cfg.out)
+    refuse_out_overlap(out, [Input("--network", cfg.network)])
     ensure_writable_dir(out)
     device = resolve_device(cfg.device)
     loaded = load_network(cfg.network, device)

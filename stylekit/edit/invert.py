@@ -30,6 +30,7 @@ from PIL import Image
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
 SPACES = ("w", "w+")
@@ -285,7 +286,7 @@ def save_latent_file(path: Path, proj: Projection, **extra: Any) -> Path:
 
 def load_noise(path: str | Path) -> dict[str, torch.Tensor]:
     """The `noise.<buffer>` maps of a latent file written by invert (empty for other latent files)."""
-    with np.load(path, allow_pickle=False) as data:
+    with open_regular(path, "latent file") as fh, np.load(fh, allow_pickle=False) as data:
         return {k[len("noise."):]: torch.from_numpy(np.asarray(data[k], dtype=np.float32))
                 for k in data.files if k.startswith("noise.")}
 
@@ -402,6 +403,8 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
 
     start = time.monotonic()
     check_config(cfg)
+    refuse_out_overlap(cfg.out, [Input("TARGET", cfg.target, data_folder=True), Input("--network", cfg.network),
+                                 Input("--perceptual-weights", cfg.perceptual_weights)])
     targets, single = _targets(Path(cfg.target))
     if single:  # an unreadable single target is a usage error (exit 2) before anything loads
         load_rgb(targets[0][0])

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import open_regular
 
 
 def save_latents(path: str | os.PathLike[str], w: torch.Tensor | np.ndarray, **extra: Any) -> Path:
@@ -40,8 +41,10 @@ def save_latents(path: str | os.PathLike[str], w: torch.Tensor | np.ndarray, **e
 def load_latents(path: str | os.PathLike[str], num_ws: int, w_dim: int) -> torch.Tensor:
     """Read a latent file as a float32 tensor [N, num_ws, w_dim] (broadcasting [N, w_dim])."""
     path = Path(path)
+    if not os.path.lexists(path):
+        raise BadInput(f"latent file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_regular(path, "latent file") as fh, np.load(fh, allow_pickle=False) as data:
             if "w" not in data.files:
                 raise BadInput(f"{path}: latent file has no 'w' array (keys: {', '.join(data.files) or 'none'})",
                                hint="latent files are .npz with key 'w' of shape [1, num_ws, w_dim] or [1, w_dim]")

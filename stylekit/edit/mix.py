@@ -18,6 +18,7 @@ from PIL import Image
 from stylekit.edit.generate import check_noise_mode, map_seeds, synthesize, to_pil
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
 
@@ -104,6 +105,7 @@ def run_mix(cfg: MixConfig) -> MixResult:
 
     start = time.monotonic()
     check_noise_mode(cfg.noise_mode)
+    refuse_out_overlap(cfg.out, [Input("--network", cfg.network)])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
     get_console().log(f"mix: {len(cfg.rows)} rows x {len(cfg.cols)} cols, styles {cfg.styles}")
@@ -201,6 +203,7 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
 
     start = time.monotonic()
     check_noise_mode(cfg.noise_mode)
+    refuse_out_overlap(cfg.out, [Input("--network", cfg.network), *(Input("--latents", p) for p in cfg.latents or ())])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
     ws = interpolation_ws(G, cfg)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
 MODES = ("edit", "free")
@@ -235,6 +236,8 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         raise BadInput(f"--lr must be > 0, got {cfg.lr}")
     if cfg.l2_lambda < 0:
         raise BadInput(f"--l2-lambda must be >= 0, got {cfg.l2_lambda}")
+    refuse_out_overlap(cfg.out, [Input("--latent", cfg.latent), Input("--network", cfg.network),
+                                 Input("--clip-weights", cfg.clip_weights)])
     out = ensure_writable_dir(Path(cfg.out))
     lock = DirLock(out)
     lock.acquire()

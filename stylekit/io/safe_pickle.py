@@ -29,6 +29,7 @@ from typing import IO, Any
 import torch
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import open_regular
 
 
 class EasyDict(dict):
@@ -156,7 +157,7 @@ def safe_load(source: str | Path | IO[bytes], what: str | None = None) -> Any:
     label = what or (str(source) if isinstance(source, (str, Path)) else "pickle")
     try:
         if isinstance(source, (str, Path)):
-            with open(source, "rb") as fh:
+            with open_regular(source, label) as fh:  # never blocks on a FIFO
                 return RestrictedUnpickler(fh).load()
         return RestrictedUnpickler(source).load()
     except TensorFlowPickle:

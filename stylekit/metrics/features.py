@@ -28,7 +28,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,6 +38,7 @@ from PIL import Image
 
 from stylekit.data.images import (
     ImageReport,
+    SkippedFile,
     decode_rgb,
     is_image_name,
     list_images,
@@ -46,6 +47,7 @@ from stylekit.data.images import (
 )
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import read_regular_bytes
 
 
 def stylekit_home() -> Path:
@@ -98,6 +100,7 @@ class ImageItem:
 class ImageSet:
     source: str
     items: list[ImageItem]
+    skipped: list[SkippedFile] = field(default_factory=list)  # entries found but unreadable as files
 
     def __len__(self) -> int:
         return len(self.items)
@@ -110,16 +113,18 @@ def open_image_set(source: str | os.PathLike[str]) -> ImageSet:
         raise BadInput(f"{path} does not exist", hint="give a folder or a .zip of images")
     if path.is_file() and path.suffix.lower() == ".zip":
         return _zip_set(path)
-    files = list_images(path)
+    report = ImageReport()
+    files = list_images(path, report=report)  # dangling/looping symlinks, FIFOs: skipped and reported
     root = path if path.is_dir() else path.parent
     items: list[ImageItem] = []
     for f in files:
         try:
             st = f.stat()
         except OSError as exc:  # vanished or unreadable between listing and stat
-            raise BadInput(f"{f}: cannot read ({exc.strerror})", hint="check permissions") from None
+            report.skip(f, f"cannot read: {exc.strerror or exc}")
+            continue
         items.append(ImageItem(str(f.resolve()), st.st_size, st.st_mtime_ns, f.relative_to(root).as_posix(), str(f)))
-    return ImageSet(str(path), items)
+    return ImageSet(str(path), items, report.skipped)
 
 
 def _zip_set(path: Path) -> ImageSet:
@@ -163,7 +168,9 @@ def decode_item(item: ImageItem, cleanfid_compat: bool = False) -> Image.Image:
         return load_rgb(item.file)
     name = item.key_path if item.member is None else f"{item.file}::{item.member}"
     try:
-        data = Path(item.file).read_bytes() if item.member is None else _read_member(item.file, item.member)
+        data = read_regular_bytes(item.file, "image") if item.member is None else _read_member(item.file, item.member)
+    except BadInput as exc:  # not a regular file (a FIFO would block a plain read forever)
+        raise BadImage(name, exc.message) from None
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise BadImage(name, f"cannot read: {exc}") from None
     if not data:
@@ -260,9 +267,25 @@ def cache_key(item: ImageItem, extractor_name: str, mode: str) -> str:
     return hashlib.sha256(json.dumps([item.key_path, item.size, item.mtime_ns, extractor_name, mode]).encode()).hexdigest()
 
 
+def _to_db(text: str | None) -> str | bytes | None:
+    """Lossless SQLite value for a path-bearing string: the str itself, or, for a non-UTF-8 file name
+    (held in Python as surrogate escapes, which SQLite cannot encode), its raw bytes as a BLOB."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _from_db(value: str | bytes | None) -> str | None:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
 def _digest(key: str, dim: int, data: bytes, error: str | None) -> str:
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{key}|{dim}|{error or ''}|".encode())
+    h.update(f"{key}|{dim}|{error or ''}|".encode("utf-8", "surrogateescape"))
     h.update(data)
     return h.hexdigest()
 
@@ -307,14 +330,15 @@ class FeatureCache:
         conn = self._connect()
         found: dict[str, CacheEntry] = {}
         for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
+            chunk = [_to_db(k) for k in keys[start : start + 500]]
             marks = ",".join("?" * len(chunk))
             try:
                 rows = conn.execute(f"SELECT key, dim, data, error, digest FROM features WHERE key IN ({marks})", chunk).fetchall()
             except sqlite3.DatabaseError as exc:
                 get_console().warn(f"feature cache {self.path} read failed ({exc}); recomputing")
                 return found
-            for key, dim, data, error, digest in rows:
+            for db_key, dim, data, db_error, digest in rows:
+                key, error = _from_db(db_key), _from_db(db_error)
                 data = bytes(data or b"")
                 if digest != _digest(key, dim, data, error) or (error is None and len(data) != 4 * dim):
                     self.rebuilt += 1
@@ -330,7 +354,7 @@ class FeatureCache:
         for key, path, feats, error in rows:
             data = b"" if feats is None else np.ascontiguousarray(feats, dtype=np.float32).tobytes()
             dim = 0 if feats is None else int(np.asarray(feats).size)
-            values.append((key, path, dim, data, error, _digest(key, dim, data, error)))
+            values.append((_to_db(key), _to_db(path), dim, data, _to_db(error), _digest(key, dim, data, error)))
         try:
             with conn:
                 conn.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", values)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.paths import open_regular
 from stylekit.io.state_dict import read_state_dict
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
@@ -324,7 +325,7 @@ def load_ref_stats(ref: RefStats, kid: bool = False) -> dict[str, np.ndarray]:
         except MissingResource as exc:
             raise MissingResource(f"cannot download {ref.label}: {exc.message}", fetch_command=fetch) from None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_regular(path, "statistics file") as fh, np.load(fh, allow_pickle=False) as data:
             return {k: np.asarray(data[k]) for k in data.files}
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: unreadable statistics file ({exc})", hint="delete it and run again") from None

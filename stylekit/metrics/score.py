@@ -18,6 +18,7 @@ import torch
 
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.metrics.features import (
     EmbedderExtractor,
     FeatureExtractor,
@@ -161,7 +162,7 @@ def _describe(ext: FeatureExtractor) -> dict[str, Any]:
 class _SetState:
     def __init__(self, image_set: ImageSet) -> None:
         self.set = image_set
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = {s.path: s.reason for s in image_set.skipped}
         self.used: int | None = None
 
     def absorb(self, result: FeatureResult) -> None:
@@ -197,6 +198,12 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
         raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
     if cfg.out:  # fail before the work, not after it
         from stylekit.io.rundir import ensure_writable_dir
+
+        refuse_out_overlap(cfg.out, [
+            Input("A", cfg.a, data_folder=True), Input("B", cfg.b, data_folder=True),
+            Input("--style-model", cfg.style_model), Input("--clip-weights", cfg.clip_weights),
+            Input("--vgg-weights", cfg.vgg_weights), Input("--inception-weights", cfg.inception_weights),
+        ], out_read_back=False)  # the JSON report is never read as an image
 
         if Path(cfg.out).is_dir():
             raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import read_regular_text, require_regular_file
 
 WEIGHTS_NAME = "style_model.safetensors"
 META_NAME = "style_model.json"
@@ -150,7 +151,7 @@ class StyleModel:
 def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     folder = _locate(path)
     try:
-        meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
+        meta = json.loads(read_regular_text(folder / META_NAME, "style model metadata"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{folder / META_NAME} is not valid JSON: {exc}", hint="re-export the style model") from None
     if meta.get("format") != FORMAT:
@@ -173,6 +174,7 @@ def load_style_model(path: str | os.PathLike[str], device: str | torch.device = 
         embedding=meta.get("embedding", "projection"),
     )
     net = StyleNet(cfg, pretrained=False)
+    require_regular_file(folder / WEIGHTS_NAME, "style model weights")
     try:
         state = load_file(str(folder / WEIGHTS_NAME))
     except Exception as exc:  # noqa: BLE001 - a damaged file is bad input

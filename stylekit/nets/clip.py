@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.paths import require_regular_file
 from stylekit.io.state_dict import is_torchscript_archive
 
 # open_clip architecture name -> stylekit registry name of its default weights
@@ -58,6 +59,7 @@ class ClipBundle:
 
 
 def _refuse_torchscript(path: Path) -> None:
+    require_regular_file(path, "CLIP weights file")  # a FIFO would block the reader forever
     if is_torchscript_archive(path):
         raise BadInput(
             f"{path} is a TorchScript archive (such as OpenAI's ViT-B-32.pt); stylekit does not execute code from weights files",

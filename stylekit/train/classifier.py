@@ -31,6 +31,7 @@ from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, d
 from stylekit.device import autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, read_regular_text, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.metrics import retrieval as R
 from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec
@@ -283,6 +284,8 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
     """Train (or resume) a style classifier + embedding into cfg.out; see the module docstring."""
     cfg = cfg.resolved()
     cfg.validate()
+    # --eval-only may write its report into the evaluated run folder itself, so --checkpoint is no overlap
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--weights", cfg.weights)])
     if cfg.eval_only:
         return evaluate_classifier(cfg)
     from stylekit.train import init_distributed, shutdown
@@ -474,7 +477,7 @@ def _load_for_eval(path: Path, device: torch.device) -> Any:
                        hint="give the --out folder of a train-classifier run")
     import json
 
-    conf = json.loads(config_file.read_text(encoding="utf-8"))
+    conf = json.loads(read_regular_text(config_file, "run config"))
     if "classes" not in conf or "backbone" not in conf:
         raise BadInput(f"{config_file} is not a train-classifier configuration", hint="give the --out folder of a train-classifier run")
     net_cfg = StyleNetConfig(conf["backbone"], len(conf["classes"]), int(conf["embed_dim"]),

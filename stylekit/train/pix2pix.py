@@ -29,6 +29,7 @@ from stylekit.data.pairs import PairData, PairDataset, build_pair_data
 from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
 from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
@@ -330,6 +331,7 @@ def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
 def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     """Train (or resume) a reference-conditioned pix2pix in `cfg.out`; see the module docstring."""
     check_config(cfg)
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True)])
     dist = init_distributed(cfg.device)
     try:
         # the data is checked before the run directory is touched: bad input leaves --out as it was

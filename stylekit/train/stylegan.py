@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from stylekit.errors import BadInput, MissingResource, StylekitError
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
@@ -195,7 +196,10 @@ class StyleGANImages(Dataset):
         self.source = source
         self.resolution = resolution
         self.mirror = mirror
-        self.items = open_image_set(source).items
+        image_set = open_image_set(source)
+        self.items = image_set.items
+        for s in image_set.skipped:
+            get_console().warn(f"skipped {s.path}: {s.reason}")
         if not self.items:
             raise BadInput(f"{source}: no images found", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
         self._check_sizes()
@@ -209,7 +213,7 @@ class StyleGANImages(Dataset):
             for item in self.items:
                 try:
                     if item.member is None:
-                        with Image.open(item.file) as img:
+                        with open_regular(item.file, "image") as fh, Image.open(fh) as img:
                             size = img.size
                     else:
                         if zf is None:
@@ -441,6 +445,7 @@ def finetune_stylegan(cfg: FinetuneConfig) -> FinetuneResult:
     from stylekit.train.distributed import init_distributed, shutdown
 
     _check_options(cfg)
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--resume", cfg.resume)])
     dist = init_distributed(cfg.device)
     try:
         return _train(cfg, dist)

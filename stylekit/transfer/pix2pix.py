@@ -22,6 +22,7 @@ from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from stylekit.device import autocast, resolve_device
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import read_regular_text, require_regular_file
 from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
 
 GENERATOR_FILE = "generator.safetensors"
@@ -51,12 +52,13 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
 
     weights, config = resolve_model(path)
     try:
-        doc = json.loads(config.read_text(encoding="utf-8"))
+        doc = json.loads(read_regular_text(config, "generator config"))
         gen_cfg = GeneratorConfig(**doc["generator"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{config} is not a stylekit pix2pix generator config ({exc})",
                        hint="use the generator.json written by stylekit train-pix2pix") from None
     g = RefUNet(gen_cfg)
+    require_regular_file(weights, "generator weights")
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # noqa: BLE001 - any read failure means an unusable file
@@ -142,5 +144,9 @@ def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, st
             raise BadInput(f"style image {s} does not exist or is not a file", hint="check the STYLE paths")
     config = {"model": str(model_path_or_run), "content": str(content), "styles": [str(s) for s in styles],
               "out": str(out), "size": size, "device": device}
+    from stylekit.io.paths import Input
+
+    inputs = [Input("STYLE", s) for s in styles] + [Input("--model", model_path_or_run)]
     return run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
-                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config)
+                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config,
+                        inputs=inputs)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from stylekit.data.images import IMAGE_EXTENSIONS, list_images
 from stylekit.errors import BadInput, StylekitError
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import ensure_writable_dir
 from stylekit.transfer.config import STEP_UNIT, TransferConfig
 
@@ -76,9 +77,6 @@ def plan_outputs(content: Path, out: Path) -> tuple[bool, list[tuple[Path, Path]
     if content.is_dir():
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} is a file but CONTENT {content} is a folder", hint="give a folder for --out")
-        c_real, o_real = content.resolve(), out.resolve()
-        if o_real == c_real or c_real in o_real.parents:
-            raise BadInput(f"--out {out} is inside the CONTENT folder {content}", hint="write outputs to a separate folder")
         images = list_images(content)
         if not images:
             raise BadInput(f"no images found in {content}", hint=f"supported extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}")
@@ -103,14 +101,18 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring."""
     cfg.validate()
     _check_inputs(cfg)
+    inputs = [Input("STYLE", s) for s in cfg.styles] + [Input("--weights", cfg.weights)]
     return run_stylizer(lambda: METHODS[cfg.method](cfg), Path(cfg.content), Path(cfg.out),
-                        method=cfg.method, step_unit=STEP_UNIT, config=cfg.to_dict())
+                        method=cfg.method, step_unit=STEP_UNIT, config=cfg.to_dict(), inputs=inputs)
 
 
 def run_stylizer(make_stylizer: Callable[[], Stylizer], content: Path, out: Path, *, method: str,
-                 step_unit: str, config: dict[str, Any]) -> TransferReport:
+                 step_unit: str, config: dict[str, Any], inputs: list[Input]) -> TransferReport:
     """The batch loop every method shares: plan outputs, skip existing ones, build the stylizer only
-    when something is left to do, report per-file failures (fatal for a single file)."""
+    when something is left to do, report per-file failures (fatal for a single file).
+
+    `inputs`: the method's other inputs (styles, weights, model) for the --out overlap check."""
+    refuse_out_overlap(out, [Input("CONTENT", content, data_folder=True), *inputs])
     batch, jobs = plan_outputs(content, out)
     ensure_writable_dir(out if batch else jobs[0][1].parent)
     report = TransferReport(method=method, batch=batch, step_unit=step_unit, config=config)

@@ -25,6 +25,7 @@ import torch
 
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import open_regular
 from stylekit.nets.stylegan2.networks import Discriminator, Generator
 
 FORMAT_NAME = "stylekit.stylegan2"
@@ -354,7 +355,7 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
     """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode)."""
     path = resolve_network_path(name_or_path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "network file") as fh:  # a FIFO would block a plain open() forever
             head = fh.read(64)
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
