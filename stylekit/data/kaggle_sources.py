@@ -2,8 +2,14 @@
 
 Every source ends by writing `OUT/.stylekit-download.json` (the completed marker with its summary), so
 a rerun on the same --out is a no-op (cron-safe). Work happens in hidden staging folders inside OUT
-(`.download/`, `.extracting/`) that a rerun resumes (the Kaggle client resumes its zip) or wipes and
-redoes (extraction), so an interrupted run never leaves a half data set that looks complete.
+(`.download/`, a fresh `.extracting-*/` per attempt) that a rerun resumes (the Kaggle client resumes
+its zip) or discards, so an interrupted run never leaves a half data set that looks complete.
+
+Nothing a user put in OUT is replaced: the top-level entries a download places (extracted folders,
+prompts.csv, ...) are recorded (the marker's "entries", and `.download/entries.json` while a run is
+in progress), and an existing entry of the same name that stylekit did not place is refused with
+BadInput naming it, before anything is moved. A whole download holds OUT's lock (`.stylekit.lock`):
+a second download into the same OUT gets Busy (exit 75).
 
 The Kaggle API object is a parameter: tests pass a fake whose `dataset_download_files` writes a zip.
 """
@@ -15,8 +21,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,6 +36,9 @@ from stylekit.io.atomic import write_json_atomic, write_text_atomic
 from stylekit.io.console import get_console
 
 MARKER = ".stylekit-download.json"
+STAGING = ".download"
+JOURNAL = "entries.json"  # in STAGING: the entries this download has placed so far
+TMP_PREFIX = ".extracting-"
 WIKIART_DATASET = "steubk/wikiart"
 MIDJOURNEY_DATASET = "succinctlyai/midjourney-texttoimage"
 PROMPT_COLUMNS = ["prompt", "params", "url", "width", "height", "filename"]
@@ -68,8 +79,58 @@ def read_marker(out: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def write_marker(out: Path, name: str, params: dict[str, Any], summary: dict[str, Any]) -> None:
-    write_json_atomic(out / MARKER, {"name": name, "params": params, "summary": summary, "complete": True})
+def write_marker(out: Path, name: str, params: dict[str, Any], summary: dict[str, Any], entries: set[str] | None = None) -> None:
+    doc = {"name": name, "params": params, "summary": summary, "complete": True}
+    if entries is not None:
+        doc["entries"] = sorted(entries)
+    write_json_atomic(out / MARKER, doc)
+
+
+def _plain_names(names: Any) -> set[str]:
+    """Plain top-level names from a marker/journal list (a hand-edited file cannot point elsewhere)."""
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\x00" not in n}
+
+
+def _owned(out: Path) -> set[str]:
+    """Top-level entries of OUT that a stylekit download placed (completed marker + in-progress journal)."""
+    marker = read_marker(out) or {}
+    names = _plain_names(marker.get("entries"))
+    try:
+        names |= _plain_names(json.loads((out / STAGING / JOURNAL).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    return names
+
+
+def _claim(out: Path, owned: set[str], names: set[str]) -> None:
+    """Record `names` as stylekit's before writing them; BadInput if one is a user's existing entry."""
+    from stylekit.io.rundir import LOCK_NAME
+
+    for name in sorted(names):
+        if name in (MARKER, STAGING, LOCK_NAME) or name.startswith(TMP_PREFIX):
+            raise BadInput(f"{out}: the download holds an entry named '{name}', a name stylekit uses for its own "
+                           "bookkeeping; nothing was changed", hint="the archive is not the expected data set")
+        if name not in owned and os.path.lexists(out / name):
+            raise BadInput(f"{out / name} already exists and was not written by stylekit download; nothing was changed",
+                           hint="move it out of --out, or download into a new or empty folder")
+    owned |= names
+    write_json_atomic(out / STAGING / JOURNAL, sorted(owned))
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold OUT's lock for a whole download (a second download into OUT exits 75)."""
+    from stylekit.io.rundir import DirLock, ensure_writable_dir
+
+    ensure_writable_dir(out)
+    lock = DirLock(out)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _completed(out: Path, name: str, params: dict[str, Any], force: bool) -> DatasetResult | None:
@@ -85,10 +146,13 @@ def _completed(out: Path, name: str, params: dict[str, Any], force: bool) -> Dat
     return DatasetResult(name, str(out), True, marker.get("summary", {}))
 
 
-def _prepare_out(out: Path) -> None:
-    from stylekit.io.rundir import ensure_writable_dir
-
-    ensure_writable_dir(out)
+def _start(out: Path) -> set[str]:
+    """Begin a (re)download in a locked OUT: keep the record of what stylekit placed, drop the marker."""
+    owned = _owned(out)
+    (out / STAGING).mkdir(exist_ok=True)
+    write_json_atomic(out / STAGING / JOURNAL, sorted(owned))
+    (out / MARKER).unlink(missing_ok=True)
+    return owned
 
 
 # --- Kaggle -------------------------------------------------------------------------------------
@@ -150,29 +214,40 @@ def _kaggle_zip(api: KaggleLike | None, dataset: str, staging: Path) -> Path:
     return zips[0]
 
 
-def _extract_into(archive: Path, out: Path) -> None:
-    """Safe-extract into OUT/.extracting, strip a single wrapping folder, then move entries into OUT."""
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _extract_into(archive: Path, out: Path, owned: set[str], into: str | None = None) -> None:
+    """Safe-extract into a fresh OUT/.extracting-*, strip a single wrapping folder, then move the
+    entries into OUT (or the whole tree to OUT/`into`). Only entries stylekit placed are replaced."""
     from stylekit.data.archive import extract_archive
 
-    tmp = out / ".extracting"
-    shutil.rmtree(tmp, ignore_errors=True)
+    record = out / STAGING / "extracting"  # names the temp folder, so a killed run's one is removed
+    try:
+        stale = record.read_text(encoding="utf-8").strip()
+        if stale.startswith(TMP_PREFIX) and "/" not in stale:
+            shutil.rmtree(out / stale, ignore_errors=True)
+    except OSError:
+        pass
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out))
+    write_text_atomic(record, tmp.name)
     try:
         extract_archive(archive, tmp, progress=f"extracting {archive.name}")
-    except BadInput:
+        root = tmp
+        entries = list(root.iterdir())
+        if len(entries) == 1 and entries[0].is_dir():
+            root = entries[0]
+        moves = {into: root} if into is not None else {entry.name: entry for entry in root.iterdir()}
+        _claim(out, owned, set(moves))
+        for name, entry in sorted(moves.items()):
+            _remove(out / name)
+            entry.rename(out / name)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    root = tmp
-    entries = [p for p in root.iterdir()]
-    if len(entries) == 1 and entries[0].is_dir():
-        root = entries[0]
-    for entry in root.iterdir():
-        target = out / entry.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-        entry.replace(target)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- WikiArt --------------------------------------------------------------------------------------
@@ -196,19 +271,20 @@ def download_wikiart(out: str | Path, api: KaggleLike | None = None, force: bool
     """Kaggle steubk/wikiart (27 style folders, 81,444 images, ~25 GB) into OUT/<Style>/..."""
     out = Path(out)
     params: dict[str, Any] = {"dataset": WIKIART_DATASET}
-    done = _completed(out, "wikiart", params, force)
-    if done:
-        return done
-    _prepare_out(out)
-    (out / MARKER).unlink(missing_ok=True)
-    staging = out / ".download"
-    archive = _kaggle_zip(api, WIKIART_DATASET, staging)
-    _extract_into(archive, out)
-    summary = wikiart_summary(out)
-    if not keep_archive:
-        shutil.rmtree(staging, ignore_errors=True)
-    write_json_atomic(out / "download-summary.json", summary)
-    write_marker(out, "wikiart", params, summary)
+    with _locked(out):
+        done = _completed(out, "wikiart", params, force)
+        if done:
+            return done
+        owned = _start(out)
+        _claim(out, owned, {"download-summary.json"})
+        staging = out / STAGING
+        archive = _kaggle_zip(api, WIKIART_DATASET, staging)
+        _extract_into(archive, out, owned)
+        summary = wikiart_summary(out)
+        write_json_atomic(out / "download-summary.json", summary)
+        write_marker(out, "wikiart", params, summary, owned)
+        if not keep_archive:
+            shutil.rmtree(staging, ignore_errors=True)
     get_console().log(f"wikiart: {summary['styles']} style folders, {summary['images']} images in {out}")
     if summary["styles"] != 27:
         get_console().warn(f"expected 27 WikiArt style folders, found {summary['styles']}")
@@ -313,6 +389,9 @@ def _read_dead(path: Path) -> dict[str, tuple[str, str]]:
         return {r["url"]: (r.get("status", ""), r.get("reason", "")) for r in csv.DictReader(fh) if r.get("url")}
 
 
+IMAGE_OUTPUTS = ("images", "dead_links.csv", "images.csv", "images-report.json")  # what fetch_midjourney_images writes
+
+
 def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout: float = 30.0, retries: int = 2,
                             backoff: float = 1.0, retry_dead: bool = False) -> dict[str, Any]:
     """Fetch the first `n` image URLs of OUT/prompts.csv into OUT/images/ and report the dead links.
@@ -380,30 +459,31 @@ def download_midjourney(out: str | Path, api: KaggleLike | None = None, force: b
         raise BadInput(f"--concurrency must be >= 1, got {concurrency}")
     out = Path(out)
     params: dict[str, Any] = {"dataset": MIDJOURNEY_DATASET}
-    done = _completed(out, "midjourney", params, force)
-    if done is None:
-        _prepare_out(out)
-        (out / MARKER).unlink(missing_ok=True)
-        staging = out / ".download"
-        archive = _kaggle_zip(api, MIDJOURNEY_DATASET, staging)
-        raw = out / "raw"
-        shutil.rmtree(raw, ignore_errors=True)
-        raw.mkdir(parents=True)
-        _extract_into(archive, raw)
-        summary = build_prompts_csv(raw, out / "prompts.csv")
-        if not keep_archive:
-            shutil.rmtree(staging, ignore_errors=True)
-        write_marker(out, "midjourney", params, summary)
-        get_console().log(f"midjourney: {summary['rows']} image prompts from {summary['json_files']} JSON dumps -> {out / 'prompts.csv'}")
-        result = DatasetResult("midjourney", str(out), False, summary)
-    else:
-        result = done
-    if images:
-        report = fetch_midjourney_images(out, images, concurrency=concurrency, timeout=timeout, retries=retries,
-                                         backoff=backoff, retry_dead=retry_dead)
-        result.summary = {**result.summary, "images": report}
-        if report["fetched"]:
-            result.skipped = False
+    with _locked(out):
+        done = _completed(out, "midjourney", params, force)
+        if done is None:
+            owned = _start(out)
+            _claim(out, owned, {"prompts.csv"})
+            staging = out / STAGING
+            archive = _kaggle_zip(api, MIDJOURNEY_DATASET, staging)
+            _extract_into(archive, out, owned, into="raw")
+            summary = build_prompts_csv(out / "raw", out / "prompts.csv")
+            write_marker(out, "midjourney", params, summary, owned)
+            if not keep_archive:
+                shutil.rmtree(staging, ignore_errors=True)
+            get_console().log(f"midjourney: {summary['rows']} image prompts from {summary['json_files']} JSON dumps -> {out / 'prompts.csv'}")
+            result = DatasetResult("midjourney", str(out), False, summary)
+        else:
+            result = done
+        if images:
+            owned = _owned(out)
+            _claim(out, owned, set(IMAGE_OUTPUTS))
+            write_marker(out, "midjourney", params, (read_marker(out) or {}).get("summary", result.summary), owned)
+            report = fetch_midjourney_images(out, images, concurrency=concurrency, timeout=timeout, retries=retries,
+                                             backoff=backoff, retry_dead=retry_dead)
+            result.summary = {**result.summary, "images": report}
+            if report["fetched"]:
+                result.skipped = False
     return result
 
 
@@ -418,13 +498,14 @@ def download_toy_styles(out: str | Path, size: int = 64, per_style: int = 200, s
 
     out = ensure_writable_dir(Path(out))
     params: dict[str, Any] = {"size": size, "per_style": per_style, "styles": styles, "seed": seed}
-    done = _completed(out, "toy-styles", params, force)
-    if done:
-        return done
-    (out / MARKER).unlink(missing_ok=True)
-    result = generate_toy_styles(out, size, per_style, styles, seed)
-    summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    write_marker(out, "toy-styles", params, summary)
+    with _locked(out):
+        done = _completed(out, "toy-styles", params, force)
+        if done:
+            return done
+        (out / MARKER).unlink(missing_ok=True)
+        result = generate_toy_styles(out, size, per_style, styles, seed)
+        summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        write_marker(out, "toy-styles", params, summary)
     return DatasetResult("toy-styles", str(out), False, summary)
 
 
