@@ -269,7 +269,7 @@ def test_unwritable_out_exit_2(toy, tmp_path):
 
 def test_out_inside_src_exit_2(toy):
     result = _run(toy, toy / "prepared")
-    assert result.exit_code == 2 and "inside SRC" in result.output
+    assert result.exit_code == 2 and "inside the SRC folder" in result.output
 
 
 def test_locked_out_exit_75(toy, tmp_path):

@@ -118,16 +118,8 @@ class PrepareConfig:
                 continue
             if not path.exists():
                 raise BadInput(f"{name} {path} does not exist", hint="check the path")
-            if path.is_dir() and _inside(self.out, path):
-                raise BadInput(f"OUT {self.out} is inside {name} {path}", hint="choose an OUT folder outside the source")
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
+        refuse_out_overlap(self.out, [Input("SRC", self.src, data_folder=True),
+                                      Input("--pair-with", self.pair_with, data_folder=True)], out_option="OUT")
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -449,7 +441,6 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
     from stylekit.io.rundir import DirLock, ensure_writable_dir
 
     cfg.validate()
-    refuse_out_overlap(cfg.out, [Input("SRC", cfg.src, data_folder=True), Input("--pair-with", cfg.pair_with, data_folder=True)])
     start = time.perf_counter()
     report = ImageReport()
     items = collect_sources(cfg, report)

@@ -105,7 +105,8 @@ def refuse_out_overlap(out: str | os.PathLike[str], inputs: Iterable[Input], out
 
     Inputs that do not exist as paths (registry names such as `ffhq-256`) are ignored. Symlinks are
     resolved, so `--out link-to-data` is caught too. `out_read_back=False` says the output is never
-    picked up as data (e.g. score's JSON report), so it may sit inside a data folder."""
+    picked up as data (e.g. score's JSON report), so it may sit inside a data folder, but never on
+    an existing file there."""
     out_real = _real(out)
     for item in inputs:
         if item.path is None or str(item.path) == "" or not os.path.lexists(item.path):
@@ -117,8 +118,10 @@ def refuse_out_overlap(out: str | os.PathLike[str], inputs: Iterable[Input], out
             why = f"is the input {name}: writing there would overwrite or delete it"
         elif in_real.is_relative_to(out_real):
             why = f"contains the input {name}: writing there could overwrite or delete it"
-        elif item.data_folder and out_read_back and out_real.is_relative_to(in_real):
+        elif item.data_folder and out_real.is_relative_to(in_real) and out_read_back:
             why = f"is inside the {item.option} folder {os.fsdecode(item.path)}: its outputs would be read back as input data"
+        elif item.data_folder and out_real.is_relative_to(in_real) and os.path.lexists(out):
+            why = f"is a file of the input {item.option} {os.fsdecode(item.path)}: writing there would overwrite it"
         else:
             continue
         raise BadInput(f"{shown} {why}; nothing was changed", hint=f"choose a {out_option} outside your inputs")
