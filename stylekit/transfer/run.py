@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from stylekit.data.images import IMAGE_EXTENSIONS, list_images
 from stylekit.errors import BadInput, StylekitError
 from stylekit.io.console import get_console
-from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.io.paths import Input, refuse_out_overlap, require_regular_file
 from stylekit.io.rundir import ensure_writable_dir
 from stylekit.transfer.config import STEP_UNIT, TransferConfig
 
@@ -113,6 +113,8 @@ def run_stylizer(make_stylizer: Callable[[], Stylizer], content: Path, out: Path
 
     `inputs`: the method's other inputs (styles, weights, model) for the --out overlap check."""
     refuse_out_overlap(out, [Input("CONTENT", content, data_folder=True), *inputs])
+    if not content.is_dir():
+        require_regular_file(content, "CONTENT image")  # before any weights load; a FIFO is exit 2
     batch, jobs = plan_outputs(content, out)
     ensure_writable_dir(out if batch else jobs[0][1].parent)
     report = TransferReport(method=method, batch=batch, step_unit=step_unit, config=config)
