@@ -93,7 +93,7 @@ def stratified_split(
     out: dict[str, dict[str, list[Path]]] = {s: {} for s in SPLITS}
     for name, paths in by_class.items():
         paths = sorted(paths, key=lambda p: p.as_posix())
-        random.Random(f"{seed}:{name}").shuffle(paths)
+        random.Random(f"{seed}:{name}".encode("utf-8", "surrogateescape")).shuffle(paths)  # same seed as the str
         n = len(paths)
         n_test = round(n * f_test)
         n_val = round(n * f_val)

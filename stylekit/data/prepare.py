@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 import re
 import sys
 import time
@@ -256,7 +257,7 @@ def assign_names(items: list[Item]) -> None:
         base = (it.pair or it.src).stem
         name, folder = base, safe_label(it.label)
         if name.lower() in taken[folder]:
-            name = f"{base}-{hashlib.sha1(str(it.pair or it.src).encode()).hexdigest()[:8]}"
+            name = f"{base}-{hashlib.sha1(os.fsencode(it.pair or it.src)).hexdigest()[:8]}"
         taken[folder].add(name.lower())
         it.name = name
 
@@ -277,7 +278,7 @@ def stratified_split(labels: list[str], fractions: tuple[float, ...], seed: int)
         order = sorted(range(len(fractions)), key=lambda k: (-(quotas[k] - counts[k]), k))
         for k in order[: n - sum(counts)]:
             counts[k] += 1
-        perm = np.random.default_rng([seed, zlib.crc32(label.encode())]).permutation(n)
+        perm = np.random.default_rng([seed, zlib.crc32(label.encode("utf-8", "surrogateescape"))]).permutation(n)
         pos = 0
         for name, c in zip(names, counts, strict=True):
             for j in perm[pos : pos + c]:

@@ -221,7 +221,7 @@ def file_identity(path: str | os.PathLike[str]) -> str:
         raw = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     except OSError:
         raw = str(p)
-    return f"{p.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+    return f"{p.name}@{hashlib.sha256(os.fsencode(raw)).hexdigest()[:10]}"
 
 
 class EmbedderExtractor:

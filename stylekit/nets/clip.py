@@ -74,7 +74,7 @@ def _file_identity(path: Path) -> str:
 
     st = path.stat()
     raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return f"{path.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+    return f"{path.name}@{hashlib.sha256(os.fsencode(raw)).hexdigest()[:10]}"
 
 
 def _registry_identity(name: str) -> str | None:
