@@ -151,6 +151,19 @@ def test_library_readers_refuse_fifos(tmp_path):
         load_style_model(model)
 
 
+def test_checkpoint_files_that_are_fifos_are_refused(tmp_path):
+    """A run folder given to --network/--checkpoint whose checkpoint file was replaced by a FIFO."""
+    from stylekit.io.checkpoint import CheckpointManager, load_module_tensors, read_checkpoint
+
+    info = CheckpointManager(tmp_path / "checkpoints").save(1, {"G_ema": {"w": torch.ones(2)}}, {})
+    (info.path / "G_ema.safetensors").unlink()
+    fifo(info.path / "G_ema.safetensors")
+    with pytest.raises(BadInput, match="checkpoint file .*G_ema.safetensors: not a regular file"):
+        read_checkpoint(info.path)
+    with pytest.raises(BadInput, match="not a regular file"):
+        load_module_tensors(tmp_path, "G_ema")
+
+
 def test_prepare_skips_a_fifo_and_reports_it(tmp_path):
     src = tmp_path / "src"
     images(src / "ink", 3)
