@@ -143,6 +143,7 @@ class Item:
     label: str
     pair: Path | None = None
     name: str = ""
+    prompt: str = ""
 
 
 def _label_of(path: Path, root: Path) -> str:
@@ -166,7 +167,7 @@ def _read_csv_sources(csv_path: Path) -> list[Item]:
         if not rel:
             continue
         path = Path(rel) if Path(rel).is_absolute() else csv_path.parent / rel
-        items.append(Item(path, (rec.get("label") or "").strip()))
+        items.append(Item(path, (rec.get("label") or "").strip(), prompt=rec.get("prompt") or ""))
     return items
 
 
@@ -502,7 +503,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
                 splits = grouped_split([it.src.as_posix() for it, _, _ in kept], cfg.split, cfg.seed)
             else:
                 splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
-            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1)
+            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1, it.prompt)
                     for (it, res, rel), split in zip(kept, splits, strict=True)]
             result = _summarise(cfg, out, rows, report, candidates)
             result.seconds = time.perf_counter() - start
