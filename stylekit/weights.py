@@ -145,6 +145,21 @@ _SPECS = [
         size_bytes=605_143_284,
         format="open_clip-safetensors",
     ),
+    WeightSpec(
+        # biubug6/Pytorch_Retinaface's release, re-hosted on GitHub by facexlib and CodeFormer (no sha256
+        # published anywhere: recorded on first download). stylekit/nets/retinaface.py builds the network.
+        name="retinaface-mobilenet0.25",
+        urls=(
+            "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_mobilenet0.25_Final.pth",
+            "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/detection_mobilenet0.25_Final.pth",
+        ),
+        sha256=None,
+        filename="detection_mobilenet0.25_Final.pth",
+        licence="Pytorch_Retinaface by biubug6 (MIT); trained on WIDER FACE (research use)",
+        description="RetinaFace MobileNet-0.25 face detector with 5 landmarks: prepare/invert --align ffhq",
+        size_bytes=1_789_735,
+        format="torch-state-dict",
+    ),
     _nv_pkl("ffhq-256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl", "StyleGAN2 FFHQ 256x256 (paper256 config, x-flips, no aug): NVlabs transfer-learning source"),
     _nv_pkl("ffhq-512", "transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 512x512 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
     _nv_pkl("ffhq-1024", "transfer-learning-source-nets/ffhq-res1024-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 1024x1024 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),

@@ -1,5 +1,6 @@
 """`stylekit download`: safe extraction, Kaggle sources with a fake API, Midjourney images, toy-styles, CLI."""
 
+import csv
 import io
 import json
 import stat
@@ -235,6 +236,39 @@ def test_midjourney_prompts_and_images_with_dead_links(server, monkeypatch, tmp_
     assert again.summary["images"]["dead_by_status"] == {"403": 1, "404": 2, "not-image": 1}
     assert len(server.log) - before == 1  # only the not-an-image link is tried again
     assert again.skipped
+
+
+def test_midjourney_prompt_filter_selects_before_fetching_and_prepare_keeps_prompts(server, monkeypatch, tmp_path):
+    monkeypatch.delenv("STYLEKIT_OFFLINE", raising=False)
+    prompts = ["portrait of a woman in oil", "a man walking, ink", "robot woman", "Mango still life",
+               "WOMAN with a hat", "landscape at dusk", "womanhood abstract"]
+    msgs = [[{"id": str(i), "content": f"**{p} --v 4** - <@1> (fast)",
+              "attachments": [{"filename": f"p{i}.png", "url": f"{server.base}/att/p{i}.png"}]}] for i, p in enumerate(prompts)]
+    for i in range(len(prompts)):
+        server.files[f"/att/p{i}.png"] = _png()
+    api = FakeKaggle({"midjourney/a.json": json.dumps({"messages": msgs}).encode()})
+    out = tmp_path / "mj"
+    monkeypatch.setattr(ks, "kaggle_api", lambda: api)
+    res = CliRunner().invoke(app, ["download", "midjourney", "--out", str(out), "--images", "10", "--json",
+                                   "--prompt-include", "woman|man", "--prompt-exclude", "robot"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)["summary"]["images"]
+    # whole words, any case: not "Mango", not "womanhood"; "robot woman" removed by the exclude
+    assert report["filter"] == {"include": "woman|man", "exclude": "robot", "rows": 7, "matched_include": 4,
+                                "removed_by_exclude": 1, "selected": 3}
+    assert report["fetched"] == 3 and len(server.log) == 3  # nothing outside the selection was requested
+    wanted = ["WOMAN with a hat", "a man walking, ink", "portrait of a woman in oil"]
+    with (out / "images.csv").open(encoding="utf-8", newline="") as fh:
+        index = list(csv.DictReader(fh))
+    assert sorted(r["prompt"] for r in index) == wanted and all(r["path"].startswith("images/") for r in index)
+
+    res = CliRunner().invoke(app, ["prepare", str(out / "images.csv"), str(tmp_path / "prepared"), "--size", "16", "--split", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    with (tmp_path / "prepared" / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+        assert sorted(r["prompt"] for r in csv.DictReader(fh)) == wanted
+
+    res = CliRunner().invoke(app, ["download", "midjourney", "--out", str(out), "--images", "1", "--prompt-include", "(unclosed"])
+    assert res.exit_code == 2 and "--prompt-include" in res.output
 
 
 # --- CLI ----------------------------------------------------------------------------------------

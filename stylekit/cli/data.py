@@ -42,6 +42,8 @@ Examples:
   stylekit prepare data/toy/content data/pairs --format pairs --pair-with data/toy --exclude content --size 64
 
   stylekit prepare labels.csv data/out --size 128                                  (CSV columns: path,label)
+
+  stylekit prepare photos/ data/faces-256 --align ffhq --size 256 --split 1            (FFHQ-aligned face crops)
 """
 
 
@@ -77,13 +79,19 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
         exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Leave out this label (repeatable), e.g. --exclude content.")] = None,
         wide_aspect: Annotated[str, typer.Option("--wide-aspect", help="center-wide: width:height of the kept strip.")] = "4:3",
+        align: Annotated[str | None, typer.Option("--align", help="ffhq: FFHQ-style aligned crop of the largest face (--size, default 1024); images without a face are skipped with a reason.")] = None,
+        face_detector: Annotated[str, typer.Option("--face-detector", help="--align: face landmark network, a registry name or a local weights file.")] = "retinaface-mobilenet0.25",
+        face_threshold: Annotated[float, typer.Option("--face-threshold", help="--align: minimum face confidence.")] = 0.8,
     ) -> None:
         from stylekit.data.prepare import PrepareConfig, parse_aspect, parse_split
         from stylekit.data.prepare import prepare as run_prepare
+        from stylekit.edit.align import DEFAULT_ALIGN_SIZE, FaceAlign
 
+        preprocess = FaceAlign(align, size or DEFAULT_ALIGN_SIZE, face_detector, face_threshold).load() if align else None
         cfg = PrepareConfig(
             src=src, out=out, size=size, crop=crop.value, resize_filter=resize_filter.value, min_size=min_size,
             split=parse_split(split), dedupe=dedupe, workers=workers, format=fmt.value, pair_with=pair_with,
             max_images=max_images, seed=seed, exclude=tuple(exclude or ()), wide_aspect=parse_aspect(wide_aspect),
+            preprocess=preprocess,
         )
         render(run_prepare(cfg).to_dict(), table=_show)

@@ -23,6 +23,8 @@ Examples:
 
   stylekit download midjourney --out data/mj --images 1000 --concurrency 8
 
+  stylekit download midjourney --out data/mj-people --images 2000 --prompt-include 'woman|man|girl|boy|person|portrait' --prompt-exclude 'robot|cat|dog'
+
   stylekit download vgg19                              (into $STYLEKIT_HOME/weights)
 """
 
@@ -84,6 +86,8 @@ def register(app: typer.Typer) -> None:
         images: Annotated[int, typer.Option("--images", help="midjourney: fetch the first N image URLs of prompts.csv.", rich_help_panel="midjourney")] = 0,
         concurrency: Annotated[int, typer.Option("--concurrency", help="midjourney: parallel image downloads.", rich_help_panel="midjourney")] = 8,
         retry_dead: Annotated[bool, typer.Option("--retry-dead", help="midjourney: retry links already recorded as dead (HTTP 4xx).", rich_help_panel="midjourney")] = False,
+        prompt_include: Annotated[str | None, typer.Option("--prompt-include", help="midjourney: fetch only prompts matching this regular expression (case-insensitive, whole words), e.g. 'woman|man|portrait'.", rich_help_panel="midjourney")] = None,
+        prompt_exclude: Annotated[str | None, typer.Option("--prompt-exclude", help="midjourney: skip prompts matching this regular expression (case-insensitive, whole words).", rich_help_panel="midjourney")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds without data before a request fails.")] = 60.0,
         retries: Annotated[int, typer.Option("--retries", help="Extra attempts after a transient network failure.")] = 3,
         keep_archive: Annotated[bool, typer.Option("--keep-archive", help="wikiart/midjourney: keep the downloaded Kaggle zip in OUT/.download.")] = False,
@@ -117,5 +121,6 @@ def register(app: typer.Typer) -> None:
             result = src.download_wikiart(out, force=force, keep_archive=keep_archive)
         else:
             result = src.download_midjourney(out, force=force, images=images, concurrency=concurrency, timeout=timeout,
-                                             retries=retries, keep_archive=keep_archive, retry_dead=retry_dead)
+                                             retries=retries, keep_archive=keep_archive, retry_dead=retry_dead,
+                                             prompt_filter=src.PromptFilter(prompt_include, prompt_exclude))
         render({"kind": "dataset", **result.to_dict()}, table=_show_result)

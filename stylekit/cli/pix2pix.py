@@ -20,6 +20,8 @@ Examples:
 
   torchrun --nproc_per_node 8 -m stylekit train-pix2pix data/pairs --refs 5 --size 512 --batch 8 --out runs/p2p
 
+  stylekit train-pix2pix data/toy --refs 3 --size 64 --ref-cls-weight 1 --ref-metric-weight 1 --out runs/p2p-code   (then: stylekit score A/ B/ --metrics style --style-model runs/p2p-code)
+
   stylekit transfer content/ style1.png style2.png style3.png --method pix2pix --model runs/p2p --out styled/
 
 Re-running the same command on the same --out resumes (networks, optimizers, schedules, epoch);
@@ -78,6 +80,8 @@ def register(app: typer.Typer) -> None:
         gan_mode: Annotated[str, typer.Option("--gan-mode", help="vanilla (BCE) | lsgan.", rich_help_panel=_TRAIN)] = "vanilla",
         lambda_l1: Annotated[float, typer.Option("--lambda-l1", help="Weight of the L1 loss.", rich_help_panel=_TRAIN)] = 100.0,
         lambda_vgg: Annotated[float, typer.Option("--lambda-vgg", help="Weight of a VGG19 perceptual loss (0 = off; needs VGG19 weights).", rich_help_panel=_TRAIN)] = 0.0,
+        ref_cls_weight: Annotated[float, typer.Option("--ref-cls-weight", help="Weight of a style classifier's cross-entropy on the reference code (0 = off); the exported style model then classifies.", rich_help_panel=_TRAIN)] = 0.0,
+        ref_metric_weight: Annotated[float, typer.Option("--ref-metric-weight", help="Weight of SupCon (same style = positive) on the reference code (0 = off): the code becomes a style metric.", rich_help_panel=_TRAIN)] = 0.0,
         amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16/fp16); CPU stays fp32.", rich_help_panel=_TRAIN)] = True,
         seed: Annotated[int, typer.Option("--seed", help="Seed for initialisation, data order, crops and references.", rich_help_panel=_TRAIN)] = 0,
         save_every: Annotated[int, typer.Option("--save-every", help="Also checkpoint every N steps inside an epoch (0 = only at epoch ends).", rich_help_panel=_TRAIN)] = 1000,
@@ -102,6 +106,7 @@ def register(app: typer.Typer) -> None:
             vgg_weights=vgg_weights, style_dim=style_dim, ref_size=ref_size, val_fraction=val_fraction,
             val_max=val_max, samples=samples, device=device, amp=amp, grad_checkpoint=grad_checkpoint, seed=seed,
             workers=workers, fresh=fresh, save_every=save_every, keep=keep,
+            ref_cls_weight=ref_cls_weight, ref_metric_weight=ref_metric_weight,
         )
         result = train_pix2pix(cfg)
         if get_console().json_mode:

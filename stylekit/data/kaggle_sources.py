@@ -382,6 +382,31 @@ def image_name(url: str, filename: str) -> str:
     return hashlib.sha1(url.encode("utf-8")).hexdigest()[:20] + ext
 
 
+@dataclass(frozen=True)
+class PromptFilter:
+    """--prompt-include / --prompt-exclude: case-insensitive regular expressions matched as whole words
+    (wrapped in \\b...\\b) against a row's prompt text (not its --parameters)."""
+
+    include: str | None = None
+    exclude: str | None = None
+
+    def _compiled(self, pattern: str | None, option: str) -> re.Pattern[str] | None:
+        if not pattern:
+            return None
+        try:
+            return re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE)
+        except re.error as exc:
+            raise BadInput(f"bad {option} regular expression '{pattern}': {exc}", hint="e.g. --prompt-include 'woman|man|portrait'") from None
+
+    def select(self, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """The rows that pass, and counts for the report."""
+        inc, exc = self._compiled(self.include, "--prompt-include"), self._compiled(self.exclude, "--prompt-exclude")
+        included = [r for r in rows if inc is None or inc.search(r.get("prompt", ""))]
+        kept = [r for r in included if exc is None or not exc.search(r.get("prompt", ""))]
+        return kept, {"include": self.include, "exclude": self.exclude, "rows": len(rows),
+                      "matched_include": len(included), "removed_by_exclude": len(included) - len(kept), "selected": len(kept)}
+
+
 def _read_dead(path: Path) -> dict[str, tuple[str, str]]:
     if not path.is_file():
         return {}
@@ -393,8 +418,11 @@ IMAGE_OUTPUTS = ("images", "dead_links.csv", "images.csv", "images-report.json")
 
 
 def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout: float = 30.0, retries: int = 2,
-                            backoff: float = 1.0, retry_dead: bool = False) -> dict[str, Any]:
-    """Fetch the first `n` image URLs of OUT/prompts.csv into OUT/images/ and report the dead links.
+                            backoff: float = 1.0, retry_dead: bool = False,
+                            prompt_filter: PromptFilter | None = None) -> dict[str, Any]:
+    """Fetch the first `n` image URLs of OUT/prompts.csv (of those `prompt_filter` keeps) into
+    OUT/images/ and report the dead links. OUT/images.csv (path,label,prompt,url) lists the fetched
+    images of this selection: `stylekit prepare OUT/images.csv DEST` keeps each image's prompt.
 
     Resumable: files already in OUT/images are skipped, and links recorded as permanently dead
     (HTTP 4xx) in OUT/dead_links.csv are not retried unless `retry_dead`.
@@ -403,12 +431,14 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
 
     csv_path = out / "prompts.csv"
     with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = [r for _, r in zip(range(n), csv.DictReader(fh), strict=False)]
+        rows, selection = (prompt_filter or PromptFilter()).select(list(csv.DictReader(fh)))
+    rows = rows[:n]
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     dead_path = out / "dead_links.csv"
     known_dead = {} if retry_dead else _read_dead(dead_path)
     jobs, previously_dead = [], []
+    prompts = {r["url"]: r.get("prompt", "") for r in rows}
     for r in rows:
         dest = images / image_name(r["url"], r.get("filename", ""))
         status = known_dead.get(r["url"], ("", ""))[0]
@@ -428,10 +458,10 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
     write_text_atomic(dead_path, buf.getvalue())
     index = io.StringIO()
     wi = csv.writer(index, lineterminator="\n")
-    wi.writerow(["url", "file"])
+    wi.writerow(["path", "label", "prompt", "url"])
     for url, dest in jobs:
         if dest.exists():
-            wi.writerow([url, f"images/{dest.name}"])
+            wi.writerow([f"images/{dest.name}", "", prompts[url], url])
     write_text_atomic(out / "images.csv", index.getvalue())
     states = Counter(o.state for o in outcomes)
     report = {
@@ -441,6 +471,7 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
         "dead": len(dead),
         "dead_by_status": dict(sorted(by_status.items())),
         "dead_links_csv": str(dead_path),
+        "filter": selection,
     }
     write_json_atomic(out / "images-report.json", report)
     if dead:
@@ -451,8 +482,12 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
 
 def download_midjourney(out: str | Path, api: KaggleLike | None = None, force: bool = False, images: int = 0,
                         concurrency: int = 8, timeout: float = 30.0, retries: int = 2, backoff: float = 1.0,
-                        keep_archive: bool = False, retry_dead: bool = False) -> DatasetResult:
-    """Kaggle succinctlyai/midjourney-texttoimage -> OUT/prompts.csv; `images` > 0 also fetches that many images."""
+                        keep_archive: bool = False, retry_dead: bool = False,
+                        prompt_filter: PromptFilter | None = None) -> DatasetResult:
+    """Kaggle succinctlyai/midjourney-texttoimage -> OUT/prompts.csv; `images` > 0 also fetches that many
+    images, of the prompts `prompt_filter` keeps (e.g. only prompts about people)."""
+    if prompt_filter is not None:
+        prompt_filter.select([])  # a bad regular expression fails before any download
     if images < 0:
         raise BadInput(f"--images must be >= 0, got {images}")
     if concurrency < 1:
@@ -480,7 +515,7 @@ def download_midjourney(out: str | Path, api: KaggleLike | None = None, force: b
             _claim(out, owned, set(IMAGE_OUTPUTS))
             write_marker(out, "midjourney", params, (read_marker(out) or {}).get("summary", result.summary), owned)
             report = fetch_midjourney_images(out, images, concurrency=concurrency, timeout=timeout, retries=retries,
-                                             backoff=backoff, retry_dead=retry_dead)
+                                             backoff=backoff, retry_dead=retry_dead, prompt_filter=prompt_filter)
             result.summary = {**result.summary, "images": report}
             if report["fetched"]:
                 result.skipped = False

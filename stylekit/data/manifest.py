@@ -1,5 +1,6 @@
 """The prepared-folder manifest: `manifest.csv` with one row per image (path,label,split,width,height,sha1).
 
+An optional `prompt` column carries each image's text prompt when the source had one (Midjourney).
 `stylekit prepare` writes it last (atomically), so a folder with a manifest is a complete folder.
 Later commands (train-classifier, pix2pix, score) read prepared folders only through `read_manifest`.
 Paths are stored relative to the folder (POSIX separators) and returned resolved against it. For
@@ -37,6 +38,7 @@ class ManifestRow:
     width: int = 0
     height: int = 0
     sha1: str = ""
+    prompt: str = ""  # the text prompt of a generated image (Midjourney), when the source CSV had one
 
 
 def manifest_path(folder: str | os.PathLike[str]) -> Path:
@@ -89,6 +91,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> list[ManifestRow]:
                 width=int(rec.get("width") or 0),
                 height=int(rec.get("height") or 0),
                 sha1=(rec.get("sha1") or "").strip(),
+                prompt=rec.get("prompt") or "",
             ))
         except (ValueError, TypeError) as exc:
             raise BadInput(f"{path} line {line} is malformed: {exc}", hint=fix) from None
@@ -107,10 +110,11 @@ def manifest_text(folder: str | os.PathLike[str], rows: list[ManifestRow]) -> st
     folder = Path(folder)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    with_prompts = any(r.prompt for r in rows)  # the column exists only where there is something in it
+    writer.writerow([*COLUMNS, "prompt"] if with_prompts else COLUMNS)
     for r in rows:
         rel = _relative(Path(r.path), folder) if Path(r.path).is_absolute() else Path(r.path).as_posix()
-        writer.writerow([rel, r.label, r.split, r.width, r.height, r.sha1])
+        writer.writerow([rel, r.label, r.split, r.width, r.height, r.sha1, *([r.prompt] if with_prompts else [])])
     return buf.getvalue()
 
 

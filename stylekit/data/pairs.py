@@ -240,14 +240,18 @@ class RefSampler:
 class PairDataset(Dataset):
     """Items: `a` (input) and `b` (target) [3, S, S] in [-1, 1], `refs` [K, 3, R, R] in [0, 1],
     and for validation `wrong_refs` (refs of another style). Training applies junyanz jitter:
-    resize to load_size, the same random crop and flip for A and B."""
+    resize to load_size, the same random crop and flip for A and B. With `style_negatives`, training
+    items also carry `ref_style` (the refs' style index in `sampler.labels`), `neg_refs` (K refs of
+    one other style) and `neg_style`, for the reference-code style losses."""
 
     def __init__(self, pairs: list[Pair], size: int, refs: int, ref_pool: list[Pair], ref_size: int,
-                 direction: Direction = "AtoB", train: bool = True, seed: int = 0, flip: bool = True) -> None:
+                 direction: Direction = "AtoB", train: bool = True, seed: int = 0, flip: bool = True,
+                 style_negatives: bool = False) -> None:
         if direction not in ("AtoB", "BtoA"):
             raise BadInput(f"unknown --direction '{direction}'", hint="use AtoB or BtoA")
         self.pairs, self.size, self.k, self.ref_size = pairs, size, refs, ref_size
         self.direction, self.train, self.seed, self.flip = direction, train, seed, flip
+        self.style_negatives = style_negatives
         self.load_size = load_size_for(size) if train else size
         self.ref_pool = ref_pool
         self.sampler = RefSampler(ref_pool, refs, seed)
@@ -307,7 +311,18 @@ class PairDataset(Dataset):
                 wrong = self.sampler.wrong(pair, key)
                 if wrong is not None:  # a single-label data set has no "wrong style"
                     item["wrong_refs"] = self._refs(wrong, None)
+            elif self.style_negatives:
+                self._add_negatives(item, pair, key, rng)
         return item
+
+    def _add_negatives(self, item: dict[str, Any], pair: Pair, key: tuple[int, ...], rng: np.random.Generator | None) -> None:
+        wrong = self.sampler.wrong(pair, key)
+        if wrong is None:
+            raise BadInput("the reference-code style losses need at least two styles", hint="drop --ref-cls-weight/--ref-metric-weight")
+        labels = self.sampler.labels
+        item["ref_style"] = torch.tensor(labels.index(pair.label), dtype=torch.long, device="cpu")
+        item["neg_refs"] = self._refs(wrong, rng)
+        item["neg_style"] = torch.tensor(labels.index(self.ref_pool[wrong[0]].label), dtype=torch.long, device="cpu")
 
 
 @dataclass
@@ -322,7 +337,7 @@ class PairData:
 
 
 def build_pair_data(root: str | Path, size: int, refs: int, direction: Direction = "AtoB", val_fraction: float = 0.1,
-                    seed: int = 0, ref_size: int | None = None) -> PairData:
+                    seed: int = 0, ref_size: int | None = None, style_negatives: bool = False) -> PairData:
     """Discover, split and validate DATA; BadInput (exit 2) for every unusable layout."""
     from stylekit.nets.unet import unet_depth
 
@@ -335,7 +350,11 @@ def build_pair_data(root: str | Path, size: int, refs: int, direction: Direction
         raise BadInput(f"no training pairs in {root} (every pair is in the validation split)",
                        hint="lower --val-fraction or mark some manifest rows split=train")
     ref_size = ref_size or min(size, 128)
-    train_set = PairDataset(train, size, refs, train, ref_size, direction, train=True, seed=seed)
+    train_set = PairDataset(train, size, refs, train, ref_size, direction, train=True, seed=seed,
+                            style_negatives=style_negatives)
+    if style_negatives and len(train_set.sampler.labels) < 2:
+        raise BadInput(f"{root}: the reference-code style losses need at least two styles in the training pairs",
+                       hint="drop --ref-cls-weight/--ref-metric-weight, or train on several styles")
     train_set.sampler.check(train, "training")
     val_set = None
     if val:

@@ -20,7 +20,7 @@ import sys
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,6 +90,9 @@ class PrepareConfig:
     seed: int = 0
     exclude: tuple[str, ...] = ()
     wide_aspect: tuple[int, int] = (4, 3)
+    # Applied to each decoded image before crop/resize (e.g. --align ffhq's face alignment); raises
+    # ValueError(reason) to skip the image. Must be picklable: it runs in the worker processes.
+    preprocess: Callable[[Image.Image], Image.Image] | None = None
 
     def validate(self) -> None:
         if self.crop not in CROPS:
@@ -112,6 +115,8 @@ class PrepareConfig:
         if self.out.suffix.lower() == ".zip" and (self.format != "stylegan-zip" or self.out.is_dir()):
             raise BadInput(f"OUT {self.out} ends in .zip but is not a stylegan-zip archive",
                            hint="use --format stylegan-zip (OUT becomes the archive), or an OUT folder name without .zip")
+        if self.preprocess is not None and self.format == "pairs":
+            raise BadInput("face alignment (--align) does not apply to --format pairs", hint="align the A and B images separately first")
         if (self.format == "pairs") != (self.pair_with is not None):
             raise BadInput("--format pairs and --pair-with DIR go together", hint="give both, e.g. --format pairs --pair-with data/B")
         for name, path in (("SRC", self.src), ("--pair-with", self.pair_with)):
@@ -132,6 +137,7 @@ class Item:
     label: str
     pair: Path | None = None
     name: str = ""
+    prompt: str = ""
 
 
 def _label_of(path: Path, root: Path) -> str:
@@ -155,7 +161,7 @@ def _read_csv_sources(csv_path: Path) -> list[Item]:
         if not rel:
             continue
         path = Path(rel) if Path(rel).is_absolute() else csv_path.parent / rel
-        items.append(Item(path, (rec.get("label") or "").strip()))
+        items.append(Item(path, (rec.get("label") or "").strip(), prompt=rec.get("prompt") or ""))
     return items
 
 
@@ -346,6 +352,7 @@ class Job:
     dest: str | None  # write here (folder/pairs); None: return the PNG bytes (zip)
     transform: Transform
     png_level: int
+    preprocess: Callable[[Image.Image], Image.Image] | None = None
 
 
 @dataclass
@@ -362,7 +369,10 @@ class Result:
 def process(job: Job) -> Result:
     """Decode, transform and encode one item (runs in a worker process)."""
     try:
-        img = apply_transform(load_rgb(job.src), job.transform)
+        img = load_rgb(job.src)
+        if job.preprocess is not None:
+            img = job.preprocess(img)
+        img = apply_transform(img, job.transform)
         if job.pair is not None:
             try:
                 img = export.side_by_side(img, apply_transform(load_rgb(job.pair), job.transform))
@@ -464,7 +474,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
         transform = Transform(cfg.size, cfg.crop, cfg.resize_filter, cfg.min_size, cfg.wide_aspect, square=zipped)
         level = export.ZIP_PNG_LEVEL if zipped else export.FOLDER_PNG_LEVEL
         dests = [None if zipped else out / safe_label(it.label) / f"{it.name}.png" for it in items]
-        jobs = [Job(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None, transform, level)
+        jobs = [Job(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None, transform, level, cfg.preprocess)
                 for it, d in zip(items, dests, strict=True)]
         archive_path = out if single_zip else out / export.ZIP_NAME
         archive = export.StyleganZip(archive_path) if zipped else None
@@ -487,7 +497,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
                 splits = grouped_split([it.src.as_posix() for it, _, _ in kept], cfg.split, cfg.seed)
             else:
                 splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
-            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1)
+            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1, it.prompt)
                     for (it, res, rel), split in zip(kept, splits, strict=True)]
             result = _summarise(cfg, out, rows, report, candidates)
             result.seconds = time.perf_counter() - start
@@ -539,6 +549,13 @@ def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageRepor
 
 
 def _config_dict(cfg: PrepareConfig) -> dict[str, Any]:
-    from dataclasses import asdict
+    from dataclasses import fields, is_dataclass
 
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if is_dataclass(value) and not isinstance(value, type):
+            return {"step": type(value).__name__, **{f.name: plain(getattr(value, f.name)) for f in fields(value)}}
+        return repr(value) if callable(value) else value
+
+    return {f.name: plain(getattr(cfg, f.name)) for f in fields(cfg)}

@@ -61,6 +61,8 @@ class InvertConfig:
     save_video: bool = False
     log_every: int = 10
     fresh: bool = False
+    align: str | None = None  # "ffhq": detect and FFHQ-align each target first (stylekit.edit.align)
+    face_detector: str = "retinaface-mobilenet0.25"
 
 
 @dataclass
@@ -420,6 +422,11 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
         if G.img_channels != 3:
             raise BadInput(f"invert needs an RGB network, this one has {G.img_channels} channels")
         mse_weight = DEFAULT_MSE_WEIGHT[cfg.loss] if cfg.mse_weight is None else cfg.mse_weight
+        aligner = None
+        if cfg.align is not None:
+            from stylekit.edit.align import FaceAlign
+
+            aligner = FaceAlign(cfg.align, G.img_resolution, cfg.face_detector).load()
         result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=cfg.space,
                               loss=cfg.loss, steps=cfg.steps)
         todo = []
@@ -435,12 +442,18 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
         for path, folder in todo:
             t0 = time.monotonic()
             try:
-                target = preprocess_target(load_rgb(path), G.img_resolution)
-            except BadImage as exc:
-                if single:
+                image = load_rgb(path)
+                if aligner is not None:
+                    image = aligner(image)
+                target = preprocess_target(image, G.img_resolution)
+            except (BadImage, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, BadImage) else str(exc)
+                if single and isinstance(exc, BadImage):
                     raise
-                console.warn(f"invert: skipping {path}: {exc.reason}")
-                result.items.append(InvertItem(str(path), str(folder), "failed", reason=exc.reason))
+                if single:
+                    raise BadInput(f"cannot invert {path}: {reason}", hint="give a photo with a visible frontal face, or drop --align") from None
+                console.warn(f"invert: skipping {path}: {reason}")
+                result.items.append(InvertItem(str(path), str(folder), "failed", reason=reason))
                 continue
             if w_avg is None:
                 w_avg, w_std = w_stats(G, cfg.w_avg_samples)
@@ -474,7 +487,8 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
             seconds = round(time.monotonic() - t0, 3)
             doc = {
                 "target": str(path), "network": loaded.source, "resolution": G.img_resolution,
-                "preprocessing": f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}",
+                "preprocessing": (f"{cfg.align}-aligned face crop at {G.img_resolution}x{G.img_resolution}" if cfg.align else
+                                  f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}"),
                 "space": cfg.space, "loss": cfg.loss, "mse_weight": mse_weight, "steps": cfg.steps,
                 "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
                 "w_std": w_std, "files": files, "curve": proj.curve,

@@ -80,6 +80,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return "clip", spec[5:]
     if spec in TORCHVISION_BACKBONES:
         return "torchvision", spec
+    if spec.startswith("pix2pix-ref:"):
+        return "pix2pix-ref", spec
     raise BadInput(
         f"unknown --backbone '{spec}'",
         hint=f"use small-cnn, {', '.join(TORCHVISION_BACKBONES)}, timm:<name> or clip:<open_clip model>",
@@ -211,6 +213,11 @@ def build_backbone(spec: str, pretrained: bool = False, weights: str | os.PathLi
             raise BadInput("--weights does not apply to small-cnn (it always trains from scratch)", hint="drop --weights")
         net = SmallCNN()
         return Backbone(net, net.out_dim, (HALF, HALF))
+    if kind == "pix2pix-ref":  # a train-pix2pix reference encoder; its weights are in the style-model export
+        from stylekit.nets.ref_encoder import RefCodeBackbone
+
+        ref = RefCodeBackbone.from_spec(name)
+        return Backbone(ref, ref.encoder.style_dim, (HALF, HALF))
     if kind == "torchvision":
         return _torchvision(name, pretrained, weights)
     if kind == "timm":

@@ -11,6 +11,8 @@ Every epoch: held-out L1 with references of the right style (`val_l1`) and of a 
 (`val_l1_wrong_refs`) — if style flows from the references, the first is clearly lower —, a
 samples grid (A | refs | fake B | real B), loss curves, and the generator export
 (OUT/generator.safetensors + OUT/generator.json) that `stylekit transfer --method pix2pix` reads.
+With references, the reference encoder is also exported as a style model (OUT/style_model.*); with
+--ref-cls-weight/--ref-metric-weight its code is trained as a style embedding too (pix2pix_style.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ from stylekit.train.distributed import (
     shutdown,
     unwrap,
     wrap_ddp,
+)
+from stylekit.train.pix2pix_style import (
+    GeneratorWithStyleHead,
+    RefStyleLossConfig,
+    code_batch,
+    export_ref_style_model,
+    ref_style_loss,
 )
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
 
@@ -87,6 +96,12 @@ class Pix2PixConfig:
     fresh: bool = False
     save_every: int = 1000
     keep: int = 3
+    ref_cls_weight: float = 0.0
+    ref_metric_weight: float = 0.0
+
+    @property
+    def ref_style(self) -> RefStyleLossConfig:
+        return RefStyleLossConfig(self.ref_cls_weight, self.ref_metric_weight)
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
@@ -140,6 +155,8 @@ def check_config(cfg: Pix2PixConfig) -> None:
             raise BadInput(f"--{name.replace('_', '-')} must not be negative")
     if cfg.ngf < 1 or cfg.ndf < 1 or cfg.style_dim < 1:
         raise BadInput("--ngf, --ndf and the style size must be positive")
+    if cfg.ref_style.enabled and cfg.refs < 1:
+        raise BadInput("--ref-cls-weight/--ref-metric-weight train the reference code: they need --refs >= 1")
 
 
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
@@ -336,7 +353,7 @@ def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     try:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None)
+                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
     finally:
@@ -359,8 +376,10 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     params_g, params_d = count_params(g), count_params(d)
     console.log(f"generator {params_g / 1e6:.2f}M parameters, discriminator {params_d / 1e6:.2f}M")
     vgg_loss = PerceptualLoss(cfg.vgg_weights).to(device) if cfg.lambda_vgg > 0 else None
+    style_classes = data.train.sampler.labels
+    head = GeneratorWithStyleHead(g, len(style_classes)).to(device) if cfg.ref_style.enabled else None
 
-    opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_g = torch.optim.Adam([p for p in (head or g).parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.epochs_decay))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.epochs_decay))
@@ -382,6 +401,8 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         runner.register("sched_G", sched_g)
         runner.register("sched_D", sched_d)
         runner.register("scaler", scaler)
+        if head is not None:
+            runner.register("ref_classifier", head.classifier)
         state = runner.resume()
         reapply_schedule(sched_g, sched_d)  # a rerun may extend --epochs/--epochs-decay
         step = int(state.get("step", 0))
@@ -389,7 +410,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         start_batch = int(state.get("batch", 0))
         resumed_from = step
 
-        g_ddp = wrap_ddp(g, dist)
+        g_ddp = wrap_ddp(head if head is not None else g, dist)
         d_ddp = wrap_ddp(DiscriminatorPair(d), dist)
         samples = _sample_items(data, cfg)
         log_every = max(1, min(50, steps_per_epoch // 4 or 1))
@@ -408,7 +429,11 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                     refs = _to(batch, device, "refs")
                     assert a is not None and b is not None
                     with autocast(device, amp):
-                        fake = g_ddp(a, refs)
+                        if head is not None:
+                            code_images, code_labels = code_batch(batch, device)
+                            fake, codes, code_logits = g_ddp(a, refs, code_images)
+                        else:
+                            fake = g_ddp(a, refs)
                     # D step: 0.5 * (real + fake), fake detached
                     d.requires_grad_(True)
                     opt_d.zero_grad(set_to_none=True)
@@ -433,6 +458,10 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                             loss_g_vgg = vgg_loss(fake, b) * cfg.lambda_vgg
                         loss_g = loss_g + loss_g_vgg
                         parts["loss_G_VGG"] = loss_g_vgg
+                    if head is not None:
+                        loss_ref, ref_parts = ref_style_loss(cfg.ref_style, codes, code_logits, code_labels)
+                        loss_g = loss_g + loss_ref
+                        parts.update(ref_parts)
                     scaler.scale(loss_g).backward()
                     scaler.step(opt_g)
                     scaler.update()
@@ -462,6 +491,11 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                     plot_curves(run_dir.read_metrics(), run_dir.path / "loss_curves.png")
                     export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval,
                                                                 "labels": data.labels})  # type: ignore[arg-type]
+                    if cfg.refs > 0:
+                        export_ref_style_model(unwrap(g), head.classifier if head is not None else None,  # type: ignore[arg-type]
+                                               style_classes, run_dir.path,
+                                               {"epoch": epoch, "ref_cls_weight": cfg.ref_cls_weight,
+                                                "ref_metric_weight": cfg.ref_metric_weight})
                 runner.save(step, epoch=epoch, batch=0, pin=epoch == total_epochs)
                 runner.stop_if_requested(step, epoch=epoch, batch=0)
         seconds = time.monotonic() - t0
