@@ -32,6 +32,6 @@ def inside_manifold(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.T
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, block: int = 4096) -> tuple[float, float]:
     """(precision, recall) of `fake` features against `real` features ([N, D] each, same device)."""
     real, fake = real.float(), fake.float()
-    precision = inside_manifold(fake, real, kth_neighbour_radii(real, k, block), block).float().mean()
-    recall = inside_manifold(real, fake, kth_neighbour_radii(fake, k, block), block).float().mean()
+    precision = inside_manifold(fake, real, kth_neighbour_radii(real, k, block), block).double().mean()
+    recall = inside_manifold(real, fake, kth_neighbour_radii(fake, k, block), block).double().mean()
     return float(precision), float(recall)

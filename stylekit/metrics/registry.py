@@ -130,32 +130,23 @@ def parse_metrics(text: str | list[str] | None, default: tuple[str, ...] = ()) -
     return list({s.name: s for s in specs}.values())
 
 
-def _count(text: str, name: str) -> int:
-    n = int(text) * 1000
-    if n < 1:
-        raise BadInput(f"metric {name}: the image count must be at least 1k")
-    return n
-
-
-def _counted(m: re.Match[str]) -> MetricSpec:
+def _name_counted(m: re.Match[str]) -> MetricSpec:
     """fid|kid + Nk + optional _full."""
     family, full = m.group(1), bool(m.group(3))
-    n = _count(m.group(2), m.group(0))
+    n = int(m.group(2)) * 1000
     return MetricSpec(m.group(0), family, num_gen=n, max_real=FULL_CAP.get(family) if full else n)
 
 
-def _pr(m: re.Match[str]) -> MetricSpec:
-    n, k = _count(m.group(1), m.group(0)), int(m.group(2))
-    if k < 1:
-        raise BadInput(f"metric {m.group(0)}: the neighbourhood size must be at least 1")
+def _name_pr(m: re.Match[str]) -> MetricSpec:
+    n, k = int(m.group(1)) * 1000, int(m.group(2))
     return MetricSpec(m.group(0), "pr", num_gen=n, max_real=FULL_CAP["pr"] if m.group(3) else n, k=k)
 
 
-def _is(m: re.Match[str]) -> MetricSpec:
-    return MetricSpec(m.group(0), "is", num_gen=_count(m.group(1), m.group(0)))
+def _name_is(m: re.Match[str]) -> MetricSpec:
+    return MetricSpec(m.group(0), "is", num_gen=int(m.group(1)) * 1000)
 
 
-def _ppl(m: re.Match[str]) -> MetricSpec:
+def _name_ppl(m: re.Match[str]) -> MetricSpec:
     # NVlabs: ppl_* crop to the face region (FFHQ-aligned), ppl2_* do not; 50k samples, epsilon 1e-4.
     return MetricSpec(m.group(0), "ppl", space=m.group(2), sampling=m.group(3), crop=m.group(1) == "ppl")
 
@@ -263,7 +254,7 @@ for _family in (
 ):
     register_family(_family)
 
-register_pattern(r"(fid|kid)(\d+)k(_full)?", _counted, "fid50k_full", "kid50k_full", "fid50k", "kid50k", "fid10k")
-register_pattern(r"pr(\d+)k(\d+)(_full)?", _pr, "pr50k3_full", "pr50k3")
-register_pattern(r"is(\d+)k", _is, "is50k")
-register_pattern(r"(ppl2?)_([zw])(full|end)", _ppl, "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend", "ppl2_wend")
+register_pattern(r"(fid|kid)([1-9]\d*)k(_full)?", _name_counted, "fid50k_full", "kid50k_full", "fid50k", "kid50k", "fid10k")
+register_pattern(r"pr([1-9]\d*)k([1-9]\d*)(_full)?", _name_pr, "pr50k3_full", "pr50k3")
+register_pattern(r"is([1-9]\d*)k", _name_is, "is50k")
+register_pattern(r"(ppl2?)_([zw])(full|end)", _name_ppl, "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend", "ppl2_wend")
