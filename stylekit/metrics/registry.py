@@ -60,6 +60,11 @@ class MetricContext(Protocol):
 ComputeFn = Callable[[Any, MetricSpec], dict[str, Any]]
 
 
+def value_results(name: str, doc: dict[str, Any]) -> dict[str, float]:
+    """NVlabs' `results` dict of a one-number metric: {name: value}."""
+    return {name: float(doc["value"])}
+
+
 @dataclass(frozen=True)
 class MetricFamily:
     name: str
@@ -70,6 +75,8 @@ class MetricFamily:
     generator: bool = False  # needs a generator (--network): cannot be computed from a folder
     stats: bool = False  # may use precomputed statistics (stats:NAME/RES) as B
     plain: bool = True  # its bare family name is a metric name
+    images_only: bool = False  # needs two image sets (not a generator's samples)
+    results: Callable[[str, dict[str, Any]], dict[str, float]] = value_results  # NVlabs' results dict (metric-*.jsonl)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,20 @@ def valid_names() -> list[str]:
     for p in PATTERNS:
         names += [e for e in p.examples if e not in names]
     return names
+
+
+def min_images(spec: MetricSpec) -> int:
+    """The fewest images of A (generated samples) the metric can be computed from."""
+    return {"is": spec.splits, "pr": spec.k + 1, "ppl": 1}.get(spec.family, 2)
+
+
+def check_counts(specs: list[MetricSpec], count: Callable[[MetricSpec], int | None], what: str) -> None:
+    """BadInput before any work when a metric would get fewer images than it needs (`count` None = unknown)."""
+    for spec in specs:
+        n, need = count(spec), min_images(spec)
+        if n is not None and n < need:
+            raise BadInput(f"{spec.name} needs at least {need} images, {what} gives {n}",
+                           hint="generate more images" + (" or use a smaller k" if spec.family == "pr" else ""))
 
 
 def parse_metric(name: str) -> MetricSpec:
@@ -241,15 +262,25 @@ def _ppl(ctx: Any, spec: MetricSpec) -> dict[str, Any]:
             "crop": spec.crop, "epsilon": spec.epsilon, "distance": ctx.describe("lpips")}
 
 
+def _pr_results(name: str, doc: dict[str, Any]) -> dict[str, float]:
+    return {f"{name}_precision": float(doc["precision"]), f"{name}_recall": float(doc["recall"])}
+
+
+def _is_results(name: str, doc: dict[str, Any]) -> dict[str, float]:
+    return {f"{name}_mean": float(doc["value"]), f"{name}_std": float(doc["std"])}
+
+
 for _family in (
     MetricFamily("fid", _fid, "Fréchet Inception distance", ("inception",), stats=True),
     MetricFamily("kid", _kid, "kernel Inception distance (raw; x1000 alongside)", ("inception",), stats=True),
     MetricFamily("clip-fid", _clip_fid, "Fréchet distance of CLIP image embeddings", ("clip",)),
     MetricFamily("cmmd", _cmmd, "CLIP maximum mean discrepancy (x1000)", ("clip",)),
     MetricFamily("style", _style, "style cosine / Fréchet distance of style embeddings", ("style",)),
-    MetricFamily("gram", _gram, "distance of mean VGG19 Gram matrices", ()),
-    MetricFamily("pr", _precision_recall, "precision and recall (k-NN manifolds of VGG16 fc2 features)", ("vgg16",)),
-    MetricFamily("is", _inception_score, "Inception score (10 splits)", ("inception-logits",), reference=False),
+    MetricFamily("gram", _gram, "distance of mean VGG19 Gram matrices", (), images_only=True),
+    MetricFamily("pr", _precision_recall, "precision and recall (k-NN manifolds of VGG16 fc2 features)", ("vgg16",),
+                 results=_pr_results),
+    MetricFamily("is", _inception_score, "Inception score (10 splits)", ("inception-logits",), reference=False,
+                 results=_is_results),
     MetricFamily("ppl", _ppl, "perceptual path length (LPIPS-VGG16)", (), reference=False, generator=True, plain=False),
 ):
     register_family(_family)

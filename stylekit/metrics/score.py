@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class ScoreConfig:
     b: str | None = None  # reference set B or stats:NAME/RES; None for reference-free metrics (is, ppl)
     metrics: list[str] | None = None  # registry names; None: DEFAULT_METRICS (those B supports when it is statistics)
     network: str | None = None  # a generator: its samples are set A (seeds seed .. seed + num_gen - 1)
+    generator: Any = None  # an in-memory generator instead of loading `network` (a trainer's G_ema; network = its label)
     num_gen: int | None = None  # generated images for names without a count (default 50000); with a folder A: None = all
     trunc: float = 1.0
     mode: str = "clean"
@@ -69,6 +70,8 @@ class ScoreConfig:
             raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
         if self.num_gen is not None and self.num_gen < 1:
             raise BadInput(f"--num-gen {self.num_gen} must be at least 1", hint="e.g. --num-gen 50000")
+        if self.generator is not None and self.network is None:
+            self.network = "generator"
         if self.num_gen is not None and self.network is None:
             raise BadInput("--num-gen needs --network", hint="with image folders every image of A is used")
         if self.network is not None and self.a is not None and self.b is not None:
@@ -325,6 +328,9 @@ def _check_specs(specs: list[Any], cfg: ScoreConfig, ref: Any, set_a: _SetState 
 
     for spec in specs:
         fam = FAMILIES[spec.family]
+        if fam.images_only and cfg.network is not None:
+            raise BadInput(f"{spec.name} compares two image sets; it cannot score a generator",
+                           hint="generate images with `stylekit generate` and score the folder, or leave it out")
         if fam.generator and cfg.network is None:
             raise BadInput(f"{spec.name} is computed from a generator", hint=f"stylekit score --network NET --metrics {spec.name}")
         if fam.reference and cfg.b is None:
@@ -341,7 +347,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     """Compute the requested registry metrics between A (images or a generator) and B (see docs/metrics.md)."""
     from stylekit.device import resolve_device
     from stylekit.metrics.fid import check_mode, parse_stats_spec
-    from stylekit.metrics.registry import FAMILIES, parse_metrics
+    from stylekit.metrics.registry import FAMILIES, check_counts, parse_metrics
 
     start = time.perf_counter()
     console = get_console()
@@ -376,10 +382,15 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
         from stylekit.metrics.generated import GeneratorSource
         from stylekit.nets.stylegan2.load import load_network
 
-        loaded = load_network(cfg.network, device)
-        generator = loaded.generator.eval()
-        source = GeneratorSource(generator, loaded.source, cfg.seed, cfg.trunc, cfg.batch)
+        if cfg.generator is not None:
+            generator, label = cfg.generator, cfg.network
+        else:
+            loaded = load_network(cfg.network, device)
+            generator, label = loaded.generator.eval(), loaded.source
+        source = GeneratorSource(generator, label, cfg.seed, cfg.trunc, cfg.batch)
     ctx = _Context(cfg, device, source, set_b, ref, generator)
+    check_counts(specs, lambda s: ctx.count_a(s) or (len(set_a.set) if set_a is not None else None),
+                 "--num-gen" if cfg.network is not None else f"set A ({cfg.a})")
     kinds = list(dict.fromkeys(k for s in specs for k in FAMILIES[s.family].features))
     if any(s.family == "ppl" for s in specs):
         kinds.append("lpips")
@@ -397,7 +408,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
 
     # Largest sample counts first, so smaller ones slice what is already generated; report in the asked order.
     order = sorted(specs, key=lambda s: -(ctx.count_a(s) or 2**62))
-    results = {s.name: {"family": s.family, **FAMILIES[s.family].compute(ctx, s)} for s in order}
+    results = {s.name: _timed(FAMILIES[s.family].compute, ctx, s) for s in order}
     out = {s.name: results[s.name] for s in specs}
 
     models = {kind: _describe(ext) for kind, ext in extractors.items()}
@@ -411,7 +422,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
         b=set_b.summary() if set_b is not None else {"source": cfg.b, "stats": ref.label if ref else None},
         metrics=out, models=models, features=ctx.feature_stats, warnings=ctx.warnings,
         seconds=round(time.perf_counter() - start, 3),
-        config={k: v for k, v in asdict(cfg).items() if k != "extractors"}, pairs=ctx.pairs_doc,
+        config={f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("extractors", "generator")}, pairs=ctx.pairs_doc,
     )
     _built.clear()
     _nets.clear()
@@ -420,6 +431,20 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
 
         write_json_atomic(cfg.out, report.to_dict())
     return report
+
+
+def _timed(compute: Callable[[Any, Any], dict[str, Any]], ctx: _Context, spec: Any) -> dict[str, Any]:
+    """The family's result with its family and seconds (features shared by metrics count for the first one)."""
+    start = time.perf_counter()
+    doc = compute(ctx, spec)
+    return {"family": spec.family, **doc, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def required_weights(kinds: list[str]) -> list[str]:
+    """Registry weights the built-in factories of `kinds` read (a replaced factory needs none)."""
+    needed = {_inception_factory: "inception-fid", _inception_logits_factory: "inception-fid", _vgg16_factory: "vgg16",
+              _lpips_factory: "vgg16", _clip_factory: "clip-vit-b-32", _style_factory: "clip-vit-b-32"}
+    return list(dict.fromkeys(needed[EXTRACTORS[k]] for k in kinds if EXTRACTORS.get(k) in needed))
 
 
 def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState, pairs: list[Any],
