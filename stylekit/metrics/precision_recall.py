@@ -15,7 +15,7 @@ import torch
 from stylekit.errors import BadInput
 
 
-def kth_neighbour_radii(manifold: torch.Tensor, k: int, block: int = 4096) -> torch.Tensor:
+def kth_neighbour_radii(manifold: torch.Tensor, k: int, block: int = 1024) -> torch.Tensor:
     """Distance from each row to its k-th nearest other row of `manifold` ([N] float32)."""
     if not 1 <= k < manifold.shape[0]:
         raise BadInput(f"precision/recall: k = {k} needs more than k images per set, got {manifold.shape[0]}",
@@ -24,12 +24,12 @@ def kth_neighbour_radii(manifold: torch.Tensor, k: int, block: int = 4096) -> to
     return torch.cat(radii)
 
 
-def inside_manifold(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor, block: int = 4096) -> torch.Tensor:
+def inside_manifold(probes: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor, block: int = 1024) -> torch.Tensor:
     """For each probe row: is it within radii[j] of some manifold row j ([P] bool)."""
     return torch.cat([(torch.cdist(rows, manifold) <= radii[None, :]).any(dim=1) for rows in probes.split(block)])
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, block: int = 4096) -> tuple[float, float]:
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, block: int = 1024) -> tuple[float, float]:
     """(precision, recall) of `fake` features against `real` features ([N, D] each, same device)."""
     real, fake = real.float(), fake.float()
     precision = inside_manifold(fake, real, kth_neighbour_radii(real, k, block), block).double().mean()
