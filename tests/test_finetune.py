@@ -152,7 +152,6 @@ class _TinyInception(torch.nn.Module):
 
 def test_metrics_fid_at_snapshots_and_skip_without_weights(setup, tmp_path, monkeypatch):
     import stylekit.metrics.score as score_mod
-    import stylekit.train.stylegan as sg
     from stylekit.metrics.fid import InceptionExtractor
 
     data, src = setup
@@ -162,7 +161,6 @@ def test_metrics_fid_at_snapshots_and_skip_without_weights(setup, tmp_path, monk
     net = _TinyInception()
     monkeypatch.setitem(score_mod.EXTRACTORS, "inception",
                         lambda cfg, dev: InceptionExtractor(cfg.mode, dev, model=net, name="tiny-inception", dim=8))
-    monkeypatch.setattr(sg, "_inception_available", lambda metrics: True)
     r = finetune_stylegan(tiny_cfg(data, src, tmp_path / "fid", kimg=0.004, snap=1, metrics=["fid", "kid"], metric_images=8))
     last = _metrics(tmp_path / "fid")[-1]
     assert last["fid"] > 0 and "kid" in last and r.last_metrics["fid"] == last["fid"]

@@ -15,7 +15,8 @@ ORDER = 70
 EXAMPLES = (
     "Examples: stylekit finetune-stylegan data/toons.zip --resume ffhq-256 --aug ada --freezed 4 --kimg 200 --out runs/toon ; "
     "torchrun --standalone --nproc_per_node 8 -m stylekit finetune-stylegan data/faces.zip --resume ffhq-1024 "
-    "--cfg paper1024 --augpipe bg --mirror --out runs/faces ; rerun the same command to resume."
+    "--cfg paper1024 --augpipe bg --mirror --out runs/faces ; rerun the same command to resume. "
+    "Snapshot metrics: stylekit finetune-stylegan data/toons.zip --resume ffhq-256 --metrics fid10k,kid10k,ppl2_wend --out runs/toon"
 )
 
 
@@ -66,8 +67,8 @@ def register(app: typer.Typer) -> None:
         snap: Annotated[int, typer.Option("--snap", help="Snapshot (network, sample grid, metrics) every N ticks.")] = 50,
         tick_kimg: Annotated[float, typer.Option("--tick-kimg", help="kimg per tick (log line, checkpoint).")] = 4.0,
         ckpt_ticks: Annotated[int, typer.Option("--ckpt-ticks", help="Resumable checkpoint every N ticks.")] = 1,
-        metrics: Annotated[str, typer.Option("--metrics", help="fid | kid | fid,kid | none, at each snapshot (needs `stylekit download inception-fid`).")] = "none",
-        metric_images: Annotated[int, typer.Option("--metric-images", help="Generated images per metric evaluation.")] = 1000,
+        metrics: Annotated[str, typer.Option("--metrics", help="Metric registry names at each snapshot, e.g. fid10k,kid10k,ppl2_wend (also metric-NAME.jsonl), or none.")] = "none",
+        metric_images: Annotated[int, typer.Option("--metric-images", help="Generated images for metrics without a count in their name (fid, kid, pr, is, ppl_*).")] = 1000,
         keep: Annotated[int, typer.Option("--keep", help="Unpinned checkpoints to keep.")] = 3,
         device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")] = "auto",
         workers: Annotated[int, typer.Option("--workers", help="Data loader worker processes.")] = 0,
@@ -92,15 +93,17 @@ def register(app: typer.Typer) -> None:
             metric_images=metric_images, keep=keep, device=device, fresh=fresh, workers=workers, amp=amp,
         )
         result = finetune_stylegan(cfg_obj)
-        render(result.to_dict(), table=lambda r: _table(r))
+        render(result.to_dict(), table=lambda r: _table(r, cfg_obj.metrics))
 
 
-def _table(r: dict) -> None:
+def _table(r: dict, metric_names: list[str]) -> None:
     from stylekit.io.console import get_console
+    from stylekit.metrics.snapshot import parse_snapshot_metrics
 
     rows = [["network", r["network"]], ["kimg", r["kimg"]], ["ticks", r["ticks"]], ["augment p", round(r["augment_p"], 4)],
             ["r_t", "-" if r["rt"] is None else round(r["rt"], 3)], ["resolution", r["resolution"]], ["batch", r["batch"]],
             ["frozen D layers", ", ".join(r["frozen_layers"]) or "none"], ["images", r["images"]],
             ["sec/kimg", r["sec_per_kimg"] or "-"], ["seconds", r["seconds"]]]
-    rows += [[k, v] for k, v in r["last_metrics"].items() if k in ("fid", "kid")]
+    names = [s.name for s in parse_snapshot_metrics(metric_names)]
+    rows += [[k, v] for k, v in r["last_metrics"].items() if any(k == n or k.startswith(f"{n}_") for n in names)]
     get_console().print_table("finetune-stylegan", ["field", "value"], rows)

@@ -214,11 +214,15 @@ class RunDir:
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl, flushed and fsynced (rank 0 only)."""
+        self.append_jsonl(self.metrics_path.name, record)
+
+    def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
+        """Append one JSON line to the run's file `name` (e.g. NVlabs' metric-fid50k_full.jsonl), flushed and fsynced (rank 0 only)."""
         if not _is_rank_zero():
             return
         from stylekit.io.console import _json_default
 
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+        with open(self.path / name, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=_json_default) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -414,7 +414,7 @@ def _collate_list(batch: list[Any]) -> list[Any]:
     return batch
 
 
-def _run_model(extractor: FeatureExtractor, tensors: list[torch.Tensor]) -> list[np.ndarray]:
+def run_model(extractor: FeatureExtractor, tensors: list[torch.Tensor]) -> list[np.ndarray]:
     """Run the model on tensors grouped by shape (legacy_tensorflow keeps native sizes)."""
     out: list[np.ndarray | None] = [None] * len(tensors)
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -466,7 +466,7 @@ def extract_features(
         with get_console().progress(len(misses), label) as task:
             for batch in loader:
                 good = [(j, t) for j, t, err in batch if t is not None]
-                feats = _run_model(extractor, [t for _, t in good]) if good else []
+                feats = run_model(extractor, [t for _, t in good]) if good else []
                 rows = []
                 for (j, _), f in zip(good, feats, strict=True):
                     i = misses[j]

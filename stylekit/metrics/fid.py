@@ -42,6 +42,7 @@ MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_WEIGHTS = "inception-fid"  # registry name: pytorch-fid's pt_inception-2015-12-05-6726825d.pth
 EXTRACTOR_NAME = "inception-fid-pytorch"  # feature-cache identity of the registry network
 INCEPTION_SIZE = 299
+LOGITS_DIM = 1008  # the TF graph's classes (1000 ImageNet + 8 unused)
 STATS_URL = "https://www.cs.cmu.edu/~clean-fid/stats"
 FID_WARN_BELOW = 2048
 
@@ -98,16 +99,19 @@ class InceptionExtractor:
     `model` injects any callable taking clean-fid's input ([N,3,299,299] floats in [0,255]; native size
     for legacy_tensorflow) and returning [N, dim] (tests and benchmarks use a tiny random network);
     otherwise the Inception is built from `weights` (registry name or path to a pytorch-fid state dict;
-    default `inception-fid`).
+    default `inception-fid`). `logits`: the 1008 bias-free class logits (Inception score) instead of
+    the 2048-d pool features.
     """
 
     cleanfid_decode = True
 
     def __init__(self, mode: str = "clean", device: torch.device | str = "cpu", weights: str | None = None,
-                 model: Callable[[torch.Tensor], Any] | None = None, name: str | None = None, dim: int = 2048) -> None:
+                 model: Callable[[torch.Tensor], Any] | None = None, name: str | None = None, dim: int = 2048,
+                 logits: bool = False) -> None:
         self.mode = check_mode(mode)
         self.device = torch.device(device)
-        self.dim = dim
+        self.logits = logits
+        self.dim = LOGITS_DIM if logits and model is None else dim
         self.preprocess = CleanFidPreprocess(mode)
         self._model = model
         self._path: Path | None = None
@@ -118,13 +122,15 @@ class InceptionExtractor:
             # Resolve (and verify) the weights now so a missing file fails before any decoding; load
             # the network only when some image is not cached, so a cached rerun never pays for it.
             self._path, self.name = _resolve_inception(weights)
+            if logits:
+                self.name += "+logits"
             self.version = f"pytorch-fid Inception port, clean-fid {_cleanfid_version()} preprocessing"
 
     @property
     def model(self) -> Callable[[torch.Tensor], Any]:
         if self._model is None:
             assert self._path is not None
-            self._model = _load_inception(self.mode, self._path, self.device)
+            self._model = InceptionFeatures(load_fid_inception(self._path, self.device, self.logits), self.mode).to(self.device).eval()
         return self._model
 
     def __call__(self, batch: torch.Tensor) -> Any:
@@ -195,6 +201,7 @@ class FIDInceptionV3(torch.nn.Module):
         net.Mixed_7b = FIDInceptionE_1(1280)
         net.Mixed_7c = FIDInceptionE_2(2048)
         self.net = net
+        self.logits = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
@@ -202,7 +209,8 @@ class FIDInceptionV3(torch.nn.Module):
         x = net.maxpool2(net.Conv2d_4a_3x3(net.Conv2d_3b_1x1(x)))
         for name in _MIXED:
             x = getattr(net, name)(x)
-        return net.avgpool(x).flatten(1)
+        pool = net.avgpool(x).flatten(1)
+        return net.fc(pool) if self.logits else pool
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -211,8 +219,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                            f"run `stylekit download {INCEPTION_WEIGHTS}` (pytorch-fid's state dict of the TF graph)")
 
 
-def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:
-    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match)."""
+def load_fid_inception(path: Path, device: torch.device | str = "cpu", logits: bool = False) -> FIDInceptionV3:
+    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match);
+    `logits`: return the 1008 class logits (bias-free) instead of the 2048-d pool features."""
     state = _read_state_dict(Path(path))
     net = FIDInceptionV3()
     try:
@@ -220,7 +229,13 @@ def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInc
     except RuntimeError as exc:
         raise BadInput(f"{path}: not pytorch-fid's Inception weights ({str(exc).splitlines()[0]})",
                        hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
-    net.net.fc = torch.nn.Identity()  # the 1008-way classifier is never used
+    if logits:
+        # The Inception score reads the 1008-way logits without the output bias, as the original TF code
+        # (NVlabs: no_output_bias=True).
+        torch.nn.init.zeros_(net.net.fc.bias)
+        net.logits = True
+    else:
+        net.net.fc = torch.nn.Identity()  # FID/KID read the 2048-d pool features only
     return net.to(device).eval().requires_grad_(False)
 
 
@@ -243,7 +258,7 @@ def tf1_resize_bilinear(x: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Te
 
 
 class InceptionFeatures(torch.nn.Module):
-    """clean-fid's per-mode feature model on the pytorch-fid network: [N,3,H,W] in [0,255] -> [N,2048]."""
+    """clean-fid's per-mode feature model on the pytorch-fid network: [N,3,H,W] in [0,255] -> [N,2048] (or logits)."""
 
     def __init__(self, net: torch.nn.Module, mode: str) -> None:
         super().__init__()
@@ -261,10 +276,6 @@ class InceptionFeatures(torch.nn.Module):
                 raise BadInput(f"FID Inception input is {tuple(x.shape[-2:])}, expected 299x299 for --mode {self.mode}")
             x = (x - 128) / 128
         return self.net(x)
-
-
-def _load_inception(mode: str, path: Path, device: torch.device) -> Callable[[torch.Tensor], Any]:
-    return InceptionFeatures(load_fid_inception(path, device), mode).to(device).eval()
 
 
 def _identity(path: Path) -> str:

@@ -54,8 +54,9 @@ def nn_label_agreement(emb_a: np.ndarray, labels_a: list[str | None], emb_b: np.
     return hits / len(ib), len(ib)
 
 
-def style_scores(emb_a: np.ndarray, items_a: list[ImageItem], emb_b: np.ndarray, items_b: list[ImageItem]) -> StyleScores:
-    agreement, n = nn_label_agreement(emb_a, [it.label for it in items_a], emb_b, [it.label for it in items_b])
+def style_scores(emb_a: np.ndarray, labels_a: list[str | None], emb_b: np.ndarray, labels_b: list[str | None]) -> StyleScores:
+    """Style scores of embeddings A vs B; labels (class folders, None for unlabelled) feed nn-label agreement."""
+    agreement, n = nn_label_agreement(emb_a, labels_a, emb_b, labels_b)
     return StyleScores(mean_cross_cosine(emb_a, emb_b), frechet_distance_features(l2_normalise(emb_a), l2_normalise(emb_b)), agreement, n)
 
 

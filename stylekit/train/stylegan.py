@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import math
 import resource
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +46,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar": dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
 }
 CFG_NAMES = ("auto", *PRESETS)
-METRIC_NAMES = ("fid", "kid", "none")
 GRID_SEEDS = 16
 
 
@@ -75,7 +73,7 @@ class FinetuneConfig:
     snap: int = 50
     tick_kimg: float = 4.0
     ckpt_ticks: int = 1
-    metrics: list[str] = field(default_factory=lambda: ["none"])
+    metrics: list[str] = field(default_factory=lambda: ["none"])  # names from stylekit/metrics/registry.py
     metric_images: int = 1000
     grid_seeds: int = GRID_SEEDS
     device: str = "auto"
@@ -168,9 +166,9 @@ def _check_options(cfg: FinetuneConfig) -> None:
         raise BadInput("--aug fixed needs --p > 0", hint="e.g. --aug fixed --p 0.2, or --aug noaug")
     if cfg.freezed < 0 or cfg.snap < 1 or cfg.tick_kimg <= 0 or cfg.ckpt_ticks < 1 or cfg.metric_images < 2:
         raise BadInput("--freezed must be >= 0, --snap and --ckpt-ticks >= 1, --tick-kimg > 0, --metric-images >= 2")
-    bad = [m for m in cfg.metrics if m not in METRIC_NAMES]
-    if bad:
-        raise BadInput(f"--metrics {','.join(bad)} is unknown", hint="use fid, kid, fid,kid or none")
+    from stylekit.metrics.snapshot import parse_snapshot_metrics
+
+    parse_snapshot_metrics(cfg.metrics, cfg.metric_images)
     if cfg.ada_kimg is not None and cfg.ada_kimg <= 0:
         raise BadInput("--ada-kimg must be positive")
 
@@ -393,48 +391,14 @@ def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, b
     return out
 
 
-def _inception_available(metrics: list[str]) -> bool:
-    wanted = [m for m in metrics if m != "none"]
-    if not wanted:
-        return False
-    try:
-        from stylekit.weights import weights_path
+def _metrics_available(metrics: list[str]) -> bool:
+    from stylekit.metrics.snapshot import missing_weights, parse_snapshot_metrics
 
-        weights_path("inception-fid")
-        return True
-    except MissingResource as exc:
-        get_console().warn(
-            f"--metrics {','.join(wanted)} skipped: the Inception weights are missing ({exc.message}); "
-            "fetch them with `stylekit download inception-fid` and rerun"
-        )
-        return False
-
-
-def _compute_metrics(G: Generator, cfg: FinetuneConfig, run_path: Path, device: torch.device) -> dict[str, float]:
-    """FID/KID of `metric_images` G_ema samples against DATA (clean-fid pipeline, feature cache)."""
-    from stylekit.io.atomic import save_image_atomic
-    from stylekit.metrics.score import ScoreConfig, score_sets
-
-    folder = run_path / ".metric-fakes"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    try:
-        gen = torch.Generator().manual_seed(123456789)
-        done = 0
-        with torch.no_grad():
-            while done < cfg.metric_images:
-                n = min(16, cfg.metric_images - done)
-                z = torch.randn(n, G.z_dim, generator=gen).to(device)
-                img = ((G(z, None, noise_mode="const").clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-                for k in range(n):
-                    save_image_atomic(folder / f"{done + k:06d}.png", Image.fromarray(img[k].permute(1, 2, 0).numpy()))
-                done += n
-        wanted = [m for m in cfg.metrics if m != "none"]
-        report = score_sets(ScoreConfig(a=str(folder), b=cfg.data, metrics=wanted, device=str(device),
-                                        kid_subset_size=min(1000, cfg.metric_images, 1000)))
-        return {m: float(report.metrics[m]["value"]) for m in wanted if m in report.metrics}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    specs = parse_snapshot_metrics(metrics)
+    why = missing_weights(specs) if specs else None
+    if why is not None:
+        get_console().warn(f"--metrics {','.join(s.name for s in specs)} skipped: {why}")
+    return bool(specs) and why is None
 
 
 # ----------------------------------------------------------------------------------- training
@@ -510,7 +474,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     pl_per_rank = max(per_rank // 2, 1)
     total_nimg = int(round(hp["kimg"] * 1000))
     tick_nimg = int(round(cfg.tick_kimg * 1000))
-    metrics_on = _inception_available(cfg.metrics) if dist.is_main else False
+    metrics_on = _metrics_available(cfg.metrics) if dist.is_main else False
     metrics_on = broadcast_object(metrics_on, dist)
 
     run_config = {k: v for k, v in asdict(cfg).items() if k not in ("fresh", "device", "workers", "out")}
@@ -644,8 +608,10 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
                             if metrics_on:
-                                ema.module.eval()
-                                values.update(_compute_metrics(ema.module, cfg, run_dir.path, device))
+                                from stylekit.metrics.snapshot import parse_snapshot_metrics, snapshot_metrics
+
+                                values.update(snapshot_metrics(ema.module.eval(), parse_snapshot_metrics(cfg.metrics), cfg.data, run_dir,
+                                                               name, device, cfg.metric_images, dist.world_size))
                         barrier(dist)
                     runner.log_metrics(cur_nimg, **values)
                     last_metrics = values
