@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.home import stylekit_home
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
 _HF_CLIP_B32 = "https://huggingface.co/timm/vit_base_patch32_clip_224.openai"
@@ -175,14 +176,8 @@ def offline() -> bool:
     return _truthy(os.environ.get("STYLEKIT_OFFLINE"))
 
 
-def cache_dir() -> Path:
-    """$STYLEKIT_HOME, else ~/.cache/stylekit."""
-    home = os.environ.get("STYLEKIT_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "stylekit"
-
-
 def weights_dir() -> Path:
-    return cache_dir() / "weights"
+    return stylekit_home() / "weights"
 
 
 def registry_names() -> list[str]:

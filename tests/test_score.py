@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekit.data.imageset import open_image_set
 from stylekit.metrics import score as score_mod
-from stylekit.metrics.features import EmbedderExtractor, extract_features, open_image_set
+from stylekit.metrics.features import EmbedderExtractor, extract_features
 from stylekit.metrics.fid import InceptionExtractor
 from stylekit.metrics.score import ScoreConfig, score_sets
 
@@ -98,7 +99,7 @@ class CountingExtractor:
     cleanfid_decode = False
 
     def __init__(self) -> None:
-        from stylekit.metrics.features import SquareResize
+        from stylekit.data.imageset import SquareResize
 
         self.preprocess = SquareResize(16)
         self.seen = 0

@@ -15,6 +15,7 @@ import pytest
 from stylekit import weights
 from stylekit.data.http import ChecksumMismatch, HttpStatusError, fetch_url, part_path
 from stylekit.errors import EXIT_MISSING, BadInput, MissingResource
+from stylekit.home import stylekit_home
 
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
@@ -162,12 +163,12 @@ def test_weights_module_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_cache_dir_follows_stylekit_home(monkeypatch, tmp_path):
+def test_home_follows_stylekit_home(monkeypatch, tmp_path):
     monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path / "h"))
-    assert weights.cache_dir() == tmp_path / "h"
+    assert stylekit_home() == tmp_path / "h"
     assert weights.weights_dir() == tmp_path / "h" / "weights"
     monkeypatch.delenv("STYLEKIT_HOME")
-    assert weights.cache_dir() == Path.home() / ".cache" / "stylekit"
+    assert stylekit_home() == Path.home() / ".cache" / "stylekit"
 
 
 # --- weights_path ---------------------------------------------------------------------------------

@@ -16,17 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylekit.data.imageset import ImageSet, open_image_set
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.console import get_console
 from stylekit.metrics.features import (
     EmbedderExtractor,
     FeatureExtractor,
     FeatureResult,
-    ImageSet,
     clip_extractor,
     extract_features,
     file_identity,
-    open_image_set,
 )
 
 METRICS = ("fid", "kid", "clip-fid", "cmmd", "style", "gram")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stylekit.metrics.features import ImageItem
+from stylekit.data.imageset import ImageItem
 from stylekit.metrics.frechet import frechet_distance_features
 from stylekit.metrics.mmd import l2_normalise
 

@@ -190,7 +190,7 @@ class StyleGANImages(Dataset):
     """
 
     def __init__(self, source: str, resolution: int, mirror: bool = False) -> None:
-        from stylekit.metrics.features import open_image_set
+        from stylekit.data.imageset import open_image_set
 
         self.source = source
         self.resolution = resolution
@@ -236,7 +236,7 @@ class StyleGANImages(Dataset):
         return len(self.items) * (2 if self.mirror else 1)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from stylekit.metrics.features import decode_item
+        from stylekit.data.imageset import decode_item
 
         n = len(self.items)
         img = decode_item(self.items[index % n])
@@ -463,7 +463,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         resolution = nets.G.img_resolution
         hp = resolve_hparams(cfg, resolution, dist.world_size, True)
     else:
-        from stylekit.metrics.features import open_image_set
+        from stylekit.data.imageset import open_image_set
 
         items = open_image_set(cfg.data).items
         if not items:
@@ -669,7 +669,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
 
 
 def _first_size(item: Any) -> int:
-    from stylekit.metrics.features import decode_item
+    from stylekit.data.imageset import decode_item
 
     w, h = decode_item(item).size
     if w != h or w < 4 or w & (w - 1):
