@@ -20,7 +20,6 @@ number of workers or torchrun processes.
 from __future__ import annotations
 
 import csv
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stylekit.data.images import list_images, load_rgb, pil_to_tensor
+from stylekit.data.split import split_groups
 from stylekit.errors import BadInput
 
 Direction = Literal["AtoB", "BtoA"]
@@ -167,16 +167,14 @@ def discover_pairs(root: str | Path) -> tuple[list[Pair], str]:
 
 def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """(train, val). A split from the manifest/folders wins; else whole groups (compositions) are
-    held out, seeded, so validation images have compositions never seen in training."""
+    held out by `data.split.split_groups`, so validation images have compositions never seen in training."""
     if any(p.split for p in pairs):
         return [p for p in pairs if p.split in (None, "train")], [p for p in pairs if p.split == "val"]
     if not 0 <= val_fraction < 1:
         raise BadInput(f"--val-fraction {val_fraction} must be in [0, 1)")
-    groups = sorted({p.group for p in pairs})
-    n_val = min(len(groups) - 1, math.ceil(len(groups) * val_fraction)) if val_fraction > 0 else 0
-    order = np.random.default_rng([seed, 7]).permutation(len(groups))
-    held = {groups[i] for i in order[:n_val]}
-    return [p for p in pairs if p.group not in held], [p for p in pairs if p.group in held]
+    names = split_groups([p.group for p in pairs], (1 - val_fraction, val_fraction), seed)
+    return ([p for p, s in zip(pairs, names, strict=True) if s == "train"],
+            [p for p, s in zip(pairs, names, strict=True) if s == "val"])
 
 
 class RefSampler:
