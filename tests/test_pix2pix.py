@@ -259,6 +259,29 @@ def test_odd_width_aligned_exit_2(tmp_path):
     assert res.exit_code == 2 and "odd.png" in res.output and "odd width" in res.output
 
 
+def test_square_single_images_need_evidence_of_pairing(tmp_path, toy):
+    """A classifier's prepared folder (square single images) is not read as A|B halves without --layout aligned."""
+    from stylekit.data.prepare import PrepareConfig, prepare
+
+    prepared = tmp_path / "prepared"
+    prepare(PrepareConfig(src=toy, out=prepared, exclude=("content",)))
+    res = _cli(["train-pix2pix", str(prepared), "--out", str(tmp_path / "r"), *TINY])
+    assert res.exit_code == 2, res.output
+    assert str(prepared) in res.output and "--layout aligned" in res.output and "--format pairs" in res.output
+    assert not (tmp_path / "r").exists()
+    data = build_pair_data(prepared, 32, refs=0, seed=0, layout="aligned")  # asked for explicitly: accepted
+    assert data.fmt == "aligned" and data.n_pairs == 24
+
+
+def test_prepare_pairs_output_is_detected_as_aligned(tmp_path, toy):
+    from stylekit.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path / "pairs"
+    prepare(PrepareConfig(src=toy / "content", out=out, format="pairs", pair_with=toy, exclude=("content",)))
+    pairs, fmt = discover_pairs(out)
+    assert fmt == "aligned" and len(pairs) == 24
+
+
 def test_style_with_too_few_references_says_how_many(tmp_path):
     data = tmp_path / "few"
     generate_toy_styles(data, size=32, per_style=4, styles=2, seed=0)

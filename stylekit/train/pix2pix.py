@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylekit.data.pairs import PairData, PairDataset, build_pair_data
+from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data
 from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
-from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode, unet_depth
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -57,6 +57,7 @@ class Pix2PixConfig:
     refs: int = 5
     size: int = 256
     direction: str = "AtoB"
+    layout: str = "auto"  # auto | toy-styles | folders | aligned (data.pairs.LAYOUTS)
     epochs: int = 100
     epochs_decay: int = 100
     batch: int = 1
@@ -132,6 +133,9 @@ def check_config(cfg: Pix2PixConfig) -> None:
         raise BadInput(f"unknown --ref-encoder '{cfg.ref_encoder}'", hint="use small-cnn or vgg19")
     if cfg.direction not in ("AtoB", "BtoA"):
         raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
+    if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
+        raise BadInput(f"unknown --layout '{cfg.layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
+    unet_depth(cfg.size)
     if cfg.epochs < 0 or cfg.epochs_decay < 0 or cfg.epochs + cfg.epochs_decay < 1:
         raise BadInput(f"--epochs {cfg.epochs} --epochs-decay {cfg.epochs_decay}: need at least one epoch in total")
     for name in ("lr", "lambda_l1", "lambda_vgg"):
@@ -334,7 +338,7 @@ def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     try:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None)
+                               cfg.ref_size or None, cfg.layout)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
     finally:
