@@ -175,20 +175,26 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     after = load_file(str(out / "generator.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before if "running_" not in k and "num_batches" not in k)
 
-    from stylekit.transfer.pix2pix import stylize_pix2pix
+    from stylekit.transfer import TransferConfig, run_transfer
+
+    def stylize(content, styles, dest):
+        return run_transfer(TransferConfig(content, list(styles), dest, method="pix2pix", model=out, device="cpu"))
 
     styles = sorted((toy / "pop").glob("*.png"))[:3]
-    rep = stylize_pix2pix(out, toy / "content", styles, tmp_path / "styled", device="cpu")
+    rep = stylize(toy / "content", styles, tmp_path / "styled")
     assert rep.done == 8 and rep.method == "pix2pix"
     assert Image.open(tmp_path / "styled" / "00000.png").size == (32, 32)
     rep2 = _cli(["transfer", str(toy / "content"), *map(str, styles), "--method", "pix2pix", "--model", str(out),
                  "--out", str(tmp_path / "styled"), "--device", "cpu", "--json"])  # the CLI route
     assert rep2.exit_code == 0, rep2.output
     doc2 = json.loads(rep2.stdout)
-    assert doc2["done"] == 0 and doc2["skipped"] == 8 and doc2["method"] == "pix2pix"  # existing outputs skipped
+    assert doc2["done"] == 0 and doc2["skipped"] == 8 and doc2["method"] == "pix2pix"  # up-to-date outputs skipped
+    other_refs = _cli(["transfer", str(toy / "content"), str(styles[0]), "--method", "pix2pix", "--model", str(out),
+                       "--out", str(tmp_path / "styled"), "--device", "cpu"])  # other references: stale outputs refused
+    assert other_refs.exit_code == 2 and "--fresh" in other_refs.stderr
     no_model = _cli(["transfer", str(toy / "content"), str(styles[0]), "--method", "pix2pix", "--out", str(tmp_path / "x")])
     assert no_model.exit_code == 2 and "--model" in no_model.stderr
-    one = stylize_pix2pix(out, toy / "content" / "00001.png", styles[:1], tmp_path / "one.png", device="cpu")
+    one = stylize(toy / "content" / "00001.png", styles[:1], tmp_path / "one.png")
     assert one.done == 1 and (tmp_path / "one.png").is_file()
 
 
