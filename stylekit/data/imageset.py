@@ -57,6 +57,14 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.items)
 
+    def folder_counts(self) -> dict[str, int]:
+        """Images per top-level folder of the set ("." for images directly in it), in sorted order."""
+        counts: dict[str, int] = {}
+        for item in self.items:
+            key = item.label or "."
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
 
 def open_image_set(source: str | os.PathLike[str]) -> ImageSet:
     """List the images of a folder (recursive), a single image, or a .zip file. BadInput if unusable."""
