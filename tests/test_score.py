@@ -308,6 +308,17 @@ def test_style_ranks_same_style_above_different_style(tiny, sets):
     assert same["nn_label_agreement"] is None
 
 
+def test_single_image_is_a_one_image_set_where_the_metric_allows_it(tiny, sets, tmp_path):
+    a, _, b = sets
+    one = sorted(a.glob("*.png"))[0]
+    style = score_sets(ScoreConfig(a=str(one), b=str(a), metrics=["style"], device="cpu", workers=0)).metrics["style"]
+    other = score_sets(ScoreConfig(a=str(one), b=str(b), metrics=["style"], device="cpu", workers=0)).metrics["style"]
+    assert style["cosine"] > other["cosine"] and style["fd"] is None  # one image has no spread: no Fréchet distance
+    result = _invoke([str(one), str(a), "--metrics", "fid", "--device", "cpu"])
+    assert result.exit_code == 2 and "single image" in result.output and "a folder is expected" in result.output
+    assert "--metrics style" in result.output
+
+
 def test_style_nn_label_agreement_with_class_folders(tiny, tmp_path):
     ref, query = tmp_path / "ref", tmp_path / "query"
     for root, seed in ((ref, 0), (query, 10)):

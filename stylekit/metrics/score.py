@@ -31,6 +31,8 @@ from stylekit.metrics.features import (
 METRICS = ("fid", "kid", "clip-fid", "cmmd", "style", "gram")
 DEFAULT_METRICS = ("fid", "kid", "style")
 STATS_METRICS = ("fid", "kid")  # what a precomputed-statistics B supports
+# Images a set needs per metric: Fréchet/MMD statistics need two; style and gram compare one image with a set.
+MIN_IMAGES = {"fid": 2, "kid": 2, "clip-fid": 2, "cmmd": 2, "style": 1, "gram": 1}
 
 
 GRAM_SIZE = 256  # default image side for VGG Gram inputs
@@ -205,8 +207,8 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     set_a = _SetState(open_image_set(cfg.a))
     set_b = _SetState(open_image_set(cfg.b)) if ref is None else None
     for state in (set_a, set_b):
-        if state is not None and len(state.set) == 0:
-            raise BadInput(f"{state.set.source}: no images found", hint="give a folder (searched recursively) or a .zip of .jpg/.png/.webp/... images")
+        if state is not None:
+            _check_set_size(state.set, metrics)
 
     # Build every model first: missing weights fail before any decoding.
     _built.clear()
@@ -238,8 +240,9 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
                                       description=f"{kind} features {which}")
             state.absorb(result)
             feature_stats.append({"set": which, **result.stats()})
-            if len(result.items) < 2:
-                raise BadInput(f"{state.set.source}: only {len(result.items)} of {len(state.set)} images are readable; need at least 2",
+            need = 1 if kind == "style" else 2
+            if len(result.items) < need:
+                raise BadInput(f"{state.set.source}: only {len(result.items)} of {len(state.set)} images are readable; need at least {need}",
                                hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
             feats[key] = result
         return feats[key]
@@ -302,10 +305,26 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     return report
 
 
+def _check_set_size(image_set: ImageSet, metrics: list[str]) -> None:
+    """A set too small for a requested metric is a usage error before any model loads (exit 2)."""
+    n = len(image_set)
+    if n == 0:
+        raise BadInput(f"{image_set.source}: no images found", hint="give a folder (searched recursively) or a .zip of .jpg/.png/.webp/... images")
+    short = [m for m in metrics if MIN_IMAGES[m] > n]
+    if short:
+        what = "is a single image" if Path(image_set.source).is_file() else f"holds only {n} image"
+        single = ",".join(m for m in metrics if MIN_IMAGES[m] <= 1) or "style,gram"
+        raise BadInput(f"{image_set.source} {what}: {', '.join(short)} compare(s) image sets and need at least "
+                       f"{max(MIN_IMAGES[m] for m in short)} images; a folder is expected",
+                       hint=f"give a folder (or .zip) of images, or --metrics {single} to compare one image with a set")
+
+
 def _small_set_warning(warnings: list[str], what: str, fa: np.ndarray, fb: np.ndarray) -> None:
     dim = fa.shape[1]
     n = min(len(fa), len(fb))
-    if n <= dim:
+    if n < 2:
+        warnings.append(f"{what}: a one-image set has no spread, so it is left out (null); the cosine still compares it")
+    elif n <= dim:
         warnings.append(f"{what}: {n} images per set for {dim}-d features: the covariance is singular, the value is biased; compare only at equal set sizes")
 
 
