@@ -345,6 +345,7 @@ def ensure_weights(
         recorded = read_checksums().get(name)
         expected = spec.sha256 or (None if force else _expected(spec, recorded))
         errors: list[str] = []
+        statuses: list[int] = []  # HTTP statuses among the failures (none: the network did not answer)
         mismatch: DownloadError | None = None
         for url in mirror_urls(spec):
             try:
@@ -352,6 +353,8 @@ def ensure_weights(
                                     retries=retries, backoff=backoff, progress=f"{name}", expected_size=spec.size_bytes)
             except DownloadError as exc:
                 errors.append(exc.message)
+                if exc.status is not None:
+                    statuses.append(exc.status)
                 if exc.reason == "checksum":
                     mismatch = exc
                 get_console().warn(exc.message)
@@ -377,7 +380,16 @@ def ensure_weights(
                 f"({expected[:16]}... in {weights_dir() / CHECKSUMS_FILE}); nothing was kept",
                 hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --force`",
             )
-        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch)
+        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch,
+                              hint=_failed_download_hint(spec, folder, statuses))
+
+
+def _failed_download_hint(spec: WeightSpec, folder: Path, statuses: list[int]) -> str:
+    """What to do when every URL failed; repeating the command that just failed would not help."""
+    why = (f"the server answered HTTP {', '.join(map(str, sorted(set(statuses))))}" if statuses
+           else "the network is unreachable from here")
+    return (f"{why}: set STYLEKIT_MIRROR to a site-local mirror that holds {spec.filename}, or fetch it where the "
+            f"network works and copy it into {folder}, or pass a local weights file instead of the name '{spec.name}'")
 
 
 def download_weights(name: str, force: bool = False, dest_dir: str | os.PathLike[str] | None = None) -> Path:

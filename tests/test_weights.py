@@ -307,6 +307,21 @@ def test_all_mirrors_failing_is_exit_3_with_fetch_command(monkeypatch, server, o
     with pytest.raises(MissingResource) as err:
         weights.ensure_weights(spec.name, retries=0)
     assert "HTTP 404" in err.value.message and err.value.fetch_command == "stylekit download fake-net"
+    assert "STYLEKIT_MIRROR" in err.value.hint and "local weights file" in err.value.hint
+    assert "run: stylekit download" not in err.value.hint  # repeating the failing command would not help
+
+
+def test_unreachable_network_hint_names_the_mirror_variable_and_local_files(monkeypatch, server, online):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/fake.bin"
+    spec = _fake_spec(monkeypatch, server, b"x", urls=[dead])
+    with pytest.raises(MissingResource) as err:
+        weights.ensure_weights(spec.name, retries=0)
+    assert err.value.exit_code == 3 and "network is unreachable" in err.value.hint
+    assert "STYLEKIT_MIRROR" in err.value.hint and str(weights.weights_dir()) in err.value.hint
 
 
 def test_recorded_checksum_guards_later_downloads_and_force_retrusts(monkeypatch, server, online):
