@@ -317,6 +317,8 @@ def test_single_image_is_a_one_image_set_where_the_metric_allows_it(tiny, sets, 
     result = _invoke([str(one), str(a), "--metrics", "fid", "--device", "cpu"])
     assert result.exit_code == 2 and "single image" in result.output and "a folder is expected" in result.output
     assert "--metrics style" in result.output
+    result = _invoke([str(a), str(b), "--metrics", "style", "--out", f"{tmp_path / 'reports'}/"])
+    assert result.exit_code == 2 and "is a folder" in result.output and not (tmp_path / "reports").exists()
 
 
 def test_style_nn_label_agreement_with_class_folders(tiny, tmp_path):

@@ -83,6 +83,11 @@ def test_bad_network_files_exit_2(tmp_path):
     assert res.exit_code == 2 and "refused" in res.output
     res = invoke("generate", "--network", tmp_path / "nope.pkl", "--seeds", "0", "--out", tmp_path / "o")
     assert res.exit_code == 2
+    classifier_run = tmp_path / "runs" / "style"
+    classifier_run.mkdir(parents=True)
+    (classifier_run / "style_model.safetensors").write_bytes(b"{}")
+    res = invoke("generate", "--network", classifier_run, "--seeds", "0", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "is a train-classifier run" in res.output and "--style-model" in res.output
 
 
 def test_mix_grid_and_pairs(nets, tmp_path):
@@ -139,6 +144,10 @@ def test_blend_layers_writes_loadable_network_and_preview(nets, tmp_path):
     assert res.exit_code == 2 and "synthesis.b32" in res.output
     res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--out", tmp_path / "x.pkl")
     assert res.exit_code == 2
+    res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--out", f"{tmp_path / 'newdir'}/",
+                 "--preview-seeds", "")  # a trailing slash names a folder
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "newdir" / "blended.safetensors").is_file()
 
 
 def test_installed_stylekit_generate_subprocess(nets, tmp_path):

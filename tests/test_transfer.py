@@ -79,7 +79,11 @@ def test_output_size_type_and_report(assets, tmp_path):
     assert "L-BFGS iteration" in doc["step_unit"] and doc["run"]["precision"] == "fp32"
     # an existing folder as --out gets <stem>.png
     res = fast_run(assets, tmp_path, "--optimizer", "adam")
-    assert res.exit_code == 0, res.output and (tmp_path / "content.png").is_file()
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "content.png").is_file()
+    res = fast_run(assets, f"{tmp_path / 'newdir'}/", "--optimizer", "adam")  # a trailing slash names a new folder
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "newdir" / "content.png").is_file()
 
 
 def test_seed_determinism(assets, tmp_path):

@@ -1,6 +1,5 @@
 """`stylekit score A B`: FID, KID, CLIP-FID, CMMD, style similarity and Gram distance between image sets."""
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -88,7 +87,7 @@ def register(app: typer.Typer) -> None:
         a: Annotated[str, typer.Argument(help="Image set A: folder or .zip.", show_default=False)],
         b: Annotated[str, typer.Argument(help="Image set B: folder, .zip, or stats:NAME/RES/SPLIT (SPLIT optional).", show_default=False)],
         metrics: Annotated[str, typer.Option("--metrics", help="Comma list of fid,kid,clip-fid,cmmd,style,gram.")] = "fid,kid,style",
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the JSON report to this file.")] = None,
+        out: Annotated[str | None, typer.Option("--out", "-o", help="Also write the JSON report to this file.")] = None,
         mode: Annotated[str, typer.Option("--mode", help="clean-fid mode for fid/kid: clean, legacy_pytorch, legacy_tensorflow.")] = "clean",
         clip_model: Annotated[str, typer.Option("--clip-model", help="open_clip architecture name, or a local open_clip model folder.")] = "ViT-B-32",
         clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="CLIP weights file (default: registry clip-vit-b-32 for ViT-B-32).")] = None,

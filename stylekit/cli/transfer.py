@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     def transfer(
         content: Annotated[Path, typer.Argument(help="Content image, or a folder of images (batch mode).", show_default=False)],
         style: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png/.jpg/...) or folder; a folder in batch mode.", show_default=False)],
+        out: Annotated[str, typer.Option("--out", "-o", help="Output image (.png/.jpg/...) or folder (an existing one, or ending in /); a folder in batch mode.", show_default=False)],
         method: Annotated[str, typer.Option(help="Transfer method: gatys | pix2pix (a train-pix2pix model; STYLE images are its references).")] = "gatys",
         model: Annotated[Path | None, typer.Option(help="--method pix2pix: a train-pix2pix run directory (or its generator.safetensors).", show_default=False)] = None,
         arch: Annotated[str, typer.Option(help="VGG architecture: vgg19 | vgg16.")] = "vgg19",

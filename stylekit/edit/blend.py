@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylekit.errors import BadInput
+from stylekit.io.outpath import names_folder
 from stylekit.nets.stylegan2.networks import Generator
 
+BLENDED_FILE = "blended.safetensors"
 _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
 
 
@@ -29,7 +31,7 @@ _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
 class BlendConfig:
     base: str
     finetuned: str
-    out: Path
+    out: Path | str  # a .safetensors file, or a folder (existing, or ending in /) that gets BLENDED_FILE
     swap_res: int = 32
     blend_width: float | None = None
     structure: str = "finetuned"
@@ -125,7 +127,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
         raise BadInput(f"bad --structure '{cfg.structure}'", hint="use base or finetuned")
     if cfg.blend_width is not None and not (math.isfinite(cfg.blend_width) and cfg.blend_width > 0):
         raise BadInput(f"--blend-width must be a positive number, got {cfg.blend_width}", hint="omit it for a hard swap")
-    out = Path(cfg.out)
+    out = Path(cfg.out) / BLENDED_FILE if names_folder(cfg.out) else Path(cfg.out)
     if out.suffix != ".safetensors":
         raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")
     device = resolve_device(cfg.device)

@@ -197,9 +197,10 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     if cfg.batch < 1 or cfg.workers < 0 or (cfg.size is not None and cfg.size < 32):
         raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
     if cfg.out:  # fail before the work, not after it
+        from stylekit.io.outpath import names_folder
         from stylekit.io.rundir import ensure_writable_dir
 
-        if Path(cfg.out).is_dir():
+        if names_folder(cfg.out):
             raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
         ensure_writable_dir(Path(cfg.out).parent)
     device = resolve_device(cfg.device)

@@ -35,7 +35,7 @@ class TransferConfig:
 
     content: Path
     styles: list[Path]
-    out: Path
+    out: Path | str  # text keeps a trailing "/" (`--out styled/` names a folder; io/outpath.py)
     method: str = "gatys"
     arch: str = "vgg19"
     content_layers: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_LAYERS))

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from stylekit.data.images import IMAGE_EXTENSIONS, list_images
 from stylekit.errors import BadInput, StylekitError
 from stylekit.io.console import get_console
+from stylekit.io.outpath import names_folder
 from stylekit.io.recipe import OutputRecord, file_digest, plan_outputs, recipe_digest
 from stylekit.io.rundir import ensure_writable_dir
 from stylekit.transfer.config import STEP_UNIT, TransferConfig
@@ -126,8 +127,9 @@ def _check_inputs(cfg: TransferConfig) -> None:
     METHODS[cfg.method].check(cfg)
 
 
-def output_paths(content: Path, out: Path) -> tuple[bool, list[tuple[Path, Path]]]:
+def output_paths(content: Path, out_arg: str | Path) -> tuple[bool, list[tuple[Path, Path]]]:
     """(batch?, [(content image, output path)]) for CONTENT and --out, validating --out."""
+    out = Path(out_arg)
     if content.is_dir():
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} is a file but CONTENT {content} is a folder", hint="give a folder for --out")
@@ -147,7 +149,7 @@ def output_paths(content: Path, out: Path) -> tuple[bool, list[tuple[Path, Path]
             name = rel.with_suffix(".png") if stems[rel.with_suffix("")] == 1 else rel.with_name(rel.name + ".png")
             jobs.append((path, out / name))
         return True, jobs
-    if out.is_dir() or str(out).endswith(("/", "\\")):
+    if names_folder(out_arg):
         return False, [(content, out / f"{content.stem}.png")]
     if out.suffix.lower() not in OUTPUT_EXTENSIONS:
         raise BadInput(f"--out {out} has no image extension", hint="use e.g. out.png (PNG keeps colours exact), or a folder")
@@ -160,7 +162,7 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     _check_inputs(cfg)
     method = METHODS[cfg.method]
     content, out = Path(cfg.content), Path(cfg.out)
-    batch, jobs = output_paths(content, out)
+    batch, jobs = output_paths(content, cfg.out)
     ensure_writable_dir(out if batch else jobs[0][1].parent)
     report = TransferReport(method=cfg.method, batch=batch, step_unit=method.step_unit, config=cfg.to_dict())
     start = time.perf_counter()
