@@ -5,6 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -156,7 +157,9 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
                  "samples/epoch-0001.png", "samples/epoch-0002.png"):
         assert (out / name).is_file(), name
     grid = Image.open(out / "samples" / "epoch-0002.png")
-    assert grid.size[0] > 5 * 32  # A | 2 refs | fake | real
+    assert grid.size[0] > 5 * 128 and grid.size[1] > 2 * 128  # structure | 2 refs | output | target, 32 px shown at 128
+    header = np.asarray(grid.convert("L"))[:12]
+    assert (header < 128).sum() > 50  # the column headers are drawn above the cells
     epochs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"epoch"' in x]
     ep = [r for r in epochs if r.get("kind") == "epoch"]
     assert [r["epoch"] for r in ep] == [1, 2] and all("val_l1_wrong_refs" in r for r in ep)

@@ -139,7 +139,8 @@ def test_blend_layers_writes_loadable_network_and_preview(nets, tmp_path):
     assert doc["structure"] == "finetuned" and 0 < doc["weights"]["b16.conv0"] < 1
     net = load_network(out)
     assert net.generator.img_resolution == 32 and net.extra["blend"]["swap_res"] == 16
-    assert Image.open(tmp_path / "toonify.preview.png").size[0] > 3 * 32
+    with Image.open(tmp_path / "toonify.preview.png") as preview:  # base | fine-tuned | blended, 32 px shown at 128
+        assert preview.size[0] > 3 * 128 and preview.size[1] > 3 * 128
     res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["small"], "--out", tmp_path / "x.safetensors")
     assert res.exit_code == 2 and "synthesis.b32" in res.output
     res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--out", tmp_path / "x.pkl")

@@ -117,7 +117,7 @@ def blend_generators(
 
 def run_blend(cfg: BlendConfig) -> BlendResult:
     """Blend, save a loadable .safetensors network and a preview grid (base | finetuned | blended)."""
-    from stylekit.data.images import save_grid
+    from stylekit.data.grid import save_labelled_grid
     from stylekit.device import resolve_device
     from stylekit.edit.generate import map_seeds, synthesize, to_unit
     from stylekit.nets.stylegan2.load import load_network, save_network
@@ -141,10 +141,9 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     save_network(out, G=blended, extra=extra)
     preview = None
     if cfg.preview_seeds:
-        tiles = []
-        rows = [to_unit(synthesize(g, map_seeds(g, cfg.preview_seeds, cfg.trunc), "const")) for g in (base, fine, blended)]
-        for i in range(len(cfg.preview_seeds)):
-            tiles += [rows[0][i], rows[1][i], rows[2][i]]
-        preview = str(save_grid(tiles, out.with_suffix(".preview.png"), nrow=3))
+        images = [to_unit(synthesize(g, map_seeds(g, cfg.preview_seeds, cfg.trunc), "const")) for g in (base, fine, blended)]
+        rows = [[images[0][i], images[1][i], images[2][i]] for i in range(len(cfg.preview_seeds))]
+        preview = str(save_labelled_grid(out.with_suffix(".preview.png"), rows, ["base", "fine-tuned", "blended"],
+                                         [f"seed {s}" for s in cfg.preview_seeds]))
     return BlendResult(out=str(out), preview=preview, swap_res=cfg.swap_res, blend_width=cfg.blend_width,
                        structure=cfg.structure, weights=layers, seconds=round(time.monotonic() - start, 3))

@@ -231,11 +231,10 @@ def evaluate(g: RefUNet, val: PairDataset, dist: DistInfo, limit: int, amp: bool
 
 @torch.no_grad()
 def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, amp: bool, path: Path) -> None:
-    """One row per item: A | refs... | fake B | real B (all at the output size)."""
-    from stylekit.data.images import save_grid
+    """One row per item, under column headers: structure | ref 1..K | output | target (all at the output size)."""
+    from stylekit.data.grid import save_labelled_grid
 
-    tiles: list[torch.Tensor] = []
-    ncol = 3
+    rows: list[list[torch.Tensor]] = []
     with inference_mode(g):
         for item in items:
             a = item["a"][None].to(device)
@@ -248,9 +247,10 @@ def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, a
                 row += [F.interpolate(r[None], size=(size, size), mode="bilinear", align_corners=False)[0].cpu()
                         for r in item["refs"]]
             row += [(fake[0].float().cpu() + 1) / 2, (item["b"] + 1) / 2]
-            ncol = len(row)
-            tiles.extend(row)
-    save_grid(tiles, path, nrow=ncol)
+            rows.append(row)
+    n_refs = len(rows[0]) - 3 if rows else 0
+    columns = ["structure", *(f"ref {k + 1}" for k in range(n_refs)), "output", "target"]
+    save_labelled_grid(path, rows, columns)
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
