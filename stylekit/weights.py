@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.home import stylekit_home
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
 _HF_CLIP_B32 = "https://huggingface.co/timm/vit_base_patch32_clip_224.openai"
@@ -190,14 +191,8 @@ def offline() -> bool:
     return _truthy(os.environ.get("STYLEKIT_OFFLINE"))
 
 
-def cache_dir() -> Path:
-    """$STYLEKIT_HOME, else ~/.cache/stylekit."""
-    home = os.environ.get("STYLEKIT_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "stylekit"
-
-
 def weights_dir() -> Path:
-    return cache_dir() / "weights"
+    return stylekit_home() / "weights"
 
 
 def registry_names() -> list[str]:
@@ -365,6 +360,7 @@ def ensure_weights(
         recorded = read_checksums().get(name)
         expected = spec.sha256 or (None if force else _expected(spec, recorded))
         errors: list[str] = []
+        statuses: list[int] = []  # HTTP statuses among the failures (none: the network did not answer)
         mismatch: DownloadError | None = None
         for url in mirror_urls(spec):
             try:
@@ -372,6 +368,8 @@ def ensure_weights(
                                     retries=retries, backoff=backoff, progress=f"{name}", expected_size=spec.size_bytes)
             except DownloadError as exc:
                 errors.append(exc.message)
+                if exc.status is not None:
+                    statuses.append(exc.status)
                 if exc.reason == "checksum":
                     mismatch = exc
                 get_console().warn(exc.message)
@@ -397,7 +395,16 @@ def ensure_weights(
                 f"({expected[:16]}... in {weights_dir() / CHECKSUMS_FILE}); nothing was kept",
                 hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --force`",
             )
-        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch)
+        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch,
+                              hint=_failed_download_hint(spec, folder, statuses))
+
+
+def _failed_download_hint(spec: WeightSpec, folder: Path, statuses: list[int]) -> str:
+    """What to do when every URL failed; repeating the command that just failed would not help."""
+    why = (f"the server answered HTTP {', '.join(map(str, sorted(set(statuses))))}" if statuses
+           else "the network is unreachable from here")
+    return (f"{why}: set STYLEKIT_MIRROR to a site-local mirror that holds {spec.filename}, or fetch it where the "
+            f"network works and copy it into {folder}, or pass a local weights file instead of the name '{spec.name}'")
 
 
 def download_weights(name: str, force: bool = False, dest_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
@@ -172,6 +173,8 @@ def test_cli_end_to_end_outputs(trained, toy, tmp_path):
     for name in ("config.json", "metrics.jsonl", "test_metrics.json", "per_class_accuracy.json", "per_class_accuracy.csv",
                  "confusion_matrix.png", "curves.png", "neighbours.png", "style_model.json", "style_model.safetensors"):
         assert (out / name).is_file(), name
+    with Image.open(out / "neighbours.png") as sheet:  # one labelled row per style, cells at least 128 px
+        assert sheet.size[1] >= 3 * 128 and sheet.size[0] >= 6 * 128
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     for key in ("train_loss", "train_ce", "train_supcon", "val_top1", "val_top5", "val_macro_f1", "val_map@10", "val_recall@1"):

@@ -116,7 +116,7 @@ def test_cli_outputs_load_and_rerun_is_noop(setup, tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["kimg"] == 0.008 and doc["images"] == 40 and doc["ticks"] == 2
+    assert doc["kimg"] == 0.008 and doc["images"] == 40 and doc["ticks"] == 2 and doc["folders"] == {".": 20}
     assert (out / "network-final.safetensors").exists() and (out / "network-snapshot-000000.004.safetensors").exists()
     assert (out / "samples" / "reals.png").exists() and (out / "samples" / "fakes-000000.008.png").exists()
     net = load_network(out / "network-final.safetensors")
@@ -132,12 +132,29 @@ def test_bad_inputs(setup, tmp_path):
     generate_toy_styles(wrong, size=48, per_style=4, styles=1)
     res = CliRunner().invoke(app, ["finetune-stylegan", str(wrong / "pop"), "--resume", str(src), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "48x48" in res.output and "stylekit prepare" in res.output and "--size 32" in res.output
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(data.parent), "--resume", str(src), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "toy-styles folder" in res.output and "content/" in res.output
+    assert str(data) in res.output and not (tmp_path / "o").exists()  # the fix names one style folder
     res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", "ffhq-256", "--out", str(tmp_path / "o2")])
     assert res.exit_code == 3 and "stylekit download ffhq-256" in res.output
     for extra in (["--augpipe", "xyz"], ["--freezed", "99"], ["--aug", "fixed"], ["--batch", "64"]):
         res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", str(src), "--out", str(tmp_path / "o3"),
                                        "--device", "cpu", *extra])
         assert res.exit_code == 2, (extra, res.output)
+
+
+def test_several_folders_are_counted(setup, tmp_path):
+    import shutil
+
+    from stylekit.train.stylegan import StyleGANImages
+
+    data, _ = setup
+    mixed = tmp_path / "mixed"
+    for name, n in (("a", 3), ("b", 5)):
+        (mixed / name).mkdir(parents=True)
+        for img in sorted(data.glob("*.png"))[:n]:
+            shutil.copy(img, mixed / name / img.name)
+    assert StyleGANImages(str(mixed), RES).folders == {"a": 3, "b": 5}
 
 
 class _TinyInception(torch.nn.Module):

@@ -21,7 +21,6 @@ from stylekit.data.prepare import (
     apply_transform,
     parse_split,
     prepare,
-    stratified_split,
 )
 from stylekit.data.toy import generate_toy_styles
 from stylekit.errors import BadInput, Busy
@@ -145,16 +144,6 @@ def test_crop_modes():
 def test_bad_split_string(text):
     with pytest.raises(BadInput, match="--split"):
         parse_split(text)
-
-
-def test_stratified_split_is_exact_seeded_and_stratified():
-    labels = ["a"] * 10 + ["b"] * 3 + ["c"] * 1
-    s1 = stratified_split(labels, (0.8, 0.1, 0.1), seed=0)
-    assert Counter(zip(labels, s1, strict=True)) == {("a", "train"): 8, ("a", "val"): 1, ("a", "test"): 1,
-                                                     ("b", "train"): 3, ("c", "train"): 1}
-    assert s1 == stratified_split(labels, (0.8, 0.1, 0.1), seed=0)
-    assert len({tuple(stratified_split(labels, (0.8, 0.1, 0.1), seed=k)) for k in range(5)}) > 1
-    assert Counter(stratified_split(["x"] * 7, (0.5, 0.5), seed=0)) == {"train": 4, "val": 3}
 
 
 # ------------------------------------------------------------------------------------------- formats

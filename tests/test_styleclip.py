@@ -127,6 +127,13 @@ def test_bad_inputs(tmp_path, clip_dir):
     np.savez(wrong, w=np.zeros((1, 3, 7), np.float32))
     res = _run([*base, "--latent", str(wrong), "--prompt", "x", "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "[1, 3, 7]" in res.output and "[N, 8, 32]" in res.output
+    picture, array = tmp_path / "face.png", tmp_path / "w.npy"
+    Image.new("RGB", (8, 8)).save(picture)
+    np.save(array, np.zeros((1, 32), np.float32))
+    for path, kind in ((picture, "a PNG image"), (array, "a single .npy array")):
+        res = _run([*base, "--latent", str(path), "--prompt", "x", "--out", str(tmp_path / "b")])
+        assert res.exit_code == 2 and f"is {kind}: not a latent file" in res.output and "invert" in res.output
+        assert "pickle" not in res.output.lower()
     res = _run([*base, "--latent", str(wrong), "--seed", "1", "--prompt", "x", "--out", str(tmp_path / "c")])
     assert res.exit_code == 2
     res = _run([*base, "--prompt", "x", "--out", str(tmp_path / "d")])

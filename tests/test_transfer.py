@@ -18,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.errors import BadInput
 from stylekit.transfer import TransferConfig, run_transfer
 from stylekit.transfer.colour import chroma_planes
 from stylekit.transfer.losses import content_cosine, content_mse
@@ -78,7 +79,11 @@ def test_output_size_type_and_report(assets, tmp_path):
     assert "L-BFGS iteration" in doc["step_unit"] and doc["run"]["precision"] == "fp32"
     # an existing folder as --out gets <stem>.png
     res = fast_run(assets, tmp_path, "--optimizer", "adam")
-    assert res.exit_code == 0, res.output and (tmp_path / "content.png").is_file()
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "content.png").is_file()
+    res = fast_run(assets, f"{tmp_path / 'newdir'}/", "--optimizer", "adam")  # a trailing slash names a new folder
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "newdir" / "content.png").is_file()
 
 
 def test_seed_determinism(assets, tmp_path):
@@ -135,11 +140,14 @@ def test_folder_batch_skips_existing_and_reports_failures(assets, tmp_path):
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (out / "deep" / "alpha.png").write_bytes(b"existing")
     res = cli([src, assets["style"], "--out", out, "--weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
+    assert res.exit_code == 2 and "alpha.png" in res.output and "--fresh" in res.output  # no record of what made it
+    assert (out / "deep" / "alpha.png").read_bytes() == b"existing" and not (out / "grey.png").exists()
+    (out / "deep" / "alpha.png").unlink()
+    res = cli([src, assets["style"], "--out", out, "--weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     status = {Path(i["content"]).name: i["status"] for i in doc["items"]}
-    assert status == {"grey.png": "done", "cmyk.jpg": "done", "alpha.png": "skipped", "broken.png": "failed"}
-    assert (out / "deep" / "alpha.png").read_bytes() == b"existing"
+    assert status == {"grey.png": "done", "cmyk.jpg": "done", "alpha.png": "done", "broken.png": "failed"}
     assert Image.open(out / "grey.png").mode == "RGB" and (out / "cmyk.png").is_file()
     # re-run: every good output exists -> skipped, the broken file is reported again, still exit 0
     res = cli([src, assets["style"], "--out", out, "--weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
@@ -152,6 +160,38 @@ def test_folder_batch_skips_existing_and_reports_failures(assets, tmp_path):
     assert res.exit_code == 2 and "all 1 content images failed" in res.stderr
     res = cli([src, assets["style"], "--out", src / "inside", "--weights", assets["weights"], *FAST])
     assert res.exit_code == 2 and "inside the CONTENT folder" in res.stderr
+
+
+def test_folder_rerun_with_other_style_or_options_never_keeps_stale_outputs(assets, tmp_path):
+    src, out = tmp_path / "photos", tmp_path / "styled"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.open(assets["content"]).save(src / name)
+
+    def run(style=assets["style"], steps=2, fresh=False):
+        return run_transfer(TransferConfig(src, [style], out, size=32, steps=[steps], weights=str(assets["weights"]),
+                                           style_layers=["relu1_1"], content_layers=["relu1_1"], precision="fp32",
+                                           device="cpu", fresh=fresh))
+
+    assert run().done == 2
+    again = run()
+    assert again.done == 0 and again.skipped == 2
+    def recipes():
+        return {k: v["recipe"] for k, v in json.loads((out / "stylekit-outputs.json").read_text())["outputs"].items()}
+
+    first = recipes()
+    before = (out / "a.png").stat().st_mtime_ns
+    for changed in ({"style": assets["noise"]}, {"steps": 3}):
+        with pytest.raises(BadInput, match="other inputs or options") as err:
+            run(**changed)
+        assert "--fresh" in err.value.hint and (out / "a.png").stat().st_mtime_ns == before  # refused before any work
+    redone = run(style=assets["noise"], fresh=True)
+    assert redone.done == 2 and recipes()["a.png"] != first["a.png"]
+    Image.open(assets["style"]).resize((64, 48)).save(src / "b.png")  # an edited content image is redone alone
+    edited = run(style=assets["noise"])
+    assert edited.done == 1 and edited.skipped == 1 and edited.items[-1]["content"].endswith("b.png")
+    record = json.loads((out / "stylekit-outputs.json").read_text())
+    assert set(record["outputs"]) == {"a.png", "b.png"}
 
 
 def test_grey_alpha_cmyk_style_and_content_files(assets, tmp_path):

@@ -34,12 +34,12 @@ def _mb(n: int | None) -> str:
 
 
 def _listing() -> dict[str, Any]:
-    from stylekit.data.kaggle_sources import DATASET_LICENCES, DATASETS
+    from stylekit.data.kaggle_sources import DATASETS
     from stylekit.weights import REGISTRY, weights_dir
 
     cache = weights_dir()
     return {
-        "datasets": [{"name": k, "description": v, "licence": DATASET_LICENCES[k]} for k, v in DATASETS.items()],
+        "datasets": [{"name": k, "description": v.description, "licence": v.licence} for k, v in DATASETS.items()],
         "weights": [
             {**spec.to_dict(), "cached": (cache / spec.filename).is_file()} for spec in REGISTRY.values()
         ],
@@ -113,14 +113,11 @@ def register(app: typer.Typer) -> None:
                            hint=f"data sets: {', '.join(DATASETS)}; weights: {', '.join(REGISTRY)} (see `stylekit download --list`)")
         if out is None:
             raise BadInput(f"'{name}' needs --out DIR", hint=f"e.g. stylekit download {name} --out data/{name}")
-        from stylekit.data import kaggle_sources as src
+        from stylekit.data.kaggle_sources import DownloadOptions, PromptFilter
 
-        if name == "toy-styles":
-            result = src.download_toy_styles(out, size=size, per_style=per_style, styles=styles, seed=seed, force=force)
-        elif name == "wikiart":
-            result = src.download_wikiart(out, force=force, keep_archive=keep_archive)
-        else:
-            result = src.download_midjourney(out, force=force, images=images, concurrency=concurrency, timeout=timeout,
-                                             retries=retries, keep_archive=keep_archive, retry_dead=retry_dead,
-                                             prompt_filter=src.PromptFilter(prompt_include, prompt_exclude))
+        options = DownloadOptions(force=force, keep_archive=keep_archive, timeout=timeout, retries=retries, size=size,
+                                  per_style=per_style, styles=styles, seed=seed, images=images, concurrency=concurrency,
+                                  retry_dead=retry_dead,
+                                  prompt_filter=PromptFilter(prompt_include, prompt_exclude))
+        result = DATASETS[name].fetch(out, options)
         render({"kind": "dataset", **result.to_dict()}, table=_show_result)

@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         save_every: Annotated[int, typer.Option("--save-every", help="Also checkpoint every N steps inside an epoch (0 = only at epoch ends).", rich_help_panel=_TRAIN)] = 1000,
         keep: Annotated[int, typer.Option("--keep", help="Checkpoints kept (the final one is always kept).", rich_help_panel=_TRAIN)] = 3,
         direction: Annotated[str, typer.Option("--direction", help="AtoB | BtoA.", rich_help_panel=_DATA)] = "AtoB",
+        layout: Annotated[str, typer.Option("--layout", help="auto | toy-styles | folders | aligned. auto reads single images as A|B halves only with evidence of pairing (a `prepare --format pairs` folder, or images twice as wide as tall).", rich_help_panel=_DATA)] = "auto",
         val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share of compositions when the data has no split.", rich_help_panel=_DATA)] = 0.1,
         val_max: Annotated[int, typer.Option("--val-max", help="At most this many held-out pairs per evaluation (0 = all).", rich_help_panel=_DATA)] = 200,
         samples: Annotated[int, typer.Option("--samples", help="Rows in each epoch's samples grid.", rich_help_panel=_DATA)] = 4,
@@ -107,6 +108,7 @@ def register(app: typer.Typer) -> None:
             val_max=val_max, samples=samples, device=device, amp=amp, grad_checkpoint=grad_checkpoint, seed=seed,
             workers=workers, fresh=fresh, save_every=save_every, keep=keep,
             ref_cls_weight=ref_cls_weight, ref_metric_weight=ref_metric_weight,
+            layout=layout,
         )
         result = train_pix2pix(cfg)
         if get_console().json_mode:

@@ -1,6 +1,5 @@
 """`stylekit score A B` / `score --network N REF`: the metric registry's metrics between image sets or of a generator."""
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -111,7 +110,7 @@ def register(app: typer.Typer) -> None:
         network: Annotated[str | None, typer.Option("--network", help="Score a generator's samples (registry name, .pkl, .pt, .safetensors, run dir) against the reference set.", show_default=False)] = None,
         num_gen: Annotated[int | None, typer.Option("--num-gen", help="With --network: samples for metrics without a count in their name (default 50000).", show_default=False)] = None,
         trunc: Annotated[float, typer.Option("--trunc", help="With --network: truncation psi.")] = 1.0,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the JSON report to this file.")] = None,
+        out: Annotated[str | None, typer.Option("--out", "-o", help="Also write the JSON report to this file.")] = None,
         mode: Annotated[str, typer.Option("--mode", help="clean-fid mode for fid/kid: clean, legacy_pytorch, legacy_tensorflow.")] = "clean",
         clip_model: Annotated[str, typer.Option("--clip-model", help="open_clip architecture name, or a local open_clip model folder.")] = "ViT-B-32",
         clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="CLIP weights file (default: registry clip-vit-b-32 for ViT-B-32).")] = None,

@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
     def blend_layers(
         base: Annotated[str, typer.Option("--base", help="The original network. " + NETWORK_HELP)],
         finetuned: Annotated[str, typer.Option("--finetuned", help="A network fine-tuned from --base.")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Blended network (.safetensors); the preview goes next to it.")],
+        out: Annotated[str, typer.Option("--out", "-o", help="Blended network (.safetensors), or a folder (ending in /) for blended.safetensors; the preview goes next to it.")],
         swap_res: Annotated[int, typer.Option("--swap-res", help="Layers at this resolution and above come from the non-structure network.")] = 32,
         blend_width: Annotated[float | None, typer.Option("--blend-width", help="Smooth sigmoid transition width (in layers); default: hard swap.")] = None,
         structure: Annotated[str, typer.Option("--structure", help="Network giving the low resolutions, mapping and noise: base | finetuned.")] = "finetuned",

@@ -14,7 +14,7 @@ _EPILOG = (
     "  stylekit transfer content.jpg starry.jpg --size 512 --out out.png\n\n"
     "  stylekit transfer photo.jpg a.jpg b.jpg --style-blend-weights 0.7,0.3 --original-colors --out out.png\n\n"
     "  stylekit transfer photo.jpg starry.jpg --multires 256,512,1024 --steps 1000,500,200 --out big.png\n\n"
-    "  stylekit transfer photos/ starry.jpg --size 384 --steps 300 --out stylised/   (batch; existing outputs skipped)\n\n"
+    "  stylekit transfer photos/ starry.jpg --size 384 --steps 300 --out stylised/   (batch; up-to-date outputs skipped)\n\n"
     "  stylekit transfer photos/ r1.png r2.png r3.png --method pix2pix --model runs/p2p --out styled/\n\n"
     "A step is one loss+gradient evaluation (one Adam update; an L-BFGS iteration takes one or more)."
 )
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     def transfer(
         content: Annotated[Path, typer.Argument(help="Content image, or a folder of images (batch mode).", show_default=False)],
         style: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png/.jpg/...) or folder; a folder in batch mode.", show_default=False)],
+        out: Annotated[str, typer.Option("--out", "-o", help="Output image (.png/.jpg/...) or folder (an existing one, or ending in /); a folder in batch mode.", show_default=False)],
         method: Annotated[str, typer.Option(help="Transfer method: gatys | pix2pix (a train-pix2pix model; STYLE images are its references).")] = "gatys",
         model: Annotated[Path | None, typer.Option(help="--method pix2pix: a train-pix2pix run directory (or its generator.safetensors).", show_default=False)] = None,
         arch: Annotated[str, typer.Option(help="VGG architecture: vgg19 | vgg16.")] = "vgg19",
@@ -48,22 +48,15 @@ def register(app: typer.Typer) -> None:
         style_scale: Annotated[float, typer.Option(help="Style image size relative to the output size.")] = 1.0,
         original_colors: Annotated[bool, typer.Option("--original-colors", help="Luminance-only transfer: keep the content's colours (chroma) exactly.")] = False,
         pooling: Annotated[str, typer.Option(help="VGG pooling: max | avg.")] = "max",
-        size: Annotated[int, typer.Option(help="Longer side of the output in pixels.")] = 512,
+        size: Annotated[int | None, typer.Option(help="Longer side of the output in pixels (default: 512 for gatys, the model's training size for pix2pix).", show_default=False)] = None,
         multires: Annotated[str | None, typer.Option(help="Coarse-to-fine stage sizes, e.g. 256,512,1024 (overrides --size).", show_default=False)] = None,
         content_loss: Annotated[str, typer.Option(help="mse | cosine (direction of features only; see docs/transfer.md).")] = "mse",
         weights: Annotated[str | None, typer.Option(help="VGG weights: a local .pth/.safetensors state dict or a registry name (default: the --arch entry).", show_default=False)] = None,
         save_every: Annotated[int, typer.Option(help="Write an intermediate frame every N steps to <out stem>_frames/ (0 = off).")] = 0,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
         precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (auto: bf16 only on bf16-native CPUs/GPUs).")] = "auto",
+        fresh: Annotated[bool, typer.Option("--fresh", help="Batch mode: redo outputs made with other styles, options or model (a rerun otherwise refuses them).")] = False,
     ) -> None:
-        if method == "pix2pix":
-            from stylekit.errors import BadInput
-            from stylekit.transfer.pix2pix import stylize_pix2pix
-
-            if model is None:
-                raise BadInput("--method pix2pix needs --model RUN", hint="a train-pix2pix run directory")
-            render(stylize_pix2pix(model, content, list(style), out, device=device), table=_table)
-            return
         from stylekit.transfer import TransferConfig, run_transfer
 
         cfg = TransferConfig(
@@ -94,6 +87,8 @@ def register(app: typer.Typer) -> None:
             save_every=save_every,
             device=device,
             precision=precision,
+            model=model,
+            fresh=fresh,
         )
         report = run_transfer(cfg)
         render(report, table=_table)

@@ -1,8 +1,8 @@
 """Labelled style images for training and evaluation: splits, decoding checks, style-keeping augmentation.
 
 DATA is either a prepared folder (`manifest.csv` with path,label,split written by `stylekit prepare`)
-or class folders (DATA/<style>/*.png), split on the fly per class with a seeded shuffle
-(stratified: every class lands in train, val and test in the same proportions). A toy-styles folder
+or class folders (DATA/<style>/*.png), split on the fly by `data.split.split_keys` (stratified:
+every class lands in train, val and test in the same proportions; the same split `prepare` writes). A toy-styles folder
 (manifest with a `layout` column) is read as class folders without its unstyled `content` folder.
 
 Every image is decoded once up front (threads); undecodable files are skipped and listed in the
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from stylekit.data.images import ImageReport, is_image_name, list_images, load_rgb, pil_to_tensor
+from stylekit.data.split import split_keys
 from stylekit.errors import BadImage, BadInput
 
 SPLITS = ("train", "val", "test")
@@ -83,29 +83,6 @@ def _class_folders(root: Path, exclude: set[str], report: ImageReport) -> dict[s
             hint="put each style's images in DATA/<style>/ or run `stylekit prepare` on labelled data",
         )
     return classes
-
-
-def stratified_split(
-    by_class: dict[str, list[Path]], fractions: tuple[float, float, float], seed: int
-) -> dict[str, dict[str, list[Path]]]:
-    """Per class: seeded shuffle, then cut val and test (at least one each when the class has >= 3)."""
-    _, f_val, f_test = fractions
-    out: dict[str, dict[str, list[Path]]] = {s: {} for s in SPLITS}
-    for name, paths in by_class.items():
-        paths = sorted(paths, key=lambda p: p.as_posix())
-        random.Random(f"{seed}:{name}".encode("utf-8", "surrogateescape")).shuffle(paths)  # same seed as the str
-        n = len(paths)
-        n_test = round(n * f_test)
-        n_val = round(n * f_val)
-        if n >= 3:
-            n_test = max(n_test, 1 if f_test > 0 else 0)
-            n_val = max(n_val, 1 if f_val > 0 else 0)
-        n_test = min(n_test, n - 1)
-        n_val = min(n_val, max(0, n - 1 - n_test))
-        out["test"][name] = paths[:n_test]
-        out["val"][name] = paths[n_test : n_test + n_val]
-        out["train"][name] = paths[n_test + n_val :]
-    return out
 
 
 def _manifest_rows(root: Path) -> list[tuple[Path, str, str]]:
@@ -188,8 +165,9 @@ def load_style_splits(
         folders = _class_folders(root, skip, report)
         all_labels = set(folders)
         good = readable([p for paths in folders.values() for p in paths])
-        parts = stratified_split({name: [p for p in paths if p in good] for name, paths in folders.items()}, split, seed)
-        rows = [(p, name, s) for s in SPLITS for name, paths in parts[s].items() for p in paths]
+        usable = [(p, name) for name, paths in folders.items() for p in paths if p in good]
+        names = split_keys([p.relative_to(root).as_posix() for p, _ in usable], split, seed, [n for _, n in usable])
+        rows = [(p, name, s) for (p, name), s in zip(usable, names, strict=True)]
         source = "folders"
     classes = sorted({label for _, label, _ in rows})
     empty = sorted(all_labels - set(classes))

@@ -1,6 +1,6 @@
 """Paired data for pix2pix, with a style label per pair and a sampler of style references.
 
-DATA can be any of three layouts (detected in this order):
+DATA can be any of three layouts (`LAYOUTS`; detected in this order unless `--layout` names one):
 
 1. toy-styles (`stylekit download toy-styles`): `content/<layout>.png` is A, `<style>/<layout>.png` is B,
    the folder is the label. Pairs sharing a layout share a composition.
@@ -9,7 +9,9 @@ DATA can be any of three layouts (detected in this order):
    folder, else the `label` column of `DATA/manifest.csv`, else one label for everything.
 3. aligned A|B images side by side (junyanz format, `stylekit prepare --format pairs`): split at
    w/2; label and split from `DATA/manifest.csv` (path,label,split), else from folder names
-   (`train/`, `val/`, `test/` give the split, a folder below gives the label).
+   (`train/`, `val/`, `test/` give the split, a folder below gives the label). Detected only with
+   evidence of pairing (a `prepare --format pairs` report, or every image twice as wide as tall);
+   square single images need an explicit `--layout aligned`.
 
 The *group* of a pair is its A image: references for a target are K other B images of the same
 label from other groups, so never the target itself and never the same composition ("same style,
@@ -20,8 +22,9 @@ number of workers or torchrun processes.
 from __future__ import annotations
 
 import csv
-import math
+import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +35,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stylekit.data.images import list_images, load_rgb, pil_to_tensor
+from stylekit.data.split import split_groups
 from stylekit.errors import BadInput
 
 Direction = Literal["AtoB", "BtoA"]
@@ -135,12 +139,7 @@ def _aligned_pairs(root: Path) -> list[Pair]:
             split = split or _split_of(folders[0])
             folders = folders[1:]
         label = row.get("label") or ("/".join(folders) if folders else "all")
-        try:
-            with Image.open(p) as img:
-                width = img.size[0]
-        except Exception:  # noqa: BLE001 - decoding errors surface as BadImage when loading
-            width = 0
-        if width % 2:
+        if _image_size(p)[0] % 2:
             odd.append(p)
         pairs.append(Pair(p, p, label, rel.as_posix(), aligned=True, split=split))
     if odd:
@@ -149,34 +148,89 @@ def _aligned_pairs(root: Path) -> list[Pair]:
     return pairs
 
 
-def discover_pairs(root: str | Path) -> tuple[list[Pair], str]:
-    """All pairs in DATA and the detected format: 'toy-styles', 'folders' or 'aligned'."""
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - decoding errors surface as BadImage when loading
+        return (0, 0)
+
+
+def _made_by_prepare_pairs(root: Path) -> bool:
+    """DATA/report.json written by `stylekit prepare --format pairs`."""
+    try:
+        doc = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("config"), dict) and doc["config"].get("format") == "pairs"
+
+
+def _check_pairing_evidence(root: Path, pairs: list[Pair]) -> None:
+    """Aligned A|B images found by detection, not asked for: refuse unless something says they are pairs.
+
+    Evidence: a `stylekit prepare --format pairs` report, or every image exactly twice as wide as tall
+    (junyanz's aligned data sets). A folder of square single images (a classifier's prepared folder, a
+    style folder) would otherwise train for hours on meaningless left/right halves.
+    """
+    if _made_by_prepare_pairs(root):
+        return
+    for pair in pairs:
+        w, h = _image_size(pair.a)
+        if w != 2 * h:
+            raise BadInput(
+                f"DATA {root} does not look like pix2pix pairs: no A/ and B/ folders, no content/ folder (toy-styles), "
+                f"no pairs manifest from `stylekit prepare --format pairs`, and {pair.a} is {w}x{h}, not A and B side by side",
+                hint=f"pair two folders with `stylekit prepare A_DIR OUT --format pairs --pair-with B_DIR`; if every image "
+                     f"in {root} really is A|B side by side, pass --layout aligned",
+            )
+
+
+LAYOUTS: dict[str, Callable[[Path], list[Pair]]] = {
+    "toy-styles": _toy_pairs,
+    "folders": _folder_pairs,
+    "aligned": _aligned_pairs,
+}
+
+
+def detect_layout(root: Path) -> str:
+    """toy-styles (content/ folder), folders (A/ and B/), else aligned."""
+    if (root / "content").is_dir():
+        return "toy-styles"
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        return "folders"
+    return "aligned"
+
+
+def discover_pairs(root: str | Path, layout: str = "auto") -> tuple[list[Pair], str]:
+    """All pairs in DATA and its layout ('toy-styles', 'folders' or 'aligned').
+
+    `layout="auto"` detects it and accepts aligned images only with evidence of pairing; naming a
+    layout reads DATA that way without the check.
+    """
     root = Path(root)
     if not root.is_dir():
         raise BadInput(f"DATA {root} is not a folder", hint="pass a toy-styles folder, a folder with A/ and B/, or aligned pairs")
-    if (root / "content").is_dir():
-        pairs, fmt = _toy_pairs(root), "toy-styles"
-    elif (root / "A").is_dir() and (root / "B").is_dir():
-        pairs, fmt = _folder_pairs(root), "folders"
-    else:
-        pairs, fmt = _aligned_pairs(root), "aligned"
+    if layout != "auto" and layout not in LAYOUTS:
+        raise BadInput(f"unknown --layout '{layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
+    fmt = detect_layout(root) if layout == "auto" else layout
+    pairs = LAYOUTS[fmt](root)
     if not pairs:
         raise BadInput(f"no image pairs found in {root}", hint="see docs/pix2pix.md for the accepted layouts")
+    if layout == "auto" and fmt == "aligned":
+        _check_pairing_evidence(root, pairs)
     return pairs, fmt
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """(train, val). A split from the manifest/folders wins; else whole groups (compositions) are
-    held out, seeded, so validation images have compositions never seen in training."""
+    held out by `data.split.split_groups`, so validation images have compositions never seen in training."""
     if any(p.split for p in pairs):
         return [p for p in pairs if p.split in (None, "train")], [p for p in pairs if p.split == "val"]
     if not 0 <= val_fraction < 1:
         raise BadInput(f"--val-fraction {val_fraction} must be in [0, 1)")
-    groups = sorted({p.group for p in pairs})
-    n_val = min(len(groups) - 1, math.ceil(len(groups) * val_fraction)) if val_fraction > 0 else 0
-    order = np.random.default_rng([seed, 7]).permutation(len(groups))
-    held = {groups[i] for i in order[:n_val]}
-    return [p for p in pairs if p.group not in held], [p for p in pairs if p.group in held]
+    names = split_groups([p.group for p in pairs], (1 - val_fraction, val_fraction), seed)
+    return ([p for p, s in zip(pairs, names, strict=True) if s == "train"],
+            [p for p, s in zip(pairs, names, strict=True) if s == "val"])
 
 
 class RefSampler:
@@ -337,14 +391,12 @@ class PairData:
 
 
 def build_pair_data(root: str | Path, size: int, refs: int, direction: Direction = "AtoB", val_fraction: float = 0.1,
-                    seed: int = 0, ref_size: int | None = None, style_negatives: bool = False) -> PairData:
+                    seed: int = 0, ref_size: int | None = None, style_negatives: bool = False,
+                    layout: str = "auto") -> PairData:
     """Discover, split and validate DATA; BadInput (exit 2) for every unusable layout."""
-    from stylekit.nets.unet import unet_depth
-
-    unet_depth(size)
     if refs < 0:
         raise BadInput(f"--refs {refs} must be 0 (plain pix2pix) or more")
-    pairs, fmt = discover_pairs(root)
+    pairs, fmt = discover_pairs(root, layout)
     train, val = split_pairs(pairs, val_fraction, seed)
     if not train:
         raise BadInput(f"no training pairs in {root} (every pair is in the validation split)",

@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import time
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +38,7 @@ from stylekit.data.manifest import (
     read_manifest,
     write_manifest,
 )
+from stylekit.data.split import split_groups, split_keys
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.paths import Input, refuse_out_overlap
 
@@ -268,37 +268,12 @@ def assign_names(items: list[Item]) -> None:
         it.name = name
 
 
-def stratified_split(labels: list[str], fractions: tuple[float, ...], seed: int) -> list[str]:
-    """Split name per position: within each label a seeded shuffle cut by largest-remainder quotas."""
-    names = SPLITS[: len(fractions)]
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, label in enumerate(labels):
-        by_label[label].append(i)
-    out = [""] * len(labels)
-    import numpy as np
-
-    for label, idx in sorted(by_label.items()):
-        n = len(idx)
-        quotas = [f * n for f in fractions]
-        counts = [int(q) for q in quotas]
-        order = sorted(range(len(fractions)), key=lambda k: (-(quotas[k] - counts[k]), k))
-        for k in order[: n - sum(counts)]:
-            counts[k] += 1
-        perm = np.random.default_rng([seed, zlib.crc32(label.encode("utf-8", "surrogateescape"))]).permutation(n)
-        pos = 0
-        for name, c in zip(names, counts, strict=True):
-            for j in perm[pos : pos + c]:
-                out[idx[j]] = name
-            pos += c
-    return out
-
-
-def grouped_split(groups: list[str], fractions: tuple[float, ...], seed: int) -> list[str]:
-    """Split name per position, whole groups at a time: for pairs, every B rendering of one A image
-    (one composition) lands in the same split, so held-out pairs show compositions never trained on."""
-    unique = sorted(set(groups))
-    per_group = dict(zip(unique, stratified_split([""] * len(unique), fractions, seed), strict=True))
-    return [per_group[g] for g in groups]
+def _split_key(path: Path, root: Path) -> str:
+    """What the split is keyed on: the path relative to SRC (as train-classifier keys class folders)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 # ---------------------------------------------------------------------------------------- transform
@@ -493,10 +468,12 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
                         kept.append((it, res, dest.relative_to(out).as_posix()))
             if not kept:
                 _fail_empty(cfg, None if single_zip else home / "report.json", report, candidates, start)
+            root = cfg.src if cfg.src.is_dir() else cfg.src.parent
             if cfg.format == "pairs":
-                splits = grouped_split([it.src.as_posix() for it, _, _ in kept], cfg.split, cfg.seed)
+                splits = split_groups([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed)
             else:
-                splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
+                splits = split_keys([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed,
+                                    [it.label for it, _, _ in kept])
             rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1, it.prompt)
                     for (it, res, rel), split in zip(kept, splits, strict=True)]
             result = _summarise(cfg, out, rows, report, candidates)

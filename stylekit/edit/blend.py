@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylekit.errors import BadInput
+from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
+BLENDED_FILE = "blended.safetensors"
 _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
 
 
@@ -30,7 +32,7 @@ _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
 class BlendConfig:
     base: str
     finetuned: str
-    out: Path
+    out: Path | str  # a .safetensors file, or a folder (existing, or ending in /) that gets BLENDED_FILE
     swap_res: int = 32
     blend_width: float | None = None
     structure: str = "finetuned"
@@ -116,7 +118,7 @@ def blend_generators(
 
 def run_blend(cfg: BlendConfig) -> BlendResult:
     """Blend, save a loadable .safetensors network and a preview grid (base | finetuned | blended)."""
-    from stylekit.data.images import save_grid
+    from stylekit.data.grid import save_labelled_grid
     from stylekit.device import resolve_device
     from stylekit.edit.generate import map_seeds, synthesize, to_unit
     from stylekit.nets.stylegan2.load import load_network, save_network
@@ -126,7 +128,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
         raise BadInput(f"bad --structure '{cfg.structure}'", hint="use base or finetuned")
     if cfg.blend_width is not None and not (math.isfinite(cfg.blend_width) and cfg.blend_width > 0):
         raise BadInput(f"--blend-width must be a positive number, got {cfg.blend_width}", hint="omit it for a hard swap")
-    out = Path(cfg.out)
+    out = Path(cfg.out) / BLENDED_FILE if names_folder(cfg.out) else Path(cfg.out)
     if out.suffix != ".safetensors":
         raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")
     refuse_out_overlap(out, [Input("--base", cfg.base), Input("--finetuned", cfg.finetuned)])
@@ -141,10 +143,9 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     save_network(out, G=blended, extra=extra)
     preview = None
     if cfg.preview_seeds:
-        tiles = []
-        rows = [to_unit(synthesize(g, map_seeds(g, cfg.preview_seeds, cfg.trunc), "const")) for g in (base, fine, blended)]
-        for i in range(len(cfg.preview_seeds)):
-            tiles += [rows[0][i], rows[1][i], rows[2][i]]
-        preview = str(save_grid(tiles, out.with_suffix(".preview.png"), nrow=3))
+        images = [to_unit(synthesize(g, map_seeds(g, cfg.preview_seeds, cfg.trunc), "const")) for g in (base, fine, blended)]
+        rows = [[images[0][i], images[1][i], images[2][i]] for i in range(len(cfg.preview_seeds))]
+        preview = str(save_labelled_grid(out.with_suffix(".preview.png"), rows, ["base", "fine-tuned", "blended"],
+                                         [f"seed {s}" for s in cfg.preview_seeds]))
     return BlendResult(out=str(out), preview=preview, swap_res=cfg.swap_res, blend_width=cfg.blend_width,
                        structure=cfg.structure, weights=layers, seconds=round(time.monotonic() - start, 3))

@@ -15,6 +15,7 @@ Targets are centre-cropped to a square and Lanczos-resized to the network resolu
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, open_regular, refuse_out_overlap
+from stylekit.io.recipe import Recorded, file_digest, plan_outputs, recipe_digest, source_identity
 from stylekit.nets.stylegan2.networks import Generator
 
 SPACES = ("w", "w+")
@@ -395,6 +397,29 @@ def check_config(cfg: InvertConfig) -> None:
         raise BadInput(f"--noise-reg must be >= 0, got {cfg.noise_reg}")
 
 
+def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str, Any]:
+    """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
+    weights = cfg.perceptual_weights
+    shaping = {k: v for k, v in asdict(cfg).items() if k not in ("target", "network", "out", "device", "log_every", "fresh")}
+    return {**shaping, "mse_weight": mse_weight, "network": file_digest(network_file),
+            "perceptual_weights": file_digest(weights) if weights and Path(weights).expanduser().is_file() else weights}
+
+
+def _recorded(folders: list[Path]) -> dict[Path, Recorded | None]:
+    """For each finished output folder (its metrics.json exists): the recipe and source it records."""
+    found: dict[Path, Recorded | None] = {}
+    for folder in folders:
+        done = folder / DONE_FILE
+        if not done.is_file():
+            continue
+        try:
+            doc = json.loads(done.read_text(encoding="utf-8"))
+            found[folder] = Recorded(str(doc["recipe"]), str(doc["source"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            found[folder] = None
+    return found
+
+
 def run_invert(cfg: InvertConfig) -> InvertResult:
     """Invert one image (outputs in --out) or every image of a folder (--out/<name>/); done ones are skipped."""
     from stylekit.data.images import load_rgb
@@ -429,16 +454,15 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
             aligner = FaceAlign(cfg.align, G.img_resolution, cfg.face_detector).load()
         result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=cfg.space,
                               loss=cfg.loss, steps=cfg.steps)
-        todo = []
-        for path, name in targets:
-            folder = out / name if name else out
-            if not cfg.fresh and (folder / DONE_FILE).is_file():
-                get_console().log(f"invert: skipping {path} (done: {folder / DONE_FILE}; --fresh redoes it)")
-                result.items.append(InvertItem(str(path), str(folder), "skipped"))
-            else:
-                todo.append((path, folder))
-        w_avg = w_std = None
+        recipe = recipe_digest(_recipe(cfg, mse_weight, loaded.source))
+        jobs = [(path, out / name if name else out) for path, name in targets]
+        plan = plan_outputs(jobs, _recorded([folder for _, folder in jobs]), recipe, out, cfg.fresh)
         console = get_console()
+        for path, folder in plan.current:
+            console.log(f"invert: skipping {path} (up to date: {folder / DONE_FILE}; --fresh redoes it)")
+            result.items.append(InvertItem(str(path), str(folder), "skipped"))
+        todo = plan.todo
+        w_avg = w_std = None
         for path, folder in todo:
             t0 = time.monotonic()
             try:
@@ -493,6 +517,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
                 "w_std": w_std, "files": files, "curve": proj.curve,
                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                "recipe": recipe, "source": source_identity(path),
             }
             write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done
             console.log(f"invert: {path.name}: loss {proj.final_loss:.4g}, PSNR {final_psnr:.2f} dB, {seconds:.1f}s")

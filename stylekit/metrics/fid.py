@@ -320,7 +320,7 @@ def parse_stats_spec(spec: str, mode: str) -> RefStats | None:
 
 def load_ref_stats(ref: RefStats, kid: bool = False) -> dict[str, np.ndarray]:
     """The .npz of clean-fid's hosted statistics, cached in $STYLEKIT_HOME/stats (never site-packages)."""
-    from stylekit.metrics.features import stylekit_home
+    from stylekit.home import stylekit_home
     from stylekit.weights import offline
 
     path = stylekit_home() / "stats" / ref.filename(kid)

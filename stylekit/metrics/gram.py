@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.data.images import ImageReport
+from stylekit.data.imageset import ImageItem, SquareResize, decode_item, iter_images
 from stylekit.errors import BadImage
-from stylekit.metrics.features import ImageItem, SquareResize, decode_item, iter_images
 
 GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SKETCH_DIM = 256

@@ -112,8 +112,9 @@ def valid_names() -> list[str]:
 
 
 def min_images(spec: MetricSpec) -> int:
-    """The fewest images of A (generated samples) the metric can be computed from."""
-    return {"is": spec.splits, "pr": spec.k + 1, "ppl": 1}.get(spec.family, 2)
+    """The fewest images of a set (or generated samples) the metric can be computed from: style and
+    gram compare a single image with a set; Frechet/MMD statistics need two."""
+    return {"is": spec.splits, "pr": spec.k + 1, "ppl": 1, "style": 1, "gram": 1}.get(spec.family, 2)
 
 
 def check_counts(specs: list[MetricSpec], count: Callable[[MetricSpec], int | None], what: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylekit.data.imageset import ImageSet, open_image_set
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -26,11 +27,9 @@ from stylekit.metrics.features import (
     EmbedderExtractor,
     FeatureExtractor,
     FeatureResult,
-    ImageSet,
     clip_extractor,
     extract_features,
     file_identity,
-    open_image_set,
 )
 
 DEFAULT_METRICS = ("fid", "kid", "style")
@@ -280,8 +279,9 @@ class _Context:
                                       workers=self.cfg.workers, description=f"{kind} features {side}")
             state.absorb(result)
             self.feature_stats.append({"set": side, **result.stats()})
-            if len(result.items) < 2:
-                raise BadInput(f"{state.set.source}: only {len(result.items)} of {len(state.set)} images are readable; need at least 2",
+            need = 1 if kind == "style" else 2  # a style embedding compares even one image
+            if len(result.items) < need:
+                raise BadInput(f"{state.set.source}: only {len(result.items)} of {len(state.set)} images are readable; need at least {need}",
                                hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
             value = (result.features, list(result.items))
         else:
@@ -297,7 +297,9 @@ class _Context:
     def small_set_warning(self, what: str, fa: np.ndarray, fb: np.ndarray) -> None:
         dim = fa.shape[1]
         n = min(len(fa), len(fb))
-        if n <= dim:
+        if n < 2:
+            self.warnings.append(f"{what}: a one-image set has no spread, so it is left out (null); the cosine still compares it")
+        elif n <= dim:
             self.warnings.append(f"{what}: {n} images per set for {dim}-d features: the covariance is singular, "
                                  "the value is biased; compare only at equal set sizes")
 
@@ -360,6 +362,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     if ref is not None and cfg.pairs:
         raise BadInput("--pairs needs two image sets, not precomputed statistics")
     if cfg.out:  # fail before the work, not after it
+        from stylekit.io.outpath import names_folder
         from stylekit.io.rundir import ensure_writable_dir
 
         refuse_out_overlap(cfg.out, [
@@ -368,15 +371,15 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
             Input("--vgg-weights", cfg.vgg_weights), Input("--inception-weights", cfg.inception_weights),
         ], out_read_back=False)  # the JSON report is never read as an image
 
-        if Path(cfg.out).is_dir():
+        if names_folder(cfg.out):
             raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
         ensure_writable_dir(Path(cfg.out).parent)
 
     set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
     set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
     for state in (set_a, set_b):
-        if state is not None and len(state.set) == 0:
-            raise BadInput(f"{state.set.source}: no images found", hint="give a folder (searched recursively) or a .zip of .jpg/.png/.webp/... images")
+        if state is not None:
+            _check_set_size(state.set, specs)
     _check_specs(specs, cfg, ref, set_a)
     device = resolve_device(cfg.device)
 
@@ -445,6 +448,22 @@ def _timed(compute: Callable[[Any, Any], dict[str, Any]], ctx: _Context, spec: A
     start = time.perf_counter()
     doc = compute(ctx, spec)
     return {"family": spec.family, **doc, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _check_set_size(image_set: ImageSet, specs: list[Any]) -> None:
+    """A set too small for a requested metric is a usage error before any model loads (exit 2)."""
+    from stylekit.metrics.registry import min_images
+
+    n = len(image_set)
+    if n == 0:
+        raise BadInput(f"{image_set.source}: no images found", hint="give a folder (searched recursively) or a .zip of .jpg/.png/.webp/... images")
+    short = [s for s in specs if min_images(s) > n]
+    if short:
+        what = "is a single image" if Path(image_set.source).is_file() else f"holds only {n} image(s)"
+        single = ",".join(s.name for s in specs if min_images(s) <= 1) or "style,gram"
+        raise BadInput(f"{image_set.source} {what}: {', '.join(s.name for s in short)} need(s) at least "
+                       f"{max(min_images(s) for s in short)} images; a folder is expected",
+                       hint=f"give a folder (or .zip) of images, or --metrics {single} to compare one image with a set")
 
 
 def required_weights(kinds: list[str]) -> list[str]:

@@ -238,7 +238,7 @@ def write_reports(
         _, idx = R.nearest_neighbours(q_emb, db_emb, 5, exclude_self=True)
     else:
         _, idx = R.nearest_neighbours(q_emb, db_emb, 5)
-    rep.plot_neighbours(out / "neighbours.png", q_items, db_items, idx, size)
+    rep.plot_neighbours(out / "neighbours.png", q_items, db_items, idx, size, classes)
 
 
 def _lr_lambda(total: int, warmup: int) -> Any:

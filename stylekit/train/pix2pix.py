@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylekit.data.pairs import PairData, PairDataset, build_pair_data
+from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data
 from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
-from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode, unet_depth
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -67,6 +67,7 @@ class Pix2PixConfig:
     refs: int = 5
     size: int = 256
     direction: str = "AtoB"
+    layout: str = "auto"  # auto | toy-styles | folders | aligned (data.pairs.LAYOUTS)
     epochs: int = 100
     epochs_decay: int = 100
     batch: int = 1
@@ -148,6 +149,9 @@ def check_config(cfg: Pix2PixConfig) -> None:
         raise BadInput(f"unknown --ref-encoder '{cfg.ref_encoder}'", hint="use small-cnn or vgg19")
     if cfg.direction not in ("AtoB", "BtoA"):
         raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
+    if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
+        raise BadInput(f"unknown --layout '{cfg.layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
+    unet_depth(cfg.size)
     if cfg.epochs < 0 or cfg.epochs_decay < 0 or cfg.epochs + cfg.epochs_decay < 1:
         raise BadInput(f"--epochs {cfg.epochs} --epochs-decay {cfg.epochs_decay}: need at least one epoch in total")
     for name in ("lr", "lambda_l1", "lambda_vgg"):
@@ -245,11 +249,10 @@ def evaluate(g: RefUNet, val: PairDataset, dist: DistInfo, limit: int, amp: bool
 
 @torch.no_grad()
 def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, amp: bool, path: Path) -> None:
-    """One row per item: A | refs... | fake B | real B (all at the output size)."""
-    from stylekit.data.images import save_grid
+    """One row per item, under column headers: structure | ref 1..K | output | target (all at the output size)."""
+    from stylekit.data.grid import save_labelled_grid
 
-    tiles: list[torch.Tensor] = []
-    ncol = 3
+    rows: list[list[torch.Tensor]] = []
     with inference_mode(g):
         for item in items:
             a = item["a"][None].to(device)
@@ -262,9 +265,10 @@ def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, a
                 row += [F.interpolate(r[None], size=(size, size), mode="bilinear", align_corners=False)[0].cpu()
                         for r in item["refs"]]
             row += [(fake[0].float().cpu() + 1) / 2, (item["b"] + 1) / 2]
-            ncol = len(row)
-            tiles.extend(row)
-    save_grid(tiles, path, nrow=ncol)
+            rows.append(row)
+    n_refs = len(rows[0]) - 3 if rows else 0
+    columns = ["structure", *(f"ref {k + 1}" for k in range(n_refs)), "output", "target"]
+    save_labelled_grid(path, rows, columns)
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
@@ -353,7 +357,7 @@ def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     try:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled)
+                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled, layout=cfg.layout)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
     finally:

@@ -102,6 +102,7 @@ class FinetuneResult:
     hparams: dict[str, Any]
     last_metrics: dict[str, Any]
     snapshots: list[str]
+    folders: dict[str, int] = field(default_factory=dict)  # images per top-level DATA folder
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,7 +190,7 @@ class StyleGANImages(Dataset):
     """
 
     def __init__(self, source: str, resolution: int, mirror: bool = False) -> None:
-        from stylekit.metrics.features import open_image_set
+        from stylekit.data.imageset import open_image_set
 
         self.source = source
         self.resolution = resolution
@@ -198,6 +199,7 @@ class StyleGANImages(Dataset):
         self.items = image_set.items
         for s in image_set.skipped:
             get_console().warn(f"skipped {s.path}: {s.reason}")
+        self.folders = image_set.folder_counts() if Path(source).is_dir() else {".": len(self.items)}
         if not self.items:
             raise BadInput(f"{source}: no images found", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
         self._check_sizes()
@@ -238,7 +240,7 @@ class StyleGANImages(Dataset):
         return len(self.items) * (2 if self.mirror else 1)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from stylekit.metrics.features import decode_item
+        from stylekit.data.imageset import decode_item
 
         n = len(self.items)
         img = decode_item(self.items[index % n])
@@ -426,13 +428,14 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     t_start = time.monotonic()
     if not Path(cfg.data).expanduser().exists():
         raise BadInput(f"{cfg.data} does not exist", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
+    _refuse_toy_root(cfg.data)
     transfer = cfg.resume.lower() != "none"
     if transfer:
         nets = _load_source(cfg, dist)
         resolution = nets.G.img_resolution
         hp = resolve_hparams(cfg, resolution, dist.world_size, True)
     else:
-        from stylekit.metrics.features import open_image_set
+        from stylekit.data.imageset import open_image_set
 
         items = open_image_set(cfg.data).items
         if not items:
@@ -446,6 +449,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         raise BadInput(f"--resume {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
                        hint="use an unconditional transfer source such as ffhq-256")
     dataset = StyleGANImages(cfg.data, resolution, cfg.mirror)
+    _log_folders(cfg.data, dataset.folders)
     if len(dataset) < hp["batch"]:
         raise BadInput(f"{cfg.data}: {len(dataset)} images, fewer than one batch of {hp['batch']}",
                        hint="lower --batch, add images or use --mirror")
@@ -635,12 +639,36 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
             resolution=resolution, batch=batch, freezed=cfg.freezed, frozen_layers=frozen, images=len(dataset),
             resumed_from_kimg=resumed_from / 1000, seconds=round(elapsed, 3),
             sec_per_kimg=round(runner.elapsed / (trained / 1000), 3) if trained else None,
-            hparams=hp, last_metrics=last_metrics, snapshots=result_snapshots,
+            hparams=hp, last_metrics=last_metrics, snapshots=result_snapshots, folders=dataset.folders,
         )
 
 
+def _refuse_toy_root(data: str) -> None:
+    """A toy-styles root mixes every style with content/ (unstyled structure images): not one distribution."""
+    from stylekit.data.toy import CONTENT, is_toy_root
+
+    if is_toy_root(data):
+        styles = sorted(d.name for d in Path(data).iterdir() if d.is_dir() and d.name != CONTENT and not d.name.startswith("."))
+        raise BadInput(
+            f"DATA {data} is a toy-styles folder: {len(styles)} style folders ({', '.join(styles[:4])}"
+            f"{', ...' if len(styles) > 4 else ''}) and {CONTENT}/, its unstyled structure images; "
+            "a GAN trained on it would learn all of them mixed",
+            hint=f"pass one style folder, e.g. {Path(data) / styles[0]}, or gather several with "
+                 f"`stylekit prepare {data} OUT.zip --format stylegan-zip --size 64 --exclude {CONTENT}`",
+        )
+
+
+def _log_folders(data: str, counts: dict[str, int]) -> None:
+    """Say which folders the training images come from (several folders train as one distribution)."""
+    if len(counts) > 1:
+        shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:8])
+        more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
+        get_console().log(f"DATA {data}: {sum(counts.values())} images from {len(counts)} folders, trained as one "
+                          f"distribution: {shown}{more}")
+
+
 def _first_size(item: Any) -> int:
-    from stylekit.metrics.features import decode_item
+    from stylekit.data.imageset import decode_item
 
     w, h = decode_item(item).size
     if w != h or w < 4 or w & (w - 1):

@@ -1,11 +1,11 @@
-"""Apply a trained reference-conditioned pix2pix generator: CONTENT (file or folder) + STYLE refs -> OUT.
+"""Apply a trained reference-conditioned pix2pix generator: the "pix2pix" entry of `transfer.run.METHODS`.
 
-`stylize_pix2pix(run_or_model, content, styles, out)` loads RUN/generator.safetensors +
-RUN/generator.json (written by `stylekit train-pix2pix`), encodes the STYLE images once (their
-style codes are averaged, as over the K training references) and translates every content image.
-Content is resized to the model's square training size, translated, and the output resized back
-to the content's aspect ratio (longer side = the model size, or `size`). In batch mode existing
-outputs are skipped. Returns the same `TransferReport` as `stylekit transfer`.
+`Pix2PixStylizer(run_or_model, styles)` loads RUN/generator.safetensors + RUN/generator.json
+(written by `stylekit train-pix2pix`), encodes the STYLE images once (their style codes are
+averaged, as over the K training references) and translates content images one by one. Content
+is resized to the model's square training size, translated, and the output resized back to the
+content's aspect ratio (longer side = the model size, or `size`). Python callers go through
+`run_transfer(TransferConfig(content, styles, out, method="pix2pix", model=RUN))`.
 """
 
 from __future__ import annotations
@@ -125,28 +125,3 @@ class Pix2PixStylizer:
         start = time.perf_counter()
         save_image_atomic(out_path, self.translate(load_rgb(content_path)))
         return {"steps": 1, "seconds": round(time.perf_counter() - start, 3)}
-
-
-def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, style_paths: list[str | Path],
-                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = True) -> Any:
-    """Translate CONTENT (an image or a folder; existing outputs skipped) with STYLE references.
-
-    Returns stylekit.transfer.run.TransferReport (method "pix2pix").
-    """
-    from stylekit.transfer.run import run_stylizer
-
-    content, out = Path(content_paths), Path(out)
-    if not content.exists():
-        raise BadInput(f"content {content} does not exist", hint="give an image file or a folder of images")
-    styles = [Path(s) for s in style_paths]
-    for s in styles:
-        if not s.is_file():
-            raise BadInput(f"style image {s} does not exist or is not a file", hint="check the STYLE paths")
-    config = {"model": str(model_path_or_run), "content": str(content), "styles": [str(s) for s in styles],
-              "out": str(out), "size": size, "device": device}
-    from stylekit.io.paths import Input
-
-    inputs = [Input("STYLE", s) for s in styles] + [Input("--model", model_path_or_run)]
-    return run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
-                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config,
-                        inputs=inputs)

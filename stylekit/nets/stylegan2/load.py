@@ -338,7 +338,29 @@ def _pick_from_dir(folder: Path) -> Path:
             if cand.suffix == ".safetensors" and not _has_network_metadata(cand):
                 continue
             return cand
-    raise BadInput(f"{folder}: no StyleGAN2 network file in this directory", hint="pass the network file itself")
+    kind = _folder_kind(folder)
+    raise BadInput(f"{folder} is {kind}, not a StyleGAN2 network" if kind else f"{folder}: no StyleGAN2 network file in this directory",
+                   hint="pass a finetune-stylegan run directory, a network file (.pkl, .pt, .safetensors) or a registry name "
+                        "(stylekit download --list)")
+
+
+# What other stylekit folders hold, so a wrong --network says what it was given (first match wins).
+_FOLDER_KINDS = (
+    ("style_model.safetensors", "a train-classifier run (its style model goes to --style-model of score, classify, similar)"),
+    ("generator.safetensors", "a train-pix2pix run (use it with stylekit transfer --method pix2pix --model)"),
+    ("manifest.csv", "a prepared data set (stylekit prepare)"),
+)
+
+
+def _folder_kind(folder: Path) -> str | None:
+    for marker, kind in _FOLDER_KINDS:
+        if (folder / marker).is_file():
+            return kind
+    from stylekit.data.images import is_image_name
+
+    if any(is_image_name(p) for p in folder.iterdir() if p.is_file()):
+        return "a folder of images"
+    return None
 
 
 def _has_network_metadata(path: Path) -> bool:
