@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import tomllib
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -58,11 +57,13 @@ def fail(error: StylekitError) -> typing.NoReturn:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a --config TOML file; keys may use dashes or underscores; a [command] table is allowed."""
+    from stylekit.io.limits import parse_toml
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"), f"config file {path}")
     except FileNotFoundError:
         raise BadInput(f"config file {path} does not exist", hint="check the --config path") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise BadInput(f"config file {path} is not valid TOML: {exc}", hint="fix the file") from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 

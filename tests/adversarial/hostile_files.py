@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import struct
 import sys
 import types
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -67,3 +70,28 @@ def nvlabs_snapshot(init_kwargs: dict[str, Any], parameters: dict[str, Any] | No
     state = {"_parameters": parameters or {}, "_modules": {"synthesis": synthesis}, "_init_args": (), "_init_kwargs": init_kwargs}
     with nvlabs_names():
         return pickle.dumps({"G_ema": Persistent("Generator", state)}, protocol=4)
+
+
+def zero_bomb_zip(path: Path, name: str, size: int, extra: dict[str, bytes] | None = None) -> Path:
+    """A zip whose member `name` inflates to `size` zero bytes from about size/1000 bytes on disk.
+
+    One deflate block of 64 MiB zeros ends in a full flush (byte-aligned, no back-references), so it
+    can be repeated; writing the archive takes a fraction of a second. The CRC is left at 0: a reader
+    that inflates the member before checking anything has already allocated it.
+    """
+    chunk = 64 << 20
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(bytes(chunk)) + comp.flush(zlib.Z_FULL_FLUSH)
+    data = block * (size // chunk) + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+    members = [(n, zlib.compress(b, 9)[2:-4], len(b), zlib.crc32(b)) for n, b in (extra or {}).items()]
+    members.append((name, data, size, 0))
+    out, central = bytearray(), bytearray()
+    for member, payload, raw_size, crc in members:
+        encoded = member.encode()
+        header = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(payload), raw_size, len(encoded), 0)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(payload), raw_size,
+                               len(encoded), 0, 0, 0, 0, 0, len(out)) + encoded
+        out += header + encoded + payload
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
+    path.write_bytes(bytes(out + central) + end)
+    return path

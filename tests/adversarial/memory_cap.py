@@ -29,13 +29,13 @@ resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[1]), resource.RLIM_INF
 results = []
 for args in commands:
     res = runner.invoke(app, args)
-    results.append({'code': res.exit_code, 'stderr': res.stderr + repr(res.exception or '')})
+    results.append({'code': res.exit_code, 'stdout': res.stdout, 'stderr': res.stderr + repr(res.exception or '')})
 print(json.dumps(results))
 """
 
 
 def run_capped(commands: list[list[str]], headroom: int = HEADROOM, timeout: float = 300) -> list[dict[str, object]]:
-    """Each `stylekit ARGS` under the address-space cap: [{"code": exit code, "stderr": text}, ...]."""
+    """Each `stylekit ARGS` under the address-space cap: [{"code", "stdout", "stderr"}, ...]."""
     env = {
         **os.environ,
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
