@@ -107,9 +107,11 @@ def _cpu_tensors(tensors: Mapping[str, torch.Tensor], module: str) -> dict[str, 
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:
+    from stylekit.io.limits import parse_json
+
     try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        meta = parse_json((folder / META).read_bytes(), str(folder / META))
+    except (OSError, BadInput):  # damaged, hostile or unreadable: not a usable checkpoint
         return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "step" not in meta:
         return None

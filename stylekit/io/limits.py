@@ -27,6 +27,11 @@ NET_LAYERS_MAX = 64  # mapping num_layers, num_fp16_res, freeze_layers, minibatc
 NET_BUILD_FACTOR = 3  # building a network may allocate 3x the bytes of the weights its file holds
 NET_BUILD_SLACK = 64 * (1 << 20)  # + 64 MiB (constant filters, norm statistics, small buffers)
 EMBED_DIM_MAX = 65_536  # style-model projection_dim / embed_dim
+PRETRAINED_ALLOWANCE = 640 * MiB  # a frozen pretrained part a network loads itself (VGG19: a 548 MB file)
+# pix2pix generator.json (train-pix2pix writes ngf 64, size 256-1024, refs 0-8).
+GENERATOR_JSON_BOUNDS: dict[str, tuple[int, int]] = {
+    "size": (1, NET_RESOLUTION_MAX), "ngf": (1, 1024), "refs": (0, 64), "style_dim": (1, EMBED_DIM_MAX), "ref_size": (1, NET_RESOLUTION_MAX),
+}
 
 # Pickles (NVlabs network snapshots) and structured files (JSON, TOML, pickled containers).
 PICKLE_OPS_MAX = 20_000_000  # opcodes in one pickle (a 1024 px NVlabs snapshot needs well under 1M)
@@ -131,7 +136,7 @@ def check_fields(config: Any, bounds: Bounds, source: str, prefix: str = "") -> 
 
 
 def build_checked(factory: Any, present: dict[str, tuple[int, ...]], source: str, declared: str,
-                  optional: Any = lambda key: False) -> Any:
+                  optional: Any = lambda key: False, allowance: int = 0) -> Any:
     """Build `factory()` within an allocation budget set by the tensors the file holds, then check it fits.
 
     `present` holds the names and shapes of the file's tensors (backed by bytes it holds). While the
@@ -139,10 +144,11 @@ def build_checked(factory: Any, present: dict[str, tuple[int, ...]], source: str
     NET_BUILD_FACTOR x those bytes (+ NET_BUILD_SLACK) is refused before it is allocated; a config
     that declares more than its file holds cannot allocate much. Afterwards the network must have
     exactly the names and shapes in `present`, except names `optional(name)` allows to be absent.
+    `allowance` adds bytes for frozen pretrained parts the network loads itself (PRETRAINED_ALLOWANCE).
     """
     held = sum(math.prod(shape) * 4 for shape in present.values())  # as float32, the dtype networks are built in
     try:
-        with _AllocationBudget(NET_BUILD_FACTOR * held + NET_BUILD_SLACK, source, declared):
+        with _AllocationBudget(NET_BUILD_FACTOR * held + NET_BUILD_SLACK + allowance, source, declared):
             net = factory()
     except (TypeError, ValueError, ZeroDivisionError, RuntimeError, KeyError) as exc:
         raise BadInput(f"{source}: {declared} does not describe a network stylekit can build: {exc}",

@@ -143,3 +143,62 @@ def test_deep_style_model_json_and_toml_config_exit_2(tmp_path):
     cfg.write_text("seeds = " + "[" * 100_000 + "]" * 100_000 + "\n")
     res = runner.invoke(app, ["generate", "--network", "x.pkl", "--seeds", "0", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "nests containers more than 100 deep" in res.stderr, res.output
+
+
+def _classifier_run(root: Path, **changes: object) -> Path:
+    from stylekit.io.checkpoint import checkpoint_name, write_checkpoint
+
+    net = StyleNet(StyleNetConfig("small-cnn", 2, 8))
+    write_checkpoint(root / "checkpoints" / checkpoint_name(1), {"model": net.state_dict()}, {}, {"step": 1})
+    conf = {"backbone": "small-cnn", "classes": ["a", "b"], "embed_dim": 8, "size": 16, "loss": "supcon", **changes}
+    (root / "config.json").write_text(json.dumps(conf))
+    return root
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({}, None),
+    ({"embed_dim": 3_000_000}, "declares projection_dim=3000000, outside the bound"),
+    ({"classes": [str(i) for i in range(90_000)]}, "declares a network larger than the weights the file holds"),
+    ({"embed_dim": 4000}, "projection.2.weight declared [4000, 512], file holds [8, 512]"),
+], ids=["legit", "embed-dim", "classes", "mismatch"])
+def test_classifier_run_config_is_checked_against_its_checkpoint(tmp_path, changes, message):
+    from stylekit.train.classifier import _load_for_eval
+
+    run = _classifier_run(tmp_path, **changes)
+    if message is None:
+        assert _load_for_eval(run, "cpu").embed_dim == 8
+        return
+    with pytest.raises(BadInput) as err:
+        _load_for_eval(run, "cpu")
+    assert message in err.value.message and str(run) in err.value.message
+
+
+def test_deep_checkpoint_meta_is_not_a_checkpoint(tmp_path):
+    from stylekit.io.checkpoint import read_checkpoint
+
+    run = _classifier_run(tmp_path)
+    meta = next(run.glob("checkpoints/ckpt-*/meta.json"))
+    meta.write_text('{"format": "stylekit-checkpoint", "step": 1, "x": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    with pytest.raises(BadInput, match="is not a stylekit checkpoint"):
+        read_checkpoint(meta.parent)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({}, None),
+    ({"ngf": 100_000}, "declares generator.ngf=100000, outside the bound [1, 1024]"),
+    ({"ngf": 512}, "declares a network larger than the weights the file holds"),
+], ids=["legit", "ngf-bound", "ngf-budget"])
+def test_pix2pix_generator_json_is_checked_against_its_weights(tmp_path, changes, message):
+    from dataclasses import asdict
+
+    from stylekit.nets.unet import GeneratorConfig, RefUNet
+    from stylekit.transfer.pix2pix import load_generator
+
+    cfg = GeneratorConfig(size=32, ngf=4, refs=0)
+    save_file(RefUNet(cfg).trainable_state_dict(), str(tmp_path / "generator.safetensors"))
+    (tmp_path / "generator.json").write_text(json.dumps({"generator": {**asdict(cfg), **changes}}))
+    if message is None:
+        assert load_generator(tmp_path)[0].cfg.ngf == 4
+        return
+    with pytest.raises(BadInput, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_generator(tmp_path)
