@@ -25,7 +25,7 @@ NET_IMG_CHANNELS_MAX = 16  # img_channels
 NET_CHANNEL_BASE_MAX = 1 << 20  # channel_base
 NET_LAYERS_MAX = 64  # mapping num_layers, num_fp16_res, freeze_layers, minibatch-std sizes
 NET_BUILD_FACTOR = 3  # building a network may allocate 3x the bytes of the weights its file holds
-NET_BUILD_SLACK = 64 * (1 << 20)  # + 64 MiB (constant filters, norm statistics, small buffers)
+NET_BUILD_SLACK = 64 * MiB  # + 64 MiB (constant filters, norm statistics, small buffers)
 EMBED_DIM_MAX = 65_536  # style-model projection_dim / embed_dim
 PRETRAINED_ALLOWANCE = 640 * MiB  # a frozen pretrained part a network loads itself (VGG19: a 548 MB file)
 # pix2pix generator.json (train-pix2pix writes ngf 64, size 256-1024, refs 0-8).
@@ -34,7 +34,7 @@ GENERATOR_JSON_BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 # Pickles (NVlabs network snapshots) and structured files (JSON, TOML, pickled containers).
-PICKLE_OPS_MAX = 20_000_000  # opcodes in one pickle (a 1024 px NVlabs snapshot needs well under 1M)
+PICKLE_OPS_MAX = 2_000_000  # opcodes in one pickle (a 1024 px NVlabs snapshot with G, D, G_ema has ~20k)
 NESTING_MAX = 100  # containers inside containers (real files nest fewer than 20 deep)
 
 # Image files inside zip archives read as image sets (score, finetune-stylegan).
