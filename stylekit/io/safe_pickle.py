@@ -27,6 +27,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,30 +91,49 @@ def _reconstruct_persistent_obj(meta: dict[str, Any]) -> PersistentObject:
     )
 
 
+class _StorageType:
+    """What a storage class name resolves to while scanning: its element size, nothing callable."""
+
+    def __init__(self, itemsize: int) -> None:
+        self.itemsize = itemsize
+
+
+_STORAGE_HEADER_OPS = 1000  # the four header pickles of a storage payload hold ~50 opcodes
+
+
 def _declared_storage_bytes(data: bytes) -> int:
     """Bytes the storages in a legacy `torch.save` payload declare, read without allocating them.
 
     torch allocates each storage at the size the payload declares before reading its bytes, so a
     100-byte payload could ask for 64 GiB; stylekit compares the declaration with the bytes present.
+    The header pickles are walked opcode by opcode first (pickletools builds nothing), so only a
+    short header is ever unpickled, and storage classes resolve to their element size only.
     """
     declared: list[int] = []
 
     class Scan(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
-            storage_type = getattr(torch, name, None) if module == "torch" and name.endswith("Storage") else None
-            if storage_type is None:
+            cls = getattr(torch, name, None) if module == "torch" and name.endswith("Storage") else None
+            if cls is torch.UntypedStorage:
+                return _StorageType(1)
+            if cls is None or not hasattr(cls, "_dtype"):
                 raise pickle.UnpicklingError(f"storage payload names '{module}.{name}'")
-            return storage_type
+            return _StorageType(cls._dtype.itemsize)
 
         def persistent_load(self, pid: Any) -> Any:
-            if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[4], int)):
+            if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
+                    and isinstance(pid[4], int)):
                 raise pickle.UnpicklingError("storage payload holds an unexpected persistent id")
-            itemsize = 1 if pid[1] is torch.UntypedStorage else pid[1]._dtype.itemsize
-            declared.append(pid[4] * itemsize)
+            declared.append(pid[4] * pid[1].itemsize)
             return None
 
     fh = io.BytesIO(data)
     for _ in range(4):  # magic number, protocol version, system info, then the object itself
+        start = fh.tell()
+        for count, _op in enumerate(pickletools.genops(fh)):
+            if count > _STORAGE_HEADER_OPS:
+                raise pickle.UnpicklingError("storage payload header is not a torch.save header")
+        fh.seek(start)
         Scan(fh).load()
     return sum(declared)
 

@@ -166,3 +166,13 @@ def test_size_declarations_are_checked_before_allocating(name, bomb_results):
     result = bomb_results[name]
     assert result["code"] == 2, result["stderr"]
     assert _BOMBS[name][1] in result["stderr"] and "MemoryError" not in result["stderr"]
+
+
+@pytest.mark.parametrize("header", [
+    body(1) + b"." + glob("torch", "FloatStorage") + body((1 << 40,)) + b"R.",  # a storage built in the header
+    b"]" * 5000 + b".",  # a header far longer than torch.save writes
+], ids=["storage-call", "long-header"])
+def test_storage_payload_headers_build_nothing(header):
+    data = pkl(glob("torch.storage", "_load_from_bytes"), body((b"\x80\x02" + header,)), b"R")
+    with pytest.raises(BadInput):
+        safe_load(io.BytesIO(data))
