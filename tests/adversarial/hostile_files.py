@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import pickle
 import struct
@@ -95,3 +96,32 @@ def zero_bomb_zip(path: Path, name: str, size: int, extra: dict[str, bytes] | No
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
     path.write_bytes(bytes(out + central) + end)
     return path
+
+
+def zero_stride_snapshot() -> bytes:
+    """A snapshot whose one float16 parameter is a 2**18 x 2**18 view with zero strides over 4 elements."""
+    import torch
+
+    class View:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            storage = torch.zeros(4, dtype=torch.float16).untyped_storage()
+            typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=torch.float16, _internal=True)
+            return (torch._utils._rebuild_tensor_v2, (typed, 0, (1 << 18, 1 << 18), (0, 0), False, collections.OrderedDict()))
+
+    return nvlabs_snapshot({"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8}, {"w": View()})
+
+
+def storage_size_bomb() -> bytes:
+    """A 16-byte float32 storage whose torch.save payload declares 2**33 elements (32 GiB)."""
+    import torch
+
+    typed = torch.storage.TypedStorage(wrap_storage=torch.zeros(4).untyped_storage(), dtype=torch.float32, _internal=True)
+    payload = bytearray(typed.__reduce__()[1][0])
+    at = payload.index(b"K\x04N")  # BININT1 4 (the element count), then NONE (view metadata)
+    payload[at:at + 2] = b"\x8a\x05" + (1 << 33).to_bytes(5, "little")
+    return pkl(glob("torch.storage", "_load_from_bytes"), body((bytes(payload),)), b"R")
+
+
+def long_bytes_bomb() -> bytes:
+    """A pickle whose BINBYTES8 declares 1 TiB and holds nothing."""
+    return pkl(b"\x8e" + (1 << 40).to_bytes(8, "little"))

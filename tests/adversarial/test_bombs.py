@@ -12,7 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hostile_files import nvlabs_snapshot, zero_bomb_zip
+from hostile_files import (
+    long_bytes_bomb,
+    nvlabs_snapshot,
+    storage_size_bomb,
+    zero_bomb_zip,
+    zero_stride_snapshot,
+)
 from memory_cap import run_capped
 from PIL import Image
 from safetensors.torch import save_file
@@ -62,6 +68,12 @@ CASES = {
                      2, "declares G_ema.z_dim=60000, outside the bound [1, 4096]"),
     "pickle-in-bounds-but-empty": (lambda r: _generate(_write(r / "big.pkl", nvlabs_snapshot(BIG_G))),
                                    2, "declares a network larger than the weights the file holds"),
+    "pickle-zero-stride": (lambda r: _generate(_write(r / "zs.pkl", zero_stride_snapshot())),
+                           2, "declares 68719476736 elements but its storage holds 4"),
+    "pickle-storage-size": (lambda r: _generate(_write(r / "ss.pkl", storage_size_bomb())),
+                            2, "declares 34359738368 bytes but its payload holds"),
+    "pickle-bytes-length": (lambda r: _generate(_write(r / "bl.pkl", long_bytes_bomb())),
+                            2, "declares 1099511627776 bytes where only"),
     "style-projection-dim": (lambda r: _score(r, _style_model(r / "sm-proj", projection_dim=3_000_000)),
                              2, f"declares projection_dim=3000000, outside the bound [1, {EMBED_DIM_MAX}]"),
     "style-many-classes": (lambda r: _score(r, _style_model(r / "sm-classes", classes=[str(i) for i in range(90_000)])),
