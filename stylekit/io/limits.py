@@ -148,7 +148,7 @@ def build_checked(factory: Any, present: dict[str, tuple[int, ...]], source: str
     """
     held = sum(math.prod(shape) * 4 for shape in present.values())  # as float32, the dtype networks are built in
     try:
-        with _AllocationBudget(NET_BUILD_FACTOR * held + NET_BUILD_SLACK + allowance, source, declared):
+        with _AllocationBudget(NET_BUILD_FACTOR * held + NET_BUILD_SLACK + allowance, held, source, declared):
             net = factory()
     except (TypeError, ValueError, ZeroDivisionError, RuntimeError, KeyError) as exc:
         raise BadInput(f"{source}: {declared} does not describe a network stylekit can build: {exc}",
@@ -175,7 +175,7 @@ class _AllocationBudget:
     has no allocation cap for CPU memory.
     """
 
-    def __init__(self, budget: int, source: str, declared: str) -> None:
+    def __init__(self, budget: int, held: int, source: str, declared: str) -> None:
         import torch
         from torch.overrides import TorchFunctionMode
         from torch.utils._device import _device_constructors  # the factory functions torch.device() routes
@@ -202,6 +202,7 @@ class _AllocationBudget:
         shaper = {torch.randn: torch.empty, torch.rand: torch.empty}  # same signature, no RNG on meta
         self.left = budget
         self.budget = budget
+        self.held = held
         self.source = source
         self.declared = declared
         self.seen: set[int] = set()
@@ -211,8 +212,8 @@ class _AllocationBudget:
         self.left -= nbytes
         if self.left < 0:
             raise BadInput(
-                f"{self.source}: {self.declared} declares a network larger than the weights the file holds "
-                f"(building it needs more than {self.budget:,} bytes)",
+                f"{self.source}: {self.declared} declares a network larger than the weights the file holds: building it "
+                f"passed {self.budget:,} bytes, the bound for {self.held:,} bytes of weights",
                 hint="the file is damaged or hostile; stylekit refuses it before allocating (see docs/security.md)",
             )
 

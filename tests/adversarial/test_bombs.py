@@ -62,8 +62,9 @@ def _generate(network: Path) -> list[str]:
 CASES = {
     "safetensors-z-dim": (lambda r: _generate(_safetensors_network(r / "z.safetensors", {**BIG_G, "z_dim": 12000})),
                           2, "declares G_ema.z_dim=12000, outside the bound [1, 4096]"),
-    "safetensors-in-bounds-but-empty": (lambda r: _generate(_safetensors_network(r / "big.safetensors", BIG_G)),
-                                        2, "declares a network larger than the weights the file holds"),
+    "safetensors-in-bounds-but-empty": (lambda r: _generate(_safetensors_network(r / "big.safetensors", BIG_G)), 2,
+                                        "declares a network larger than the weights the file holds: building it passed "
+                                        "67,108,864 bytes, the bound for 0 bytes of weights"),
     "pickle-z-dim": (lambda r: _generate(_write(r / "z.pkl", nvlabs_snapshot({**BIG_G, "z_dim": 60000}))),
                      2, "declares G_ema.z_dim=60000, outside the bound [1, 4096]"),
     "pickle-in-bounds-but-empty": (lambda r: _generate(_write(r / "big.pkl", nvlabs_snapshot(BIG_G))),
