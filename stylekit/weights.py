@@ -27,6 +27,7 @@ from typing import Any
 
 from stylekit.errors import BadInput, MissingResource
 from stylekit.home import stylekit_home
+from stylekit.offline import offline
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
 _HF_CLIP_B32 = "https://huggingface.co/timm/vit_base_patch32_clip_224.openai"
@@ -182,13 +183,6 @@ def register(spec: WeightSpec, replace: bool = False) -> WeightSpec:
     return REGISTRY[spec.name]
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def offline() -> bool:
-    """STYLEKIT_OFFLINE=1: never touch the network; only the cache and local files count."""
-    return _truthy(os.environ.get("STYLEKIT_OFFLINE"))
 
 
 def weights_dir() -> Path:

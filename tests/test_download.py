@@ -155,6 +155,7 @@ def test_wikiart_zip_slip_is_refused(tmp_path):
 
 
 def test_missing_kaggle_credentials_exit_3(monkeypatch, tmp_path):
+    monkeypatch.delenv("STYLEKIT_OFFLINE")  # online: the credentials are what is missing
     for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -170,6 +171,7 @@ def test_kaggle_refusal_is_exit_3(monkeypatch, tmp_path):
             raise RuntimeError("(401) Unauthorized")
 
     monkeypatch.setattr(ks, "kaggle_api", lambda: Refusing())
+    monkeypatch.delenv("STYLEKIT_OFFLINE")  # the fake client stands in for the network
     result = CliRunner().invoke(app, ["download", "midjourney", "--out", str(tmp_path / "m")])
     assert result.exit_code == 3 and "KAGGLE_API_TOKEN" in result.output
 
@@ -301,6 +303,7 @@ def test_cli_dataset_needs_out_and_offline_weights_exit_3():
 def test_cli_wikiart_with_fake_api_json_and_idempotent(monkeypatch, tmp_path):
     api = FakeKaggle(_wikiart_members(per=1))
     monkeypatch.setattr(ks, "kaggle_api", lambda: api)
+    monkeypatch.delenv("STYLEKIT_OFFLINE")  # the fake client stands in for the network
     out = tmp_path / "w"
     result = CliRunner().invoke(app, ["download", "wikiart", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output

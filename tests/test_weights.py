@@ -242,7 +242,7 @@ def test_resume_from_existing_part_file_uses_range(monkeypatch, server, online):
     assert not part_path(dest).exists()
 
 
-def test_interrupted_transfer_resumes_and_completes(server, tmp_path):
+def test_interrupted_transfer_resumes_and_completes(server, tmp_path, online):
     data = _payload(400_000, seed=2)
     server.files["/big.bin"] = data
     server.cut["/big.bin"] = 150_000
@@ -254,7 +254,7 @@ def test_interrupted_transfer_resumes_and_completes(server, tmp_path):
     assert got.resumed_from > 0 and got.attempts == 2
 
 
-def test_complete_part_file_with_416_is_finalised(server, tmp_path):
+def test_complete_part_file_with_416_is_finalised(server, tmp_path, online):
     data = b"0123456789" * 1000
     server.files["/done.bin"] = data
     dest = tmp_path / "done.bin"
@@ -295,7 +295,7 @@ def test_mirrors_are_tried_in_order_and_transient_errors_retried(monkeypatch, se
     assert len(server.requests_for("/m2/fake.bin")) == 2
 
 
-def test_permanent_http_error_reports_status(server, tmp_path):
+def test_permanent_http_error_reports_status(server, tmp_path, online):
     with pytest.raises(HttpStatusError) as err:
         fetch_url(server.url("/nope"), tmp_path / "x", retries=3, backoff=0)
     assert err.value.status == 404

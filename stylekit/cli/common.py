@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import tomllib
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -58,13 +57,14 @@ def fail(error: StylekitError) -> typing.NoReturn:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a --config TOML file; keys may use dashes or underscores; a [command] table is allowed."""
+    from stylekit.io.limits import parse_toml
     from stylekit.io.paths import read_regular_text  # never blocks on a FIFO named like a config
 
     if not os.path.lexists(path):
         raise BadInput(f"config file {path} does not exist", hint="check the --config path")
     try:
-        data = tomllib.loads(read_regular_text(path, "config file"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = parse_toml(read_regular_text(path, "config file"), f"config file {path}")
+    except UnicodeDecodeError as exc:
         raise BadInput(f"config file {path} is not valid TOML: {exc}", hint="fix the file") from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 

@@ -118,12 +118,14 @@ _zip_lock = threading.Lock()
 
 
 def _read_member(zip_path: str, member: str) -> bytes:
+    from stylekit.io.limits import read_image_member  # size and compression-ratio capped
+
     key = (os.getpid(), zip_path)
     with _zip_lock:
         zf = _zip_handles.get(key)
         if zf is None:
             zf = _zip_handles[key] = zipfile.ZipFile(zip_path)
-        return zf.read(member)
+        return read_image_member(zf, member, f"{zip_path}::{member}")
 
 
 def decode_item(item: ImageItem, cleanfid_compat: bool = False) -> Image.Image:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.atomic import write_json_atomic, write_text_atomic
 from stylekit.io.console import get_console
+from stylekit.offline import require_online
 
 MARKER = ".stylekit-download.json"
 STAGING = ".download"
@@ -191,7 +192,9 @@ def kaggle_api() -> KaggleLike:
 
 def _kaggle_zip(api: KaggleLike | None, dataset: str, staging: Path) -> Path:
     """Download a Kaggle data set's zip into `staging` (the Kaggle client resumes a partial one)."""
-    api = api if api is not None else kaggle_api()
+    if api is None:
+        require_online(f"Kaggle data set {dataset}", f"kaggle datasets download -d {dataset} -p {staging}")
+        api = kaggle_api()
     staging.mkdir(parents=True, exist_ok=True)
     get_console().log(f"downloading Kaggle data set {dataset} into {staging} (this can take long)")
     sink = io.StringIO()

@@ -108,9 +108,11 @@ def _cpu_tensors(tensors: Mapping[str, torch.Tensor], module: str) -> dict[str, 
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:
+    from stylekit.io.limits import parse_json
+
     try:
-        meta = json.loads(read_regular_text(folder / META, "checkpoint metadata"))
-    except (BadInput, OSError, json.JSONDecodeError, UnicodeDecodeError):
+        meta = parse_json(read_regular_text(folder / META, "checkpoint metadata"), str(folder / META))
+    except (OSError, BadInput, UnicodeDecodeError):  # damaged, hostile, unreadable or a FIFO: not a usable checkpoint
         return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "step" not in meta:
         return None

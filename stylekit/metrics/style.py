@@ -16,7 +16,6 @@ and never unpickles.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -150,41 +149,57 @@ class StyleModel:
 
 def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     folder = _locate(path)
-    try:
-        meta = json.loads(read_regular_text(folder / META_NAME, "style model metadata"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{folder / META_NAME} is not valid JSON: {exc}", hint="re-export the style model") from None
-    if meta.get("format") != FORMAT:
+    from stylekit.io.limits import parse_json
+
+    meta = parse_json(read_regular_text(folder / META_NAME, "style model metadata"), str(folder / META_NAME))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"{folder / META_NAME} is not a stylekit style model", hint="give a train-classifier run directory")
     return meta
 
 
+def style_net_config(meta: dict[str, Any], source: str) -> Any:
+    """The StyleNetConfig a style_model.json declares, its sizes checked against sane bounds."""
+    from stylekit.io.limits import EMBED_DIM_MAX, NET_CLASSES_MAX, check_int
+    from stylekit.nets.style_embedding import StyleNetConfig
+
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not isinstance(meta.get("backbone"), str):
+        raise BadInput(f"{source}: needs a 'backbone' name and a 'classes' list", hint="re-export the style model")
+    check_int(len(classes), "len(classes)", 1, NET_CLASSES_MAX, source)
+    dim = meta.get("projection_dim", meta.get("embed_dim"))
+    return StyleNetConfig(
+        backbone=meta["backbone"],
+        num_classes=len(classes),
+        embed_dim=check_int(dim, "projection_dim", 1, EMBED_DIM_MAX, source),
+        embedding=meta.get("embedding", "projection"),
+    )
+
+
 def load_style_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> StyleModel:
-    """Load an export written by `export_style_model` (folder, or either of its two files)."""
+    """Load an export written by `export_style_model` (folder, or either of its two files).
+
+    The network is built only once its declared sizes are within bounds and fit the tensors the
+    weights file holds (stylekit.io.limits.build_checked), so a damaged or hostile JSON cannot make
+    this allocate more than the weights file could explain.
+    """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+    from stylekit.io.limits import build_checked
+    from stylekit.nets.style_embedding import StyleNet
 
     folder = _locate(path)
     meta = read_style_meta(folder)
-    cfg = StyleNetConfig(
-        backbone=meta["backbone"],
-        num_classes=len(meta["classes"]),
-        embed_dim=int(meta.get("projection_dim", meta["embed_dim"])),
-        embedding=meta.get("embedding", "projection"),
-    )
-    net = StyleNet(cfg, pretrained=False)
-    require_regular_file(folder / WEIGHTS_NAME, "style model weights")
+    weights = require_regular_file(folder / WEIGHTS_NAME, "style model weights")
+    cfg = style_net_config(meta, str(folder / META_NAME))
     try:
-        state = load_file(str(folder / WEIGHTS_NAME))
+        with safe_open(str(weights), framework="pt", device="cpu") as fh:
+            present = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+        state = load_file(str(weights))
     except Exception as exc:  # noqa: BLE001 - a damaged file is bad input
-        raise BadInput(f"cannot read {folder / WEIGHTS_NAME}: {exc}", hint="re-export the style model") from None
-    result = net.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise BadInput(
-            f"{folder / WEIGHTS_NAME} does not match {meta['backbone']}: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}",
-            hint="re-export the style model with this stylekit version",
-        )
+        raise BadInput(f"cannot read {weights}: {exc}", hint="re-export the style model") from None
+    net = build_checked(lambda: StyleNet(cfg, pretrained=False), present, str(weights), f"{META_NAME} (backbone {cfg.backbone})")
+    net.load_state_dict(state, strict=True)
     if "mean" in meta and "std" in meta:
         net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32).view(1, 3, 1, 1))
         net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32).view(1, 3, 1, 1))

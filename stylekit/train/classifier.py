@@ -475,15 +475,18 @@ def _load_for_eval(path: Path, device: torch.device) -> Any:
     if not config_file.is_file():
         raise BadInput(f"{path} is neither a style model export nor a train-classifier run directory",
                        hint="give the --out folder of a train-classifier run")
-    import json
+    from stylekit.io.limits import build_checked, parse_json
+    from stylekit.metrics.style import style_net_config
 
-    conf = json.loads(read_regular_text(config_file, "run config"))
-    if "classes" not in conf or "backbone" not in conf:
+    conf = parse_json(read_regular_text(config_file, "run config"), str(config_file))
+    if not isinstance(conf, dict) or "classes" not in conf or "backbone" not in conf:
         raise BadInput(f"{config_file} is not a train-classifier configuration", hint="give the --out folder of a train-classifier run")
-    net_cfg = StyleNetConfig(conf["backbone"], len(conf["classes"]), int(conf["embed_dim"]),
-                             "features" if conf.get("loss") == "ce" else "projection")
-    net = StyleNet(net_cfg, pretrained=False)
-    net.load_state_dict(load_module_tensors(path, "model"), strict=True)
+    net_cfg = style_net_config({"backbone": conf["backbone"], "classes": conf["classes"], "embed_dim": conf.get("embed_dim"),
+                                "embedding": "features" if conf.get("loss") == "ce" else "projection"}, str(config_file))
+    state = load_module_tensors(path, "model")
+    net = build_checked(lambda: StyleNet(net_cfg, pretrained=False), {k: tuple(v.shape) for k, v in state.items()},
+                        str(path), f"{config_file.name} (backbone {net_cfg.backbone})")
+    net.load_state_dict(state, strict=True)
     meta = {"backbone": conf["backbone"], "classes": conf["classes"], "size": conf["size"], "embed_dim": net.embed_dim,
             "name": f"{path.name}-{conf['backbone']}", "loss": conf.get("loss")}
     return StyleModel(net, meta, path).to(device)

@@ -10,7 +10,6 @@ content's aspect ratio (longer side = the model size, or `size`). Python callers
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -50,24 +49,31 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     """Rebuild the generator from its JSON config and load its weights (VGG19 from the registry)."""
     from safetensors.torch import load_file
 
+    from stylekit.io.limits import (
+        GENERATOR_JSON_BOUNDS,
+        PRETRAINED_ALLOWANCE,
+        build_checked,
+        check_fields,
+        parse_json,
+    )
+    from stylekit.nets.ref_encoder import frozen_prefixes
+
     weights, config = resolve_model(path)
+    doc = parse_json(read_regular_text(config, "generator config"), str(config))
     try:
-        doc = json.loads(read_regular_text(config, "generator config"))
+        check_fields(doc["generator"], GENERATOR_JSON_BOUNDS, str(config), "generator.")
         gen_cfg = GeneratorConfig(**doc["generator"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{config} is not a stylekit pix2pix generator config ({exc})",
                        hint="use the generator.json written by stylekit train-pix2pix") from None
-    g = RefUNet(gen_cfg)
     require_regular_file(weights, "generator weights")
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # noqa: BLE001 - any read failure means an unusable file
         raise BadInput(f"cannot read {weights}: {exc}", hint="re-export it with stylekit train-pix2pix") from None
-    expected = set(g.trainable_state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise BadInput(f"{weights} does not match {config.name}: missing {missing[:3]}, unexpected {unexpected[:3]}",
-                       hint="keep generator.safetensors and generator.json from the same run together")
+    frozen = tuple("encoder." + p for p in frozen_prefixes(gen_cfg.ref_encoder))  # pretrained, from the registry
+    g = build_checked(lambda: RefUNet(gen_cfg), {k: tuple(v.shape) for k, v in state.items()}, str(weights), config.name,
+                      optional=lambda key: bool(frozen) and key.startswith(frozen), allowance=PRETRAINED_ALLOWANCE if frozen else 0)
     g.load_state_dict(state, strict=False)
     return g.to(device), doc
 

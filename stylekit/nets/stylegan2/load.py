@@ -110,23 +110,19 @@ def normalize_discriminator_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
-    try:
-        net: torch.nn.Module = Generator(**config) if kind.startswith("G") else Discriminator(**config)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
-        raise BadInput(f"{source}: {kind} config is not a StyleGAN2 network: {exc}") from None
-    own = net.state_dict()
+    from stylekit.io.limits import build_checked
+    from stylekit.nets.stylegan2.bounds import check_network_config
+
+    check_network_config(kind, config, source)
+    cls = Generator if kind.startswith("G") else Discriminator
     # Constant FIR buffers keep their defaults when a format does not store them; w_avg is estimated.
-    optional = {k for k in own if k.endswith("resample_filter")} | ({"mapping.w_avg"} if kind.startswith("G") else set())
-    missing = sorted(set(own) - set(state) - optional)
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
-        raise BadInput(f"{source}: {kind} weights do not fit a StyleGAN2 {kind} ({'; '.join(parts)})")
-    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not optional & (set(own) - set(state)))
+    def optional(key: str) -> bool:
+        return key.endswith("resample_filter") or (kind.startswith("G") and key == "mapping.w_avg")
+
+    net: torch.nn.Module = build_checked(lambda: cls(**config), {k: tuple(v.shape) for k, v in state.items()}, source,
+                                         f"its {kind} config", optional)
+    own = net.state_dict()
+    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not any(optional(k) for k in set(own) - set(state)))
     if isinstance(net, Generator) and "mapping.w_avg" not in state:
         _fill_w_avg(net)
     return net.eval()
@@ -255,6 +251,8 @@ def _is_safetensors(head: bytes) -> bool:
 def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     from safetensors import safe_open
 
+    from stylekit.io.limits import parse_json
+
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             meta = fh.metadata() or {}
@@ -264,13 +262,13 @@ def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
                     f"{path}: a safetensors file that is not a stylekit StyleGAN2 network (metadata format={meta.get('format')!r})",
                     hint="write networks with stylekit (blend-layers, finetune-stylegan) or pass an NVlabs pkl / rosinality .pt",
                 )
-            configs = json.loads(meta.get("config", "{}"))
+            configs = parse_json(meta.get("config", "{}"), f"{path} (config metadata)")
             states: dict[str, dict[str, torch.Tensor]] = {k: {} for k in configs}
             for key in keys:
                 net, _, name = key.partition(".")
                 if net in states:
                     states[net][name] = fh.get_tensor(key)
-            extra = json.loads(meta.get("extra", "{}"))
+            extra = parse_json(meta.get("extra", "{}"), f"{path} (extra metadata)")
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -399,6 +397,9 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
             f"{path}: unsupported network format",
             hint="stylekit reads NVlabs StyleGAN2(-ADA) .pkl, rosinality .pt and stylekit .safetensors",
         )
+    from stylekit.io.limits import check_tensor_bytes
+
+    check_tensor_bytes([t for st in states.values() for t in st.values()], str(path))
     nets: dict[str, Any] = {}
     for key in NETWORK_KEYS:
         if key in states:
