@@ -1,7 +1,7 @@
 """StyleGAN2 commands: generate, mix (style mixing / interpolation), blend-layers (toonify)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -114,31 +114,46 @@ def register(app: typer.Typer) -> None:
         app,
         "blend-layers",
         help="Blend two generators by resolution (toonify layer swapping) into a new network.",
-        epilog="Example: stylekit blend-layers --base ffhq-256 --finetuned runs/toon --swap-res 32 --out toonify.safetensors",
+        epilog="Examples: stylekit blend-layers --base ffhq-256 --finetuned runs/toon --swap-res 32 --out toonify.safetensors ; "
+        "stylekit blend-layers --base ffhq-256 --finetuned runs/toon --swap-res 4,8,16,32,64,128 --metrics fid10k --ref data/toons-256 --out sweep/",
     )
     def blend_layers(
         base: Annotated[str, typer.Option("--base", help="The original network. " + NETWORK_HELP)],
         finetuned: Annotated[str, typer.Option("--finetuned", help="A network fine-tuned from --base.")],
         out: Annotated[str, typer.Option("--out", "-o", help="Blended network (.safetensors), or a folder (ending in /) for blended.safetensors; the preview goes next to it.")],
-        swap_res: Annotated[int, typer.Option("--swap-res", help="Layers at this resolution and above come from the non-structure network.")] = 32,
+        swap_res: Annotated[str, typer.Option("--swap-res", help="Layers at this resolution and above come from the non-structure network; several (4,8,16,32) make a sweep: one network each in the --out folder and sweep.png.")] = "32",
         blend_width: Annotated[float | None, typer.Option("--blend-width", help="Smooth sigmoid transition width (in layers); default: hard swap.")] = None,
         structure: Annotated[str, typer.Option("--structure", help="Network giving the low resolutions, mapping and noise: base | finetuned.")] = "finetuned",
         preview_seeds: Annotated[str, typer.Option("--preview-seeds", help="Seeds for the preview grid ('' for none).")] = "0-5",
         trunc: Annotated[float, typer.Option("--trunc", help="Truncation psi for the preview.")] = 0.7,
         device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+        metrics: Annotated[str | None, typer.Option("--metrics", help="Score every blend with these metric names (as in score), e.g. fid10k; needs --ref.", show_default=False)] = None,
+        ref: Annotated[str | None, typer.Option("--ref", help="Reference images for --metrics: folder, .zip or stats:NAME/RES.", show_default=False)] = None,
+        num_gen: Annotated[int | None, typer.Option("--num-gen", help="With --metrics: generated images per blend for names without a count.", show_default=False)] = None,
     ) -> None:
         from stylekit.edit.blend import BlendConfig, run_blend
 
         cfg = BlendConfig(
-            base=base, finetuned=finetuned, out=out, swap_res=swap_res, blend_width=blend_width, structure=structure,
+            base=base, finetuned=finetuned, out=out, swap_res=parse_int_list(swap_res, "--swap-res"), blend_width=blend_width, structure=structure,
             preview_seeds=parse_int_list(preview_seeds, "--preview-seeds") if preview_seeds.strip() else [],
-            trunc=trunc, device=device,
+            trunc=trunc, device=device, metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+            ref=ref, num_gen=num_gen,
         )
         result = run_blend(cfg)
-        render(result, table=lambda r: _table("blend-layers", [
-            ["network", r.out], ["preview", r.preview or "-"], ["swap_res", r.swap_res],
-            ["blend_width", r.blend_width if r.blend_width is not None else "hard"], ["structure", r.structure],
-            ["seconds", r.seconds]]))
+        render(result, table=_blend_table)
+
+
+def _blend_table(r: Any) -> None:
+    _table("blend-layers", [
+        ["network" if not r.sweep or len(r.sweep) == 1 else "folder", r.out], ["preview", r.preview or "-"],
+        ["swap_res", r.swap_res], ["blend_width", r.blend_width if r.blend_width is not None else "hard"],
+        ["structure", r.structure], ["seconds", r.seconds]])
+    if r.sweep:
+        from stylekit.io.console import get_console
+
+        names = list(dict.fromkeys(k for e in r.sweep for k in e.get("metrics", {})))
+        get_console().print_table("swap resolutions", ["swap_res", *names, "network"],
+                                  [[e["swap_res"], *[e.get("metrics", {}).get(n, "-") for n in names], e["out"]] for e in r.sweep])
 
 
 def _table(title: str, rows: list[list[object]]) -> None:
