@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -121,6 +122,12 @@ def test_cli_outputs_load_and_rerun_is_noop(setup, tmp_path):
     # NVlabs' name (kimg:06d) for the newest snapshot within that kimg: the same file, not a copy.
     nvlabs = out / "network-snapshot-000000.safetensors"
     assert nvlabs.stat().st_ino == (out / "network-snapshot-000000.008.safetensors").stat().st_ino
+    if importlib.util.find_spec("tensorboard") is not None:  # the optional extra: event files next to metrics.jsonl
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(out))
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("loss_G")] == [4, 8] and len(acc.Images("samples/fakes")) == 2
     assert (out / "samples" / "reals.png").exists() and (out / "samples" / "fakes-000000.008.png").exists()
     net = load_network(out / "network-final.safetensors")
     assert net.G_ema is not None and net.D is not None and net.G.img_resolution == RES

@@ -649,6 +649,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                             from stylekit.data.images import save_grid
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
+                            runner.log_image(cur_nimg, "samples/fakes", run_dir.samples / f"fakes-{label}.png")
                             if metrics_on:
                                 ema.module.eval()
                                 values.update(_compute_metrics(ema.module, cfg, run_dir.path, device))
