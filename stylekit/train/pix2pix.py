@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylekit.data.pairs import PairData, PairDataset, build_pair_data
+from stylekit.data.pairs import PairData, PairDataset, build_pair_data, check_preprocess
 from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
-from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.nets.unet import GeneratorConfig, RefUNet, check_generator_size, inference_mode
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -86,12 +86,15 @@ class Pix2PixConfig:
     fresh: bool = False
     save_every: int = 1000
     keep: int = 3
+    net_g: str = "unet"  # unet | resnet9 (junyanz resnet_9blocks)
+    preprocess: str = "resize_and_crop"  # junyanz: resize_and_crop | crop | none
+    flip: bool = True
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
                                ref_inject=self.ref_inject, ref_encoder=self.ref_encoder, style_dim=self.style_dim,
                                ref_size=self.ref_size or min(self.size, 128), vgg_weights=self.vgg_weights,
-                               direction=self.direction)
+                               direction=self.direction, net_g=self.net_g)
 
 
 @dataclass
@@ -139,6 +142,8 @@ def check_config(cfg: Pix2PixConfig) -> None:
             raise BadInput(f"--{name.replace('_', '-')} must not be negative")
     if cfg.ngf < 1 or cfg.ndf < 1 or cfg.style_dim < 1:
         raise BadInput("--ngf, --ndf and the style size must be positive")
+    check_generator_size(cfg.net_g, cfg.size)
+    check_preprocess(cfg.preprocess)
 
 
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
@@ -315,7 +320,7 @@ def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
     if source is None:
         t = data.train
         source = PairDataset(t.pairs[: cfg.samples], t.size, t.k, t.ref_pool, t.ref_size, t.direction,  # type: ignore[arg-type]
-                             train=False, seed=cfg.seed)
+                             train=False, seed=cfg.seed, preprocess=t.preprocess)
     by_label: dict[str, list[int]] = {}
     for i, pair in enumerate(source.pairs):
         by_label.setdefault(pair.label, []).append(i)
@@ -334,7 +339,7 @@ def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     try:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None)
+                               cfg.ref_size or None, preprocess=cfg.preprocess, flip=cfg.flip, net_g=cfg.net_g)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
     finally:
@@ -457,6 +462,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                 runner.log_metrics(step, kind="epoch", epoch=epoch, lr=opt_g.param_groups[0]["lr"], **last_eval)
                 if dist.is_main:
                     sample_grid(g, samples, device, amp, run_dir.samples / f"epoch-{epoch:04d}.png")
+                    runner.log_image(step, "samples/A_refs_fakeB_realB", run_dir.samples / f"epoch-{epoch:04d}.png")
                     plot_curves(run_dir.read_metrics(), run_dir.path / "loss_curves.png")
                     export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval,
                                                                 "labels": data.labels})  # type: ignore[arg-type]

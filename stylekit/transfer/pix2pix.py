@@ -82,7 +82,7 @@ class Pix2PixStylizer:
         self.model_path = Path(model)
         self.g, self.doc = load_generator(model, self.device)
         cfg = self.g.cfg
-        side = 2 ** self.g.unet.depth
+        side = self.g.backbone.size_multiple
         if size is not None and (size < side or size % side):
             raise BadInput(f"--size {size} does not fit this generator (trained at {cfg.size} px)",
                            hint=f"use a multiple of {side}, e.g. {cfg.size}")
@@ -112,7 +112,7 @@ class Pix2PixStylizer:
         w, h = img.size
         x = pil_to_tensor(img.resize((self.size, self.size), Image.Resampling.BICUBIC))[None].to(self.device) * 2 - 1
         with inference_mode(self.g), autocast(self.device, self.amp):
-            y = self.g.unet(x, self.style)
+            y = self.g.backbone(x, self.style)
         out = tensor_to_pil((y[0].float() + 1) / 2)
         scale = self.size / max(w, h)
         return out.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
@@ -126,9 +126,12 @@ class Pix2PixStylizer:
 
 
 def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, style_paths: list[str | Path],
-                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = True) -> Any:
+                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = True,
+                    targets: str | Path | None = None) -> Any:
     """Translate CONTENT (an image or a folder; existing outputs skipped) with STYLE references.
 
+    A folder run also writes OUT/index.html (input | refs | output [| target, L1]); `targets` is a
+    folder of ground-truth images at the content images' relative paths.
     Returns stylekit.transfer.run.TransferReport (method "pix2pix").
     """
     from stylekit.transfer.run import run_stylizer
@@ -136,11 +139,33 @@ def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, st
     content, out = Path(content_paths), Path(out)
     if not content.exists():
         raise BadInput(f"content {content} does not exist", hint="give an image file or a folder of images")
+    if targets is not None and not (content.is_dir() and Path(targets).is_dir()):
+        raise BadInput(f"--targets {targets} needs a folder of targets and a CONTENT folder",
+                       hint="give CONTENT and --targets as folders with the same relative image names")
     styles = [Path(s) for s in style_paths]
     for s in styles:
         if not s.is_file():
             raise BadInput(f"style image {s} does not exist or is not a file", hint="check the STYLE paths")
     config = {"model": str(model_path_or_run), "content": str(content), "styles": [str(s) for s in styles],
               "out": str(out), "size": size, "device": device}
-    return run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
-                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config)
+    report = run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
+                          content, out, method="pix2pix", step_unit="one generator forward pass", config=config)
+    if report.batch:
+        _results_page(report, content, out, styles, Path(targets) if targets is not None else None)
+    return report
+
+
+def _results_page(report: Any, content: Path, out: Path, styles: list[Path], targets: Path | None) -> None:
+    from stylekit.transfer.results_page import find_target, l1_to_target, write_results_page
+
+    if targets is not None:
+        found = 0
+        for item in report.items:
+            target = find_target(Path(item["content"]), content, targets)
+            if target is not None and item["status"] != "failed":
+                item["target"], item["l1_target"] = str(target), round(l1_to_target(Path(item["output"]), target), 6)
+                found += 1
+        if not found:
+            get_console().warn(f"--targets {targets}: no target matches a content image's relative path")
+    page = write_results_page(out, report.items, styles, f"pix2pix: {content} -> {out}")
+    report.run["results_page"] = str(page)
