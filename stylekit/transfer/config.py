@@ -56,6 +56,7 @@ class TransferConfig:
     size: int = 512
     multires: list[int] | None = None
     content_loss: str = "mse"
+    normalize_gradients: bool = False  # jcjohnson: L1-normalise each content/style layer's gradient
     weights: str | None = None
     save_every: int = 0
     device: str = "auto"
