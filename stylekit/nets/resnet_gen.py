@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from stylekit.errors import BadInput
-from stylekit.nets.unet import Inject, Norm, init_normal, norm_layer
+from stylekit.nets.unet import Inject, Norm, init_normal, norm_layer, run_block
 
 N_BLOCKS = 9
 SIZE_MULTIPLE = 4
@@ -112,15 +111,10 @@ class ResnetGenerator(nn.Module):
                 nn.init.zeros_(m.linear.weight)
                 nn.init.zeros_(m.linear.bias)
 
-    def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
-        if self.grad_checkpoint and self.training and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
-
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.style_dim > 0 and style is None:
             raise ValueError("this generator is reference-conditioned: pass a style vector")
         h = self.stem(x)
         for block in [*self.blocks, *self.ups]:
-            h = self._run(block, h, style)
+            h = run_block(self, block, h, style)
         return self.head(h)

@@ -64,6 +64,13 @@ def init_normal(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+def run_block(owner: nn.Module, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
+    """`block(*args)`, recomputed in backward when `owner.grad_checkpoint` is on (training only)."""
+    if getattr(owner, "grad_checkpoint", False) and owner.training and torch.is_grad_enabled():
+        return checkpoint(block, *args, use_reentrant=False)
+    return block(*args)
+
+
 class Down(nn.Module):
     """LeakyReLU -> conv 4x4 stride 2 -> norm (the outermost has neither activation nor norm)."""
 
@@ -143,24 +150,19 @@ class UNet(nn.Module):
         """Input sides must be multiples of this (the UNet halves down to 1x1)."""
         return 2**self.depth
 
-    def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
-        if self.grad_checkpoint and self.training and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
-
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.style_dim > 0 and style is None:
             raise ValueError("this UNet is reference-conditioned: pass a style vector")
         skips = []
         h = x
         for down in self.downs:
-            h = self._run(down, h)
+            h = run_block(self, down, h)
             skips.append(h)
         skips.pop()  # the innermost output is the decoder's input, not a skip
         for j, up in enumerate(self.ups):
             if j > 0:
                 h = torch.cat([h, skips.pop()], 1)
-            h = self._run(up, h, style)
+            h = run_block(self, up, h, style)
         return h
 
 
