@@ -81,3 +81,9 @@ def test_cli_option_runs_and_is_recorded(assets, tmp_path):
     assert da["config"]["normalize_gradients"] is True and db["config"]["normalize_gradients"] is False
     sa, sb = da["items"][0]["stages"][0], db["items"][0]["stages"][0]
     assert sa["loss_start"] == sb["loss_start"] and sa["loss_end"] != sb["loss_end"]
+
+
+def test_lbfgs_with_normalised_gradients_is_refused(assets, tmp_path):
+    res = CliRunner().invoke(app, [str(x) for x in ["transfer", assets / "content.png", assets / "style.png", "--out",
+                                                    tmp_path / "o.png", "--normalize-gradients", *FAST]])
+    assert res.exit_code == 2 and "--optimizer adam" in res.output and not (tmp_path / "o.png").exists()

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int, typer.Option(help="Longer side of the output in pixels.")] = 512,
         multires: Annotated[str | None, typer.Option(help="Coarse-to-fine stage sizes, e.g. 256,512,1024 (overrides --size).", show_default=False)] = None,
         content_loss: Annotated[str, typer.Option(help="mse | cosine (direction of features only; see docs/transfer.md).")] = "mse",
-        normalize_gradients: Annotated[bool, typer.Option("--normalize-gradients", help="jcjohnson: divide each content/style layer's gradient by its L1 norm (then times the weight); pair with --optimizer adam and weights like --content-weight 5 --style-weight 100 (docs/transfer.md).")] = False,
+        normalize_gradients: Annotated[bool, typer.Option("--normalize-gradients", help="jcjohnson: divide each content/style layer's gradient by its L1 norm (then times the weight), so the weights alone set the balance; needs --optimizer adam (docs/transfer.md).")] = False,
         weights: Annotated[str | None, typer.Option(help="VGG weights: a local .pth/.safetensors state dict or a registry name (default: the --arch entry).", show_default=False)] = None,
         save_every: Annotated[int, typer.Option(help="Write an intermediate frame every N steps to <out stem>_frames/ (0 = off).")] = 0,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",

@@ -94,6 +94,10 @@ class TransferConfig:
         for name, value in (("--content-weight", self.content_weight), ("--style-weight", self.style_weight), ("--tv-weight", self.tv_weight)):
             if not math.isfinite(value) or value < 0:
                 raise BadInput(f"{name} must be a finite number >= 0, got {value}")
+        if self.normalize_gradients and self.optimizer == "lbfgs":
+            raise BadInput("--normalize-gradients needs --optimizer adam: L-BFGS's line search checks the loss against "
+                           "its gradient, and normalised gradients are not the loss gradient (it stops at once)",
+                           hint="add --optimizer adam (docs/transfer.md has a measured comparison)")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise BadInput(f"--lr must be > 0, got {self.lr}")
         for option, size in [("--size", self.size)] + [("--multires", s) for s in (self.multires or [])]:
