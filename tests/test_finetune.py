@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -118,6 +119,15 @@ def test_cli_outputs_load_and_rerun_is_noop(setup, tmp_path):
     doc = json.loads(res.stdout)
     assert doc["kimg"] == 0.008 and doc["images"] == 40 and doc["ticks"] == 2 and doc["folders"] == {".": 20}
     assert (out / "network-final.safetensors").exists() and (out / "network-snapshot-000000.004.safetensors").exists()
+    # NVlabs' name (kimg:06d) for the newest snapshot within that kimg: the same file, not a copy.
+    nvlabs = out / "network-snapshot-000000.safetensors"
+    assert nvlabs.stat().st_ino == (out / "network-snapshot-000000.008.safetensors").stat().st_ino
+    if importlib.util.find_spec("tensorboard") is not None:  # the optional extra: event files next to metrics.jsonl
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(out))
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("loss_G")] == [4, 8] and len(acc.Images("samples/fakes")) == 2
     assert (out / "samples" / "reals.png").exists() and (out / "samples" / "fakes-000000.008.png").exists()
     net = load_network(out / "network-final.safetensors")
     assert net.G_ema is not None and net.D is not None and net.G.img_resolution == RES
@@ -182,3 +192,18 @@ def test_metrics_fid_at_snapshots_and_skip_without_weights(setup, tmp_path, monk
     last = _metrics(tmp_path / "fid")[-1]
     assert last["fid"] > 0 and "kid" in last and r.last_metrics["fid"] == last["fid"]
     assert not (tmp_path / "fid" / ".metric-fakes").exists()
+
+
+def test_snapshots_carry_the_nvlabs_name(tmp_path):
+    from stylekit.train.stylegan import link_nvlabs_name
+
+    whole = tmp_path / "network-snapshot-000040.safetensors"
+    whole.write_bytes(b"a")
+    assert link_nvlabs_name(whole, 40_000) == whole and sorted(p.name for p in tmp_path.iterdir()) == [whole.name]
+    part = tmp_path / "network-snapshot-000041.500.safetensors"
+    part.write_bytes(b"b")
+    linked = link_nvlabs_name(part, 41_500)
+    assert linked.name == "network-snapshot-000041.safetensors" and linked.read_bytes() == b"b"
+    newer = tmp_path / "network-snapshot-000041.900.safetensors"
+    newer.write_bytes(b"c")
+    assert link_nvlabs_name(newer, 41_900).read_bytes() == b"c" and part.read_bytes() == b"b"

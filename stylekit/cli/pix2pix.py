@@ -18,6 +18,8 @@ Examples:
 
   stylekit train-pix2pix data/toy --refs 5 --size 64 --epochs 5 --epochs-decay 5 --out runs/p2p-toy
 
+  stylekit train-pix2pix data/facades --refs 0 --net-g resnet9 --preprocess crop --no-flip --out runs/facades
+
   torchrun --nproc_per_node 8 -m stylekit train-pix2pix data/pairs --refs 5 --size 512 --batch 8 --out runs/p2p
 
   stylekit train-pix2pix data/toy --refs 3 --size 64 --ref-cls-weight 1 --ref-metric-weight 1 --out runs/p2p-code   (then: stylekit score A/ B/ --metrics style --style-model runs/p2p-code)
@@ -72,6 +74,7 @@ def register(app: typer.Typer) -> None:
         vgg_weights: Annotated[str, typer.Option("--vgg-weights", help="VGG19 weights for --ref-encoder vgg19 and --lambda-vgg: registry name or local file.", rich_help_panel=_MODEL)] = "vgg19",
         style_dim: Annotated[int, typer.Option("--style-dim", help="Size of the style vector fed to the decoder.", rich_help_panel=_MODEL)] = 256,
         ref_size: Annotated[int, typer.Option("--ref-size", help="Side the references are resized to (0 = min(size, 128)).", rich_help_panel=_MODEL)] = 0,
+        net_g: Annotated[str, typer.Option("--net-g", help="Generator: unet (sizes a power of two) | resnet9 (junyanz resnet_9blocks; sizes a multiple of 4). References drive both.", rich_help_panel=_MODEL)] = "unet",
         grad_checkpoint: Annotated[bool, typer.Option("--grad-checkpoint", help="Recompute UNet blocks in backward (less memory at 512px+).", rich_help_panel=_MODEL)] = False,
         epochs: Annotated[int, typer.Option("--epochs", help="Epochs at the initial learning rate.", rich_help_panel=_TRAIN)] = 100,
         epochs_decay: Annotated[int, typer.Option("--epochs-decay", help="Further epochs with the rate decaying linearly to 0.", rich_help_panel=_TRAIN)] = 100,
@@ -88,6 +91,8 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[int, typer.Option("--keep", help="Checkpoints kept (the final one is always kept).", rich_help_panel=_TRAIN)] = 3,
         direction: Annotated[str, typer.Option("--direction", help="AtoB | BtoA.", rich_help_panel=_DATA)] = "AtoB",
         layout: Annotated[str, typer.Option("--layout", help="auto | toy-styles | folders | aligned. auto reads single images as A|B halves only with evidence of pairing (a `prepare --format pairs` folder, or images twice as wide as tall).", rich_help_panel=_DATA)] = "auto",
+        preprocess: Annotated[str, typer.Option("--preprocess", help="resize_and_crop (load 286 -> random 256 crop, scaled with --size) | crop (random crop, no resize) | none (images must be --size).", rich_help_panel=_DATA)] = "resize_and_crop",
+        flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Random horizontal flips of pairs and references.", rich_help_panel=_DATA)] = True,
         val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share of compositions when the data has no split.", rich_help_panel=_DATA)] = 0.1,
         val_max: Annotated[int, typer.Option("--val-max", help="At most this many held-out pairs per evaluation (0 = all).", rich_help_panel=_DATA)] = 200,
         samples: Annotated[int, typer.Option("--samples", help="Rows in each epoch's samples grid.", rich_help_panel=_DATA)] = 4,
@@ -109,6 +114,7 @@ def register(app: typer.Typer) -> None:
             workers=workers, fresh=fresh, save_every=save_every, keep=keep,
             ref_cls_weight=ref_cls_weight, ref_metric_weight=ref_metric_weight,
             layout=layout,
+            net_g=net_g, preprocess=preprocess, flip=flip,
         )
         result = train_pix2pix(cfg)
         if get_console().json_mode:

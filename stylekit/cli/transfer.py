@@ -15,7 +15,9 @@ _EPILOG = (
     "  stylekit transfer photo.jpg a.jpg b.jpg --style-blend-weights 0.7,0.3 --original-colors --out out.png\n\n"
     "  stylekit transfer photo.jpg starry.jpg --multires 256,512,1024 --steps 1000,500,200 --out big.png\n\n"
     "  stylekit transfer photos/ starry.jpg --size 384 --steps 300 --out stylised/   (batch; up-to-date outputs skipped)\n\n"
+    "  stylekit transfer photo.jpg starry.jpg --normalize-gradients --optimizer adam --content-weight 5 --style-weight 100 --out out.png\n\n"
     "  stylekit transfer photos/ r1.png r2.png r3.png --method pix2pix --model runs/p2p --out styled/\n\n"
+    "  stylekit transfer val/A r1.png r2.png --method pix2pix --model runs/p2p --targets val/B --out results/   (writes results/index.html)\n\n"
     "A step is one loss+gradient evaluation (one Adam update; an L-BFGS iteration takes one or more)."
 )
 
@@ -32,6 +34,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[str, typer.Option("--out", "-o", help="Output image (.png/.jpg/...) or folder (an existing one, or ending in /); a folder in batch mode.", show_default=False)],
         method: Annotated[str, typer.Option(help="Transfer method: gatys | pix2pix (a train-pix2pix model; STYLE images are its references).")] = "gatys",
         model: Annotated[Path | None, typer.Option(help="--method pix2pix: a train-pix2pix run directory (or its generator.safetensors).", show_default=False)] = None,
+        targets: Annotated[Path | None, typer.Option("--targets", help="--method pix2pix on a folder: ground-truth images at the same relative names; OUT/index.html then shows input | refs | output | target.", show_default=False)] = None,
         arch: Annotated[str, typer.Option(help="VGG architecture: vgg19 | vgg16.")] = "vgg19",
         content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = "relu4_2",
         style_layers: Annotated[str, typer.Option(help="Comma-separated style layers.")] = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
@@ -51,6 +54,7 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int | None, typer.Option(help="Longer side of the output in pixels (default: 512 for gatys, the model's training size for pix2pix).", show_default=False)] = None,
         multires: Annotated[str | None, typer.Option(help="Coarse-to-fine stage sizes, e.g. 256,512,1024 (overrides --size).", show_default=False)] = None,
         content_loss: Annotated[str, typer.Option(help="mse | cosine (direction of features only; see docs/transfer.md).")] = "mse",
+        normalize_gradients: Annotated[bool, typer.Option("--normalize-gradients", help="jcjohnson: divide each content/style layer's gradient by its L1 norm (then times the weight), so the weights alone set the balance; needs --optimizer adam (docs/transfer.md).")] = False,
         weights: Annotated[str | None, typer.Option(help="VGG weights: a local .pth/.safetensors state dict or a registry name (default: the --arch entry).", show_default=False)] = None,
         save_every: Annotated[int, typer.Option(help="Write an intermediate frame every N steps to <out stem>_frames/ (0 = off).")] = 0,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
@@ -83,11 +87,13 @@ def register(app: typer.Typer) -> None:
             size=size,
             multires=parse_int_list(multires, "--multires") if multires else None,
             content_loss=content_loss,
+            normalize_gradients=normalize_gradients,
             weights=weights,
             save_every=save_every,
             device=device,
             precision=precision,
             model=model,
+            targets=targets,
             fresh=fresh,
         )
         report = run_transfer(cfg)

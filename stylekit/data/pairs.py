@@ -41,6 +41,13 @@ from stylekit.errors import BadInput
 Direction = Literal["AtoB", "BtoA"]
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "val"}
 _AUG, _REFS, _WRONG, _WRONG_STYLE = 0, 1, 2, 3
+# junyanz --preprocess: resize to load_size then random crop | random crop of the image as it is | neither
+PREPROCESS = ("resize_and_crop", "crop", "none")
+
+
+def check_preprocess(preprocess: str) -> None:
+    if preprocess not in PREPROCESS:
+        raise BadInput(f"unknown --preprocess '{preprocess}'", hint=f"use one of: {', '.join(PREPROCESS)}")
 
 
 @dataclass(frozen=True)
@@ -293,19 +300,25 @@ class RefSampler:
 
 class PairDataset(Dataset):
     """Items: `a` (input) and `b` (target) [3, S, S] in [-1, 1], `refs` [K, 3, R, R] in [0, 1],
-    and for validation `wrong_refs` (refs of another style). Training applies junyanz jitter:
-    resize to load_size, the same random crop and flip for A and B. With `style_negatives`, training
-    items also carry `ref_style` (the refs' style index in `sampler.labels`), `neg_refs` (K refs of
-    one other style) and `neg_style`, for the reference-code style losses."""
+    and for validation `wrong_refs` (refs of another style). Training applies junyanz jitter, the same
+    for A and B: `preprocess` resize_and_crop = resize to load_size (286 for 256) and a random S crop;
+    crop = a random S crop of the image as it is; none = the image as it is (must be S x S); then a
+    random horizontal flip unless `flip=False` (also for the references). Held-out items: resized to S
+    (resize_and_crop), centre-cropped (crop) or as they are (none), never flipped. With
+    `style_negatives`, training items also carry `ref_style` (the refs' style index in
+    `sampler.labels`), `neg_refs` (K refs of one other style) and `neg_style`, for the
+    reference-code style losses."""
 
     def __init__(self, pairs: list[Pair], size: int, refs: int, ref_pool: list[Pair], ref_size: int,
                  direction: Direction = "AtoB", train: bool = True, seed: int = 0, flip: bool = True,
-                 style_negatives: bool = False) -> None:
+                 preprocess: str = "resize_and_crop", style_negatives: bool = False) -> None:
         if direction not in ("AtoB", "BtoA"):
             raise BadInput(f"unknown --direction '{direction}'", hint="use AtoB or BtoA")
+        check_preprocess(preprocess)
         self.pairs, self.size, self.k, self.ref_size = pairs, size, refs, ref_size
         self.direction, self.train, self.seed, self.flip = direction, train, seed, flip
         self.style_negatives = style_negatives
+        self.preprocess = preprocess
         self.load_size = load_size_for(size) if train else size
         self.ref_pool = ref_pool
         self.sampler = RefSampler(ref_pool, refs, seed)
@@ -331,9 +344,19 @@ class PairDataset(Dataset):
     def _target_image(self, pair: Pair) -> Image.Image:
         return self._halves(pair)[1]
 
+    def _loaded(self, img: Image.Image, pair: Pair) -> Image.Image:
+        """The image the crop is taken from: resized to load_size, or as it is (checked against --size)."""
+        if self.preprocess == "resize_and_crop":
+            return img.resize((self.load_size, self.load_size), Image.Resampling.BICUBIC)
+        w, h = img.size
+        if w < self.size or h < self.size or (self.preprocess == "none" and (w, h) != (self.size, self.size)):
+            need = f"exactly {self.size}x{self.size}" if self.preprocess == "none" else f"at least {self.size}x{self.size}"
+            raise BadInput(f"{pair.a}: image is {w}x{h}, --preprocess {self.preprocess} needs {need}",
+                           hint="use --preprocess resize_and_crop, or prepare the images at that size")
+        return img
+
     def _prep(self, img: Image.Image, crop: tuple[int, int], flip: bool) -> torch.Tensor:
-        img = img.resize((self.load_size, self.load_size), Image.Resampling.BICUBIC)
-        if self.load_size != self.size:
+        if img.size != (self.size, self.size):
             img = img.crop((crop[0], crop[1], crop[0] + self.size, crop[1] + self.size))
         t = pil_to_tensor(img)
         return t.flip(-1) if flip else t
@@ -348,15 +371,18 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]
-        a, b = self._halves(pair)
+        a, b = (self._loaded(img, pair) for img in self._halves(pair))
+        if a.size != b.size:
+            raise BadInput(f"{pair.a}: input is {a.size[0]}x{a.size[1]} but target is {b.size[0]}x{b.size[1]}",
+                           hint="--preprocess crop/none crop both at the same place: use images of one size")
         key = (self.epoch, index) if self.train else (index,)
+        span_x, span_y = a.size[0] - self.size, a.size[1] - self.size
         if self.train:
             rng = np.random.default_rng([self.seed, _AUG, *key])
-            span = self.load_size - self.size
-            crop = (int(rng.integers(0, span + 1)), int(rng.integers(0, span + 1)))
+            crop = (int(rng.integers(0, span_x + 1)), int(rng.integers(0, span_y + 1)))
             flip = self.flip and bool(rng.random() < 0.5)
         else:
-            rng, crop, flip = None, (0, 0), False
+            rng, crop, flip = None, (span_x // 2, span_y // 2), False
         item: dict[str, Any] = {"a": self._prep(a, crop, flip) * 2 - 1, "b": self._prep(b, crop, flip) * 2 - 1,
                                 "index": index}
         if self.k > 0:
@@ -392,8 +418,10 @@ class PairData:
 
 def build_pair_data(root: str | Path, size: int, refs: int, direction: Direction = "AtoB", val_fraction: float = 0.1,
                     seed: int = 0, ref_size: int | None = None, style_negatives: bool = False,
-                    layout: str = "auto") -> PairData:
-    """Discover, split and validate DATA; BadInput (exit 2) for every unusable layout."""
+                    layout: str = "auto", preprocess: str = "resize_and_crop", flip: bool = True) -> PairData:
+    """Discover, split and validate DATA; BadInput (exit 2) for every unusable layout. (The generator's
+    size rule is the trainer's check: data/ imports nothing from nets/.)"""
+    check_preprocess(preprocess)
     if refs < 0:
         raise BadInput(f"--refs {refs} must be 0 (plain pix2pix) or more")
     pairs, fmt = discover_pairs(root, layout)
@@ -402,14 +430,14 @@ def build_pair_data(root: str | Path, size: int, refs: int, direction: Direction
         raise BadInput(f"no training pairs in {root} (every pair is in the validation split)",
                        hint="lower --val-fraction or mark some manifest rows split=train")
     ref_size = ref_size or min(size, 128)
-    train_set = PairDataset(train, size, refs, train, ref_size, direction, train=True, seed=seed,
-                            style_negatives=style_negatives)
+    train_set = PairDataset(train, size, refs, train, ref_size, direction, train=True, seed=seed, flip=flip,
+                            preprocess=preprocess, style_negatives=style_negatives)
     if style_negatives and len(train_set.sampler.labels) < 2:
         raise BadInput(f"{root}: the reference-code style losses need at least two styles in the training pairs",
                        hint="drop --ref-cls-weight/--ref-metric-weight, or train on several styles")
     train_set.sampler.check(train, "training")
     val_set = None
     if val:
-        val_set = PairDataset(val, size, refs, train, ref_size, direction, train=False, seed=seed)
+        val_set = PairDataset(val, size, refs, train, ref_size, direction, train=False, seed=seed, preprocess=preprocess)
         val_set.sampler.check(val, "validation")
     return PairData(fmt, train_set, val_set, sorted({p.label for p in pairs}), len(pairs))

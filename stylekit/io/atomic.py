@@ -80,3 +80,19 @@ def save_image_atomic(path: str | os.PathLike[str], image: Any, **save_kwargs: A
     """Save a PIL image atomically; the format follows the final path's extension."""
     fmt = Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
     return write_atomic(path, lambda tmp: image.save(tmp, format=fmt, **save_kwargs))
+
+
+def link_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Make `dst` a second name of the file `src` (a hard link; a copy where links are impossible), atomically."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+
+    def make(tmp: Path) -> None:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+    return write_atomic(dst, make)

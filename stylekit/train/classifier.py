@@ -449,6 +449,9 @@ def _final_outputs(net: StyleNet, splits: StyleSplits, cfg: ClassifierConfig, de
                  "data": str(cfg.data), "images": splits.report.to_dict() | {"counts": splits.counts()}}
         write_reports(cfg.out, splits.classes, "test", test, splits.items["test"], splits.items["train"],
                       q_emb, db_emb, cfg.size, records, extra)
+        last_step = int(records[-1]["step"]) if records else 0
+        runner.log_image(last_step, "test/neighbours", cfg.out / "neighbours.png")
+        runner.log_image(last_step, "test/confusion_matrix", cfg.out / "confusion_matrix.png")
         export_style_model(net, cfg.out, {
             "name": f"{cfg.out.name or 'style'}-{cfg.backbone}", "size": cfg.size, "classes": splits.classes,
             "loss": cfg.loss, "trained_on": str(cfg.data), "epochs": cfg.epochs,

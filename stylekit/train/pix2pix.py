@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data
+from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data, check_preprocess
 from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
-from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode, unet_depth
+from stylekit.nets.unet import GeneratorConfig, RefUNet, check_generator_size, inference_mode
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -103,12 +103,15 @@ class Pix2PixConfig:
     @property
     def ref_style(self) -> RefStyleLossConfig:
         return RefStyleLossConfig(self.ref_cls_weight, self.ref_metric_weight)
+    net_g: str = "unet"  # unet | resnet9 (junyanz resnet_9blocks)
+    preprocess: str = "resize_and_crop"  # junyanz: resize_and_crop | crop | none
+    flip: bool = True
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
                                ref_inject=self.ref_inject, ref_encoder=self.ref_encoder, style_dim=self.style_dim,
                                ref_size=self.ref_size or min(self.size, 128), vgg_weights=self.vgg_weights,
-                               direction=self.direction)
+                               direction=self.direction, net_g=self.net_g)
 
 
 @dataclass
@@ -151,7 +154,6 @@ def check_config(cfg: Pix2PixConfig) -> None:
         raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
     if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
         raise BadInput(f"unknown --layout '{cfg.layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
-    unet_depth(cfg.size)
     if cfg.epochs < 0 or cfg.epochs_decay < 0 or cfg.epochs + cfg.epochs_decay < 1:
         raise BadInput(f"--epochs {cfg.epochs} --epochs-decay {cfg.epochs_decay}: need at least one epoch in total")
     for name in ("lr", "lambda_l1", "lambda_vgg"):
@@ -161,6 +163,8 @@ def check_config(cfg: Pix2PixConfig) -> None:
         raise BadInput("--ngf, --ndf and the style size must be positive")
     if cfg.ref_style.enabled and cfg.refs < 1:
         raise BadInput("--ref-cls-weight/--ref-metric-weight train the reference code: they need --refs >= 1")
+    check_generator_size(cfg.net_g, cfg.size)
+    check_preprocess(cfg.preprocess)
 
 
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
@@ -337,7 +341,7 @@ def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
     if source is None:
         t = data.train
         source = PairDataset(t.pairs[: cfg.samples], t.size, t.k, t.ref_pool, t.ref_size, t.direction,  # type: ignore[arg-type]
-                             train=False, seed=cfg.seed)
+                             train=False, seed=cfg.seed, preprocess=t.preprocess)
     by_label: dict[str, list[int]] = {}
     for i, pair in enumerate(source.pairs):
         by_label.setdefault(pair.label, []).append(i)
@@ -357,7 +361,8 @@ def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     try:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled, layout=cfg.layout)
+                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled, layout=cfg.layout,
+                               preprocess=cfg.preprocess, flip=cfg.flip)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
     finally:
@@ -492,6 +497,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                 runner.log_metrics(step, kind="epoch", epoch=epoch, lr=opt_g.param_groups[0]["lr"], **last_eval)
                 if dist.is_main:
                     sample_grid(g, samples, device, amp, run_dir.samples / f"epoch-{epoch:04d}.png")
+                    runner.log_image(step, "samples/A_refs_fakeB_realB", run_dir.samples / f"epoch-{epoch:04d}.png")
                     plot_curves(run_dir.read_metrics(), run_dir.path / "loss_curves.png")
                     export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval,
                                                                 "labels": data.labels})  # type: ignore[arg-type]

@@ -381,6 +381,16 @@ def kimg_label(nimg: int) -> str:
     return f"{nimg // 1000:06d}" + (f".{nimg % 1000:03d}" if nimg % 1000 else "")
 
 
+def link_nvlabs_name(snapshot: Path, nimg: int) -> Path:
+    """Give a snapshot NVlabs' name `network-snapshot-<kimg:06d>` too (scripts written for NVlabs run dirs
+    look for it). Whole-kimg snapshots already have it; others get a hard link (the newest one within a kimg wins,
+    as NVlabs would overwrite its file)."""
+    from stylekit.io.atomic import link_atomic
+
+    nvlabs = snapshot.with_name(f"network-snapshot-{nimg // 1000:06d}{snapshot.suffix}")
+    return nvlabs if nvlabs == snapshot else link_atomic(snapshot, nvlabs)
+
+
 @torch.no_grad()
 def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, batch: int = 8) -> list[torch.Tensor]:
     from stylekit.edit.generate import seeds_to_z
@@ -608,9 +618,11 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                             save_network(run_dir.path / name, G=G, G_ema=ema.module, D=D,
                                          extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source})
                             result_snapshots.append(name)
+                            link_nvlabs_name(run_dir.path / name, cur_nimg)
                             from stylekit.data.images import save_grid
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
+                            runner.log_image(cur_nimg, "samples/fakes", run_dir.samples / f"fakes-{label}.png")
                             if metrics_on:
                                 from stylekit.metrics.snapshot import parse_snapshot_metrics, snapshot_metrics
 

@@ -57,11 +57,13 @@ class TransferConfig:
     size: int | None = None  # None: the method's default (gatys DEFAULT_SIZE; pix2pix the model's training size)
     multires: list[int] | None = None
     content_loss: str = "mse"
+    normalize_gradients: bool = False  # jcjohnson: L1-normalise each content/style layer's gradient
     weights: str | None = None
     save_every: int = 0
     device: str = "auto"
     precision: str = "auto"
     model: Path | None = None  # --method pix2pix: a train-pix2pix run directory or its generator file
+    targets: Path | None = None  # --method pix2pix on a folder: ground truth for OUT/index.html
     fresh: bool = False  # batch mode: redo outputs made with other inputs or options
 
     @property
@@ -96,6 +98,10 @@ class TransferConfig:
         for name, value in (("--content-weight", self.content_weight), ("--style-weight", self.style_weight), ("--tv-weight", self.tv_weight)):
             if not math.isfinite(value) or value < 0:
                 raise BadInput(f"{name} must be a finite number >= 0, got {value}")
+        if self.normalize_gradients and self.optimizer == "lbfgs":
+            raise BadInput("--normalize-gradients needs --optimizer adam: L-BFGS's line search checks the loss against "
+                           "its gradient, and normalised gradients are not the loss gradient (it stops at once)",
+                           hint="add --optimizer adam (docs/transfer.md has a measured comparison)")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise BadInput(f"--lr must be > 0, got {self.lr}")
         for option, size in [("--size", DEFAULT_SIZE if self.size is None else self.size)] + [("--multires", s) for s in (self.multires or [])]:

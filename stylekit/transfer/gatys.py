@@ -30,7 +30,7 @@ from stylekit.nets.vgg import (
 )
 from stylekit.transfer.colour import grey, luminance, match_luminance, with_content_chroma
 from stylekit.transfer.config import TransferConfig
-from stylekit.transfer.losses import CONTENT_LOSSES, style_loss, tv_loss
+from stylekit.transfer.losses import CONTENT_LOSSES, normalize_gradient, style_loss, tv_loss
 from stylekit.transfer.optimise import LossFn, StageLog, optimise
 
 
@@ -186,11 +186,19 @@ class GatysStylizer:
     def _loss_fn(self, c_targets: dict[str, torch.Tensor], s_targets: dict[str, torch.Tensor]) -> LossFn:
         cfg = self.cfg
 
+        c_scale = {layer: cfg.content_weight for layer in self.content_layers}
+        s_scale = {layer: cfg.style_weight * w for layer, w in zip(self.style_layers, self.layer_weights, strict=True)}
+
         def loss_fn(image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             feats = self.vgg(image)
-            content = sum(self.content_loss(feats[layer], c_targets[layer]) for layer in self.content_layers)
+
+            def feat(layer: str, scale: float) -> torch.Tensor:  # jcjohnson's -normalize_gradients, per layer
+                return normalize_gradient(feats[layer], scale) if cfg.normalize_gradients else feats[layer]
+
+            content = sum(self.content_loss(feat(layer, c_scale[layer]), c_targets[layer]) for layer in self.content_layers)
             style = sum(
-                w * style_loss(feats[layer], s_targets[layer]) for layer, w in zip(self.style_layers, self.layer_weights, strict=True)
+                w * style_loss(feat(layer, s_scale[layer]), s_targets[layer])
+                for layer, w in zip(self.style_layers, self.layer_weights, strict=True)
             )
             terms = {
                 "content": cfg.content_weight * content,

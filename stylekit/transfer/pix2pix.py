@@ -90,7 +90,7 @@ class Pix2PixStylizer:
         self.model_path = Path(model)
         self.g, self.doc = load_generator(model, self.device)
         cfg = self.g.cfg
-        side = 2 ** self.g.unet.depth
+        side = self.g.backbone.size_multiple
         if size is not None and (size < side or size % side):
             raise BadInput(f"--size {size} does not fit this generator (trained at {cfg.size} px)",
                            hint=f"use a multiple of {side}, e.g. {cfg.size}")
@@ -120,7 +120,7 @@ class Pix2PixStylizer:
         w, h = img.size
         x = pil_to_tensor(img.resize((self.size, self.size), Image.Resampling.BICUBIC))[None].to(self.device) * 2 - 1
         with inference_mode(self.g), autocast(self.device, self.amp):
-            y = self.g.unet(x, self.style)
+            y = self.g.backbone(x, self.style)
         out = tensor_to_pil((y[0].float() + 1) / 2)
         scale = self.size / max(w, h)
         return out.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
@@ -131,3 +131,25 @@ class Pix2PixStylizer:
         start = time.perf_counter()
         save_image_atomic(out_path, self.translate(load_rgb(content_path)))
         return {"steps": 1, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def write_results_page(cfg: Any, report: Any) -> None:
+    """A folder run's OUT/index.html (input | refs | output [| target, L1]); `cfg.targets` is a folder of
+    ground-truth images at the content images' relative paths."""
+    from stylekit.transfer.results_page import find_target, l1_to_target
+    from stylekit.transfer.results_page import write_results_page as write_page
+
+    if not report.batch:
+        return
+    content, out, targets = Path(cfg.content), Path(cfg.out), Path(cfg.targets) if cfg.targets is not None else None
+    if targets is not None:
+        found = 0
+        for item in report.items:
+            target = find_target(Path(item["content"]), content, targets)
+            if target is not None and item["status"] != "failed":
+                item["target"], item["l1_target"] = str(target), round(l1_to_target(Path(item["output"]), target), 6)
+                found += 1
+        if not found:
+            get_console().warn(f"--targets {targets}: no target matches a content image's relative path")
+    page = write_page(out, report.items, [Path(s) for s in cfg.styles], f"pix2pix: {content} -> {out}")
+    report.run["results_page"] = str(page)

@@ -48,6 +48,7 @@ class TransferMethod:
     recipe: Callable[[TransferConfig], dict[str, Any]]  # JSON-able; files enter by their bytes
     step_unit: str
     check: Callable[[TransferConfig], None] = lambda cfg: None  # method-specific input checks (exit 2)
+    finish: Callable[[TransferConfig, Any], None] = lambda cfg, report: None  # after the batch (e.g. a results page)
 
 
 def _style_digests(cfg: TransferConfig) -> list[str]:
@@ -85,9 +86,18 @@ def _pix2pix_recipe(cfg: TransferConfig) -> dict[str, Any]:
             "styles": _style_digests(cfg), "size": cfg.size}
 
 
+def _pix2pix_finish(cfg: TransferConfig, report: Any) -> None:
+    from stylekit.transfer.pix2pix import write_results_page
+
+    write_results_page(cfg, report)
+
+
 def _check_pix2pix(cfg: TransferConfig) -> None:
     if cfg.model is None:
         raise BadInput("--method pix2pix needs --model RUN", hint="a train-pix2pix run directory")
+    if cfg.targets is not None and not (Path(cfg.content).is_dir() and Path(cfg.targets).is_dir()):
+        raise BadInput(f"--targets {cfg.targets} needs a folder of targets and a CONTENT folder",
+                       hint="give CONTENT and --targets as folders with the same relative image names")
     from stylekit.transfer.pix2pix import resolve_model
 
     resolve_model(cfg.model)
@@ -95,7 +105,7 @@ def _check_pix2pix(cfg: TransferConfig) -> None:
 
 METHODS: dict[str, TransferMethod] = {
     "gatys": TransferMethod(_gatys, _gatys_recipe, STEP_UNIT),
-    "pix2pix": TransferMethod(_pix2pix, _pix2pix_recipe, "one generator forward pass", _check_pix2pix),
+    "pix2pix": TransferMethod(_pix2pix, _pix2pix_recipe, "one generator forward pass", _check_pix2pix, _pix2pix_finish),
 }
 
 
@@ -125,6 +135,8 @@ def _check_inputs(cfg: TransferConfig) -> None:
             raise BadInput(f"style image {style} does not exist", hint="check the STYLE path")
         if not Path(style).is_file():
             raise BadInput(f"style {style} is not a file", hint="give one or more style image files")
+    if cfg.targets is not None and cfg.method != "pix2pix":
+        raise BadInput("--targets applies to --method pix2pix (its results page)", hint="drop --targets")
     METHODS[cfg.method].check(cfg)
 
 
@@ -183,6 +195,7 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     if not pending:
         console.log(f"all {len(jobs)} outputs in {out} are up to date: nothing to do")
         report.seconds = round(time.perf_counter() - start, 3)
+        method.finish(cfg, report)
         return report
     stylizer = method.build(cfg)
     report.run = stylizer.describe()
@@ -207,4 +220,5 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     if batch and report.failed and report.done == 0 and report.skipped == 0:
         first = next(i for i in report.items if i["status"] == "failed")
         raise BadInput(f"all {report.failed} content images failed; first: {first['content']}: {first['reason']}")
+    method.finish(cfg, report)
     return report

@@ -5,6 +5,8 @@
 - an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or a StyleGAN3-repo
   pickle of a StyleGAN2-architecture network: read by `stylekit.io.safe_pickle`, nothing executed,
 - a rosinality/stylegan2-pytorch checkpoint (`.pt`, as used by StyleCLIP): `torch.load(weights_only=True)`,
+- an NVlabs-named generator state dict `.pt` with its init kwargs in the `.json` next to it
+  (what `stylekit convert --to nvlabs-state` writes),
 - a stylekit `.safetensors` network written by `save_network`,
 - a directory holding one of the above (a training run: checkpoints/latest.safetensors, ...).
 Anything else raises BadInput (exit 2) naming the file and what stylekit can read instead.
@@ -52,7 +54,7 @@ class LoadedNetwork:
     G_ema: Generator | None = None
     config: dict[str, Any] = field(default_factory=dict)  # {"G": init kwargs, "G_ema": ..., "D": ...}
     source: str = ""
-    format: str = ""  # nvlabs-pkl | rosinality | stylekit
+    format: str = ""  # nvlabs-pkl | rosinality | nvlabs-state | stylekit
     extra: dict[str, Any] = field(default_factory=dict)  # training_set_kwargs, metadata, ...
 
     @property
@@ -200,33 +202,63 @@ def _torch_load(path: Path) -> Any:
         ) from None
 
 
-def _load_rosinality(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from stylekit.nets.stylegan2.rosinality import from_rosinality, is_rosinality_state
-
+def _load_torch_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
+    """A torch.save archive: a rosinality checkpoint or a stylekit `convert --to nvlabs-state` export."""
     ckpt = _torch_load(path)
+    if isinstance(ckpt, dict) and "synthesis.b4.const" in ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return *_load_nvlabs_state(path, ckpt), "nvlabs-state"
+    return *_load_rosinality(path, ckpt), "rosinality"
+
+
+def nvlabs_state_config_path(path: Path) -> Path:
+    """Where the init kwargs of an NVlabs-named state dict live: the same name with .json."""
+    return path.with_suffix(".json")
+
+
+def _load_nvlabs_state(path: Path, state: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    config_path = nvlabs_state_config_path(path)
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{path}: an NVlabs-named generator state dict without its init kwargs {config_path.name}",
+                       hint=f"put the Generator kwargs JSON written by 'stylekit convert --to nvlabs-state' at {config_path}") from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{config_path}: unreadable generator kwargs ({exc})", hint="restore the JSON written next to the .pt") from None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{config_path}: generator kwargs must be a JSON object")
+    tensors = {k: v.detach().to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
+    return {"G_ema": tensors}, {"G_ema": normalize_generator_config(raw)}, {}
+
+
+def _load_rosinality(path: Path, ckpt: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from stylekit.nets.stylegan2.rosinality import (
+        from_rosinality,
+        from_rosinality_discriminator,
+        is_rosinality_discriminator,
+        is_rosinality_state,
+    )
+
     if not isinstance(ckpt, dict):
         raise BadInput(f"{path}: not a StyleGAN2 checkpoint (top level is {type(ckpt).__name__})")
     latent_avg = ckpt.get("latent_avg") if isinstance(ckpt.get("latent_avg"), torch.Tensor) else None
     states, configs = {}, {}
-    found = False
     for src, dst in (("g", "G"), ("g_ema", "G_ema")):
         sd = ckpt.get(src)
         if isinstance(sd, dict) and is_rosinality_state(sd):
             states[dst], configs[dst] = from_rosinality(sd, latent_avg)
-            found = True
-    if not found and is_rosinality_state(ckpt):
+    if not states and is_rosinality_state(ckpt):
         states["G_ema"], configs["G_ema"] = from_rosinality(ckpt, latent_avg)
-        found = True
-    if not found:
+    d = ckpt.get("d")
+    if isinstance(d, dict) and is_rosinality_discriminator(d):
+        states["D"], configs["D"] = from_rosinality_discriminator(d)
+    if not states:
         raise BadInput(
-            f"{path}: not a rosinality/stylegan2-pytorch generator checkpoint (no g_ema/g with style.N and convs.N keys)",
+            f"{path}: not a rosinality/stylegan2-pytorch network checkpoint (no g_ema/g with style.N and convs.N keys, no d)",
             hint="stylekit reads NVlabs pkl, rosinality .pt and stylekit .safetensors networks",
         )
-    for key in list(states):
-        if "mapping.w_avg" not in states[key]:
+    for key in ("G", "G_ema"):
+        if key in states and "mapping.w_avg" not in states[key]:
             get_console().warn(f"{path}: no latent_avg; truncation will use the mean w of 10000 random z")
-    if "d" in ckpt:
-        get_console().log("stylegan2: rosinality discriminator weights are not converted (generator only)")
     return states, configs, {}
 
 
@@ -383,15 +415,13 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
         states, configs, extra = _load_safetensors(path)
         fmt = "stylekit"
     elif head.startswith(b"PK\x03\x04") or head.startswith(_LEGACY_TORCH_MAGIC):
-        states, configs, extra = _load_rosinality(path)
-        fmt = "rosinality"
+        states, configs, extra, fmt = _load_torch_file(path)
     elif head[:1] == b"\x80":
         try:
             states, configs, extra = _load_pickle(path)
             fmt = "nvlabs-pkl"
         except _TorchArchive:
-            states, configs, extra = _load_rosinality(path)
-            fmt = "rosinality"
+            states, configs, extra, fmt = _load_torch_file(path)
     else:
         raise BadInput(
             f"{path}: unsupported network format",
