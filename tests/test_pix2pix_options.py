@@ -60,7 +60,7 @@ def test_resnet9_matches_junyanz_and_takes_references():
 # ----------------------------------------------------------------------------------------- data
 def test_preprocess_crop_none_and_flip(toy):
     pairs, _ = discover_pairs(toy)
-    crop = build_pair_data(toy, 32, refs=0, val_fraction=0.25, seed=0, preprocess="crop", net_g="resnet9")
+    crop = build_pair_data(toy, 32, refs=0, val_fraction=0.25, seed=0, preprocess="crop")
     item = crop.train[0]
     pair = crop.train.pairs[0]
     a_full = pil_to_tensor(Image.open(pair.a).convert("RGB")) * 2 - 1
@@ -71,19 +71,19 @@ def test_preprocess_crop_none_and_flip(toy):
     v_full = pil_to_tensor(Image.open(crop.val.pairs[0].a).convert("RGB")) * 2 - 1
     assert torch.equal(v["a"], v_full[:, 4:36, 4:36])
 
-    none = build_pair_data(toy, 40, refs=0, val_fraction=0.25, seed=0, preprocess="none", flip=False, net_g="resnet9")
+    none = build_pair_data(toy, 40, refs=0, val_fraction=0.25, seed=0, preprocess="none", flip=False)
     for epoch in range(3):
         none.train.set_epoch(epoch)
         exact = pil_to_tensor(Image.open(none.train.pairs[1].a).convert("RGB")) * 2 - 1
         assert torch.equal(none.train[1]["a"], exact)  # no resize, no crop, never flipped
-    flips = build_pair_data(toy, 40, refs=0, val_fraction=0.25, seed=0, preprocess="none", net_g="resnet9")
+    flips = build_pair_data(toy, 40, refs=0, val_fraction=0.25, seed=0, preprocess="none")
     seen = set()
     for epoch in range(8):
         flips.train.set_epoch(epoch)
         seen.add(torch.equal(flips.train[1]["a"], exact))
     assert seen == {True, False}  # --flip (default) mirrors some epochs
 
-    wrong = build_pair_data(toy, 32, refs=0, val_fraction=0.25, seed=0, preprocess="none", net_g="resnet9")
+    wrong = build_pair_data(toy, 32, refs=0, val_fraction=0.25, seed=0, preprocess="none")
     with pytest.raises(BadInput, match=r"40x40, --preprocess none needs exactly 32x32"):
         wrong.train[0]
     assert len(pairs) == 8

@@ -243,7 +243,7 @@ def from_rosinality(
             r = int(nv.split(".")[1][1:])
             out[nv] = torch.zeros(r, r)
     if latent_avg is not None:
-        out["mapping.w_avg"] = latent_avg.detach().to(torch.float32).reshape(-1)
+        out["mapping.w_avg"] = latent_avg.detach().to(torch.float32).reshape(-1).clone()  # its own copy per network
     return out, config
 
 
