@@ -45,7 +45,6 @@ _COMMON_PARAMS = {
     "quiet": (bool, typer.Option("--quiet", "-q", help="No progress or log lines (results, warnings and errors still shown).", rich_help_panel=COMMON_PANEL)),
     "json_output": (bool, typer.Option("--json", help="Write the result as one JSON document to stdout (errors too).", rich_help_panel=COMMON_PANEL)),
 }
-_CONFIG_KEY_TO_PARAM = {"json": "json_output"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +154,18 @@ def _config_arg(args: list[str]) -> Path | None:
     return None
 
 
+def _config_keys(params: list[Parameter]) -> dict[str, Parameter]:
+    """Config keys are the long flag names (dashes or underscores), and the names of arguments."""
+    keys: dict[str, Parameter] = {}
+    for param in params:
+        if param.param_type_name == "argument" and param.name:
+            keys[param.name] = param
+        for flag in getattr(param, "opts", []):
+            if flag.startswith("--"):
+                keys[_key(flag[2:])] = param
+    return keys
+
+
 def _renamed_value(spec: Renamed, value: Any) -> tuple[bool, Any]:
     """A deprecated config value in the new option's terms: (present, value)."""
     if spec.values is None:
@@ -214,7 +225,7 @@ class StylekitCommand(TyperCommand):
             if table not in commands:
                 raise BadInput(f"{path}: [{table}] is not a stylekit command", hint=f"commands: {', '.join(sorted(c for c in commands if c))}")
         own = {_key(k): v for k, v in data.get(ctx.info_name or "", {}).items()}
-        by_name = {p.name: p for p in self.params if p.name}
+        by_name = _config_keys(self.params)
         renamed = {_key(old.lstrip("-")): spec for old, spec in self.renamed.items()}
         defaults: dict[str, Any] = {}
         for scope, values in (("top", top), ("own", own)):
@@ -225,18 +236,24 @@ class StylekitCommand(TyperCommand):
                     if not present:
                         continue
                     key = _key(renamed[key].new.lstrip("-"))
-                name = _CONFIG_KEY_TO_PARAM.get(key, key)
-                param = by_name.get(name)
-                if param is None or name == "config":
+                param = by_name.get(key)
+                if param is None or key == "config":
                     if scope == "own":
                         raise BadInput(f"{path}: unknown option '{key}' in [{ctx.info_name}]", hint=f"see 'stylekit {ctx.info_name} --help'")
                     continue
                 if isinstance(value, list) and not param.multiple and param.nargs == 1:
                     value = ",".join(str(v) for v in value)
-                defaults[name] = value
+                defaults[param.name] = value
         return defaults
 
     # -- help -------------------------------------------------------------------------------------------
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "name", None) == "help":
+                _set_placeholder(param)
+        return params
+
     def format_help(self, ctx: Context, formatter: Any) -> None:
         if not self._escaped and self.rich_markup_mode == "rich":
             from rich.markup import escape  # help text is literal: "E[sign(D)]" must show its brackets
@@ -292,11 +309,14 @@ def _set_placeholder(param: Parameter) -> None:
     also replace the option's name in error messages, so the display method is replaced instead)."""
     text = _placeholder(param)
     param.display_type_rich = lambda ctx: text  # type: ignore[attr-defined]
+    if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+        param.metavar = param.name.upper()  # "Usage: stylekit prepare [OPTIONS] SRC OUT"
 
 
 def _epilog(examples: Iterable[str], notes: str | None) -> str:
     lines = "\n".join(f"  {e}" for e in examples)
-    return f"Examples:\n{lines}" + (f"\n\n{notes}" if notes else "")
+    # The leading newline keeps the examples indented (help text is dedented from its second line on).
+    return f"\nExamples:\n{lines}" + (f"\n\n{notes}" if notes else "")
 
 
 def command(app: typer.Typer, name: str, help: str, examples: Iterable[str] | None = None, notes: str | None = None,

@@ -6,25 +6,21 @@ from typing import Annotated, Any
 import typer
 
 from stylekit.cli.common import command, render
+from stylekit.cli.vocabulary import option
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 
 ORDER = 10
 
-_EXAMPLES = """
-
-Examples:
-
-  stylekit download --list
-
-  stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0
-
-  stylekit download wikiart --out data/wikiart        (needs Kaggle credentials)
-
-  stylekit download midjourney --out data/mj --images 1000 --concurrency 8
-
-  stylekit download vgg19                              (into $STYLEKIT_HOME/weights)
-"""
+_EXAMPLES = [
+    "stylekit download --list",
+    "stylekit download --list | grep ffhq",
+    "stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0",
+    "stylekit download wikiart --out data/wikiart",
+    "stylekit download midjourney --out data/mj --images 1000 --workers 8",
+    "stylekit download vgg19",
+]
+_NOTES = "wikiart and midjourney need Kaggle credentials; weights go to $STYLEKIT_HOME/weights unless --out is given."
 
 
 def _mb(n: int | None) -> str:
@@ -71,22 +67,23 @@ def _show_result(doc: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name." + _EXAMPLES)
+    @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name.",
+             examples=_EXAMPLES, notes=_NOTES, renamed={"--force": "--fresh", "--concurrency": "--workers"})
     def download(
         name: Annotated[str | None, typer.Argument(help="wikiart, midjourney, toy-styles, or a weights name (see --list).", show_default=False)] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required for data sets; weights default to the cache).")] = None,
         list_names: Annotated[bool, typer.Option("--list", help="List every downloadable name with description, licence and size.")] = False,
-        force: Annotated[bool, typer.Option("--force", help="Redo a completed download (weights: fetch again; unpinned checksums are re-recorded).")] = False,
         size: Annotated[int, typer.Option("--size", help="toy-styles: image size in pixels.", rich_help_panel="toy-styles")] = 64,
         per_style: Annotated[int, typer.Option("--per-style", help="toy-styles: images per style.", rich_help_panel="toy-styles")] = 200,
         styles: Annotated[int, typer.Option("--styles", help="toy-styles: number of styles.", rich_help_panel="toy-styles")] = 8,
-        seed: Annotated[int, typer.Option("--seed", help="toy-styles: random seed (same seed, same bytes).", rich_help_panel="toy-styles")] = 0,
         images: Annotated[int, typer.Option("--images", help="midjourney: fetch the first N image URLs of prompts.csv.", rich_help_panel="midjourney")] = 0,
-        concurrency: Annotated[int, typer.Option("--concurrency", help="midjourney: parallel image downloads.", rich_help_panel="midjourney")] = 8,
         retry_dead: Annotated[bool, typer.Option("--retry-dead", help="midjourney: retry links already recorded as dead (HTTP 4xx).", rich_help_panel="midjourney")] = False,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds without data before a request fails.")] = 60.0,
         retries: Annotated[int, typer.Option("--retries", help="Extra attempts after a transient network failure.")] = 3,
         keep_archive: Annotated[bool, typer.Option("--keep-archive", help="wikiart/midjourney: keep the downloaded Kaggle zip in OUT/.download.")] = False,
+        force: bool = option("fresh", "Redo a completed download (weights: fetch again; unpinned checksums are re-recorded)."),
+        workers: int | None = option("workers", "midjourney: parallel image downloads (default: auto = 8)."),
+        seed: int = option("seed", "toy-styles: random seed (same seed, same bytes)."),
     ) -> None:
         from stylekit.data.kaggle_sources import DATASETS
         from stylekit.weights import REGISTRY
@@ -116,6 +113,6 @@ def register(app: typer.Typer) -> None:
         elif name == "wikiart":
             result = src.download_wikiart(out, force=force, keep_archive=keep_archive)
         else:
-            result = src.download_midjourney(out, force=force, images=images, concurrency=concurrency, timeout=timeout,
+            result = src.download_midjourney(out, force=force, images=images, concurrency=8 if workers is None else workers, timeout=timeout,
                                              retries=retries, keep_archive=keep_archive, retry_dead=retry_dead)
         render({"kind": "dataset", **result.to_dict()}, table=_show_result)

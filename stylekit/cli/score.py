@@ -1,33 +1,27 @@
 """`stylekit score A B`: FID, KID, CLIP-FID, CMMD, style similarity and Gram distance between image sets."""
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import command, deprecated, render
+from stylekit.cli.vocabulary import option
 from stylekit.io.console import get_console
 
 ORDER = 40
 
-_EXAMPLES = """
-
-A and B are folders (searched recursively) or .zip files of images. B may also be clean-fid's
-precomputed statistics, stats:NAME/RES/SPLIT (SPLIT optional) (fid and kid only), e.g. stats:ffhq/1024/trainval70k,
-stats:ffhq/256, stats:cifar10/32/test, stats:afhq_dog/512, stats:metfaces/1024, stats:lsun_church/256.
-
-Examples:
-
-  stylekit score real/ generated/                         (fid, kid, style with CLIP embeddings)
-
-  stylekit score real/ generated/ --metrics fid,kid,cmmd --json > scores.json
-
-  stylekit score data/toy/test/ samples.zip --metrics style --style-model runs/style/export
-
-  stylekit score styles/ stylised/ --pairs --metrics style,gram --out report.json
-
-  stylekit score generated/ stats:ffhq/256 --metrics fid,kid
-"""
+_EXAMPLES = [
+    "stylekit score real/ generated/",
+    "stylekit score real/ generated/ --metrics fid,kid,cmmd --json > scores.json",
+    "stylekit score data/toy/test/ samples.zip --metrics style --style-model runs/style/export",
+    "stylekit score styles/ stylised/ --pairs --metrics style,gram --out report.json",
+    "stylekit score generated/ stats:ffhq/256 --metrics fid,kid",
+]
+_NOTES = ("A and B are folders (searched recursively) or .zip files of images. B may also be clean-fid's precomputed "
+          "statistics, stats:NAME/RES/SPLIT (SPLIT optional) (fid and kid only), e.g. stats:ffhq/1024/trainval70k, "
+          "stats:ffhq/256, stats:cifar10/32/test, stats:afhq_dog/512, stats:metfaces/1024, stats:lsun_church/256.")
 
 
 def _fmt(value: Any) -> str:
@@ -82,8 +76,33 @@ def _show(doc: dict[str, Any]) -> None:
         console.log(f"pairs: {p['matched']} matched, {len(p['unmatched_a'])} only in A, {len(p['unmatched_b'])} only in B")
 
 
+class Embedder(StrEnum):
+    style = "style"
+    gram = "gram"
+    clip = "clip"
+
+
+def _embedder(embedder: Embedder | None, style_model: str | None) -> str:
+    """The library's one `style_model` value: 'clip', 'gram' or the style model path."""
+    from stylekit.errors import BadInput
+
+    if style_model in ("clip", "gram"):  # the old spelling of --embedder, kept for one release
+        deprecated(f"--style-model {style_model}", f"--embedder {style_model}")
+        embedder, style_model = embedder or Embedder(style_model), None
+    if embedder is None:
+        embedder = Embedder.style if style_model else Embedder.clip
+    if embedder is Embedder.style:
+        if not style_model:
+            raise BadInput("--embedder style needs --style-model RUN", hint="a train-classifier run directory or its export")
+        return style_model
+    if style_model:
+        raise BadInput(f"--style-model is used with --embedder style, not --embedder {embedder.value}")
+    return embedder.value
+
+
 def register(app: typer.Typer) -> None:
-    @command(app, "score", help="FID, KID, CLIP-FID, CMMD, style similarity and Gram distance between two image sets." + _EXAMPLES)
+    @command(app, "score", help="FID, KID, CLIP-FID, CMMD, style similarity and Gram distance between two image sets.",
+             examples=_EXAMPLES, notes=_NOTES)
     def score(
         a: Annotated[str, typer.Argument(help="Image set A: folder or .zip.", show_default=False)],
         b: Annotated[str, typer.Argument(help="Image set B: folder, .zip, or stats:NAME/RES/SPLIT (SPLIT optional).", show_default=False)],
@@ -92,26 +111,27 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option("--mode", help="clean-fid mode for fid/kid: clean, legacy_pytorch, legacy_tensorflow.")] = "clean",
         clip_model: Annotated[str, typer.Option("--clip-model", help="open_clip architecture name, or a local open_clip model folder.")] = "ViT-B-32",
         clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="CLIP weights file (default: registry clip-vit-b-32 for ViT-B-32).")] = None,
-        style_model: Annotated[str, typer.Option("--style-model", help="Style embedder: 'clip' (default), 'gram', or a style model export from train-classifier.")] = "clip",
-        vgg_weights: Annotated[str | None, typer.Option("--vgg-weights", help="Local VGG19 state dict for gram (default: registry vgg19).")] = None,
+        embedder: Annotated[Embedder | None, typer.Option("--embedder", help="Embeddings of the style metric (default: style with --style-model, else clip).", show_default=False)] = None,
+        style_model: str | None = option("style_model", "--embedder style: the style model (a train-classifier run or its export)."),
+        vgg_weights: str | None = option("vgg_weights", "VGG19 weights for gram (default: registry vgg19)."),
         inception_weights: Annotated[str | None, typer.Option("--inception-weights", help="Local FID Inception file (default: registry inception-fid).")] = None,
         size: Annotated[int | None, typer.Option("--size", help="Image side fed to VGG (gram; default 256) and to a style model (default: the size it was trained at).", show_default=False)] = None,
-        batch: Annotated[int, typer.Option("--batch", help="Images per forward pass.")] = 32,
-        workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes (0 = in the main process).")] = 2,
-        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+        batch: int = option("batch", "Images per forward pass.", default=32),
         cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Per-image feature cache in $STYLEKIT_HOME/features.")] = True,
         pairs: Annotated[bool, typer.Option("--pairs", help="Match A and B by file name: per-pair style cosine and Gram distance.")] = False,
         kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID: number of random subsets.")] = 100,
         kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="KID: max images per subset.")] = 1000,
-        seed: Annotated[int, typer.Option("--seed", help="Seed for KID subsets.")] = 0,
+        workers: int | None = option("workers", "Decoding worker processes (0 = in the main process; default: auto = 2)."),
+        device: str = option("device"),
+        seed: int = option("seed", "Seed for KID subsets."),
     ) -> None:
         from stylekit.metrics.score import ScoreConfig, parse_metrics, score_sets
 
         cfg = ScoreConfig(
             a=a, b=b, metrics=None if metrics.replace(" ", "") == "fid,kid,style" else parse_metrics(metrics),
-            mode=mode, clip_model=clip_model, clip_weights=clip_weights, style_model=style_model,
+            mode=mode, clip_model=clip_model, clip_weights=clip_weights, style_model=_embedder(embedder, style_model),
             vgg_weights=vgg_weights, inception_weights=inception_weights, size=size, batch=batch,
-            workers=workers, device=device, cache=cache, pairs=pairs, kid_subsets=kid_subsets,
+            workers=2 if workers is None else workers, device=device, cache=cache, pairs=pairs, kid_subsets=kid_subsets,
             kid_subset_size=kid_subset_size, seed=seed, out=str(out) if out else None,
         )
         report = score_sets(cfg)

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stylekit.checks import check_number, check_trunc
 from stylekit.errors import BadInput
 from stylekit.nets.stylegan2.networks import Generator
 
@@ -34,8 +35,22 @@ class BlendConfig:
     blend_width: float | None = None
     structure: str = "finetuned"
     preview_seeds: list[int] = field(default_factory=lambda: list(range(6)))
-    trunc: float = 0.7
+    trunc: float = 1.0
     device: str = "auto"
+
+    def validate(self) -> None:
+        check_trunc(self.trunc)
+        if self.structure not in ("base", "finetuned"):
+            raise BadInput(f"bad --structure '{self.structure}'", hint="use base or finetuned")
+        if self.blend_width is not None:
+            check_number("--blend-width", self.blend_width, above=0, hint="omit it for a hard swap")
+        if self.swap_res < 4 or self.swap_res & (self.swap_res - 1):
+            raise BadInput(f"--swap-res {self.swap_res} must be a power of two >= 4", hint="e.g. --swap-res 32")
+        out = Path(self.out)
+        if out.suffix != ".safetensors":
+            raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")
+        if out.is_dir():
+            raise BadInput(f"--out {out} is a folder", hint="give a file name, e.g. --out toonify.safetensors")
 
 
 @dataclass
@@ -118,20 +133,20 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     from stylekit.data.images import save_grid
     from stylekit.device import resolve_device
     from stylekit.edit.generate import map_seeds, synthesize, to_unit
+    from stylekit.io.rundir import ensure_writable_dir
     from stylekit.nets.stylegan2.load import load_network, save_network
 
     start = time.monotonic()
-    if cfg.structure not in ("base", "finetuned"):
-        raise BadInput(f"bad --structure '{cfg.structure}'", hint="use base or finetuned")
-    if cfg.blend_width is not None and not (math.isfinite(cfg.blend_width) and cfg.blend_width > 0):
-        raise BadInput(f"--blend-width must be a positive number, got {cfg.blend_width}", hint="omit it for a hard swap")
+    cfg.validate()
     out = Path(cfg.out)
-    if out.suffix != ".safetensors":
-        raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")
+    ensure_writable_dir(out.parent)
     device = resolve_device(cfg.device)
     base = load_network(cfg.base, device).generator
     fine = load_network(cfg.finetuned, device).generator
     check_compatible(base, fine)
+    if cfg.swap_res > base.img_resolution:
+        raise BadInput(f"--swap-res {cfg.swap_res} is above the networks' resolution {base.img_resolution}: nothing would be swapped",
+                       hint=f"use a power of two from 4 to {base.img_resolution}")
     structure, detail = (fine, base) if cfg.structure == "finetuned" else (base, fine)
     blended, layers = blend_generators(structure, detail, cfg.swap_res, cfg.blend_width)
     extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), "swap_res": cfg.swap_res,

@@ -36,7 +36,7 @@ SPACES = ("w", "w+")
 LOSSES = ("lpips", "vgg", "mse")
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
 DEFAULT_MSE_WEIGHT = {"lpips": 0.0, "vgg": 1.0, "mse": 1.0}
-RANDOM_WEIGHTS = "random"  # --perceptual-weights random: untrained network (tests, timing only)
+RANDOM_WEIGHTS = "random"  # --vgg-weights random: untrained network (tests, timing only)
 DONE_FILE = "metrics.json"
 
 
@@ -55,7 +55,7 @@ class InvertConfig:
     mse_weight: float | None = None
     perceptual_weights: str | None = None
     w_avg_samples: int = 10000
-    seed: int = 303
+    seed: int = 0
     device: str = "auto"
     save_video: bool = False
     log_every: int = 10

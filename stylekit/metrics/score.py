@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylekit.checks import check_int
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.console import get_console
 from stylekit.metrics.features import (
@@ -58,6 +59,14 @@ class ScoreConfig:
     kid_subset_size: int = 1000
     seed: int = 0
     out: str | None = None
+
+    def validate(self) -> None:
+        """Ranges (BadInput, exit 2): the same errors for Python callers and the CLI."""
+        check_int("--batch", self.batch, 1)
+        check_int("--workers", self.workers, 0)
+        check_int("--size", self.size, 32)
+        check_int("--kid-subsets", self.kid_subsets, 1, hint="KID averages over random subsets, e.g. 100")
+        check_int("--kid-subset-size", self.kid_subset_size, 2, hint="KID needs at least 2 images per subset, e.g. 1000")
 
 
 @dataclass
@@ -193,8 +202,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
                            hint="use --metrics fid,kid, or give an image folder as B")
         if cfg.pairs:
             raise BadInput("--pairs needs two image sets, not precomputed statistics")
-    if cfg.batch < 1 or cfg.workers < 0 or (cfg.size is not None and cfg.size < 32):
-        raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
+    cfg.validate()
     if cfg.out:  # fail before the work, not after it
         from stylekit.io.rundir import ensure_writable_dir
 

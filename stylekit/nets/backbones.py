@@ -132,7 +132,7 @@ def _timm(name: str, pretrained: bool, weights: str | os.PathLike[str] | None) -
     if pretrained and not weights:
         raise MissingResource(
             f"pretrained weights for timm:{name} are not in the stylekit registry",
-            hint="download the model's state dict (.safetensors or .pth) and pass --weights PATH, or use --no-pretrained",
+            hint="download the model's state dict (.safetensors or .pth) and pass --backbone-weights PATH, or use --no-pretrained",
         )
     try:
         model = timm.create_model(name, pretrained=False, num_classes=0)
@@ -208,7 +208,7 @@ def build_backbone(spec: str, pretrained: bool = False, weights: str | os.PathLi
     kind, name = parse_spec(spec)
     if kind == "small":
         if weights:
-            raise BadInput("--weights does not apply to small-cnn (it always trains from scratch)", hint="drop --weights")
+            raise BadInput("--backbone-weights does not apply to small-cnn (it always trains from scratch)", hint="drop --backbone-weights")
         net = SmallCNN()
         return Backbone(net, net.out_dim, (HALF, HALF))
     if kind == "torchvision":

@@ -108,7 +108,7 @@ class ClassifierConfig:
             if not ok:
                 raise BadInput(message)
         if self.eval_only and self.checkpoint is None:
-            raise BadInput("--eval-only needs --checkpoint PATH", hint="a train-classifier run directory or style model export")
+            raise BadInput("--eval-only needs --style-model PATH", hint="a train-classifier run directory or style model export")
 
     def loss_config(self) -> LossConfig:
         return LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)

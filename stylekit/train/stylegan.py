@@ -1,6 +1,6 @@
 """`stylekit finetune-stylegan`: StyleGAN2-ADA transfer learning (ADA + FreezeD) on the shared runner.
 
-`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--resume`, NVlabs'
+`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--network`, NVlabs'
 meaning: the initial G, D and G_ema) loads through `load_network`; the run directory resumes on its
 own (rerun the command). One minibatch = the NVlabs phases Gmain, Greg (every 4), Dmain, Dreg
 (every 16), then the G EMA update and the ADA adjustment (every 4).
@@ -278,12 +278,12 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
     if error is not None:
         kind, message, extra = error
         if kind == "missing":
-            raise MissingResource(f"transfer source --resume {cfg.resume}: {message}", fetch_command=extra)
-        raise BadInput(f"--resume {cfg.resume}: {message}", hint=extra)
+            raise MissingResource(f"transfer source --network {cfg.resume}: {message}", fetch_command=extra)
+        raise BadInput(f"--network {cfg.resume}: {message}", hint=extra)
     loaded = load_network(path, "cpu")
     G = loaded.G if loaded.G is not None else loaded.G_ema
     if G is None:
-        raise BadInput(f"--resume {cfg.resume}: holds no generator")
+        raise BadInput(f"--network {cfg.resume}: holds no generator")
     G = _copy_generator(G)
     if loaded.D is not None:
         D = _unfrozen_discriminator(loaded.D)
@@ -313,7 +313,7 @@ def _copy_generator(G: Generator) -> Generator:
 
 
 def _scratch_networks(cfg: FinetuneConfig, resolution: int, hp: dict[str, Any]) -> Networks:
-    """`--resume none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
+    """`--network none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
     torch.manual_seed(cfg.seed)
     base = int(hp["fmaps"] * 32768)
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
@@ -474,7 +474,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         nets = _scratch_networks(cfg, resolution, hp)
     G, D = nets.G, nets.D
     if G.c_dim:
-        raise BadInput(f"--resume {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
+        raise BadInput(f"--network {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
                        hint="use an unconditional transfer source such as ffhq-256")
     dataset = StyleGANImages(cfg.data, resolution, cfg.mirror)
     if len(dataset) < hp["batch"]:

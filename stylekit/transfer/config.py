@@ -60,6 +60,7 @@ class TransferConfig:
     save_every: int = 0
     device: str = "auto"
     precision: str = "auto"
+    fresh: bool = False  # batch mode: redo outputs that exist
 
     @property
     def stage_sizes(self) -> list[int]:

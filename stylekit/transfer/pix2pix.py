@@ -126,7 +126,8 @@ class Pix2PixStylizer:
 
 
 def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, style_paths: list[str | Path],
-                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = True) -> Any:
+                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = False,
+                    fresh: bool = False) -> Any:
     """Translate CONTENT (an image or a folder; existing outputs skipped) with STYLE references.
 
     Returns stylekit.transfer.run.TransferReport (method "pix2pix").
@@ -143,4 +144,4 @@ def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, st
     config = {"model": str(model_path_or_run), "content": str(content), "styles": [str(s) for s in styles],
               "out": str(out), "size": size, "device": device}
     return run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
-                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config)
+                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config, fresh=fresh)

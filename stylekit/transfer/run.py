@@ -104,20 +104,20 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     cfg.validate()
     _check_inputs(cfg)
     return run_stylizer(lambda: METHODS[cfg.method](cfg), Path(cfg.content), Path(cfg.out),
-                        method=cfg.method, step_unit=STEP_UNIT, config=cfg.to_dict())
+                        method=cfg.method, step_unit=STEP_UNIT, config=cfg.to_dict(), fresh=cfg.fresh)
 
 
 def run_stylizer(make_stylizer: Callable[[], Stylizer], content: Path, out: Path, *, method: str,
-                 step_unit: str, config: dict[str, Any]) -> TransferReport:
-    """The batch loop every method shares: plan outputs, skip existing ones, build the stylizer only
-    when something is left to do, report per-file failures (fatal for a single file)."""
+                 step_unit: str, config: dict[str, Any], fresh: bool = False) -> TransferReport:
+    """The batch loop every method shares: plan outputs, skip existing ones (redo them with `fresh`),
+    build the stylizer only when something is left to do, report per-file failures (fatal for a single file)."""
     batch, jobs = plan_outputs(content, out)
     ensure_writable_dir(out if batch else jobs[0][1].parent)
     report = TransferReport(method=method, batch=batch, step_unit=step_unit, config=config)
     start = time.perf_counter()
     pending = []
     for src, dst in jobs:
-        if batch and dst.exists():
+        if batch and dst.exists() and not fresh:
             report.items.append({"content": str(src), "output": str(dst), "status": "skipped", "reason": "output exists"})
             report.skipped += 1
         else:
