@@ -379,26 +379,31 @@ def render(result: Any, table: Callable[[Any], None] | None = None) -> None:
         table(result)
 
 
-def parse_int_list(text: str, option: str = "value") -> list[int]:
-    """Parse '0-99,120' or '1,3,5' into integers (ranges inclusive, order kept)."""
-    out: list[int] = []
+MAX_LIST = 1_000_000  # values one option may name: more is a typo or a run to split (a list of 1e9 ints is ~40 GB)
+
+
+def parse_int_list(text: str, option: str = "value", limit: int = MAX_LIST) -> list[int]:
+    """Parse '0-99,120' or '1,3,5' into integers (ranges inclusive, order kept); at most `limit` values,
+    counted before anything is expanded."""
+    spans: list[tuple[int, int]] = []
     try:
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
             lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
-            if sep:
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
+            a, b = (int(lo), int(hi)) if sep else (int(part), int(part))
+            if b < a:
+                raise ValueError
+            spans.append((a, b))
     except ValueError:
         raise BadInput(f"bad {option} '{text}'", hint="use integers and inclusive ranges, e.g. 0-99,120") from None
-    if not out:
+    count = sum(b - a + 1 for a, b in spans)
+    if not count:
         raise BadInput(f"empty {option} '{text}'", hint="give at least one integer, e.g. 0-3")
-    return out
+    if count > limit:
+        raise BadInput(f"{option} '{text}' names {count:,} values (about {count * 36 / 2**30:.1f} GB as a list); at most {limit:,} per run",
+                       hint="split the work into several runs with smaller ranges")
+    return [v for a, b in spans for v in range(a, b + 1)]
 
 
 def parse_float_list(text: str, option: str = "value") -> list[float]:
