@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylekit.checks import check_number
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
@@ -382,8 +383,7 @@ def check_config(cfg: InvertConfig) -> None:
         raise BadInput(f"unknown --loss '{cfg.loss}'", hint=f"use one of {', '.join(LOSSES)}")
     if cfg.steps < 0:
         raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.lr <= 0:
-        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    check_number("--lr", cfg.lr, above=0)
     if cfg.w_avg_samples < 1:
         raise BadInput(f"--w-avg-samples must be >= 1, got {cfg.w_avg_samples}")
     if cfg.mse_weight is not None and cfg.mse_weight < 0:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylekit.checks import check_number, check_trunc
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
@@ -231,8 +232,8 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         raise BadInput(f"unknown --mode '{cfg.mode}'", hint="use edit or free")
     if cfg.steps < 0:
         raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.lr <= 0:
-        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    check_number("--lr", cfg.lr, above=0)
+    check_trunc(cfg.trunc)
     if cfg.l2_lambda < 0:
         raise BadInput(f"--l2-lambda must be >= 0, got {cfg.l2_lambda}")
     out = ensure_writable_dir(Path(cfg.out))

@@ -153,7 +153,7 @@ def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{folder / META_NAME} is not valid JSON: {exc}", hint="re-export the style model") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"{folder / META_NAME} is not a stylekit style model", hint="give a train-classifier run directory")
     return meta
 
@@ -166,13 +166,16 @@ def load_style_model(path: str | os.PathLike[str], device: str | torch.device = 
 
     folder = _locate(path)
     meta = read_style_meta(folder)
-    cfg = StyleNetConfig(
-        backbone=meta["backbone"],
-        num_classes=len(meta["classes"]),
-        embed_dim=int(meta.get("projection_dim", meta["embed_dim"])),
-        embedding=meta.get("embedding", "projection"),
-    )
-    net = StyleNet(cfg, pretrained=False)
+    try:
+        cfg = StyleNetConfig(
+            backbone=meta["backbone"],
+            num_classes=len(meta["classes"]),
+            embed_dim=int(meta.get("projection_dim", meta["embed_dim"])),
+            embedding=meta.get("embedding", "projection"),
+        )
+        net = StyleNet(cfg, pretrained=False)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:  # a damaged or foreign file
+        raise BadInput(f"{folder / META_NAME} is damaged: {type(exc).__name__}: {exc}", hint="re-export the style model") from None
     try:
         state = load_file(str(folder / WEIGHTS_NAME))
     except Exception as exc:  # noqa: BLE001 - a damaged file is bad input

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from stylekit.checks import check_int, check_number
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
 from stylekit.device import autocast
@@ -107,6 +108,12 @@ class ClassifierConfig:
         for ok, message in checks:
             if not ok:
                 raise BadInput(message)
+        check_number("--lr", self.lr, above=0)
+        for option, value in (("--wd", self.wd), ("--temperature", self.temperature), ("--supcon-weight", self.supcon_weight)):
+            check_number(option, value, minimum=0)
+        check_int("--per-class", self.per_class, 2, hint="SupCon needs at least 2 images of a class per batch (default 4)")
+        check_int("--classes-per-batch", self.classes_per_batch, 1)
+        check_int("--workers", self.workers, 0)
         if self.eval_only and self.checkpoint is None:
             raise BadInput("--eval-only needs --style-model PATH", hint="a train-classifier run directory or style model export")
 

@@ -147,7 +147,7 @@ def check_config(cfg: Pix2PixConfig) -> None:
                                    ("--samples", cfg.samples, 0), ("--save-every", cfg.save_every, 0),
                                    ("--val-max", cfg.val_max, 0), ("--refs", cfg.refs, 0)):
         check_int(option, value, minimum)
-    if cfg.size >= 4:  # the size itself is checked with the data (power of two >= 32)
+    if cfg.size >= 32 and not cfg.size & (cfg.size - 1):  # other sizes are refused with the data
         deepest = max(1, cfg.size.bit_length() - 1 - 2)  # D's output must keep >= 1 pixel: size / 2^n >= 4
         check_int("--n-layers-d", cfg.n_layers_d, 1, deepest,
                   hint=f"at --size {cfg.size} the PatchGAN takes at most {deepest} layers (3 = 70x70 patches)")

@@ -29,6 +29,7 @@ import torch.distributed as tdist
 from PIL import Image
 from torch.utils.data import Dataset
 
+from stylekit.checks import check_int, check_number
 from stylekit.errors import BadInput, MissingResource, StylekitError
 from stylekit.io.console import get_console
 from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
@@ -155,6 +156,13 @@ def resolve_hparams(cfg: FinetuneConfig, resolution: int, gpus: int, transfer: b
 
 
 def _check_options(cfg: FinetuneConfig) -> None:
+    for option, value in (("--kimg", cfg.kimg), ("--lr", cfg.lr), ("--gamma", cfg.gamma), ("--ema-kimg", cfg.ema_kimg),
+                          ("--ema-rampup", cfg.ema_rampup), ("--ada-kimg", cfg.ada_kimg), ("--p", cfg.p),
+                          ("--target", cfg.target), ("--tick-kimg", cfg.tick_kimg)):
+        if value is not None:
+            check_number(option, value)  # nan/inf pass every comparison below
+    check_int("--batch", cfg.batch, 1)
+    check_int("--workers", cfg.workers, 0)
     if cfg.aug not in AUG_MODES:
         raise BadInput(f"--aug {cfg.aug} is unknown", hint=f"use one of {', '.join(AUG_MODES)}")
     if cfg.augpipe not in AUGPIPES:

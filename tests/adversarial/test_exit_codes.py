@@ -6,7 +6,6 @@ same errors; these tests go through the CLI.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -133,7 +132,7 @@ def test_styleclip_and_invert_ranges(assets, tmp_path):
                      str(assets["notzip"]))
     target = assets["images"] / "a" / "0.png"
     assert_bad_input(invoke("invert", target, "--network", net, "--lr", "nan", "--out", tmp_path / "i"), "--lr")
-    assert_bad_input(invoke("invert", target, "--network", net, "--steps", "0", "--out", tmp_path / "i"), "--steps")
+    assert_bad_input(invoke("invert", target, "--network", net, "--steps", "-1", "--out", tmp_path / "i"), "--steps")
 
 
 @pytest.mark.parametrize("config", [[1, 2, 3], {"G_ema": [1, 2]}, {"G_ema": {"z_dim": -4, "w_dim": 8, "img_resolution": 16, "img_channels": 3}}])

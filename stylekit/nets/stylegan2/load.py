@@ -109,9 +109,14 @@ def normalize_discriminator_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
+    if not isinstance(config, dict):
+        raise BadInput(f"{source}: {kind} config is a {type(config).__name__}, not a table of options")
+    negative = sorted(k for k, v in config.items() if isinstance(v, int | float) and not isinstance(v, bool) and v < 0)
+    if negative:
+        raise BadInput(f"{source}: {kind} config has negative {', '.join(negative)}", hint="the file is damaged or not a network")
     try:
         net: torch.nn.Module = Generator(**config) if kind.startswith("G") else Discriminator(**config)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as exc:
         raise BadInput(f"{source}: {kind} config is not a StyleGAN2 network: {exc}") from None
     own = net.state_dict()
     # Constant FIR buffers keep their defaults when a format does not store them; w_avg is estimated.
@@ -264,6 +269,9 @@ def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
                     hint="write networks with stylekit (blend-layers, finetune-stylegan) or pass an NVlabs pkl / rosinality .pt",
                 )
             configs = json.loads(meta.get("config", "{}"))
+            if not isinstance(configs, dict):
+                raise BadInput(f"{path}: the network config is a {type(configs).__name__}, not a table of networks",
+                               hint="the file is damaged or was not written by stylekit")
             states: dict[str, dict[str, torch.Tensor]] = {k: {} for k in configs}
             for key in keys:
                 net, _, name = key.partition(".")
