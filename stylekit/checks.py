@@ -61,3 +61,17 @@ def _human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+def read_json_object(path: os.PathLike[str] | str, hint: str) -> dict:
+    """A JSON file that must hold an object: a damaged or foreign file is BadInput naming it (exit 2)."""
+    import json
+    from pathlib import Path
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadInput(f"{path} is damaged: not valid JSON ({exc})", hint=hint) from None
+    if not isinstance(doc, dict):
+        raise BadInput(f"{path} is damaged: a JSON {type(doc).__name__}, not an object", hint=hint)
+    return doc

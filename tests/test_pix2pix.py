@@ -150,7 +150,8 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
                 "--json", *TINY])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["epochs"] == 2 and doc["steps"] == 2 * 18 and doc["styles"] == 3
+    assert doc["epochs"] == 2 and doc["steps"] == 2 * 18 and doc["styles"] == 3  # --epochs is the total
+    assert "train-pix2pix: plan 2 epochs x 18 steps, 36 steps in total (constant lr for 1, linear decay over the last 1)" in res.stderr
     assert doc["val_l1"] > 0 and doc["val_l1_wrong_refs"] > 0
     for name in ("generator.safetensors", "generator.json", "loss_curves.png", "metrics.jsonl", "config.json",
                  "samples/epoch-0001.png", "samples/epoch-0002.png"):

@@ -36,6 +36,7 @@ from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
 from stylekit.train.distributed import DistInfo, all_reduce_mean, barrier, broadcast_object
+from stylekit.train.plan import log_plan
 from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
 
 # NVlabs --cfg presets: ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema (kimg), ramp, map.
@@ -513,6 +514,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     pl_per_rank = max(per_rank // 2, 1)
     total_nimg = int(round(hp["kimg"] * 1000))
     tick_nimg = int(round(cfg.tick_kimg * 1000))
+    log_plan("finetune-stylegan", epochs=round(total_nimg / max(len(dataset), 1), 2), steps_per_epoch=None,
+             total_steps=-(-total_nimg // batch), detail=f"{hp['kimg']:g} kimg of real images at batch {batch}")
     metrics_on = _inception_available(cfg.metrics) if dist.is_main else False
     metrics_on = broadcast_object(metrics_on, dist)
 
