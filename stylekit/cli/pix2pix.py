@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         ref_size: Annotated[int, typer.Option("--ref-size", help="Side the references are resized to (0 = min(size, 128)).", rich_help_panel=_MODEL)] = 0,
         grad_checkpoint: Annotated[bool, typer.Option("--grad-checkpoint", help="Recompute UNet blocks in backward (less memory at 512px+).", rich_help_panel=_MODEL)] = False,
         epochs: int = option("epochs", "Total epochs: constant learning rate, then the last --decay-epochs decay it linearly to 0.", default=200, panel=_TRAIN),
-        decay_epochs: Annotated[int, typer.Option("--decay-epochs", help="The last N of --epochs, with the rate decaying linearly to 0.", rich_help_panel=_TRAIN)] = 100,
+        decay_epochs: Annotated[int | None, typer.Option("--decay-epochs", help="The last N of --epochs, with the rate decaying linearly to 0 (default: half of --epochs).", rich_help_panel=_TRAIN, show_default=False)] = None,
         batch: int = option("batch", "Global batch size (split over torchrun processes).", default=1, panel=_TRAIN),
         lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (betas 0.5, 0.999).", rich_help_panel=_TRAIN)] = 2e-4,
         gan_mode: Annotated[str, typer.Option("--gan-mode", help="vanilla (BCE) | lsgan.", rich_help_panel=_TRAIN)] = "vanilla",

@@ -61,7 +61,7 @@ class Pix2PixConfig:
     size: int = 256
     direction: str = "AtoB"
     epochs: int = 200  # in total, as in every trainer (junyanz: 100 constant + 100 decaying)
-    decay_epochs: int = 100
+    decay_epochs: int | None = None  # the last N of `epochs` decay the rate; None: half of them (junyanz)
     batch: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -89,6 +89,11 @@ class Pix2PixConfig:
     fresh: bool = False
     save_every: int = 1000
     keep: int = 3
+
+    @property
+    def decay(self) -> int:
+        """Epochs (the last ones of `epochs`) over which the learning rate decays linearly to 0."""
+        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
@@ -136,7 +141,7 @@ def check_config(cfg: Pix2PixConfig) -> None:
     if cfg.direction not in ("AtoB", "BtoA"):
         raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
     check_int("--epochs", cfg.epochs, 1)
-    check_int("--decay-epochs", cfg.decay_epochs, 0, cfg.epochs, hint="the decay happens inside --epochs (the total)")
+    check_int("--decay-epochs", cfg.decay_epochs, 0, max(cfg.epochs, 0), hint="the decay happens inside --epochs (the total)")
     check_number("--lr", cfg.lr, above=0)
     for name in ("lambda_l1", "lambda_vgg"):
         check_number(f"--{name.replace('_', '-')}", getattr(cfg, name), minimum=0)
@@ -362,7 +367,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     seed_everything(cfg.seed, dist.rank)
     per_epoch = max(1, len(data.train) // cfg.batch)  # drop_last: whole global batches
     log_plan("train-pix2pix", epochs=cfg.epochs, steps_per_epoch=per_epoch, total_steps=per_epoch * cfg.epochs,
-             detail=f"constant lr for {cfg.epochs - cfg.decay_epochs}, linear decay over the last {cfg.decay_epochs}")
+             detail=f"constant lr for {cfg.epochs - cfg.decay}, linear decay over the last {cfg.decay}")
     if data.val is None:
         console.warn("no held-out pairs (--val-fraction 0 and no split in the manifest): val_l1 is not measured")
     elif len(data.labels) < 2 and cfg.refs > 0:
@@ -377,8 +382,8 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
 
     opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.decay_epochs))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.decay_epochs))
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.decay))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.decay))
     scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
 
     loader = make_loader(data.train, dist, cfg.batch, shuffle=True, seed=cfg.seed, drop_last=True,
