@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, parse_float_list, render
+from stylekit.cli.common import Table, command, parse_float_list, render
 from stylekit.cli.vocabulary import option
 
 ORDER = 30
@@ -18,15 +18,13 @@ _EXAMPLES = [
 ]
 
 
-def _table(result: dict[str, Any]) -> None:
-    from stylekit.io.console import get_console
-
+def _table(result: dict[str, Any]) -> Table:
     t = result["test"]
     rows = [[k, t[k]] for k in ("top1", "top5", "macro_f1", "map@10", "recall@1", "n") if k in t]
     rows.append(["skipped images", len(result["images"].get("skipped", []))])
     rows.append(["style model", result["style_model"]])
     title = "evaluation" if result["eval_only"] else f"train-classifier: {result['epochs']} epochs, {result['steps']} steps"
-    get_console().print_table(title, ["metric", "value"], rows)
+    return Table(title, ["metric", "value"], rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -369,14 +369,30 @@ def command(app: typer.Typer, name: str, help: str, examples: Iterable[str] | No
     return decorate
 
 
-def render(result: Any, table: Callable[[Any], None] | None = None) -> None:
-    """Show a command's result on stdout: one JSON document with --json, else `table(result)`.
+@dataclass
+class Table:
+    """A result table: what every command shows on stdout when it is not asked for --json."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+def fields(title: str, rows: list[list[Any]]) -> Table:
+    """The common two-column result: field | value."""
+    return Table(title, ["field", "value"], rows)
+
+
+def render(result: Any, table: Callable[[Any], Table | list[Table]] | None = None) -> None:
+    """Show a command's result on stdout: one JSON document with --json, else the table(s) `table(result)` builds.
 
     `result` may be a dict, a dataclass, or anything with `to_dict()`."""
     if get_console().json_mode:
         emit_json(result.to_dict() if hasattr(result, "to_dict") else result)
     elif table is not None:
-        table(result)
+        built = table(result)
+        for t in built if isinstance(built, list) else [built]:
+            get_console().print_table(t.title, t.columns, t.rows)
 
 
 MAX_LIST = 1_000_000  # values one option may name: more is a typo or a run to split (a list of 1e9 ints is ~40 GB)
@@ -420,9 +436,11 @@ def parse_float_list(text: str, option: str = "value") -> list[float]:
 __all__ = [
     "EXIT_BAD_INPUT",
     "Renamed",
+    "Table",
     "command",
     "deprecated",
     "fail",
+    "fields",
     "parse_float_list",
     "parse_int_list",
     "render",

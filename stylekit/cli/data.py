@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, render
 from stylekit.cli.vocabulary import option
 from stylekit.io.console import get_console
 
@@ -40,18 +40,18 @@ _EXAMPLES = [
 _NOTES = "SRC may be a CSV with path,label columns. With --format stylegan-zip an OUT ending in .zip is the NVlabs-style archive itself."
 
 
-def _show(doc: dict[str, Any]) -> None:
+def _show(doc: dict[str, Any]) -> Table:
     console = get_console()
     splits = list(doc["splits"])
     rows = [[label or "(none)", *[doc["counts"][label].get(s, 0) for s in splits], sum(doc["counts"][label].values())]
             for label in doc["labels"]]
     rows.append(["total", *[doc["splits"][s] for s in splits], doc["used"]])
-    console.print_table(f"prepared {doc['out']} ({doc['format']})", ["label", *splits, "images"], rows)
     for s in doc["skipped"][:10]:
         console.log(f"skipped {s['path']}: {s['reason']}")
     if len(doc["skipped"]) > 10:
         console.log(f"... and {len(doc['skipped']) - 10} more skipped (see {doc['out']}/report.json)")
     console.log(f"{doc['used']} images, {len(doc['skipped'])} skipped, {doc['seconds']:.1f}s ({doc['images_per_s']:.0f} images/s)")
+    return Table(f"prepared {doc['out']} ({doc['format']})", ["label", *splits, "images"], rows)
 
 
 def register(app: typer.Typer) -> None:

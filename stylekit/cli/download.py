@@ -5,10 +5,9 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
 from stylekit.cli.vocabulary import option
 from stylekit.errors import BadInput
-from stylekit.io.console import get_console
 
 ORDER = 10
 
@@ -41,17 +40,16 @@ def _listing() -> dict[str, Any]:
     }
 
 
-def _show_listing(doc: dict[str, Any]) -> None:
-    console = get_console()
-    console.print_table("data sets", ["name", "description", "licence"],
-                        [[d["name"], d["description"], d["licence"]] for d in doc["datasets"]])
-    console.print_table(f"weights (cache: {doc['cache']})", ["name", "size", "checksum", "cached", "licence", "description"],
-                        [[w["name"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no",
-                          w["licence"], w["description"]] for w in doc["weights"]])
+def _show_listing(doc: dict[str, Any]) -> list[Table]:
+    return [
+        Table("data sets", ["name", "description", "licence"], [[d["name"], d["description"], d["licence"]] for d in doc["datasets"]]),
+        Table(f"weights (cache: {doc['cache']})", ["name", "size", "checksum", "cached", "licence", "description"],
+              [[w["name"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no", w["licence"], w["description"]]
+               for w in doc["weights"]]),
+    ]
 
 
-def _show_result(doc: dict[str, Any]) -> None:
-    console = get_console()
+def _show_result(doc: dict[str, Any]) -> Table:
     if doc["kind"] == "weights":
         rows = [["path", doc["path"]], ["sha256", doc["sha256"]], ["bytes", doc["size"]], ["trust", doc["trust"]],
                 ["status", "already present (verified)" if doc["skipped"] else f"downloaded from {doc['url']}"]]
@@ -63,7 +61,7 @@ def _show_result(doc: dict[str, Any]) -> None:
             if isinstance(value, dict):
                 value = ", ".join(f"{k}={v}" for k, v in value.items()) if len(value) <= 30 else f"{len(value)} entries"
             rows.append([key, value])
-    console.print_table(f"download {doc['name']}", ["field", "value"], rows)
+    return fields(f"download {doc['name']}", rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,22 +5,14 @@ from typing import Annotated
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
 from stylekit.cli.vocabulary import option
 
 ORDER = 75
 
 
-def _table(title: str, rows: list[list[object]]) -> None:
-    from stylekit.io.console import get_console
-
-    get_console().print_table(title, ["field", "value"], rows)
-
-
-def _invert_table(r: object) -> None:
-    from stylekit.io.console import get_console
-
-    get_console().print_table(
+def _invert_table(r: object) -> Table:
+    return Table(
         f"invert ({r.space}, {r.loss}, {r.steps} steps)",  # type: ignore[attr-defined]
         ["target", "status", "loss", "PSNR dB", "seconds", "out"],
         [[Path(i.target).name, i.status, "-" if i.final_loss is None else i.final_loss, "-" if i.psnr is None else i.psnr,
@@ -100,7 +92,7 @@ def register(app: typer.Typer) -> None:
             log_every=log_every, device=device,
         )
         result = run_styleclip(cfg)
-        render(result, table=lambda r: _table("styleclip", [
+        render(result, table=lambda r: fields("styleclip", [
             ["start", r.start], ["mode", r.mode], ["steps", r.steps], ["grid", r.grid],
             *[[p.prompt, f"similarity {p.similarity_before:.4f} -> {p.similarity_after:.4f}, L2 {p.l2:.4g}: {p.edited}"]
               for p in r.prompts],

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
 from stylekit.cli.vocabulary import option
 
 ORDER = 70
@@ -94,15 +94,13 @@ def register(app: typer.Typer) -> None:
             metric_images=metric_images, keep=keep, device=device, fresh=fresh, workers=0 if workers is None else workers, amp=amp,
         )
         result = finetune_stylegan(cfg_obj)
-        render(result.to_dict(), table=lambda r: _table(r))
+        render(result.to_dict(), table=_table)
 
 
-def _table(r: dict) -> None:
-    from stylekit.io.console import get_console
-
+def _table(r: dict) -> Table:
     rows = [["network", r["network"]], ["kimg", r["kimg"]], ["ticks", r["ticks"]], ["augment p", round(r["augment_p"], 4)],
             ["r_t", "-" if r["rt"] is None else round(r["rt"], 3)], ["resolution", r["resolution"]], ["batch", r["batch"]],
             ["frozen D layers", ", ".join(r["frozen_layers"]) or "none"], ["images", r["images"]],
             ["sec/kimg", r["sec_per_kimg"] or "-"], ["seconds", r["seconds"]]]
     rows += [[k, v] for k, v in r["last_metrics"].items() if k in ("fid", "kid")]
-    get_console().print_table("finetune-stylegan", ["field", "value"], rows)
+    return fields("finetune-stylegan", rows)

@@ -5,9 +5,8 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
 from stylekit.cli.vocabulary import option
-from stylekit.io.console import get_console
 
 ORDER = 50
 
@@ -25,20 +24,22 @@ _TRAIN = "Training"
 _DATA = "Data"
 
 
-def _show(r: Any) -> None:
-    ratio = r.ratio
+def _show(r: dict[str, Any]) -> Table:
+    def num(value: float | None, fmt: str = ".4f") -> str:
+        return "-" if value is None else format(value, fmt)
+
     rows = [
-        ["run", r.out],
-        ["data", f"{r.data_format}: {r.train_pairs} train / {r.val_pairs} held out, {r.styles} style(s)"],
-        ["epochs / steps", f"{r.epochs} / {r.steps}"],
-        ["parameters", f"G {r.params_g / 1e6:.2f}M, D {r.params_d / 1e6:.2f}M"],
-        ["val_l1 (right-style refs)", "-" if r.val_l1 is None else f"{r.val_l1:.4f}"],
-        ["val_l1_wrong_refs", "-" if r.val_l1_wrong_refs is None else f"{r.val_l1_wrong_refs:.4f}"],
-        ["right / wrong", "-" if ratio is None else f"{ratio:.3f}"],
-        ["generator", r.generator],
-        ["seconds", r.seconds],
+        ["run", r["out"]],
+        ["data", f"{r['data_format']}: {r['train_pairs']} train / {r['val_pairs']} held out, {r['styles']} style(s)"],
+        ["epochs / steps", f"{r['epochs']} / {r['steps']}"],
+        ["parameters", f"G {r['params_g'] / 1e6:.2f}M, D {r['params_d'] / 1e6:.2f}M"],
+        ["val_l1 (right-style refs)", num(r["val_l1"])],
+        ["val_l1_wrong_refs", num(r["val_l1_wrong_refs"])],
+        ["right / wrong", num(r["ratio"], ".3f")],
+        ["generator", r["generator"]],
+        ["seconds", r["seconds"]],
     ]
-    get_console().print_table("train-pix2pix", ["field", "value"], rows)
+    return fields("train-pix2pix", rows)
 
 
 def _doc(r: Any) -> dict[str, Any]:
@@ -96,7 +97,4 @@ def register(app: typer.Typer) -> None:
             workers=0 if workers is None else workers, fresh=fresh, save_every=save_every, keep=keep,
         )
         result = train_pix2pix(cfg)
-        if get_console().json_mode:
-            render(_doc(result))
-        else:
-            _show(result)
+        render(_doc(result), table=_show)

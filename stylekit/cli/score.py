@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, deprecated, render
+from stylekit.cli.common import Table, command, deprecated, render
 from stylekit.cli.vocabulary import option
-from stylekit.io.console import get_console
 
 ORDER = 40
 
@@ -60,20 +59,21 @@ def _rows(doc: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def _show(doc: dict[str, Any]) -> None:
-    console = get_console()
+def _show(doc: dict[str, Any]) -> list[Table]:
     a, b = doc["a"], doc["b"]
     b_desc = f"{b['source']} ({b['used']}/{b['n']} images)" if "n" in b else f"{b['source']}"
-    console.print_table(f"score: {a['source']} ({a['used']}/{a['n']} images) vs {b_desc} in {doc['seconds']:.1f}s",
-                        ["metric", "value", "notes"], _rows(doc))
+    tables = [Table(f"score: {a['source']} ({a['used']}/{a['n']} images) vs {b_desc} in {doc['seconds']:.1f}s",
+                    ["metric", "value", "notes"], _rows(doc))]
     for side in ("a", "b"):
         skipped = doc[side].get("skipped") or []
         if skipped:
-            console.print_table(f"skipped in {doc[side]['source']} ({len(skipped)})", ["file", "reason"],
-                                [[s["path"], s["reason"]] for s in skipped[:20]])
+            tables.append(Table(f"skipped in {doc[side]['source']} ({len(skipped)})", ["file", "reason"],
+                                [[s["path"], s["reason"]] for s in skipped[:20]]))
     if doc.get("pairs"):
         p = doc["pairs"]
-        console.log(f"pairs: {p['matched']} matched, {len(p['unmatched_a'])} only in A, {len(p['unmatched_b'])} only in B")
+        tables.append(Table("pairs (matched by file name)", ["matched", "only in A", "only in B"],
+                            [[p["matched"], len(p["unmatched_a"]), len(p["unmatched_b"])]]))
+    return tables
 
 
 class Embedder(StrEnum):

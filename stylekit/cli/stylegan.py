@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from stylekit.cli.common import command, parse_int_list, render
+from stylekit.cli.common import command, fields, parse_int_list, render
 from stylekit.cli.vocabulary import CONCEPTS, option
 
 ORDER = 60
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             noise_mode=noise_mode, class_idx=class_idx, grid=grid, device=device, batch=batch,
         )
         result = run_generate(cfg)
-        render(result, table=lambda r: _table("generate", [
+        render(result, table=lambda r: fields("generate", [
             ["images", len(r.images)], ["resolution", r.resolution], ["out", r.out], ["grid", r.grid or "-"],
             ["latents", r.latents], ["seconds", r.seconds]]))
 
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
                 noise_mode=noise_mode, class_idx=class_idx, fps=fps, device=device, batch=batch,
             )
             iresult = run_interpolate(icfg)
-            render(iresult, table=lambda r: _table("interpolate", [
+            render(iresult, table=lambda r: fields("interpolate", [
                 ["frames", len(r.frames)], ["space", r.space], ["gif", r.gif], ["seconds", r.seconds]]))
             return
         if not rows or not cols:
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
             class_idx=class_idx, device=device, batch=batch,
         )
         result = run_mix(cfg)
-        render(result, table=lambda r: _table("mix", [
+        render(result, table=lambda r: fields("mix", [
             ["images", len(r.images)], ["styles", ",".join(map(str, r.styles)) or "none"], ["num_ws", r.num_ws],
             ["grid", r.grid], ["seconds", r.seconds]]))
 
@@ -134,13 +134,7 @@ def register(app: typer.Typer) -> None:
             trunc=trunc, device=device,
         )
         result = run_blend(cfg)
-        render(result, table=lambda r: _table("blend-layers", [
+        render(result, table=lambda r: fields("blend-layers", [
             ["network", r.out], ["preview", r.preview or "-"], ["swap_res", r.swap_res],
             ["blend_width", r.blend_width if r.blend_width is not None else "hard"], ["structure", r.structure],
             ["seconds", r.seconds]]))
-
-
-def _table(title: str, rows: list[list[object]]) -> None:
-    from stylekit.io.console import get_console
-
-    get_console().print_table(title, ["field", "value"], rows)

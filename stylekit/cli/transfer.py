@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import Renamed, command, parse_float_list, parse_int_list, render
+from stylekit.cli.common import Renamed, Table, command, parse_float_list, parse_int_list, render
 from stylekit.cli.vocabulary import option
 
 ORDER = 60
@@ -104,13 +104,11 @@ def register(app: typer.Typer) -> None:
         render(report, table=_table)
 
 
-def _table(report: Any) -> None:
-    from stylekit.io.console import get_console
-
+def _table(report: Any) -> Table:
     rows = []
     for item in report.items:
         stages = item.get("stages") or []
         loss = f"{stages[0]['loss_start'].get('total', float('nan')):.4g} -> {stages[-1]['loss_end']['total']:.4g}" if stages else ""
         rows.append([item["content"], item["output"], item["status"], item.get("steps", ""), item.get("seconds", ""), loss or item.get("reason", "")])
     title = f"transfer ({report.method}): {report.done} done, {report.skipped} skipped, {report.failed} failed in {report.seconds:.1f}s"
-    get_console().print_table(title, ["content", "output", "status", "steps", "seconds", "loss / reason"], rows)
+    return Table(title, ["content", "output", "status", "steps", "seconds", "loss / reason"], rows)
