@@ -141,7 +141,7 @@ def test_bad_inputs(tmp_path, toy):
     assert r.exit_code == 3 and "stylekit download resnet50" in r.output
 
     r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o7"), "--backbone", "timm:resnet18", "--pretrained")
-    assert r.exit_code == 3 and "--weights" in r.output
+    assert r.exit_code == 3 and "--backbone-weights" in r.output
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").glob("*.safetensors"))
 
 
