@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stylekit.cli.common import command, parse_float_list, parse_int_list, render
+from stylekit.cli.common import Table, command, parse_float_list, parse_int_list, render
 from stylekit.errors import BadInput, Busy, MissingResource
 from stylekit.io.console import get_console
 
@@ -45,7 +45,7 @@ def _demo_app() -> typer.Typer:
             os.kill(os.getpid(), signal.SIGTERM)  # what cron's timeout or a scheduler sends
             time.sleep(5)
         get_console().log("working")
-        render({"name": name, "size": size, "lr": lr}, table=lambda r: get_console().print_table("table", ["k", "v"], list(r.items())))
+        render({"name": name, "size": size, "lr": lr}, table=lambda r: Table("table", ["k", "v"], [list(kv) for kv in r.items()]))
 
     @command(app, "other", help="A second command so typer keeps subcommands.")
     def other() -> None:
