@@ -86,7 +86,7 @@ def main() -> None:
     images, labels, names = _eval_set(work / "eval", max(4, args.per_style // 2), args.styles, args.size)
     cls_w, metric_w = (float(x) for x in args.weights.split(","))
     for tag, (cw, mw) in (("plain", (0.0, 0.0)), ("code-losses", (cls_w, metric_w))):
-        cfg = Pix2PixConfig(data=data, out=work / tag, refs=args.refs, size=args.size, epochs=args.epochs, epochs_decay=0,
+        cfg = Pix2PixConfig(data=data, out=work / tag, refs=args.refs, size=args.size, epochs=args.epochs, decay_epochs=0,
                             batch=4, ngf=32, ndf=32, style_dim=64, device="cpu", seed=0, val_fraction=0.2,
                             samples=2, ref_cls_weight=cw, ref_metric_weight=mw)
         t0 = time.perf_counter()

@@ -299,7 +299,7 @@ def _verify_file(spec: WeightSpec, path: Path, in_cache: bool) -> WeightsResult:
         raise MissingResource(
             f"{path} fails its checksum check for '{spec.name}' (sha256 {digest[:16]}..., expected "
             f"{(expected or spec.sha256_prefix or '')[:16]}...): it is corrupt or not the registry file",
-            fetch_command=f"stylekit download {spec.name} --force",
+            fetch_command=f"stylekit download {spec.name} --fresh",
         )
     trust = "pinned sha256" if spec.sha256 else ("recorded on first download" if expected else "recorded now (first use)")
     if expected is None:
@@ -387,7 +387,7 @@ def ensure_weights(
             raise MissingResource(
                 f"'{name}': the downloaded file differs from the sha256 recorded on first download "
                 f"({expected[:16]}... in {weights_dir() / CHECKSUMS_FILE}); nothing was kept",
-                hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --force`",
+                hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --fresh`",
             )
         raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch,
                               hint=_failed_download_hint(spec, folder, statuses))

@@ -142,7 +142,7 @@ def test_bad_inputs(tmp_path, toy):
     assert r.exit_code == 3 and "stylekit download resnet50" in r.output
 
     r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o7"), "--backbone", "timm:resnet18", "--pretrained")
-    assert r.exit_code == 3 and "--weights" in r.output
+    assert r.exit_code == 3 and "--backbone-weights" in r.output
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").glob("*.safetensors"))
 
 
@@ -236,7 +236,7 @@ def test_load_style_model_missing(tmp_path):
 
 def test_eval_only_from_run_dir(trained, toy, tmp_path):
     out = tmp_path / "eval"
-    r = _cli("train-classifier", str(toy), "--eval-only", "--checkpoint", str(trained), "--out", str(out), "--json")
+    r = _cli("train-classifier", str(toy), "--eval-only", "--style-model", str(trained), "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout[r.stdout.index("{"):])
     ref = json.loads((trained / "test_metrics.json").read_text())
@@ -244,7 +244,7 @@ def test_eval_only_from_run_dir(trained, toy, tmp_path):
     assert doc["test"]["map@10"] == pytest.approx(ref["map@10"])
     assert (out / "confusion_matrix.png").is_file() and (out / "style_model.json").is_file()
     r = _cli("train-classifier", str(toy), "--eval-only", "--out", str(tmp_path / "e2"))
-    assert r.exit_code == 2 and "--checkpoint" in r.output
+    assert r.exit_code == 2 and "--style-model" in r.output
 
 
 def test_real_subprocess(toy, tmp_path):

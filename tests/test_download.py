@@ -327,4 +327,4 @@ def test_cli_toy_styles_marker_makes_rerun_a_noop(tmp_path):
     assert json.loads(result.stdout)["skipped"] is True
     assert [p.stat().st_mtime_ns for p in pngs] == mtimes
     changed = CliRunner().invoke(app, [*args[:-1], "--seed", "1"])
-    assert changed.exit_code == 2 and "--force" in changed.output
+    assert changed.exit_code == 2 and "--fresh" in changed.output

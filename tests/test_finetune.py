@@ -112,7 +112,7 @@ def test_freezed_layers_stay_bit_identical(setup, tmp_path):
 def test_cli_outputs_load_and_rerun_is_noop(setup, tmp_path):
     data, src = setup
     out = tmp_path / "run"
-    args = ["finetune-stylegan", str(data), "--resume", str(src), "--out", str(out), "--device", "cpu", "--batch", "4",
+    args = ["finetune-stylegan", str(data), "--network", str(src), "--out", str(out), "--device", "cpu", "--batch", "4",
             "--kimg", "0.008", "--tick-kimg", "0.004", "--snap", "1", "--mirror", "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -140,15 +140,15 @@ def test_bad_inputs(setup, tmp_path):
     data, src = setup
     wrong = tmp_path / "wrong"
     generate_toy_styles(wrong, size=48, per_style=4, styles=1)
-    res = CliRunner().invoke(app, ["finetune-stylegan", str(wrong / "pop"), "--resume", str(src), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(wrong / "pop"), "--network", str(src), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "48x48" in res.output and "stylekit prepare" in res.output and "--size 32" in res.output
-    res = CliRunner().invoke(app, ["finetune-stylegan", str(data.parent), "--resume", str(src), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(data.parent), "--network", str(src), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "toy-styles folder" in res.output and "content/" in res.output
     assert str(data) in res.output and not (tmp_path / "o").exists()  # the fix names one style folder
-    res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", "ffhq-256", "--out", str(tmp_path / "o2")])
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--network", "ffhq-256", "--out", str(tmp_path / "o2")])
     assert res.exit_code == 3 and "stylekit download ffhq-256" in res.output
     for extra in (["--augpipe", "xyz"], ["--freezed", "99"], ["--aug", "fixed"], ["--batch", "64"]):
-        res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", str(src), "--out", str(tmp_path / "o3"),
+        res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--network", str(src), "--out", str(tmp_path / "o3"),
                                        "--device", "cpu", *extra])
         assert res.exit_code == 2, (extra, res.output)
 

@@ -31,7 +31,7 @@ def _env() -> dict[str, str]:
 
 
 def _cmd(data: Path, src: Path, out: Path, *extra: str) -> list[str]:
-    return [STYLEKIT, "finetune-stylegan", str(data), "--resume", str(src), "--out", str(out), "--device", "cpu",
+    return [STYLEKIT, "finetune-stylegan", str(data), "--network", str(src), "--out", str(out), "--device", "cpu",
             "--batch", "4", "--tick-kimg", "0.008", "--snap", "1000", *extra]
 
 

@@ -209,7 +209,7 @@ def test_real_subprocess(tmp_path):
     target = save_png(mixed_target(G)[1], tmp_path / "t.png")
     env = {**os.environ, "STYLEKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([str(STYLEKIT), "invert", str(target), "--network", str(net), "--out", str(tmp_path / "o"),
-                           "--loss", "lpips", "--perceptual-weights", "random", "--steps", "3", "--w-avg-samples", "100",
+                           "--loss", "lpips", "--vgg-weights", "random", "--steps", "3", "--w-avg-samples", "100",
                            "--json", "--device", "cpu"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

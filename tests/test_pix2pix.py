@@ -147,11 +147,12 @@ def test_references_change_the_output_once_conditioning_is_nonzero():
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     out = tmp_path / "run"
-    res = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "1", "--epochs-decay", "1",
+    res = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--decay-epochs", "1",
                 "--json", *TINY])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["epochs"] == 2 and doc["steps"] == 2 * 18 and doc["styles"] == 3
+    assert doc["epochs"] == 2 and doc["steps"] == 2 * 18 and doc["styles"] == 3  # --epochs is the total
+    assert "train-pix2pix: plan 2 epochs x 18 steps, 36 steps in total (constant lr for 1, linear decay over the last 1)" in res.stderr
     assert doc["val_l1"] > 0 and doc["val_l1_wrong_refs"] > 0
     for name in ("generator.safetensors", "generator.json", "loss_curves.png", "metrics.jsonl", "config.json",
                  "samples/epoch-0001.png", "samples/epoch-0002.png"):
@@ -165,14 +166,14 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     assert [r["epoch"] for r in ep] == [1, 2] and all("val_l1_wrong_refs" in r for r in ep)
     assert ep[0]["lr"] == pytest.approx(2e-4 * 0.5) and ep[1]["lr"] == pytest.approx(0.0)  # linear decay
     # a finished run re-run: nothing more to train
-    again = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "1", "--epochs-decay", "1",
+    again = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--decay-epochs", "1",
                   "--json", *TINY])
     assert again.exit_code == 0 and json.loads(again.stdout)["steps"] == doc["steps"]
     # extending the schedule of a finished run trains the new epoch at the re-evaluated lr (not the old final 0)
     from safetensors.torch import load_file
 
     before = load_file(str(out / "generator.safetensors"))
-    more = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--epochs-decay", "1",
+    more = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "3", "--decay-epochs", "1",
                  "--json", *TINY])
     assert more.exit_code == 0, more.output
     after = load_file(str(out / "generator.safetensors"))
@@ -206,7 +207,7 @@ def test_resume_mid_epoch_equals_uninterrupted(toy, tmp_path, monkeypatch):
 
     from stylekit.train.runner import TrainRunner
 
-    args = ["--refs", "1", "--epochs", "1", "--epochs-decay", "1", "--json", *TINY]
+    args = ["--refs", "1", "--epochs", "2", "--decay-epochs", "1", "--json", *TINY]
     full = tmp_path / "full"
     assert _cli(["train-pix2pix", str(toy), "--out", str(full), *args]).exit_code == 0
 
@@ -310,14 +311,14 @@ def test_bad_options_exit_2(toy, tmp_path):
 
 def test_vgg_encoder_offline_exit_3(toy, tmp_path):
     res = _cli(["train-pix2pix", str(toy), "--out", str(tmp_path / "r"), "--ref-encoder", "vgg19", "--refs", "1",
-                "--epochs", "1", "--epochs-decay", "0", *TINY])
+                "--epochs", "1", "--decay-epochs", "0", *TINY])
     assert res.exit_code == 3 and "stylekit download vgg19" in res.output
 
 
 def test_real_subprocess_plain_pix2pix(toy, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([str(VENV_BIN / "stylekit"), "train-pix2pix", str(toy), "--out", str(tmp_path / "r"),
-                           "--refs", "0", "--epochs", "1", "--epochs-decay", "0", "--json", *TINY],
+                           "--refs", "0", "--epochs", "1", "--decay-epochs", "0", "--json", *TINY],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)

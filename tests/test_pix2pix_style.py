@@ -12,7 +12,7 @@ from stylekit.data.pairs import build_pair_data
 from stylekit.data.toy import generate_toy_styles
 
 TINY = ["--size", "32", "--ngf", "8", "--ndf", "8", "--style-dim", "16", "--device", "cpu", "--seed", "0",
-        "--val-fraction", "0.25", "--samples", "2", "--refs", "2", "--epochs", "1", "--epochs-decay", "0"]
+        "--val-fraction", "0.25", "--samples", "2", "--refs", "2", "--epochs", "1", "--decay-epochs", "0"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -209,7 +209,7 @@ def test_offline_cached_file_without_published_checksum_is_recorded_then_verifie
     cached.write_bytes(b"tampered copy of the weights")
     with pytest.raises(MissingResource) as err:
         weights.weights_path(spec.name)
-    assert "checksum" in err.value.message and "stylekit download fake-net --force" in str(err.value)
+    assert "checksum" in err.value.message and "stylekit download fake-net --fresh" in str(err.value)
     assert server.log == []  # offline: the network was never touched
 
 

@@ -141,7 +141,7 @@ def _completed(out: Path, name: str, params: dict[str, Any], force: bool) -> Dat
     if marker.get("name") != name or marker.get("params", {}) != params:
         raise BadInput(
             f"{out} already holds a completed '{marker.get('name')}' download made with {marker.get('params')}",
-            hint="use another --out, or --force to redo it",
+            hint="use another --out, or --fresh to redo it",
         )
     get_console().log(f"{out}: '{name}' is already complete (marker {MARKER}); nothing to do")
     return DatasetResult(name, str(out), True, marker.get("summary", {}))
@@ -494,7 +494,7 @@ def download_midjourney(out: str | Path, api: KaggleLike | None = None, force: b
     if images < 0:
         raise BadInput(f"--images must be >= 0, got {images}")
     if concurrency < 1:
-        raise BadInput(f"--concurrency must be >= 1, got {concurrency}")
+        raise BadInput(f"--workers must be >= 1 for downloads, got {concurrency}")
     out = Path(out)
     params: dict[str, Any] = {"dataset": MIDJOURNEY_DATASET}
     with _locked(out):

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from PIL import Image
 
+from stylekit.checks import check_fits
 from stylekit.data import export
 from stylekit.data.images import ImageReport, SkippedFile, list_images, load_rgb
 from stylekit.data.manifest import (
@@ -103,6 +104,9 @@ class PrepareConfig:
             raise BadInput(f"unknown --format '{self.format}'", hint=f"choose {', '.join(FORMATS)}")
         if self.size is not None and self.size < 1:
             raise BadInput(f"--size {self.size} must be positive")
+        if self.size is not None:  # an RGB image and its resampled copy per worker, before anything is read
+            check_fits(f"--size {self.size}", 2 * 3 * self.size**2 * max(1, self.workers),
+                       hint="images are stored at --size x --size; use a smaller --size (e.g. 1024)")
         if self.workers < 1:
             raise BadInput(f"--workers {self.workers} must be at least 1")
         if self.max_images is not None and self.max_images < 1:

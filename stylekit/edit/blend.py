@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from stylekit.checks import check_number, check_trunc
 from stylekit.errors import BadInput
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -42,7 +43,7 @@ class BlendConfig:
     blend_width: float | None = None
     structure: str = "finetuned"
     preview_seeds: list[int] = field(default_factory=lambda: list(range(6)))
-    trunc: float = 0.7
+    trunc: float = 1.0
     device: str = "auto"
     metrics: list[str] | None = None  # registry names (score's), computed for every blend against `ref`
     ref: str | None = None  # reference images (folder, zip or stats:NAME/RES) for `metrics`
@@ -59,6 +60,22 @@ class BlendConfig:
     @property
     def sweep(self) -> bool:
         return len(self.resolutions) > 1
+
+    def validate(self) -> None:
+        check_trunc(self.trunc)
+        if self.structure not in ("base", "finetuned"):
+            raise BadInput(f"bad --structure '{self.structure}'", hint="use base or finetuned")
+        if self.blend_width is not None:
+            check_number("--blend-width", self.blend_width, above=0, hint="omit it for a hard swap")
+        for res in self.resolutions:
+            if res < 4 or res & (res - 1):
+                raise BadInput(f"--swap-res {res} must be a power of two >= 4", hint="e.g. --swap-res 32")
+        if bool(self.metrics) != (self.ref is not None):
+            raise BadInput("--metrics and --ref go together", hint="e.g. --metrics fid10k --ref data/faces-256")
+        if self.metrics:
+            from stylekit.metrics.registry import parse_metrics
+
+            parse_metrics(self.metrics)  # unknown names fail before anything loads
 
 
 @dataclass
@@ -150,19 +167,6 @@ def _score(cfg: BlendConfig, G: Generator, label: str, device: Any) -> dict[str,
     return flat
 
 
-def _check(cfg: BlendConfig) -> None:
-    if cfg.structure not in ("base", "finetuned"):
-        raise BadInput(f"bad --structure '{cfg.structure}'", hint="use base or finetuned")
-    if cfg.blend_width is not None and not (math.isfinite(cfg.blend_width) and cfg.blend_width > 0):
-        raise BadInput(f"--blend-width must be a positive number, got {cfg.blend_width}", hint="omit it for a hard swap")
-    if bool(cfg.metrics) != (cfg.ref is not None):
-        raise BadInput("--metrics and --ref go together", hint="e.g. --metrics fid10k --ref data/faces-256")
-    if cfg.metrics:
-        from stylekit.metrics.registry import parse_metrics
-
-        parse_metrics(cfg.metrics)  # unknown names fail before anything loads
-
-
 def _outputs(cfg: BlendConfig) -> dict[int, Path]:
     """Network file per swap resolution: --out itself (one blend), or OUT/blend-swapR.safetensors (a sweep)."""
     if cfg.sweep:
@@ -184,17 +188,22 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     from stylekit.edit.generate import map_seeds, synthesize, to_unit
     from stylekit.io.atomic import write_json_atomic
     from stylekit.io.console import get_console
+    from stylekit.io.rundir import ensure_writable_dir
     from stylekit.nets.stylegan2.load import load_network, save_network
 
     start = time.monotonic()
-    _check(cfg)
+    cfg.validate()
     outputs = _outputs(cfg)
     for out in outputs.values():
+        ensure_writable_dir(out.parent)
         refuse_out_overlap(out, [Input("--base", cfg.base), Input("--finetuned", cfg.finetuned), Input("--ref", cfg.ref)])
     device = resolve_device(cfg.device)
     base = load_network(cfg.base, device).generator
     fine = load_network(cfg.finetuned, device).generator
     check_compatible(base, fine)
+    if cfg.swap_res > base.img_resolution:
+        raise BadInput(f"--swap-res {cfg.swap_res} is above the networks' resolution {base.img_resolution}: nothing would be swapped",
+                       hint=f"use a power of two from 4 to {base.img_resolution}")
     structure, detail = (fine, base) if cfg.structure == "finetuned" else (base, fine)
 
     def preview(g: Generator) -> torch.Tensor:

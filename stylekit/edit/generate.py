@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylekit.checks import check_fits, check_int, check_trunc
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -33,6 +34,15 @@ class GenerateConfig:
     grid: bool = True
     device: str = "auto"
     batch: int = 8
+
+    def validate(self) -> None:
+        """Ranges a Python caller and the CLI get the same errors for (BadInput, exit 2)."""
+        check_trunc(self.trunc)
+        check_int("--batch", self.batch, 1)
+        check_int("--trunc-cutoff", self.trunc_cutoff, 0)
+        check_noise_mode(self.noise_mode)
+        if not self.seeds:
+            raise BadInput("no seeds given", hint="e.g. --seeds 0-7")
 
 
 @dataclass
@@ -134,9 +144,7 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
     from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_noise_mode(cfg.noise_mode)
-    if not cfg.seeds:
-        raise BadInput("no seeds given", hint="e.g. --seeds 0-7")
+    cfg.validate()
     unique = list(dict.fromkeys(cfg.seeds))
     if len(unique) < len(cfg.seeds):
         get_console().warn(f"--seeds repeats {len(cfg.seeds) - len(unique)} seed(s); each image is generated once")
@@ -147,6 +155,9 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
     device = resolve_device(cfg.device)
     loaded = load_network(cfg.network, device)
     G = loaded.generator
+    pixels = 3 * G.img_resolution**2 * 4 if cfg.grid else 0  # the grid keeps every image (float32)
+    check_fits(f"generate: {len(cfg.seeds)} seeds at {G.img_resolution} px", len(cfg.seeds) * (pixels + G.num_ws * G.w_dim * 4),
+               hint="use fewer --seeds per run, or --no-grid")
     ws = map_seeds(G, cfg.seeds, cfg.trunc, cfg.trunc_cutoff, cfg.class_idx)
     result = GenerateResult(out=str(out), network=loaded.source, resolution=G.img_resolution)
     units = []

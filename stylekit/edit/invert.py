@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylekit.checks import check_number
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
@@ -39,7 +40,7 @@ SPACES = ("w", "w+")
 LOSSES = ("lpips", "vgg", "mse")
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
 DEFAULT_MSE_WEIGHT = {"lpips": 0.0, "vgg": 1.0, "mse": 1.0}
-RANDOM_WEIGHTS = "random"  # --perceptual-weights random: untrained network (tests, timing only)
+RANDOM_WEIGHTS = "random"  # --vgg-weights random: untrained network (tests, timing only)
 DONE_FILE = "metrics.json"
 
 
@@ -58,7 +59,7 @@ class InvertConfig:
     mse_weight: float | None = None
     perceptual_weights: str | None = None
     w_avg_samples: int = 10000
-    seed: int = 303
+    seed: int = 0
     device: str = "auto"
     save_video: bool = False
     log_every: int = 10
@@ -387,8 +388,7 @@ def check_config(cfg: InvertConfig) -> None:
         raise BadInput(f"unknown --loss '{cfg.loss}'", hint=f"use one of {', '.join(LOSSES)}")
     if cfg.steps < 0:
         raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.lr <= 0:
-        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    check_number("--lr", cfg.lr, above=0)
     if cfg.w_avg_samples < 1:
         raise BadInput(f"--w-avg-samples must be >= 1, got {cfg.w_avg_samples}")
     if cfg.mse_weight is not None and cfg.mse_weight < 0:

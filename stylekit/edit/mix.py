@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from stylekit.checks import check_int, check_number, check_trunc
 from stylekit.edit.generate import check_noise_mode, map_seeds, synthesize, to_pil
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
@@ -33,6 +34,14 @@ class MixConfig:
     noise_mode: str = "const"
     class_idx: int | None = None
     device: str = "auto"
+    batch: int = 8
+
+    def validate(self) -> None:
+        check_trunc(self.trunc)
+        check_int("--batch", self.batch, 1)
+        check_noise_mode(self.noise_mode)
+        if not self.rows or not self.cols:
+            raise BadInput("style mixing needs --rows and --cols", hint="e.g. --rows 85,100 --cols 55,821")
 
 
 @dataclass
@@ -58,6 +67,17 @@ class InterpolateConfig:
     class_idx: int | None = None
     fps: float = 20.0
     device: str = "auto"
+    batch: int = 8
+
+    def validate(self) -> None:
+        """Checked before any frame is rendered (a bad --fps used to fail after the whole render)."""
+        check_trunc(self.trunc)
+        check_int("--batch", self.batch, 1)
+        check_int("--frames", self.frames, 2)
+        check_number("--fps", self.fps, above=0, maximum=1000, hint="GIF frame rates are 1..1000 (e.g. 20)")
+        check_noise_mode(self.noise_mode)
+        if self.space not in ("z", "w"):
+            raise BadInput(f"bad --space '{self.space}'", hint="use z (slerp between seeds) or w (lerp)")
 
 
 @dataclass
@@ -79,7 +99,7 @@ def mix_styles(row_w: torch.Tensor, col_w: torch.Tensor, styles: list[int]) -> t
 
 def style_mix(
     G: Generator, rows: list[int], cols: list[int], styles: list[int], trunc: float = 1.0,
-    noise_mode: str = "const", class_idx: int | None = None,
+    noise_mode: str = "const", class_idx: int | None = None, batch: int = 8,
 ) -> tuple[dict[int, torch.Tensor], dict[tuple[int, int], torch.Tensor]]:
     """Images of every seed, and of every (row, col) mix; each image [C, R, R] in [-1, 1]."""
     bad = [s for s in styles if not 0 <= s < G.num_ws]
@@ -88,11 +108,11 @@ def style_mix(
     seeds = list(dict.fromkeys(rows + cols))
     ws = map_seeds(G, seeds, trunc, None, class_idx)
     w_of = dict(zip(seeds, ws, strict=True))
-    singles = synthesize(G, ws, noise_mode, seeds)
+    singles = synthesize(G, ws, noise_mode, seeds, batch)
     seed_images = dict(zip(seeds, singles, strict=True))
     pairs = [(r, c) for r in rows for c in cols]
     mixed_ws = torch.stack([mix_styles(w_of[r], w_of[c], styles) for r, c in pairs])
-    mixed = synthesize(G, mixed_ws, noise_mode, [r for r, _ in pairs])
+    mixed = synthesize(G, mixed_ws, noise_mode, [r for r, _ in pairs], batch)
     return seed_images, dict(zip(pairs, mixed, strict=True))
 
 
@@ -104,12 +124,12 @@ def run_mix(cfg: MixConfig) -> MixResult:
     from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_noise_mode(cfg.noise_mode)
+    cfg.validate()
     refuse_out_overlap(cfg.out, [Input("--network", cfg.network)])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
     get_console().log(f"mix: {len(cfg.rows)} rows x {len(cfg.cols)} cols, styles {cfg.styles}")
-    singles, mixed = style_mix(G, cfg.rows, cfg.cols, cfg.styles, cfg.trunc, cfg.noise_mode, cfg.class_idx)
+    singles, mixed = style_mix(G, cfg.rows, cfg.cols, cfg.styles, cfg.trunc, cfg.noise_mode, cfg.class_idx, cfg.batch)
     pil_single = {s: to_pil(img[None])[0] for s, img in singles.items()}
     pil_mixed = {k: to_pil(img[None])[0] for k, img in mixed.items()}
     images = []
@@ -202,7 +222,7 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
     from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_noise_mode(cfg.noise_mode)
+    cfg.validate()
     refuse_out_overlap(cfg.out, [Input("--network", cfg.network), *(Input("--latents", p) for p in cfg.latents or ())])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
@@ -212,7 +232,7 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
     pils: list[Image.Image] = []
     paths = []
     noise = interpolation_noise(cfg, [i / (len(ws) - 1) for i in range(len(ws))])
-    chunk = 1 if noise else 8  # per-frame noise maps live in G's buffers: one frame at a time
+    chunk = 1 if noise else cfg.batch  # per-frame noise maps live in G's buffers: one frame at a time
     with get_console().progress(len(ws), "interpolate") as task:
         for i in range(0, len(ws), chunk):
             if noise:

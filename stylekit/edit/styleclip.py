@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylekit.checks import check_number, check_trunc
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
@@ -43,12 +44,12 @@ class StyleClipConfig:
     prompts: list[str]
     latent: Path | None = None
     latent_index: int = 0
-    seed: int | None = None
+    latent_seed: int | None = None
     steps: int = 300
     lr: float = 0.1
     l2_lambda: float = 0.008
     mode: str = "edit"
-    trunc: float = 0.7
+    trunc: float = 1.0
     clip_model: str = "ViT-B-32"
     clip_weights: str | None = None
     device: str = "auto"
@@ -134,19 +135,19 @@ def start_latent(G: Generator, cfg: StyleClipConfig) -> tuple[torch.Tensor, dict
     from stylekit.edit.invert import load_noise
     from stylekit.edit.latents import load_latents
 
-    if cfg.latent is not None and cfg.seed is not None:
-        raise BadInput("give --latent FILE or --seed S, not both")
+    if cfg.latent is not None and cfg.latent_seed is not None:
+        raise BadInput("give --latent FILE or --latent-seed S, not both")
     if cfg.latent is not None:
         ws = load_latents(cfg.latent, G.num_ws, G.w_dim)
         if not 0 <= cfg.latent_index < ws.shape[0]:
             raise BadInput(f"--latent-index {cfg.latent_index} is out of range: {cfg.latent} holds {ws.shape[0]} latents",
                            hint=f"use 0..{ws.shape[0] - 1}")
         return ws[cfg.latent_index : cfg.latent_index + 1], load_noise(cfg.latent), f"latent {cfg.latent}[{cfg.latent_index}]"
-    if cfg.seed is not None:
-        return map_seeds(G, [cfg.seed], trunc=cfg.trunc), {}, f"seed {cfg.seed} (trunc {cfg.trunc})"
+    if cfg.latent_seed is not None:
+        return map_seeds(G, [cfg.latent_seed], trunc=cfg.trunc), {}, f"seed {cfg.latent_seed} (trunc {cfg.trunc})"
     if cfg.mode == "free":
         return G.mapping.w_avg.detach().cpu().reshape(1, 1, -1).repeat(1, G.num_ws, 1), {}, "w_avg"
-    raise BadInput("--mode edit needs a starting point: --latent FILE or --seed S", hint="or use --mode free (starts at w_avg)")
+    raise BadInput("--mode edit needs a starting point: --latent FILE or --latent-seed S", hint="or use --mode free (starts at w_avg)")
 
 
 def optimise(
@@ -232,8 +233,8 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         raise BadInput(f"unknown --mode '{cfg.mode}'", hint="use edit or free")
     if cfg.steps < 0:
         raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.lr <= 0:
-        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    check_number("--lr", cfg.lr, above=0)
+    check_trunc(cfg.trunc)
     if cfg.l2_lambda < 0:
         raise BadInput(f"--l2-lambda must be >= 0, got {cfg.l2_lambda}")
     refuse_out_overlap(cfg.out, [Input("--latent", cfg.latent), Input("--network", cfg.network),

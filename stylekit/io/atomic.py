@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stylekit.errors import BadInput
+
 
 def _fsync_dir(folder: Path) -> None:
     try:
@@ -45,8 +47,11 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
 
     The file gets the mode a plain open() would give (0666 minus the umask), not mkstemp's 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -55,11 +60,19 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_error(path: Path, exc: OSError) -> BadInput:
+    """A failed write names the file it was writing (exit 2), never a bare OSError."""
+    return BadInput(f"cannot write {path}: {exc.strerror or exc}", hint="choose a writable location with free space")
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -210,7 +210,9 @@ class RunDir:
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_path.exists():
             return None
-        return json.loads(self.config_path.read_text(encoding="utf-8"))
+        from stylekit.checks import read_json_object
+
+        return read_json_object(self.config_path, hint="the run directory is damaged: move it away, or use --fresh")
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl, flushed and fsynced (rank 0 only)."""

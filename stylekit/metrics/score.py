@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylekit.checks import check_int
 from stylekit.data.imageset import ImageSet, open_image_set
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.console import get_console
@@ -66,8 +67,6 @@ class ScoreConfig:
     extractors: dict[str, Any] = field(default_factory=dict)  # kind -> factory(cfg, device), overrides EXTRACTORS
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.workers < 0 or (self.size is not None and self.size < 32):
-            raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
         if self.num_gen is not None and self.num_gen < 1:
             raise BadInput(f"--num-gen {self.num_gen} must be at least 1", hint="e.g. --num-gen 50000")
         if self.generator is not None and self.network is None:
@@ -84,6 +83,14 @@ class ScoreConfig:
             self.a, self.b = None, self.a
         if self.pairs and self.network is not None:
             raise BadInput("--pairs needs two image sets, not --network")
+
+    def validate(self) -> None:
+        """Ranges (BadInput, exit 2): the same errors for Python callers and the CLI."""
+        check_int("--batch", self.batch, 1)
+        check_int("--workers", self.workers, 0)
+        check_int("--size", self.size, 32)
+        check_int("--kid-subsets", self.kid_subsets, 1, hint="KID averages over random subsets, e.g. 100")
+        check_int("--kid-subset-size", self.kid_subset_size, 2, hint="KID needs at least 2 images per subset, e.g. 1000")
 
 
 @dataclass
@@ -361,6 +368,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
         specs = [s for s in specs if FAMILIES[s.family].stats]
     if ref is not None and cfg.pairs:
         raise BadInput("--pairs needs two image sets, not precomputed statistics")
+    cfg.validate()
     if cfg.out:  # fail before the work, not after it
         from stylekit.io.outpath import names_folder
         from stylekit.io.rundir import ensure_writable_dir

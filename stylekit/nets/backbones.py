@@ -135,7 +135,7 @@ def _timm(name: str, pretrained: bool, weights: str | os.PathLike[str] | None) -
     if pretrained and not weights:
         raise MissingResource(
             f"pretrained weights for timm:{name} are not in the stylekit registry",
-            hint="download the model's state dict (.safetensors or .pth) and pass --weights PATH, or use --no-pretrained",
+            hint="download the model's state dict (.safetensors or .pth) and pass --backbone-weights PATH, or use --no-pretrained",
         )
     require_hub_allowed(name, "--backbone", "timm:local-dir:DIR")
     quiet_hub()
@@ -224,7 +224,7 @@ def build_backbone(spec: str, pretrained: bool = False, weights: str | os.PathLi
     kind, name = parse_spec(spec)
     if kind == "small":
         if weights:
-            raise BadInput("--weights does not apply to small-cnn (it always trains from scratch)", hint="drop --weights")
+            raise BadInput("--backbone-weights does not apply to small-cnn (it always trains from scratch)", hint="drop --backbone-weights")
         net = SmallCNN()
         return Backbone(net, net.out_dim, (HALF, HALF))
     if kind == "pix2pix-ref":  # a train-pix2pix reference encoder; its weights are in the style-model export

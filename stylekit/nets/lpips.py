@@ -157,7 +157,7 @@ def load_lpips(weights: str | os.PathLike[str] | None = None, device: torch.devi
     if path.is_file() and is_torchscript_archive(path):  # explain the NVlabs file specifically
         raise BadInput(
             f"{weights}: NVlabs' vgg16.pt is a TorchScript archive, which stylekit does not execute",
-            hint="leave --perceptual-weights out (torchvision VGG16 + LPIPS lin weights: the same metric), "
+            hint="leave --vgg-weights out (torchvision VGG16 + LPIPS lin weights: the same metric), "
             "or pass a torchvision VGG16 state dict",
         )
     if not path.is_file():

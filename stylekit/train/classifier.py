@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from stylekit.checks import check_int, check_number
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
 from stylekit.device import autocast
@@ -37,6 +38,7 @@ from stylekit.metrics import retrieval as R
 from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 from stylekit.train.losses import LossConfig, style_loss
+from stylekit.train.plan import log_plan
 
 RETRIEVAL_K = 10
 
@@ -83,7 +85,7 @@ class ClassifierConfig:
         if kind == "small":
             pretrained = False
         fixed = fixed_input_size(self.backbone)
-        size = self.size or fixed or (64 if kind == "small" else 224)
+        size = self.size if self.size is not None else fixed or (64 if kind == "small" else 224)  # --size 0 is an error
         lr = self.lr if self.lr is not None else (3e-4 if pretrained else 1e-3)
         loss_cfg = LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)
         balanced = loss_cfg.uses_supcon if self.balanced_sampler is None else self.balanced_sampler
@@ -108,8 +110,14 @@ class ClassifierConfig:
         for ok, message in checks:
             if not ok:
                 raise BadInput(message)
+        check_number("--lr", self.lr, above=0)
+        for option, value in (("--wd", self.wd), ("--temperature", self.temperature), ("--supcon-weight", self.supcon_weight)):
+            check_number(option, value, minimum=0)
+        check_int("--per-class", self.per_class, 1, hint="images of each class in a balanced batch (default 4)")
+        check_int("--classes-per-batch", self.classes_per_batch, 1)
+        check_int("--workers", self.workers, 0)
         if self.eval_only and self.checkpoint is None:
-            raise BadInput("--eval-only needs --checkpoint PATH", hint="a train-classifier run directory or style model export")
+            raise BadInput("--eval-only needs --style-model PATH", hint="a train-classifier run directory or style model export")
 
     def loss_config(self) -> LossConfig:
         return LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)
@@ -329,6 +337,8 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     sampler = _make_sampler(cfg, splits, dist)
     steps_per_epoch = len(sampler)
     total = steps_per_epoch * cfg.epochs
+    log_plan("train-classifier", epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, total_steps=total,
+             detail=f"batch {cfg.batch}, {cfg.backbone}")
     optimizer = torch.optim.AdamW(_param_groups(net, cfg.wd), lr=cfg.lr)
     warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup))

@@ -2,8 +2,9 @@
 
 Loop (per batch): G(A, refs) -> fake B; D step on (A, real B) vs (A, fake B) with loss
 0.5 * (real + fake); G step with GAN + lambda_l1 * L1 (+ lambda_vgg * VGG perceptual). Adam 2e-4,
-betas (0.5, 0.999); LR constant for `epochs`, then linear to zero over `epochs_decay` (junyanz's
-schedule). The shared runner (stylekit.train.runner) gives checkpoints of networks, optimizers,
+betas (0.5, 0.999); `epochs` in total: the LR is constant, then decays linearly to zero over the last
+`decay_epochs` (junyanz's schedule; his n_epochs + n_epochs_decay is our epochs). The shared runner
+(stylekit.train.runner) gives checkpoints of networks, optimizers,
 schedulers, scaler, RNG and epoch/batch counters, auto-resume, SIGTERM/SIGINT -> save + exit 130,
 and the NaN guard. Under torchrun: DDP, sharded data, SyncBatchNorm on CUDA for --norm batch.
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylekit.checks import check_int, check_number
 from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data, check_preprocess
 from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
@@ -51,6 +53,7 @@ from stylekit.train.pix2pix_style import (
     export_ref_style_model,
     ref_style_loss,
 )
+from stylekit.train.plan import log_plan
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
 
 GAN_MODES = ("vanilla", "lsgan")
@@ -68,8 +71,8 @@ class Pix2PixConfig:
     size: int = 256
     direction: str = "AtoB"
     layout: str = "auto"  # auto | toy-styles | folders | aligned (data.pairs.LAYOUTS)
-    epochs: int = 100
-    epochs_decay: int = 100
+    epochs: int = 200  # in total, as in every trainer (junyanz: 100 constant + 100 decaying)
+    decay_epochs: int | None = None  # the last N of `epochs` decay the rate; None: half of them (junyanz)
     batch: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -106,6 +109,11 @@ class Pix2PixConfig:
     net_g: str = "unet"  # unet | resnet9 (junyanz resnet_9blocks)
     preprocess: str = "resize_and_crop"  # junyanz: resize_and_crop | crop | none
     flip: bool = True
+
+    @property
+    def decay(self) -> int:
+        """Epochs (the last ones of `epochs`) over which the learning rate decays linearly to 0."""
+        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
@@ -154,13 +162,22 @@ def check_config(cfg: Pix2PixConfig) -> None:
         raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
     if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
         raise BadInput(f"unknown --layout '{cfg.layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
-    if cfg.epochs < 0 or cfg.epochs_decay < 0 or cfg.epochs + cfg.epochs_decay < 1:
-        raise BadInput(f"--epochs {cfg.epochs} --epochs-decay {cfg.epochs_decay}: need at least one epoch in total")
-    for name in ("lr", "lambda_l1", "lambda_vgg"):
-        if getattr(cfg, name) < 0:
-            raise BadInput(f"--{name.replace('_', '-')} must not be negative")
+    check_int("--epochs", cfg.epochs, 1)
+    check_int("--decay-epochs", cfg.decay_epochs, 0, max(cfg.epochs, 0), hint="the decay happens inside --epochs (the total)")
+    check_number("--lr", cfg.lr, above=0)
+    for name in ("lambda_l1", "lambda_vgg"):
+        check_number(f"--{name.replace('_', '-')}", getattr(cfg, name), minimum=0)
+    check_number("--val-fraction", cfg.val_fraction, minimum=0, maximum=0.9)
     if cfg.ngf < 1 or cfg.ndf < 1 or cfg.style_dim < 1:
         raise BadInput("--ngf, --ndf and the style size must be positive")
+    for option, value, minimum in (("--batch", cfg.batch, 1), ("--keep", cfg.keep, 1), ("--workers", cfg.workers, 0),
+                                   ("--samples", cfg.samples, 0), ("--save-every", cfg.save_every, 0),
+                                   ("--val-max", cfg.val_max, 0), ("--refs", cfg.refs, 0)):
+        check_int(option, value, minimum)
+    if cfg.size >= 32 and not cfg.size & (cfg.size - 1):  # other sizes are refused with the data
+        deepest = max(1, cfg.size.bit_length() - 1 - 2)  # D's output must keep >= 1 pixel: size / 2^n >= 4
+        check_int("--n-layers-d", cfg.n_layers_d, 1, deepest,
+                  hint=f"at --size {cfg.size} the PatchGAN takes at most {deepest} layers (3 = 70x70 patches)")
     if cfg.ref_style.enabled and cfg.refs < 1:
         raise BadInput("--ref-cls-weight/--ref-metric-weight train the reference code: they need --refs >= 1")
     check_generator_size(cfg.net_g, cfg.size)
@@ -202,11 +219,13 @@ class PerceptualLoss(nn.Module):
         return sum(F.l1_loss(fx[k], fy[k].detach()) for k in fx) / len(fx)
 
 
-def linear_decay(epochs: int, epochs_decay: int):  # noqa: ANN201 - returns a LambdaLR factor function
-    """junyanz 'linear' policy: factor 1 for `epochs` epochs, then linearly towards 0."""
+def linear_decay(epochs: int, decay_epochs: int):  # noqa: ANN201 - returns a LambdaLR factor function
+    """junyanz 'linear' policy inside `epochs` in total: factor 1, then linearly towards 0 over the last
+    `decay_epochs`."""
+    constant = epochs - decay_epochs
 
     def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+        return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
 
     return factor
 
@@ -374,6 +393,9 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     device = dist.device
     amp = cfg.amp and device.type == "cuda"
     seed_everything(cfg.seed, dist.rank)
+    per_epoch = max(1, len(data.train) // cfg.batch)  # drop_last: whole global batches
+    log_plan("train-pix2pix", epochs=cfg.epochs, steps_per_epoch=per_epoch, total_steps=per_epoch * cfg.epochs,
+             detail=f"constant lr for {cfg.epochs - cfg.decay}, linear decay over the last {cfg.decay}")
     if data.val is None:
         console.warn("no held-out pairs (--val-fraction 0 and no split in the manifest): val_l1 is not measured")
     elif len(data.labels) < 2 and cfg.refs > 0:
@@ -390,15 +412,15 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
 
     opt_g = torch.optim.Adam([p for p in (head or g).parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.epochs_decay))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.epochs_decay))
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.decay))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.decay))
     scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
 
     loader = make_loader(data.train, dist, cfg.batch, shuffle=True, seed=cfg.seed, drop_last=True,
                          num_workers=cfg.workers, pin_memory=device.type == "cuda",
                          persistent_workers=False)
     steps_per_epoch = loader.steps_per_epoch
-    total_epochs = cfg.epochs + cfg.epochs_decay
+    total_epochs = cfg.epochs
     config_doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
     config_doc.pop("fresh", None)
     runner = TrainRunner(run_dir, dist, config=config_doc, keep=cfg.keep, total=steps_per_epoch * total_epochs)
@@ -413,7 +435,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         if head is not None:
             runner.register("ref_classifier", head.classifier)
         state = runner.resume()
-        reapply_schedule(sched_g, sched_d)  # a rerun may extend --epochs/--epochs-decay
+        reapply_schedule(sched_g, sched_d)  # a rerun may extend --epochs/--decay-epochs
         step = int(state.get("step", 0))
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))

@@ -1,6 +1,6 @@
 """`stylekit finetune-stylegan`: StyleGAN2-ADA transfer learning (ADA + FreezeD) on the shared runner.
 
-`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--resume`, NVlabs'
+`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--network`, NVlabs'
 meaning: the initial G, D and G_ema) loads through `load_network`; the run directory resumes on its
 own (rerun the command). One minibatch = the NVlabs phases Gmain, Greg (every 4), Dmain, Dreg
 (every 16), then the G EMA update and the ADA adjustment (every 4).
@@ -28,6 +28,7 @@ import torch.distributed as tdist
 from PIL import Image
 from torch.utils.data import Dataset
 
+from stylekit.checks import check_int, check_number
 from stylekit.errors import BadInput, MissingResource, StylekitError
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, open_regular, refuse_out_overlap
@@ -35,6 +36,7 @@ from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
 from stylekit.train.distributed import DistInfo, all_reduce_mean, barrier, broadcast_object
+from stylekit.train.plan import log_plan
 from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
 
 # NVlabs --cfg presets: ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema (kimg), ramp, map.
@@ -155,6 +157,13 @@ def resolve_hparams(cfg: FinetuneConfig, resolution: int, gpus: int, transfer: b
 
 
 def _check_options(cfg: FinetuneConfig) -> None:
+    for option, value in (("--kimg", cfg.kimg), ("--lr", cfg.lr), ("--gamma", cfg.gamma), ("--ema-kimg", cfg.ema_kimg),
+                          ("--ema-rampup", cfg.ema_rampup), ("--ada-kimg", cfg.ada_kimg), ("--p", cfg.p),
+                          ("--target", cfg.target), ("--tick-kimg", cfg.tick_kimg)):
+        if value is not None:
+            check_number(option, value)  # nan/inf pass every comparison below
+    check_int("--batch", cfg.batch, 1)
+    check_int("--workers", cfg.workers, 0)
     if cfg.aug not in AUG_MODES:
         raise BadInput(f"--aug {cfg.aug} is unknown", hint=f"use one of {', '.join(AUG_MODES)}")
     if cfg.augpipe not in AUGPIPES:
@@ -282,12 +291,12 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
     if error is not None:
         kind, message, extra = error
         if kind == "missing":
-            raise MissingResource(f"transfer source --resume {cfg.resume}: {message}", fetch_command=extra)
-        raise BadInput(f"--resume {cfg.resume}: {message}", hint=extra)
+            raise MissingResource(f"transfer source --network {cfg.resume}: {message}", fetch_command=extra)
+        raise BadInput(f"--network {cfg.resume}: {message}", hint=extra)
     loaded = load_network(path, "cpu")
     G = loaded.G if loaded.G is not None else loaded.G_ema
     if G is None:
-        raise BadInput(f"--resume {cfg.resume}: holds no generator")
+        raise BadInput(f"--network {cfg.resume}: holds no generator")
     G = _copy_generator(G)
     if loaded.D is not None:
         D = _unfrozen_discriminator(loaded.D)
@@ -317,7 +326,7 @@ def _copy_generator(G: Generator) -> Generator:
 
 
 def _scratch_networks(cfg: FinetuneConfig, resolution: int, hp: dict[str, Any]) -> Networks:
-    """`--resume none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
+    """`--network none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
     torch.manual_seed(cfg.seed)
     base = int(hp["fmaps"] * 32768)
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
@@ -456,7 +465,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         nets = _scratch_networks(cfg, resolution, hp)
     G, D = nets.G, nets.D
     if G.c_dim:
-        raise BadInput(f"--resume {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
+        raise BadInput(f"--network {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
                        hint="use an unconditional transfer source such as ffhq-256")
     dataset = StyleGANImages(cfg.data, resolution, cfg.mirror)
     _log_folders(cfg.data, dataset.folders)
@@ -488,6 +497,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     pl_per_rank = max(per_rank // 2, 1)
     total_nimg = int(round(hp["kimg"] * 1000))
     tick_nimg = int(round(cfg.tick_kimg * 1000))
+    log_plan("finetune-stylegan", epochs=round(total_nimg / max(len(dataset), 1), 2), steps_per_epoch=None,
+             total_steps=-(-total_nimg // batch), detail=f"{hp['kimg']:g} kimg of real images at batch {batch}")
     metrics_on = _metrics_available(cfg.metrics) if dist.is_main else False
     metrics_on = broadcast_object(metrics_on, dist)
 

@@ -295,6 +295,9 @@ def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
                     hint="write networks with stylekit (blend-layers, finetune-stylegan) or pass an NVlabs pkl / rosinality .pt",
                 )
             configs = parse_json(meta.get("config", "{}"), f"{path} (config metadata)")
+            if not isinstance(configs, dict):
+                raise BadInput(f"{path}: the network config is a {type(configs).__name__}, not a table of networks",
+                               hint="the file is damaged or was not written by stylekit")
             states: dict[str, dict[str, torch.Tensor]] = {k: {} for k in configs}
             for key in keys:
                 net, _, name = key.partition(".")
