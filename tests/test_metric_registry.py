@@ -400,8 +400,8 @@ def test_finetune_metrics_names_checked_before_training(tmp_path):
 
     data = tmp_path / "data"
     make_images(data, "blobs", 4, size=32)
-    for bad, message in (("fid,fid99x", "fid50k_full"), ("gram", "two image sets"), ("is", "is needs at least 10 images, --metric-images 5")):
-        r = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", "none", "--metrics", bad, "--metric-images", "5",
+    for bad, message in (("fid,fid99x", "fid50k_full"), ("gram", "two image sets"), ("is", "is needs at least 10 images, --num-gen 5")):
+        r = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--network", "none", "--metrics", bad, "--num-gen", "5",
                                    "--out", str(tmp_path / "o"), "--device", "cpu"])
         assert r.exit_code == 2 and message in r.output, r.output
         assert not (tmp_path / "o").exists()

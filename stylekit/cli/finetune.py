@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         help="Fine-tune a pretrained StyleGAN2 on your images with ADA and FreezeD (resumable, multi-GPU).",
         examples=EXAMPLES,
         notes="Rerun the same command to resume; --fresh starts over.",
-        renamed={"--resume": "--network"},
+        renamed={"--resume": "--network", "--metric-images": "--num-gen"},
     )
     def finetune_stylegan(
         data: Annotated[Path, typer.Argument(help="Folder of square images or an NVlabs-style zip (stylekit prepare --format stylegan-zip).")],
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         tick_kimg: Annotated[float, typer.Option("--tick-kimg", help="kimg per tick (log line, checkpoint).")] = 4.0,
         ckpt_ticks: Annotated[int, typer.Option("--ckpt-ticks", help="Resumable checkpoint every N ticks.")] = 1,
         metrics: Annotated[str, typer.Option("--metrics", help="Metric registry names at each snapshot, e.g. fid10k,kid10k,ppl2_wend (also metric-NAME.jsonl), or none.")] = "none",
-        metric_images: Annotated[int, typer.Option("--metric-images", help="Generated images for metrics without a count in their name (fid, kid, pr, is, ppl_*).")] = 1000,
+        metric_images: int = option("num_gen", "Generated images for snapshot metrics without a count in their name (fid, kid, pr, is, ppl_*).", default=1000),
         keep: Annotated[int, typer.Option("--keep", help="Unpinned checkpoints to keep.")] = 3,
         nproc: Annotated[int, typer.Option("--nproc", help="Re-launch under torchrun with N processes (one per GPU).")] = 1,
         device: str = option("device"),

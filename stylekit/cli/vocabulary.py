@@ -92,6 +92,8 @@ CONCEPTS: dict[str, Concept] = {
     "steps": Concept(("--steps",), "Optimisation steps.", banned=("--num-steps", "--iterations", "--iters", "--n-steps", "--niters")),
     "lr": Concept(("--lr",), "Learning rate.", banned=("--learning-rate", "--lrate")),
     "metrics": Concept(("--metrics",), "Comma list of metric names.", banned=("--metric",)),
+    "num_gen": Concept(("--num-gen",), "Generated images for metric names without a count (fid, kid, pr, is, ppl_*).",
+                       banned=("--metric-images", "--n-gen", "--num-images", "--num-samples")),
     "k": Concept(("--k", "-k"), "Number of neighbours / top-k.", banned=("--top-k", "--topk", "--neighbours", "--neighbors", "--num-neighbours")),
     "embedder": Concept(("--embedder",), "style | gram | clip.", banned=("--embedding", "--feature-extractor", "--features")),
 }

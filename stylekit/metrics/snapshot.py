@@ -19,12 +19,12 @@ from stylekit.metrics.registry import FAMILIES, MetricSpec, check_counts, parse_
 
 
 def parse_snapshot_metrics(names: list[str], num_gen: int | None = None) -> list[MetricSpec]:
-    """--metrics names ("none" = no metrics) with --metric-images `num_gen`; a metric that needs two
+    """--metrics names ("none" = no metrics) with --num-gen `num_gen`; a metric that needs two
     image sets, or more images than it would get, is refused."""
     wanted = [n for n in names if n.strip().lower() != "none"]
     specs = parse_metrics(wanted) if wanted else []
     if num_gen is not None:
-        check_counts(specs, lambda s: s.num_gen or num_gen, f"--metric-images {num_gen}")
+        check_counts(specs, lambda s: s.num_gen or num_gen, f"--num-gen {num_gen}")
     for spec in specs:
         if FAMILIES[spec.family].images_only:
             raise BadInput(f"--metrics {spec.name} compares two image sets; it cannot score the generator",
