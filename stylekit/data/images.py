@@ -63,8 +63,53 @@ def is_image_name(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(Path(path).name)
 
 
+COMPOSITES_MARKER = ".stylekit-composites.json"
+
+
+def _composites(folder: str, filenames: list[str]) -> dict[str, int]:
+    """{name: size in bytes} of the pictures stylekit marked as made from other images in `folder`."""
+    if COMPOSITES_MARKER not in filenames:
+        return {}
+    import json
+
+    try:
+        doc = json.loads((Path(folder) / COMPOSITES_MARKER).read_text(encoding="utf-8"))
+        files = doc.get("files", {}) if isinstance(doc, dict) else {}
+        return {str(k): int(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    except (OSError, ValueError, TypeError, AttributeError):  # a damaged marker hides nothing
+        return {}
+
+
+def _is_composite(folder: str, name: str, composites: dict[str, int]) -> bool:
+    if name not in composites:
+        return False
+    try:
+        return os.stat(os.path.join(folder, name)).st_size == composites[name]
+    except OSError:
+        return False
+
+
+def mark_composite(path: str | os.PathLike[str]) -> None:
+    """Record that stylekit made `path` from other images (a grid, a contact sheet): folder listings skip it.
+
+    The rule: pictures stylekit composes go into the same folder as samples (generate --grid writes
+    grid.png next to seedNNNN.png) and are named in that folder's .stylekit-composites.json with their
+    size, so `score`, `stats`, `similar`, training data... never read them as samples. A file replaced
+    by another of a different size is an image again.
+    """
+    from stylekit.io.atomic import write_json_atomic
+
+    p = Path(path)
+    marker = p.parent / COMPOSITES_MARKER
+    files = _composites(str(p.parent), [COMPOSITES_MARKER] if marker.is_file() else [])
+    files[p.name] = p.stat().st_size
+    write_json_atomic(marker, {"format": "stylekit-composites", "files": dict(sorted(files.items())),
+                               "about": "pictures stylekit made from other images; stylekit's image listings skip them"})
+
+
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
-    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped.
+    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped,
+    and pictures stylekit marked as composites (grids, contact sheets; see `mark_composite`) skipped.
 
     Symlinked folders are followed once: a folder whose real path was already visited is skipped,
     so symlink loops terminate.
@@ -85,7 +130,8 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
         if not recursive:
             dirnames[:] = []
-        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
+        composites = _composites(dirpath, filenames)
+        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f) and not _is_composite(dirpath, f, composites))
     return sorted(found, key=lambda p: p.as_posix())
 
 
@@ -219,4 +265,6 @@ def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: in
         raise ValueError("save_grid needs at least one image")
     nrow = nrow or math.ceil(math.sqrt(len(images)))
     grid = make_grid(torch.stack([i.detach().float().cpu() for i in images]), nrow=nrow, padding=padding, pad_value=1.0)
-    return save_image_atomic(path, tensor_to_pil(grid))
+    saved = save_image_atomic(path, tensor_to_pil(grid))
+    mark_composite(saved)
+    return saved

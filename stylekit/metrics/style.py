@@ -4,8 +4,13 @@ Format (a folder, usually the training run directory):
     style_model.safetensors   StyleNet weights (backbone + classification head + projection head)
     style_model.json          {"format": "stylekit-style-model", "format_version": 1, "backbone",
                                "size", "mean", "std", "classes", "embed_dim", "embedding",
-                               "feature_dim", "name", "stylekit_version", ...training facts}
-The JSON is written last, so its presence means the export is complete. Loading builds the
+                               "feature_dim", "name", "classifier_head", "stylekit_version",
+                               ...training facts}
+The JSON is written last, so its presence means the export is complete. `classifier_head` (added
+compatibly, format_version stays 1) says the safetensors file holds the style classifier
+(`classifier.weight/bias`, one row per entry of `classes`): train-classifier always trains one (a
+linear probe when the loss is SupCon only). An export without it (older or embedding-only exports:
+no classifier tensors or no class names) still embeds; `classify` refuses it (`has_head` is False). Loading builds the
 architecture from the JSON (never downloading anything: weights come from the safetensors file)
 and never unpickles.
 
@@ -57,6 +62,7 @@ def export_style_model(model: Any, path: str | os.PathLike[str], meta: dict[str,
         "projection_dim": net.cfg.embed_dim,
         "embedding": net.cfg.embedding,
         "feature_dim": net.feature_dim,
+        "classifier_head": True,
         "mean": list(net.norm[0]),
         "std": list(net.norm[1]),
         "stylekit_version": stylekit.__version__,
@@ -97,6 +103,11 @@ class StyleModel:
     @property
     def classes(self) -> list[str]:
         return list(self.meta["classes"])
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the export carries the style classifier (and the class names) `classify` needs."""
+        return bool(self.meta.get("classifier_head", True)) and len(self.meta.get("classes") or []) > 0
 
     @property
     def name(self) -> str:
@@ -144,7 +155,14 @@ class StyleModel:
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """[N,3,H,W] floats in [0,1], any size -> [N,C] style logits (columns follow `.classes`)."""
+        self.require_head()
         return self._run(images, "classify")
+
+    def require_head(self) -> None:
+        """BadInput (exit 2) unless the export carries a classifier head and class names."""
+        if not self.has_head:
+            raise BadInput(f"style model {self.folder or self.name} has no classifier head (it can embed, not classify)",
+                           hint="train one with `stylekit train-classifier DATA --out RUN` (every --loss trains the head) and pass --style-model RUN")
 
 
 def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -166,21 +184,29 @@ def load_style_model(path: str | os.PathLike[str], device: str | torch.device = 
 
     folder = _locate(path)
     meta = read_style_meta(folder)
-    cfg = StyleNetConfig(
-        backbone=meta["backbone"],
-        num_classes=len(meta["classes"]),
-        embed_dim=int(meta.get("projection_dim", meta["embed_dim"])),
-        embedding=meta.get("embedding", "projection"),
-    )
-    net = StyleNet(cfg, pretrained=False)
     try:
         state = load_file(str(folder / WEIGHTS_NAME))
     except Exception as exc:  # noqa: BLE001 - a damaged file is bad input
         raise BadInput(f"cannot read {folder / WEIGHTS_NAME}: {exc}", hint="re-export the style model") from None
+    head = "classifier.weight" in state and "classifier.bias" in state
+    classes = list(meta.get("classes") or [])
+    if not head or not classes:  # an embedding-only export: it embeds, it cannot classify
+        meta = {**meta, "classifier_head": False}
+    elif state["classifier.weight"].shape[0] != len(classes):
+        raise BadInput(f"{folder / WEIGHTS_NAME} has {state['classifier.weight'].shape[0]} classifier rows but "
+                       f"{folder / META_NAME} names {len(classes)} classes", hint="re-export the style model")
+    cfg = StyleNetConfig(
+        backbone=meta["backbone"],
+        num_classes=state["classifier.weight"].shape[0] if head else 1,
+        embed_dim=int(meta.get("projection_dim", meta["embed_dim"])),
+        embedding=meta.get("embedding", "projection"),
+    )
+    net = StyleNet(cfg, pretrained=False)
     result = net.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    missing = [k for k in result.missing_keys if head or not k.startswith("classifier.")]
+    if missing or result.unexpected_keys:
         raise BadInput(
-            f"{folder / WEIGHTS_NAME} does not match {meta['backbone']}: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}",
+            f"{folder / WEIGHTS_NAME} does not match {meta['backbone']}: missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}",
             hint="re-export the style model with this stylekit version",
         )
     if "mean" in meta and "std" in meta:
