@@ -15,6 +15,7 @@ _EXAMPLES = """
 A and B are folders (searched recursively) or .zip files of images. B may also be clean-fid's
 precomputed statistics, stats:NAME/RES/SPLIT (SPLIT optional) (fid and kid only), e.g. stats:ffhq/1024/trainval70k,
 stats:ffhq/256, stats:cifar10/32/test, stats:afhq_dog/512, stats:metfaces/1024, stats:lsun_church/256.
+Your own data set's statistics: `stylekit stats DATA --name NAME`, then stats:NAME/RES.
 
 Examples:
 
