@@ -261,9 +261,8 @@ def test_similar_bad_inputs(run, toy5, tmp_path):
     (tmp_path / "file-out").write_text("keep me")
     res = _cli("similar", q, "--in", str(toy5), "--style-model", str(run), "--out", str(tmp_path / "file-out"))
     assert res.exit_code == 2 and (tmp_path / "file-out").read_text() == "keep me"
-    # --json failures still write one JSON document.
     res = _cli("similar", q, "--in", str(empty), "--style-model", str(run), "--json")
-    assert res.exit_code == 2
+    assert res.exit_code == 2 and "neighbours" not in res.stdout
 
 
 def test_similar_subprocess_json(run, toy5, tmp_path):
