@@ -359,9 +359,9 @@ def _tile(item: ImageItem, size: int) -> Any:
 def _caption(text: str, width: int, draw: Any, font: Any) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength("…" + text, font=font) > width:
+    while text and draw.textlength("..." + text, font=font) > width:
         text = text[1:]
-    return "…" + text
+    return "..." + text
 
 
 def contact_sheet(q_items: list[ImageItem], db_items: list[ImageItem], idx: torch.Tensor, scores: torch.Tensor,
