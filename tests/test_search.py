@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,14 @@ def test_classify_topk_csv_and_cache(run, toy5, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two images and a missing one\n{toy5 / 'pop' / '00000.png'}\n../{tmp_path.name}/bad.png\nnope.png\n")
     out = tmp_path / "styles.csv"
-    cfg = ClassifyConfig(images=[str(toy5 / "stripes"), str(listing)], style_model=str(run), k=2, out=str(out), device="cpu")
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("00000.png", "00001.png"):
+            zf.write(toy5 / "checks" / name, f"checks/{name}")
+    cfg = ClassifyConfig(images=[str(toy5 / "stripes"), str(listing), str(archive)], style_model=str(run), k=2, out=str(out), device="cpu")
     first = classify_images(cfg)
-    assert len(first.images) == 13 and first.k == 2
+    assert len(first.images) == 15 and first.k == 2
+    assert first.images[-1]["path"] == f"{archive}::checks/00001.png"
     assert {s["reason"] for s in first.skipped} >= {"listed in list.txt but does not exist"}
     assert any(s["path"].endswith("bad.png") for s in first.skipped)
     model = load_style_model(run)
@@ -104,10 +110,10 @@ def test_classify_topk_csv_and_cache(run, toy5, tmp_path):
     assert all(r["top"][0]["probability"] >= r["top"][1]["probability"] for r in first.images)
     with out.open() as fh:
         table = list(csv.reader(fh))
-    assert table[0] == ["path", "style_1", "p_1", "style_2", "p_2"] and len(table) == 14
+    assert table[0] == ["path", "style_1", "p_1", "style_2", "p_2"] and len(table) == 16
     # Second run: every image (and the undecodable one) comes from the cache.
     again = classify_images(cfg)
-    assert again.features["computed"] == 0 and again.features["hits"] == 14
+    assert again.features["computed"] == 0 and again.features["hits"] == 16
     assert again.images == first.images
 
 
