@@ -10,9 +10,9 @@ The JSON is written last, so its presence means the export is complete. `classif
 compatibly, format_version stays 1) says the safetensors file holds the style classifier
 (`classifier.weight/bias`, one row per entry of `classes`): train-classifier always trains one (a
 linear probe when the loss is SupCon only). An export without it (older or embedding-only exports:
-no classifier tensors or no class names) still embeds; `classify` refuses it (`has_head` is False). Loading builds the
-architecture from the JSON (never downloading anything: weights come from the safetensors file)
-and never unpickles.
+no classifier tensors or no class names) still embeds; `classify` refuses it (`has_head` is False).
+Loading builds the architecture from the JSON (never downloading anything: weights come from the
+safetensors file) and never unpickles.
 
     model = load_style_model("runs/style").to("cuda")
     z = model.embed(images)        # [N, D], L2-normalised; images [N,3,H,W] in [0,1], any size
