@@ -54,7 +54,7 @@ def test_style_losses_train_and_export_a_style_model(toy, tmp_path):
 
     meta = json.loads((out / "style_model.json").read_text())
     assert meta["backbone"] == "pix2pix-ref:small-cnn:16:32" and meta["classes"] == sorted(meta["classes"])
-    assert meta["classifier_trained"] is True and meta["embedding"] == "features" and len(meta["classes"]) == 3
+    assert meta["classifier_head"] is True and meta["embedding"] == "features" and len(meta["classes"]) == 3
     model = load_style_model(out)
     images = torch.rand(5, 3, 32, 32)
     z = model.embed(images)
@@ -82,7 +82,7 @@ def test_plain_reference_runs_export_an_untrained_classifier_flag(toy, tmp_path)
     res = _cli(["train-pix2pix", str(toy), "--out", str(out), *TINY])
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "style_model.json").read_text())
-    assert meta["classifier_trained"] is False and meta["ref_metric_weight"] == 0.0
+    assert meta["classifier_head"] is False and meta["ref_metric_weight"] == 0.0
 
 
 def test_bad_style_loss_options_exit_2(toy, tmp_path):

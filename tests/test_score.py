@@ -398,7 +398,10 @@ def test_exit_codes(tiny, tmp_path, sets, monkeypatch):
     (bad / "y.png").write_bytes(b"nope")
     result = _invoke([str(a), str(bad), "--metrics", "fid", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 2 and "readable" in result.output
-    assert _invoke([str(a), "stats:nonsense/3"]).exit_code == 2
+    assert _invoke([str(a), "stats:Bad Name/3"]).exit_code == 2
+    assert _invoke([str(a), "stats:ffhq/256/nosplit"]).exit_code == 2
+    result = _invoke([str(a), "stats:nonsense/3"])  # not hosted: your own, made with `stylekit stats`
+    assert result.exit_code == 3 and "stylekit stats DATA --name nonsense --size 3" in result.output
     # Offline without cached statistics: exit 3 with the command that fetches them.
     result = _invoke([str(a), "stats:ffhq/256", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 3 and "curl" in result.output and "ffhq_clean_trainval70k_256.npz" in result.output

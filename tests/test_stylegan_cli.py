@@ -44,6 +44,10 @@ def test_generate_writes_pngs_grid_and_latents(nets, tmp_path):
             assert d["w"].shape == (1, 8, 32)
     with Image.open(out / "grid.png") as grid:  # 32 px samples enlarged (nearest) to 128 px cells
         assert min(grid.size) >= 128
+    assert (out / "grid.png").exists()
+    from stylekit.data.imageset import open_image_set  # what score reads: the samples, not the grid
+
+    assert [it.rel for it in open_image_set(out).items] == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
     with np.load(out / "latents.npz") as d:
         assert d["w"].shape == (4, 8, 32) and list(d["seeds"]) == [0, 1, 2, 7]
     # Re-running gives the same pixels (const noise, seeds -> fixed z).

@@ -22,8 +22,8 @@ _EXAMPLES = [
 ]
 _NOTES = ("A and B are folders (searched recursively) or .zip files of images. B may also be clean-fid's precomputed "
           "statistics, stats:NAME/RES/SPLIT (SPLIT optional) (fid and kid only), e.g. stats:ffhq/1024/trainval70k, "
-          "stats:ffhq/256, stats:cifar10/32/test, stats:afhq_dog/512, stats:metfaces/1024, stats:lsun_church/256. "
-          "With --network the generator's samples (seeds --seed, --seed + 1, ...) are set A, generated on the device "
+          "stats:ffhq/256, stats:cifar10/32/test, stats:afhq_dog/512, stats:metfaces/1024, stats:lsun_church/256; "
+          "your own data set's statistics: `stylekit stats DATA --name NAME`, then stats:NAME/RES. With --network the generator's samples (seeds --seed, --seed + 1, ...) are set A, generated on the device "
           "and never written, and the one image set given is the reference. Metrics: fid, kid, clip-fid, cmmd, style, "
           "gram, pr, is and NVlabs' names fid50k_full, kid50k_full, fid10k, pr50k3_full, is50k, ppl_zfull, ppl_wfull, "
           "ppl_zend, ppl_wend, ppl2_wend (docs/metrics.md).")

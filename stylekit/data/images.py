@@ -64,8 +64,54 @@ def is_image_name(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(Path(path).name)
 
 
+COMPOSITES_MARKER = ".stylekit-composites.json"
+
+
+def _composites(folder: str, filenames: list[str]) -> dict[str, int]:
+    """{name: size in bytes} of the pictures stylekit marked as made from other images in `folder`."""
+    if COMPOSITES_MARKER not in filenames:
+        return {}
+    from stylekit.io.limits import parse_json
+    from stylekit.io.paths import read_regular_text  # a FIFO named like the marker never blocks a listing
+
+    try:
+        doc = parse_json(read_regular_text(Path(folder) / COMPOSITES_MARKER, "composites marker"), COMPOSITES_MARKER)
+        files = doc.get("files", {}) if isinstance(doc, dict) else {}
+        return {str(k): int(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    except (OSError, ValueError, TypeError, AttributeError, BadInput):  # a damaged marker hides nothing
+        return {}
+
+
+def _is_composite(folder: str, name: str, composites: dict[str, int]) -> bool:
+    if name not in composites:
+        return False
+    try:
+        return os.stat(os.path.join(folder, name)).st_size == composites[name]
+    except OSError:
+        return False
+
+
+def mark_composite(path: str | os.PathLike[str]) -> None:
+    """Record that stylekit made `path` from other images (a grid, a contact sheet): folder listings skip it.
+
+    The rule: pictures stylekit composes go into the same folder as samples (generate --grid writes
+    grid.png next to seedNNNN.png) and are named in that folder's .stylekit-composites.json with their
+    size, so `score`, `stats`, `similar`, training data... never read them as samples. A file replaced
+    by another of a different size is an image again.
+    """
+    from stylekit.io.atomic import write_json_atomic
+
+    p = Path(path)
+    marker = p.parent / COMPOSITES_MARKER
+    files = _composites(str(p.parent), [COMPOSITES_MARKER] if marker.is_file() else [])
+    files[p.name] = p.stat().st_size
+    write_json_atomic(marker, {"format": "stylekit-composites", "files": dict(sorted(files.items())),
+                               "about": "pictures stylekit made from other images; stylekit's image listings skip them"})
+
+
 def list_images(root: str | os.PathLike[str], recursive: bool = True, report: ImageReport | None = None) -> list[Path]:
-    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped.
+    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped,
+    and pictures stylekit marked as composites (grids, contact sheets; see `mark_composite`) skipped.
 
     Symlinked folders are followed once: a folder whose real path was already visited is skipped,
     so symlink loops terminate. Entries named like images that cannot be read as files (dangling
@@ -90,8 +136,9 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True, report: Im
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
         if not recursive:
             dirnames[:] = []
+        composites = _composites(dirpath, filenames)
         for name in filenames:
-            if not is_image_name(name):
+            if not is_image_name(name) or _is_composite(dirpath, name, composites):
                 continue
             path = Path(dirpath) / name
             reason = not_regular_reason(path)
@@ -250,4 +297,6 @@ def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: in
     if factor > 1:
         batch = torch.nn.functional.interpolate(batch, scale_factor=factor, mode="nearest")
     grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0)
-    return save_image_atomic(path, tensor_to_pil(grid))
+    saved = save_image_atomic(path, tensor_to_pil(grid))
+    mark_composite(saved)
+    return saved

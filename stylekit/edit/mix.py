@@ -118,6 +118,7 @@ def style_mix(
 
 def run_mix(cfg: MixConfig) -> MixResult:
     """Write ROW-COL.png for every pair, SEED-SEED.png for each seed, and grid.png."""
+    from stylekit.data.images import mark_composite
     from stylekit.device import resolve_device
     from stylekit.io.atomic import save_image_atomic
     from stylekit.io.rundir import ensure_writable_dir
@@ -147,6 +148,7 @@ def run_mix(cfg: MixConfig) -> MixResult:
         for j, c in enumerate(cfg.cols):
             canvas.paste(pil_mixed[(r, c)].convert("RGB"), (res * (j + 1), res * (i + 1)))
     grid = save_image_atomic(out / "grid.png", canvas)
+    mark_composite(grid)
     return MixResult(out=str(out), grid=str(grid), images=images, styles=list(cfg.styles), num_ws=G.num_ws,
                      seconds=round(time.monotonic() - start, 3))
 

@@ -303,28 +303,52 @@ class RefStats:
         return f"{self.name}_{self.mode}_{self.split}_{self.res}{'_kid' if kid else ''}.npz".lower()
 
 
+CUSTOM_SPLIT = "custom"  # clean-fid's split name for statistics made with make_custom_stats
+
+
+def stats_dir() -> Path:
+    """Where reference statistics live: $STYLEKIT_HOME/stats (clean-fid's hosted ones and `stylekit stats` ones)."""
+    from stylekit.home import stylekit_home
+
+    return stylekit_home() / "stats"
+
+
 def parse_stats_spec(spec: str, mode: str) -> RefStats | None:
-    """'stats:ffhq/1024/trainval70k' -> RefStats; None when `spec` is not a stats name."""
+    """'stats:ffhq/1024/trainval70k' -> RefStats; None when `spec` is not a stats name.
+
+    A NAME/RES that clean-fid does not host names statistics made by `stylekit stats` (split
+    "custom"); they must exist already (MissingResource with the command that makes them).
+    """
     if not spec.startswith("stats:"):
         return None
     m = re.fullmatch(r"stats:([a-z0-9_]+)/(\d+)(?:/([a-z0-9_]+))?", spec.strip().lower())
     known = ", ".join(f"stats:{n}/{r}/{'|'.join(s)}" for (n, r), s in KNOWN_STATS.items())
     if not m:
-        raise BadInput(f"bad statistics name '{spec}'", hint=f"use stats:NAME/RES[/SPLIT], one of {known}")
+        raise BadInput(f"bad statistics name '{spec}'", hint=f"use stats:NAME/RES[/SPLIT], one of {known}, or your own from `stylekit stats`")
     name, res, split = m.group(1), int(m.group(2)), m.group(3)
     splits = KNOWN_STATS.get((name, res))
-    if splits is None or (split is not None and split not in splits):
+    if splits is not None and split is not None and split not in splits:
         raise BadInput(f"clean-fid has no statistics '{spec}'", hint=f"known: {known}")
-    return RefStats(name, res, split or splits[0], check_mode(mode))
+    if splits is not None:
+        return RefStats(name, res, split or splits[0], check_mode(mode))
+    ref = RefStats(name, res, CUSTOM_SPLIT, check_mode(mode))
+    if split not in (None, CUSTOM_SPLIT) or not (stats_dir() / ref.filename()).is_file():
+        hosted = any(n == name for n, _ in KNOWN_STATS)
+        what = f"clean-fid has no statistics '{spec}'" if hosted else f"no statistics '{spec}' (mode {mode}) in {stats_dir()}"
+        make = f"stylekit stats DATA --name {name} --size {res}" + (f" --mode {mode}" if mode != "clean" else "")
+        raise MissingResource(what, fetch_command=make, hint=f"make them from your images: {make} (clean-fid hosts {known})")
+    return ref
 
 
 def load_ref_stats(ref: RefStats, kid: bool = False) -> dict[str, np.ndarray]:
     """The .npz of clean-fid's hosted statistics, cached in $STYLEKIT_HOME/stats (never site-packages)."""
-    from stylekit.home import stylekit_home
     from stylekit.weights import offline
 
-    path = stylekit_home() / "stats" / ref.filename(kid)
+    path = stats_dir() / ref.filename(kid)
     url = f"{STATS_URL}/{ref.filename(kid)}"
+    if not path.is_file() and ref.split == CUSTOM_SPLIT:
+        raise MissingResource(f"{path} is missing (statistics {ref.label})",
+                              fetch_command=f"stylekit stats DATA --name {ref.name} --size {ref.res} --fresh")
     if not path.is_file():
         fetch = f"curl -L --create-dirs -o {path} {url}"
         if offline():

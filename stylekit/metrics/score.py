@@ -21,20 +21,18 @@ import torch
 
 from stylekit.checks import check_int
 from stylekit.data.imageset import ImageSet, open_image_set
-from stylekit.errors import BadInput, MissingResource
+from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.metrics.embedders import GRAM_SIZE
 from stylekit.metrics.features import (
-    EmbedderExtractor,
     FeatureExtractor,
     FeatureResult,
     clip_extractor,
     extract_features,
-    file_identity,
 )
 
 DEFAULT_METRICS = ("fid", "kid", "style")
-GRAM_SIZE = 256  # default image side for VGG Gram inputs
 
 
 @dataclass
@@ -125,32 +123,14 @@ def _clip_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
 
 
 def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.embedders import gram_embedder, load_style_model_or_exit, style_embedder
+
     spec = cfg.style_model
     if spec == "clip":
         return _get_extractor("clip", cfg, device)
     if spec == "gram":
-        from stylekit.metrics.gram import GramSketchExtractor
-
-        net = _vgg(cfg, device)
-        ident = "vgg19" if cfg.vgg_weights in (None, "vgg19") else file_identity(net.weights_source)
-        return GramSketchExtractor(net, size=cfg.size or GRAM_SIZE, weights_id=ident)
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise MissingResource(f"style model {spec} not found",
-                              fetch_command="stylekit train-classifier DATA --out runs/style",
-                              hint="train and export one (stylekit train-classifier DATA --out runs/style), or use --style-model clip | gram")
-    from stylekit.metrics.style import load_style_model
-
-    model = load_style_model(path, device)
-    # A style model resizes to its training size itself: pre-resizing to another size first would give
-    # different embeddings from load_style_model(path).embed() on the same files.
-    size = cfg.size or int(getattr(model, "size", GRAM_SIZE))
-    dim = getattr(model, "embed_dim", None)
-    if dim is None:
-        with torch.inference_mode():
-            dim = int(model.embed(torch.zeros(1, 3, size, size, device=device)).shape[-1])
-    ident = file_identity(path / "style_model.safetensors" if path.is_dir() else path)
-    return EmbedderExtractor(f"style:{getattr(model, 'name', 'model')}:{ident}", model.embed, int(dim), size, device)
+        return gram_embedder(_vgg(cfg, device), cfg.vgg_weights, cfg.size)
+    return style_embedder(load_style_model_or_exit(spec, device), cfg.size)
 
 
 def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:

@@ -515,6 +515,7 @@ def evaluate_classifier(cfg: ClassifierConfig) -> ClassifierResult:
     start_time = time.monotonic()
     device = resolve_device(cfg.device)
     model = _load_for_eval(Path(cfg.checkpoint), device)  # type: ignore[arg-type]
+    model.require_head()  # top-1/top-5/F1 need the classifier
     workers = _default_workers(cfg, device)
     splits = load_style_splits(cfg.data, cfg.split, cfg.seed, check=cfg.check_images, workers=max(workers, 4))
     for skipped in splits.report.skipped[:20]:

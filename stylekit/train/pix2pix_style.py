@@ -106,5 +106,5 @@ def export_ref_style_model(g: RefUNet, classifier: nn.Linear | None, classes: li
     if classifier is not None:
         net.classifier.load_state_dict(classifier.state_dict())
     meta = {"name": f"pix2pix-ref-{enc.kind}", "size": enc.ref_size, "classes": classes,
-            "classifier_trained": classifier is not None, "source": "train-pix2pix", **extra}
+            "classifier_head": classifier is not None, "source": "train-pix2pix", **extra}
     return export_style_model(net, out, meta)
