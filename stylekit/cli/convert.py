@@ -5,34 +5,27 @@ from typing import Annotated
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
 
 ORDER = 66
 
 FORMATS = "safetensors | rosinality | nvlabs-state"
 
-_EXAMPLES = """
-Examples:
-
-  stylekit convert runs/toon --to rosinality --out toon.pt
-
-  stylekit convert toonify.safetensors --to nvlabs-state --out toonify-G.pt
-
-  stylekit convert network-snapshot-000400.pkl --to safetensors --out net.safetensors
-
-  stylekit convert stylegan2-ffhq-config-f.pt --to safetensors --out ffhq.safetensors --no-verify
-"""
+_EXAMPLES = [
+    "stylekit convert runs/toon --to rosinality --out toon.pt",
+    "stylekit convert toonify.safetensors --to nvlabs-state --out toonify-G.pt",
+    "stylekit convert network-snapshot-000400.pkl --to safetensors --out net.safetensors",
+    "stylekit convert stylegan2-ffhq-config-f.pt --to safetensors --out ffhq.safetensors --no-verify",
+]
 
 
-def _table(r: object) -> None:
-    from stylekit.io.console import get_console
-
+def _table(r: object) -> Table:
     diff = r.max_abs_diff  # type: ignore[attr-defined]
     rows = [["source", f"{r.source} ({r.source_format})"], ["networks", ", ".join(r.networks)],  # type: ignore[attr-defined]
             ["resolution", r.resolution], ["wrote", ", ".join(r.files)],  # type: ignore[attr-defined]
             ["max pixel diff", "not checked" if diff is None else f"{diff:.3g}"], ["seconds", r.seconds]]  # type: ignore[attr-defined]
     rows += [["note", n] for n in r.notes]  # type: ignore[attr-defined]
-    get_console().print_table(f"convert -> {r.to}", ["field", "value"], rows)  # type: ignore[attr-defined]
+    return fields(f"convert -> {r.to}", rows)  # type: ignore[attr-defined]
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +33,7 @@ def register(app: typer.Typer) -> None:
         app,
         "convert",
         help="Write a StyleGAN2 network in another tool's format (rosinality .pt, NVlabs state dict, stylekit .safetensors).",
-        epilog=_EXAMPLES,
+        examples=_EXAMPLES,
     )
     def convert(
         network: Annotated[str, typer.Argument(
