@@ -131,8 +131,8 @@ def blend_generators(
 ) -> tuple[Generator, dict[str, float]]:
     """A new generator: structure's mapping/noise, synthesis layers mixed by resolution."""
     check_compatible(structure, detail, ("structure", "other"))
-    if swap_res < 4 or swap_res & (swap_res - 1) or swap_res > structure.img_resolution:
-        raise BadInput(f"--swap-res {swap_res} must be a power of two from 4 to the network's {structure.img_resolution}")
+    if swap_res < 4 or swap_res & (swap_res - 1):
+        raise BadInput(f"--swap-res {swap_res} must be a power of two >= 4")
     out = copy.deepcopy(structure)
     sd_s, sd_d = structure.state_dict(), detail.state_dict()
     new = {}
@@ -201,8 +201,9 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     base = load_network(cfg.base, device).generator
     fine = load_network(cfg.finetuned, device).generator
     check_compatible(base, fine)
-    if cfg.swap_res > base.img_resolution:
-        raise BadInput(f"--swap-res {cfg.swap_res} is above the networks' resolution {base.img_resolution}: nothing would be swapped",
+    too_high = [r for r in cfg.resolutions if r > base.img_resolution]
+    if too_high:
+        raise BadInput(f"--swap-res {too_high[0]} is above the networks' resolution {base.img_resolution}: nothing would be swapped",
                        hint=f"use a power of two from 4 to {base.img_resolution}")
     structure, detail = (fine, base) if cfg.structure == "finetuned" else (base, fine)
 
