@@ -60,7 +60,10 @@ class GatysStylizer:
         layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.min_side = min_input_side(cfg.arch, layers)
         self.device = resolve_device(cfg.device)
-        self.precision = resolve_precision(cfg.precision, self.device)
+        # L-BFGS stops when the loss changes by < 1e-9 or the curvature pair is tiny: bf16 features
+        # quantise both, so 'auto' keeps L-BFGS in fp32 (an explicit --precision bf16 is honoured).
+        auto_fp32 = cfg.precision == "auto" and cfg.optimizer == "lbfgs"
+        self.precision = "fp32" if auto_fp32 else resolve_precision(cfg.precision, self.device)
         self.style_images = [load_rgb(p) for p in cfg.styles]
         self.blend = cfg.blend()
         self.layer_weights = cfg.style_layer_weights()
