@@ -13,7 +13,7 @@ state. Gradients are averaged over processes explicitly (no DDP wrapper), so G's
 synthesis can be called separately.
 
 GPU discipline (as NVlabs' loop): a minibatch reads no value back to Python. Statistics are summed
-on the device (`TickStats`) and all-reduced and read once per tick, where non-finite losses are
+on the device (`RunningMeans`) and all-reduced and read once per tick, where non-finite losses are
 detected (gradients are made finite by `_sync_grads` in between, as NVlabs does); the ADA controller
 adjusts p on the device. `--amp` runs the networks' fp16 blocks in fp16 (NVlabs' mixed precision,
 with conv_clamp; a network trained from scratch gets num_fp16_res=4, conv_clamp=256).
@@ -41,7 +41,8 @@ from stylekit.io.console import get_console
 from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
-from stylekit.train.distributed import DistInfo, all_reduce_mean, all_reduce_mean_, barrier, broadcast_object
+from stylekit.train.distributed import DistInfo, all_reduce_mean_, barrier, broadcast_object
+from stylekit.train.stats import RunningMeans
 from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
 
 # NVlabs --cfg presets: ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema (kimg), ramp, map.
@@ -379,35 +380,6 @@ def _sync_w_avg(G: Generator, dist: DistInfo) -> None:
         all_reduce_mean_([G.mapping.w_avg], dist)
 
 
-class TickStats:
-    """Sums of the training statistics of one tick, kept on the device.
-
-    `add` never reads a value back to Python; `means` all-reduces the tick's means over the processes
-    and reads them once (every process adds the same names, in the same phases). A nan/inf added
-    anywhere in the tick shows in its mean.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.dtype = torch.float32 if device.type == "mps" else torch.float64
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, name: str, value: torch.Tensor) -> None:
-        value = value.detach().to(self.dtype)
-        self.sums[name] = self.sums[name] + value if name in self.sums else value
-        self.counts[name] = self.counts.get(name, 0) + 1
-
-    def means(self, dist: DistInfo) -> dict[str, float]:
-        keys = sorted(self.sums)
-        if not keys:
-            return {}
-        local = torch.stack([self.sums[k] / self.counts[k] for k in keys])
-        values = all_reduce_mean(local, dist).tolist()  # the tick's one read of device values
-        self.sums.clear()
-        self.counts.clear()
-        return dict(zip(keys, values, strict=True))
-
-
 def _peak_mem_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -479,7 +451,7 @@ class Phases:
     optimiser steps and gradient averaging; statistics go to `stats` on the device, nothing is read."""
 
     def __init__(self, loss: StyleGAN2Loss, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
-                 params_G: list[torch.nn.Parameter], params_D: list[torch.nn.Parameter], stats: TickStats,
+                 params_G: list[torch.nn.Parameter], params_D: list[torch.nn.Parameter], stats: RunningMeans,
                  dist: DistInfo) -> None:
         self.loss, self.opt_G, self.opt_D = loss, opt_G, opt_D
         self.params_G, self.params_D, self.stats, self.dist = params_G, params_D, stats, dist
@@ -627,7 +599,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
             + (f" ({cfg.augpipe}, target {cfg.target}, ada_kimg {hp['ada_kimg']})" if cfg.aug == "ada" else "")
             + (f", freezed {cfg.freezed} ({', '.join(frozen)})" if frozen else "")
         )
-        stats = TickStats(device)
+        stats = RunningMeans(device)
         phases = Phases(loss, opt_G, opt_D, list(G.parameters()), trainable_D, stats, dist)
 
         def counters() -> dict[str, Any]:
