@@ -219,14 +219,14 @@ def project(
         raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
     device = next(G.parameters()).device
     G = copy.deepcopy(G).eval().requires_grad_(False)  # its noise buffers become optimisation variables
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     num_ws = G.num_ws
     start = w_avg.to(device).reshape(1, 1, G.w_dim)
     w_opt = (start if space == "w" else start.repeat(1, num_ws, 1)).clone().requires_grad_(True)
     bufs = noise_buffers(G)
     with torch.no_grad():
         for buf in bufs.values():
-            buf.copy_(torch.randn(buf.shape, generator=gen).to(device))
+            buf.copy_(torch.randn(buf.shape, generator=gen, device="cpu").to(device))
             buf.requires_grad_(True)
     opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=lr)
     curve: list[dict[str, float]] = []
@@ -238,7 +238,7 @@ def project(
         for group in opt.param_groups:
             group["lr"] = cur_lr
         scale = w_noise_scale(t, w_std, initial_noise, noise_ramp)
-        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * scale
+        w_noise = torch.randn(w_opt.shape, generator=gen, device="cpu").to(device) * scale
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat(1, num_ws, 1)

@@ -49,8 +49,8 @@ def macro_f1(cm: torch.Tensor) -> float:
     for i in range(cm.shape[0]):
         if predicted[i] == 0 and actual[i] == 0:
             continue
-        precision = tp[i] / predicted[i] if predicted[i] > 0 else torch.tensor(0.0, dtype=torch.float64)
-        recall = tp[i] / actual[i] if actual[i] > 0 else torch.tensor(0.0, dtype=torch.float64)
+        precision = tp[i] / predicted[i] if predicted[i] > 0 else torch.tensor(0.0, dtype=torch.float64, device=cm.device)
+        recall = tp[i] / actual[i] if actual[i] > 0 else torch.tensor(0.0, dtype=torch.float64, device=cm.device)
         scores.append(0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall)))
     return sum(scores) / len(scores) if scores else 0.0
 
@@ -68,7 +68,7 @@ def nearest_neighbours(
     for start in range(0, queries.shape[0], chunk):
         sim = queries[start : start + chunk].float() @ db.T
         if exclude_self:
-            rows = torch.arange(sim.shape[0])
+            rows = torch.arange(sim.shape[0], device=sim.device)
             sim[rows, rows + start] = float("-inf")
         s, i = sim.topk(k, dim=1)
         scores.append(s)
@@ -92,10 +92,10 @@ def retrieval_metrics(
     _, idx = nearest_neighbours(query_emb, db_emb, k, exclude_self)
     rel = (db_labels[idx] == query_labels[:, None]).double()  # [Q, k']
     classes, counts = torch.unique(db_labels, return_counts=True)
-    total = torch.zeros(query_labels.shape[0], dtype=torch.float64)
+    total = torch.zeros(query_labels.shape[0], dtype=torch.float64, device=query_labels.device)
     for c, n in zip(classes.tolist(), counts.tolist(), strict=True):
         total[query_labels == c] = n - (1 if exclude_self else 0)
-    ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
+    ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64, device=rel.device)
     precision_at_i = rel.cumsum(1) / ranks
     denom = total.clamp(max=k)
     valid = denom > 0

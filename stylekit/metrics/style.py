@@ -184,6 +184,6 @@ def load_style_model(path: str | os.PathLike[str], device: str | torch.device = 
             hint="re-export the style model with this stylekit version",
         )
     if "mean" in meta and "std" in meta:
-        net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32).view(1, 3, 1, 1))
-        net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32).view(1, 3, 1, 1))
+        net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32, device="cpu").view(1, 3, 1, 1))
+        net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32, device="cpu").view(1, 3, 1, 1))
     return StyleModel(net, meta, folder).to(device)

@@ -193,9 +193,9 @@ def embed_items(
         embs.append(e.float().cpu())
         logits.append(lg.float().cpu())
     net.train(was_training)
-    emb = torch.cat(embs) if embs else torch.zeros(0, net.embed_dim)
-    lgt = torch.cat(logits) if logits else torch.zeros(0, net.cfg.num_classes)
-    labels = torch.tensor([c for _, c in items], dtype=torch.long)
+    emb = torch.cat(embs) if embs else torch.zeros(0, net.embed_dim, device="cpu")
+    lgt = torch.cat(logits) if logits else torch.zeros(0, net.cfg.num_classes, device="cpu")
+    labels = torch.tensor([c for _, c in items], dtype=torch.long, device="cpu")
     return _gather_rows(emb, n, dist), _gather_rows(lgt, n, dist), labels
 
 

@@ -455,7 +455,7 @@ class Phases:
                  dist: DistInfo) -> None:
         self.loss, self.opt_G, self.opt_D = loss, opt_G, opt_D
         self.params_G, self.params_D, self.stats, self.dist = params_G, params_D, stats, dist
-        self.real_logits = torch.zeros(0)
+        self.real_logits = torch.zeros(0, device=dist.device)
 
     def _step(self, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], value: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)

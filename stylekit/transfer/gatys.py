@@ -130,8 +130,8 @@ class GatysStylizer:
         if self.cfg.init == "random":
             # jcjohnson: randn * 0.001 around the mean pixel (a flat ImageNet-mean image plus faint noise).
             generator = torch.Generator().manual_seed(self.cfg.seed)
-            noise = torch.randn(1, 3, height, width, generator=generator) * 1e-3
-            return (noise + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).to(self.device)
+            noise = torch.randn(1, 3, height, width, generator=generator, device="cpu") * 1e-3
+            return (noise + torch.tensor(IMAGENET_MEAN, device="cpu").view(1, 3, 1, 1)).to(self.device)
         assert self.init_image is not None
         return self._to_device(self.init_image.resize((width, height), Image.Resampling.LANCZOS))
 
@@ -142,7 +142,7 @@ class GatysStylizer:
         oc = cfg.original_colors
         stages: list[StageLog] = []
         previous: torch.Tensor | None = None
-        variable = content = torch.empty(0)
+        variable = content = torch.empty(0, device=self.device)
         steps_per_stage = cfg.stage_steps
         for index, (size, steps) in enumerate(zip(cfg.stage_sizes, steps_per_stage, strict=True), start=1):
             content_img = fit_longer_side(original, size)

@@ -27,7 +27,7 @@ ACTIVATION_GAIN = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0
 
 def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
     """The 2D low-pass filter NVlabs stores as `resample_filter`: outer(f, f) normalised to sum 1."""
-    f = torch.as_tensor(list(taps), dtype=torch.float32)
+    f = torch.as_tensor(list(taps), dtype=torch.float32, device="cpu")  # a buffer: moves with its module
     if f.ndim == 1:
         f = torch.outer(f, f)
     return f / f.sum()

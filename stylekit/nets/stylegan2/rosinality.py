@@ -118,7 +118,7 @@ def from_rosinality(
             out[f"{nv}.bias"] = state[f"{ro}.activate.bias"]
             out[f"{nv}.noise_strength"] = state[f"{ro}.noise.weight"].reshape([])
             noise = state.get(f"noises.noise_{j}")
-            out[f"{nv}.noise_const"] = noise.reshape(r, r) if noise is not None else torch.zeros(r, r)
+            out[f"{nv}.noise_const"] = noise.reshape(r, r) if noise is not None else torch.zeros(r, r, device="cpu")
         for nv, ro in _torgb_pairs(res):
             out[f"{nv}.weight"] = state[f"{ro}.conv.weight"][0]
             out[f"{nv}.affine.weight"] = state[f"{ro}.conv.modulation.weight"]
