@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import resource
 import shutil
 import time
@@ -362,7 +363,7 @@ def phase_random(seed: int, batch_idx: int, phase: int, dist: DistInfo) -> Batch
     """The draws of one phase of one minibatch on this rank: made on its device from (seed, minibatch,
     phase, rank); shared draws on the host from (seed, minibatch, phase)."""
     local = torch.Generator(device=dist.device).manual_seed(_seed(seed, batch_idx, phase, dist.rank))
-    shared = torch.Generator(device="cpu").manual_seed(_seed(seed, batch_idx, phase))
+    shared = random.Random(_seed(seed, batch_idx, phase))
     return BatchRandom(local, device=dist.device, shared=shared)
 
 
@@ -660,7 +661,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                     elif tick % cfg.ckpt_ticks == 0:
                         runner.save(cur_nimg, **counters())
                     t_tick = time.monotonic()
-                runner.stop_if_requested(cur_nimg, **counters())
+                if runner.should_stop():  # counters() reads device values: only when stopping
+                    runner.stop_if_requested(cur_nimg, **counters())
         final = run_dir.path / "network-final.safetensors"
         if dist.is_main and (steps > 0 or not final.exists()):
             save_network(final, G=G, G_ema=ema.module, D=D,

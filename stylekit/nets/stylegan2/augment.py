@@ -25,6 +25,7 @@ keeps its rows, so N processes augment exactly as one process with the whole bat
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import torch
@@ -57,15 +58,15 @@ class BatchRandom:
     """Random draws for this process's rows of a minibatch, made on `device` (never on the host and
     copied): `generator` is a generator of that device (None: the device's global one).
 
-    `shared` (a CPU generator, seeded the same on every process) gives the draws the whole minibatch
-    shares, such as the style-mixing cut-off: host numbers, so they cost no device read.
+    `shared` (a Python RNG, seeded the same on every process) gives the draws the whole minibatch
+    shares, such as the style-mixing cut-off: plain host numbers, never a tensor read.
     """
 
     def __init__(self, generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-                 shared: torch.Generator | None = None) -> None:
+                 shared: random.Random | None = None) -> None:
         self.generator = generator
         self.device = torch.device(device)
-        self.shared = shared if shared is not None else torch.Generator(device="cpu").manual_seed(0)
+        self.shared = shared if shared is not None else random.Random(0)
 
     def rand(self, n: int, *shape: int) -> torch.Tensor:
         return torch.rand((n, *shape), generator=self.generator, device=self.device)
@@ -75,10 +76,11 @@ class BatchRandom:
 
     def shared_rand(self) -> float:
         """One number shared by the whole global batch (e.g. the style-mixing decision)."""
-        return float(torch.rand((), generator=self.shared, device="cpu"))
+        return self.shared.random()
 
     def shared_randint(self, low: int, high: int) -> int:
-        return int(torch.randint(low, high, (), generator=self.shared, device="cpu"))
+        """An integer in [low, high), shared by the whole global batch."""
+        return self.shared.randrange(low, high)
 
 
 def _where(mask: torch.Tensor, value: torch.Tensor, default: float) -> torch.Tensor:
