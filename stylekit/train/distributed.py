@@ -27,6 +27,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from stylekit.device import resolve_device
 from stylekit.errors import BadInput
 
+WAIT_TIMEOUT_S = 6 * 3600.0  # the control group's timeout: how long ranks may wait for rank 0's own work
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -81,9 +83,11 @@ def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> Di
         if device.type == "cuda":
             kwargs["device_id"] = device
         tdist.init_process_group(**kwargs)
-    # Small control messages (stop flags, RNG states, checkpoint names) go over gloo on the CPU so
-    # they never stall the GPU stream.
-    control = tdist.new_group(backend="gloo") if backend != "gloo" else None
+    # Small control messages (stop flags, RNG states, checkpoint names) and waits for rank 0 (snapshot
+    # metrics: a first FID run pushes the whole data set through Inception) go over a gloo group on
+    # the CPU: they never stall the GPU stream, and its long timeout lets rank-0-only work outlast
+    # the default group's (which still catches a hung GPU collective).
+    control = tdist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=max(timeout_s, WAIT_TIMEOUT_S)))
     return DistInfo(rank, local_rank, world, device, control)
 
 

@@ -42,7 +42,13 @@ from stylekit.io.console import get_console
 from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
-from stylekit.train.distributed import DistInfo, all_reduce_mean_, barrier, broadcast_object
+from stylekit.train.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_mean_,
+    barrier,
+    broadcast_object,
+)
 from stylekit.train.stats import RunningMeans
 from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
 
@@ -271,24 +277,27 @@ class Networks:
 
 
 def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
-    """The transfer source (rank 0 resolves/downloads first; every rank then loads the same file)."""
+    """The transfer source. Every rank resolves it itself: under multi-node torchrun a path resolved on
+    rank 0 may not exist on another node's disk; on one node the download lock in stylekit.weights
+    lets the first rank fetch while the others wait and then find the file. Errors are agreed on, so
+    every rank fails the same way (no rank is left waiting in a collective)."""
     from stylekit.nets.stylegan2.load import load_network, resolve_network_path
 
     error: tuple[str, str, str | None] | None = None
     path = None
-    if dist.is_main:
-        try:
-            path = str(resolve_network_path(cfg.resume))
-        except StylekitError as exc:
-            kind = "missing" if isinstance(exc, MissingResource) else "bad"
-            fetch = getattr(exc, "fetch_command", None)
-            error = (kind, exc.message, exc.hint if fetch is None else fetch)
-    error, path = broadcast_object((error, path), dist)
+    try:
+        path = str(resolve_network_path(cfg.resume))
+    except StylekitError as exc:
+        kind = "missing" if isinstance(exc, MissingResource) else "bad"
+        fetch = getattr(exc, "fetch_command", None)
+        error = (kind, exc.message, exc.hint if fetch is None else fetch)
+    error = next((e for e in all_gather_object(error, dist) if e is not None), None)
     if error is not None:
         kind, message, extra = error
         if kind == "missing":
             raise MissingResource(f"transfer source --resume {cfg.resume}: {message}", fetch_command=extra)
         raise BadInput(f"--resume {cfg.resume}: {message}", hint=extra)
+    assert path is not None
     loaded = load_network(path, "cpu")
     G = loaded.G if loaded.G is not None else loaded.G_ema
     if G is None:
