@@ -241,3 +241,29 @@ def test_trainers_under_torchrun_with_device_less_tensors_unusable(toy, stylegan
     _guard(tmp_path, _trainer_jobs(toy, stylegan_setup, out), nproc=2)
     for run in ("sg", "cls", "p2p"):
         assert json.loads((out / run / "config.json").read_text())["world_size"] == 2
+
+
+def test_up_sampling_choice_is_measured_per_device(monkeypatch):
+    from stylekit.nets.stylegan2 import ops
+
+    x, w = torch.randn(2, 8, 8, 8), torch.randn(4, 8, 3, 3)
+    assert ops.measure_up_impl(x, w, repeats=1) in ("polyphase", "transpose")
+    assert ops.up_impl(x, w) == "polyphase"  # CPU: the rule measured on CPUs
+    monkeypatch.setattr(ops, "UP_IMPL", "transpose")
+    assert ops.up_impl(x, w) == "transpose"
+
+
+def test_invert_and_styleclip_optimise_through_fp32_synthesis(tmp_path):
+    """Networks with fp16 blocks (NVlabs pkls) would run them in fp16 on CUDA by default; the latent
+    optimisers have no loss scaling, so they ask for fp32 explicitly."""
+    import stylekit.edit.invert as inv
+    from test_invert import mixed_target, validity_generator
+
+    G = validity_generator()
+    _, target = mixed_target(G)
+    w_avg, w_std = inv.w_stats(G, 200)
+    calls: list[object] = []
+    G.synthesis.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs.get("force_fp32")), with_kwargs=True)
+    obj = inv.Objective("mse", target * 2 - 1, 1.0, inv.RANDOM_WEIGHTS, torch.device("cpu"))
+    inv.project(G, target, obj, space="w+", steps=2, noise_reg=0.0, initial_noise=0.0, w_avg=w_avg, w_std=w_std, log_every=1)
+    assert calls and all(c is True for c in calls)

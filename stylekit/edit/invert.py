@@ -242,7 +242,7 @@ def project(
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat(1, num_ws, 1)
-        synth = G.synthesis(ws, noise_mode="const")
+        synth = G.synthesis(ws, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow (no loss scaling)
         dist, parts = objective(synth)
         reg = noise_regularization(bufs) if noise_reg > 0 and bufs else torch.zeros([], device=device)
         loss = dist + noise_reg * reg
@@ -265,7 +265,7 @@ def project(
             on_step(step, loss_value)
     with torch.no_grad():
         ws_final = w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1)
-        image = G.synthesis(ws_final, noise_mode="const").cpu()
+        image = G.synthesis(ws_final, noise_mode="const", force_fp32=True).cpu()
         if steps == 0:
             loss_value = float(objective(image.to(device))[0])
     return Projection(ws=ws_final.cpu(), noise={k: v.detach().cpu() for k, v in bufs.items()}, image=image,
