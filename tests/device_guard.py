@@ -16,6 +16,7 @@ Left alone: constructors in torch and other libraries, and those inside an nn.Mo
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -77,6 +78,7 @@ def run_jobs(jobs: list[list[str]]) -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     jobs_file, report_file = argv
+    faulthandler.dump_traceback_later(float(os.environ.get("DEVICE_GUARD_TIMEOUT", "600")), exit=True)  # a hang: stacks, exit
     os.environ.setdefault("STYLEKIT_DEBUG", "1")  # the failing line in the report, not a one-line error
     report = run_jobs(json.loads(Path(jobs_file).read_text()))
     if os.environ.get("RANK", "0") == "0":

@@ -272,13 +272,9 @@ def _make_sampler(cfg: ClassifierConfig, splits: StyleSplits, dist: Any) -> Shuf
 def _gather_for_supcon(z: torch.Tensor, y: torch.Tensor, dist: Any) -> tuple[torch.Tensor, torch.Tensor, int] | None:
     if dist.world_size == 1:
         return None
-    import torch.distributed as tdist
-    from torch.distributed.nn.functional import all_gather
+    from stylekit.train.distributed import all_gather_tensors
 
-    all_z = torch.cat(all_gather(z))
-    ys = [torch.zeros_like(y) for _ in range(dist.world_size)]
-    tdist.all_gather(ys, y)
-    return all_z, torch.cat(ys), dist.rank * z.shape[0]
+    return all_gather_tensors(z, dist, grad=True), all_gather_tensors(y, dist), dist.rank * z.shape[0]
 
 
 # ------------------------------------------------------------------------------------------- train

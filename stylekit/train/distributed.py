@@ -78,8 +78,10 @@ def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> Di
     if world == 1:
         return DistInfo(0, 0, 1, device)
     backend = "nccl" if device.type == "cuda" else "gloo"
+    wait = datetime.timedelta(seconds=max(timeout_s, WAIT_TIMEOUT_S))
     if not tdist.is_initialized():
-        kwargs: dict[str, Any] = {"backend": backend, "timeout": datetime.timedelta(seconds=timeout_s)}
+        # On CPU (gloo) the default group carries the control messages too, with the long timeout.
+        kwargs: dict[str, Any] = {"backend": backend, "timeout": datetime.timedelta(seconds=timeout_s) if backend == "nccl" else wait}
         if device.type == "cuda":
             kwargs["device_id"] = device
         tdist.init_process_group(**kwargs)
@@ -87,7 +89,9 @@ def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> Di
     # metrics: a first FID run pushes the whole data set through Inception) go over a gloo group on
     # the CPU: they never stall the GPU stream, and its long timeout lets rank-0-only work outlast
     # the default group's (which still catches a hung GPU collective).
-    control = tdist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=max(timeout_s, WAIT_TIMEOUT_S)))
+    # On CPU the default group is gloo already: no second group (a process running several jobs would
+    # re-create it under a reused name, whose stale rendezvous keys can hang its creation).
+    control = tdist.new_group(backend="gloo", timeout=wait) if backend != "gloo" else None
     return DistInfo(rank, local_rank, world, device, control)
 
 
@@ -191,6 +195,25 @@ def all_reduce_mean_(tensors: list[torch.Tensor], dist: DistInfo | None = None) 
     for t in tensors:
         t.copy_(flat[offset : offset + t.numel()].view_as(t))
         offset += t.numel()
+
+
+def all_gather_tensors(tensor: torch.Tensor, dist: DistInfo, grad: bool = False) -> torch.Tensor:
+    """Every rank's `tensor` (same shape on all ranks) concatenated in rank order on dim 0, on the
+    tensor's device. `grad=True` keeps the autograd graph (gradients flow back to each rank's part)."""
+    if not _active(dist):
+        return tensor
+    device = group_device(dist)
+    local = tensor.to(device)
+    if grad:
+        from torch.distributed.nn.functional import all_gather
+
+        # The group is passed explicitly: the function's default is bound when torch imports it, and
+        # would name a destroyed group in a process that runs a second job.
+        parts = all_gather(local, group=tdist.group.WORLD)
+    else:
+        parts = [torch.empty_like(local) for _ in range(dist.world_size)]
+        tdist.all_gather(parts, local.contiguous())
+    return torch.cat(parts).to(tensor.device)
 
 
 def any_rank(flag: bool, dist: DistInfo) -> bool:
