@@ -86,10 +86,10 @@ def commands(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
     c.record("train-classifier", lambda: (c.stylekit("train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1",
                                                       "--batch", "8", "--size", str(size), "--fresh", *dev, *amp), None)[1])
     c.record("train-pix2pix", lambda: (c.stylekit("train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2",
-                                                   "--epochs", "1", "--epochs-decay", "0", "--size", str(size), "--batch", "4",
+                                                   "--epochs", "1", "--epochs-decay", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16",
                                                    "--fresh", *dev, *amp), None)[1])
     sg = ["finetune-stylegan", str(a["toy"] / "pop"), "--resume", "none", "--batch", "8", "--tick-kimg", "0.016", "--snap", "1000",
-          "--grid-seeds", "4", *dev, *amp]
+          *dev, *amp]
     c.record("finetune-stylegan (from scratch, fp16 blocks)", lambda: (c.stylekit(*sg, "--kimg", kimg, "--out", str(runs / "sg"), "--fresh"), None)[1])
     c.record("resume after kill -9", lambda: resume_after_kill(c, [*sg, "--kimg", str(float(kimg) * 4), "--out", str(runs / "sg-kill")]))
     net = str(runs / "sg" / "network-final.safetensors")
@@ -133,7 +133,7 @@ def torchrun_jobs(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
         "torchrun 2x train-classifier": ["train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1", "--batch", "8",
                                          "--size", str(size), "--fresh"],
         "torchrun 2x train-pix2pix": ["train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2", "--epochs", "1",
-                                      "--epochs-decay", "0", "--size", str(size), "--batch", "4", "--fresh"],
+                                      "--epochs-decay", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16", "--fresh"],
         "torchrun 2x finetune-stylegan": ["finetune-stylegan", str(a["toy"] / "pop"), "--resume", "none", "--batch", "8", "--kimg", kimg,
                                           "--tick-kimg", "0.016", "--snap", "1000", "--out", str(runs / "sg"), "--fresh"],
     }.items():
