@@ -130,7 +130,8 @@ def torchrun_jobs(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "stylekit"]
     runs = c.out / "runs-2proc"
     for name, args in {
-        "torchrun 2x train-classifier": ["train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1", "--batch", "8",
+        "torchrun 2x train-classifier (SyncBatchNorm)": ["train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1",
+                                                     "--backbone", "resnet18", "--no-pretrained", "--batch", "8",
                                          "--size", str(size), "--fresh"],
         "torchrun 2x train-pix2pix": ["train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2", "--epochs", "1",
                                       "--epochs-decay", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16", "--fresh"],
