@@ -256,8 +256,9 @@ def test_up_sampling_choice_is_measured_per_device(monkeypatch):
 def test_invert_and_styleclip_optimise_through_fp32_synthesis(tmp_path):
     """Networks with fp16 blocks (NVlabs pkls) would run them in fp16 on CUDA by default; the latent
     optimisers have no loss scaling, so they ask for fp32 explicitly."""
-    import stylekit.edit.invert as inv
     from test_invert import mixed_target, validity_generator
+
+    import stylekit.edit.invert as inv
 
     G = validity_generator()
     _, target = mixed_target(G)
@@ -267,3 +268,19 @@ def test_invert_and_styleclip_optimise_through_fp32_synthesis(tmp_path):
     obj = inv.Objective("mse", target * 2 - 1, 1.0, inv.RANDOM_WEIGHTS, torch.device("cpu"))
     inv.project(G, target, obj, space="w+", steps=2, noise_reg=0.0, initial_noise=0.0, w_avg=w_avg, w_std=w_std, log_every=1)
     assert calls and all(c is True for c in calls)
+
+
+@pytest.mark.slow
+def test_an_error_on_one_rank_ends_every_rank_promptly(tmp_path):
+    """Rank 1 fails mid-run while rank 0 waits in a collective: rank 1 tears its group down without a
+    barrier, rank 0's collective fails at once, and torchrun ends the job with an error (not after the
+    30-minute collective timeout)."""
+    import time
+
+    script = Path(__file__).with_name("ddp_tiny_train.py")
+    t0 = time.monotonic()
+    proc = subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(script), "--out",
+                           str(tmp_path / "run"), "--fail-at", "5", "--fail-rank", "1"],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "injected failure on rank 1 at step 5" in proc.stderr
+    assert time.monotonic() - t0 < 120
