@@ -46,6 +46,11 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "style_model.safetensors"))
 
 
+def _interleave(a: list[int], b: list[int]) -> list[int]:
+    """The global batch from rank 0's and rank 1's shares (rows r, r + 2, r + 4, ...)."""
+    return [x for pair in zip(a, b, strict=True) for x in pair]
+
+
 # --------------------------------------------------------------------------------------- sampling
 def test_balanced_sampler_every_batch_has_positives_and_ranks_share_it():
     labels = [0] * 50 + [1] * 7 + [2] * 3 + [3] * 20  # imbalanced; class 2 smaller than K
@@ -66,7 +71,9 @@ def test_balanced_sampler_every_batch_has_positives_and_ranks_share_it():
         s = BalancedBatchSampler(labels, 2, 4, seed=3, world_size=2, rank=rank)
         s.set_epoch(1)
         shares.append(list(s))
-    assert [a + b for a, b in zip(*shares, strict=True)] == batches
+    assert [_interleave(a, b) for a, b in zip(*shares, strict=True)] == batches
+    for share in shares[0] + shares[1]:  # every rank sees every class of the P x K batch (BatchNorm, SupCon)
+        assert len({labels[i] for i in share}) == 2
     again = BalancedBatchSampler(labels, 2, 4, seed=3)
     again.set_epoch(1)
     assert list(again) == batches
@@ -88,7 +95,7 @@ def test_shuffled_sampler_and_pk():
     batches = list(full)
     assert len(batches) == 2 and len({i for b in batches for i in b}) == 8
     r0, r1 = (list(ShuffledBatchSampler(10, 4, seed=1, world_size=2, rank=r)) for r in (0, 1))
-    assert [a + b for a, b in zip(r0, r1, strict=True)] == batches
+    assert [_interleave(a, b) for a, b in zip(r0, r1, strict=True)] == batches
     with pytest.raises(BadInput, match="divisible"):
         ShuffledBatchSampler(10, 3, world_size=2)
     assert derive_pk(64, 27, None, None) == (16, 4)

@@ -213,13 +213,13 @@ def random_resized_crop(
     _, h, w = image.shape
     area = h * w
     for _ in range(10):
-        s = scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g))
-        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * float(torch.rand((), generator=g))
+        s = scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g, device="cpu"))
+        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * float(torch.rand((), generator=g, device="cpu"))
         r = math.exp(log_r)
         cw, ch = round(math.sqrt(area * s * r)), round(math.sqrt(area * s / r))
         if 0 < cw <= w and 0 < ch <= h:
-            top = int(torch.randint(0, h - ch + 1, (), generator=g))
-            left = int(torch.randint(0, w - cw + 1, (), generator=g))
+            top = int(torch.randint(0, h - ch + 1, (), generator=g, device="cpu"))
+            left = int(torch.randint(0, w - cw + 1, (), generator=g, device="cpu"))
             crop = image[:, top : top + ch, left : left + cw]
             return F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
     return resize_center_crop(image, size)
@@ -268,7 +268,7 @@ class StyleImageDataset(Dataset):
             g = torch.Generator()
             g.manual_seed(((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % (2**63))
             image = random_resized_crop(image, self.size, g, self.crop_scale)
-            if self.hflip and float(torch.rand((), generator=g)) < 0.5:
+            if self.hflip and float(torch.rand((), generator=g, device="cpu")) < 0.5:
                 image = image.flip(-1)
         else:
             image = resize_center_crop(image, self.size)

@@ -367,7 +367,7 @@ class PairDataset(Dataset):
             img = self._target_image(self.ref_pool[i]).resize((self.ref_size, self.ref_size), Image.Resampling.BICUBIC)
             t = pil_to_tensor(img)
             out.append(t.flip(-1) if rng is not None and self.flip and rng.random() < 0.5 else t)
-        return torch.stack(out) if out else torch.zeros(0, 3, self.ref_size, self.ref_size)
+        return torch.stack(out) if out else torch.zeros(0, 3, self.ref_size, self.ref_size, device="cpu")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]

@@ -77,7 +77,7 @@ def class_labels(G: Generator, class_idx: int | None, n: int) -> torch.Tensor | 
         raise BadInput(f"the network is conditional ({G.c_dim} classes): pass --class K", hint=f"K in 0..{G.c_dim - 1}")
     if not 0 <= class_idx < G.c_dim:
         raise BadInput(f"--class {class_idx} is out of range", hint=f"the network has classes 0..{G.c_dim - 1}")
-    c = torch.zeros(n, G.c_dim)
+    c = torch.zeros(n, G.c_dim, device="cpu")  # moved with z by the caller
     c[:, class_idx] = 1
     return c
 

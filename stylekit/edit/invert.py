@@ -225,14 +225,14 @@ def project(
         raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
     device = next(G.parameters()).device
     G = copy.deepcopy(G).eval().requires_grad_(False)  # its noise buffers become optimisation variables
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     num_ws = G.num_ws
     start = w_avg.to(device).reshape(1, 1, G.w_dim)
     w_opt = (start if space == "w" else start.repeat(1, num_ws, 1)).clone().requires_grad_(True)
     bufs = noise_buffers(G)
     with torch.no_grad():
         for buf in bufs.values():
-            buf.copy_(torch.randn(buf.shape, generator=gen).to(device))
+            buf.copy_(torch.randn(buf.shape, generator=gen, device="cpu").to(device))
             buf.requires_grad_(True)
     opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=lr)
     curve: list[dict[str, float]] = []
@@ -244,11 +244,11 @@ def project(
         for group in opt.param_groups:
             group["lr"] = cur_lr
         scale = w_noise_scale(t, w_std, initial_noise, noise_ramp)
-        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * scale
+        w_noise = torch.randn(w_opt.shape, generator=gen, device="cpu").to(device) * scale
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat(1, num_ws, 1)
-        synth = G.synthesis(ws, noise_mode="const")
+        synth = G.synthesis(ws, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow (no loss scaling)
         dist, parts = objective(synth)
         reg = noise_regularization(bufs) if noise_reg > 0 and bufs else torch.zeros([], device=device)
         loss = dist + noise_reg * reg
@@ -271,7 +271,7 @@ def project(
             on_step(step, loss_value)
     with torch.no_grad():
         ws_final = w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1)
-        image = G.synthesis(ws_final, noise_mode="const").cpu()
+        image = G.synthesis(ws_final, noise_mode="const", force_fp32=True).cpu()
         if steps == 0:
             loss_value = float(objective(image.to(device))[0])
     return Projection(ws=ws_final.cpu(), noise={k: v.detach().cpu() for k, v in bufs.items()}, image=image,

@@ -174,7 +174,7 @@ def optimise(
     for step in range(steps):
         cur_lr = ramped_lr(step / steps, lr)
         opt.param_groups[0]["lr"] = cur_lr
-        img = G.synthesis(latent, noise_mode="const")
+        img = G.synthesis(latent, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow
         c_loss, cos = clip_terms(bundle, img, text_feats, scale)
         l2 = (latent - w0).square().sum(dim=(1, 2))
         loss = c_loss.sum() + (l2_lambda * l2.sum() if mode == "edit" else 0.0)
@@ -253,7 +253,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         bundle.model.requires_grad_(False)
         with torch.no_grad():
             text_feats = encode_text(bundle, prompts)
-            original = G.synthesis(w0.to(device), noise_mode="const")
+            original = G.synthesis(w0.to(device), noise_mode="const", force_fp32=True)
             _, cos_before = clip_terms(bundle, original.expand(len(prompts), -1, -1, -1), text_feats, logit_scale(bundle))
         console = get_console()
         with console.progress(cfg.steps, "styleclip") as task:
@@ -275,7 +275,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         w0_dev = w0.to(device)
         for i, prompt in enumerate(prompts):
             with torch.no_grad():  # one image at a time: --steps 0 reproduces the original bit for bit
-                img = G.synthesis(latents[i : i + 1], noise_mode="const")
+                img = G.synthesis(latents[i : i + 1], noise_mode="const", force_fp32=True)
                 c_loss, cos = clip_terms(bundle, img, text_feats[i : i + 1], scale)
                 l2 = float((latents[i : i + 1] - w0_dev).square().sum())
             folder = out / f"{i:02d}-{slug(prompt)}"

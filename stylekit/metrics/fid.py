@@ -134,7 +134,10 @@ class InceptionExtractor:
         return self._model
 
     def __call__(self, batch: torch.Tensor) -> Any:
-        return self.model(batch.to(self.device))
+        from stylekit.device import full_fp32
+
+        with full_fp32(self.device):  # FID features must not depend on the GPU generation (TF32 off)
+            return self.model(batch.to(self.device))
 
 
 def _cleanfid_version() -> str:

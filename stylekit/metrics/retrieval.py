@@ -49,8 +49,8 @@ def macro_f1(cm: torch.Tensor) -> float:
     for i in range(cm.shape[0]):
         if predicted[i] == 0 and actual[i] == 0:
             continue
-        precision = tp[i] / predicted[i] if predicted[i] > 0 else torch.tensor(0.0, dtype=torch.float64)
-        recall = tp[i] / actual[i] if actual[i] > 0 else torch.tensor(0.0, dtype=torch.float64)
+        precision = tp[i] / predicted[i] if predicted[i] > 0 else torch.tensor(0.0, dtype=torch.float64, device=cm.device)
+        recall = tp[i] / actual[i] if actual[i] > 0 else torch.tensor(0.0, dtype=torch.float64, device=cm.device)
         scores.append(0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall)))
     return sum(scores) / len(scores) if scores else 0.0
 
@@ -115,7 +115,7 @@ def neighbour_metrics(
         exclude = exclude.cpu()
         hit = exclude >= 0
         total[hit] -= (db_labels[exclude[hit]] == query_labels[hit]).double()
-    ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
+    ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64, device="cpu")  # metrics are computed on the CPU
     precision_at_i = rel.cumsum(1) / ranks
     denom = total.clamp(max=k)
     valid = denom > 0
@@ -136,7 +136,7 @@ def retrieval_metrics(
         db_emb, db_labels = query_emb, query_labels
     if query_emb.shape[0] == 0 or db_emb.shape[0] <= (1 if exclude_self else 0):
         return {f"map@{k}": 0.0, "recall@1": 0.0}
-    exclude = torch.arange(query_emb.shape[0]) if exclude_self else None
+    exclude = torch.arange(query_emb.shape[0], device=query_emb.device) if exclude_self else None
     _, idx = nearest_neighbours(query_emb, db_emb, k, exclude=exclude)
     return neighbour_metrics(idx, query_labels, db_labels, k, exclude)
 

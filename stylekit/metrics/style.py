@@ -229,6 +229,6 @@ def load_style_model(path: str | os.PathLike[str], device: str | torch.device = 
                         optional=lambda key: not head and key.startswith("classifier."))
     net.load_state_dict(state, strict=head)
     if "mean" in meta and "std" in meta:
-        net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32).view(1, 3, 1, 1))
-        net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32).view(1, 3, 1, 1))
+        net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32, device="cpu").view(1, 3, 1, 1))
+        net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32, device="cpu").view(1, 3, 1, 1))
     return StyleModel(net, meta, folder).to(device)

@@ -66,8 +66,8 @@ class LPIPS(nn.Module):
         self.vgg = VGGFeatures("vgg16", LPIPS_LAYERS, weights=vgg_weights, normalize=False, seed=seed,
                                channels_last=channels_last)
         if lin is None:
-            gen = torch.Generator().manual_seed(seed + 1)
-            lin = [torch.rand(c, generator=gen) for c in LPIPS_CHANNELS]
+            gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+            lin = [torch.rand(c, generator=gen, device="cpu") for c in LPIPS_CHANNELS]
         if len(lin) != len(LPIPS_CHANNELS):
             raise BadInput(f"LPIPS needs {len(LPIPS_CHANNELS)} lin weight tensors, got {len(lin)}")
         for k, (w, c) in enumerate(zip(lin, LPIPS_CHANNELS, strict=True)):

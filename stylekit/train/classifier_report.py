@@ -99,7 +99,7 @@ def _framed(image: torch.Tensor, colour: tuple[float, float, float] | None, widt
     if colour is None:
         return image
     out = image.clone()
-    c = torch.tensor(colour).view(3, 1, 1)
+    c = torch.tensor(colour, device="cpu").view(3, 1, 1)
     out[:, :width, :] = c
     out[:, -width:, :] = c
     out[:, :, :width] = c

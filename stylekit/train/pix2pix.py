@@ -30,7 +30,7 @@ from torch import nn
 
 from stylekit.checks import check_int, check_number
 from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data, check_preprocess
-from stylekit.device import amp_dtype, autocast
+from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -40,9 +40,8 @@ from stylekit.nets.unet import GeneratorConfig, RefUNet, check_generator_size, i
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
-    init_distributed,
+    distributed_job,
     make_loader,
-    shutdown,
     unwrap,
     wrap_ddp,
 )
@@ -55,6 +54,7 @@ from stylekit.train.pix2pix_style import (
 )
 from stylekit.train.plan import log_plan
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
+from stylekit.train.stats import RunningMeans
 
 GAN_MODES = ("vanilla", "lsgan")
 GENERATOR_FILE = "generator.safetensors"
@@ -185,9 +185,10 @@ def check_config(cfg: Pix2PixConfig) -> None:
 
 
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
-    """vanilla: BCE with logits; lsgan: least squares. Targets 1 (real) / 0 (fake)."""
-    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    """vanilla: BCE with logits; lsgan: least squares. Targets 1 (real) / 0 (fake). Computed in fp32
+    (pred is cast before the target is built from it: under autocast it arrives in bf16/fp16)."""
     pred = pred.float()
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
     if mode == "lsgan":
         return F.mse_loss(pred, target)
     return F.binary_cross_entropy_with_logits(pred, target)
@@ -376,22 +377,22 @@ def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     """Train (or resume) a reference-conditioned pix2pix in `cfg.out`; see the module docstring."""
     check_config(cfg)
     refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True)])
-    dist = init_distributed(cfg.device)
-    try:
+    with distributed_job(cfg.device) as dist:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
                                cfg.ref_size or None, style_negatives=cfg.ref_style.enabled, layout=cfg.layout,
                                preprocess=cfg.preprocess, flip=cfg.flip)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
-    finally:
-        shutdown()
 
 
 def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) -> Pix2PixResult:
     console = get_console()
     device = dist.device
-    amp = cfg.amp and device.type == "cuda"
+    amp = cfg.amp and amp_dtype(device) is not None
+    if cfg.amp and not amp:
+        console.warn(f"--amp: {device} has no native low-precision type; training in fp32")
+    configure_backends(device, training=True, tf32=True)
     seed_everything(cfg.seed, dist.rank)
     per_epoch = max(1, len(data.train) // cfg.batch)  # drop_last: whole global batches
     log_plan("train-pix2pix", epochs=cfg.epochs, steps_per_epoch=per_epoch, total_steps=per_epoch * cfg.epochs,
@@ -414,7 +415,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.decay))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.decay))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
+    scaler = grad_scaler(device, amp)
 
     loader = make_loader(data.train, dist, cfg.batch, shuffle=True, seed=cfg.seed, drop_last=True,
                          num_workers=cfg.workers, pin_memory=device.type == "cuda",
@@ -445,8 +446,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         d_ddp = wrap_ddp(DiscriminatorPair(d), dist)
         samples = _sample_items(data, cfg)
         log_every = max(1, min(50, steps_per_epoch // 4 or 1))
-        acc: dict[str, torch.Tensor] = {}
-        n_acc = 0
+        stats = RunningMeans(device)
         last_eval: dict[str, float | None] = {"val_l1": None, "val_l1_wrong_refs": None}
         t0 = time.monotonic()
         with runner.progress("train-pix2pix") as task:
@@ -499,14 +499,11 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                     step += 1
                     task.advance()
                     for k, v in parts.items():
-                        acc[k] = acc.get(k, torch.zeros((), device=device)) + v.detach().float()
-                    n_acc += 1
+                        stats.add(k, v)
                     if step % log_every == 0 or i + 1 == steps_per_epoch:
-                        means = {k: all_reduce_mean(v / n_acc, dist) for k, v in acc.items()}
-                        values = runner.check_finite(step, **means)
+                        values = runner.check_finite(step, **stats.means(dist))  # one collective, one read
                         runner.log_metrics(step, kind="train", epoch=epoch + (i + 1) / steps_per_epoch, **values)
                         task.update(l1=values["loss_G_L1"], d=values["loss_D_real"] + values["loss_D_fake"])
-                        acc, n_acc = {}, 0
                     if cfg.save_every > 0 and step % cfg.save_every == 0 and i + 1 < steps_per_epoch:
                         runner.save(step, epoch=epoch, batch=i + 1)
                     runner.stop_if_requested(step, epoch=epoch, batch=i + 1)

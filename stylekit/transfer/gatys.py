@@ -60,7 +60,10 @@ class GatysStylizer:
         layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.min_side = min_input_side(cfg.arch, layers)
         self.device = resolve_device(cfg.device)
-        self.precision = resolve_precision(cfg.precision, self.device)
+        # L-BFGS stops when the loss changes by < 1e-9 or the curvature pair is tiny: bf16 features
+        # quantise both, so 'auto' keeps L-BFGS in fp32 (an explicit --precision bf16 is honoured).
+        auto_fp32 = cfg.precision == "auto" and cfg.optimizer == "lbfgs"
+        self.precision = "fp32" if auto_fp32 else resolve_precision(cfg.precision, self.device)
         self.style_images = [load_rgb(p) for p in cfg.styles]
         self.blend = cfg.blend()
         self.layer_weights = cfg.style_layer_weights()
@@ -127,8 +130,8 @@ class GatysStylizer:
         if self.cfg.init == "random":
             # jcjohnson: randn * 0.001 around the mean pixel (a flat ImageNet-mean image plus faint noise).
             generator = torch.Generator().manual_seed(self.cfg.seed)
-            noise = torch.randn(1, 3, height, width, generator=generator) * 1e-3
-            return (noise + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).to(self.device)
+            noise = torch.randn(1, 3, height, width, generator=generator, device="cpu") * 1e-3
+            return (noise + torch.tensor(IMAGENET_MEAN, device="cpu").view(1, 3, 1, 1)).to(self.device)
         assert self.init_image is not None
         return self._to_device(self.init_image.resize((width, height), Image.Resampling.LANCZOS))
 
@@ -139,7 +142,7 @@ class GatysStylizer:
         oc = cfg.original_colors
         stages: list[StageLog] = []
         previous: torch.Tensor | None = None
-        variable = content = torch.empty(0)
+        variable = content = torch.empty(0, device=self.device)
         steps_per_stage = cfg.stage_steps
         for index, (size, steps) in enumerate(zip(cfg.stage_sizes, steps_per_stage, strict=True), start=1):
             content_img = fit_longer_side(original, size)

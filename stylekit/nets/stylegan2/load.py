@@ -263,10 +263,10 @@ def _load_rosinality(path: Path, ckpt: Any) -> tuple[dict[str, Any], dict[str, A
 
 
 def _fill_w_avg(G: Generator) -> None:
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device="cpu").manual_seed(0)
     with torch.no_grad():
-        z = torch.randn(10000, G.z_dim, generator=gen)
-        c = torch.zeros(10000, G.c_dim) if G.c_dim else None
+        z = torch.randn(10000, G.z_dim, generator=gen, device="cpu")
+        c = torch.zeros(10000, G.c_dim, device="cpu") if G.c_dim else None
         G.mapping.w_avg.copy_(G.mapping(z, c)[:, 0].mean(0))
 
 

@@ -241,7 +241,7 @@ def from_rosinality(
     for nv, _ro, layout in pairs:  # checkpoints saved without noise buffers: NVlabs' const noise is then zero
         if layout == "noise" and nv not in out:
             r = int(nv.split(".")[1][1:])
-            out[nv] = torch.zeros(r, r)
+            out[nv] = torch.zeros(r, r, device="cpu")
     if latent_avg is not None:
         out["mapping.w_avg"] = latent_avg.detach().to(torch.float32).reshape(-1).clone()  # its own copy per network
     return out, config
