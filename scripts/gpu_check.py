@@ -86,9 +86,9 @@ def commands(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
     c.record("train-classifier", lambda: (c.stylekit("train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1",
                                                       "--batch", "8", "--size", str(size), "--fresh", *dev, *amp), None)[1])
     c.record("train-pix2pix", lambda: (c.stylekit("train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2",
-                                                   "--epochs", "1", "--epochs-decay", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16",
+                                                   "--epochs", "1", "--decay-epochs", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16",
                                                    "--fresh", *dev, *amp), None)[1])
-    sg = ["finetune-stylegan", str(a["toy"] / "pop"), "--resume", "none", "--batch", "8", "--tick-kimg", "0.016", "--snap", "1000",
+    sg = ["finetune-stylegan", str(a["toy"] / "pop"), "--network", "none", "--batch", "8", "--tick-kimg", "0.016", "--snap", "1000",
           *dev, *amp]
     c.record("finetune-stylegan (from scratch, fp16 blocks)", lambda: (c.stylekit(*sg, "--kimg", kimg, "--out", str(runs / "sg"), "--fresh"), None)[1])
     c.record("resume after kill -9", lambda: resume_after_kill(c, [*sg, "--kimg", str(float(kimg) * 4), "--out", str(runs / "sg-kill")]))
@@ -134,8 +134,8 @@ def torchrun_jobs(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
                                                      "--backbone", "resnet18", "--no-pretrained", "--batch", "8",
                                          "--size", str(size), "--fresh"],
         "torchrun 2x train-pix2pix": ["train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2", "--epochs", "1",
-                                      "--epochs-decay", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16", "--fresh"],
-        "torchrun 2x finetune-stylegan": ["finetune-stylegan", str(a["toy"] / "pop"), "--resume", "none", "--batch", "8", "--kimg", kimg,
+                                      "--decay-epochs", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16", "--fresh"],
+        "torchrun 2x finetune-stylegan": ["finetune-stylegan", str(a["toy"] / "pop"), "--network", "none", "--batch", "8", "--kimg", kimg,
                                           "--tick-kimg", "0.016", "--snap", "1000", "--out", str(runs / "sg"), "--fresh"],
     }.items():
         c.record(name, lambda args=args: (c.stylekit(*args, "--device", "cuda", *c.amp, launcher=launcher), None)[1])

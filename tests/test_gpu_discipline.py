@@ -70,7 +70,7 @@ def test_pix2pix_reads_only_at_log_lines(toy, tmp_path):
     from stylekit.train.pix2pix import Pix2PixConfig, train_pix2pix
 
     cfg = Pix2PixConfig(data=toy, out=tmp_path / "p2p", size=32, ngf=8, ndf=8, style_dim=16, refs=1, batch=2,
-                        epochs=1, epochs_decay=0, device="cpu", seed=0, val_fraction=0.25, samples=1)
+                        epochs=1, decay_epochs=0, device="cpu", seed=0, val_fraction=0.25, samples=1)
     with HostReads() as reads:
         result = train_pix2pix(cfg)
     steps = result.steps
@@ -194,11 +194,11 @@ def _guard(tmp_path: Path, jobs: list[list[str]], nproc: int = 1) -> list[dict]:
 def _trainer_jobs(toy: Path, sg: tuple[Path, Path], out: Path) -> list[list[str]]:
     data, src = sg
     return [
-        ["finetune-stylegan", str(data), "--resume", str(src), "--out", str(out / "sg"), "--device", "cpu", "--batch", "4",
+        ["finetune-stylegan", str(data), "--network", str(src), "--out", str(out / "sg"), "--device", "cpu", "--batch", "4",
          "--kimg", "0.016", "--tick-kimg", "0.008", "--snap", "1000", "--mbstd-group", "2", "--ada-kimg", "1", "--target", "0.3"],
         ["train-classifier", str(toy), "--out", str(out / "cls"), "--epochs", "1", "--batch", "8", "--size", "32",
          "--workers", "0", "--device", "cpu"],
-        ["train-pix2pix", str(toy), "--out", str(out / "p2p"), "--refs", "1", "--epochs", "1", "--epochs-decay", "0",
+        ["train-pix2pix", str(toy), "--out", str(out / "p2p"), "--refs", "1", "--epochs", "1", "--decay-epochs", "0",
          "--size", "32", "--ngf", "8", "--ndf", "8", "--batch", "2", "--device", "cpu"],
     ]
 

@@ -93,7 +93,7 @@ def test_preprocess_crop_none_and_flip(toy):
 def test_cli_resnet9_crop_no_flip_then_results_page(toy, tmp_path):
     out = tmp_path / "run"
     res = _cli("train-pix2pix", toy, "--out", out, "--refs", "2", "--size", "32", "--net-g", "resnet9",
-               "--preprocess", "crop", "--no-flip", "--epochs", "1", "--epochs-decay", "0", "--json", *TINY)
+               "--preprocess", "crop", "--no-flip", "--epochs", "1", "--decay-epochs", "0", "--json", *TINY)
     assert res.exit_code == 0, res.output
     config = json.loads((out / "config.json").read_text())
     assert (config["net_g"], config["preprocess"], config["flip"]) == ("resnet9", "crop", False)
@@ -125,7 +125,7 @@ def test_cli_resnet9_crop_no_flip_then_results_page(toy, tmp_path):
 
 
 def test_bad_options_exit_2(toy, tmp_path):
-    base = ["train-pix2pix", toy, "--out", tmp_path / "r", "--refs", "0", "--epochs", "1", "--epochs-decay", "0", *TINY]
+    base = ["train-pix2pix", toy, "--out", tmp_path / "r", "--refs", "0", "--epochs", "1", "--decay-epochs", "0", *TINY]
     for extra, words in ((["--net-g", "resnet50", "--size", "32"], "--net-g"),
                          (["--preprocess", "scale_width", "--size", "32"], "--preprocess"),
                          (["--net-g", "resnet9", "--size", "30"], "multiple of 4")):

@@ -70,7 +70,7 @@ def test_finetune_out_containing_the_data_with_fresh_is_refused_untouched(tmp_pa
     data = class_folders(project / "data" / "dots") / "ink"
     (project / "notes.txt").write_text("my notes")
     before = snapshot(project)
-    res = invoke("finetune-stylegan", str(data), "--out", str(project), "--fresh", "--resume", "none", "--device", "cpu")
+    res = invoke("finetune-stylegan", str(data), "--out", str(project), "--fresh", "--network", "none", "--device", "cpu")
     assert res.exit_code == 2, res.output
     assert "contains the input DATA" in res.output
     assert snapshot(project) == before
