@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         gan_mode: Annotated[str, typer.Option("--gan-mode", help="vanilla (BCE) | lsgan.", rich_help_panel=_TRAIN)] = "vanilla",
         lambda_l1: Annotated[float, typer.Option("--lambda-l1", help="Weight of the L1 loss.", rich_help_panel=_TRAIN)] = 100.0,
         lambda_vgg: Annotated[float, typer.Option("--lambda-vgg", help="Weight of a VGG19 perceptual loss (0 = off; needs VGG19 weights).", rich_help_panel=_TRAIN)] = 0.0,
-        amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16/fp16); CPU stays fp32.", rich_help_panel=_TRAIN)] = True,
+        amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Autocast in the device's native low-precision dtype (fp16 + GradScaler on GPUs without native bf16).", rich_help_panel=_TRAIN)] = False,
         seed: Annotated[int, typer.Option("--seed", help="Seed for initialisation, data order, crops and references.", rich_help_panel=_TRAIN)] = 0,
         save_every: Annotated[int, typer.Option("--save-every", help="Also checkpoint every N steps inside an epoch (0 = only at epoch ends).", rich_help_panel=_TRAIN)] = 1000,
         keep: Annotated[int, typer.Option("--keep", help="Checkpoints kept (the final one is always kept).", rich_help_panel=_TRAIN)] = 3,
