@@ -93,7 +93,7 @@ class Pix2PixConfig:
     val_max: int = 200
     samples: int = 4
     device: str = "auto"
-    amp: bool = True
+    amp: bool = False  # autocast in the native low-precision dtype (stylekit.device.amp_dtype)
     grad_checkpoint: bool = False
     seed: int = 0
     workers: int = 0
