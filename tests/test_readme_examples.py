@@ -42,6 +42,11 @@ SKIP = {
     "stylekit finetune-stylegan": "needs data/toons.zip and ffhq-256 weights (tests/test_finetune.py)",
     "stylekit invert": "needs VGG16/LPIPS weights (tests/test_invert.py)",
     "stylekit styleclip": "needs CLIP weights (tests/test_styleclip.py)",
+    "stylekit prepare photos/": "needs photos of faces and the RetinaFace weights (tests/test_align.py runs it)",
+    "stylekit stats": "needs Inception weights (tests/test_stats.py runs it with a tiny model)",
+    "stylekit classify": "needs a trained style model (tests/test_search.py)",
+    "stylekit similar": "needs a trained style model (tests/test_search.py)",
+    "stylekit convert": "needs a trained run (tests/test_convert.py)",
 }
 
 
