@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--per-style", type=int, default=40)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--refs", type=int, default=3)
+    ap.add_argument("--ngf", type=int, default=32, help="generator and discriminator width")
     ap.add_argument("--weights", default="1,1", help="--ref-cls-weight,--ref-metric-weight of the second run")
     ap.add_argument("--work", type=Path, default=None, help="keep the runs here (default: a temp folder)")
     args = ap.parse_args()
@@ -87,7 +88,7 @@ def main() -> None:
     cls_w, metric_w = (float(x) for x in args.weights.split(","))
     for tag, (cw, mw) in (("plain", (0.0, 0.0)), ("code-losses", (cls_w, metric_w))):
         cfg = Pix2PixConfig(data=data, out=work / tag, refs=args.refs, size=args.size, epochs=args.epochs, decay_epochs=0,
-                            batch=4, ngf=32, ndf=32, style_dim=64, device="cpu", seed=0, val_fraction=0.2,
+                            batch=4, ngf=args.ngf, ndf=args.ngf, style_dim=64, device="cpu", seed=0, val_fraction=0.2,
                             samples=2, ref_cls_weight=cw, ref_metric_weight=mw)
         t0 = time.perf_counter()
         result = train_pix2pix(cfg)
@@ -95,7 +96,7 @@ def main() -> None:
         model = load_style_model(work / tag)
         m = _map10(model.embed(images), labels)
         _emit(what="pix2pix reference code as style metric", run=tag, ref_cls_weight=cw, ref_metric_weight=mw,
-              epochs=args.epochs, refs=args.refs, size=args.size, styles=args.styles, train_pairs=result.train_pairs,
+              epochs=args.epochs, refs=args.refs, size=args.size, ngf=args.ngf, styles=args.styles, train_pairs=result.train_pairs,
               eval_images=len(labels), train_seconds=round(seconds, 1), **{k: round(float(v), 4) for k, v in m.items()},
               val_l1=round(result.val_l1 or 0, 4), val_l1_wrong_refs=round(result.val_l1_wrong_refs or 0, 4),
               val_ratio=round(result.ratio or 0, 4))
