@@ -9,25 +9,22 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
 from stylekit.transfer.run import _groups
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 FAST = ["--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--no-amp", "--device", "cpu",
         "--optimizer", "adam", "--size", "32", "--steps", "4", "--json", "-q"]
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    from stylekit.nets.vgg import VGGFeatures
-
+def folder(tmp_path_factory, random_vgg19_file):
     root = tmp_path_factory.mktemp("nstb")
-    body = VGGFeatures("vgg19", ["pool5"], weights=None, seed=0).body.state_dict()
-    torch.save({f"features.{k}": v for k, v in body.items()}, root / "vgg.pth")
+    (root / "vgg.pth").symlink_to(random_vgg19_file)
     rng = np.random.default_rng(3)
     photos = root / "photos"
     photos.mkdir()
