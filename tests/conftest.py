@@ -36,3 +36,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def random_vgg19_file(tmp_path_factory):
+    """A seeded random-init VGG19 saved as a torchvision-style state dict (for --vgg-weights offline)."""
+    import torch
+
+    from stylekit.nets.vgg import VGGFeatures
+
+    path = tmp_path_factory.mktemp("vgg") / "vgg19-random.pth"
+    body = VGGFeatures("vgg19", ["pool5"], weights=None, seed=0).body.state_dict()
+    torch.save({f"features.{k}": v for k, v in body.items()}, path)
+    return path

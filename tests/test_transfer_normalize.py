@@ -54,7 +54,7 @@ def _grad_norms(assets, normalize: bool, style_weight: float) -> tuple[float, di
     with torch.no_grad():
         c_targets = {"relu2_1": st.vgg(content)["relu2_1"]}
     s_targets = st._style_grams(32, None)
-    total, terms = st._loss_fn(c_targets, s_targets)(image)
+    total, terms = st._loss_fn([c_targets], [s_targets])(image)  # one target dict per image
     total.backward()
     return float(image.grad.abs().sum()), {k: float(v.detach()) for k, v in terms.items()}
 

@@ -66,6 +66,7 @@ class InvertConfig:
     fresh: bool = False
     align: str | None = None  # "ffhq": detect and FFHQ-align each target first (stylekit.edit.align)
     face_detector: str = "retinaface-mobilenet0.25"
+    batch: int = 1  # --batch: targets projected at once (independent latents, noise maps and losses)
 
 
 @dataclass
@@ -134,13 +135,16 @@ def noise_buffers(G: Generator) -> dict[str, torch.Tensor]:
 
 
 def noise_regularization(bufs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Squared autocorrelation at shift 1 (x and y) over a 2x-average-pool pyramid down to 8x8 (NVlabs)."""
+    """Squared autocorrelation at shift 1 (x and y) over a 2x-average-pool pyramid down to 8x8 (NVlabs).
+
+    Maps are [H, W] (one target) or [N, 1, H, W] (a batch, one map per target): returns [N], per target.
+    """
     reg = torch.zeros([], device=next(iter(bufs.values())).device) if bufs else torch.zeros([])
     for buf in bufs.values():
-        noise = buf[None, None]
+        noise = buf if buf.dim() == 4 else buf[None, None]
         while True:
-            reg = reg + (noise * torch.roll(noise, shifts=1, dims=3)).mean() ** 2
-            reg = reg + (noise * torch.roll(noise, shifts=1, dims=2)).mean() ** 2
+            reg = reg + (noise * torch.roll(noise, shifts=1, dims=3)).mean(dim=(1, 2, 3)) ** 2
+            reg = reg + (noise * torch.roll(noise, shifts=1, dims=2)).mean(dim=(1, 2, 3)) ** 2
             if noise.shape[2] <= 8:
                 break
             noise = F.avg_pool2d(noise, kernel_size=2)
@@ -189,20 +193,32 @@ class Objective:
     def _down(img: torch.Tensor) -> torch.Tensor:
         return F.interpolate(img, size=(256, 256), mode="area") if img.shape[2] > 256 else img
 
-    def __call__(self, synth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def per_target(self, synth: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted total, unweighted parts), each [N]: image n against target n only."""
         parts: dict[str, torch.Tensor] = {}
         if self.kind == "lpips":
-            parts["lpips"] = (self.net.features(self._down(synth)) - self.target_feats).square().sum()
+            parts["lpips"] = (self.net.features(self._down(synth)) - self.target_feats).square().sum(dim=1)
         elif self.kind == "vgg":
             feats = self.net((synth + 1) / 2)
-            parts["vgg"] = sum((feats[k] - self.target_feats[k]).square().mean() for k in VGG_LAYERS)  # type: ignore[assignment]
+            parts["vgg"] = sum((feats[k] - self.target_feats[k]).square().flatten(1).mean(dim=1) for k in VGG_LAYERS)  # type: ignore[assignment]
         if self.mse_weight > 0 or self.kind == "mse":
-            parts["mse"] = (synth - self.target).square().mean()
-        total = sum((v * (self.mse_weight if k == "mse" else 1.0) for k, v in parts.items()), torch.zeros([], device=synth.device))
-        return total, {k: float(v.detach()) for k, v in parts.items()}
+            parts["mse"] = (synth - self.target).square().flatten(1).mean(dim=1)
+        zero = torch.zeros(synth.shape[0], device=synth.device)
+        total = sum((v * (self.mse_weight if k == "mse" else 1.0) for k, v in parts.items()), zero)
+        return total, parts
+
+    def __call__(self, synth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Summed over the batch (independent targets): the scalar loss and its parts as floats."""
+        total, parts = self.per_target(synth)
+        return total.sum(), {k: float(v.detach().sum()) for k, v in parts.items()}
 
 
-def project(
+def project(G: Generator, target: torch.Tensor, objective: Objective, **options: Any) -> Projection:
+    """Optimise a latent (and the noise maps) so that G(latent) matches `target` ([1, 3, R, R] in [0, 1])."""
+    return project_batch(G, target, objective, **options)[0]
+
+
+def project_batch(
     G: Generator,
     target: torch.Tensor,
     objective: Objective,
@@ -219,63 +235,78 @@ def project(
     log_every: int = 10,
     frame_every: int = 0,
     on_step: Callable[[int, float], None] | None = None,
-) -> Projection:
-    """Optimise a latent (and the noise maps) so that G(latent) matches `target` ([1, 3, R, R] in [0, 1])."""
+) -> list[Projection]:
+    """Project N targets ([N, 3, R, R] in [0, 1]) at once; one Projection per target.
+
+    Each target has its own latent and its own noise maps ([N, 1, H, W] buffers broadcast over the
+    channels); the random draws are those of a single run (same seed) repeated per target, and the
+    loss is the sum of independent per-target losses, so with Adam (element-wise) each target follows
+    its single-target run up to float rounding.
+    """
     if space not in SPACES:
         raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
     device = next(G.parameters()).device
+    count = target.shape[0]
     G = copy.deepcopy(G).eval().requires_grad_(False)  # its noise buffers become optimisation variables
     gen = torch.Generator(device="cpu").manual_seed(seed)
     num_ws = G.num_ws
     start = w_avg.to(device).reshape(1, 1, G.w_dim)
-    w_opt = (start if space == "w" else start.repeat(1, num_ws, 1)).clone().requires_grad_(True)
+    w_opt = (start if space == "w" else start.repeat(1, num_ws, 1)).repeat(count, 1, 1).requires_grad_(True)
     bufs = noise_buffers(G)
-    with torch.no_grad():
-        for buf in bufs.values():
-            buf.copy_(torch.randn(buf.shape, generator=gen, device="cpu").to(device))
-            buf.requires_grad_(True)
+    for name, buf in list(bufs.items()):
+        draw = torch.randn(buf.shape, generator=gen, device="cpu").to(device)
+        batched = draw.expand(count, 1, *buf.shape).clone().requires_grad_(True)
+        module_name, _, attr = name.rpartition(".")
+        setattr(G.synthesis.get_submodule(module_name), attr, batched)  # a buffer: the copy's own maps, per target
+        bufs[name] = batched
     opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=lr)
-    curve: list[dict[str, float]] = []
-    frames: list[torch.Tensor] = []
-    loss_value = float("nan")
+    curves: list[list[dict[str, float]]] = [[] for _ in range(count)]
+    frames: list[list[torch.Tensor]] = [[] for _ in range(count)]
+    loss_values = [float("nan")] * count
+    target_dev = target.to(device)
     for step in range(steps):
         t = step / steps
         cur_lr = ramped_lr(t, lr)
         for group in opt.param_groups:
             group["lr"] = cur_lr
         scale = w_noise_scale(t, w_std, initial_noise, noise_ramp)
-        w_noise = torch.randn(w_opt.shape, generator=gen, device="cpu").to(device) * scale
+        w_noise = torch.randn((1, *w_opt.shape[1:]), generator=gen, device="cpu").to(device) * scale
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat(1, num_ws, 1)
         synth = G.synthesis(ws, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow (no loss scaling)
-        dist, parts = objective(synth)
+        dist, parts = objective.per_target(synth)
         reg = noise_regularization(bufs) if noise_reg > 0 and bufs else torch.zeros([], device=device)
         loss = dist + noise_reg * reg
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         opt.step()
         with torch.no_grad():
             for buf in bufs.values():
-                buf -= buf.mean()
-                buf *= buf.square().mean().rsqrt()
-        loss_value = float(loss.detach())
+                buf -= buf.mean(dim=(-2, -1), keepdim=True)
+                buf *= buf.square().mean(dim=(-2, -1), keepdim=True).rsqrt()
+        loss_values = loss.detach().expand(count).tolist()
         if step % max(1, log_every) == 0 or step == steps - 1:
+            dists, regs = dist.detach().expand(count).tolist(), reg.detach().expand(count).tolist()
+            part_values = {k: v.detach().tolist() for k, v in parts.items()}
             with torch.no_grad():
-                p = psnr(quantize(synth.detach()), target.to(device))
-            curve.append({"step": step, "loss": loss_value, "dist": float(dist.detach()), "noise_reg": float(reg.detach()),
-                          "psnr": round(p, 4), "lr": cur_lr, **{f"loss_{k}": v for k, v in parts.items()}})
+                psnrs = [psnr(quantize(synth.detach()[i : i + 1]), target_dev[i : i + 1]) for i in range(count)]
+            for i in range(count):
+                curves[i].append({"step": step, "loss": loss_values[i], "dist": dists[i], "noise_reg": regs[i],
+                                  "psnr": round(psnrs[i], 4), "lr": cur_lr, **{f"loss_{k}": v[i] for k, v in part_values.items()}})
         if frame_every and (step % frame_every == 0 or step == steps - 1):
-            frames.append(synth.detach()[0].cpu())
+            for i in range(count):
+                frames[i].append(synth.detach()[i].cpu())
         if on_step is not None:
-            on_step(step, loss_value)
+            on_step(step, sum(loss_values))
     with torch.no_grad():
         ws_final = w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1)
         image = G.synthesis(ws_final, noise_mode="const", force_fp32=True).cpu()
         if steps == 0:
-            loss_value = float(objective(image.to(device))[0])
-    return Projection(ws=ws_final.cpu(), noise={k: v.detach().cpu() for k, v in bufs.items()}, image=image,
-                      curve=curve, frames=frames, final_loss=loss_value)
+            loss_values = objective.per_target(image.to(device))[0].tolist()
+    return [Projection(ws=ws_final[i : i + 1].cpu(), noise={k: v.detach()[i, 0].cpu() for k, v in bufs.items()},
+                       image=image[i : i + 1], curve=curves[i], frames=frames[i], final_loss=loss_values[i])
+            for i in range(count)]
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -395,12 +426,14 @@ def check_config(cfg: InvertConfig) -> None:
         raise BadInput(f"--mse-weight must be >= 0, got {cfg.mse_weight}")
     if cfg.noise_reg < 0:
         raise BadInput(f"--noise-reg must be >= 0, got {cfg.noise_reg}")
+    if cfg.batch < 1:
+        raise BadInput(f"--batch must be >= 1, got {cfg.batch}")
 
 
 def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str, Any]:
     """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
     weights = cfg.perceptual_weights
-    shaping = {k: v for k, v in asdict(cfg).items() if k not in ("target", "network", "out", "device", "log_every", "fresh")}
+    shaping = {k: v for k, v in asdict(cfg).items() if k not in ("target", "network", "out", "device", "log_every", "fresh", "batch")}
     return {**shaping, "mse_weight": mse_weight, "network": file_digest(network_file),
             "perceptual_weights": file_digest(weights) if weights and Path(weights).expanduser().is_file() else weights}
 
@@ -462,9 +495,62 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
             console.log(f"invert: skipping {path} (up to date: {folder / DONE_FILE}; --fresh redoes it)")
             result.items.append(InvertItem(str(path), str(folder), "skipped"))
         todo = plan.todo
-        w_avg = w_std = None
-        for path, folder in todo:
+        stats: list[tuple[torch.Tensor, float]] = []  # w_avg, w_std: computed once, when a target first needs them
+
+        def run_batch(batch: list[tuple[Path, Path, torch.Tensor]]) -> None:
+            """Project the prepared targets of `batch` together, then write each one's outputs."""
             t0 = time.monotonic()
+            if not stats:
+                stats.append(w_stats(G, cfg.w_avg_samples))
+            w_avg, w_std = stats[0]
+            targets = torch.cat([target for _, _, target in batch])
+            objective = Objective(cfg.loss, targets * 2 - 1, mse_weight, cfg.perceptual_weights, device)
+            frame_every = max(1, cfg.steps // 50) if cfg.save_video else 0
+            with console.progress(cfg.steps, f"invert {', '.join(p.name for p, _, _ in batch)}") as task:
+                def on_step(step: int, loss: float, task: Any = task) -> None:
+                    task.advance()
+                    if step % 10 == 0:
+                        task.update(loss=loss)
+
+                projections = project_batch(
+                    G, targets, objective, space=cfg.space, steps=cfg.steps, lr=cfg.lr, initial_noise=cfg.initial_noise,
+                    noise_ramp=cfg.noise_ramp, noise_reg=cfg.noise_reg, w_avg=w_avg, w_std=float(w_std), seed=cfg.seed,
+                    log_every=cfg.log_every, frame_every=frame_every, on_step=on_step)
+            share = (time.monotonic() - t0) / len(batch)  # each target is charged its share of the batch
+            for (path, folder, target), proj in zip(batch, projections, strict=True):
+                t1 = time.monotonic()
+                folder.mkdir(parents=True, exist_ok=True)
+                projected01 = quantize(proj.image)[0]
+                target01 = target[0]
+                final_psnr = psnr(projected01, target01)
+                save_latent_file(folder / "latent.npz", proj, network=loaded.source, space=cfg.space, target=str(path))
+                save_image_atomic(folder / "projected.png", _to_pil(projected01))
+                save_image_atomic(folder / "target.png", _to_pil(target01))
+                save_image_atomic(folder / "compare.png", _side_by_side(target01, projected01))
+                files = ["latent.npz", "projected.png", "target.png", "compare.png"]
+                if cfg.save_video and proj.frames:
+                    _save_gif(folder / "progress.gif", target01, proj.frames)
+                    files.append("progress.gif")
+                if proj.curve:
+                    save_curve_png(folder / "curve.png", proj.curve, f"{path.name}: {cfg.loss}, {cfg.space}")
+                    files.append("curve.png")
+                seconds = round(share + time.monotonic() - t1, 3)
+                doc = {
+                    "target": str(path), "network": loaded.source, "resolution": G.img_resolution,
+                    "preprocessing": (f"{cfg.align}-aligned face crop at {G.img_resolution}x{G.img_resolution}" if cfg.align else
+                                      f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}"),
+                    "space": cfg.space, "loss": cfg.loss, "mse_weight": mse_weight, "steps": cfg.steps,
+                    "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
+                    "w_std": w_std, "files": files, "curve": proj.curve,
+                    "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                    "recipe": recipe, "source": source_identity(path),
+                }
+                write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done
+                console.log(f"invert: {path.name}: loss {proj.final_loss:.4g}, PSNR {final_psnr:.2f} dB, {seconds:.1f}s")
+                result.items.append(InvertItem(str(path), str(folder), "done", proj.final_loss, round(final_psnr, 4), seconds))
+
+        ready: list[tuple[Path, Path, torch.Tensor]] = []
+        for path, folder in todo:
             try:
                 image = load_rgb(path)
                 if aligner is not None:
@@ -479,49 +565,12 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 console.warn(f"invert: skipping {path}: {reason}")
                 result.items.append(InvertItem(str(path), str(folder), "failed", reason=reason))
                 continue
-            if w_avg is None:
-                w_avg, w_std = w_stats(G, cfg.w_avg_samples)
-            objective = Objective(cfg.loss, target * 2 - 1, mse_weight, cfg.perceptual_weights, device)
-            frame_every = max(1, cfg.steps // 50) if cfg.save_video else 0
-            with console.progress(cfg.steps, f"invert {path.name}") as task:
-                def on_step(step: int, loss: float, task: Any = task) -> None:
-                    task.advance()
-                    if step % 10 == 0:
-                        task.update(loss=loss)
-
-                proj = project(G, target, objective, space=cfg.space, steps=cfg.steps, lr=cfg.lr,
-                               initial_noise=cfg.initial_noise, noise_ramp=cfg.noise_ramp, noise_reg=cfg.noise_reg,
-                               w_avg=w_avg, w_std=float(w_std), seed=cfg.seed, log_every=cfg.log_every,
-                               frame_every=frame_every, on_step=on_step)
-            folder.mkdir(parents=True, exist_ok=True)
-            projected01 = quantize(proj.image)[0]
-            target01 = target[0]
-            final_psnr = psnr(projected01, target01)
-            save_latent_file(folder / "latent.npz", proj, network=loaded.source, space=cfg.space, target=str(path))
-            save_image_atomic(folder / "projected.png", _to_pil(projected01))
-            save_image_atomic(folder / "target.png", _to_pil(target01))
-            save_image_atomic(folder / "compare.png", _side_by_side(target01, projected01))
-            files = ["latent.npz", "projected.png", "target.png", "compare.png"]
-            if cfg.save_video and proj.frames:
-                _save_gif(folder / "progress.gif", target01, proj.frames)
-                files.append("progress.gif")
-            if proj.curve:
-                save_curve_png(folder / "curve.png", proj.curve, f"{path.name}: {cfg.loss}, {cfg.space}")
-                files.append("curve.png")
-            seconds = round(time.monotonic() - t0, 3)
-            doc = {
-                "target": str(path), "network": loaded.source, "resolution": G.img_resolution,
-                "preprocessing": (f"{cfg.align}-aligned face crop at {G.img_resolution}x{G.img_resolution}" if cfg.align else
-                                  f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}"),
-                "space": cfg.space, "loss": cfg.loss, "mse_weight": mse_weight, "steps": cfg.steps,
-                "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
-                "w_std": w_std, "files": files, "curve": proj.curve,
-                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-                "recipe": recipe, "source": source_identity(path),
-            }
-            write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done
-            console.log(f"invert: {path.name}: loss {proj.final_loss:.4g}, PSNR {final_psnr:.2f} dB, {seconds:.1f}s")
-            result.items.append(InvertItem(str(path), str(folder), "done", proj.final_loss, round(final_psnr, 4), seconds))
+            ready.append((path, folder, target))
+            if len(ready) == cfg.batch:
+                run_batch(ready)
+                ready = []
+        if ready:
+            run_batch(ready)
     finally:
         lock.release()
     result.seconds = round(time.monotonic() - start, 3)

@@ -65,6 +65,7 @@ class TransferConfig:
     model: Path | None = None  # --method pix2pix: a train-pix2pix run directory or its generator file
     targets: Path | None = None  # --method pix2pix on a folder: ground truth for OUT/index.html
     fresh: bool = False  # batch mode: redo outputs made with other inputs or options
+    batch: int = 1  # --batch: content images of equal size optimised together (gatys + adam)
 
     @property
     def stage_sizes(self) -> list[int]:
@@ -102,6 +103,14 @@ class TransferConfig:
             raise BadInput("--normalize-gradients needs --optimizer adam: L-BFGS's line search checks the loss against "
                            "its gradient, and normalised gradients are not the loss gradient (it stops at once)",
                            hint="add --optimizer adam (docs/transfer.md has a measured comparison)")
+        if self.batch < 1:
+            raise BadInput(f"--batch must be >= 1, got {self.batch}")
+        if self.batch > 1 and self.method != "gatys":
+            raise BadInput(f"--batch applies to --method gatys, not {self.method}", hint="drop --batch")
+        if self.batch > 1 and self.optimizer == "lbfgs":
+            raise BadInput("--batch > 1 needs --optimizer adam: L-BFGS's line search picks one step size for the "
+                           "whole batch, so batched images would no longer match their single-image runs",
+                           hint="add --optimizer adam, or drop --batch (docs/transfer.md)")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise BadInput(f"--lr must be > 0, got {self.lr}")
         for option, size in [("--size", DEFAULT_SIZE if self.size is None else self.size)] + [("--multires", s) for s in (self.multires or [])]:
@@ -149,5 +158,6 @@ class TransferConfig:
 
 
 # Options that never change an output's pixels: paths (content/out; styles and weights enter the recipe
-# by their bytes), the device, intermediate frames, and --fresh itself.
-_NOT_SHAPING = frozenset({"content", "out", "styles", "weights", "model", "device", "save_every", "fresh"})
+# by their bytes), the device, intermediate frames, --fresh itself, and --batch (Adam treats every image of a
+# batch on its own: a batched output equals its single-image run up to float rounding, as the device does).
+_NOT_SHAPING = frozenset({"content", "out", "styles", "weights", "model", "device", "save_every", "fresh", "batch"})

@@ -1,8 +1,10 @@
 """Gatys et al. neural style transfer on a named-layer VGG: one `GatysStylizer` per run.
 
 The stylizer builds the truncated VGG once, computes each stage's blended style Grams once (no
-graph) and reuses them for every content image of a batch, then optimises each content image stage
-by stage (--multires: each stage starts from the bilinear upsampling of the previous result).
+graph) and reuses them for every content image of a run, then optimises the content images stage by
+stage (--multires: each stage starts from the bilinear upsampling of the previous result). --batch N
+optimises N images of equal stage sizes as one [N, 3, H, W] tensor: one VGG pass for all, per-image
+targets and losses, their sum minimised (Adam only: see `TransferConfig.validate`).
 """
 
 from __future__ import annotations
@@ -135,81 +137,111 @@ class GatysStylizer:
         assert self.init_image is not None
         return self._to_device(self.init_image.resize((width, height), Image.Resampling.LANCZOS))
 
+    def batch_key(self, content_path: Path) -> tuple[tuple[int, int], ...]:
+        """The (width, height) of every stage for this content image: only equal keys share a batch."""
+        original = load_rgb(content_path)
+        return tuple(fit_longer_side(original, size).size for size in self.cfg.stage_sizes)
+
     def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]:
         """Stylise one content image into `out_path`; returns the per-stage report."""
+        return self.stylise_batch([(content_path, out_path)])[0]
+
+    def stylise_batch(self, jobs: list[tuple[Path, Path]]) -> list[dict[str, Any]]:
+        """Stylise N content images of equal stage sizes (`batch_key`) as one [N, 3, H, W] batch.
+
+        Each image keeps its own content (and, with --original-colors, style) targets and its own
+        loss; the optimised loss is their sum, so with Adam each image follows its single-image run.
+        """
         cfg = self.cfg
-        original = load_rgb(content_path)
+        paths = [src for src, _ in jobs]
+        originals = [load_rgb(p) for p in paths]
         oc = cfg.original_colors
-        stages: list[StageLog] = []
+        stages: list[list[StageLog]] = [[] for _ in jobs]
         previous: torch.Tensor | None = None
         variable = content = torch.empty(0, device=self.device)
-        steps_per_stage = cfg.stage_steps
-        for index, (size, steps) in enumerate(zip(cfg.stage_sizes, steps_per_stage, strict=True), start=1):
-            content_img = fit_longer_side(original, size)
-            width, height = content_img.size
-            if min(width, height) < self.min_side:
-                raise BadInput(
-                    f"{content_path}: {width}x{height} px at size {size} is too small; the chosen layers need "
-                    f"at least {self.min_side} px on the shorter side",
-                    hint="raise --size or crop the image to a less elongated shape",
-                )
-            content = self._to_device(content_img)
+        names = ", ".join(p.name for p in paths)
+        for index, (size, steps) in enumerate(zip(cfg.stage_sizes, cfg.stage_steps, strict=True), start=1):
+            images = [fit_longer_side(original, size) for original in originals]
+            width, height = images[0].size
+            for path, img in zip(paths, images, strict=True):
+                if img.size != (width, height):
+                    raise BadInput(f"{path}: {img.size[0]}x{img.size[1]} px does not batch with {width}x{height} px",
+                                   hint="batch only images whose stage sizes are equal (GatysStylizer.batch_key)")
+                if min(width, height) < self.min_side:
+                    raise BadInput(
+                        f"{path}: {width}x{height} px at size {size} is too small; the chosen layers need "
+                        f"at least {self.min_side} px on the shorter side",
+                        hint="raise --size or crop the image to a less elongated shape",
+                    )
+            content = torch.cat([self._to_device(img) for img in images])
             content_y = luminance(content) if oc else None
             with torch.no_grad():
                 c_feats = self.vgg(grey(content_y) if content_y is not None else content)
-            c_targets = {layer: c_feats[layer] for layer in self.content_layers}
-            s_targets = self._style_grams(size, content_y)
-            init = self._initial(height, width, content, previous)
+            c_targets = [{layer: c_feats[layer][i : i + 1] for layer in self.content_layers} for i in range(len(jobs))]
+            s_targets = [self._style_grams(size, content_y[i : i + 1] if content_y is not None else None) for i in range(len(jobs))]
+            init = torch.cat([self._initial(height, width, content[i : i + 1], previous[i : i + 1] if previous is not None else None)
+                              for i in range(len(jobs))])
             variable = (luminance(init) if oc else init).detach().clone().contiguous().requires_grad_(True)
             render = grey if oc else _identity
             loss_fn = self._loss_fn(c_targets, s_targets)
 
             def save_frame(step: int, current: torch.Tensor, stage: int = index, content: torch.Tensor = content) -> None:
                 if cfg.save_every and step % cfg.save_every == 0:
-                    self._save(current, content, frames_dir(out_path) / f"stage{stage}_{step:05d}.png")
+                    for i, (_, out_path) in enumerate(jobs):
+                        self._save(current[i : i + 1], content[i : i + 1], frames_dir(out_path) / f"stage{stage}_{step:05d}.png")
 
-            stage_log = optimise(
+            stage_logs = optimise(
                 variable, render, loss_fn, cfg.optimizer, steps, cfg.lr,
-                f"{content_path.name} stage {index}/{len(cfg.stage_sizes)} {width}x{height}", save_frame,
+                f"{names} stage {index}/{len(cfg.stage_sizes)} {width}x{height}", save_frame,
             )
-            get_console().log(
-                f"{content_path.name} stage {index}: {width}x{height}, {steps} steps in {stage_log.seconds:.1f}s, "
-                f"loss {stage_log.loss_start.get('total', math.nan):.4g} -> {stage_log.loss_end['total']:.4g}"
-            )
-            stages.append(stage_log)
+            for path, log, per_image in zip(paths, stage_logs, stages, strict=True):
+                get_console().log(
+                    f"{path.name} stage {index}: {width}x{height}, {steps} steps in {log.seconds:.1f}s, "
+                    f"loss {log.loss_start.get('total', math.nan):.4g} -> {log.loss_end['total']:.4g}"
+                )
+                per_image.append(log)
             previous = render(variable.detach()).clamp(0, 1)
-        self._save(variable, content, out_path)
-        return {
-            "size": stages[-1].size,
-            "steps": sum(s.steps for s in stages),
-            "seconds": round(sum(s.seconds for s in stages), 4),
-            "stages": [s.to_dict() for s in stages],
-        }
+        for i, (_, out_path) in enumerate(jobs):
+            self._save(variable[i : i + 1], content[i : i + 1], out_path)
+        return [
+            {
+                "size": logs[-1].size,
+                "steps": sum(s.steps for s in logs),
+                "seconds": round(sum(s.seconds for s in logs), 4),
+                "stages": [s.to_dict() for s in logs],
+            }
+            for logs in stages
+        ]
 
-    def _loss_fn(self, c_targets: dict[str, torch.Tensor], s_targets: dict[str, torch.Tensor]) -> LossFn:
+    def _loss_fn(self, c_targets: list[dict[str, torch.Tensor]], s_targets: list[dict[str, torch.Tensor]]) -> LossFn:
+        """Per-image loss terms ([N] each) from one batched VGG pass; the total is their sum.
+
+        Every term is computed on the image's own slice of the features, so --normalize-gradients
+        normalises each image's gradient on its own and the images never share a reduction.
+        """
         cfg = self.cfg
 
         c_scale = {layer: cfg.content_weight for layer in self.content_layers}
         s_scale = {layer: cfg.style_weight * w for layer, w in zip(self.style_layers, self.layer_weights, strict=True)}
 
-        def loss_fn(image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            feats = self.vgg(image)
-
+        def image_terms(feats: dict[str, torch.Tensor], image: torch.Tensor, i: int) -> tuple[torch.Tensor, ...]:
             def feat(layer: str, scale: float) -> torch.Tensor:  # jcjohnson's -normalize_gradients, per layer
-                return normalize_gradient(feats[layer], scale) if cfg.normalize_gradients else feats[layer]
+                f = feats[layer][i : i + 1]
+                return normalize_gradient(f, scale) if cfg.normalize_gradients else f
 
-            content = sum(self.content_loss(feat(layer, c_scale[layer]), c_targets[layer]) for layer in self.content_layers)
+            content = sum(self.content_loss(feat(layer, c_scale[layer]), c_targets[i][layer]) for layer in self.content_layers)
             style = sum(
-                w * style_loss(feat(layer, s_scale[layer]), s_targets[layer])
+                w * style_loss(feat(layer, s_scale[layer]), s_targets[i][layer])
                 for layer, w in zip(self.style_layers, self.layer_weights, strict=True)
             )
-            terms = {
-                "content": cfg.content_weight * content,
-                "style": cfg.style_weight * style,
-                "tv": cfg.tv_weight * tv_loss(image),
-            }
-            total = terms["content"] + terms["style"] + terms["tv"]
-            return total, {**terms, "total": total}
+            return cfg.content_weight * content, cfg.style_weight * style, cfg.tv_weight * tv_loss(image[i : i + 1])
+
+        def loss_fn(image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            feats = self.vgg(image)
+            columns = zip(*(image_terms(feats, image, i) for i in range(image.shape[0])), strict=True)
+            terms = dict(zip(("content", "style", "tv"), (torch.stack(list(column)) for column in columns), strict=True))
+            terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+            return terms["total"].sum(), terms
 
         return loss_fn
 

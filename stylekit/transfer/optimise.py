@@ -22,6 +22,7 @@ import torch
 from stylekit.errors import StylekitError
 from stylekit.io.console import get_console
 
+# (total over the batch, {term: [N] per-image values}); images are independent, so the total is their sum.
 LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 LBFGS_HISTORY = 100  # jcjohnson's default (optim.lbfgs nCorrection)
 
@@ -55,8 +56,11 @@ class StageLog:
         return doc
 
 
-def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {k: float(v.detach()) for k, v in terms.items()}
+def _floats(terms: dict[str, torch.Tensor]) -> list[dict[str, float]]:
+    """Per-image floats of the [N] loss terms (one host transfer per term)."""
+    columns = {k: v.detach().float().reshape(-1).cpu().tolist() for k, v in terms.items()}
+    count = len(next(iter(columns.values())))
+    return [{k: values[i] for k, values in columns.items()} for i in range(count)]
 
 
 class _Budget(Exception):
@@ -72,12 +76,15 @@ def optimise(
     lr: float,
     description: str,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
-) -> StageLog:
-    """Minimise `loss_fn(render(variable))` in place with exactly `steps` evaluations.
+) -> list[StageLog]:
+    """Minimise `loss_fn(render(variable))` in place with exactly `steps` evaluations; one log per image.
 
+    `variable` is [N, C, H, W]. Adam updates every element on its own, so with a loss that sums
+    independent per-image terms each image follows its single-image run (up to float rounding).
+    L-BFGS shares one line search across the batch, so callers give it one image at a time.
     `on_step(k, variable)` runs after evaluation k with the variable as it was evaluated.
     """
-    first: dict[str, float] = {}
+    first: list[dict[str, float]] = []
     state = {"evals": 0, "scale": 1.0, "best": math.inf}
     best = variable.detach().clone()
     height, width = variable.shape[-2:]
@@ -96,7 +103,7 @@ def optimise(
                 )
             state["evals"] += 1
             if not first:
-                first.update(_floats(terms))
+                first.extend(_floats(terms))
                 state["scale"] = 1.0 / value if optimizer == "lbfgs" and value > 0 else 1.0
             if value < state["best"]:  # a line-search trial may be worse than the accepted point
                 state["best"] = value
@@ -141,7 +148,10 @@ def optimise(
         seconds = time.perf_counter() - start
     with torch.no_grad():
         _, end_terms = loss_fn(render(variable))
-    return StageLog(
-        size=[int(width), int(height)], steps=state["evals"], seconds=seconds, loss_start=first,
-        loss_end=_floats(end_terms), lbfgs_iterations=iterations,
-    )
+    # The batch shares its wall time: each image is charged its share, so the items add up to it.
+    share = seconds / variable.shape[0]
+    return [
+        StageLog(size=[int(width), int(height)], steps=state["evals"], seconds=share, loss_start=start_terms,
+                 loss_end=end, lbfgs_iterations=iterations)
+        for start_terms, end in zip(first or [{}] * variable.shape[0], _floats(end_terms), strict=True)
+    ]

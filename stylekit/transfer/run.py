@@ -6,7 +6,7 @@ mode (CONTENT is a folder) writes OUT/<relative path>.png for every image and re
 one in OUT/stylekit-outputs.json (`io/recipe.py`): a rerun skips up-to-date outputs (cron re-runs are
 cheap: nothing is loaded when all are current), redoes those whose content image changed, and
 refuses (exit 2, `--fresh` redoes them) outputs made with other styles, options or model. Per-file
-failures are reported instead of stopping; it fails (exit 2) only when no image has an output
+failures are reported instead of stopping (with --batch N, a failure inside a batch fails its images); it fails (exit 2) only when no image has an output
 (every file failed and none was done before).
 """
 
@@ -38,6 +38,11 @@ class Stylizer(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]: ...
+
+    # Used only with --batch > 1, which TransferConfig.validate allows for methods that have them (gatys).
+    def batch_key(self, content_path: Path) -> object: ...  # only jobs with equal keys share a batch
+
+    def stylise_batch(self, jobs: list[tuple[Path, Path]]) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,28 @@ def output_paths(content: Path, out_arg: str | Path) -> tuple[bool, list[tuple[P
     return False, [(content, out)]
 
 
+def _groups(stylizer: Stylizer, jobs: list[tuple[Path, Path]], size: int) -> list[list[tuple[Path, Path]]]:
+    """Jobs in batches of at most `size` whose `batch_key` (output sizes) is equal, in first-seen order.
+
+    A job whose key cannot be read (a broken file) goes alone, so its error is reported for it only.
+    """
+    if size == 1:
+        return [[job] for job in jobs]
+    open_groups: dict[object, list[tuple[Path, Path]]] = {}
+    groups: list[list[tuple[Path, Path]]] = []
+    for job in jobs:
+        try:
+            key: object = stylizer.batch_key(job[0])
+        except (StylekitError, OSError, ValueError):
+            key = ("alone", job)
+        group = open_groups.get(key)
+        if group is None or len(group) == size:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append(job)
+    return groups
+
+
 def run_transfer(cfg: TransferConfig) -> TransferReport:
     """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring."""
     cfg.validate()
@@ -199,23 +226,28 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
         return report
     stylizer = method.build(cfg)
     report.run = stylizer.describe()
-    for number, (src, dst) in enumerate(pending, start=1):
-        if batch:
-            console.log(f"[{number}/{len(pending)}] {src} -> {dst}")
+    number = 0
+    for group in _groups(stylizer, pending, cfg.batch):
+        for src, dst in group:
+            number += 1
+            if batch:
+                console.log(f"[{number}/{len(pending)}] {src} -> {dst}")
         try:
-            item = stylizer.stylise(src, dst)
+            items = stylizer.stylise_batch(group) if len(group) > 1 else [stylizer.stylise(*group[0])]
         except (StylekitError, RuntimeError, OSError, ValueError) as exc:
             if not batch:
                 raise
             reason = exc.message if isinstance(exc, StylekitError) else f"{type(exc).__name__}: {exc}"
-            console.warn(f"{src}: failed: {reason}")
-            report.items.append({"content": str(src), "output": str(dst), "status": "failed", "reason": reason})
-            report.failed += 1
+            for src, dst in group:
+                console.warn(f"{src}: failed: {reason}")
+                report.items.append({"content": str(src), "output": str(dst), "status": "failed", "reason": reason})
+            report.failed += len(group)
             continue
-        if record is not None:
-            record.add(dst, recipe, src)
-        report.items.append({"content": str(src), "output": str(dst), "status": "done", **item})
-        report.done += 1
+        for (src, dst), item in zip(group, items, strict=True):
+            if record is not None:
+                record.add(dst, recipe, src)
+            report.items.append({"content": str(src), "output": str(dst), "status": "done", **item})
+        report.done += len(group)
     report.seconds = round(time.perf_counter() - start, 3)
     if batch and report.failed and report.done == 0 and report.skipped == 0:
         first = next(i for i in report.items if i["status"] == "failed")
