@@ -94,11 +94,26 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5, device: t
     return 2 * n**3 / best / 1e9
 
 
+class _NoModuleTracking:
+    """Stands in for FlopCounterMode's per-module tracker, whose backward hooks break
+    torch.autograd.grad(create_graph=True) (R1 / path-length regularisation); only the total is used."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _NoModuleTracking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of one call of `fn` as torch.utils.flop_counter counts them (matmuls and convolutions, fwd+bwd)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _NoModuleTracking()
+    with counter:
         fn()
     return int(counter.get_total_flops())
 
