@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
+GPU_CHECK_OUT ?= gpu-check-out
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo bench lint clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
+
+# On a CUDA machine: every command tiny with --amp, torchrun x2 on >= 2 GPUs, resume, timings (docs/gpu.md).
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/gpu_check.sh $(GPU_CHECK_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check stylekit tests benchmarks

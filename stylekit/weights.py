@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.home import stylekit_home
+from stylekit.offline import offline
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
 _HF_CLIP_B32 = "https://huggingface.co/timm/vit_base_patch32_clip_224.openai"
@@ -145,6 +147,21 @@ _SPECS = [
         size_bytes=605_143_284,
         format="open_clip-safetensors",
     ),
+    WeightSpec(
+        # biubug6/Pytorch_Retinaface's release, re-hosted on GitHub by facexlib and CodeFormer (no sha256
+        # published anywhere: recorded on first download). stylekit/nets/retinaface.py builds the network.
+        name="retinaface-mobilenet0.25",
+        urls=(
+            "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_mobilenet0.25_Final.pth",
+            "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/detection_mobilenet0.25_Final.pth",
+        ),
+        sha256=None,
+        filename="detection_mobilenet0.25_Final.pth",
+        licence="Pytorch_Retinaface by biubug6 (MIT); trained on WIDER FACE (research use)",
+        description="RetinaFace MobileNet-0.25 face detector with 5 landmarks: prepare/invert --align ffhq",
+        size_bytes=1_789_735,
+        format="torch-state-dict",
+    ),
     _nv_pkl("ffhq-256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl", "StyleGAN2 FFHQ 256x256 (paper256 config, x-flips, no aug): NVlabs transfer-learning source"),
     _nv_pkl("ffhq-512", "transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 512x512 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
     _nv_pkl("ffhq-1024", "transfer-learning-source-nets/ffhq-res1024-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 1024x1024 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
@@ -166,23 +183,10 @@ def register(spec: WeightSpec, replace: bool = False) -> WeightSpec:
     return REGISTRY[spec.name]
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def offline() -> bool:
-    """STYLEKIT_OFFLINE=1: never touch the network; only the cache and local files count."""
-    return _truthy(os.environ.get("STYLEKIT_OFFLINE"))
-
-
-def cache_dir() -> Path:
-    """$STYLEKIT_HOME, else ~/.cache/stylekit."""
-    home = os.environ.get("STYLEKIT_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "stylekit"
 
 
 def weights_dir() -> Path:
-    return cache_dir() / "weights"
+    return stylekit_home() / "weights"
 
 
 def registry_names() -> list[str]:
@@ -295,7 +299,7 @@ def _verify_file(spec: WeightSpec, path: Path, in_cache: bool) -> WeightsResult:
         raise MissingResource(
             f"{path} fails its checksum check for '{spec.name}' (sha256 {digest[:16]}..., expected "
             f"{(expected or spec.sha256_prefix or '')[:16]}...): it is corrupt or not the registry file",
-            fetch_command=f"stylekit download {spec.name} --force",
+            fetch_command=f"stylekit download {spec.name} --fresh",
         )
     trust = "pinned sha256" if spec.sha256 else ("recorded on first download" if expected else "recorded now (first use)")
     if expected is None:
@@ -350,6 +354,7 @@ def ensure_weights(
         recorded = read_checksums().get(name)
         expected = spec.sha256 or (None if force else _expected(spec, recorded))
         errors: list[str] = []
+        statuses: list[int] = []  # HTTP statuses among the failures (none: the network did not answer)
         mismatch: DownloadError | None = None
         for url in mirror_urls(spec):
             try:
@@ -357,6 +362,8 @@ def ensure_weights(
                                     retries=retries, backoff=backoff, progress=f"{name}", expected_size=spec.size_bytes)
             except DownloadError as exc:
                 errors.append(exc.message)
+                if exc.status is not None:
+                    statuses.append(exc.status)
                 if exc.reason == "checksum":
                     mismatch = exc
                 get_console().warn(exc.message)
@@ -380,9 +387,18 @@ def ensure_weights(
             raise MissingResource(
                 f"'{name}': the downloaded file differs from the sha256 recorded on first download "
                 f"({expected[:16]}... in {weights_dir() / CHECKSUMS_FILE}); nothing was kept",
-                hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --force`",
+                hint=f"if the upstream file changed legitimately, trust the new one with `{fetch} --fresh`",
             )
-        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch)
+        raise MissingResource(f"could not download '{name}': " + "; ".join(errors), fetch_command=fetch,
+                              hint=_failed_download_hint(spec, folder, statuses))
+
+
+def _failed_download_hint(spec: WeightSpec, folder: Path, statuses: list[int]) -> str:
+    """What to do when every URL failed; repeating the command that just failed would not help."""
+    why = (f"the server answered HTTP {', '.join(map(str, sorted(set(statuses))))}" if statuses
+           else "the network is unreachable from here")
+    return (f"{why}: set STYLEKIT_MIRROR to a site-local mirror that holds {spec.filename}, or fetch it where the "
+            f"network works and copy it into {folder}, or pass a local weights file instead of the name '{spec.name}'")
 
 
 def download_weights(name: str, force: bool = False, dest_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -25,12 +25,11 @@ from stylekit.train import (
     EMA,
     TrainRunner,
     all_reduce_mean,
-    init_distributed,
     make_loader,
     seed_everything,
-    shutdown,
     wrap_ddp,
 )
+from stylekit.train.distributed import distributed_job
 
 
 class TinyNet(torch.nn.Module):
@@ -63,13 +62,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--noise", action="store_true", help="add input noise from the global RNG (tests RNG restore)")
     p.add_argument("--nan-at", type=int, default=0, help="make the loss nan at this step")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds per step (gives tests time to signal)")
+    p.add_argument("--fail-at", type=int, default=0, help="raise an unexpected error at this step ...")
+    p.add_argument("--fail-rank", type=int, default=0, help="... on this rank only (the others are in a collective)")
     return p.parse_args(argv)
 
 
 def train(cfg: argparse.Namespace) -> int:
     """The loop a trainer writes; returns the final step."""
-    dist = init_distributed("cpu")
-    try:
+    with distributed_job("cpu") as dist:
         seed_everything(cfg.seed, dist.rank)
         model = TinyNet()
         ema = EMA(model, decay=0.9)
@@ -92,6 +92,8 @@ def train(cfg: argparse.Namespace) -> int:
                     loss = F.mse_loss(net(x), y)
                     if step + 1 == cfg.nan_at:
                         loss = loss * float("nan")
+                    if step + 1 == cfg.fail_at and dist.rank == cfg.fail_rank:
+                        raise RuntimeError(f"injected failure on rank {dist.rank} at step {step + 1}")
                     runner.check_finite(step + 1, loss=loss)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -108,8 +110,6 @@ def train(cfg: argparse.Namespace) -> int:
                         time.sleep(cfg.sleep)
             runner.save(step, pin=True, epoch=epoch, batch=batch)
         return step
-    finally:
-        shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,12 +73,23 @@ def test_r1_double_backward_through_geometric_augment():
     assert w.grad is not None and torch.isfinite(w.grad).all() and float(w.grad.abs().sum()) > 0
 
 
-def test_sharded_draws_equal_the_global_batch():
+def test_phase_draws_depend_on_seed_step_phase_rank_only():
+    from stylekit.train.distributed import DistInfo
+    from stylekit.train.stylegan import phase_random
+
     x = _images(4)
     pipe = AugmentPipe("bgcfnc", p=0.7)
-    full = pipe(x, _rnd(9, total=4))
-    parts = [pipe(x[r::2], _rnd(9, total=4, offset=r, stride=2)) for r in range(2)]
-    assert torch.allclose(full[0::2], parts[0], atol=1e-6) and torch.allclose(full[1::2], parts[1], atol=1e-6)
+
+    def draw(seed: int, step: int, phase: int, rank: int) -> torch.Tensor:
+        return pipe(x, phase_random(seed, step, phase, DistInfo(rank=rank, world_size=2)))
+
+    ref = draw(1, 5, 2, 0)
+    assert torch.equal(ref, draw(1, 5, 2, 0))  # reproducible (resume repeats an uninterrupted run)
+    for other in [(1, 5, 2, 1), (1, 6, 2, 0), (1, 5, 3, 0), (2, 5, 2, 0)]:
+        assert not torch.equal(ref, draw(*other)), other
+    r0, r1 = (phase_random(1, 5, 0, DistInfo(rank=r, world_size=2)) for r in (0, 1))
+    assert r0.shared_randint(1, 10**9) == r1.shared_randint(1, 10**9)  # the style-mixing cut-off is shared
+    assert r0.randn(2, 3).device == torch.device("cpu")
 
 
 def test_rotation_probability_follows_nvlabs():

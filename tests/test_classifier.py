@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
@@ -45,6 +46,11 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "style_model.safetensors"))
 
 
+def _interleave(a: list[int], b: list[int]) -> list[int]:
+    """The global batch from rank 0's and rank 1's shares (rows r, r + 2, r + 4, ...)."""
+    return [x for pair in zip(a, b, strict=True) for x in pair]
+
+
 # --------------------------------------------------------------------------------------- sampling
 def test_balanced_sampler_every_batch_has_positives_and_ranks_share_it():
     labels = [0] * 50 + [1] * 7 + [2] * 3 + [3] * 20  # imbalanced; class 2 smaller than K
@@ -65,7 +71,9 @@ def test_balanced_sampler_every_batch_has_positives_and_ranks_share_it():
         s = BalancedBatchSampler(labels, 2, 4, seed=3, world_size=2, rank=rank)
         s.set_epoch(1)
         shares.append(list(s))
-    assert [a + b for a, b in zip(*shares, strict=True)] == batches
+    assert [_interleave(a, b) for a, b in zip(*shares, strict=True)] == batches
+    for share in shares[0] + shares[1]:  # every rank sees every class of the P x K batch (BatchNorm, SupCon)
+        assert len({labels[i] for i in share}) == 2
     again = BalancedBatchSampler(labels, 2, 4, seed=3)
     again.set_epoch(1)
     assert list(again) == batches
@@ -87,7 +95,7 @@ def test_shuffled_sampler_and_pk():
     batches = list(full)
     assert len(batches) == 2 and len({i for b in batches for i in b}) == 8
     r0, r1 = (list(ShuffledBatchSampler(10, 4, seed=1, world_size=2, rank=r)) for r in (0, 1))
-    assert [a + b for a, b in zip(r0, r1, strict=True)] == batches
+    assert [_interleave(a, b) for a, b in zip(r0, r1, strict=True)] == batches
     with pytest.raises(BadInput, match="divisible"):
         ShuffledBatchSampler(10, 3, world_size=2)
     assert derive_pk(64, 27, None, None) == (16, 4)
@@ -141,7 +149,7 @@ def test_bad_inputs(tmp_path, toy):
     assert r.exit_code == 3 and "stylekit download resnet50" in r.output
 
     r = _cli("train-classifier", str(toy), "--out", str(tmp_path / "o7"), "--backbone", "timm:resnet18", "--pretrained")
-    assert r.exit_code == 3 and "--weights" in r.output
+    assert r.exit_code == 3 and "--backbone-weights" in r.output
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").glob("*.safetensors"))
 
 
@@ -172,6 +180,8 @@ def test_cli_end_to_end_outputs(trained, toy, tmp_path):
     for name in ("config.json", "metrics.jsonl", "test_metrics.json", "per_class_accuracy.json", "per_class_accuracy.csv",
                  "confusion_matrix.png", "curves.png", "neighbours.png", "style_model.json", "style_model.safetensors"):
         assert (out / name).is_file(), name
+    with Image.open(out / "neighbours.png") as sheet:  # one labelled row per style, cells at least 128 px
+        assert sheet.size[1] >= 3 * 128 and sheet.size[0] >= 6 * 128
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     for key in ("train_loss", "train_ce", "train_supcon", "val_top1", "val_top5", "val_macro_f1", "val_map@10", "val_recall@1"):
@@ -233,7 +243,7 @@ def test_load_style_model_missing(tmp_path):
 
 def test_eval_only_from_run_dir(trained, toy, tmp_path):
     out = tmp_path / "eval"
-    r = _cli("train-classifier", str(toy), "--eval-only", "--checkpoint", str(trained), "--out", str(out), "--json")
+    r = _cli("train-classifier", str(toy), "--eval-only", "--style-model", str(trained), "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout[r.stdout.index("{"):])
     ref = json.loads((trained / "test_metrics.json").read_text())
@@ -241,7 +251,7 @@ def test_eval_only_from_run_dir(trained, toy, tmp_path):
     assert doc["test"]["map@10"] == pytest.approx(ref["map@10"])
     assert (out / "confusion_matrix.png").is_file() and (out / "style_model.json").is_file()
     r = _cli("train-classifier", str(toy), "--eval-only", "--out", str(tmp_path / "e2"))
-    assert r.exit_code == 2 and "--checkpoint" in r.output
+    assert r.exit_code == 2 and "--style-model" in r.output
 
 
 def test_real_subprocess(toy, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stylekit.cli.common import command, parse_float_list, parse_int_list, render
+from stylekit.cli.common import Table, command, parse_float_list, parse_int_list, render
 from stylekit.errors import BadInput, Busy, MissingResource
 from stylekit.io.console import get_console
 
@@ -45,7 +45,7 @@ def _demo_app() -> typer.Typer:
             os.kill(os.getpid(), signal.SIGTERM)  # what cron's timeout or a scheduler sends
             time.sleep(5)
         get_console().log("working")
-        render({"name": name, "size": size, "lr": lr}, table=lambda r: get_console().log(f"table {r}"))
+        render({"name": name, "size": size, "lr": lr}, table=lambda r: Table("table", ["k", "v"], [list(kv) for kv in r.items()]))
 
     @command(app, "other", help="A second command so typer keeps subcommands.")
     def other() -> None:
@@ -76,10 +76,22 @@ def test_errors_map_to_exit_codes_and_one_line(kind, code, text):
     assert result.stderr.startswith("error: ")
 
 
-def test_debug_env_shows_traceback(monkeypatch):
+@pytest.mark.parametrize(("kind", "code"), [("boom", 1), ("bad", 2), ("missing", 3), ("interrupt", 130)])
+def test_debug_env_adds_the_traceback_and_keeps_the_exit_code(monkeypatch, kind, code):
     monkeypatch.setenv("STYLEKIT_DEBUG", "1")
-    result = runner.invoke(_demo_app(), ["echo", "x", "--fail", "boom"])
-    assert isinstance(result.exception, RuntimeError)
+    result = runner.invoke(_demo_app(), ["echo", "x", "--fail", kind])
+    assert result.exit_code == code
+    assert "Traceback" in result.stderr and "error: " in result.stderr
+
+
+@pytest.mark.parametrize(("kind", "code"), [("bad", 2), ("boom", 1), ("interrupt", 130)])
+def test_json_failure_is_one_json_document_on_stdout(kind, code):
+    result = runner.invoke(_demo_app(), ["echo", "x", "--fail", kind, "--json"])
+    assert result.exit_code == code
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"error", "hint", "exit_code"} and doc["exit_code"] == code
+    result = runner.invoke(_demo_app(), ["echo", "x", "--size", "big", "--json"])  # a click usage error
+    assert result.exit_code == 2 and json.loads(result.stdout)["exit_code"] == 2
 
 
 def test_config_file_supplies_defaults_and_flags_win(tmp_path):
@@ -93,9 +105,17 @@ def test_config_file_supplies_defaults_and_flags_win(tmp_path):
 
 def test_config_file_errors(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("nonsense = 1\n")
+    cfg.write_text("nonsense = 1\n[echo]\nsize = 8\n")  # top-level keys a command lacks are ignored
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["size"] == 8
+    cfg.write_text("[echo]\nnonsense = 1\n")  # ... but not in the command's own table
     result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
     assert result.exit_code == 2 and "unknown option 'nonsense'" in result.stderr
+    cfg.write_text("[ecko]\nsize = 1\n")
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
+    assert result.exit_code == 2 and "[ecko] is not a stylekit command" in result.stderr
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.stderr
     cfg.write_text("size = [")
     result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
     assert result.exit_code == 2 and "not valid TOML" in result.stderr
@@ -106,8 +126,9 @@ def test_config_file_errors(tmp_path):
 def test_quiet_silences_logs_but_not_results():
     result = runner.invoke(_demo_app(), ["echo", "x", "--quiet"])
     assert result.exit_code == 0 and "working" not in result.stderr
+    assert "table" in result.stdout
     result = runner.invoke(_demo_app(), ["echo", "x"])
-    assert "working" in result.stderr
+    assert "working" in result.stderr and "table" in result.stdout and "table" not in result.stderr
 
 
 def test_parse_lists():
@@ -130,6 +151,14 @@ def test_installed_entry_point_version_and_help():
     assert out.returncode == 0 and out.stdout.startswith("stylekit ")
     out = subprocess.run([sys.executable, "-m", "stylekit", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage" in out.stdout
+
+
+def test_config_file_may_hold_required_arguments(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "from-config"\n')
+    result = runner.invoke(_demo_app(), ["echo", "--config", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["name"] == "from-config"
 
 
 def test_config_file_may_set_the_shared_options(tmp_path):

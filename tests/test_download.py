@@ -1,5 +1,6 @@
 """`stylekit download`: safe extraction, Kaggle sources with a fake API, Midjourney images, toy-styles, CLI."""
 
+import csv
 import io
 import json
 import stat
@@ -154,6 +155,7 @@ def test_wikiart_zip_slip_is_refused(tmp_path):
 
 
 def test_missing_kaggle_credentials_exit_3(monkeypatch, tmp_path):
+    monkeypatch.delenv("STYLEKIT_OFFLINE")  # online: the credentials are what is missing
     for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -169,6 +171,7 @@ def test_kaggle_refusal_is_exit_3(monkeypatch, tmp_path):
             raise RuntimeError("(401) Unauthorized")
 
     monkeypatch.setattr(ks, "kaggle_api", lambda: Refusing())
+    monkeypatch.delenv("STYLEKIT_OFFLINE")  # the fake client stands in for the network
     result = CliRunner().invoke(app, ["download", "midjourney", "--out", str(tmp_path / "m")])
     assert result.exit_code == 3 and "KAGGLE_API_TOKEN" in result.output
 
@@ -237,6 +240,39 @@ def test_midjourney_prompts_and_images_with_dead_links(server, monkeypatch, tmp_
     assert again.skipped
 
 
+def test_midjourney_prompt_filter_selects_before_fetching_and_prepare_keeps_prompts(server, monkeypatch, tmp_path):
+    monkeypatch.delenv("STYLEKIT_OFFLINE", raising=False)
+    prompts = ["portrait of a woman in oil", "a man walking, ink", "robot woman", "Mango still life",
+               "WOMAN with a hat", "landscape at dusk", "womanhood abstract"]
+    msgs = [[{"id": str(i), "content": f"**{p} --v 4** - <@1> (fast)",
+              "attachments": [{"filename": f"p{i}.png", "url": f"{server.base}/att/p{i}.png"}]}] for i, p in enumerate(prompts)]
+    for i in range(len(prompts)):
+        server.files[f"/att/p{i}.png"] = _png()
+    api = FakeKaggle({"midjourney/a.json": json.dumps({"messages": msgs}).encode()})
+    out = tmp_path / "mj"
+    monkeypatch.setattr(ks, "kaggle_api", lambda: api)
+    res = CliRunner().invoke(app, ["download", "midjourney", "--out", str(out), "--images", "10", "--json",
+                                   "--prompt-include", "woman|man", "--prompt-exclude", "robot"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)["summary"]["images"]
+    # whole words, any case: not "Mango", not "womanhood"; "robot woman" removed by the exclude
+    assert report["filter"] == {"include": "woman|man", "exclude": "robot", "rows": 7, "matched_include": 4,
+                                "removed_by_exclude": 1, "selected": 3}
+    assert report["fetched"] == 3 and len(server.log) == 3  # nothing outside the selection was requested
+    wanted = ["WOMAN with a hat", "a man walking, ink", "portrait of a woman in oil"]
+    with (out / "images.csv").open(encoding="utf-8", newline="") as fh:
+        index = list(csv.DictReader(fh))
+    assert sorted(r["prompt"] for r in index) == wanted and all(r["path"].startswith("images/") for r in index)
+
+    res = CliRunner().invoke(app, ["prepare", str(out / "images.csv"), str(tmp_path / "prepared"), "--size", "16", "--split", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    with (tmp_path / "prepared" / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+        assert sorted(r["prompt"] for r in csv.DictReader(fh)) == wanted
+
+    res = CliRunner().invoke(app, ["download", "midjourney", "--out", str(out), "--images", "1", "--prompt-include", "(unclosed"])
+    assert res.exit_code == 2 and "--prompt-include" in res.output
+
+
 # --- CLI ----------------------------------------------------------------------------------------
 
 
@@ -267,6 +303,7 @@ def test_cli_dataset_needs_out_and_offline_weights_exit_3():
 def test_cli_wikiart_with_fake_api_json_and_idempotent(monkeypatch, tmp_path):
     api = FakeKaggle(_wikiart_members(per=1))
     monkeypatch.setattr(ks, "kaggle_api", lambda: api)
+    monkeypatch.delenv("STYLEKIT_OFFLINE")  # the fake client stands in for the network
     out = tmp_path / "w"
     result = CliRunner().invoke(app, ["download", "wikiart", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -290,4 +327,4 @@ def test_cli_toy_styles_marker_makes_rerun_a_noop(tmp_path):
     assert json.loads(result.stdout)["skipped"] is True
     assert [p.stat().st_mtime_ns for p in pngs] == mtimes
     changed = CliRunner().invoke(app, [*args[:-1], "--seed", "1"])
-    assert changed.exit_code == 2 and "--force" in changed.output
+    assert changed.exit_code == 2 and "--fresh" in changed.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -111,13 +112,22 @@ def test_freezed_layers_stay_bit_identical(setup, tmp_path):
 def test_cli_outputs_load_and_rerun_is_noop(setup, tmp_path):
     data, src = setup
     out = tmp_path / "run"
-    args = ["finetune-stylegan", str(data), "--resume", str(src), "--out", str(out), "--device", "cpu", "--batch", "4",
+    args = ["finetune-stylegan", str(data), "--network", str(src), "--out", str(out), "--device", "cpu", "--batch", "4",
             "--kimg", "0.008", "--tick-kimg", "0.004", "--snap", "1", "--mirror", "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["kimg"] == 0.008 and doc["images"] == 40 and doc["ticks"] == 2
+    assert doc["kimg"] == 0.008 and doc["images"] == 40 and doc["ticks"] == 2 and doc["folders"] == {".": 20}
     assert (out / "network-final.safetensors").exists() and (out / "network-snapshot-000000.004.safetensors").exists()
+    # NVlabs' name (kimg:06d) for the newest snapshot within that kimg: the same file, not a copy.
+    nvlabs = out / "network-snapshot-000000.safetensors"
+    assert nvlabs.stat().st_ino == (out / "network-snapshot-000000.008.safetensors").stat().st_ino
+    if importlib.util.find_spec("tensorboard") is not None:  # the optional extra: event files next to metrics.jsonl
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(out))
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("loss_G")] == [4, 8] and len(acc.Images("samples/fakes")) == 2
     assert (out / "samples" / "reals.png").exists() and (out / "samples" / "fakes-000000.008.png").exists()
     net = load_network(out / "network-final.safetensors")
     assert net.G_ema is not None and net.D is not None and net.G.img_resolution == RES
@@ -130,14 +140,31 @@ def test_bad_inputs(setup, tmp_path):
     data, src = setup
     wrong = tmp_path / "wrong"
     generate_toy_styles(wrong, size=48, per_style=4, styles=1)
-    res = CliRunner().invoke(app, ["finetune-stylegan", str(wrong / "pop"), "--resume", str(src), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(wrong / "pop"), "--network", str(src), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "48x48" in res.output and "stylekit prepare" in res.output and "--size 32" in res.output
-    res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", "ffhq-256", "--out", str(tmp_path / "o2")])
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(data.parent), "--network", str(src), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "toy-styles folder" in res.output and "content/" in res.output
+    assert str(data) in res.output and not (tmp_path / "o").exists()  # the fix names one style folder
+    res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--network", "ffhq-256", "--out", str(tmp_path / "o2")])
     assert res.exit_code == 3 and "stylekit download ffhq-256" in res.output
     for extra in (["--augpipe", "xyz"], ["--freezed", "99"], ["--aug", "fixed"], ["--batch", "64"]):
-        res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--resume", str(src), "--out", str(tmp_path / "o3"),
+        res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--network", str(src), "--out", str(tmp_path / "o3"),
                                        "--device", "cpu", *extra])
         assert res.exit_code == 2, (extra, res.output)
+
+
+def test_several_folders_are_counted(setup, tmp_path):
+    import shutil
+
+    from stylekit.train.stylegan import StyleGANImages
+
+    data, _ = setup
+    mixed = tmp_path / "mixed"
+    for name, n in (("a", 3), ("b", 5)):
+        (mixed / name).mkdir(parents=True)
+        for img in sorted(data.glob("*.png"))[:n]:
+            shutil.copy(img, mixed / name / img.name)
+    assert StyleGANImages(str(mixed), RES).folders == {"a": 3, "b": 5}
 
 
 class _TinyInception(torch.nn.Module):
@@ -152,7 +179,6 @@ class _TinyInception(torch.nn.Module):
 
 def test_metrics_fid_at_snapshots_and_skip_without_weights(setup, tmp_path, monkeypatch):
     import stylekit.metrics.score as score_mod
-    import stylekit.train.stylegan as sg
     from stylekit.metrics.fid import InceptionExtractor
 
     data, src = setup
@@ -162,8 +188,22 @@ def test_metrics_fid_at_snapshots_and_skip_without_weights(setup, tmp_path, monk
     net = _TinyInception()
     monkeypatch.setitem(score_mod.EXTRACTORS, "inception",
                         lambda cfg, dev: InceptionExtractor(cfg.mode, dev, model=net, name="tiny-inception", dim=8))
-    monkeypatch.setattr(sg, "_inception_available", lambda metrics: True)
     r = finetune_stylegan(tiny_cfg(data, src, tmp_path / "fid", kimg=0.004, snap=1, metrics=["fid", "kid"], metric_images=8))
     last = _metrics(tmp_path / "fid")[-1]
     assert last["fid"] > 0 and "kid" in last and r.last_metrics["fid"] == last["fid"]
     assert not (tmp_path / "fid" / ".metric-fakes").exists()
+
+
+def test_snapshots_carry_the_nvlabs_name(tmp_path):
+    from stylekit.train.stylegan import link_nvlabs_name
+
+    whole = tmp_path / "network-snapshot-000040.safetensors"
+    whole.write_bytes(b"a")
+    assert link_nvlabs_name(whole, 40_000) == whole and sorted(p.name for p in tmp_path.iterdir()) == [whole.name]
+    part = tmp_path / "network-snapshot-000041.500.safetensors"
+    part.write_bytes(b"b")
+    linked = link_nvlabs_name(part, 41_500)
+    assert linked.name == "network-snapshot-000041.safetensors" and linked.read_bytes() == b"b"
+    newer = tmp_path / "network-snapshot-000041.900.safetensors"
+    newer.write_bytes(b"c")
+    assert link_nvlabs_name(newer, 41_900).read_bytes() == b"c" and part.read_bytes() == b"b"

@@ -171,6 +171,14 @@ def test_cli_folder_outputs_skip_on_rerun_and_latent_reload(tmp_path):
     assert status["a.png"] == "skipped" and status["b.png"] == "skipped"
     assert (a / "metrics.json").stat().st_mtime_ns == mtime
 
+    # rerun with other options: the finished folders are not silently kept; --fresh redoes them
+    other = [x if x != "6" else "5" for x in args]  # --steps 5
+    res = _run(other)
+    assert res.exit_code == 2 and "--fresh" in res.output and (a / "metrics.json").stat().st_mtime_ns == mtime
+    res = _run([*other, "--fresh"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((a / "metrics.json").read_text())["steps"] == 5
+
 
 def test_cli_bad_inputs(tmp_path, monkeypatch):
     net = network_file(tmp_path)
@@ -201,7 +209,7 @@ def test_real_subprocess(tmp_path):
     target = save_png(mixed_target(G)[1], tmp_path / "t.png")
     env = {**os.environ, "STYLEKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([str(STYLEKIT), "invert", str(target), "--network", str(net), "--out", str(tmp_path / "o"),
-                           "--loss", "lpips", "--perceptual-weights", "random", "--steps", "3", "--w-avg-samples", "100",
+                           "--loss", "lpips", "--vgg-weights", "random", "--steps", "3", "--w-avg-samples", "100",
                            "--json", "--device", "cpu"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

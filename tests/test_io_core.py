@@ -20,7 +20,7 @@ def test_write_atomic_keeps_old_file_when_writer_fails(tmp_path):
         tmp.write_text('{"v": 2, "trunc')
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(BadInput, match=r"cannot write .*a\.json: disk full"):  # names the file (exit 2)
         write_atomic(target, broken)
     assert target.read_text().strip().replace(" ", "").replace("\n", "") == '{"v":1}'
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"], "no temp file left behind"

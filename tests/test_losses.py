@@ -79,7 +79,7 @@ def test_ce_with_label_smoothing_hand_computed():
     target = [0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3]
     expected = -sum(t * lp for t, lp in zip(target, logp, strict=True))
     assert float(total) == pytest.approx(expected, rel=1e-6)
-    assert parts["ce"] == pytest.approx(expected, rel=1e-6) and "supcon" not in parts
+    assert float(parts["ce"]) == pytest.approx(expected, rel=1e-6) and "supcon" not in parts
 
 
 def test_combined_loss_weights_supcon():
@@ -88,10 +88,10 @@ def test_combined_loss_weights_supcon():
     z = F.normalize(torch.randn(6, 4, generator=g), dim=1)
     y = torch.tensor([0, 0, 1, 1, 2, 2])
     total, parts = style_loss(LossConfig("ce+supcon", supcon_weight=0.5), logits, z, y)
-    assert float(total) == pytest.approx(parts["ce"] + 0.5 * parts["supcon"], rel=1e-6)
-    assert parts["supcon"] == pytest.approx(_reference_supcon(z, y, 0.1), rel=1e-5)
+    assert float(total) == pytest.approx(float(parts["ce"] + 0.5 * parts["supcon"]), rel=1e-6)
+    assert float(parts["supcon"]) == pytest.approx(_reference_supcon(z, y, 0.1), rel=1e-5)
     only, p2 = style_loss(LossConfig("supcon"), logits, z, y)
-    assert float(only) == pytest.approx(parts["supcon"], rel=1e-6) and "ce" not in p2
+    assert float(only) == pytest.approx(float(parts["supcon"]), rel=1e-6) and "ce" not in p2
 
 
 @pytest.mark.parametrize("kwargs", [{"loss": "triplet"}, {"supcon_weight": -1.0}, {"label_smoothing": 1.0}, {"temperature": 0.0}])

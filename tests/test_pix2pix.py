@@ -5,6 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -146,49 +147,58 @@ def test_references_change_the_output_once_conditioning_is_nonzero():
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     out = tmp_path / "run"
-    res = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "1", "--epochs-decay", "1",
+    res = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--decay-epochs", "1",
                 "--json", *TINY])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["epochs"] == 2 and doc["steps"] == 2 * 18 and doc["styles"] == 3
+    assert doc["epochs"] == 2 and doc["steps"] == 2 * 18 and doc["styles"] == 3  # --epochs is the total
+    assert "train-pix2pix: plan 2 epochs x 18 steps, 36 steps in total (constant lr for 1, linear decay over the last 1)" in res.stderr
     assert doc["val_l1"] > 0 and doc["val_l1_wrong_refs"] > 0
     for name in ("generator.safetensors", "generator.json", "loss_curves.png", "metrics.jsonl", "config.json",
                  "samples/epoch-0001.png", "samples/epoch-0002.png"):
         assert (out / name).is_file(), name
     grid = Image.open(out / "samples" / "epoch-0002.png")
-    assert grid.size[0] > 5 * 32  # A | 2 refs | fake | real
+    assert grid.size[0] > 5 * 128 and grid.size[1] > 2 * 128  # structure | 2 refs | output | target, 32 px shown at 128
+    header = np.asarray(grid.convert("L"))[:12]
+    assert (header < 128).sum() > 50  # the column headers are drawn above the cells
     epochs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"epoch"' in x]
     ep = [r for r in epochs if r.get("kind") == "epoch"]
     assert [r["epoch"] for r in ep] == [1, 2] and all("val_l1_wrong_refs" in r for r in ep)
     assert ep[0]["lr"] == pytest.approx(2e-4 * 0.5) and ep[1]["lr"] == pytest.approx(0.0)  # linear decay
     # a finished run re-run: nothing more to train
-    again = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "1", "--epochs-decay", "1",
+    again = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--decay-epochs", "1",
                   "--json", *TINY])
     assert again.exit_code == 0 and json.loads(again.stdout)["steps"] == doc["steps"]
     # extending the schedule of a finished run trains the new epoch at the re-evaluated lr (not the old final 0)
     from safetensors.torch import load_file
 
     before = load_file(str(out / "generator.safetensors"))
-    more = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "2", "--epochs-decay", "1",
+    more = _cli(["train-pix2pix", str(toy), "--out", str(out), "--refs", "2", "--epochs", "3", "--decay-epochs", "1",
                  "--json", *TINY])
     assert more.exit_code == 0, more.output
     after = load_file(str(out / "generator.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before if "running_" not in k and "num_batches" not in k)
 
-    from stylekit.transfer.pix2pix import stylize_pix2pix
+    from stylekit.transfer import TransferConfig, run_transfer
+
+    def stylize(content, styles, dest):
+        return run_transfer(TransferConfig(content, list(styles), dest, method="pix2pix", model=out, device="cpu"))
 
     styles = sorted((toy / "pop").glob("*.png"))[:3]
-    rep = stylize_pix2pix(out, toy / "content", styles, tmp_path / "styled", device="cpu")
+    rep = stylize(toy / "content", styles, tmp_path / "styled")
     assert rep.done == 8 and rep.method == "pix2pix"
     assert Image.open(tmp_path / "styled" / "00000.png").size == (32, 32)
     rep2 = _cli(["transfer", str(toy / "content"), *map(str, styles), "--method", "pix2pix", "--model", str(out),
                  "--out", str(tmp_path / "styled"), "--device", "cpu", "--json"])  # the CLI route
     assert rep2.exit_code == 0, rep2.output
     doc2 = json.loads(rep2.stdout)
-    assert doc2["done"] == 0 and doc2["skipped"] == 8 and doc2["method"] == "pix2pix"  # existing outputs skipped
+    assert doc2["done"] == 0 and doc2["skipped"] == 8 and doc2["method"] == "pix2pix"  # up-to-date outputs skipped
+    other_refs = _cli(["transfer", str(toy / "content"), str(styles[0]), "--method", "pix2pix", "--model", str(out),
+                       "--out", str(tmp_path / "styled"), "--device", "cpu"])  # other references: stale outputs refused
+    assert other_refs.exit_code == 2 and "--fresh" in other_refs.stderr
     no_model = _cli(["transfer", str(toy / "content"), str(styles[0]), "--method", "pix2pix", "--out", str(tmp_path / "x")])
     assert no_model.exit_code == 2 and "--model" in no_model.stderr
-    one = stylize_pix2pix(out, toy / "content" / "00001.png", styles[:1], tmp_path / "one.png", device="cpu")
+    one = stylize(toy / "content" / "00001.png", styles[:1], tmp_path / "one.png")
     assert one.done == 1 and (tmp_path / "one.png").is_file()
 
 
@@ -197,7 +207,7 @@ def test_resume_mid_epoch_equals_uninterrupted(toy, tmp_path, monkeypatch):
 
     from stylekit.train.runner import TrainRunner
 
-    args = ["--refs", "1", "--epochs", "1", "--epochs-decay", "1", "--json", *TINY]
+    args = ["--refs", "1", "--epochs", "2", "--decay-epochs", "1", "--json", *TINY]
     full = tmp_path / "full"
     assert _cli(["train-pix2pix", str(toy), "--out", str(full), *args]).exit_code == 0
 
@@ -259,6 +269,29 @@ def test_odd_width_aligned_exit_2(tmp_path):
     assert res.exit_code == 2 and "odd.png" in res.output and "odd width" in res.output
 
 
+def test_square_single_images_need_evidence_of_pairing(tmp_path, toy):
+    """A classifier's prepared folder (square single images) is not read as A|B halves without --layout aligned."""
+    from stylekit.data.prepare import PrepareConfig, prepare
+
+    prepared = tmp_path / "prepared"
+    prepare(PrepareConfig(src=toy, out=prepared, exclude=("content",)))
+    res = _cli(["train-pix2pix", str(prepared), "--out", str(tmp_path / "r"), *TINY])
+    assert res.exit_code == 2, res.output
+    assert str(prepared) in res.output and "--layout aligned" in res.output and "--format pairs" in res.output
+    assert not (tmp_path / "r").exists()
+    data = build_pair_data(prepared, 32, refs=0, seed=0, layout="aligned")  # asked for explicitly: accepted
+    assert data.fmt == "aligned" and data.n_pairs == 24
+
+
+def test_prepare_pairs_output_is_detected_as_aligned(tmp_path, toy):
+    from stylekit.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path / "pairs"
+    prepare(PrepareConfig(src=toy / "content", out=out, format="pairs", pair_with=toy, exclude=("content",)))
+    pairs, fmt = discover_pairs(out)
+    assert fmt == "aligned" and len(pairs) == 24
+
+
 def test_style_with_too_few_references_says_how_many(tmp_path):
     data = tmp_path / "few"
     generate_toy_styles(data, size=32, per_style=4, styles=2, seed=0)
@@ -278,14 +311,14 @@ def test_bad_options_exit_2(toy, tmp_path):
 
 def test_vgg_encoder_offline_exit_3(toy, tmp_path):
     res = _cli(["train-pix2pix", str(toy), "--out", str(tmp_path / "r"), "--ref-encoder", "vgg19", "--refs", "1",
-                "--epochs", "1", "--epochs-decay", "0", *TINY])
+                "--epochs", "1", "--decay-epochs", "0", *TINY])
     assert res.exit_code == 3 and "stylekit download vgg19" in res.output
 
 
 def test_real_subprocess_plain_pix2pix(toy, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([str(VENV_BIN / "stylekit"), "train-pix2pix", str(toy), "--out", str(tmp_path / "r"),
-                           "--refs", "0", "--epochs", "1", "--epochs-decay", "0", "--json", *TINY],
+                           "--refs", "0", "--epochs", "1", "--decay-epochs", "0", "--json", *TINY],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)

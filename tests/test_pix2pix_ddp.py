@@ -16,7 +16,7 @@ from stylekit.data.toy import generate_toy_styles
 
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 FLAGS = ["--refs", "1", "--size", "32", "--ngf", "8", "--ndf", "8", "--style-dim", "16", "--norm", "instance",
-         "--no-dropout", "--batch", "2", "--epochs", "1", "--epochs-decay", "0", "--val-fraction", "0.25",
+         "--no-dropout", "--batch", "2", "--epochs", "1", "--decay-epochs", "0", "--val-fraction", "0.25",
          "--samples", "1", "--device", "cpu", "--seed", "0", "--json"]
 
 

@@ -175,9 +175,9 @@ def test_rerun_of_finished_run_is_a_no_op_and_fresh_starts_over(tmp_path, refere
     _assert_same(_params(out), first)
     assert [r["step"] for r in RunDir(out).read_metrics()] == list(range(1, 25))
 
-    (out / "marker.txt").write_text("old")
+    (out / "notes.txt").write_text("mine")  # a user's file in the run folder
     assert tiny.main(["--out", str(out), "--fresh", "--steps", "8"]) == 0
-    assert not (out / "marker.txt").exists()
+    assert (out / "notes.txt").read_text() == "mine", "--fresh removes only what stylekit wrote"
     assert [c.step for c in CheckpointManager(out / "checkpoints").list()] == [4, 8]
     assert "resuming" not in (out / "log.txt").read_text()
 

@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekit.data.imageset import open_image_set
 from stylekit.metrics import score as score_mod
-from stylekit.metrics.features import EmbedderExtractor, extract_features, open_image_set
+from stylekit.metrics.features import EmbedderExtractor, extract_features
 from stylekit.metrics.fid import InceptionExtractor
 from stylekit.metrics.score import ScoreConfig, score_sets
 
@@ -98,7 +99,7 @@ class CountingExtractor:
     cleanfid_decode = False
 
     def __init__(self) -> None:
-        from stylekit.metrics.features import SquareResize
+        from stylekit.data.imageset import SquareResize
 
         self.preprocess = SquareResize(16)
         self.seen = 0
@@ -307,6 +308,19 @@ def test_style_ranks_same_style_above_different_style(tiny, sets):
     assert same["nn_label_agreement"] is None
 
 
+def test_single_image_is_a_one_image_set_where_the_metric_allows_it(tiny, sets, tmp_path):
+    a, _, b = sets
+    one = sorted(a.glob("*.png"))[0]
+    style = score_sets(ScoreConfig(a=str(one), b=str(a), metrics=["style"], device="cpu", workers=0)).metrics["style"]
+    other = score_sets(ScoreConfig(a=str(one), b=str(b), metrics=["style"], device="cpu", workers=0)).metrics["style"]
+    assert style["cosine"] > other["cosine"] and style["fd"] is None  # one image has no spread: no Fréchet distance
+    result = _invoke([str(one), str(a), "--metrics", "fid", "--device", "cpu"])
+    assert result.exit_code == 2 and "single image" in result.output and "a folder is expected" in result.output
+    assert "--metrics style" in result.output
+    result = _invoke([str(a), str(b), "--metrics", "style", "--out", f"{tmp_path / 'reports'}/"])
+    assert result.exit_code == 2 and "is a folder" in result.output and not (tmp_path / "reports").exists()
+
+
 def test_style_nn_label_agreement_with_class_folders(tiny, tmp_path):
     ref, query = tmp_path / "ref", tmp_path / "query"
     for root, seed in ((ref, 0), (query, 10)):
@@ -384,7 +398,10 @@ def test_exit_codes(tiny, tmp_path, sets, monkeypatch):
     (bad / "y.png").write_bytes(b"nope")
     result = _invoke([str(a), str(bad), "--metrics", "fid", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 2 and "readable" in result.output
-    assert _invoke([str(a), "stats:nonsense/3"]).exit_code == 2
+    assert _invoke([str(a), "stats:Bad Name/3"]).exit_code == 2
+    assert _invoke([str(a), "stats:ffhq/256/nosplit"]).exit_code == 2
+    result = _invoke([str(a), "stats:nonsense/3"])  # not hosted: your own, made with `stylekit stats`
+    assert result.exit_code == 3 and "stylekit stats DATA --name nonsense --size 3" in result.output
     # Offline without cached statistics: exit 3 with the command that fetches them.
     result = _invoke([str(a), "stats:ffhq/256", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 3 and "curl" in result.output and "ffhq_clean_trainval70k_256.npz" in result.output

@@ -80,7 +80,7 @@ def test_cli_prompts_outputs_and_steps_zero_identity(tmp_path, clip_dir):
     G = validity_generator()
     net = network_file(tmp_path, G)
     out = tmp_path / "edit"
-    res = _run(["styleclip", "--network", str(net), "--seed", "3", "--prompt", "a red square", "--prompt", "a blue circle",
+    res = _run(["styleclip", "--network", str(net), "--latent-seed", "3", "--prompt", "a red square", "--prompt", "a blue circle",
                 "--clip-model", str(clip_dir), "--steps", "6", "--log-every", "2", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
@@ -121,18 +121,25 @@ def test_starts_from_an_inverted_latent_with_its_noise(tmp_path, clip_dir):
 def test_bad_inputs(tmp_path, clip_dir):
     net = network_file(tmp_path)
     base = ["styleclip", "--network", str(net), "--clip-model", str(clip_dir), "--steps", "1"]
-    res = _run([*base, "--seed", "1", "--prompt", "  ", "--out", str(tmp_path / "a")])
+    res = _run([*base, "--latent-seed", "1", "--prompt", "  ", "--out", str(tmp_path / "a")])
     assert res.exit_code == 2 and "empty" in res.output
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, w=np.zeros((1, 3, 7), np.float32))
     res = _run([*base, "--latent", str(wrong), "--prompt", "x", "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "[1, 3, 7]" in res.output and "[N, 8, 32]" in res.output
-    res = _run([*base, "--latent", str(wrong), "--seed", "1", "--prompt", "x", "--out", str(tmp_path / "c")])
+    picture, array = tmp_path / "face.png", tmp_path / "w.npy"
+    Image.new("RGB", (8, 8)).save(picture)
+    np.save(array, np.zeros((1, 32), np.float32))
+    for path, kind in ((picture, "a PNG image"), (array, "a single .npy array")):
+        res = _run([*base, "--latent", str(path), "--prompt", "x", "--out", str(tmp_path / "b")])
+        assert res.exit_code == 2 and f"is {kind}: not a latent file" in res.output and "invert" in res.output
+        assert "pickle" not in res.output.lower()
+    res = _run([*base, "--latent", str(wrong), "--latent-seed", "1", "--prompt", "x", "--out", str(tmp_path / "c")])
     assert res.exit_code == 2
     res = _run([*base, "--prompt", "x", "--out", str(tmp_path / "d")])
     assert res.exit_code == 2 and "--latent" in res.output
     # registry CLIP weights not cached, offline -> exit 3 with the download command
-    res = _run(["styleclip", "--network", str(net), "--seed", "1", "--prompt", "x", "--clip-model", "ViT-B-32",
+    res = _run(["styleclip", "--network", str(net), "--latent-seed", "1", "--prompt", "x", "--clip-model", "ViT-B-32",
                 "--out", str(tmp_path / "e")])
     assert res.exit_code == 3 and "stylekit download clip-vit-b-32" in res.output
 
@@ -140,7 +147,7 @@ def test_bad_inputs(tmp_path, clip_dir):
 def test_real_subprocess(tmp_path, clip_dir):
     net = network_file(tmp_path)
     env = {**os.environ, "STYLEKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(STYLEKIT), "styleclip", "--network", str(net), "--seed", "5", "--prompt", "a cat",
+    proc = subprocess.run([str(STYLEKIT), "styleclip", "--network", str(net), "--latent-seed", "5", "--prompt", "a cat",
                            "--clip-model", str(clip_dir), "--steps", "2", "--out", str(tmp_path / "o"), "--json"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr

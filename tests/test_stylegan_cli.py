@@ -42,7 +42,12 @@ def test_generate_writes_pngs_grid_and_latents(nets, tmp_path):
         assert Image.open(out / f"seed{s:04d}.png").size == (32, 32)
         with np.load(out / f"seed{s:04d}.npz") as d:
             assert d["w"].shape == (1, 8, 32)
+    with Image.open(out / "grid.png") as grid:  # 32 px samples enlarged (nearest) to 128 px cells
+        assert min(grid.size) >= 128
     assert (out / "grid.png").exists()
+    from stylekit.data.imageset import open_image_set  # what score reads: the samples, not the grid
+
+    assert [it.rel for it in open_image_set(out).items] == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
     with np.load(out / "latents.npz") as d:
         assert d["w"].shape == (4, 8, 32) and list(d["seeds"]) == [0, 1, 2, 7]
     # Re-running gives the same pixels (const noise, seeds -> fixed z).
@@ -83,6 +88,11 @@ def test_bad_network_files_exit_2(tmp_path):
     assert res.exit_code == 2 and "refused" in res.output
     res = invoke("generate", "--network", tmp_path / "nope.pkl", "--seeds", "0", "--out", tmp_path / "o")
     assert res.exit_code == 2
+    classifier_run = tmp_path / "runs" / "style"
+    classifier_run.mkdir(parents=True)
+    (classifier_run / "style_model.safetensors").write_bytes(b"{}")
+    res = invoke("generate", "--network", classifier_run, "--seeds", "0", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "is a train-classifier run" in res.output and "--style-model" in res.output
 
 
 def test_mix_grid_and_pairs(nets, tmp_path):
@@ -134,11 +144,16 @@ def test_blend_layers_writes_loadable_network_and_preview(nets, tmp_path):
     assert doc["structure"] == "finetuned" and 0 < doc["weights"]["b16.conv0"] < 1
     net = load_network(out)
     assert net.generator.img_resolution == 32 and net.extra["blend"]["swap_res"] == 16
-    assert Image.open(tmp_path / "toonify.preview.png").size[0] > 3 * 32
+    with Image.open(tmp_path / "toonify.preview.png") as preview:  # base | fine-tuned | blended, 32 px shown at 128
+        assert preview.size[0] > 3 * 128 and preview.size[1] > 3 * 128
     res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["small"], "--out", tmp_path / "x.safetensors")
     assert res.exit_code == 2 and "synthesis.b32" in res.output
     res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--out", tmp_path / "x.pkl")
     assert res.exit_code == 2
+    res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--out", f"{tmp_path / 'newdir'}/",
+                 "--preview-seeds", "")  # a trailing slash names a folder
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "newdir" / "blended.safetensors").is_file()
 
 
 def test_installed_stylekit_generate_subprocess(nets, tmp_path):

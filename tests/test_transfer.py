@@ -18,11 +18,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.errors import BadInput
 from stylekit.transfer import TransferConfig, run_transfer
 from stylekit.transfer.colour import chroma_planes
 from stylekit.transfer.losses import content_cosine, content_mse
 
-FAST = ["--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--precision", "fp32", "--device", "cpu"]
+FAST = ["--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--no-amp", "--device", "cpu"]
 runner = CliRunner()
 
 
@@ -52,7 +53,7 @@ def cli(args, **kw):
 
 def fast_run(assets, out, *extra, size=32, steps=3, styles=None):
     styles = styles or [assets["style"]]
-    return cli([assets["content"], *styles, "--out", out, "--weights", assets["weights"], "--size", size, "--steps", steps, *FAST, *extra, "--json", "-q"])
+    return cli([assets["content"], *styles, "--out", out, "--vgg-weights", assets["weights"], "--size", size, "--steps", steps, *FAST, *extra, "--json", "-q"])
 
 
 def test_style_loss_falls_at_64px(assets, tmp_path):
@@ -78,7 +79,11 @@ def test_output_size_type_and_report(assets, tmp_path):
     assert "L-BFGS iteration" in doc["step_unit"] and doc["run"]["precision"] == "fp32"
     # an existing folder as --out gets <stem>.png
     res = fast_run(assets, tmp_path, "--optimizer", "adam")
-    assert res.exit_code == 0, res.output and (tmp_path / "content.png").is_file()
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "content.png").is_file()
+    res = fast_run(assets, f"{tmp_path / 'newdir'}/", "--optimizer", "adam")  # a trailing slash names a new folder
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "newdir" / "content.png").is_file()
 
 
 def test_seed_determinism(assets, tmp_path):
@@ -114,7 +119,7 @@ def test_blend_weights_one_zero_equal_single_style(assets, tmp_path):
 
 def test_multires_stages_and_frames(assets, tmp_path):
     out = tmp_path / "mr.png"
-    res = cli([assets["content"], assets["style"], "--out", out, "--weights", assets["weights"], "--multires", "32,64",
+    res = cli([assets["content"], assets["style"], "--out", out, "--vgg-weights", assets["weights"], "--multires", "32,64",
                "--steps", "3,2", "--save-every", "2", *FAST, "--json", "-q"])
     assert res.exit_code == 0, res.output
     stages = json.loads(res.stdout)["items"][0]["stages"]
@@ -134,24 +139,59 @@ def test_folder_batch_skips_existing_and_reports_failures(assets, tmp_path):
     Image.open(assets["content"]).convert("CMYK").save(src / "cmyk.jpg")             # CMYK JPEG
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (out / "deep" / "alpha.png").write_bytes(b"existing")
-    res = cli([src, assets["style"], "--out", out, "--weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
+    res = cli([src, assets["style"], "--out", out, "--vgg-weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
+    assert res.exit_code == 2 and "alpha.png" in res.output and "--fresh" in res.output  # no record of what made it
+    assert (out / "deep" / "alpha.png").read_bytes() == b"existing" and not (out / "grey.png").exists()
+    (out / "deep" / "alpha.png").unlink()
+    res = cli([src, assets["style"], "--out", out, "--vgg-weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     status = {Path(i["content"]).name: i["status"] for i in doc["items"]}
-    assert status == {"grey.png": "done", "cmyk.jpg": "done", "alpha.png": "skipped", "broken.png": "failed"}
-    assert (out / "deep" / "alpha.png").read_bytes() == b"existing"
+    assert status == {"grey.png": "done", "cmyk.jpg": "done", "alpha.png": "done", "broken.png": "failed"}
     assert Image.open(out / "grey.png").mode == "RGB" and (out / "cmyk.png").is_file()
     # re-run: every good output exists -> skipped, the broken file is reported again, still exit 0
-    res = cli([src, assets["style"], "--out", out, "--weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
+    res = cli([src, assets["style"], "--out", out, "--vgg-weights", assets["weights"], "--size", 32, "--steps", 2, *FAST, "--json", "-q"])
     assert res.exit_code == 0 and json.loads(res.stdout)["skipped"] == 3
     # a folder where nothing can be stylised fails
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.png").write_bytes(b"garbage")
-    res = cli([bad, assets["style"], "--out", tmp_path / "o2", "--weights", assets["weights"], "--size", 32, *FAST])
+    res = cli([bad, assets["style"], "--out", tmp_path / "o2", "--vgg-weights", assets["weights"], "--size", 32, *FAST])
     assert res.exit_code == 2 and "all 1 content images failed" in res.stderr
-    res = cli([src, assets["style"], "--out", src / "inside", "--weights", assets["weights"], *FAST])
+    res = cli([src, assets["style"], "--out", src / "inside", "--vgg-weights", assets["weights"], *FAST])
     assert res.exit_code == 2 and "inside the CONTENT folder" in res.stderr
+
+
+def test_folder_rerun_with_other_style_or_options_never_keeps_stale_outputs(assets, tmp_path):
+    src, out = tmp_path / "photos", tmp_path / "styled"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.open(assets["content"]).save(src / name)
+
+    def run(style=assets["style"], steps=2, fresh=False):
+        return run_transfer(TransferConfig(src, [style], out, size=32, steps=[steps], weights=str(assets["weights"]),
+                                           style_layers=["relu1_1"], content_layers=["relu1_1"], precision="fp32",
+                                           device="cpu", fresh=fresh))
+
+    assert run().done == 2
+    again = run()
+    assert again.done == 0 and again.skipped == 2
+    def recipes():
+        return {k: v["recipe"] for k, v in json.loads((out / "stylekit-outputs.json").read_text())["outputs"].items()}
+
+    first = recipes()
+    before = (out / "a.png").stat().st_mtime_ns
+    for changed in ({"style": assets["noise"]}, {"steps": 3}):
+        with pytest.raises(BadInput, match="other inputs or options") as err:
+            run(**changed)
+        assert "--fresh" in err.value.hint and (out / "a.png").stat().st_mtime_ns == before  # refused before any work
+    redone = run(style=assets["noise"], fresh=True)
+    assert redone.done == 2 and recipes()["a.png"] != first["a.png"]
+    Image.open(assets["style"]).resize((64, 48)).save(src / "b.png")  # an edited content image is redone alone
+    edited = run(style=assets["noise"])
+    assert edited.done == 1 and edited.skipped == 1 and edited.items[-1]["content"].endswith("b.png")
+    record = json.loads((out / "stylekit-outputs.json").read_text())
+    assert set(record["outputs"]) == {"a.png", "b.png"}
 
 
 def test_grey_alpha_cmyk_style_and_content_files(assets, tmp_path):
@@ -159,7 +199,7 @@ def test_grey_alpha_cmyk_style_and_content_files(assets, tmp_path):
     Image.open(assets["style"]).convert("CMYK").save(style)
     content = tmp_path / "la.png"
     Image.open(assets["content"]).convert("LA").save(content)
-    res = cli([content, style, "--out", tmp_path / "o.png", "--weights", assets["weights"], "--size", 32, "--steps", 2, *FAST])
+    res = cli([content, style, "--out", tmp_path / "o.png", "--vgg-weights", assets["weights"], "--size", 32, "--steps", 2, *FAST])
     assert res.exit_code == 0, res.output
 
 
@@ -171,13 +211,13 @@ def test_absurd_size_refused(assets, tmp_path, size):
 
 
 def test_unknown_layer_lists_valid_names(assets, tmp_path):
-    res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", "--weights", assets["weights"], "--style-layers", "relu1_1,relu9_9"])
+    res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", "--vgg-weights", assets["weights"], "--style-layers", "relu1_1,relu9_9"])
     assert res.exit_code == 2
     assert "relu9_9" in res.stderr and "relu5_4" in res.stderr and "conv1_1" in res.stderr
 
 
 def test_bad_inputs(assets, tmp_path):
-    w = ["--weights", assets["weights"], *FAST]
+    w = ["--vgg-weights", assets["weights"], *FAST]
     res = cli([tmp_path / "nope.png", assets["style"], "--out", tmp_path / "o.png", *w])
     assert res.exit_code == 2 and "nope.png does not exist" in res.stderr
     corrupt = tmp_path / "corrupt.jpg"
@@ -188,7 +228,7 @@ def test_bad_inputs(assets, tmp_path):
     assert res.exit_code == 2 and "corrupt.jpg" in res.stderr
     res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.txt", *w])
     assert res.exit_code == 2 and "no image extension" in res.stderr
-    res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", "--weights", tmp_path / "none.pth"])
+    res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", "--vgg-weights", tmp_path / "none.pth"])
     assert res.exit_code == 2 and "does not exist" in res.stderr
     res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", *w, "--optimizer", "sgd"])
     assert res.exit_code == 2 and "lbfgs" in res.stderr
@@ -225,7 +265,7 @@ def test_real_subprocess(assets, tmp_path):
     out = tmp_path / "sp.png"
     env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
     proc = subprocess.run(
-        [str(exe), "transfer", str(assets["content"]), str(assets["style"]), "--out", str(out), "--weights", str(assets["weights"]),
+        [str(exe), "transfer", str(assets["content"]), str(assets["style"]), "--out", str(out), "--vgg-weights", str(assets["weights"]),
          "--size", "32", "--steps", "2", *FAST, "--json"],
         capture_output=True, text=True, env=env, timeout=120,
     )

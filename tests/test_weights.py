@@ -15,6 +15,7 @@ import pytest
 from stylekit import weights
 from stylekit.data.http import ChecksumMismatch, HttpStatusError, fetch_url, part_path
 from stylekit.errors import EXIT_MISSING, BadInput, MissingResource
+from stylekit.home import stylekit_home
 
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
@@ -162,12 +163,12 @@ def test_weights_module_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_cache_dir_follows_stylekit_home(monkeypatch, tmp_path):
+def test_home_follows_stylekit_home(monkeypatch, tmp_path):
     monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path / "h"))
-    assert weights.cache_dir() == tmp_path / "h"
+    assert stylekit_home() == tmp_path / "h"
     assert weights.weights_dir() == tmp_path / "h" / "weights"
     monkeypatch.delenv("STYLEKIT_HOME")
-    assert weights.cache_dir() == Path.home() / ".cache" / "stylekit"
+    assert stylekit_home() == Path.home() / ".cache" / "stylekit"
 
 
 # --- weights_path ---------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def test_offline_cached_file_without_published_checksum_is_recorded_then_verifie
     cached.write_bytes(b"tampered copy of the weights")
     with pytest.raises(MissingResource) as err:
         weights.weights_path(spec.name)
-    assert "checksum" in err.value.message and "stylekit download fake-net --force" in str(err.value)
+    assert "checksum" in err.value.message and "stylekit download fake-net --fresh" in str(err.value)
     assert server.log == []  # offline: the network was never touched
 
 
@@ -241,7 +242,7 @@ def test_resume_from_existing_part_file_uses_range(monkeypatch, server, online):
     assert not part_path(dest).exists()
 
 
-def test_interrupted_transfer_resumes_and_completes(server, tmp_path):
+def test_interrupted_transfer_resumes_and_completes(server, tmp_path, online):
     data = _payload(400_000, seed=2)
     server.files["/big.bin"] = data
     server.cut["/big.bin"] = 150_000
@@ -253,7 +254,7 @@ def test_interrupted_transfer_resumes_and_completes(server, tmp_path):
     assert got.resumed_from > 0 and got.attempts == 2
 
 
-def test_complete_part_file_with_416_is_finalised(server, tmp_path):
+def test_complete_part_file_with_416_is_finalised(server, tmp_path, online):
     data = b"0123456789" * 1000
     server.files["/done.bin"] = data
     dest = tmp_path / "done.bin"
@@ -294,7 +295,7 @@ def test_mirrors_are_tried_in_order_and_transient_errors_retried(monkeypatch, se
     assert len(server.requests_for("/m2/fake.bin")) == 2
 
 
-def test_permanent_http_error_reports_status(server, tmp_path):
+def test_permanent_http_error_reports_status(server, tmp_path, online):
     with pytest.raises(HttpStatusError) as err:
         fetch_url(server.url("/nope"), tmp_path / "x", retries=3, backoff=0)
     assert err.value.status == 404
@@ -306,6 +307,21 @@ def test_all_mirrors_failing_is_exit_3_with_fetch_command(monkeypatch, server, o
     with pytest.raises(MissingResource) as err:
         weights.ensure_weights(spec.name, retries=0)
     assert "HTTP 404" in err.value.message and err.value.fetch_command == "stylekit download fake-net"
+    assert "STYLEKIT_MIRROR" in err.value.hint and "local weights file" in err.value.hint
+    assert "run: stylekit download" not in err.value.hint  # repeating the failing command would not help
+
+
+def test_unreachable_network_hint_names_the_mirror_variable_and_local_files(monkeypatch, server, online):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/fake.bin"
+    spec = _fake_spec(monkeypatch, server, b"x", urls=[dead])
+    with pytest.raises(MissingResource) as err:
+        weights.ensure_weights(spec.name, retries=0)
+    assert err.value.exit_code == 3 and "network is unreachable" in err.value.hint
+    assert "STYLEKIT_MIRROR" in err.value.hint and str(weights.weights_dir()) in err.value.hint
 
 
 def test_recorded_checksum_guards_later_downloads_and_force_retrusts(monkeypatch, server, online):

@@ -1,10 +1,16 @@
-"""What every command shares: --config/--quiet/--json, error -> exit code mapping, output rendering.
+"""What every command shares: the command class, --config/--quiet/--json, errors -> exit codes, output.
 
-`command(app, name, help=...)` wraps a command function so that:
-- it gains `--config FILE.toml` (defaults for any option; explicit flags win), `--quiet` and `--json`;
-- the process-wide console is configured before the body runs;
-- StylekitError becomes one `error:` line (plus a `hint:` line) and its exit code, KeyboardInterrupt
-  exit 130, anything else exit 1; STYLEKIT_DEBUG=1 re-raises to show the traceback.
+`command(app, name, help=..., examples=[...])` registers a function as a command that:
+- gains `--config FILE.toml`, `--quiet` and `--json` (the Common panel, always last in --help);
+- reads --config into click's default map before parsing, so a file may supply any option or argument
+  (explicit flags win): top-level keys apply to every command that has them, a [command] table
+  overrides them and must hold only that command's options (docs/cli.md);
+- accepts the option names it `renamed` for one release, with a one-line deprecation warning;
+- maps StylekitError to one `error:` line (plus `hint:`) and its exit code, KeyboardInterrupt/SIGTERM to
+  130, anything else to 1; with --json the same error is also one JSON document on stdout;
+  STYLEKIT_DEBUG=1 adds the traceback and keeps the exit code;
+- renders its help the same way everywhere: examples one per line in the epilog, option groups in one
+  order, value placeholders instead of Python type names, help text shown literally (no rich markup).
 """
 
 import functools
@@ -13,23 +19,40 @@ import os
 import signal
 import sys
 import threading
-import tomllib
+import traceback
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
-from typer import TyperException
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
+try:  # recent typer vendors click: its classes are the ones raised and instantiated
+    from typer._click.core import Context, Parameter
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer uses the click package
+    from click import ClickException, Context, Parameter, UsageError  # type: ignore[assignment]
+
+from stylekit.cli.vocabulary import COMMON_PANEL, SHARED_PANELS
 from stylekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, BadInput, StylekitError
 from stylekit.io.console import configure, emit_json, get_console
 
 _COMMON_PARAMS = {
-    "config": (Path | None, typer.Option("--config", help="TOML file with defaults for any option of this command (explicit flags win).", rich_help_panel="Common")),
-    "quiet": (bool, typer.Option("--quiet", "-q", help="No progress or log lines (warnings and errors still shown).", rich_help_panel="Common")),
-    "json_output": (bool, typer.Option("--json", help="Write one JSON document with the result to stdout.", rich_help_panel="Common")),
+    "config": (Path | None, typer.Option("--config", help="TOML file with values for any option or argument (explicit flags win; see docs/cli.md).", rich_help_panel=COMMON_PANEL)),
+    "quiet": (bool, typer.Option("--quiet", "-q", help="No progress or log lines (results, warnings and errors still shown).", rich_help_panel=COMMON_PANEL)),
+    "json_output": (bool, typer.Option("--json", help="Write the result as one JSON document to stdout (errors too).", rich_help_panel=COMMON_PANEL)),
 }
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """An old option name kept for one release. `values` maps each old value to the new tokens (for an
+    old option that took a value the new one expresses as flags, e.g. --precision bf16 -> --amp)."""
+
+    new: str
+    values: dict[str, tuple[str, ...]] | None = None
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -48,102 +71,291 @@ def _debug() -> bool:
     return os.environ.get("STYLEKIT_DEBUG", "") not in ("", "0")
 
 
+def _report(message: str, hint: str | None, exit_code: int) -> None:
+    """The error on stderr (one line + hint) and, with --json, as the one JSON document on stdout."""
+    if _debug():
+        traceback.print_exc(file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    if get_console().json_mode:
+        emit_json({"error": message, "hint": hint, "exit_code": exit_code})
+
+
 def fail(error: StylekitError) -> typing.NoReturn:
-    """Print the one-line error (and hint) on stderr and exit with the error's code."""
-    print(f"error: {error.message}", file=sys.stderr)
-    if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
+    """Report the error and exit with its code."""
+    _report(error.message, error.hint, error.exit_code)
     raise typer.Exit(error.exit_code)
 
 
+def deprecated(old: str, new: str) -> None:
+    """The one-line warning for a name kept for one release (stderr, shown even with --quiet)."""
+    get_console().warn(f"{old} is deprecated and will be removed in the next release; use {new}")
+
+
+def rename_args(args: list[str], renamed: dict[str, Renamed]) -> list[str]:
+    """Rewrite deprecated option names in a command line to the current ones (with a warning each)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        spec = renamed.get(name)
+        if spec is None:
+            out.append(arg)
+        elif spec.values is None:
+            deprecated(name, spec.new)
+            out.append(spec.new + eq + value)
+        else:
+            if not eq:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            if value not in spec.values:
+                raise BadInput(f"bad {name} '{value}'", hint=f"use one of: {', '.join(spec.values)} (or {spec.new})")
+            deprecated(f"{name} {value}", " ".join(spec.values[value]) or f"the default (no {spec.new})")
+            out.extend(spec.values[value])
+        i += 1
+    return out
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a --config TOML file; keys may use dashes or underscores; a [command] table is allowed."""
+    """Read a --config TOML file (a regular file; keys may use dashes or underscores)."""
+    from stylekit.io.limits import parse_toml
+    from stylekit.io.paths import read_regular_text  # never blocks on a FIFO named like a config
+
+    if path.is_dir():
+        raise BadInput(f"--config {path} is a directory", hint="give a .toml file")
+    if not os.path.lexists(path):
+        raise BadInput(f"config file {path} does not exist", hint="check the --config path")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"config file {path} does not exist", hint="check the --config path") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = parse_toml(read_regular_text(path, "config file"), f"config file {path}")
+    except UnicodeDecodeError as exc:
         raise BadInput(f"config file {path} is not valid TOML: {exc}", hint="fix the file") from None
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    except OSError as exc:
+        raise BadInput(f"cannot read config file {path}: {exc.strerror or exc}", hint="check the --config path") from None
+    return data
 
 
-def _command_config(ctx: typer.Context, config: dict[str, Any]) -> dict[str, Any]:
-    """Top-level keys, overridden by the keys of this command's [table]."""
-    command_table = config.get((ctx.info_name or "").replace("-", "_"))
-    if isinstance(command_table, dict):
-        config = {**config, **{str(k).replace("-", "_"): v for k, v in command_table.items()}}
-    return config
+def _key(name: str) -> str:
+    return str(name).replace("-", "_")
 
 
-def _from_default(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+def _config_arg(args: list[str]) -> Path | None:
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return None
+        if arg == "--config" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None
 
 
-def _apply_config(ctx: typer.Context, params: dict[str, Any], config: dict[str, Any], config_path: Path) -> None:
-    by_name = {p.name: p for p in ctx.command.params}
-    for key, value in config.items():
-        if key not in by_name:
-            if isinstance(value, dict):
-                continue
-            raise BadInput(f"{config_path}: unknown option '{key}' for '{ctx.info_name}'", hint=f"see 'stylekit {ctx.info_name} --help'")
-        if _from_default(ctx, key):
-            param = by_name[key]
-            try:
+def _config_keys(params: list[Parameter]) -> dict[str, Parameter]:
+    """Config keys are the long flag names (dashes or underscores), and the names of arguments."""
+    keys: dict[str, Parameter] = {}
+    for param in params:
+        if param.param_type_name == "argument" and param.name:
+            keys[param.name] = param
+        for flag in getattr(param, "opts", []):
+            if flag.startswith("--"):
+                keys[_key(flag[2:])] = param
+    return keys
+
+
+def _renamed_value(spec: Renamed, value: Any) -> tuple[bool, Any]:
+    """A deprecated config value in the new option's terms: (present, value)."""
+    if spec.values is None:
+        return True, value
+    tokens = spec.values.get(str(value))
+    if tokens is None:
+        raise BadInput(f"bad value '{value}' for deprecated key", hint=f"use one of: {', '.join(spec.values)}")
+    if not tokens:
+        return False, None
+    return True, not tokens[0].startswith("--no-")
+
+
+class StylekitCommand(TyperCommand):
+    """A Typer command with the shared contract: deprecated names, --config as click's default map,
+    option groups in one order, value placeholders and literal help text."""
+
+    renamed: ClassVar[dict[str, Renamed]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.sort(key=_panel_rank)
+        for param in self.params:
+            _set_placeholder(param)
+        self._escaped = False
+
+    # -- parsing ----------------------------------------------------------------------------------------
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        head = args[: args.index("--")] if "--" in args else args
+        configure(json_mode="--json" in head)
+        try:
+            args = rename_args(list(args), self.renamed)
+            config_path = _config_arg(args)
+            if config_path is not None:
+                ctx.default_map = self.config_defaults(ctx, config_path)
+                if ctx.default_map.get("json_output"):
+                    configure(json_mode=True)
+            return super().parse_args(ctx, args)
+        except StylekitError as exc:
+            fail(exc)
+        except UsageError as exc:
+            _json_usage_error(ctx, exc)
+            raise
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:  # typer converts some values only now
+            _json_usage_error(ctx, exc)
+            raise
+
+    def config_defaults(self, ctx: Context, path: Path) -> dict[str, Any]:
+        """The --config file as click's default map for this command (docs/cli.md: --config)."""
+        data = load_config_file(path)
+        commands = set(getattr(ctx.parent.command, "commands", {}) if ctx.parent else ()) | {ctx.info_name}
+        top = {_key(k): v for k, v in data.items() if not isinstance(v, dict)}
+        for table in (k for k, v in data.items() if isinstance(v, dict)):
+            if table not in commands:
+                raise BadInput(f"{path}: [{table}] is not a stylekit command", hint=f"commands: {', '.join(sorted(c for c in commands if c))}")
+        own = {_key(k): v for k, v in data.get(ctx.info_name or "", {}).items()}
+        by_name = _config_keys(self.params)
+        renamed = {_key(old.lstrip("-")): spec for old, spec in self.renamed.items()}
+        defaults: dict[str, Any] = {}
+        for scope, values in (("top", top), ("own", own)):
+            for key, value in values.items():
+                if key in renamed:
+                    deprecated(f"config key '{key}'", f"'{_key(renamed[key].new.lstrip('-'))}'")
+                    present, value = _renamed_value(renamed[key], value)
+                    if not present:
+                        continue
+                    key = _key(renamed[key].new.lstrip("-"))
+                param = by_name.get(key)
+                if param is None or key == "config":
+                    if scope == "own":
+                        raise BadInput(f"{path}: unknown option '{key}' in [{ctx.info_name}]", hint=f"see 'stylekit {ctx.info_name} --help'")
+                    continue
                 if isinstance(value, list) and not param.multiple and param.nargs == 1:
                     value = ",".join(str(v) for v in value)
-                params[key] = param.process_value(ctx, value)
-            except TyperException as exc:
-                raise BadInput(f"{config_path}: bad value for '{key}': {exc}") from None
+                defaults[param.name] = value
+        return defaults
+
+    # -- help -------------------------------------------------------------------------------------------
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "name", None) == "help":
+                _set_placeholder(param)
+        return params
+
+    def format_help(self, ctx: Context, formatter: Any) -> None:
+        if not self._escaped and self.rich_markup_mode == "rich":
+            from rich.markup import escape  # help text is literal: "E[sign(D)]" must show its brackets
+
+            for param in self.params:
+                if getattr(param, "help", None):
+                    param.help = escape(param.help)  # type: ignore[attr-defined]
+            self.help = escape(self.help) if self.help else self.help
+            self.epilog = escape(self.epilog) if self.epilog else self.epilog
+            self._escaped = True
+        super().format_help(ctx, formatter)
 
 
-def command(app: typer.Typer, name: str, help: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `func` on `app` as command `name` with the shared options and error handling."""
+def _json_usage_error(ctx: Context, exc: UsageError) -> None:
+    """With --json, a usage error (bad or missing option) is also the one JSON document on stdout."""
+    if get_console().json_mode:
+        hint = f"see 'stylekit {ctx.info_name} --help'"
+        emit_json({"error": exc.format_message(), "hint": hint, "exit_code": exc.exit_code})
+
+
+def _panel_rank(param: Parameter) -> int:
+    """Arguments, the default option panel, the command's own panels, then the shared panels in order."""
+    if isinstance(param, TyperArgument):
+        return 0
+    panel = getattr(param, "rich_help_panel", None)
+    if panel is None:
+        return 1
+    return 3 + SHARED_PANELS.index(panel) if panel in SHARED_PANELS else 2
+
+
+def _placeholder(param: Parameter) -> str:
+    """What a value looks like in --help: N, NUMBER, TEXT, PATH or the choices; nothing for a flag."""
+    if isinstance(param, TyperOption) and param.is_flag:
+        return ""
+    desc = getattr(param, "type_descriptor", None)
+    annotation = desc.annotation if desc is not None else None
+    item = typing.get_args(annotation)[0] if desc is not None and desc.is_list else annotation
+    if desc is not None and desc.is_choice:
+        text = "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    elif desc is not None and desc.is_path:
+        text = "PATH"
+    elif item is int:
+        text = "N"
+    elif item is float:
+        text = "NUMBER"
+    else:
+        text = "TEXT"
+    return text + ("..." if param.nargs == -1 else "")
+
+
+def _set_placeholder(param: Parameter) -> None:
+    """Show N / NUMBER / TEXT / PATH / choices instead of <int>, <float>, <str>, <bool> (a metavar would
+    also replace the option's name in error messages, so the display method is replaced instead)."""
+    text = _placeholder(param)
+    param.display_type_rich = lambda ctx: text  # type: ignore[attr-defined]
+    if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+        param.metavar = param.name.upper()  # "Usage: stylekit prepare [OPTIONS] SRC OUT"
+
+
+def _epilog(examples: Iterable[str], notes: str | None) -> str:
+    lines = "\n".join(f"  {e}" for e in examples)
+    # The leading newline keeps the examples indented (help text is dedented from its second line on).
+    return f"\nExamples:\n{lines}" + (f"\n\n{notes}" if notes else "")
+
+
+def command(app: typer.Typer, name: str, help: str, examples: Iterable[str] | None = None, notes: str | None = None,
+            renamed: dict[str, str | Renamed] | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `func` on `app` as command `name` with the shared options, help layout and error handling.
+
+    examples: command lines shown one per line under "Examples:"; notes: a paragraph after them;
+    renamed: old option name -> new name (or Renamed) accepted for one release with a warning.
+    """
+    if examples is not None:
+        kwargs["epilog"] = _epilog(examples, notes)
+    aliases = {old: spec if isinstance(spec, Renamed) else Renamed(spec) for old, spec in (renamed or {}).items()}
+    cls = type(f"{name.title().replace('-', '')}Command", (StylekitCommand,), {"renamed": aliases})
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)
         sig = inspect.signature(func)
         params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()]
-        params.append(inspect.Parameter("_typer_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
         for pname, (ptype, option) in _COMMON_PARAMS.items():
             default = None if pname == "config" else False
             params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[ptype, option]))
 
         @functools.wraps(func)
         def wrapper(*args: Any, **all_kwargs: Any) -> Any:
-            ctx: typer.Context = all_kwargs.pop("_typer_ctx")
-            config_path = all_kwargs.pop("config")
-            quiet = all_kwargs.pop("quiet")
-            json_output = all_kwargs.pop("json_output")
-            configure(quiet=quiet, json_mode=json_output)
+            all_kwargs.pop("config")
+            configure(quiet=all_kwargs.pop("quiet"), json_mode=all_kwargs.pop("json_output"))
             previous_term = _term_as_interrupt()
             try:
-                if config_path is not None:
-                    config = _command_config(ctx, load_config_file(config_path))
-                    shared = {key: config.pop(key) for key in ("quiet", "json") if key in config}
-                    if "quiet" in shared and _from_default(ctx, "quiet"):
-                        quiet = bool(shared["quiet"])
-                    if "json" in shared and _from_default(ctx, "json_output"):
-                        json_output = bool(shared["json"])
-                    configure(quiet=quiet, json_mode=json_output)
-                    _apply_config(ctx, all_kwargs, config, config_path)
                 return func(*args, **all_kwargs)
             except StylekitError as exc:
-                if _debug():
-                    raise
                 fail(exc)
             except KeyboardInterrupt:
-                if _debug():
-                    raise
-                print("error: interrupted", file=sys.stderr)
+                _report("interrupted", None, EXIT_INTERRUPTED)
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-            except (typer.Exit, typer.Abort, TyperException):
+            except (typer.Exit, typer.Abort, ClickException):
                 raise
             except Exception as exc:  # noqa: BLE001 - last-resort mapping to exit 1
-                if _debug():
-                    raise
-                print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-                print("hint: set STYLEKIT_DEBUG=1 to see the traceback, and please report it", file=sys.stderr)
+                _report(f"unexpected {type(exc).__name__}: {exc}",
+                        "set STYLEKIT_DEBUG=1 to see the traceback, and please report it", EXIT_FAILURE)
                 raise typer.Exit(EXIT_FAILURE) from None
             finally:
                 if previous_term is not None:
@@ -151,40 +363,63 @@ def command(app: typer.Typer, name: str, help: str, **kwargs: Any) -> Callable[[
 
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        app.command(name=name, help=help, **kwargs)(wrapper)
+        app.command(name=name, help=help, cls=cls, **kwargs)(wrapper)
         return wrapper
 
     return decorate
 
 
-def render(result: Any, table: Callable[[Any], None] | None = None) -> None:
-    """Show a command's result: one JSON document on stdout with --json, else `table(result)` on stderr."""
+@dataclass
+class Table:
+    """A result table: what every command shows on stdout when it is not asked for --json."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+def fields(title: str, rows: list[list[Any]]) -> Table:
+    """The common two-column result: field | value."""
+    return Table(title, ["field", "value"], rows)
+
+
+def render(result: Any, table: Callable[[Any], Table | list[Table]] | None = None) -> None:
+    """Show a command's result on stdout: one JSON document with --json, else the table(s) `table(result)` builds.
+
+    `result` may be a dict, a dataclass, or anything with `to_dict()`."""
     if get_console().json_mode:
-        emit_json(result)
+        emit_json(result.to_dict() if hasattr(result, "to_dict") else result)
     elif table is not None:
-        table(result)
+        built = table(result)
+        for t in built if isinstance(built, list) else [built]:
+            get_console().print_table(t.title, t.columns, t.rows)
 
 
-def parse_int_list(text: str, option: str = "value") -> list[int]:
-    """Parse '0-99,120' or '1,3,5' into integers (ranges inclusive, order kept)."""
-    out: list[int] = []
+MAX_LIST = 1_000_000  # values one option may name: more is a typo or a run to split (a list of 1e9 ints is ~40 GB)
+
+
+def parse_int_list(text: str, option: str = "value", limit: int = MAX_LIST) -> list[int]:
+    """Parse '0-99,120' or '1,3,5' into integers (ranges inclusive, order kept); at most `limit` values,
+    counted before anything is expanded."""
+    spans: list[tuple[int, int]] = []
     try:
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
             lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
-            if sep:
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
+            a, b = (int(lo), int(hi)) if sep else (int(part), int(part))
+            if b < a:
+                raise ValueError
+            spans.append((a, b))
     except ValueError:
         raise BadInput(f"bad {option} '{text}'", hint="use integers and inclusive ranges, e.g. 0-99,120") from None
-    if not out:
+    count = sum(b - a + 1 for a, b in spans)
+    if not count:
         raise BadInput(f"empty {option} '{text}'", hint="give at least one integer, e.g. 0-3")
-    return out
+    if count > limit:
+        raise BadInput(f"{option} '{text}' names {count:,} values (about {count * 36 / 2**30:.1f} GB as a list); at most {limit:,} per run",
+                       hint="split the work into several runs with smaller ranges")
+    return [v for a, b in spans for v in range(a, b + 1)]
 
 
 def parse_float_list(text: str, option: str = "value") -> list[float]:
@@ -198,16 +433,14 @@ def parse_float_list(text: str, option: str = "value") -> list[float]:
     return values
 
 
-def exit_bad_input(message: str, hint: str | None = None) -> typing.NoReturn:
-    """Fail from CLI-level validation with exit code 2."""
-    fail(BadInput(message, hint))
-
-
 __all__ = [
     "EXIT_BAD_INPUT",
+    "Renamed",
+    "Table",
     "command",
-    "exit_bad_input",
+    "deprecated",
     "fail",
+    "fields",
     "parse_float_list",
     "parse_int_list",
     "render",

@@ -5,26 +5,22 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
+from stylekit.cli.vocabulary import option
 from stylekit.errors import BadInput
-from stylekit.io.console import get_console
 
 ORDER = 10
 
-_EXAMPLES = """
-
-Examples:
-
-  stylekit download --list
-
-  stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0
-
-  stylekit download wikiart --out data/wikiart        (needs Kaggle credentials)
-
-  stylekit download midjourney --out data/mj --images 1000 --concurrency 8
-
-  stylekit download vgg19                              (into $STYLEKIT_HOME/weights)
-"""
+_EXAMPLES = [
+    "stylekit download --list",
+    "stylekit download --list | grep ffhq",
+    "stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0",
+    "stylekit download wikiart --out data/wikiart",
+    "stylekit download midjourney --out data/mj --images 1000 --workers 8",
+    "stylekit download midjourney --out data/mj-people --images 2000 --prompt-include 'woman|man|girl|boy|person|portrait' --prompt-exclude 'robot|cat|dog'",
+    "stylekit download vgg19",
+]
+_NOTES = "wikiart and midjourney need Kaggle credentials; weights go to $STYLEKIT_HOME/weights unless --out is given."
 
 
 def _mb(n: int | None) -> str:
@@ -32,12 +28,12 @@ def _mb(n: int | None) -> str:
 
 
 def _listing() -> dict[str, Any]:
-    from stylekit.data.kaggle_sources import DATASET_LICENCES, DATASETS
+    from stylekit.data.kaggle_sources import DATASETS
     from stylekit.weights import REGISTRY, weights_dir
 
     cache = weights_dir()
     return {
-        "datasets": [{"name": k, "description": v, "licence": DATASET_LICENCES[k]} for k, v in DATASETS.items()],
+        "datasets": [{"name": k, "description": v.description, "licence": v.licence} for k, v in DATASETS.items()],
         "weights": [
             {**spec.to_dict(), "cached": (cache / spec.filename).is_file()} for spec in REGISTRY.values()
         ],
@@ -45,17 +41,16 @@ def _listing() -> dict[str, Any]:
     }
 
 
-def _show_listing(doc: dict[str, Any]) -> None:
-    console = get_console()
-    console.print_table("data sets", ["name", "description", "licence"],
-                        [[d["name"], d["description"], d["licence"]] for d in doc["datasets"]])
-    console.print_table(f"weights (cache: {doc['cache']})", ["name", "size", "checksum", "cached", "licence", "description"],
-                        [[w["name"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no",
-                          w["licence"], w["description"]] for w in doc["weights"]])
+def _show_listing(doc: dict[str, Any]) -> list[Table]:
+    return [
+        Table("data sets", ["name", "description", "licence"], [[d["name"], d["description"], d["licence"]] for d in doc["datasets"]]),
+        Table(f"weights (cache: {doc['cache']})", ["name", "size", "checksum", "cached", "licence", "description"],
+              [[w["name"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no", w["licence"], w["description"]]
+               for w in doc["weights"]]),
+    ]
 
 
-def _show_result(doc: dict[str, Any]) -> None:
-    console = get_console()
+def _show_result(doc: dict[str, Any]) -> Table:
     if doc["kind"] == "weights":
         rows = [["path", doc["path"]], ["sha256", doc["sha256"]], ["bytes", doc["size"]], ["trust", doc["trust"]],
                 ["status", "already present (verified)" if doc["skipped"] else f"downloaded from {doc['url']}"]]
@@ -67,26 +62,29 @@ def _show_result(doc: dict[str, Any]) -> None:
             if isinstance(value, dict):
                 value = ", ".join(f"{k}={v}" for k, v in value.items()) if len(value) <= 30 else f"{len(value)} entries"
             rows.append([key, value])
-    console.print_table(f"download {doc['name']}", ["field", "value"], rows)
+    return fields(f"download {doc['name']}", rows)
 
 
 def register(app: typer.Typer) -> None:
-    @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name." + _EXAMPLES)
+    @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name.",
+             examples=_EXAMPLES, notes=_NOTES, renamed={"--force": "--fresh", "--concurrency": "--workers"})
     def download(
         name: Annotated[str | None, typer.Argument(help="wikiart, midjourney, toy-styles, or a weights name (see --list).", show_default=False)] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required for data sets; weights default to the cache).")] = None,
         list_names: Annotated[bool, typer.Option("--list", help="List every downloadable name with description, licence and size.")] = False,
-        force: Annotated[bool, typer.Option("--force", help="Redo a completed download (weights: fetch again; unpinned checksums are re-recorded).")] = False,
         size: Annotated[int, typer.Option("--size", help="toy-styles: image size in pixels.", rich_help_panel="toy-styles")] = 64,
         per_style: Annotated[int, typer.Option("--per-style", help="toy-styles: images per style.", rich_help_panel="toy-styles")] = 200,
         styles: Annotated[int, typer.Option("--styles", help="toy-styles: number of styles.", rich_help_panel="toy-styles")] = 8,
-        seed: Annotated[int, typer.Option("--seed", help="toy-styles: random seed (same seed, same bytes).", rich_help_panel="toy-styles")] = 0,
         images: Annotated[int, typer.Option("--images", help="midjourney: fetch the first N image URLs of prompts.csv.", rich_help_panel="midjourney")] = 0,
-        concurrency: Annotated[int, typer.Option("--concurrency", help="midjourney: parallel image downloads.", rich_help_panel="midjourney")] = 8,
         retry_dead: Annotated[bool, typer.Option("--retry-dead", help="midjourney: retry links already recorded as dead (HTTP 4xx).", rich_help_panel="midjourney")] = False,
+        prompt_include: Annotated[str | None, typer.Option("--prompt-include", help="midjourney: fetch only prompts matching this regular expression (case-insensitive, whole words), e.g. 'woman|man|portrait'.", rich_help_panel="midjourney")] = None,
+        prompt_exclude: Annotated[str | None, typer.Option("--prompt-exclude", help="midjourney: skip prompts matching this regular expression (case-insensitive, whole words).", rich_help_panel="midjourney")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds without data before a request fails.")] = 60.0,
         retries: Annotated[int, typer.Option("--retries", help="Extra attempts after a transient network failure.")] = 3,
         keep_archive: Annotated[bool, typer.Option("--keep-archive", help="wikiart/midjourney: keep the downloaded Kaggle zip in OUT/.download.")] = False,
+        force: bool = option("fresh", "Redo a completed download (weights: fetch again; unpinned checksums are re-recorded)."),
+        workers: int | None = option("workers", "midjourney: parallel image downloads (default: auto = 8)."),
+        seed: int = option("seed", "toy-styles: random seed (same seed, same bytes)."),
     ) -> None:
         from stylekit.data.kaggle_sources import DATASETS
         from stylekit.weights import REGISTRY
@@ -109,13 +107,11 @@ def register(app: typer.Typer) -> None:
                            hint=f"data sets: {', '.join(DATASETS)}; weights: {', '.join(REGISTRY)} (see `stylekit download --list`)")
         if out is None:
             raise BadInput(f"'{name}' needs --out DIR", hint=f"e.g. stylekit download {name} --out data/{name}")
-        from stylekit.data import kaggle_sources as src
+        from stylekit.data.kaggle_sources import DownloadOptions, PromptFilter
 
-        if name == "toy-styles":
-            result = src.download_toy_styles(out, size=size, per_style=per_style, styles=styles, seed=seed, force=force)
-        elif name == "wikiart":
-            result = src.download_wikiart(out, force=force, keep_archive=keep_archive)
-        else:
-            result = src.download_midjourney(out, force=force, images=images, concurrency=concurrency, timeout=timeout,
-                                             retries=retries, keep_archive=keep_archive, retry_dead=retry_dead)
+        options = DownloadOptions(force=force, keep_archive=keep_archive, timeout=timeout, retries=retries, size=size,
+                                  per_style=per_style, styles=styles, seed=seed, images=images,
+                                  concurrency=8 if workers is None else workers, retry_dead=retry_dead,
+                                  prompt_filter=PromptFilter(prompt_include, prompt_exclude))
+        result = DATASETS[name].fetch(out, options)
         render({"kind": "dataset", **result.to_dict()}, table=_show_result)

@@ -8,15 +8,16 @@ from typing import Annotated
 
 import typer
 
-from stylekit.cli.common import command, render
+from stylekit.cli.common import Table, command, fields, render
+from stylekit.cli.vocabulary import option
 
 ORDER = 70
 
-EXAMPLES = (
-    "Examples: stylekit finetune-stylegan data/toons.zip --resume ffhq-256 --aug ada --freezed 4 --kimg 200 --out runs/toon ; "
-    "torchrun --standalone --nproc_per_node 8 -m stylekit finetune-stylegan data/faces.zip --resume ffhq-1024 "
-    "--cfg paper1024 --augpipe bg --mirror --out runs/faces ; rerun the same command to resume."
-)
+EXAMPLES = [
+    "stylekit finetune-stylegan data/toons.zip --network ffhq-256 --aug ada --freezed 4 --kimg 200 --out runs/toon",
+    "torchrun --standalone --nproc_per_node 8 -m stylekit finetune-stylegan data/faces.zip --network ffhq-1024 --cfg paper1024 --augpipe bg --mirror --out runs/faces",
+    "stylekit finetune-stylegan data/toons.zip --network ffhq-256 --metrics fid10k,kid10k,ppl2_wend --out runs/toon",
+]
 
 
 def _relaunch(nproc: int) -> int:
@@ -41,14 +42,16 @@ def register(app: typer.Typer) -> None:
         app,
         "finetune-stylegan",
         help="Fine-tune a pretrained StyleGAN2 on your images with ADA and FreezeD (resumable, multi-GPU).",
-        epilog=EXAMPLES,
+        examples=EXAMPLES,
+        notes="Rerun the same command to resume; --fresh starts over.",
+        renamed={"--resume": "--network", "--metric-images": "--num-gen"},
     )
     def finetune_stylegan(
         data: Annotated[Path, typer.Argument(help="Folder of square images or an NVlabs-style zip (stylekit prepare --format stylegan-zip).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (rerun the command to resume).")],
-        resume: Annotated[str, typer.Option("--resume", help="Transfer source: registry name (ffhq-256, ffhq-1024, ...), .pkl/.pt/.safetensors, a run directory, or 'none' to train from scratch.")],
+        resume: str = option("network", "Transfer source: registry name (ffhq-256, ffhq-1024, ...), .pkl/.pt/.safetensors, a run directory, or 'none' to train from scratch.", required=True),
         cfg: Annotated[str, typer.Option("--cfg", help="Preset: auto | stylegan2 | paper256 | paper512 | paper1024 | cifar.")] = "auto",
-        batch: Annotated[int | None, typer.Option("--batch", help="Global batch (split over processes). Default: the preset's.")] = None,
+        batch: int | None = option("batch", "Global batch (split over processes). Default: the preset's."),
         gamma: Annotated[float | None, typer.Option("--gamma", help="R1 weight. Default: the preset's.")] = None,
         kimg: Annotated[float | None, typer.Option("--kimg", help="Train until this many thousand real images were shown (fractions allowed).")] = None,
         lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate of G and D. Default: the preset's.")] = None,
@@ -56,7 +59,6 @@ def register(app: typer.Typer) -> None:
         ema_rampup: Annotated[float | None, typer.Option("--ema-rampup", help="EMA ramp-up (0 = off). Default: the preset's, off with a transfer source (NVlabs).")] = None,
         mbstd_group: Annotated[int | None, typer.Option("--mbstd-group", help="Minibatch-stddev group size. Default: the preset's.")] = None,
         mirror: Annotated[bool, typer.Option("--mirror", help="Add x-flipped copies of the images.")] = False,
-        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
         aug: Annotated[str, typer.Option("--aug", help="ada (adaptive p) | noaug | fixed (constant --p).")] = "ada",
         p: Annotated[float, typer.Option("--p", help="Initial (ada) or constant (fixed) augmentation probability.")] = 0.0,
         target: Annotated[float, typer.Option("--target", help="ADA target for r_t = E[sign(D(real))].")] = 0.6,
@@ -66,14 +68,15 @@ def register(app: typer.Typer) -> None:
         snap: Annotated[int, typer.Option("--snap", help="Snapshot (network, sample grid, metrics) every N ticks.")] = 50,
         tick_kimg: Annotated[float, typer.Option("--tick-kimg", help="kimg per tick (log line, checkpoint).")] = 4.0,
         ckpt_ticks: Annotated[int, typer.Option("--ckpt-ticks", help="Resumable checkpoint every N ticks.")] = 1,
-        metrics: Annotated[str, typer.Option("--metrics", help="fid | kid | fid,kid | none, at each snapshot (needs `stylekit download inception-fid`).")] = "none",
-        metric_images: Annotated[int, typer.Option("--metric-images", help="Generated images per metric evaluation.")] = 1000,
+        metrics: Annotated[str, typer.Option("--metrics", help="Metric registry names at each snapshot, e.g. fid10k,kid10k,ppl2_wend (also metric-NAME.jsonl), or none.")] = "none",
+        metric_images: int = option("num_gen", "Generated images for snapshot metrics without a count in their name (fid, kid, pr, is, ppl_*).", default=1000),
         keep: Annotated[int, typer.Option("--keep", help="Unpinned checkpoints to keep.")] = 3,
-        device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")] = "auto",
-        workers: Annotated[int, typer.Option("--workers", help="Data loader worker processes.")] = 0,
-        amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only; fp16 in the high-resolution blocks).")] = False,
-        fresh: Annotated[bool, typer.Option("--fresh", help="Delete the run directory's contents and start over.")] = False,
         nproc: Annotated[int, typer.Option("--nproc", help="Re-launch under torchrun with N processes (one per GPU).")] = 1,
+        device: str = option("device"),
+        workers: int | None = option("workers", "Data loader worker processes (default: auto = 0)."),
+        amp: bool = option("amp"),
+        seed: int = option("seed"),
+        fresh: bool = option("fresh", "Delete the run directory's contents and start over."),
     ) -> None:
         from stylekit.errors import BadInput
 
@@ -89,18 +92,19 @@ def register(app: typer.Typer) -> None:
             ema_kimg=ema_kimg, ema_rampup=ema_rampup, mbstd_group=mbstd_group, mirror=mirror, seed=seed, aug=aug,
             p=p, target=target, augpipe=augpipe, ada_kimg=ada_kimg, freezed=freezed, snap=snap, tick_kimg=tick_kimg,
             ckpt_ticks=ckpt_ticks, metrics=[m.strip() for m in metrics.split(",") if m.strip()] or ["none"],
-            metric_images=metric_images, keep=keep, device=device, fresh=fresh, workers=workers, amp=amp,
+            metric_images=metric_images, keep=keep, device=device, fresh=fresh, workers=0 if workers is None else workers, amp=amp,
         )
         result = finetune_stylegan(cfg_obj)
-        render(result.to_dict(), table=lambda r: _table(r))
+        render(result.to_dict(), table=lambda r: _table(r, cfg_obj.metrics))
 
 
-def _table(r: dict) -> None:
-    from stylekit.io.console import get_console
+def _table(r: dict, metric_names: list[str]) -> Table:
+    from stylekit.metrics.snapshot import parse_snapshot_metrics
 
     rows = [["network", r["network"]], ["kimg", r["kimg"]], ["ticks", r["ticks"]], ["augment p", round(r["augment_p"], 4)],
             ["r_t", "-" if r["rt"] is None else round(r["rt"], 3)], ["resolution", r["resolution"]], ["batch", r["batch"]],
             ["frozen D layers", ", ".join(r["frozen_layers"]) or "none"], ["images", r["images"]],
             ["sec/kimg", r["sec_per_kimg"] or "-"], ["seconds", r["seconds"]]]
-    rows += [[k, v] for k, v in r["last_metrics"].items() if k in ("fid", "kid")]
-    get_console().print_table("finetune-stylegan", ["field", "value"], rows)
+    names = [s.name for s in parse_snapshot_metrics(metric_names)]
+    rows += [[k, v] for k, v in r["last_metrics"].items() if any(k == n or k.startswith(f"{n}_") for n in names)]
+    return fields("finetune-stylegan", rows)

@@ -1,16 +1,14 @@
 """StyleGAN2 commands: generate, mix (style mixing / interpolation), blend-layers (toonify)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import command, parse_int_list, render
+from stylekit.cli.common import Table, command, fields, parse_int_list, render
+from stylekit.cli.vocabulary import CONCEPTS, option
 
 ORDER = 60
-
-NETWORK_HELP = "Network: registry name (ffhq-256, ...), NVlabs .pkl, rosinality .pt, stylekit .safetensors or a run directory."
-DEVICE_HELP = "auto | cpu | cuda | cuda:N"
 
 
 def _two(text: str, option: str) -> tuple[int, int]:
@@ -27,19 +25,19 @@ def register(app: typer.Typer) -> None:
         app,
         "generate",
         help="Generate images (and their w latents) from seeds with a StyleGAN2 network.",
-        epilog="Example: stylekit generate --network ffhq-256 --seeds 0-7 --trunc 0.7 --out gen/",
+        examples=["stylekit generate --network ffhq-256 --seeds 0-7 --trunc 0.7 --out gen/"],
     )
     def generate(
-        network: Annotated[str, typer.Option("--network", "-n", help=NETWORK_HELP)],
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 0-99,120 (z = RandomState(seed).randn, as NVlabs).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
-        trunc: Annotated[float, typer.Option("--trunc", help="Truncation psi (1 = none, 0 = the average image).")] = 1.0,
+        network: str = option("network", required=True),
+        trunc: float = option("trunc"),
         trunc_cutoff: Annotated[int | None, typer.Option("--trunc-cutoff", help="Truncate only the first N layers of w.")] = None,
         noise_mode: Annotated[str, typer.Option("--noise-mode", help="const | random | none")] = "const",
         class_idx: Annotated[int | None, typer.Option("--class", help="Class index for conditional networks.")] = None,
         grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Also write grid.png.")] = True,
-        batch: Annotated[int, typer.Option("--batch", min=1, help="Images per forward pass.")] = 8,
-        device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+        batch: int = option("batch", "Images per forward pass.", default=8),
+        device: str = option("device"),
     ) -> None:
         from stylekit.edit.generate import GenerateConfig, run_generate
 
@@ -48,7 +46,7 @@ def register(app: typer.Typer) -> None:
             noise_mode=noise_mode, class_idx=class_idx, grid=grid, device=device, batch=batch,
         )
         result = run_generate(cfg)
-        render(result, table=lambda r: _table("generate", [
+        render(result, table=lambda r: fields("generate", [
             ["images", len(r.images)], ["resolution", r.resolution], ["out", r.out], ["grid", r.grid or "-"],
             ["latents", r.latents], ["seconds", r.seconds]]))
 
@@ -56,12 +54,12 @@ def register(app: typer.Typer) -> None:
         app,
         "mix",
         help="Style-mixing grid (rows x cols of seeds) or an interpolation GIF between two seeds or latent files.",
-        epilog="Examples: stylekit mix --network ffhq-256 --rows 85,100 --cols 55,821 --styles 0-6 --out mix/ ; "
-        "stylekit mix --network ffhq-256 --interpolate 1,2 --space w --frames 60 --out interp/",
+        examples=["stylekit mix --network ffhq-256 --rows 85,100 --cols 55,821 --styles 0-6 --out mix/",
+                  "stylekit mix --network ffhq-256 --interpolate 1,2 --space w --frames 60 --out interp/"],
     )
     def mix(
-        network: Annotated[str, typer.Option("--network", "-n", help=NETWORK_HELP)],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+        network: str = option("network", required=True),
         rows: Annotated[str | None, typer.Option("--rows", help="Row seeds (they supply the layers not in --styles).")] = None,
         cols: Annotated[str | None, typer.Option("--cols", help="Column seeds (they supply the layers in --styles).")] = None,
         styles: Annotated[str, typer.Option("--styles", help="Layer indices of w taken from the column seed ('' for none).")] = "0-6",
@@ -70,10 +68,11 @@ def register(app: typer.Typer) -> None:
         space: Annotated[str, typer.Option("--space", help="z (slerp between seeds) | w (lerp).")] = "z",
         frames: Annotated[int, typer.Option("--frames", help="Number of interpolation frames.")] = 60,
         fps: Annotated[float, typer.Option("--fps", help="GIF frame rate.")] = 20.0,
-        trunc: Annotated[float, typer.Option("--trunc", help="Truncation psi.")] = 1.0,
+        trunc: float = option("trunc"),
         noise_mode: Annotated[str, typer.Option("--noise-mode", help="const | random | none")] = "const",
         class_idx: Annotated[int | None, typer.Option("--class", help="Class index for conditional networks.")] = None,
-        device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+        batch: int = option("batch", "Images per forward pass.", default=8),
+        device: str = option("device"),
     ) -> None:
         from stylekit.errors import BadInput
 
@@ -90,10 +89,10 @@ def register(app: typer.Typer) -> None:
             icfg = InterpolateConfig(
                 network=network, out=out, seeds=_two(interpolate, "--interpolate") if interpolate else None,
                 latents=(latents[0], latents[1]) if latents else None, space=space, frames=frames, trunc=trunc,
-                noise_mode=noise_mode, class_idx=class_idx, fps=fps, device=device,
+                noise_mode=noise_mode, class_idx=class_idx, fps=fps, device=device, batch=batch,
             )
             iresult = run_interpolate(icfg)
-            render(iresult, table=lambda r: _table("interpolate", [
+            render(iresult, table=lambda r: fields("interpolate", [
                 ["frames", len(r.frames)], ["space", r.space], ["gif", r.gif], ["seconds", r.seconds]]))
             return
         if not rows or not cols:
@@ -103,10 +102,10 @@ def register(app: typer.Typer) -> None:
         cfg = MixConfig(
             network=network, rows=parse_int_list(rows, "--rows"), cols=parse_int_list(cols, "--cols"), out=out,
             styles=parse_int_list(styles, "--styles") if styles.strip() else [], trunc=trunc, noise_mode=noise_mode,
-            class_idx=class_idx, device=device,
+            class_idx=class_idx, device=device, batch=batch,
         )
         result = run_mix(cfg)
-        render(result, table=lambda r: _table("mix", [
+        render(result, table=lambda r: fields("mix", [
             ["images", len(r.images)], ["styles", ",".join(map(str, r.styles)) or "none"], ["num_ws", r.num_ws],
             ["grid", r.grid], ["seconds", r.seconds]]))
 
@@ -114,34 +113,42 @@ def register(app: typer.Typer) -> None:
         app,
         "blend-layers",
         help="Blend two generators by resolution (toonify layer swapping) into a new network.",
-        epilog="Example: stylekit blend-layers --base ffhq-256 --finetuned runs/toon --swap-res 32 --out toonify.safetensors",
+        examples=["stylekit blend-layers --base ffhq-256 --finetuned runs/toon --swap-res 32 --out toonify.safetensors",
+                  "stylekit blend-layers --base ffhq-256 --finetuned runs/toon --swap-res 4,8,16,32,64,128 --metrics fid10k --ref data/toons-256 --out sweep/"],
     )
     def blend_layers(
-        base: Annotated[str, typer.Option("--base", help="The original network. " + NETWORK_HELP)],
+        base: Annotated[str, typer.Option("--base", help="The original network. " + CONCEPTS["network"].help)],
         finetuned: Annotated[str, typer.Option("--finetuned", help="A network fine-tuned from --base.")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Blended network (.safetensors); the preview goes next to it.")],
-        swap_res: Annotated[int, typer.Option("--swap-res", help="Layers at this resolution and above come from the non-structure network.")] = 32,
+        out: Annotated[str, typer.Option("--out", "-o", help="Blended network (.safetensors), or a folder (ending in /) for blended.safetensors; the preview goes next to it.")],
+        swap_res: Annotated[str, typer.Option("--swap-res", help="Layers at this resolution and above come from the non-structure network; several (4,8,16,32) make a sweep: one network each in the --out folder and sweep.png.")] = "32",
         blend_width: Annotated[float | None, typer.Option("--blend-width", help="Smooth sigmoid transition width (in layers); default: hard swap.")] = None,
         structure: Annotated[str, typer.Option("--structure", help="Network giving the low resolutions, mapping and noise: base | finetuned.")] = "finetuned",
         preview_seeds: Annotated[str, typer.Option("--preview-seeds", help="Seeds for the preview grid ('' for none).")] = "0-5",
-        trunc: Annotated[float, typer.Option("--trunc", help="Truncation psi for the preview.")] = 0.7,
-        device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+        trunc: float = option("trunc", "Truncation psi for the preview (1 = none)."),
+        device: str = option("device"),
+        metrics: Annotated[str | None, typer.Option("--metrics", help="Score every blend with these metric names (as in score), e.g. fid10k; needs --ref.", show_default=False)] = None,
+        ref: Annotated[str | None, typer.Option("--ref", help="Reference images for --metrics: folder, .zip or stats:NAME/RES.", show_default=False)] = None,
+        num_gen: Annotated[int | None, typer.Option("--num-gen", help="With --metrics: generated images per blend for names without a count.", show_default=False)] = None,
     ) -> None:
         from stylekit.edit.blend import BlendConfig, run_blend
 
         cfg = BlendConfig(
-            base=base, finetuned=finetuned, out=out, swap_res=swap_res, blend_width=blend_width, structure=structure,
+            base=base, finetuned=finetuned, out=out, swap_res=parse_int_list(swap_res, "--swap-res"), blend_width=blend_width, structure=structure,
             preview_seeds=parse_int_list(preview_seeds, "--preview-seeds") if preview_seeds.strip() else [],
-            trunc=trunc, device=device,
+            trunc=trunc, device=device, metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+            ref=ref, num_gen=num_gen,
         )
         result = run_blend(cfg)
-        render(result, table=lambda r: _table("blend-layers", [
-            ["network", r.out], ["preview", r.preview or "-"], ["swap_res", r.swap_res],
-            ["blend_width", r.blend_width if r.blend_width is not None else "hard"], ["structure", r.structure],
-            ["seconds", r.seconds]]))
+        render(result, table=_blend_tables)
 
 
-def _table(title: str, rows: list[list[object]]) -> None:
-    from stylekit.io.console import get_console
-
-    get_console().print_table(title, ["field", "value"], rows)
+def _blend_tables(r: Any) -> list[Table]:
+    tables = [fields("blend-layers", [
+        ["network" if not r.sweep or len(r.sweep) == 1 else "folder", r.out], ["preview", r.preview or "-"],
+        ["swap_res", r.swap_res], ["blend_width", r.blend_width if r.blend_width is not None else "hard"],
+        ["structure", r.structure], ["seconds", r.seconds]])]
+    if r.sweep:
+        names = list(dict.fromkeys(k for e in r.sweep for k in e.get("metrics", {})))
+        tables.append(Table("swap resolutions", ["swap_res", *names, "network"],
+                            [[e["swap_res"], *[e.get("metrics", {}).get(n, "-") for n in names], e["out"]] for e in r.sweep]))
+    return tables

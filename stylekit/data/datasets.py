@@ -1,8 +1,8 @@
 """Labelled style images for training and evaluation: splits, decoding checks, style-keeping augmentation.
 
 DATA is either a prepared folder (`manifest.csv` with path,label,split written by `stylekit prepare`)
-or class folders (DATA/<style>/*.png), split on the fly per class with a seeded shuffle
-(stratified: every class lands in train, val and test in the same proportions). A toy-styles folder
+or class folders (DATA/<style>/*.png), split on the fly by `data.split.split_keys` (stratified:
+every class lands in train, val and test in the same proportions; the same split `prepare` writes). A toy-styles folder
 (manifest with a `layout` column) is read as class folders without its unstyled `content` folder.
 
 Every image is decoded once up front (threads); undecodable files are skipped and listed in the
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from stylekit.data.images import ImageReport, is_image_name, list_images, load_rgb, pil_to_tensor
+from stylekit.data.split import split_keys
 from stylekit.errors import BadImage, BadInput
 
 SPLITS = ("train", "val", "test")
@@ -63,16 +63,16 @@ class StyleSplits:
 
 
 def _read_header(manifest: Path) -> list[str]:
-    with open(manifest, newline="", encoding="utf-8") as fh:
+    with open(manifest, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         return [h.strip().lower() for h in next(csv.reader(fh), [])]
 
 
-def _class_folders(root: Path, exclude: set[str]) -> dict[str, list[Path]]:
+def _class_folders(root: Path, exclude: set[str], report: ImageReport) -> dict[str, list[Path]]:
     classes: dict[str, list[Path]] = {}
     for child in sorted(root.iterdir(), key=lambda p: p.name):
         if not child.is_dir() or child.name.startswith(".") or child.name in exclude:
             continue
-        files = list_images(child)
+        files = list_images(child, report=report)
         if files:
             classes[child.name] = files
     loose = [p for p in root.iterdir() if p.is_file() and is_image_name(p)]
@@ -83,29 +83,6 @@ def _class_folders(root: Path, exclude: set[str]) -> dict[str, list[Path]]:
             hint="put each style's images in DATA/<style>/ or run `stylekit prepare` on labelled data",
         )
     return classes
-
-
-def stratified_split(
-    by_class: dict[str, list[Path]], fractions: tuple[float, float, float], seed: int
-) -> dict[str, dict[str, list[Path]]]:
-    """Per class: seeded shuffle, then cut val and test (at least one each when the class has >= 3)."""
-    _, f_val, f_test = fractions
-    out: dict[str, dict[str, list[Path]]] = {s: {} for s in SPLITS}
-    for name, paths in by_class.items():
-        paths = sorted(paths, key=lambda p: p.as_posix())
-        random.Random(f"{seed}:{name}").shuffle(paths)
-        n = len(paths)
-        n_test = round(n * f_test)
-        n_val = round(n * f_val)
-        if n >= 3:
-            n_test = max(n_test, 1 if f_test > 0 else 0)
-            n_val = max(n_val, 1 if f_val > 0 else 0)
-        n_test = min(n_test, n - 1)
-        n_val = min(n_val, max(0, n - 1 - n_test))
-        out["test"][name] = paths[:n_test]
-        out["val"][name] = paths[n_test : n_test + n_val]
-        out["train"][name] = paths[n_test + n_val :]
-    return out
 
 
 def _manifest_rows(root: Path) -> list[tuple[Path, str, str]]:
@@ -185,11 +162,12 @@ def load_style_splits(
         source = "manifest"
     else:  # decode first, so the split is cut over the images that can be used
         skip = set(exclude) | ({TOY_CONTENT} if "layout" in header else set())
-        folders = _class_folders(root, skip)
+        folders = _class_folders(root, skip, report)
         all_labels = set(folders)
         good = readable([p for paths in folders.values() for p in paths])
-        parts = stratified_split({name: [p for p in paths if p in good] for name, paths in folders.items()}, split, seed)
-        rows = [(p, name, s) for s in SPLITS for name, paths in parts[s].items() for p in paths]
+        usable = [(p, name) for name, paths in folders.items() for p in paths if p in good]
+        names = split_keys([p.relative_to(root).as_posix() for p, _ in usable], split, seed, [n for _, n in usable])
+        rows = [(p, name, s) for (p, name), s in zip(usable, names, strict=True)]
         source = "folders"
     classes = sorted({label for _, label, _ in rows})
     empty = sorted(all_labels - set(classes))
@@ -235,13 +213,13 @@ def random_resized_crop(
     _, h, w = image.shape
     area = h * w
     for _ in range(10):
-        s = scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g))
-        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * float(torch.rand((), generator=g))
+        s = scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g, device="cpu"))
+        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * float(torch.rand((), generator=g, device="cpu"))
         r = math.exp(log_r)
         cw, ch = round(math.sqrt(area * s * r)), round(math.sqrt(area * s / r))
         if 0 < cw <= w and 0 < ch <= h:
-            top = int(torch.randint(0, h - ch + 1, (), generator=g))
-            left = int(torch.randint(0, w - cw + 1, (), generator=g))
+            top = int(torch.randint(0, h - ch + 1, (), generator=g, device="cpu"))
+            left = int(torch.randint(0, w - cw + 1, (), generator=g, device="cpu"))
             crop = image[:, top : top + ch, left : left + cw]
             return F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
     return resize_center_crop(image, size)
@@ -290,7 +268,7 @@ class StyleImageDataset(Dataset):
             g = torch.Generator()
             g.manual_seed(((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % (2**63))
             image = random_resized_crop(image, self.size, g, self.crop_scale)
-            if self.hflip and float(torch.rand((), generator=g)) < 0.5:
+            if self.hflip and float(torch.rand((), generator=g, device="cpu")) < 0.5:
                 image = image.flip(-1)
         else:
             image = resize_center_crop(image, self.size)

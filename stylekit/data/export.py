@@ -79,7 +79,7 @@ class StyleganZip:
         (manifest.csv, report.json when the archive is the whole output), then move it into place."""
         self._write("dataset.json", json.dumps({"labels": labels}))
         for name, text in (extra or {}).items():
-            self._write(name, text.encode("utf-8"))
+            self._write(name, text.encode("utf-8", "surrogateescape"))  # non-UTF-8 names stay lossless
         self._zf.close()
         with open(self.tmp, "rb+") as fh:
             os.fsync(fh.fileno())

@@ -26,6 +26,7 @@ from stylekit import __version__
 from stylekit.errors import MissingResource
 from stylekit.io.atomic import _fsync_dir
 from stylekit.io.console import get_console
+from stylekit.offline import require_online
 
 USER_AGENT = f"stylekit/{__version__} (python-urllib)"
 CHUNK = 1 << 20
@@ -232,6 +233,7 @@ def fetch_url(
     left behind) when the bytes are wrong, DownloadError when all retries failed.
     """
     dest = Path(dest)
+    require_online(url, f"curl -L --create-dirs -o {dest} {url}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     last = "no attempt"
     for attempt in range(retries + 1):
@@ -288,6 +290,9 @@ def fetch_many(
             outcomes.append(Outcome(url, dest, "exists"))
         else:
             todo.append((url, dest))
+    if todo:
+        require_online(f"downloading {len(todo)} file(s) (first: {todo[0][0]})", f"curl -L --create-dirs -o {todo[0][1]} {todo[0][0]}",
+                       then="rerun this command without STYLEKIT_OFFLINE=1 for the rest")
 
     def one(url: str, dest: Path) -> Outcome:
         try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.paths import not_regular_reason
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +42,7 @@ class ImageReport:
     skipped: list[SkippedFile] = field(default_factory=list)
 
     def skip(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.skipped.append(SkippedFile(str(path), reason))
+        self.skipped.append(SkippedFile(printable(path), reason))
 
     def merge(self, other: ImageReport) -> ImageReport:
         self.used += other.used
@@ -63,11 +64,61 @@ def is_image_name(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(Path(path).name)
 
 
-def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
-    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped.
+COMPOSITES_MARKER = ".stylekit-composites.json"
+
+
+def _composites(folder: str, filenames: list[str]) -> dict[str, int]:
+    """{name: size in bytes} of the pictures stylekit marked as made from other images in `folder`."""
+    if COMPOSITES_MARKER not in filenames:
+        return {}
+    from stylekit.io.limits import parse_json
+    from stylekit.io.paths import read_regular_text  # a FIFO named like the marker never blocks a listing
+
+    try:
+        doc = parse_json(read_regular_text(Path(folder) / COMPOSITES_MARKER, "composites marker"), COMPOSITES_MARKER)
+        files = doc.get("files", {}) if isinstance(doc, dict) else {}
+        return {str(k): int(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    except (OSError, ValueError, TypeError, AttributeError, BadInput):  # a damaged marker hides nothing
+        return {}
+
+
+def _is_composite(folder: str, name: str, composites: dict[str, int]) -> bool:
+    if name not in composites:
+        return False
+    try:
+        return os.stat(os.path.join(folder, name)).st_size == composites[name]
+    except OSError:
+        return False
+
+
+def mark_composite(path: str | os.PathLike[str]) -> None:
+    """Record that stylekit made `path` from other images (a grid, a contact sheet): folder listings skip it.
+
+    The rule: pictures stylekit composes go into the same folder as samples (generate --grid writes
+    grid.png next to seedNNNN.png) and are named in that folder's .stylekit-composites.json with their
+    size, so `score`, `stats`, `similar`, training data... never read them as samples. A file replaced
+    by another of a different size is an image again.
+    """
+    from stylekit.io.atomic import write_json_atomic
+
+    p = Path(path)
+    marker = p.parent / COMPOSITES_MARKER
+    files = _composites(str(p.parent), [COMPOSITES_MARKER] if marker.is_file() else [])
+    files[p.name] = p.stat().st_size
+    write_json_atomic(marker, {"format": "stylekit-composites", "files": dict(sorted(files.items())),
+                               "about": "pictures stylekit made from other images; stylekit's image listings skip them"})
+
+
+def list_images(root: str | os.PathLike[str], recursive: bool = True, report: ImageReport | None = None) -> list[Path]:
+    """Image files below `root` (or `[root]` for a single image file), sorted, hidden files skipped,
+    and pictures stylekit marked as composites (grids, contact sheets; see `mark_composite`) skipped.
 
     Symlinked folders are followed once: a folder whose real path was already visited is skipped,
-    so symlink loops terminate.
+    so symlink loops terminate. Entries named like images that cannot be read as files (dangling
+    symlinks, symlink loops, FIFOs, sockets, devices) are skipped: added to `report`, or warned
+    about when no report is given. They never stop a run and are never opened (a FIFO would block).
+    Names that are not valid UTF-8 come back as str with surrogate escapes (os.fsencode restores
+    the bytes); they are kept.
     """
     root = Path(root)
     if not root.exists():
@@ -85,8 +136,29 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
         if not recursive:
             dirnames[:] = []
-        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
+        composites = _composites(dirpath, filenames)
+        for name in filenames:
+            if not is_image_name(name) or _is_composite(dirpath, name, composites):
+                continue
+            path = Path(dirpath) / name
+            reason = not_regular_reason(path)
+            if reason is None:
+                found.append(path)
+            elif report is not None:
+                report.skip(path, reason)
+            else:
+                from stylekit.io.console import get_console
+
+                get_console().warn(f"skipped {printable(path)}: {reason}")
     return sorted(found, key=lambda p: p.as_posix())
+
+
+def printable(path: str | os.PathLike[str]) -> str:
+    """A path for messages and JSON: undecodable bytes of a non-UTF-8 name shown as \\xNN escapes.
+
+    Paths themselves stay lossless (str with surrogate escapes); only their display is escaped, so
+    printing or json-dumping them never raises UnicodeEncodeError."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -118,12 +190,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Decode one image file fully to RGB, or raise BadImage(path, reason)."""
     path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise BadImage(path, "empty file")
-    except FileNotFoundError:
-        raise BadImage(path, "file not found") from None
-    return decode_rgb(path, path)
+    reason = not_regular_reason(path)  # before any open(): a FIFO would block it forever
+    if reason is not None:
+        raise BadImage(printable(path), reason)
+    if path.stat().st_size == 0:
+        raise BadImage(printable(path), "empty file")
+    return decode_rgb(path, printable(path))
 
 
 def decode_rgb(source: str | os.PathLike[str] | BinaryIO, name: object, plain_convert: bool = False) -> Image.Image:
@@ -207,16 +279,24 @@ def scan_images(paths: list[Path], report: ImageReport | None = None) -> tuple[l
 
 
 def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: int | None = None, padding: int = 2) -> Path:
-    """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written)."""
+    """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written). Cells under 128 px are enlarged
+    by a whole factor, nearest-neighbour, so samples of tiny networks can be seen (data/grid.py)."""
     import math
 
     import torch
     from torchvision.utils import make_grid
 
+    from stylekit.data.grid import upscale_factor
     from stylekit.io.atomic import save_image_atomic
 
     if not images:
         raise ValueError("save_grid needs at least one image")
     nrow = nrow or math.ceil(math.sqrt(len(images)))
-    grid = make_grid(torch.stack([i.detach().float().cpu() for i in images]), nrow=nrow, padding=padding, pad_value=1.0)
-    return save_image_atomic(path, tensor_to_pil(grid))
+    batch = torch.stack([i.detach().float().cpu() for i in images])
+    factor = upscale_factor(max(batch.shape[-2:]))
+    if factor > 1:
+        batch = torch.nn.functional.interpolate(batch, scale_factor=factor, mode="nearest")
+    grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0)
+    saved = save_image_atomic(path, tensor_to_pil(grid))
+    mark_composite(saved)
+    return saved

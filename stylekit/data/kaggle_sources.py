@@ -2,8 +2,14 @@
 
 Every source ends by writing `OUT/.stylekit-download.json` (the completed marker with its summary), so
 a rerun on the same --out is a no-op (cron-safe). Work happens in hidden staging folders inside OUT
-(`.download/`, `.extracting/`) that a rerun resumes (the Kaggle client resumes its zip) or wipes and
-redoes (extraction), so an interrupted run never leaves a half data set that looks complete.
+(`.download/`, a fresh `.extracting-*/` per attempt) that a rerun resumes (the Kaggle client resumes
+its zip) or discards, so an interrupted run never leaves a half data set that looks complete.
+
+Nothing a user put in OUT is replaced: the top-level entries a download places (extracted folders,
+prompts.csv, ...) are recorded (the marker's "entries", and `.download/entries.json` while a run is
+in progress), and an existing entry of the same name that stylekit did not place is refused with
+BadInput naming it, before anything is moved. A whole download holds OUT's lock (`.stylekit.lock`):
+a second download into the same OUT gets Busy (exit 75).
 
 The Kaggle API object is a parameter: tests pass a fake whose `dataset_download_files` writes a zip.
 """
@@ -15,10 +21,12 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,8 +34,12 @@ from typing import Any, Protocol
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.atomic import write_json_atomic, write_text_atomic
 from stylekit.io.console import get_console
+from stylekit.offline import require_online
 
 MARKER = ".stylekit-download.json"
+STAGING = ".download"
+JOURNAL = "entries.json"  # in STAGING: the entries this download has placed so far
+TMP_PREFIX = ".extracting-"
 WIKIART_DATASET = "steubk/wikiart"
 MIDJOURNEY_DATASET = "succinctlyai/midjourney-texttoimage"
 PROMPT_COLUMNS = ["prompt", "params", "url", "width", "height", "filename"]
@@ -68,8 +80,58 @@ def read_marker(out: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def write_marker(out: Path, name: str, params: dict[str, Any], summary: dict[str, Any]) -> None:
-    write_json_atomic(out / MARKER, {"name": name, "params": params, "summary": summary, "complete": True})
+def write_marker(out: Path, name: str, params: dict[str, Any], summary: dict[str, Any], entries: set[str] | None = None) -> None:
+    doc = {"name": name, "params": params, "summary": summary, "complete": True}
+    if entries is not None:
+        doc["entries"] = sorted(entries)
+    write_json_atomic(out / MARKER, doc)
+
+
+def _plain_names(names: Any) -> set[str]:
+    """Plain top-level names from a marker/journal list (a hand-edited file cannot point elsewhere)."""
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\x00" not in n}
+
+
+def _owned(out: Path) -> set[str]:
+    """Top-level entries of OUT that a stylekit download placed (completed marker + in-progress journal)."""
+    marker = read_marker(out) or {}
+    names = _plain_names(marker.get("entries"))
+    try:
+        names |= _plain_names(json.loads((out / STAGING / JOURNAL).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    return names
+
+
+def _claim(out: Path, owned: set[str], names: set[str]) -> None:
+    """Record `names` as stylekit's before writing them; BadInput if one is a user's existing entry."""
+    from stylekit.io.rundir import LOCK_NAME
+
+    for name in sorted(names):
+        if name in (MARKER, STAGING, LOCK_NAME) or name.startswith(TMP_PREFIX):
+            raise BadInput(f"{out}: the download holds an entry named '{name}', a name stylekit uses for its own "
+                           "bookkeeping; nothing was changed", hint="the archive is not the expected data set")
+        if name not in owned and os.path.lexists(out / name):
+            raise BadInput(f"{out / name} already exists and was not written by stylekit download; nothing was changed",
+                           hint="move it out of --out, or download into a new or empty folder")
+    owned |= names
+    write_json_atomic(out / STAGING / JOURNAL, sorted(owned))
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold OUT's lock for a whole download (a second download into OUT exits 75)."""
+    from stylekit.io.rundir import DirLock, ensure_writable_dir
+
+    ensure_writable_dir(out)
+    lock = DirLock(out)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _completed(out: Path, name: str, params: dict[str, Any], force: bool) -> DatasetResult | None:
@@ -79,16 +141,19 @@ def _completed(out: Path, name: str, params: dict[str, Any], force: bool) -> Dat
     if marker.get("name") != name or marker.get("params", {}) != params:
         raise BadInput(
             f"{out} already holds a completed '{marker.get('name')}' download made with {marker.get('params')}",
-            hint="use another --out, or --force to redo it",
+            hint="use another --out, or --fresh to redo it",
         )
     get_console().log(f"{out}: '{name}' is already complete (marker {MARKER}); nothing to do")
     return DatasetResult(name, str(out), True, marker.get("summary", {}))
 
 
-def _prepare_out(out: Path) -> None:
-    from stylekit.io.rundir import ensure_writable_dir
-
-    ensure_writable_dir(out)
+def _start(out: Path) -> set[str]:
+    """Begin a (re)download in a locked OUT: keep the record of what stylekit placed, drop the marker."""
+    owned = _owned(out)
+    (out / STAGING).mkdir(exist_ok=True)
+    write_json_atomic(out / STAGING / JOURNAL, sorted(owned))
+    (out / MARKER).unlink(missing_ok=True)
+    return owned
 
 
 # --- Kaggle -------------------------------------------------------------------------------------
@@ -127,7 +192,9 @@ def kaggle_api() -> KaggleLike:
 
 def _kaggle_zip(api: KaggleLike | None, dataset: str, staging: Path) -> Path:
     """Download a Kaggle data set's zip into `staging` (the Kaggle client resumes a partial one)."""
-    api = api if api is not None else kaggle_api()
+    if api is None:
+        require_online(f"Kaggle data set {dataset}", f"kaggle datasets download -d {dataset} -p {staging}")
+        api = kaggle_api()
     staging.mkdir(parents=True, exist_ok=True)
     get_console().log(f"downloading Kaggle data set {dataset} into {staging} (this can take long)")
     sink = io.StringIO()
@@ -150,29 +217,40 @@ def _kaggle_zip(api: KaggleLike | None, dataset: str, staging: Path) -> Path:
     return zips[0]
 
 
-def _extract_into(archive: Path, out: Path) -> None:
-    """Safe-extract into OUT/.extracting, strip a single wrapping folder, then move entries into OUT."""
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _extract_into(archive: Path, out: Path, owned: set[str], into: str | None = None) -> None:
+    """Safe-extract into a fresh OUT/.extracting-*, strip a single wrapping folder, then move the
+    entries into OUT (or the whole tree to OUT/`into`). Only entries stylekit placed are replaced."""
     from stylekit.data.archive import extract_archive
 
-    tmp = out / ".extracting"
-    shutil.rmtree(tmp, ignore_errors=True)
+    record = out / STAGING / "extracting"  # names the temp folder, so a killed run's one is removed
+    try:
+        stale = record.read_text(encoding="utf-8").strip()
+        if stale.startswith(TMP_PREFIX) and "/" not in stale:
+            shutil.rmtree(out / stale, ignore_errors=True)
+    except OSError:
+        pass
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out))
+    write_text_atomic(record, tmp.name)
     try:
         extract_archive(archive, tmp, progress=f"extracting {archive.name}")
-    except BadInput:
+        root = tmp
+        entries = list(root.iterdir())
+        if len(entries) == 1 and entries[0].is_dir():
+            root = entries[0]
+        moves = {into: root} if into is not None else {entry.name: entry for entry in root.iterdir()}
+        _claim(out, owned, set(moves))
+        for name, entry in sorted(moves.items()):
+            _remove(out / name)
+            entry.rename(out / name)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    root = tmp
-    entries = [p for p in root.iterdir()]
-    if len(entries) == 1 and entries[0].is_dir():
-        root = entries[0]
-    for entry in root.iterdir():
-        target = out / entry.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-        entry.replace(target)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- WikiArt --------------------------------------------------------------------------------------
@@ -196,19 +274,20 @@ def download_wikiart(out: str | Path, api: KaggleLike | None = None, force: bool
     """Kaggle steubk/wikiart (27 style folders, 81,444 images, ~25 GB) into OUT/<Style>/..."""
     out = Path(out)
     params: dict[str, Any] = {"dataset": WIKIART_DATASET}
-    done = _completed(out, "wikiart", params, force)
-    if done:
-        return done
-    _prepare_out(out)
-    (out / MARKER).unlink(missing_ok=True)
-    staging = out / ".download"
-    archive = _kaggle_zip(api, WIKIART_DATASET, staging)
-    _extract_into(archive, out)
-    summary = wikiart_summary(out)
-    if not keep_archive:
-        shutil.rmtree(staging, ignore_errors=True)
-    write_json_atomic(out / "download-summary.json", summary)
-    write_marker(out, "wikiart", params, summary)
+    with _locked(out):
+        done = _completed(out, "wikiart", params, force)
+        if done:
+            return done
+        owned = _start(out)
+        _claim(out, owned, {"download-summary.json"})
+        staging = out / STAGING
+        archive = _kaggle_zip(api, WIKIART_DATASET, staging)
+        _extract_into(archive, out, owned)
+        summary = wikiart_summary(out)
+        write_json_atomic(out / "download-summary.json", summary)
+        write_marker(out, "wikiart", params, summary, owned)
+        if not keep_archive:
+            shutil.rmtree(staging, ignore_errors=True)
     get_console().log(f"wikiart: {summary['styles']} style folders, {summary['images']} images in {out}")
     if summary["styles"] != 27:
         get_console().warn(f"expected 27 WikiArt style folders, found {summary['styles']}")
@@ -306,6 +385,31 @@ def image_name(url: str, filename: str) -> str:
     return hashlib.sha1(url.encode("utf-8")).hexdigest()[:20] + ext
 
 
+@dataclass(frozen=True)
+class PromptFilter:
+    """--prompt-include / --prompt-exclude: case-insensitive regular expressions matched as whole words
+    (wrapped in \\b...\\b) against a row's prompt text (not its --parameters)."""
+
+    include: str | None = None
+    exclude: str | None = None
+
+    def _compiled(self, pattern: str | None, option: str) -> re.Pattern[str] | None:
+        if not pattern:
+            return None
+        try:
+            return re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE)
+        except re.error as exc:
+            raise BadInput(f"bad {option} regular expression '{pattern}': {exc}", hint="e.g. --prompt-include 'woman|man|portrait'") from None
+
+    def select(self, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """The rows that pass, and counts for the report."""
+        inc, exc = self._compiled(self.include, "--prompt-include"), self._compiled(self.exclude, "--prompt-exclude")
+        included = [r for r in rows if inc is None or inc.search(r.get("prompt", ""))]
+        kept = [r for r in included if exc is None or not exc.search(r.get("prompt", ""))]
+        return kept, {"include": self.include, "exclude": self.exclude, "rows": len(rows),
+                      "matched_include": len(included), "removed_by_exclude": len(included) - len(kept), "selected": len(kept)}
+
+
 def _read_dead(path: Path) -> dict[str, tuple[str, str]]:
     if not path.is_file():
         return {}
@@ -313,9 +417,15 @@ def _read_dead(path: Path) -> dict[str, tuple[str, str]]:
         return {r["url"]: (r.get("status", ""), r.get("reason", "")) for r in csv.DictReader(fh) if r.get("url")}
 
 
+IMAGE_OUTPUTS = ("images", "dead_links.csv", "images.csv", "images-report.json")  # what fetch_midjourney_images writes
+
+
 def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout: float = 30.0, retries: int = 2,
-                            backoff: float = 1.0, retry_dead: bool = False) -> dict[str, Any]:
-    """Fetch the first `n` image URLs of OUT/prompts.csv into OUT/images/ and report the dead links.
+                            backoff: float = 1.0, retry_dead: bool = False,
+                            prompt_filter: PromptFilter | None = None) -> dict[str, Any]:
+    """Fetch the first `n` image URLs of OUT/prompts.csv (of those `prompt_filter` keeps) into
+    OUT/images/ and report the dead links. OUT/images.csv (path,label,prompt,url) lists the fetched
+    images of this selection: `stylekit prepare OUT/images.csv DEST` keeps each image's prompt.
 
     Resumable: files already in OUT/images are skipped, and links recorded as permanently dead
     (HTTP 4xx) in OUT/dead_links.csv are not retried unless `retry_dead`.
@@ -324,12 +434,14 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
 
     csv_path = out / "prompts.csv"
     with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = [r for _, r in zip(range(n), csv.DictReader(fh), strict=False)]
+        rows, selection = (prompt_filter or PromptFilter()).select(list(csv.DictReader(fh)))
+    rows = rows[:n]
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     dead_path = out / "dead_links.csv"
     known_dead = {} if retry_dead else _read_dead(dead_path)
     jobs, previously_dead = [], []
+    prompts = {r["url"]: r.get("prompt", "") for r in rows}
     for r in rows:
         dest = images / image_name(r["url"], r.get("filename", ""))
         status = known_dead.get(r["url"], ("", ""))[0]
@@ -349,10 +461,10 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
     write_text_atomic(dead_path, buf.getvalue())
     index = io.StringIO()
     wi = csv.writer(index, lineterminator="\n")
-    wi.writerow(["url", "file"])
+    wi.writerow(["path", "label", "prompt", "url"])
     for url, dest in jobs:
         if dest.exists():
-            wi.writerow([url, f"images/{dest.name}"])
+            wi.writerow([f"images/{dest.name}", "", prompts[url], url])
     write_text_atomic(out / "images.csv", index.getvalue())
     states = Counter(o.state for o in outcomes)
     report = {
@@ -362,6 +474,7 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
         "dead": len(dead),
         "dead_by_status": dict(sorted(by_status.items())),
         "dead_links_csv": str(dead_path),
+        "filter": selection,
     }
     write_json_atomic(out / "images-report.json", report)
     if dead:
@@ -372,38 +485,43 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
 
 def download_midjourney(out: str | Path, api: KaggleLike | None = None, force: bool = False, images: int = 0,
                         concurrency: int = 8, timeout: float = 30.0, retries: int = 2, backoff: float = 1.0,
-                        keep_archive: bool = False, retry_dead: bool = False) -> DatasetResult:
-    """Kaggle succinctlyai/midjourney-texttoimage -> OUT/prompts.csv; `images` > 0 also fetches that many images."""
+                        keep_archive: bool = False, retry_dead: bool = False,
+                        prompt_filter: PromptFilter | None = None) -> DatasetResult:
+    """Kaggle succinctlyai/midjourney-texttoimage -> OUT/prompts.csv; `images` > 0 also fetches that many
+    images, of the prompts `prompt_filter` keeps (e.g. only prompts about people)."""
+    if prompt_filter is not None:
+        prompt_filter.select([])  # a bad regular expression fails before any download
     if images < 0:
         raise BadInput(f"--images must be >= 0, got {images}")
     if concurrency < 1:
-        raise BadInput(f"--concurrency must be >= 1, got {concurrency}")
+        raise BadInput(f"--workers must be >= 1 for downloads, got {concurrency}")
     out = Path(out)
     params: dict[str, Any] = {"dataset": MIDJOURNEY_DATASET}
-    done = _completed(out, "midjourney", params, force)
-    if done is None:
-        _prepare_out(out)
-        (out / MARKER).unlink(missing_ok=True)
-        staging = out / ".download"
-        archive = _kaggle_zip(api, MIDJOURNEY_DATASET, staging)
-        raw = out / "raw"
-        shutil.rmtree(raw, ignore_errors=True)
-        raw.mkdir(parents=True)
-        _extract_into(archive, raw)
-        summary = build_prompts_csv(raw, out / "prompts.csv")
-        if not keep_archive:
-            shutil.rmtree(staging, ignore_errors=True)
-        write_marker(out, "midjourney", params, summary)
-        get_console().log(f"midjourney: {summary['rows']} image prompts from {summary['json_files']} JSON dumps -> {out / 'prompts.csv'}")
-        result = DatasetResult("midjourney", str(out), False, summary)
-    else:
-        result = done
-    if images:
-        report = fetch_midjourney_images(out, images, concurrency=concurrency, timeout=timeout, retries=retries,
-                                         backoff=backoff, retry_dead=retry_dead)
-        result.summary = {**result.summary, "images": report}
-        if report["fetched"]:
-            result.skipped = False
+    with _locked(out):
+        done = _completed(out, "midjourney", params, force)
+        if done is None:
+            owned = _start(out)
+            _claim(out, owned, {"prompts.csv"})
+            staging = out / STAGING
+            archive = _kaggle_zip(api, MIDJOURNEY_DATASET, staging)
+            _extract_into(archive, out, owned, into="raw")
+            summary = build_prompts_csv(out / "raw", out / "prompts.csv")
+            write_marker(out, "midjourney", params, summary, owned)
+            if not keep_archive:
+                shutil.rmtree(staging, ignore_errors=True)
+            get_console().log(f"midjourney: {summary['rows']} image prompts from {summary['json_files']} JSON dumps -> {out / 'prompts.csv'}")
+            result = DatasetResult("midjourney", str(out), False, summary)
+        else:
+            result = done
+        if images:
+            owned = _owned(out)
+            _claim(out, owned, set(IMAGE_OUTPUTS))
+            write_marker(out, "midjourney", params, (read_marker(out) or {}).get("summary", result.summary), owned)
+            report = fetch_midjourney_images(out, images, concurrency=concurrency, timeout=timeout, retries=retries,
+                                             backoff=backoff, retry_dead=retry_dead, prompt_filter=prompt_filter)
+            result.summary = {**result.summary, "images": report}
+            if report["fetched"]:
+                result.skipped = False
     return result
 
 
@@ -418,23 +536,61 @@ def download_toy_styles(out: str | Path, size: int = 64, per_style: int = 200, s
 
     out = ensure_writable_dir(Path(out))
     params: dict[str, Any] = {"size": size, "per_style": per_style, "styles": styles, "seed": seed}
-    done = _completed(out, "toy-styles", params, force)
-    if done:
-        return done
-    (out / MARKER).unlink(missing_ok=True)
-    result = generate_toy_styles(out, size, per_style, styles, seed)
-    summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    write_marker(out, "toy-styles", params, summary)
+    with _locked(out):
+        done = _completed(out, "toy-styles", params, force)
+        if done:
+            return done
+        (out / MARKER).unlink(missing_ok=True)
+        result = generate_toy_styles(out, size, per_style, styles, seed)
+        summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        write_marker(out, "toy-styles", params, summary)
     return DatasetResult("toy-styles", str(out), False, summary)
 
 
-DATASETS: dict[str, str] = {
-    "wikiart": "WikiArt from Kaggle steubk/wikiart: 27 style folders, 81,444 images, ~25 GB (needs Kaggle credentials)",
-    "midjourney": "Midjourney prompts from Kaggle succinctlyai/midjourney-texttoimage (CC0) -> prompts.csv; --images N fetches images",
-    "toy-styles": "built-in generated stand-in: the same layouts rendered in N styles (offline, seconds)",
-}
-DATASET_LICENCES: dict[str, str] = {
-    "wikiart": "images: WikiArt terms (non-commercial research); see the Kaggle page",
-    "midjourney": "CC0 (the message dump); images: Midjourney terms",
-    "toy-styles": "generated by stylekit (same licence as stylekit)",
+# --- the registry `stylekit download` reads ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """Every data set option of `stylekit download`; each source reads the ones it has."""
+
+    force: bool = False
+    keep_archive: bool = False
+    timeout: float = 60.0
+    retries: int = 3
+    size: int = 64  # toy-styles
+    per_style: int = 200
+    styles: int = 8
+    seed: int = 0
+    images: int = 0  # midjourney
+    concurrency: int = 8
+    retry_dead: bool = False
+    prompt_filter: PromptFilter | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    description: str
+    licence: str
+    fetch: Callable[[Path, DownloadOptions], DatasetResult]
+
+
+DATASETS: dict[str, DatasetSource] = {
+    "wikiart": DatasetSource(
+        "WikiArt from Kaggle steubk/wikiart: 27 style folders, 81,444 images, ~25 GB (needs Kaggle credentials)",
+        "images: WikiArt terms (non-commercial research); see the Kaggle page",
+        lambda out, o: download_wikiart(out, force=o.force, keep_archive=o.keep_archive),
+    ),
+    "midjourney": DatasetSource(
+        "Midjourney prompts from Kaggle succinctlyai/midjourney-texttoimage (CC0) -> prompts.csv; --images N fetches images",
+        "CC0 (the message dump); images: Midjourney terms",
+        lambda out, o: download_midjourney(out, force=o.force, images=o.images, concurrency=o.concurrency, timeout=o.timeout,
+                                           retries=o.retries, keep_archive=o.keep_archive, retry_dead=o.retry_dead,
+                                           prompt_filter=o.prompt_filter),
+    ),
+    "toy-styles": DatasetSource(
+        "built-in generated stand-in: the same layouts rendered in N styles (offline, seconds)",
+        "generated by stylekit (same licence as stylekit)",
+        lambda out, o: download_toy_styles(out, size=o.size, per_style=o.per_style, styles=o.styles, seed=o.seed, force=o.force),
+    ),
 }

@@ -1,5 +1,6 @@
 """The prepared-folder manifest: `manifest.csv` with one row per image (path,label,split,width,height,sha1).
 
+An optional `prompt` column carries each image's text prompt when the source had one (Midjourney).
 `stylekit prepare` writes it last (atomically), so a folder with a manifest is a complete folder.
 Later commands (train-classifier, pix2pix, score) read prepared folders only through `read_manifest`.
 Paths are stored relative to the folder (POSIX separators) and returned resolved against it. For
@@ -7,6 +8,9 @@ the stylegan-zip format, a path such as `dataset.zip/00000/img00000000.png` name
 the archive; `read_row_bytes` opens both kinds. When OUT itself is `NAME.zip`, the manifest is stored
 inside the archive and `read_manifest("NAME.zip")` reads it from there. Only `path` and `label` are required, so a
 toy-styles folder's manifest (path,label,layout) reads too, with split "train".
+
+The file is UTF-8; a file or class name that is not valid UTF-8 (possible on Linux) is stored as its
+raw bytes (Python's surrogateescape), so every path round-trips exactly instead of failing the write.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import read_regular_bytes
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("path", "label", "split", "width", "height", "sha1")
@@ -33,6 +38,7 @@ class ManifestRow:
     width: int = 0
     height: int = 0
     sha1: str = ""
+    prompt: str = ""  # the text prompt of a generated image (Midjourney), when the source CSV had one
 
 
 def manifest_path(folder: str | os.PathLike[str]) -> Path:
@@ -45,13 +51,13 @@ def _manifest_source(path: Path, fix: str) -> str:
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as zf:
-                return zf.read(MANIFEST_NAME).decode("utf-8-sig")
+                return zf.read(MANIFEST_NAME).decode("utf-8-sig", "surrogateescape")
         except KeyError:
             raise BadInput(f"{path} has no {MANIFEST_NAME} inside: it was not written by 'stylekit prepare'", hint=fix) from None
         except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
             raise BadInput(f"cannot read {path}: {exc}", hint=fix) from None
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return read_regular_bytes(path, "manifest").decode("utf-8-sig", "surrogateescape")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read {path}: {exc}", hint=fix) from None
 
@@ -85,6 +91,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> list[ManifestRow]:
                 width=int(rec.get("width") or 0),
                 height=int(rec.get("height") or 0),
                 sha1=(rec.get("sha1") or "").strip(),
+                prompt=rec.get("prompt") or "",
             ))
         except (ValueError, TypeError) as exc:
             raise BadInput(f"{path} line {line} is malformed: {exc}", hint=fix) from None
@@ -103,25 +110,26 @@ def manifest_text(folder: str | os.PathLike[str], rows: list[ManifestRow]) -> st
     folder = Path(folder)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    with_prompts = any(r.prompt for r in rows)  # the column exists only where there is something in it
+    writer.writerow([*COLUMNS, "prompt"] if with_prompts else COLUMNS)
     for r in rows:
         rel = _relative(Path(r.path), folder) if Path(r.path).is_absolute() else Path(r.path).as_posix()
-        writer.writerow([rel, r.label, r.split, r.width, r.height, r.sha1])
+        writer.writerow([rel, r.label, r.split, r.width, r.height, r.sha1, *([r.prompt] if with_prompts else [])])
     return buf.getvalue()
 
 
 def write_manifest(folder: str | os.PathLike[str], rows: list[ManifestRow]) -> Path:
     """Write FOLDER/manifest.csv atomically; row paths may be absolute or relative to the folder."""
-    from stylekit.io.atomic import write_text_atomic
+    from stylekit.io.atomic import write_bytes_atomic
 
-    return write_text_atomic(Path(folder) / MANIFEST_NAME, manifest_text(folder, rows))
+    return write_bytes_atomic(Path(folder) / MANIFEST_NAME, manifest_text(folder, rows).encode("utf-8", "surrogateescape"))
 
 
 def read_row_bytes(path: str | os.PathLike[str]) -> bytes:
     """Bytes of a manifest path: a plain file, or `ARCHIVE.zip/member` inside a zip."""
     path = Path(path)
     if path.is_file():
-        return path.read_bytes()
+        return read_regular_bytes(path, "image")
     parts = path.parts
     for i in range(len(parts) - 1, 0, -1):
         if parts[i - 1].lower().endswith(".zip"):

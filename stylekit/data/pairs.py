@@ -1,6 +1,6 @@
 """Paired data for pix2pix, with a style label per pair and a sampler of style references.
 
-DATA can be any of three layouts (detected in this order):
+DATA can be any of three layouts (`LAYOUTS`; detected in this order unless `--layout` names one):
 
 1. toy-styles (`stylekit download toy-styles`): `content/<layout>.png` is A, `<style>/<layout>.png` is B,
    the folder is the label. Pairs sharing a layout share a composition.
@@ -9,7 +9,9 @@ DATA can be any of three layouts (detected in this order):
    folder, else the `label` column of `DATA/manifest.csv`, else one label for everything.
 3. aligned A|B images side by side (junyanz format, `stylekit prepare --format pairs`): split at
    w/2; label and split from `DATA/manifest.csv` (path,label,split), else from folder names
-   (`train/`, `val/`, `test/` give the split, a folder below gives the label).
+   (`train/`, `val/`, `test/` give the split, a folder below gives the label). Detected only with
+   evidence of pairing (a `prepare --format pairs` report, or every image twice as wide as tall);
+   square single images need an explicit `--layout aligned`.
 
 The *group* of a pair is its A image: references for a target are K other B images of the same
 label from other groups, so never the target itself and never the same composition ("same style,
@@ -20,8 +22,9 @@ number of workers or torchrun processes.
 from __future__ import annotations
 
 import csv
-import math
+import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,11 +35,19 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stylekit.data.images import list_images, load_rgb, pil_to_tensor
+from stylekit.data.split import split_groups
 from stylekit.errors import BadInput
 
 Direction = Literal["AtoB", "BtoA"]
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "val"}
 _AUG, _REFS, _WRONG, _WRONG_STYLE = 0, 1, 2, 3
+# junyanz --preprocess: resize to load_size then random crop | random crop of the image as it is | neither
+PREPROCESS = ("resize_and_crop", "crop", "none")
+
+
+def check_preprocess(preprocess: str) -> None:
+    if preprocess not in PREPROCESS:
+        raise BadInput(f"unknown --preprocess '{preprocess}'", hint=f"use one of: {', '.join(PREPROCESS)}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,7 @@ def _read_manifest(root: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:  # as prepare writes it
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInput(f"{path}: cannot read the manifest ({exc})", hint="fix or remove manifest.csv") from None
@@ -135,12 +146,7 @@ def _aligned_pairs(root: Path) -> list[Pair]:
             split = split or _split_of(folders[0])
             folders = folders[1:]
         label = row.get("label") or ("/".join(folders) if folders else "all")
-        try:
-            with Image.open(p) as img:
-                width = img.size[0]
-        except Exception:  # noqa: BLE001 - decoding errors surface as BadImage when loading
-            width = 0
-        if width % 2:
+        if _image_size(p)[0] % 2:
             odd.append(p)
         pairs.append(Pair(p, p, label, rel.as_posix(), aligned=True, split=split))
     if odd:
@@ -149,34 +155,89 @@ def _aligned_pairs(root: Path) -> list[Pair]:
     return pairs
 
 
-def discover_pairs(root: str | Path) -> tuple[list[Pair], str]:
-    """All pairs in DATA and the detected format: 'toy-styles', 'folders' or 'aligned'."""
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - decoding errors surface as BadImage when loading
+        return (0, 0)
+
+
+def _made_by_prepare_pairs(root: Path) -> bool:
+    """DATA/report.json written by `stylekit prepare --format pairs`."""
+    try:
+        doc = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("config"), dict) and doc["config"].get("format") == "pairs"
+
+
+def _check_pairing_evidence(root: Path, pairs: list[Pair]) -> None:
+    """Aligned A|B images found by detection, not asked for: refuse unless something says they are pairs.
+
+    Evidence: a `stylekit prepare --format pairs` report, or every image exactly twice as wide as tall
+    (junyanz's aligned data sets). A folder of square single images (a classifier's prepared folder, a
+    style folder) would otherwise train for hours on meaningless left/right halves.
+    """
+    if _made_by_prepare_pairs(root):
+        return
+    for pair in pairs:
+        w, h = _image_size(pair.a)
+        if w != 2 * h:
+            raise BadInput(
+                f"DATA {root} does not look like pix2pix pairs: no A/ and B/ folders, no content/ folder (toy-styles), "
+                f"no pairs manifest from `stylekit prepare --format pairs`, and {pair.a} is {w}x{h}, not A and B side by side",
+                hint=f"pair two folders with `stylekit prepare A_DIR OUT --format pairs --pair-with B_DIR`; if every image "
+                     f"in {root} really is A|B side by side, pass --layout aligned",
+            )
+
+
+LAYOUTS: dict[str, Callable[[Path], list[Pair]]] = {
+    "toy-styles": _toy_pairs,
+    "folders": _folder_pairs,
+    "aligned": _aligned_pairs,
+}
+
+
+def detect_layout(root: Path) -> str:
+    """toy-styles (content/ folder), folders (A/ and B/), else aligned."""
+    if (root / "content").is_dir():
+        return "toy-styles"
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        return "folders"
+    return "aligned"
+
+
+def discover_pairs(root: str | Path, layout: str = "auto") -> tuple[list[Pair], str]:
+    """All pairs in DATA and its layout ('toy-styles', 'folders' or 'aligned').
+
+    `layout="auto"` detects it and accepts aligned images only with evidence of pairing; naming a
+    layout reads DATA that way without the check.
+    """
     root = Path(root)
     if not root.is_dir():
         raise BadInput(f"DATA {root} is not a folder", hint="pass a toy-styles folder, a folder with A/ and B/, or aligned pairs")
-    if (root / "content").is_dir():
-        pairs, fmt = _toy_pairs(root), "toy-styles"
-    elif (root / "A").is_dir() and (root / "B").is_dir():
-        pairs, fmt = _folder_pairs(root), "folders"
-    else:
-        pairs, fmt = _aligned_pairs(root), "aligned"
+    if layout != "auto" and layout not in LAYOUTS:
+        raise BadInput(f"unknown --layout '{layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
+    fmt = detect_layout(root) if layout == "auto" else layout
+    pairs = LAYOUTS[fmt](root)
     if not pairs:
         raise BadInput(f"no image pairs found in {root}", hint="see docs/pix2pix.md for the accepted layouts")
+    if layout == "auto" and fmt == "aligned":
+        _check_pairing_evidence(root, pairs)
     return pairs, fmt
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """(train, val). A split from the manifest/folders wins; else whole groups (compositions) are
-    held out, seeded, so validation images have compositions never seen in training."""
+    held out by `data.split.split_groups`, so validation images have compositions never seen in training."""
     if any(p.split for p in pairs):
         return [p for p in pairs if p.split in (None, "train")], [p for p in pairs if p.split == "val"]
     if not 0 <= val_fraction < 1:
         raise BadInput(f"--val-fraction {val_fraction} must be in [0, 1)")
-    groups = sorted({p.group for p in pairs})
-    n_val = min(len(groups) - 1, math.ceil(len(groups) * val_fraction)) if val_fraction > 0 else 0
-    order = np.random.default_rng([seed, 7]).permutation(len(groups))
-    held = {groups[i] for i in order[:n_val]}
-    return [p for p in pairs if p.group not in held], [p for p in pairs if p.group in held]
+    names = split_groups([p.group for p in pairs], (1 - val_fraction, val_fraction), seed)
+    return ([p for p, s in zip(pairs, names, strict=True) if s == "train"],
+            [p for p, s in zip(pairs, names, strict=True) if s == "val"])
 
 
 class RefSampler:
@@ -239,15 +300,25 @@ class RefSampler:
 
 class PairDataset(Dataset):
     """Items: `a` (input) and `b` (target) [3, S, S] in [-1, 1], `refs` [K, 3, R, R] in [0, 1],
-    and for validation `wrong_refs` (refs of another style). Training applies junyanz jitter:
-    resize to load_size, the same random crop and flip for A and B."""
+    and for validation `wrong_refs` (refs of another style). Training applies junyanz jitter, the same
+    for A and B: `preprocess` resize_and_crop = resize to load_size (286 for 256) and a random S crop;
+    crop = a random S crop of the image as it is; none = the image as it is (must be S x S); then a
+    random horizontal flip unless `flip=False` (also for the references). Held-out items: resized to S
+    (resize_and_crop), centre-cropped (crop) or as they are (none), never flipped. With
+    `style_negatives`, training items also carry `ref_style` (the refs' style index in
+    `sampler.labels`), `neg_refs` (K refs of one other style) and `neg_style`, for the
+    reference-code style losses."""
 
     def __init__(self, pairs: list[Pair], size: int, refs: int, ref_pool: list[Pair], ref_size: int,
-                 direction: Direction = "AtoB", train: bool = True, seed: int = 0, flip: bool = True) -> None:
+                 direction: Direction = "AtoB", train: bool = True, seed: int = 0, flip: bool = True,
+                 preprocess: str = "resize_and_crop", style_negatives: bool = False) -> None:
         if direction not in ("AtoB", "BtoA"):
             raise BadInput(f"unknown --direction '{direction}'", hint="use AtoB or BtoA")
+        check_preprocess(preprocess)
         self.pairs, self.size, self.k, self.ref_size = pairs, size, refs, ref_size
         self.direction, self.train, self.seed, self.flip = direction, train, seed, flip
+        self.style_negatives = style_negatives
+        self.preprocess = preprocess
         self.load_size = load_size_for(size) if train else size
         self.ref_pool = ref_pool
         self.sampler = RefSampler(ref_pool, refs, seed)
@@ -273,9 +344,19 @@ class PairDataset(Dataset):
     def _target_image(self, pair: Pair) -> Image.Image:
         return self._halves(pair)[1]
 
+    def _loaded(self, img: Image.Image, pair: Pair) -> Image.Image:
+        """The image the crop is taken from: resized to load_size, or as it is (checked against --size)."""
+        if self.preprocess == "resize_and_crop":
+            return img.resize((self.load_size, self.load_size), Image.Resampling.BICUBIC)
+        w, h = img.size
+        if w < self.size or h < self.size or (self.preprocess == "none" and (w, h) != (self.size, self.size)):
+            need = f"exactly {self.size}x{self.size}" if self.preprocess == "none" else f"at least {self.size}x{self.size}"
+            raise BadInput(f"{pair.a}: image is {w}x{h}, --preprocess {self.preprocess} needs {need}",
+                           hint="use --preprocess resize_and_crop, or prepare the images at that size")
+        return img
+
     def _prep(self, img: Image.Image, crop: tuple[int, int], flip: bool) -> torch.Tensor:
-        img = img.resize((self.load_size, self.load_size), Image.Resampling.BICUBIC)
-        if self.load_size != self.size:
+        if img.size != (self.size, self.size):
             img = img.crop((crop[0], crop[1], crop[0] + self.size, crop[1] + self.size))
         t = pil_to_tensor(img)
         return t.flip(-1) if flip else t
@@ -286,19 +367,22 @@ class PairDataset(Dataset):
             img = self._target_image(self.ref_pool[i]).resize((self.ref_size, self.ref_size), Image.Resampling.BICUBIC)
             t = pil_to_tensor(img)
             out.append(t.flip(-1) if rng is not None and self.flip and rng.random() < 0.5 else t)
-        return torch.stack(out) if out else torch.zeros(0, 3, self.ref_size, self.ref_size)
+        return torch.stack(out) if out else torch.zeros(0, 3, self.ref_size, self.ref_size, device="cpu")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]
-        a, b = self._halves(pair)
+        a, b = (self._loaded(img, pair) for img in self._halves(pair))
+        if a.size != b.size:
+            raise BadInput(f"{pair.a}: input is {a.size[0]}x{a.size[1]} but target is {b.size[0]}x{b.size[1]}",
+                           hint="--preprocess crop/none crop both at the same place: use images of one size")
         key = (self.epoch, index) if self.train else (index,)
+        span_x, span_y = a.size[0] - self.size, a.size[1] - self.size
         if self.train:
             rng = np.random.default_rng([self.seed, _AUG, *key])
-            span = self.load_size - self.size
-            crop = (int(rng.integers(0, span + 1)), int(rng.integers(0, span + 1)))
+            crop = (int(rng.integers(0, span_x + 1)), int(rng.integers(0, span_y + 1)))
             flip = self.flip and bool(rng.random() < 0.5)
         else:
-            rng, crop, flip = None, (0, 0), False
+            rng, crop, flip = None, (span_x // 2, span_y // 2), False
         item: dict[str, Any] = {"a": self._prep(a, crop, flip) * 2 - 1, "b": self._prep(b, crop, flip) * 2 - 1,
                                 "index": index}
         if self.k > 0:
@@ -307,7 +391,18 @@ class PairDataset(Dataset):
                 wrong = self.sampler.wrong(pair, key)
                 if wrong is not None:  # a single-label data set has no "wrong style"
                     item["wrong_refs"] = self._refs(wrong, None)
+            elif self.style_negatives:
+                self._add_negatives(item, pair, key, rng)
         return item
+
+    def _add_negatives(self, item: dict[str, Any], pair: Pair, key: tuple[int, ...], rng: np.random.Generator | None) -> None:
+        wrong = self.sampler.wrong(pair, key)
+        if wrong is None:
+            raise BadInput("the reference-code style losses need at least two styles", hint="drop --ref-cls-weight/--ref-metric-weight")
+        labels = self.sampler.labels
+        item["ref_style"] = torch.tensor(labels.index(pair.label), dtype=torch.long, device="cpu")
+        item["neg_refs"] = self._refs(wrong, rng)
+        item["neg_style"] = torch.tensor(labels.index(self.ref_pool[wrong[0]].label), dtype=torch.long, device="cpu")
 
 
 @dataclass
@@ -322,23 +417,27 @@ class PairData:
 
 
 def build_pair_data(root: str | Path, size: int, refs: int, direction: Direction = "AtoB", val_fraction: float = 0.1,
-                    seed: int = 0, ref_size: int | None = None) -> PairData:
-    """Discover, split and validate DATA; BadInput (exit 2) for every unusable layout."""
-    from stylekit.nets.unet import unet_depth
-
-    unet_depth(size)
+                    seed: int = 0, ref_size: int | None = None, style_negatives: bool = False,
+                    layout: str = "auto", preprocess: str = "resize_and_crop", flip: bool = True) -> PairData:
+    """Discover, split and validate DATA; BadInput (exit 2) for every unusable layout. (The generator's
+    size rule is the trainer's check: data/ imports nothing from nets/.)"""
+    check_preprocess(preprocess)
     if refs < 0:
         raise BadInput(f"--refs {refs} must be 0 (plain pix2pix) or more")
-    pairs, fmt = discover_pairs(root)
+    pairs, fmt = discover_pairs(root, layout)
     train, val = split_pairs(pairs, val_fraction, seed)
     if not train:
         raise BadInput(f"no training pairs in {root} (every pair is in the validation split)",
                        hint="lower --val-fraction or mark some manifest rows split=train")
     ref_size = ref_size or min(size, 128)
-    train_set = PairDataset(train, size, refs, train, ref_size, direction, train=True, seed=seed)
+    train_set = PairDataset(train, size, refs, train, ref_size, direction, train=True, seed=seed, flip=flip,
+                            preprocess=preprocess, style_negatives=style_negatives)
+    if style_negatives and len(train_set.sampler.labels) < 2:
+        raise BadInput(f"{root}: the reference-code style losses need at least two styles in the training pairs",
+                       hint="drop --ref-cls-weight/--ref-metric-weight, or train on several styles")
     train_set.sampler.check(train, "training")
     val_set = None
     if val:
-        val_set = PairDataset(val, size, refs, train, ref_size, direction, train=False, seed=seed)
+        val_set = PairDataset(val, size, refs, train, ref_size, direction, train=False, seed=seed, preprocess=preprocess)
         val_set.sampler.check(val, "validation")
     return PairData(fmt, train_set, val_set, sorted({p.label for p in pairs}), len(pairs))

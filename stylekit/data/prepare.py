@@ -14,12 +14,12 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 import re
 import sys
 import time
-import zlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from PIL import Image
 
+from stylekit.checks import check_fits
 from stylekit.data import export
 from stylekit.data.images import ImageReport, SkippedFile, list_images, load_rgb
 from stylekit.data.manifest import (
@@ -38,7 +39,9 @@ from stylekit.data.manifest import (
     read_manifest,
     write_manifest,
 )
+from stylekit.data.split import split_groups, split_keys
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.paths import Input, refuse_out_overlap
 
 CROPS = ("center", "center-wide", "none")
 FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC}
@@ -88,6 +91,9 @@ class PrepareConfig:
     seed: int = 0
     exclude: tuple[str, ...] = ()
     wide_aspect: tuple[int, int] = (4, 3)
+    # Applied to each decoded image before crop/resize (e.g. --align ffhq's face alignment); raises
+    # ValueError(reason) to skip the image. Must be picklable: it runs in the worker processes.
+    preprocess: Callable[[Image.Image], Image.Image] | None = None
 
     def validate(self) -> None:
         if self.crop not in CROPS:
@@ -98,6 +104,9 @@ class PrepareConfig:
             raise BadInput(f"unknown --format '{self.format}'", hint=f"choose {', '.join(FORMATS)}")
         if self.size is not None and self.size < 1:
             raise BadInput(f"--size {self.size} must be positive")
+        if self.size is not None:  # an RGB image and its resampled copy per worker, before anything is read
+            check_fits(f"--size {self.size}", 2 * 3 * self.size**2 * max(1, self.workers),
+                       hint="images are stored at --size x --size; use a smaller --size (e.g. 1024)")
         if self.workers < 1:
             raise BadInput(f"--workers {self.workers} must be at least 1")
         if self.max_images is not None and self.max_images < 1:
@@ -110,6 +119,8 @@ class PrepareConfig:
         if self.out.suffix.lower() == ".zip" and (self.format != "stylegan-zip" or self.out.is_dir()):
             raise BadInput(f"OUT {self.out} ends in .zip but is not a stylegan-zip archive",
                            hint="use --format stylegan-zip (OUT becomes the archive), or an OUT folder name without .zip")
+        if self.preprocess is not None and self.format == "pairs":
+            raise BadInput("face alignment (--align) does not apply to --format pairs", hint="align the A and B images separately first")
         if (self.format == "pairs") != (self.pair_with is not None):
             raise BadInput("--format pairs and --pair-with DIR go together", hint="give both, e.g. --format pairs --pair-with data/B")
         for name, path in (("SRC", self.src), ("--pair-with", self.pair_with)):
@@ -117,16 +128,8 @@ class PrepareConfig:
                 continue
             if not path.exists():
                 raise BadInput(f"{name} {path} does not exist", hint="check the path")
-            if path.is_dir() and _inside(self.out, path):
-                raise BadInput(f"OUT {self.out} is inside {name} {path}", hint="choose an OUT folder outside the source")
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
+        refuse_out_overlap(self.out, [Input("SRC", self.src, data_folder=True),
+                                      Input("--pair-with", self.pair_with, data_folder=True)], out_option="OUT")
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -138,6 +141,7 @@ class Item:
     label: str
     pair: Path | None = None
     name: str = ""
+    prompt: str = ""
 
 
 def _label_of(path: Path, root: Path) -> str:
@@ -161,7 +165,7 @@ def _read_csv_sources(csv_path: Path) -> list[Item]:
         if not rel:
             continue
         path = Path(rel) if Path(rel).is_absolute() else csv_path.parent / rel
-        items.append(Item(path, (rec.get("label") or "").strip()))
+        items.append(Item(path, (rec.get("label") or "").strip(), prompt=rec.get("prompt") or ""))
     return items
 
 
@@ -174,7 +178,7 @@ def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
     if src.is_file() and src.suffix.lower() == ".csv":
         items = _read_csv_sources(src)
     else:
-        items = [Item(p, _label_of(p, src) if src.is_dir() else "") for p in list_images(src)]
+        items = [Item(p, _label_of(p, src) if src.is_dir() else "") for p in list_images(src, report=report)]
     items = [it for it in items if it.label not in cfg.exclude]
     if not items:
         raise BadInput(f"no images found in {src}", hint="SRC must hold images in class folders (SRC/<style>/*.png) or be a path,label CSV")
@@ -183,8 +187,8 @@ def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
 
 def _collect_pairs(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
     assert cfg.pair_with is not None
-    a_paths = list_images(cfg.src)
-    b_paths = [p for p in list_images(cfg.pair_with) if _label_of(p, cfg.pair_with) not in cfg.exclude] if cfg.pair_with.is_dir() else []
+    a_paths = list_images(cfg.src, report=report)
+    b_paths = [p for p in list_images(cfg.pair_with, report=report) if _label_of(p, cfg.pair_with) not in cfg.exclude] if cfg.pair_with.is_dir() else []
     if not a_paths:
         raise BadInput(f"no images found in {cfg.src}", hint="SRC holds the A images of the pairs")
     if not b_paths:
@@ -263,42 +267,17 @@ def assign_names(items: list[Item]) -> None:
         base = (it.pair or it.src).stem
         name, folder = base, safe_label(it.label)
         if name.lower() in taken[folder]:
-            name = f"{base}-{hashlib.sha1(str(it.pair or it.src).encode()).hexdigest()[:8]}"
+            name = f"{base}-{hashlib.sha1(os.fsencode(it.pair or it.src)).hexdigest()[:8]}"
         taken[folder].add(name.lower())
         it.name = name
 
 
-def stratified_split(labels: list[str], fractions: tuple[float, ...], seed: int) -> list[str]:
-    """Split name per position: within each label a seeded shuffle cut by largest-remainder quotas."""
-    names = SPLITS[: len(fractions)]
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, label in enumerate(labels):
-        by_label[label].append(i)
-    out = [""] * len(labels)
-    import numpy as np
-
-    for label, idx in sorted(by_label.items()):
-        n = len(idx)
-        quotas = [f * n for f in fractions]
-        counts = [int(q) for q in quotas]
-        order = sorted(range(len(fractions)), key=lambda k: (-(quotas[k] - counts[k]), k))
-        for k in order[: n - sum(counts)]:
-            counts[k] += 1
-        perm = np.random.default_rng([seed, zlib.crc32(label.encode())]).permutation(n)
-        pos = 0
-        for name, c in zip(names, counts, strict=True):
-            for j in perm[pos : pos + c]:
-                out[idx[j]] = name
-            pos += c
-    return out
-
-
-def grouped_split(groups: list[str], fractions: tuple[float, ...], seed: int) -> list[str]:
-    """Split name per position, whole groups at a time: for pairs, every B rendering of one A image
-    (one composition) lands in the same split, so held-out pairs show compositions never trained on."""
-    unique = sorted(set(groups))
-    per_group = dict(zip(unique, stratified_split([""] * len(unique), fractions, seed), strict=True))
-    return [per_group[g] for g in groups]
+def _split_key(path: Path, root: Path) -> str:
+    """What the split is keyed on: the path relative to SRC (as train-classifier keys class folders)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 # ---------------------------------------------------------------------------------------- transform
@@ -352,6 +331,7 @@ class Job:
     dest: str | None  # write here (folder/pairs); None: return the PNG bytes (zip)
     transform: Transform
     png_level: int
+    preprocess: Callable[[Image.Image], Image.Image] | None = None
 
 
 @dataclass
@@ -368,7 +348,10 @@ class Result:
 def process(job: Job) -> Result:
     """Decode, transform and encode one item (runs in a worker process)."""
     try:
-        img = apply_transform(load_rgb(job.src), job.transform)
+        img = load_rgb(job.src)
+        if job.preprocess is not None:
+            img = job.preprocess(img)
+        img = apply_transform(img, job.transform)
         if job.pair is not None:
             try:
                 img = export.side_by_side(img, apply_transform(load_rgb(job.pair), job.transform))
@@ -470,7 +453,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
         transform = Transform(cfg.size, cfg.crop, cfg.resize_filter, cfg.min_size, cfg.wide_aspect, square=zipped)
         level = export.ZIP_PNG_LEVEL if zipped else export.FOLDER_PNG_LEVEL
         dests = [None if zipped else out / safe_label(it.label) / f"{it.name}.png" for it in items]
-        jobs = [Job(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None, transform, level)
+        jobs = [Job(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None, transform, level, cfg.preprocess)
                 for it, d in zip(items, dests, strict=True)]
         archive_path = out if single_zip else out / export.ZIP_NAME
         archive = export.StyleganZip(archive_path) if zipped else None
@@ -489,11 +472,13 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
                         kept.append((it, res, dest.relative_to(out).as_posix()))
             if not kept:
                 _fail_empty(cfg, None if single_zip else home / "report.json", report, candidates, start)
+            root = cfg.src if cfg.src.is_dir() else cfg.src.parent
             if cfg.format == "pairs":
-                splits = grouped_split([it.src.as_posix() for it, _, _ in kept], cfg.split, cfg.seed)
+                splits = split_groups([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed)
             else:
-                splits = stratified_split([it.label for it, _, _ in kept], cfg.split, cfg.seed)
-            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1)
+                splits = split_keys([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed,
+                                    [it.label for it, _, _ in kept])
+            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1, it.prompt)
                     for (it, res, rel), split in zip(kept, splits, strict=True)]
             result = _summarise(cfg, out, rows, report, candidates)
             result.seconds = time.perf_counter() - start
@@ -545,6 +530,13 @@ def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageRepor
 
 
 def _config_dict(cfg: PrepareConfig) -> dict[str, Any]:
-    from dataclasses import asdict
+    from dataclasses import fields, is_dataclass
 
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if is_dataclass(value) and not isinstance(value, type):
+            return {"step": type(value).__name__, **{f.name: plain(getattr(value, f.name)) for f in fields(value)}}
+        return repr(value) if callable(value) else value
+
+    return {f.name: plain(getattr(cfg, f.name)) for f in fields(cfg)}

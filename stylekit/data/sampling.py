@@ -1,8 +1,11 @@
-"""Batch samplers that build one *global* batch per step and hand each rank its contiguous share.
+"""Batch samplers that build one *global* batch per step and hand each rank its interleaved share.
 
 Both samplers are seeded by (seed, epoch) only, so a run on 1 process and on N processes sees the
-same global batches in the same order: rank r of N gets rows [r*B/N, (r+1)*B/N) of each global
-batch. Call `set_epoch(e)` before iterating each epoch.
+same global batches in the same order: rank r of N gets rows r, r+N, r+2N, ... of each global batch.
+Interleaved, not contiguous: a P x K batch is class-major, so a contiguous slice would give each
+rank only P/N classes, and per-GPU BatchNorm statistics (and the per-rank SupCon positives) would
+see a few classes only; interleaved, every rank sees every class of the batch.
+Call `set_epoch(e)` before iterating each epoch.
 
 `BalancedBatchSampler` draws P classes x K images per batch (class-major), so every batch holds
 same-class positives for SupCon; classes are drawn uniformly, so rare styles are seen as often as
@@ -43,13 +46,12 @@ class _EpochSampler:
         self.start_batch = start_batch
 
     def _generator(self) -> torch.Generator:
-        g = torch.Generator()
+        g = torch.Generator(device="cpu")
         g.manual_seed(self.seed * 1_000_003 + self.epoch)
         return g
 
     def _share(self, batch: list[int]) -> list[int]:
-        n = len(batch) // self.world_size
-        return batch[self.rank * n : (self.rank + 1) * n]
+        return batch[self.rank :: self.world_size]
 
 
 class ShuffledBatchSampler(_EpochSampler):
@@ -67,7 +69,7 @@ class ShuffledBatchSampler(_EpochSampler):
         return self.n // self.batch
 
     def global_batches(self) -> list[list[int]]:
-        perm = torch.randperm(self.n, generator=self._generator()).tolist()
+        perm = torch.randperm(self.n, generator=self._generator(), device="cpu").tolist()
         return [perm[i * self.batch : (i + 1) * self.batch] for i in range(len(self))]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -124,7 +126,7 @@ class BalancedBatchSampler(_EpochSampler):
             out: list[int] = []
             while len(out) < k:
                 if not pools[c]:
-                    perm = [members[j] for j in torch.randperm(len(members), generator=g).tolist()]
+                    perm = [members[j] for j in torch.randperm(len(members), generator=g, device="cpu").tolist()]
                     if len(members) >= k:  # images already in this batch go last: no repeats within a batch
                         perm = [i for i in perm if i not in out] + [i for i in perm if i in out]
                     pools[c] = perm
@@ -133,7 +135,7 @@ class BalancedBatchSampler(_EpochSampler):
 
         batches = []
         for _ in range(len(self)):
-            picked = torch.randperm(len(self.classes), generator=g)[: self.P].tolist()
+            picked = torch.randperm(len(self.classes), generator=g, device="cpu")[: self.P].tolist()
             batch: list[int] = []
             for ci in picked:
                 batch += take(self.classes[ci], self.K)

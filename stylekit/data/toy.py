@@ -29,6 +29,14 @@ from PIL import Image
 from stylekit.errors import BadInput
 
 CONTENT = "content"
+
+
+def is_toy_root(path: str | os.PathLike[str]) -> bool:
+    """A toy-styles folder: `content/` (the unstyled structure images) beside at least one style folder."""
+    root = Path(path)
+    if not (root / CONTENT).is_dir():
+        return False
+    return any(d.is_dir() and d.name != CONTENT and not d.name.startswith(".") for d in root.iterdir())
 PNG_PARAMS: dict[str, Any] = {"format": "PNG", "compress_level": 6, "optimize": False}
 
 # Stream ids for np.random.default_rng([seed, layout, STREAM, ...]): independent, stable draws.

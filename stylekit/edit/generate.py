@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylekit.checks import check_fits, check_int, check_trunc
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import NOISE_MODES, Generator
 
 
@@ -32,6 +34,15 @@ class GenerateConfig:
     grid: bool = True
     device: str = "auto"
     batch: int = 8
+
+    def validate(self) -> None:
+        """Ranges a Python caller and the CLI get the same errors for (BadInput, exit 2)."""
+        check_trunc(self.trunc)
+        check_int("--batch", self.batch, 1)
+        check_int("--trunc-cutoff", self.trunc_cutoff, 0)
+        check_noise_mode(self.noise_mode)
+        if not self.seeds:
+            raise BadInput("no seeds given", hint="e.g. --seeds 0-7")
 
 
 @dataclass
@@ -66,7 +77,7 @@ def class_labels(G: Generator, class_idx: int | None, n: int) -> torch.Tensor | 
         raise BadInput(f"the network is conditional ({G.c_dim} classes): pass --class K", hint=f"K in 0..{G.c_dim - 1}")
     if not 0 <= class_idx < G.c_dim:
         raise BadInput(f"--class {class_idx} is out of range", hint=f"the network has classes 0..{G.c_dim - 1}")
-    c = torch.zeros(n, G.c_dim)
+    c = torch.zeros(n, G.c_dim, device="cpu")  # moved with z by the caller
     c[:, class_idx] = 1
     return c
 
@@ -133,18 +144,20 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
     from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_noise_mode(cfg.noise_mode)
-    if not cfg.seeds:
-        raise BadInput("no seeds given", hint="e.g. --seeds 0-7")
+    cfg.validate()
     unique = list(dict.fromkeys(cfg.seeds))
     if len(unique) < len(cfg.seeds):
         get_console().warn(f"--seeds repeats {len(cfg.seeds) - len(unique)} seed(s); each image is generated once")
         cfg = dataclasses.replace(cfg, seeds=unique)
     out = Path(cfg.out)
+    refuse_out_overlap(out, [Input("--network", cfg.network)])
     ensure_writable_dir(out)
     device = resolve_device(cfg.device)
     loaded = load_network(cfg.network, device)
     G = loaded.generator
+    pixels = 3 * G.img_resolution**2 * 4 if cfg.grid else 0  # the grid keeps every image (float32)
+    check_fits(f"generate: {len(cfg.seeds)} seeds at {G.img_resolution} px", len(cfg.seeds) * (pixels + G.num_ws * G.w_dim * 4),
+               hint="use fewer --seeds per run, or --no-grid")
     ws = map_seeds(G, cfg.seeds, cfg.trunc, cfg.trunc_cutoff, cfg.class_idx)
     result = GenerateResult(out=str(out), network=loaded.source, resolution=G.img_resolution)
     units = []

@@ -15,6 +15,7 @@ Targets are centre-cropped to a square and Lanczos-resized to the network resolu
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Callable
@@ -27,16 +28,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylekit.checks import check_number
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, open_regular, refuse_out_overlap
+from stylekit.io.recipe import Recorded, file_digest, plan_outputs, recipe_digest, source_identity
 from stylekit.nets.stylegan2.networks import Generator
 
 SPACES = ("w", "w+")
 LOSSES = ("lpips", "vgg", "mse")
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
 DEFAULT_MSE_WEIGHT = {"lpips": 0.0, "vgg": 1.0, "mse": 1.0}
-RANDOM_WEIGHTS = "random"  # --perceptual-weights random: untrained network (tests, timing only)
+RANDOM_WEIGHTS = "random"  # --vgg-weights random: untrained network (tests, timing only)
 DONE_FILE = "metrics.json"
 
 
@@ -55,11 +59,13 @@ class InvertConfig:
     mse_weight: float | None = None
     perceptual_weights: str | None = None
     w_avg_samples: int = 10000
-    seed: int = 303
+    seed: int = 0
     device: str = "auto"
     save_video: bool = False
     log_every: int = 10
     fresh: bool = False
+    align: str | None = None  # "ffhq": detect and FFHQ-align each target first (stylekit.edit.align)
+    face_detector: str = "retinaface-mobilenet0.25"
 
 
 @dataclass
@@ -219,14 +225,14 @@ def project(
         raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
     device = next(G.parameters()).device
     G = copy.deepcopy(G).eval().requires_grad_(False)  # its noise buffers become optimisation variables
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     num_ws = G.num_ws
     start = w_avg.to(device).reshape(1, 1, G.w_dim)
     w_opt = (start if space == "w" else start.repeat(1, num_ws, 1)).clone().requires_grad_(True)
     bufs = noise_buffers(G)
     with torch.no_grad():
         for buf in bufs.values():
-            buf.copy_(torch.randn(buf.shape, generator=gen).to(device))
+            buf.copy_(torch.randn(buf.shape, generator=gen, device="cpu").to(device))
             buf.requires_grad_(True)
     opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=lr)
     curve: list[dict[str, float]] = []
@@ -238,11 +244,11 @@ def project(
         for group in opt.param_groups:
             group["lr"] = cur_lr
         scale = w_noise_scale(t, w_std, initial_noise, noise_ramp)
-        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * scale
+        w_noise = torch.randn(w_opt.shape, generator=gen, device="cpu").to(device) * scale
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat(1, num_ws, 1)
-        synth = G.synthesis(ws, noise_mode="const")
+        synth = G.synthesis(ws, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow (no loss scaling)
         dist, parts = objective(synth)
         reg = noise_regularization(bufs) if noise_reg > 0 and bufs else torch.zeros([], device=device)
         loss = dist + noise_reg * reg
@@ -265,7 +271,7 @@ def project(
             on_step(step, loss_value)
     with torch.no_grad():
         ws_final = w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1)
-        image = G.synthesis(ws_final, noise_mode="const").cpu()
+        image = G.synthesis(ws_final, noise_mode="const", force_fp32=True).cpu()
         if steps == 0:
             loss_value = float(objective(image.to(device))[0])
     return Projection(ws=ws_final.cpu(), noise={k: v.detach().cpu() for k, v in bufs.items()}, image=image,
@@ -285,7 +291,7 @@ def save_latent_file(path: Path, proj: Projection, **extra: Any) -> Path:
 
 def load_noise(path: str | Path) -> dict[str, torch.Tensor]:
     """The `noise.<buffer>` maps of a latent file written by invert (empty for other latent files)."""
-    with np.load(path, allow_pickle=False) as data:
+    with open_regular(path, "latent file") as fh, np.load(fh, allow_pickle=False) as data:
         return {k[len("noise."):]: torch.from_numpy(np.asarray(data[k], dtype=np.float32))
                 for k in data.files if k.startswith("noise.")}
 
@@ -382,14 +388,36 @@ def check_config(cfg: InvertConfig) -> None:
         raise BadInput(f"unknown --loss '{cfg.loss}'", hint=f"use one of {', '.join(LOSSES)}")
     if cfg.steps < 0:
         raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.lr <= 0:
-        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    check_number("--lr", cfg.lr, above=0)
     if cfg.w_avg_samples < 1:
         raise BadInput(f"--w-avg-samples must be >= 1, got {cfg.w_avg_samples}")
     if cfg.mse_weight is not None and cfg.mse_weight < 0:
         raise BadInput(f"--mse-weight must be >= 0, got {cfg.mse_weight}")
     if cfg.noise_reg < 0:
         raise BadInput(f"--noise-reg must be >= 0, got {cfg.noise_reg}")
+
+
+def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str, Any]:
+    """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
+    weights = cfg.perceptual_weights
+    shaping = {k: v for k, v in asdict(cfg).items() if k not in ("target", "network", "out", "device", "log_every", "fresh")}
+    return {**shaping, "mse_weight": mse_weight, "network": file_digest(network_file),
+            "perceptual_weights": file_digest(weights) if weights and Path(weights).expanduser().is_file() else weights}
+
+
+def _recorded(folders: list[Path]) -> dict[Path, Recorded | None]:
+    """For each finished output folder (its metrics.json exists): the recipe and source it records."""
+    found: dict[Path, Recorded | None] = {}
+    for folder in folders:
+        done = folder / DONE_FILE
+        if not done.is_file():
+            continue
+        try:
+            doc = json.loads(done.read_text(encoding="utf-8"))
+            found[folder] = Recorded(str(doc["recipe"]), str(doc["source"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            found[folder] = None
+    return found
 
 
 def run_invert(cfg: InvertConfig) -> InvertResult:
@@ -402,6 +430,8 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
 
     start = time.monotonic()
     check_config(cfg)
+    refuse_out_overlap(cfg.out, [Input("TARGET", cfg.target, data_folder=True), Input("--network", cfg.network),
+                                 Input("--perceptual-weights", cfg.perceptual_weights)])
     targets, single = _targets(Path(cfg.target))
     if single:  # an unreadable single target is a usage error (exit 2) before anything loads
         load_rgb(targets[0][0])
@@ -417,27 +447,37 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
         if G.img_channels != 3:
             raise BadInput(f"invert needs an RGB network, this one has {G.img_channels} channels")
         mse_weight = DEFAULT_MSE_WEIGHT[cfg.loss] if cfg.mse_weight is None else cfg.mse_weight
+        aligner = None
+        if cfg.align is not None:
+            from stylekit.edit.align import FaceAlign
+
+            aligner = FaceAlign(cfg.align, G.img_resolution, cfg.face_detector).load()
         result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=cfg.space,
                               loss=cfg.loss, steps=cfg.steps)
-        todo = []
-        for path, name in targets:
-            folder = out / name if name else out
-            if not cfg.fresh and (folder / DONE_FILE).is_file():
-                get_console().log(f"invert: skipping {path} (done: {folder / DONE_FILE}; --fresh redoes it)")
-                result.items.append(InvertItem(str(path), str(folder), "skipped"))
-            else:
-                todo.append((path, folder))
-        w_avg = w_std = None
+        recipe = recipe_digest(_recipe(cfg, mse_weight, loaded.source))
+        jobs = [(path, out / name if name else out) for path, name in targets]
+        plan = plan_outputs(jobs, _recorded([folder for _, folder in jobs]), recipe, out, cfg.fresh)
         console = get_console()
+        for path, folder in plan.current:
+            console.log(f"invert: skipping {path} (up to date: {folder / DONE_FILE}; --fresh redoes it)")
+            result.items.append(InvertItem(str(path), str(folder), "skipped"))
+        todo = plan.todo
+        w_avg = w_std = None
         for path, folder in todo:
             t0 = time.monotonic()
             try:
-                target = preprocess_target(load_rgb(path), G.img_resolution)
-            except BadImage as exc:
-                if single:
+                image = load_rgb(path)
+                if aligner is not None:
+                    image = aligner(image)
+                target = preprocess_target(image, G.img_resolution)
+            except (BadImage, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, BadImage) else str(exc)
+                if single and isinstance(exc, BadImage):
                     raise
-                console.warn(f"invert: skipping {path}: {exc.reason}")
-                result.items.append(InvertItem(str(path), str(folder), "failed", reason=exc.reason))
+                if single:
+                    raise BadInput(f"cannot invert {path}: {reason}", hint="give a photo with a visible frontal face, or drop --align") from None
+                console.warn(f"invert: skipping {path}: {reason}")
+                result.items.append(InvertItem(str(path), str(folder), "failed", reason=reason))
                 continue
             if w_avg is None:
                 w_avg, w_std = w_stats(G, cfg.w_avg_samples)
@@ -471,11 +511,13 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
             seconds = round(time.monotonic() - t0, 3)
             doc = {
                 "target": str(path), "network": loaded.source, "resolution": G.img_resolution,
-                "preprocessing": f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}",
+                "preprocessing": (f"{cfg.align}-aligned face crop at {G.img_resolution}x{G.img_resolution}" if cfg.align else
+                                  f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}"),
                 "space": cfg.space, "loss": cfg.loss, "mse_weight": mse_weight, "steps": cfg.steps,
                 "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
                 "w_std": w_std, "files": files, "curve": proj.curve,
                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                "recipe": recipe, "source": source_identity(path),
             }
             write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done
             console.log(f"invert: {path.name}: loss {proj.final_loss:.4g}, PSNR {final_psnr:.2f} dB, {seconds:.1f}s")

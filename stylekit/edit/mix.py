@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from stylekit.checks import check_int, check_number, check_trunc
 from stylekit.edit.generate import check_noise_mode, map_seeds, synthesize, to_pil
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
 
@@ -32,6 +34,14 @@ class MixConfig:
     noise_mode: str = "const"
     class_idx: int | None = None
     device: str = "auto"
+    batch: int = 8
+
+    def validate(self) -> None:
+        check_trunc(self.trunc)
+        check_int("--batch", self.batch, 1)
+        check_noise_mode(self.noise_mode)
+        if not self.rows or not self.cols:
+            raise BadInput("style mixing needs --rows and --cols", hint="e.g. --rows 85,100 --cols 55,821")
 
 
 @dataclass
@@ -57,6 +67,17 @@ class InterpolateConfig:
     class_idx: int | None = None
     fps: float = 20.0
     device: str = "auto"
+    batch: int = 8
+
+    def validate(self) -> None:
+        """Checked before any frame is rendered (a bad --fps used to fail after the whole render)."""
+        check_trunc(self.trunc)
+        check_int("--batch", self.batch, 1)
+        check_int("--frames", self.frames, 2)
+        check_number("--fps", self.fps, above=0, maximum=1000, hint="GIF frame rates are 1..1000 (e.g. 20)")
+        check_noise_mode(self.noise_mode)
+        if self.space not in ("z", "w"):
+            raise BadInput(f"bad --space '{self.space}'", hint="use z (slerp between seeds) or w (lerp)")
 
 
 @dataclass
@@ -78,7 +99,7 @@ def mix_styles(row_w: torch.Tensor, col_w: torch.Tensor, styles: list[int]) -> t
 
 def style_mix(
     G: Generator, rows: list[int], cols: list[int], styles: list[int], trunc: float = 1.0,
-    noise_mode: str = "const", class_idx: int | None = None,
+    noise_mode: str = "const", class_idx: int | None = None, batch: int = 8,
 ) -> tuple[dict[int, torch.Tensor], dict[tuple[int, int], torch.Tensor]]:
     """Images of every seed, and of every (row, col) mix; each image [C, R, R] in [-1, 1]."""
     bad = [s for s in styles if not 0 <= s < G.num_ws]
@@ -87,27 +108,29 @@ def style_mix(
     seeds = list(dict.fromkeys(rows + cols))
     ws = map_seeds(G, seeds, trunc, None, class_idx)
     w_of = dict(zip(seeds, ws, strict=True))
-    singles = synthesize(G, ws, noise_mode, seeds)
+    singles = synthesize(G, ws, noise_mode, seeds, batch)
     seed_images = dict(zip(seeds, singles, strict=True))
     pairs = [(r, c) for r in rows for c in cols]
     mixed_ws = torch.stack([mix_styles(w_of[r], w_of[c], styles) for r, c in pairs])
-    mixed = synthesize(G, mixed_ws, noise_mode, [r for r, _ in pairs])
+    mixed = synthesize(G, mixed_ws, noise_mode, [r for r, _ in pairs], batch)
     return seed_images, dict(zip(pairs, mixed, strict=True))
 
 
 def run_mix(cfg: MixConfig) -> MixResult:
     """Write ROW-COL.png for every pair, SEED-SEED.png for each seed, and grid.png."""
+    from stylekit.data.images import mark_composite
     from stylekit.device import resolve_device
     from stylekit.io.atomic import save_image_atomic
     from stylekit.io.rundir import ensure_writable_dir
     from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_noise_mode(cfg.noise_mode)
+    cfg.validate()
+    refuse_out_overlap(cfg.out, [Input("--network", cfg.network)])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
     get_console().log(f"mix: {len(cfg.rows)} rows x {len(cfg.cols)} cols, styles {cfg.styles}")
-    singles, mixed = style_mix(G, cfg.rows, cfg.cols, cfg.styles, cfg.trunc, cfg.noise_mode, cfg.class_idx)
+    singles, mixed = style_mix(G, cfg.rows, cfg.cols, cfg.styles, cfg.trunc, cfg.noise_mode, cfg.class_idx, cfg.batch)
     pil_single = {s: to_pil(img[None])[0] for s, img in singles.items()}
     pil_mixed = {k: to_pil(img[None])[0] for k, img in mixed.items()}
     images = []
@@ -125,6 +148,7 @@ def run_mix(cfg: MixConfig) -> MixResult:
         for j, c in enumerate(cfg.cols):
             canvas.paste(pil_mixed[(r, c)].convert("RGB"), (res * (j + 1), res * (i + 1)))
     grid = save_image_atomic(out / "grid.png", canvas)
+    mark_composite(grid)
     return MixResult(out=str(out), grid=str(grid), images=images, styles=list(cfg.styles), num_ws=G.num_ws,
                      seconds=round(time.monotonic() - start, 3))
 
@@ -200,7 +224,8 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
     from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_noise_mode(cfg.noise_mode)
+    cfg.validate()
+    refuse_out_overlap(cfg.out, [Input("--network", cfg.network), *(Input("--latents", p) for p in cfg.latents or ())])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
     ws = interpolation_ws(G, cfg)
@@ -209,7 +234,7 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
     pils: list[Image.Image] = []
     paths = []
     noise = interpolation_noise(cfg, [i / (len(ws) - 1) for i in range(len(ws))])
-    chunk = 1 if noise else 8  # per-frame noise maps live in G's buffers: one frame at a time
+    chunk = 1 if noise else cfg.batch  # per-frame noise maps live in G's buffers: one frame at a time
     with get_console().progress(len(ws), "interpolate") as task:
         for i in range(0, len(ws), chunk):
             if noise:

@@ -27,9 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylekit.checks import check_number, check_trunc
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
 
 MODES = ("edit", "free")
@@ -42,12 +44,12 @@ class StyleClipConfig:
     prompts: list[str]
     latent: Path | None = None
     latent_index: int = 0
-    seed: int | None = None
+    latent_seed: int | None = None
     steps: int = 300
     lr: float = 0.1
     l2_lambda: float = 0.008
     mode: str = "edit"
-    trunc: float = 0.7
+    trunc: float = 1.0
     clip_model: str = "ViT-B-32"
     clip_weights: str | None = None
     device: str = "auto"
@@ -133,19 +135,19 @@ def start_latent(G: Generator, cfg: StyleClipConfig) -> tuple[torch.Tensor, dict
     from stylekit.edit.invert import load_noise
     from stylekit.edit.latents import load_latents
 
-    if cfg.latent is not None and cfg.seed is not None:
-        raise BadInput("give --latent FILE or --seed S, not both")
+    if cfg.latent is not None and cfg.latent_seed is not None:
+        raise BadInput("give --latent FILE or --latent-seed S, not both")
     if cfg.latent is not None:
         ws = load_latents(cfg.latent, G.num_ws, G.w_dim)
         if not 0 <= cfg.latent_index < ws.shape[0]:
             raise BadInput(f"--latent-index {cfg.latent_index} is out of range: {cfg.latent} holds {ws.shape[0]} latents",
                            hint=f"use 0..{ws.shape[0] - 1}")
         return ws[cfg.latent_index : cfg.latent_index + 1], load_noise(cfg.latent), f"latent {cfg.latent}[{cfg.latent_index}]"
-    if cfg.seed is not None:
-        return map_seeds(G, [cfg.seed], trunc=cfg.trunc), {}, f"seed {cfg.seed} (trunc {cfg.trunc})"
+    if cfg.latent_seed is not None:
+        return map_seeds(G, [cfg.latent_seed], trunc=cfg.trunc), {}, f"seed {cfg.latent_seed} (trunc {cfg.trunc})"
     if cfg.mode == "free":
         return G.mapping.w_avg.detach().cpu().reshape(1, 1, -1).repeat(1, G.num_ws, 1), {}, "w_avg"
-    raise BadInput("--mode edit needs a starting point: --latent FILE or --seed S", hint="or use --mode free (starts at w_avg)")
+    raise BadInput("--mode edit needs a starting point: --latent FILE or --latent-seed S", hint="or use --mode free (starts at w_avg)")
 
 
 def optimise(
@@ -172,7 +174,7 @@ def optimise(
     for step in range(steps):
         cur_lr = ramped_lr(step / steps, lr)
         opt.param_groups[0]["lr"] = cur_lr
-        img = G.synthesis(latent, noise_mode="const")
+        img = G.synthesis(latent, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow
         c_loss, cos = clip_terms(bundle, img, text_feats, scale)
         l2 = (latent - w0).square().sum(dim=(1, 2))
         loss = c_loss.sum() + (l2_lambda * l2.sum() if mode == "edit" else 0.0)
@@ -231,10 +233,12 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         raise BadInput(f"unknown --mode '{cfg.mode}'", hint="use edit or free")
     if cfg.steps < 0:
         raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.lr <= 0:
-        raise BadInput(f"--lr must be > 0, got {cfg.lr}")
+    check_number("--lr", cfg.lr, above=0)
+    check_trunc(cfg.trunc)
     if cfg.l2_lambda < 0:
         raise BadInput(f"--l2-lambda must be >= 0, got {cfg.l2_lambda}")
+    refuse_out_overlap(cfg.out, [Input("--latent", cfg.latent), Input("--network", cfg.network),
+                                 Input("--clip-weights", cfg.clip_weights)])
     out = ensure_writable_dir(Path(cfg.out))
     lock = DirLock(out)
     lock.acquire()
@@ -249,7 +253,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         bundle.model.requires_grad_(False)
         with torch.no_grad():
             text_feats = encode_text(bundle, prompts)
-            original = G.synthesis(w0.to(device), noise_mode="const")
+            original = G.synthesis(w0.to(device), noise_mode="const", force_fp32=True)
             _, cos_before = clip_terms(bundle, original.expand(len(prompts), -1, -1, -1), text_feats, logit_scale(bundle))
         console = get_console()
         with console.progress(cfg.steps, "styleclip") as task:
@@ -271,7 +275,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         w0_dev = w0.to(device)
         for i, prompt in enumerate(prompts):
             with torch.no_grad():  # one image at a time: --steps 0 reproduces the original bit for bit
-                img = G.synthesis(latents[i : i + 1], noise_mode="const")
+                img = G.synthesis(latents[i : i + 1], noise_mode="const", force_fp32=True)
                 c_loss, cos = clip_terms(bundle, img, text_feats[i : i + 1], scale)
                 l2 = float((latents[i : i + 1] - w0_dev).square().sum())
             folder = out / f"{i:02d}-{slug(prompt)}"

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stylekit.errors import BadInput
+
 
 def _fsync_dir(folder: Path) -> None:
     try:
@@ -45,8 +47,11 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
 
     The file gets the mode a plain open() would give (0666 minus the umask), not mkstemp's 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -55,11 +60,19 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_error(path: Path, exc: OSError) -> BadInput:
+    """A failed write names the file it was writing (exit 2), never a bare OSError."""
+    return BadInput(f"cannot write {path}: {exc.strerror or exc}", hint="choose a writable location with free space")
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -80,3 +93,19 @@ def save_image_atomic(path: str | os.PathLike[str], image: Any, **save_kwargs: A
     """Save a PIL image atomically; the format follows the final path's extension."""
     fmt = Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
     return write_atomic(path, lambda tmp: image.save(tmp, format=fmt, **save_kwargs))
+
+
+def link_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Make `dst` a second name of the file `src` (a hard link; a copy where links are impossible), atomically."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+
+    def make(tmp: Path) -> None:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+    return write_atomic(dst, make)

@@ -33,6 +33,7 @@ import torch
 from stylekit.errors import BadInput
 from stylekit.io.atomic import _fsync_dir, write_text_atomic
 from stylekit.io.console import _json_default, get_console
+from stylekit.io.paths import read_regular_text, require_regular_file
 
 FORMAT = "stylekit-checkpoint"
 VERSION = 1
@@ -107,9 +108,11 @@ def _cpu_tensors(tensors: Mapping[str, torch.Tensor], module: str) -> dict[str, 
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:
+    from stylekit.io.limits import parse_json
+
     try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        meta = parse_json(read_regular_text(folder / META, "checkpoint metadata"), str(folder / META))
+    except (OSError, BadInput, UnicodeDecodeError):  # damaged, hostile, unreadable or a FIFO: not a usable checkpoint
         return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "step" not in meta:
         return None
@@ -185,9 +188,11 @@ def read_checkpoint(folder: str | os.PathLike[str], map_location: str | torch.de
     loaded = LoadedCheckpoint(info)
     try:
         for name in info.modules:
-            loaded.tensors[name] = load_file(str(folder / f"{name}.safetensors"), device=str(map_location))
+            file = require_regular_file(folder / f"{name}.safetensors", "checkpoint file")  # never open a FIFO
+            loaded.tensors[name] = load_file(str(file), device=str(map_location))
         if (folder / STATE).exists() or meta.get("states"):
-            loaded.states = torch.load(folder / STATE, map_location=map_location, weights_only=True)
+            state = require_regular_file(folder / STATE, "checkpoint file")
+            loaded.states = torch.load(state, map_location=map_location, weights_only=True)
     except (OSError, SafetensorError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise BadInput(
@@ -219,7 +224,7 @@ def load_module_tensors(path: str | os.PathLike[str], module: str) -> dict[str, 
     if not file.exists():
         have = ", ".join(CheckpointInfo(folder, _read_meta(folder) or {}).modules) or "none"
         raise BadInput(f"checkpoint {folder} has no module '{module}' (it has: {have})")
-    return load_file(str(file))
+    return load_file(str(require_regular_file(file, "checkpoint file")))
 
 
 class CheckpointManager:
@@ -267,7 +272,7 @@ class CheckpointManager:
     def latest(self) -> CheckpointInfo | None:
         """The checkpoint `latest` names; if that is missing or incomplete, the newest complete one."""
         pointer = self.folder / LATEST
-        if pointer.exists():
+        if pointer.is_file():
             name = pointer.read_text(encoding="utf-8").strip()
             meta = _read_meta(self.folder / name) if _CKPT_RE.match(name) else None
             if meta is not None:

@@ -3,7 +3,8 @@
 Library code never prints. It calls `get_console().log(...)` and wraps long loops in
 `get_console().progress(total, "what")`; the CLI configures the process-wide console once per
 command (`configure(quiet=..., json_mode=...)`). Only rank 0 of a torchrun job writes anything.
-All output goes to stderr so that stdout stays free for `--json`.
+Progress and logs go to stderr; results (`print_table`, the `--json` document) go to stdout, so that
+`stylekit download --list | grep ffhq` and `> result.json` work.
 """
 
 from __future__ import annotations
@@ -146,26 +147,28 @@ class Console:
             yield task
 
     def print_table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        """A small table on stderr (rich when a terminal, aligned text otherwise)."""
-        if not self.enabled:
+        """A result table on stdout (rich on a terminal, aligned text otherwise), shown even with --quiet."""
+        if not _is_rank_zero():
             return
-        if self.is_terminal():
+        out = sys.stdout
+        if out.isatty():
             from rich.console import Console as RichConsole
+            from rich.markup import escape
             from rich.table import Table
 
-            table = Table(title=title)
+            table = Table(title=escape(title))
             for c in columns:
-                table.add_column(c)
+                table.add_column(escape(c))
             for r in rows:
-                table.add_row(*[_fmt(v) for v in r])
-            RichConsole(file=self._stream()).print(table)
+                table.add_row(*[escape(_fmt(v)) for v in r])
+            RichConsole(file=out).print(table)
             return
         cells = [columns] + [[_fmt(v) for v in r] for r in rows]
         widths = [max(len(str(row[i])) for row in cells) for i in range(len(columns))]
-        print(title, file=self._stream())
+        print(title, file=out)
         for row in cells:
-            print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)), file=self._stream())
-        self._stream().flush()
+            print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        out.flush()
 
 
 _console = Console()

@@ -3,6 +3,14 @@
 Layout (DESIGN.md): every training or long job writes only below its --out. Re-running the same
 command on the same --out resumes; `fresh=True` clears previous state first. A second process on
 the same directory gets `Busy` (exit 75). Under torchrun only rank 0 writes and locks.
+
+Ownership: a run directory carries a marker, OUT/.stylekit-run.json, written when stylekit creates
+or adopts the folder (only a new or empty folder is adopted). The marker lists the top-level entries
+stylekit wrote there (recorded at every metrics line and when the run closes); `fresh=True` removes
+exactly those and nothing else, so files a user keeps in a run folder survive. A folder that is not
+empty and carries no marker is refused (BadInput), with or without `fresh`, before anything is
+written. Run folders made before the marker existed are recognised by their layout (config.json
+plus checkpoints/): they are adopted, and `fresh` then removes only the standard layout entries.
 """
 
 from __future__ import annotations
@@ -19,6 +27,11 @@ from stylekit.io.atomic import write_json_atomic
 from stylekit.io.console import get_console
 
 LOCK_NAME = ".stylekit.lock"
+MARKER_NAME = ".stylekit-run.json"
+PROBE_NAME = ".stylekit-write-test"
+# What RunDir itself creates; always counted as stylekit's (also in pre-marker run folders).
+LAYOUT = ("config.json", "log.txt", "metrics.jsonl", "checkpoints", "samples")
+_OWN = frozenset({LOCK_NAME, MARKER_NAME, PROBE_NAME})
 
 
 def _is_rank_zero() -> bool:
@@ -63,7 +76,7 @@ def ensure_writable_dir(path: Path) -> Path:
         raise BadInput(f"cannot write to {path}: it is a file, not a folder", hint="choose a folder for --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".stylekit-write-test"
+        probe = path / PROBE_NAME
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
@@ -79,6 +92,8 @@ class RunDir:
         self.fresh = fresh
         self._lock = DirLock(self.path) if lock and _is_rank_zero() else None
         self._log_fh: Any = None
+        self._written: set[str] | None = None  # rank 0, while open: the entries stylekit wrote
+        self._before: set[str] = set()
 
     # -- layout
     @property
@@ -100,11 +115,15 @@ class RunDir:
     # -- lifecycle
     def open(self) -> RunDir:
         if _is_rank_zero():
+            owned = self._check_ownership()
             ensure_writable_dir(self.path)
             if self._lock is not None:
                 self._lock.acquire()
+            self._written = set(LAYOUT) | (owned or set())
             if self.fresh:
                 self._clear()
+            self._before = set(_entries(self.path))
+            self._save_marker()
             self.checkpoints.mkdir(exist_ok=True)
             self.samples.mkdir(exist_ok=True)
             self._log_fh = open(self.path / "log.txt", "a", encoding="utf-8")
@@ -112,6 +131,9 @@ class RunDir:
         return self
 
     def close(self) -> None:
+        if self._written is not None:
+            self._record_written()
+            self._written = None
         if self._log_fh is not None:
             get_console().log_file = None
             self._log_fh.close()
@@ -125,14 +147,60 @@ class RunDir:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- ownership (module docstring)
+    @property
+    def marker_path(self) -> Path:
+        return self.path / MARKER_NAME
+
+    def _check_ownership(self) -> set[str] | None:
+        """The entries the marker says stylekit wrote (None: new, empty or pre-marker run folder).
+
+        BadInput if the folder holds entries and is no stylekit run folder; nothing is touched then."""
+        if not self.path.is_dir():
+            return None
+        entries = set(_entries(self.path))
+        if self.marker_path.is_file():
+            return _read_marker(self.marker_path)
+        if not entries or _is_legacy_run(self.path):
+            return None
+        example = sorted(entries)[0]
+        raise BadInput(
+            f"--out {self.path} is not empty and is not a stylekit run folder (it holds {len(entries)} "
+            f"entries, e.g. '{example}'); nothing was changed",
+            hint="choose a new or empty folder for --out (stylekit never writes a run into a folder of other files)",
+        )
+
     def _clear(self) -> None:
-        for child in self.path.iterdir():
-            if child.name == LOCK_NAME:
+        """--fresh: remove the entries stylekit wrote (marker list), never anything else."""
+        assert self._written is not None
+        kept = []
+        for child in sorted(self.path.iterdir()):
+            if child.name in _OWN:
+                continue
+            if child.name not in self._written:
+                kept.append(child.name)
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
+        self._written = set(LAYOUT)
+        if kept:
+            get_console().log(f"--fresh: kept {len(kept)} entries stylekit did not write in {self.path}: "
+                              + ", ".join(kept[:5]) + (" ..." if len(kept) > 5 else ""))
+
+    def _record_written(self) -> None:
+        """Add the top-level entries that appeared since open() to the marker (they are stylekit's)."""
+        if self._written is None:
+            return
+        new = set(_entries(self.path)) - self._before - self._written
+        if new:
+            self._written |= new
+            self._save_marker()
+
+    def _save_marker(self) -> None:
+        assert self._written is not None
+        write_json_atomic(self.marker_path, {"format": 1, "tool": "stylekit", "written": sorted(self._written)})
 
     # -- files
     def write_config(self, config: dict[str, Any]) -> None:
@@ -142,18 +210,25 @@ class RunDir:
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_path.exists():
             return None
-        return json.loads(self.config_path.read_text(encoding="utf-8"))
+        from stylekit.checks import read_json_object
+
+        return read_json_object(self.config_path, hint="the run directory is damaged: move it away, or use --fresh")
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl, flushed and fsynced (rank 0 only)."""
+        self.append_jsonl(self.metrics_path.name, record)
+
+    def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
+        """Append one JSON line to the run's file `name` (e.g. NVlabs' metric-fid50k_full.jsonl), flushed and fsynced (rank 0 only)."""
         if not _is_rank_zero():
             return
         from stylekit.io.console import _json_default
 
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+        with open(self.path / name, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=_json_default) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        self._record_written()  # so a run killed later still leaves an accurate marker
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All complete records; a torn last line (kill mid-write) is ignored."""
@@ -175,3 +250,24 @@ class RunDir:
         from stylekit.io.atomic import write_text_atomic
 
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _entries(folder: Path) -> list[str]:
+    """Top-level names in `folder` other than stylekit's lock, marker and write probe."""
+    return [name for name in os.listdir(folder) if name not in _OWN]
+
+
+def _is_legacy_run(folder: Path) -> bool:
+    """A run folder written before the marker existed: config.json plus checkpoints/."""
+    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+
+def _read_marker(path: Path) -> set[str]:
+    """The entry names a marker lists; an unreadable marker counts as listing nothing extra."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        names = doc.get("written", []) if isinstance(doc, dict) else []
+    except (OSError, ValueError):
+        return set()
+    # Only plain names directly inside the folder: a hand-edited marker cannot point elsewhere.
+    return {n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\x00" not in n}

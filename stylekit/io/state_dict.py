@@ -13,10 +13,15 @@ from pathlib import Path
 import torch
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import not_regular_reason, require_regular_file
 
 
 def is_torchscript_archive(path: str | Path) -> bool:
-    """True for a TorchScript zip (code/ or constants.pkl inside); only the zip directory is read."""
+    """True for a TorchScript zip (code/ or constants.pkl inside); only the zip directory is read.
+
+    False for anything that is not a regular file (never opened: a FIFO would block)."""
+    if not_regular_reason(path) is not None:
+        return False
     try:
         with zipfile.ZipFile(path) as zf:
             return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
@@ -39,6 +44,7 @@ def read_state_dict(path: str | Path, what: str, hint: str) -> dict[str, torch.T
     """The tensors of a state-dict file (`module.` prefixes stripped, `state_dict`/`model` nesting
     unwrapped). Any file that is not such a mapping is BadInput naming `what` the file should be."""
     path = Path(path)
+    require_regular_file(path, what)  # before any open(): a FIFO would block it forever
     refuse_torchscript(path, hint)
     try:
         with open(path, "rb") as fh:

@@ -1,4 +1,6 @@
-"""Image sets, feature extractors and the persistent per-image feature cache every metric reads through.
+"""Feature extractors and the persistent per-image feature cache every metric reads through.
+
+The images themselves (folders, single files, zips; safe decoding) come from `stylekit.data.imageset`.
 
 Why a cache: `stylekit score` runs after every training snapshot against the same reference folder,
 and recomputing Inception/CLIP features of 50k reference images each time dominates the run. Each
@@ -11,22 +13,18 @@ image's features are stored under a key of (resolved path, size, mtime, extracto
 
 Storage: one SQLite file per (extractor, mode) under $STYLEKIT_HOME/features. SQLite gives atomic
 transactions and file locking for free, so two cron jobs scoring at once do not tear the cache.
-
-Zip members are keyed by "<resolved zip>::<member>", the member's size and its CRC-32 (in place of the
-mtime): rewriting the zip with the same member bytes keeps their cache entries valid.
+Zip members keep their cache entries when the zip is rewritten with the same member bytes (their
+identity is the member's CRC-32, see `ImageItem`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
 import sqlite3
-import threading
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,139 +34,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylekit.data.images import (
-    ImageReport,
-    decode_rgb,
-    is_image_name,
-    list_images,
-    load_rgb,
-    resize_square,
-)
-from stylekit.errors import BadImage, BadInput
+from stylekit.data.images import ImageReport
+from stylekit.data.imageset import ImageItem, ImageSet, ItemDataset, SquareResize, collate_list
+from stylekit.errors import BadInput
+from stylekit.home import stylekit_home
 from stylekit.io.console import get_console
-
-
-def stylekit_home() -> Path:
-    """$STYLEKIT_HOME, default ~/.cache/stylekit (the same root the weights registry uses)."""
-    try:
-        from stylekit import weights
-
-        getter = getattr(weights, "cache_dir", None) or getattr(weights, "stylekit_home", None)
-        if callable(getter):
-            root = Path(getter())
-            # weights.cache_dir() may point at the weights folder itself: the features live beside it.
-            return root.parent if root.name == "weights" else root
-    except ImportError:
-        pass
-    return Path(os.environ.get("STYLEKIT_HOME") or Path.home() / ".cache" / "stylekit").expanduser()
 
 
 def features_dir() -> Path:
     return stylekit_home() / "features"
-
-
-# ----------------------------------------------------------------------------------------------
-# Image sets: folders (recursive) or zip files
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    """One image of a set, with the identity the cache keys on."""
-
-    key_path: str  # resolved file path, or "<resolved zip>::<member>"
-    size: int
-    mtime_ns: int  # file mtime; for zip members the member's CRC-32
-    rel: str  # path relative to the set's root (posix), used for labels and --pairs
-    file: str  # the file to open (the zip itself for members)
-    member: str | None = None
-
-    @property
-    def label(self) -> str | None:
-        """Class label = first folder below the set root (class-folder layout), else None."""
-        parts = self.rel.split("/")
-        return parts[0] if len(parts) > 1 else None
-
-    @property
-    def stem(self) -> str:
-        """Relative path without extension (how --pairs matches A and B)."""
-        return self.rel.rsplit(".", 1)[0] if "." in self.rel.rsplit("/", 1)[-1] else self.rel
-
-
-@dataclass
-class ImageSet:
-    source: str
-    items: list[ImageItem]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-def open_image_set(source: str | os.PathLike[str]) -> ImageSet:
-    """List the images of a folder (recursive), a single image, or a .zip file. BadInput if unusable."""
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise BadInput(f"{path} does not exist", hint="give a folder or a .zip of images")
-    if path.is_file() and path.suffix.lower() == ".zip":
-        return _zip_set(path)
-    files = list_images(path)
-    root = path if path.is_dir() else path.parent
-    items: list[ImageItem] = []
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError as exc:  # vanished or unreadable between listing and stat
-            raise BadInput(f"{f}: cannot read ({exc.strerror})", hint="check permissions") from None
-        items.append(ImageItem(str(f.resolve()), st.st_size, st.st_mtime_ns, f.relative_to(root).as_posix(), str(f)))
-    return ImageSet(str(path), items)
-
-
-def _zip_set(path: Path) -> ImageSet:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BadInput(f"{path}: not a readable zip file ({exc})", hint="re-create the archive or pass a folder") from None
-    resolved = str(path.resolve())
-    items = [
-        ImageItem(f"{resolved}::{i.filename}", i.file_size, i.CRC, i.filename, str(path), i.filename)
-        for i in infos
-        if not i.is_dir() and is_image_name(i.filename) and not any(p.startswith(".") or p == "__MACOSX" for p in i.filename.split("/")[:-1])
-    ]
-    items.sort(key=lambda it: it.rel)
-    return ImageSet(str(path), items)
-
-
-_zip_handles: dict[tuple[int, str], zipfile.ZipFile] = {}
-_zip_lock = threading.Lock()
-
-
-def _read_member(zip_path: str, member: str) -> bytes:
-    key = (os.getpid(), zip_path)
-    with _zip_lock:
-        zf = _zip_handles.get(key)
-        if zf is None:
-            zf = _zip_handles[key] = zipfile.ZipFile(zip_path)
-        return zf.read(member)
-
-
-def decode_item(item: ImageItem, cleanfid_compat: bool = False) -> Image.Image:
-    """Decode one item to RGB or raise BadImage.
-
-    stylekit decoding (default) applies EXIF orientation and composites alpha on white, like
-    `load_rgb`. `cleanfid_compat` decodes the way clean-fid does (`Image.open(f).convert("RGB")`: no
-    EXIF rotation, alpha dropped) so FID/KID match clean-fid's numbers on the same files. Both
-    refuse decompression bombs and report truncated or non-image files.
-    """
-    if item.member is None and not cleanfid_compat:
-        return load_rgb(item.file)
-    name = item.key_path if item.member is None else f"{item.file}::{item.member}"
-    try:
-        data = Path(item.file).read_bytes() if item.member is None else _read_member(item.file, item.member)
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise BadImage(name, f"cannot read: {exc}") from None
-    if not data:
-        raise BadImage(name, "empty file")
-    return decode_rgb(io.BytesIO(data), name, plain_convert=cleanfid_compat)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,18 +68,6 @@ class FeatureExtractor(Protocol):
     def __call__(self, batch: torch.Tensor) -> Any: ...
 
 
-class SquareResize:
-    """Picklable preprocessing: shorter side to `size` (PIL `resample`), centre crop, -> [3,S,S] in [0,1]."""
-
-    def __init__(self, size: int, resample: int = Image.Resampling.BICUBIC) -> None:
-        self.size = size
-        self.resample = resample
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        arr = np.asarray(resize_square(img, self.size, self.resample), dtype=np.uint8)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
 def file_identity(path: str | os.PathLike[str]) -> str:
     """A short identity of a weights file for extractor names (name, size, mtime)."""
     p = Path(path)
@@ -214,7 +76,7 @@ def file_identity(path: str | os.PathLike[str]) -> str:
         raw = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     except OSError:
         raw = str(p)
-    return f"{p.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+    return f"{p.name}@{hashlib.sha256(os.fsencode(raw)).hexdigest()[:10]}"
 
 
 class EmbedderExtractor:
@@ -260,9 +122,25 @@ def cache_key(item: ImageItem, extractor_name: str, mode: str) -> str:
     return hashlib.sha256(json.dumps([item.key_path, item.size, item.mtime_ns, extractor_name, mode]).encode()).hexdigest()
 
 
+def _to_db(text: str | None) -> str | bytes | None:
+    """Lossless SQLite value for a path-bearing string: the str itself, or, for a non-UTF-8 file name
+    (held in Python as surrogate escapes, which SQLite cannot encode), its raw bytes as a BLOB."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _from_db(value: str | bytes | None) -> str | None:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
 def _digest(key: str, dim: int, data: bytes, error: str | None) -> str:
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{key}|{dim}|{error or ''}|".encode())
+    h.update(f"{key}|{dim}|{error or ''}|".encode("utf-8", "surrogateescape"))
     h.update(data)
     return h.hexdigest()
 
@@ -307,14 +185,15 @@ class FeatureCache:
         conn = self._connect()
         found: dict[str, CacheEntry] = {}
         for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
+            chunk = [_to_db(k) for k in keys[start : start + 500]]
             marks = ",".join("?" * len(chunk))
             try:
                 rows = conn.execute(f"SELECT key, dim, data, error, digest FROM features WHERE key IN ({marks})", chunk).fetchall()
             except sqlite3.DatabaseError as exc:
                 get_console().warn(f"feature cache {self.path} read failed ({exc}); recomputing")
                 return found
-            for key, dim, data, error, digest in rows:
+            for db_key, dim, data, db_error, digest in rows:
+                key, error = _from_db(db_key), _from_db(db_error)
                 data = bytes(data or b"")
                 if digest != _digest(key, dim, data, error) or (error is None and len(data) != 4 * dim):
                     self.rebuilt += 1
@@ -330,7 +209,7 @@ class FeatureCache:
         for key, path, feats, error in rows:
             data = b"" if feats is None else np.ascontiguousarray(feats, dtype=np.float32).tobytes()
             dim = 0 if feats is None else int(np.asarray(feats).size)
-            values.append((key, path, dim, data, error, _digest(key, dim, data, error)))
+            values.append((_to_db(key), _to_db(path), dim, data, _to_db(error), _digest(key, dim, data, error)))
         try:
             with conn:
                 conn.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", values)
@@ -366,31 +245,7 @@ class FeatureResult:
                 "rebuilt": self.rebuilt, "seconds": round(self.seconds, 3)}
 
 
-class _MissDataset(torch.utils.data.Dataset):
-    def __init__(self, items: list[ImageItem], preprocess: Callable[[Image.Image], torch.Tensor], compat: bool) -> None:
-        self.items = items
-        self.preprocess = preprocess
-        self.compat = compat
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
-        try:
-            img = decode_item(self.items[i], self.compat)
-        except BadImage as exc:
-            return i, None, exc.reason
-        try:
-            return i, self.preprocess(img), None
-        except (OSError, ValueError) as exc:
-            return i, None, f"cannot preprocess: {exc}"
-
-
-def _collate_list(batch: list[Any]) -> list[Any]:
-    return batch
-
-
-def _run_model(extractor: FeatureExtractor, tensors: list[torch.Tensor]) -> list[np.ndarray]:
+def run_model(extractor: FeatureExtractor, tensors: list[torch.Tensor]) -> list[np.ndarray]:
     """Run the model on tensors grouped by shape (legacy_tensorflow keeps native sizes)."""
     out: list[np.ndarray | None] = [None] * len(tensors)
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -435,14 +290,14 @@ def extract_features(
     misses = [i for i, r in enumerate(results) if r is None]
     hits = len(items) - len(misses)
     if misses:
-        dataset = _MissDataset([items[i] for i in misses], extractor.preprocess, bool(extractor.cleanfid_decode))
+        dataset = ItemDataset([items[i] for i in misses], extractor.preprocess, bool(extractor.cleanfid_decode))
         loader = torch.utils.data.DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False,
-                                             num_workers=max(0, workers), collate_fn=_collate_list)
+                                             num_workers=max(0, workers), collate_fn=collate_list)
         label = description or f"features ({extractor.name})"
         with get_console().progress(len(misses), label) as task:
             for batch in loader:
                 good = [(j, t) for j, t, err in batch if t is not None]
-                feats = _run_model(extractor, [t for _, t in good]) if good else []
+                feats = run_model(extractor, [t for _, t in good]) if good else []
                 rows = []
                 for (j, _), f in zip(good, feats, strict=True):
                     i = misses[j]
@@ -474,28 +329,3 @@ def extract_features(
         store.close()
     feats = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, extractor.dim), np.float32)
     return FeatureResult(feats, used, report, hits, len(misses), rebuilt, time.perf_counter() - start, extractor.name, extractor.mode)
-
-
-@dataclass
-class LoadedBatch:
-    items: list[ImageItem]
-    images: torch.Tensor
-
-
-def iter_images(items: list[ImageItem], size: int, batch_size: int = 16, workers: int = 0,
-                report: ImageReport | None = None, description: str = "images"):  # type: ignore[no-untyped-def]
-    """Yield LoadedBatch of square `size` images in [0,1]; undecodable items go to `report`."""
-    dataset = _MissDataset(items, SquareResize(size, Image.Resampling.LANCZOS), False)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False,
-                                         num_workers=max(0, workers), collate_fn=_collate_list)
-    with get_console().progress(len(items), description) as task:
-        for batch in loader:
-            good = [(items[j], t) for j, t, err in batch if t is not None]
-            if report is not None:
-                for j, _, err in batch:
-                    if err is not None:
-                        it = items[j]
-                        report.skip(it.key_path if it.member is None else f"{it.file}::{it.member}", err)
-            task.advance(len(batch))
-            if good:
-                yield LoadedBatch([g[0] for g in good], torch.stack([g[1] for g in good]))

@@ -35,12 +35,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.paths import open_regular
 from stylekit.io.state_dict import read_state_dict
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_WEIGHTS = "inception-fid"  # registry name: pytorch-fid's pt_inception-2015-12-05-6726825d.pth
 EXTRACTOR_NAME = "inception-fid-pytorch"  # feature-cache identity of the registry network
 INCEPTION_SIZE = 299
+LOGITS_DIM = 1008  # the TF graph's classes (1000 ImageNet + 8 unused)
 STATS_URL = "https://www.cs.cmu.edu/~clean-fid/stats"
 FID_WARN_BELOW = 2048
 
@@ -97,16 +99,19 @@ class InceptionExtractor:
     `model` injects any callable taking clean-fid's input ([N,3,299,299] floats in [0,255]; native size
     for legacy_tensorflow) and returning [N, dim] (tests and benchmarks use a tiny random network);
     otherwise the Inception is built from `weights` (registry name or path to a pytorch-fid state dict;
-    default `inception-fid`).
+    default `inception-fid`). `logits`: the 1008 bias-free class logits (Inception score) instead of
+    the 2048-d pool features.
     """
 
     cleanfid_decode = True
 
     def __init__(self, mode: str = "clean", device: torch.device | str = "cpu", weights: str | None = None,
-                 model: Callable[[torch.Tensor], Any] | None = None, name: str | None = None, dim: int = 2048) -> None:
+                 model: Callable[[torch.Tensor], Any] | None = None, name: str | None = None, dim: int = 2048,
+                 logits: bool = False) -> None:
         self.mode = check_mode(mode)
         self.device = torch.device(device)
-        self.dim = dim
+        self.logits = logits
+        self.dim = LOGITS_DIM if logits and model is None else dim
         self.preprocess = CleanFidPreprocess(mode)
         self._model = model
         self._path: Path | None = None
@@ -117,17 +122,22 @@ class InceptionExtractor:
             # Resolve (and verify) the weights now so a missing file fails before any decoding; load
             # the network only when some image is not cached, so a cached rerun never pays for it.
             self._path, self.name = _resolve_inception(weights)
+            if logits:
+                self.name += "+logits"
             self.version = f"pytorch-fid Inception port, clean-fid {_cleanfid_version()} preprocessing"
 
     @property
     def model(self) -> Callable[[torch.Tensor], Any]:
         if self._model is None:
             assert self._path is not None
-            self._model = _load_inception(self.mode, self._path, self.device)
+            self._model = InceptionFeatures(load_fid_inception(self._path, self.device, self.logits), self.mode).to(self.device).eval()
         return self._model
 
     def __call__(self, batch: torch.Tensor) -> Any:
-        return self.model(batch.to(self.device))
+        from stylekit.device import full_fp32
+
+        with full_fp32(self.device):  # FID features must not depend on the GPU generation (TF32 off)
+            return self.model(batch.to(self.device))
 
 
 def _cleanfid_version() -> str:
@@ -194,6 +204,7 @@ class FIDInceptionV3(torch.nn.Module):
         net.Mixed_7b = FIDInceptionE_1(1280)
         net.Mixed_7c = FIDInceptionE_2(2048)
         self.net = net
+        self.logits = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
@@ -201,7 +212,8 @@ class FIDInceptionV3(torch.nn.Module):
         x = net.maxpool2(net.Conv2d_4a_3x3(net.Conv2d_3b_1x1(x)))
         for name in _MIXED:
             x = getattr(net, name)(x)
-        return net.avgpool(x).flatten(1)
+        pool = net.avgpool(x).flatten(1)
+        return net.fc(pool) if self.logits else pool
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -210,8 +222,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                            f"run `stylekit download {INCEPTION_WEIGHTS}` (pytorch-fid's state dict of the TF graph)")
 
 
-def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:
-    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match)."""
+def load_fid_inception(path: Path, device: torch.device | str = "cpu", logits: bool = False) -> FIDInceptionV3:
+    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match);
+    `logits`: return the 1008 class logits (bias-free) instead of the 2048-d pool features."""
     state = _read_state_dict(Path(path))
     net = FIDInceptionV3()
     try:
@@ -219,7 +232,13 @@ def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInc
     except RuntimeError as exc:
         raise BadInput(f"{path}: not pytorch-fid's Inception weights ({str(exc).splitlines()[0]})",
                        hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
-    net.net.fc = torch.nn.Identity()  # the 1008-way classifier is never used
+    if logits:
+        # The Inception score reads the 1008-way logits without the output bias, as the original TF code
+        # (NVlabs: no_output_bias=True).
+        torch.nn.init.zeros_(net.net.fc.bias)
+        net.logits = True
+    else:
+        net.net.fc = torch.nn.Identity()  # FID/KID read the 2048-d pool features only
     return net.to(device).eval().requires_grad_(False)
 
 
@@ -242,7 +261,7 @@ def tf1_resize_bilinear(x: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Te
 
 
 class InceptionFeatures(torch.nn.Module):
-    """clean-fid's per-mode feature model on the pytorch-fid network: [N,3,H,W] in [0,255] -> [N,2048]."""
+    """clean-fid's per-mode feature model on the pytorch-fid network: [N,3,H,W] in [0,255] -> [N,2048] (or logits)."""
 
     def __init__(self, net: torch.nn.Module, mode: str) -> None:
         super().__init__()
@@ -260,10 +279,6 @@ class InceptionFeatures(torch.nn.Module):
                 raise BadInput(f"FID Inception input is {tuple(x.shape[-2:])}, expected 299x299 for --mode {self.mode}")
             x = (x - 128) / 128
         return self.net(x)
-
-
-def _load_inception(mode: str, path: Path, device: torch.device) -> Callable[[torch.Tensor], Any]:
-    return InceptionFeatures(load_fid_inception(path, device), mode).to(device).eval()
 
 
 def _identity(path: Path) -> str:
@@ -291,28 +306,52 @@ class RefStats:
         return f"{self.name}_{self.mode}_{self.split}_{self.res}{'_kid' if kid else ''}.npz".lower()
 
 
+CUSTOM_SPLIT = "custom"  # clean-fid's split name for statistics made with make_custom_stats
+
+
+def stats_dir() -> Path:
+    """Where reference statistics live: $STYLEKIT_HOME/stats (clean-fid's hosted ones and `stylekit stats` ones)."""
+    from stylekit.home import stylekit_home
+
+    return stylekit_home() / "stats"
+
+
 def parse_stats_spec(spec: str, mode: str) -> RefStats | None:
-    """'stats:ffhq/1024/trainval70k' -> RefStats; None when `spec` is not a stats name."""
+    """'stats:ffhq/1024/trainval70k' -> RefStats; None when `spec` is not a stats name.
+
+    A NAME/RES that clean-fid does not host names statistics made by `stylekit stats` (split
+    "custom"); they must exist already (MissingResource with the command that makes them).
+    """
     if not spec.startswith("stats:"):
         return None
     m = re.fullmatch(r"stats:([a-z0-9_]+)/(\d+)(?:/([a-z0-9_]+))?", spec.strip().lower())
     known = ", ".join(f"stats:{n}/{r}/{'|'.join(s)}" for (n, r), s in KNOWN_STATS.items())
     if not m:
-        raise BadInput(f"bad statistics name '{spec}'", hint=f"use stats:NAME/RES[/SPLIT], one of {known}")
+        raise BadInput(f"bad statistics name '{spec}'", hint=f"use stats:NAME/RES[/SPLIT], one of {known}, or your own from `stylekit stats`")
     name, res, split = m.group(1), int(m.group(2)), m.group(3)
     splits = KNOWN_STATS.get((name, res))
-    if splits is None or (split is not None and split not in splits):
+    if splits is not None and split is not None and split not in splits:
         raise BadInput(f"clean-fid has no statistics '{spec}'", hint=f"known: {known}")
-    return RefStats(name, res, split or splits[0], check_mode(mode))
+    if splits is not None:
+        return RefStats(name, res, split or splits[0], check_mode(mode))
+    ref = RefStats(name, res, CUSTOM_SPLIT, check_mode(mode))
+    if split not in (None, CUSTOM_SPLIT) or not (stats_dir() / ref.filename()).is_file():
+        hosted = any(n == name for n, _ in KNOWN_STATS)
+        what = f"clean-fid has no statistics '{spec}'" if hosted else f"no statistics '{spec}' (mode {mode}) in {stats_dir()}"
+        make = f"stylekit stats DATA --name {name} --size {res}" + (f" --mode {mode}" if mode != "clean" else "")
+        raise MissingResource(what, fetch_command=make, hint=f"make them from your images: {make} (clean-fid hosts {known})")
+    return ref
 
 
 def load_ref_stats(ref: RefStats, kid: bool = False) -> dict[str, np.ndarray]:
     """The .npz of clean-fid's hosted statistics, cached in $STYLEKIT_HOME/stats (never site-packages)."""
-    from stylekit.metrics.features import stylekit_home
     from stylekit.weights import offline
 
-    path = stylekit_home() / "stats" / ref.filename(kid)
+    path = stats_dir() / ref.filename(kid)
     url = f"{STATS_URL}/{ref.filename(kid)}"
+    if not path.is_file() and ref.split == CUSTOM_SPLIT:
+        raise MissingResource(f"{path} is missing (statistics {ref.label})",
+                              fetch_command=f"stylekit stats DATA --name {ref.name} --size {ref.res} --fresh")
     if not path.is_file():
         fetch = f"curl -L --create-dirs -o {path} {url}"
         if offline():
@@ -324,7 +363,7 @@ def load_ref_stats(ref: RefStats, kid: bool = False) -> dict[str, np.ndarray]:
         except MissingResource as exc:
             raise MissingResource(f"cannot download {ref.label}: {exc.message}", fetch_command=fetch) from None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_regular(path, "statistics file") as fh, np.load(fh, allow_pickle=False) as data:
             return {k: np.asarray(data[k]) for k in data.files}
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: unreadable statistics file ({exc})", hint="delete it and run again") from None

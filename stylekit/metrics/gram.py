@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.data.images import ImageReport
+from stylekit.data.imageset import ImageItem, SquareResize, decode_item, iter_images
 from stylekit.errors import BadImage
-from stylekit.metrics.features import ImageItem, SquareResize, decode_item, iter_images
 
 GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SKETCH_DIM = 256
@@ -129,9 +129,9 @@ class GramSketchExtractor:
     def _plan(self, c: int, layer_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         if c not in self._plans:
             rows, cols = torch.triu_indices(c, c)
-            gen = torch.Generator().manual_seed(self.seed * 1000 + layer_index)
-            bucket = torch.randint(0, SKETCH_DIM, (rows.numel(),), generator=gen)
-            sign = torch.randint(0, 2, (rows.numel(),), generator=gen).float() * 2 - 1
+            gen = torch.Generator(device="cpu").manual_seed(self.seed * 1000 + layer_index)
+            bucket = torch.randint(0, SKETCH_DIM, (rows.numel(),), generator=gen, device="cpu")
+            sign = torch.randint(0, 2, (rows.numel(),), generator=gen, device="cpu").float() * 2 - 1
             sign = sign * torch.where(rows == cols, 1.0, math.sqrt(2.0))
             self._plans[c] = (rows, cols, bucket, sign)
         return self._plans[c]
@@ -143,6 +143,6 @@ class GramSketchExtractor:
             mats = g[name].cpu()
             rows, cols, bucket, sign = self._plan(mats.shape[-1], index)
             vec = mats[:, rows, cols] * sign
-            sketch = torch.zeros(mats.shape[0], SKETCH_DIM).index_add_(1, bucket, vec)
+            sketch = torch.zeros(mats.shape[0], SKETCH_DIM, device="cpu").index_add_(1, bucket, vec)
             parts.append(F.normalize(sketch, dim=1))
         return F.normalize(torch.cat(parts, dim=1), dim=1)

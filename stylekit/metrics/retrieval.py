@@ -49,31 +49,78 @@ def macro_f1(cm: torch.Tensor) -> float:
     for i in range(cm.shape[0]):
         if predicted[i] == 0 and actual[i] == 0:
             continue
-        precision = tp[i] / predicted[i] if predicted[i] > 0 else torch.tensor(0.0, dtype=torch.float64)
-        recall = tp[i] / actual[i] if actual[i] > 0 else torch.tensor(0.0, dtype=torch.float64)
+        precision = tp[i] / predicted[i] if predicted[i] > 0 else torch.tensor(0.0, dtype=torch.float64, device=cm.device)
+        recall = tp[i] / actual[i] if actual[i] > 0 else torch.tensor(0.0, dtype=torch.float64, device=cm.device)
         scores.append(0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall)))
     return sum(scores) / len(scores) if scores else 0.0
 
 
 def nearest_neighbours(
-    queries: torch.Tensor, database: torch.Tensor, k: int, exclude_self: bool = False, chunk: int = 1024
+    queries: torch.Tensor, database: torch.Tensor, k: int, exclude_self: bool = False, chunk: int = 1024,
+    db_chunk: int = 65536, exclude: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k cosine neighbours (scores, indices) of each query in the database, chunked over queries.
+    """Exact top-k cosine neighbours (scores, indices) of each query in the database (rows L2-normalised).
 
-    `exclude_self`: queries and database are the same set; a query never retrieves itself.
+    One matmul per [chunk queries x db_chunk database rows] block, merged into a running top-k, so
+    memory is the database plus one chunk x db_chunk float32 block (256 MiB at the defaults) whatever
+    the collection size. `exclude_self`: queries and database are the same set and a query never
+    retrieves itself; `exclude`: [Q] database index each query must not retrieve (-1 = none).
+    Runs on the database's device.
     """
-    k = min(k, database.shape[0] - (1 if exclude_self else 0))
-    scores, indices = [], []
+    device = database.device
+    n = database.shape[0]
+    if exclude_self:
+        exclude = torch.arange(queries.shape[0], device=device)
+    has_exclusions = exclude is not None and bool((exclude >= 0).any())
+    k = max(0, min(k, n - (1 if has_exclusions else 0)))
     db = database.float()
+    scores, indices = [], []
     for start in range(0, queries.shape[0], chunk):
-        sim = queries[start : start + chunk].float() @ db.T
-        if exclude_self:
-            rows = torch.arange(sim.shape[0])
-            sim[rows, rows + start] = float("-inf")
-        s, i = sim.topk(k, dim=1)
-        scores.append(s)
-        indices.append(i)
+        q = queries[start : start + chunk].to(device, torch.float32)
+        best_s = torch.empty(q.shape[0], 0, device=device)
+        best_i = torch.empty(q.shape[0], 0, dtype=torch.long, device=device)
+        for db_start in range(0, n, db_chunk):
+            sim = q @ db[db_start : db_start + db_chunk].T
+            if has_exclusions:
+                assert exclude is not None
+                ex = exclude[start : start + chunk].to(device) - db_start
+                rows = torch.nonzero((ex >= 0) & (ex < sim.shape[1])).flatten()
+                sim[rows, ex[rows]] = float("-inf")
+            s, i = sim.topk(min(k, sim.shape[1]), dim=1)
+            merged_s, order = torch.cat([best_s, s], dim=1).topk(min(k, best_s.shape[1] + s.shape[1]), dim=1)
+            best_i = torch.cat([best_i, i + db_start], dim=1).gather(1, order)
+            best_s = merged_s
+        scores.append(best_s)
+        indices.append(best_i)
+    if not scores:
+        return torch.zeros(0, k, device=device), torch.zeros(0, k, dtype=torch.long, device=device)
     return torch.cat(scores), torch.cat(indices)
+
+
+def neighbour_metrics(
+    neighbour_idx: torch.Tensor, query_labels: torch.Tensor, db_labels: torch.Tensor, k: int,
+    exclude: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """{'map@k', 'recall@1'} of neighbour lists (from `nearest_neighbours`); `exclude` as given to it.
+
+    The one place AP@k is computed: train-classifier's retrieval metrics and `stylekit similar` both
+    call it, so they report the same numbers for the same neighbours.
+    """
+    if neighbour_idx.shape[0] == 0 or neighbour_idx.shape[1] == 0:
+        return {f"map@{k}": 0.0, "recall@1": 0.0}
+    neighbour_idx, query_labels, db_labels = neighbour_idx.cpu(), query_labels.cpu(), db_labels.cpu()
+    rel = (db_labels[neighbour_idx] == query_labels[:, None]).double()  # [Q, k']
+    total = (db_labels[None, :] == query_labels[:, None]).sum(1).double()
+    if exclude is not None:
+        exclude = exclude.cpu()
+        hit = exclude >= 0
+        total[hit] -= (db_labels[exclude[hit]] == query_labels[hit]).double()
+    ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64, device="cpu")  # metrics are computed on the CPU
+    precision_at_i = rel.cumsum(1) / ranks
+    denom = total.clamp(max=k)
+    valid = denom > 0
+    ap = (precision_at_i * rel).sum(1)[valid] / denom[valid]
+    return {f"map@{k}": float(ap.mean()) if valid.any() else 0.0, "recall@1": float(rel[:, 0].mean())}
 
 
 def retrieval_metrics(
@@ -89,18 +136,9 @@ def retrieval_metrics(
         db_emb, db_labels = query_emb, query_labels
     if query_emb.shape[0] == 0 or db_emb.shape[0] <= (1 if exclude_self else 0):
         return {f"map@{k}": 0.0, "recall@1": 0.0}
-    _, idx = nearest_neighbours(query_emb, db_emb, k, exclude_self)
-    rel = (db_labels[idx] == query_labels[:, None]).double()  # [Q, k']
-    classes, counts = torch.unique(db_labels, return_counts=True)
-    total = torch.zeros(query_labels.shape[0], dtype=torch.float64)
-    for c, n in zip(classes.tolist(), counts.tolist(), strict=True):
-        total[query_labels == c] = n - (1 if exclude_self else 0)
-    ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
-    precision_at_i = rel.cumsum(1) / ranks
-    denom = total.clamp(max=k)
-    valid = denom > 0
-    ap = (precision_at_i * rel).sum(1)[valid] / denom[valid]
-    return {f"map@{k}": float(ap.mean()) if valid.any() else 0.0, "recall@1": float(rel[:, 0].mean())}
+    exclude = torch.arange(query_emb.shape[0], device=query_emb.device) if exclude_self else None
+    _, idx = nearest_neighbours(query_emb, db_emb, k, exclude=exclude)
+    return neighbour_metrics(idx, query_labels, db_labels, k, exclude)
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, object]:

@@ -1,46 +1,49 @@
-"""`stylekit score A B`: every set-vs-set metric in one call, through one feature cache.
+"""`stylekit score A B` / `score --network N REF`: the registry's metrics in one call, through one feature cache.
 
-`score_sets(ScoreConfig) -> ScoreReport`. Feature models are built by the factories in EXTRACTORS
-(keys "inception", "clip", "style"); tests and benchmarks replace an entry to inject a tiny model.
-Models load before any image is decoded, so missing weights fail fast (exit 3).
+`score_sets(ScoreConfig) -> ScoreReport`. The metric names come from stylekit/metrics/registry.py
+(the table `finetune-stylegan --metrics` reads too); set A is an image folder/zip or, with `network`,
+the samples of a generator (generated.py: no PNGs written). Feature models are built by the factories
+in EXTRACTORS (keys "inception", "inception-logits", "clip", "style", "vgg16", "lpips"); Python callers
+inject tiny ones through `ScoreConfig.extractors`, which takes precedence over the table. Models load
+before any image is decoded or generated, so missing weights fail fast (exit 3).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from stylekit.errors import BadInput, MissingResource
+from stylekit.checks import check_int
+from stylekit.data.imageset import ImageSet, open_image_set
+from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.metrics.embedders import GRAM_SIZE
 from stylekit.metrics.features import (
-    EmbedderExtractor,
     FeatureExtractor,
     FeatureResult,
-    ImageSet,
     clip_extractor,
     extract_features,
-    file_identity,
-    open_image_set,
 )
 
-METRICS = ("fid", "kid", "clip-fid", "cmmd", "style", "gram")
 DEFAULT_METRICS = ("fid", "kid", "style")
-STATS_METRICS = ("fid", "kid")  # what a precomputed-statistics B supports
 
-
-GRAM_SIZE = 256  # default image side for VGG Gram inputs
 
 @dataclass
 class ScoreConfig:
-    a: str
-    b: str
-    metrics: list[str] | None = None  # None: DEFAULT_METRICS
+    a: str | None = None  # image set A; None with `network` (the generator is A)
+    b: str | None = None  # reference set B or stats:NAME/RES; None for reference-free metrics (is, ppl)
+    metrics: list[str] | None = None  # registry names; None: DEFAULT_METRICS (those B supports when it is statistics)
+    network: str | None = None  # a generator: its samples are set A (seeds seed .. seed + num_gen - 1)
+    generator: Any = None  # an in-memory generator instead of loading `network` (a trainer's G_ema; network = its label)
+    num_gen: int | None = None  # generated images for names without a count (default 50000); with a folder A: None = all
+    trunc: float = 1.0
     mode: str = "clean"
     clip_model: str = "ViT-B-32"
     clip_weights: str | None = None
@@ -56,8 +59,36 @@ class ScoreConfig:
     pairs: bool = False
     kid_subsets: int = 100
     kid_subset_size: int = 1000
-    seed: int = 0
+    seed: int = 0  # KID subsets, first generator seed, PPL latents
     out: str | None = None
+    vgg16_weights: str | None = None  # VGG16 state dict for pr and LPIPS (default: registry vgg16)
+    extractors: dict[str, Any] = field(default_factory=dict)  # kind -> factory(cfg, device), overrides EXTRACTORS
+
+    def __post_init__(self) -> None:
+        if self.num_gen is not None and self.num_gen < 1:
+            raise BadInput(f"--num-gen {self.num_gen} must be at least 1", hint="e.g. --num-gen 50000")
+        if self.generator is not None and self.network is None:
+            self.network = "generator"
+        if self.num_gen is not None and self.network is None:
+            raise BadInput("--num-gen needs --network", hint="with image folders every image of A is used")
+        if self.network is not None and self.a is not None and self.b is not None:
+            raise BadInput("with --network give one image set (the reference), not two",
+                           hint="stylekit score --network NET --num-gen 50000 REF")
+        if self.network is None and (self.a is None or self.b is None):
+            raise BadInput("score needs two image sets A and B, or --network NET and a reference set",
+                           hint="stylekit score real/ generated/   or   stylekit score --network NET REF")
+        if self.network is not None and self.b is None:  # score --network N REF: the one set given is the reference
+            self.a, self.b = None, self.a
+        if self.pairs and self.network is not None:
+            raise BadInput("--pairs needs two image sets, not --network")
+
+    def validate(self) -> None:
+        """Ranges (BadInput, exit 2): the same errors for Python callers and the CLI."""
+        check_int("--batch", self.batch, 1)
+        check_int("--workers", self.workers, 0)
+        check_int("--size", self.size, 32)
+        check_int("--kid-subsets", self.kid_subsets, 1, hint="KID averages over random subsets, e.g. 100")
+        check_int("--kid-subset-size", self.kid_subset_size, 2, hint="KID needs at least 2 images per subset, e.g. 1000")
 
 
 @dataclass
@@ -92,32 +123,14 @@ def _clip_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
 
 
 def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.embedders import gram_embedder, load_style_model_or_exit, style_embedder
+
     spec = cfg.style_model
     if spec == "clip":
         return _get_extractor("clip", cfg, device)
     if spec == "gram":
-        from stylekit.metrics.gram import GramSketchExtractor
-
-        net = _vgg(cfg, device)
-        ident = "vgg19" if cfg.vgg_weights in (None, "vgg19") else file_identity(net.weights_source)
-        return GramSketchExtractor(net, size=cfg.size or GRAM_SIZE, weights_id=ident)
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise MissingResource(f"style model {spec} not found",
-                              fetch_command="stylekit train-classifier DATA --out runs/style",
-                              hint="train and export one (stylekit train-classifier DATA --out runs/style), or use --style-model clip | gram")
-    from stylekit.metrics.style import load_style_model
-
-    model = load_style_model(path, device)
-    # A style model resizes to its training size itself: pre-resizing to another size first would give
-    # different embeddings from load_style_model(path).embed() on the same files.
-    size = cfg.size or int(getattr(model, "size", GRAM_SIZE))
-    dim = getattr(model, "embed_dim", None)
-    if dim is None:
-        with torch.inference_mode():
-            dim = int(model.embed(torch.zeros(1, 3, size, size, device=device)).shape[-1])
-    ident = file_identity(path / "style_model.safetensors" if path.is_dir() else path)
-    return EmbedderExtractor(f"style:{getattr(model, 'name', 'model')}:{ident}", model.embed, int(dim), size, device)
+        return gram_embedder(_vgg(cfg, device), cfg.vgg_weights, cfg.size)
+    return style_embedder(load_style_model_or_exit(spec, device), cfg.size)
 
 
 def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:
@@ -129,28 +142,45 @@ def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:
     return _nets["vgg"]
 
 
-EXTRACTORS: dict[str, ExtractorFactory] = {"inception": _inception_factory, "clip": _clip_factory, "style": _style_factory}
+def _inception_logits_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.fid import InceptionExtractor
+
+    return InceptionExtractor(cfg.mode, device, weights=cfg.inception_weights, logits=True)
+
+
+def _vgg16_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.pr_features import vgg16_extractor
+
+    return vgg16_extractor(cfg.vgg16_weights, device)
+
+
+def _lpips_factory(cfg: ScoreConfig, device: torch.device) -> Any:
+    """LPIPS-VGG16 features (images in [-1, 1] -> vectors whose squared distance is LPIPS), for ppl."""
+    from stylekit.nets.lpips import load_lpips
+
+    net = load_lpips(cfg.vgg16_weights, device)
+    net.name = f"lpips-vgg16:{net.weights_source}"
+    return net.features
+
+
+EXTRACTORS: dict[str, ExtractorFactory] = {
+    "inception": _inception_factory, "inception-logits": _inception_logits_factory, "clip": _clip_factory,
+    "style": _style_factory, "vgg16": _vgg16_factory, "lpips": _lpips_factory,
+}
 _built: dict[str, FeatureExtractor] = {}
 _nets: dict[str, Any] = {}
 
 
 def _get_extractor(kind: str, cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
     if kind not in _built:
-        _built[kind] = EXTRACTORS[kind](cfg, device)
+        _built[kind] = (cfg.extractors.get(kind) or EXTRACTORS[kind])(cfg, device)
     return _built[kind]
 
 
-def parse_metrics(text: str | list[str] | None) -> list[str]:
-    if text is None:
-        return list(DEFAULT_METRICS)
-    names = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise BadInput(f"unknown metric(s) {', '.join(unknown) or '(none given)'}", hint=f"choose from {','.join(METRICS)}")
-    return list(dict.fromkeys(names))
-
-
-def _describe(ext: FeatureExtractor) -> dict[str, Any]:
+def _describe(ext: Any) -> dict[str, Any]:
+    if not hasattr(ext, "dim"):  # an embedding function (lpips)
+        owner = getattr(ext, "__self__", ext)
+        return {"name": str(getattr(owner, "name", getattr(ext, "__name__", "custom")))}
     info = {"name": ext.name, "mode": ext.mode, "dim": ext.dim}
     version = getattr(ext, "version", None)
     if version:
@@ -161,7 +191,7 @@ def _describe(ext: FeatureExtractor) -> dict[str, Any]:
 class _SetState:
     def __init__(self, image_set: ImageSet) -> None:
         self.set = image_set
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = {s.path: s.reason for s in image_set.skipped}
         self.used: int | None = None
 
     def absorb(self, result: FeatureResult) -> None:
@@ -173,126 +203,224 @@ class _SetState:
         return {"source": self.set.source, "n": len(self.set), "used": self.used if self.used is not None else len(self.set),
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped.items()]}
 
+    def first(self, n: int | None) -> ImageSet:
+        return self.set if n is None or n >= len(self.set) else ImageSet(self.set.source, self.set.items[:n])
+
+
+
+
+class _Context:
+    """What the registry's compute functions read (registry.MetricContext): features per (model, side, count)."""
+
+    def __init__(self, cfg: ScoreConfig, device: torch.device, a: _SetState | Any, b: _SetState | None, ref: Any,
+                 generator: Any = None) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.a, self.b, self.ref, self.generator = a, b, ref, generator
+        self.warnings: list[str] = []
+        self.feature_stats: list[dict[str, Any]] = []
+        self.pairs: list[Any] = []
+        self.pairs_doc: dict[str, Any] | None = None
+        self.cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
+        self._feats: dict[tuple[str, str, int | None], tuple[np.ndarray, list[Any]]] = {}
+
+    def count_a(self, spec: Any) -> int | None:
+        """Images of A a metric uses: its name's count, else --num-gen, else all of a folder / 50k samples."""
+        from stylekit.metrics.registry import DEFAULT_NUM_GEN
+
+        if spec.num_gen is not None:
+            return spec.num_gen
+        if self.cfg.num_gen is not None:
+            return self.cfg.num_gen
+        return DEFAULT_NUM_GEN if self.generator is not None else None
+
+    def extractor(self, kind: str) -> Any:
+        return _get_extractor(kind, self.cfg, self.device)
+
+    def describe(self, kind: str) -> dict[str, Any]:
+        return _describe(self.extractor(kind))
+
+    def lpips(self) -> Any:
+        return self.extractor("lpips")
+
+    def to_device(self, feats: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)
+
+    def features(self, kind: str, side: str, n: int | None) -> np.ndarray:
+        return self._features(kind, side, n)[0]
+
+    def items(self, kind: str, side: str, n: int | None) -> list[Any]:
+        """The ImageItems behind features(kind, side, n) (None per generated sample)."""
+        return self._features(kind, side, n)[1]
+
+    def _features(self, kind: str, side: str, n: int | None) -> tuple[np.ndarray, list[Any]]:
+        key = (kind, side, n)
+        if key in self._feats:
+            return self._feats[key]
+        ext = self.extractor(kind)
+        state = self.a if side == "A" else self.b
+        if state is None:
+            raise BadInput("this metric needs a reference set B", hint="give a reference folder or .zip")
+        if isinstance(state, _SetState):
+            result = extract_features(state.first(n), ext, cache=self.cache, batch_size=self.cfg.batch,
+                                      workers=self.cfg.workers, description=f"{kind} features {side}")
+            state.absorb(result)
+            self.feature_stats.append({"set": side, **result.stats()})
+            need = 1 if kind == "style" else 2  # a style embedding compares even one image
+            if len(result.items) < need:
+                raise BadInput(f"{state.set.source}: only {len(result.items)} of {len(state.set)} images are readable; need at least {need}",
+                               hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
+            value = (result.features, list(result.items))
+        else:
+            assert n is not None
+            start = time.perf_counter()
+            feats = state.features(ext, n)
+            self.feature_stats.append({"set": side, "extractor": ext.name, "mode": ext.mode, "generated": n,
+                                       "seconds": round(time.perf_counter() - start, 3)})
+            value = (feats, [None] * len(feats))
+        self._feats[key] = value
+        return value
+
+    def small_set_warning(self, what: str, fa: np.ndarray, fb: np.ndarray) -> None:
+        dim = fa.shape[1]
+        n = min(len(fa), len(fb))
+        if n < 2:
+            self.warnings.append(f"{what}: a one-image set has no spread, so it is left out (null); the cosine still compares it")
+        elif n <= dim:
+            self.warnings.append(f"{what}: {n} images per set for {dim}-d features: the covariance is singular, "
+                                 "the value is biased; compare only at equal set sizes")
+
+    def style_scores(self, spec: Any) -> dict[str, Any]:
+        from stylekit.metrics.style_similarity import pair_cosines, style_scores
+
+        n = self.count_a(spec)
+        fa, fb = self.features("style", "A", n), self.features("style", "B", spec.max_real)
+        items_a, items_b = self.items("style", "A", n), self.items("style", "B", spec.max_real)
+        scores = style_scores(fa, [getattr(it, "label", None) for it in items_a], fb, [getattr(it, "label", None) for it in items_b])
+        out = {**scores.to_dict(), "embedder": self.extractor("style").name}
+        self.small_set_warning("style fd", fa, fb)
+        if self.pairs_doc is not None:
+            cos = pair_cosines(self.pairs, fa, items_a, fb, items_b)
+            out["pairs_cosine_mean"] = float(np.mean(list(cos.values()))) if cos else None
+            for name, value in cos.items():
+                self.pairs_doc["per_pair"].setdefault(name, {})["style_cosine"] = value
+        return out
+
+    def gram_scores(self, spec: Any) -> dict[str, Any]:
+        if not isinstance(self.a, _SetState) or self.b is None:
+            raise BadInput("gram needs two image sets", hint="score the generated images as a folder, or leave gram out")
+        return _gram_metrics(self.cfg, _vgg(self.cfg, self.device), self.a, self.b, self.pairs, self.pairs_doc)
+
+
+def _check_specs(specs: list[Any], cfg: ScoreConfig, ref: Any, set_a: _SetState | None) -> None:
+    """Every requested metric can be computed from what was given (before any model loads)."""
+    from stylekit.metrics.registry import FAMILIES
+
+    for spec in specs:
+        fam = FAMILIES[spec.family]
+        if fam.images_only and cfg.network is not None:
+            raise BadInput(f"{spec.name} compares two image sets; it cannot score a generator",
+                           hint="generate images with `stylekit generate` and score the folder, or leave it out")
+        if fam.generator and cfg.network is None:
+            raise BadInput(f"{spec.name} is computed from a generator", hint=f"stylekit score --network NET --metrics {spec.name}")
+        if fam.reference and cfg.b is None:
+            raise BadInput(f"{spec.name} needs a reference image set", hint=f"stylekit score --network NET REF --metrics {spec.name}")
+        if ref is not None and fam.reference and not fam.stats:
+            raise BadInput(f"{spec.name} cannot be computed against precomputed statistics {cfg.b}",
+                           hint="use fid/kid metrics (fid50k_full, kid50k_full ...), or give an image folder as B")
+        if set_a is not None and spec.num_gen is not None and spec.num_gen > len(set_a.set):
+            raise BadInput(f"{spec.name} uses {spec.num_gen} images of A; {set_a.set.source} has {len(set_a.set)}",
+                           hint=f"use the plain name ({spec.family}) to score every image, or pass --network to generate them")
+
 
 def score_sets(cfg: ScoreConfig) -> ScoreReport:
-    """Compute the requested metrics between image sets A and B (see the module and docs/metrics.md)."""
+    """Compute the requested registry metrics between A (images or a generator) and B (see docs/metrics.md)."""
     from stylekit.device import resolve_device
     from stylekit.metrics.fid import check_mode, parse_stats_spec
+    from stylekit.metrics.registry import FAMILIES, check_counts, parse_metrics
 
     start = time.perf_counter()
     console = get_console()
     check_mode(cfg.mode)
-    ref = parse_stats_spec(cfg.b, cfg.mode)
-    metrics = parse_metrics(cfg.metrics)
-    if ref is not None:
-        if cfg.metrics is None:
-            metrics = [m for m in metrics if m in STATS_METRICS]
-        bad = [m for m in metrics if m not in STATS_METRICS]
-        if bad:
-            raise BadInput(f"{', '.join(bad)} cannot be computed against precomputed statistics {cfg.b}",
-                           hint="use --metrics fid,kid, or give an image folder as B")
-        if cfg.pairs:
-            raise BadInput("--pairs needs two image sets, not precomputed statistics")
-    if cfg.batch < 1 or cfg.workers < 0 or (cfg.size is not None and cfg.size < 32):
-        raise BadInput("--batch must be >= 1, --workers >= 0, --size >= 32")
+    ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
+    specs = parse_metrics(cfg.metrics, DEFAULT_METRICS)
+    if cfg.metrics is None and ref is not None:
+        specs = [s for s in specs if FAMILIES[s.family].stats]
+    if ref is not None and cfg.pairs:
+        raise BadInput("--pairs needs two image sets, not precomputed statistics")
+    cfg.validate()
     if cfg.out:  # fail before the work, not after it
+        from stylekit.io.outpath import names_folder
         from stylekit.io.rundir import ensure_writable_dir
 
-        if Path(cfg.out).is_dir():
+        refuse_out_overlap(cfg.out, [
+            Input("A", cfg.a, data_folder=True), Input("B", cfg.b, data_folder=True),
+            Input("--style-model", cfg.style_model), Input("--clip-weights", cfg.clip_weights),
+            Input("--vgg-weights", cfg.vgg_weights), Input("--inception-weights", cfg.inception_weights),
+        ], out_read_back=False)  # the JSON report is never read as an image
+
+        if names_folder(cfg.out):
             raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
         ensure_writable_dir(Path(cfg.out).parent)
+
+    set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
+    set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
+    for state in (set_a, set_b):
+        if state is not None:
+            _check_set_size(state.set, specs)
+    _check_specs(specs, cfg, ref, set_a)
     device = resolve_device(cfg.device)
 
-    set_a = _SetState(open_image_set(cfg.a))
-    set_b = _SetState(open_image_set(cfg.b)) if ref is None else None
-    for state in (set_a, set_b):
-        if state is not None and len(state.set) == 0:
-            raise BadInput(f"{state.set.source}: no images found", hint="give a folder (searched recursively) or a .zip of .jpg/.png/.webp/... images")
-
-    # Build every model first: missing weights fail before any decoding.
+    # Build every model first: missing weights fail before any decoding or generating.
     _built.clear()
     _nets.clear()
-    kinds = []
-    if {"fid", "kid"} & set(metrics):
-        kinds.append("inception")
-    if {"clip-fid", "cmmd"} & set(metrics):
-        kinds.append("clip")
-    if "style" in metrics:
-        kinds.append("style")
-    extractors = {k: _get_extractor(k, cfg, device) for k in kinds}
-    vgg = None
-    if "gram" in metrics:
-        vgg = _vgg(cfg, device)
+    generator = None
+    source: Any = set_a
+    if cfg.network is not None:
+        from stylekit.metrics.generated import GeneratorSource
+        from stylekit.nets.stylegan2.load import load_network
 
-    cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
-    warnings: list[str] = []
-    feature_stats: list[dict[str, Any]] = []
-    feats: dict[tuple[str, str], FeatureResult] = {}
-
-    def features(kind: str, which: str) -> FeatureResult:
-        key = (kind, which)
-        if key not in feats:
-            state = set_a if which == "A" else set_b
-            assert state is not None
-            ext = extractors[kind]
-            result = extract_features(state.set, ext, cache=cache, batch_size=cfg.batch, workers=cfg.workers,
-                                      description=f"{kind} features {which}")
-            state.absorb(result)
-            feature_stats.append({"set": which, **result.stats()})
-            if len(result.items) < 2:
-                raise BadInput(f"{state.set.source}: only {len(result.items)} of {len(state.set)} images are readable; need at least 2",
-                               hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
-            feats[key] = result
-        return feats[key]
-
-    out: dict[str, dict[str, Any]] = {}
-    if "fid" in metrics or "kid" in metrics:
-        _inception_metrics(cfg, metrics, ref, features, out, warnings)
-    if "clip-fid" in metrics or "cmmd" in metrics:
-        from stylekit.metrics.frechet import frechet_distance_features
-        from stylekit.metrics.mmd import cmmd
-
-        fa, fb = features("clip", "A").features, features("clip", "B").features
-        if "clip-fid" in metrics:
-            out["clip-fid"] = {"value": frechet_distance_features(fa, fb), "features": "raw CLIP image embeddings"}
-            _small_set_warning(warnings, "clip-fid", fa, fb)
-        if "cmmd" in metrics:
-            out["cmmd"] = {"value": cmmd(fa, fb), "scale": 1000, "sigma": 10.0, "features": "L2-normalised CLIP image embeddings"}
-    pairs_doc: dict[str, Any] | None = None
-    pairs: list[Any] = []
+        if cfg.generator is not None:
+            generator, label = cfg.generator, cfg.network
+        else:
+            loaded = load_network(cfg.network, device)
+            generator, label = loaded.generator.eval(), loaded.source
+        source = GeneratorSource(generator, label, cfg.seed, cfg.trunc, cfg.batch)
+    ctx = _Context(cfg, device, source, set_b, ref, generator)
+    check_counts(specs, lambda s: ctx.count_a(s) or (len(set_a.set) if set_a is not None else None),
+                 "--num-gen" if cfg.network is not None else f"set A ({cfg.a})")
+    kinds = list(dict.fromkeys(k for s in specs for k in FAMILIES[s.family].features))
+    if any(s.family == "ppl" for s in specs):
+        kinds.append("lpips")
+    extractors = {k: ctx.extractor(k) for k in kinds}
+    if any(s.family == "gram" for s in specs):
+        _vgg(cfg, device)
     if cfg.pairs:
         from stylekit.metrics.style_similarity import match_pairs
 
-        assert set_b is not None
-        pairs, un_a, un_b = match_pairs(set_a.set.items, set_b.set.items)
-        if not pairs:
+        assert set_a is not None and set_b is not None
+        ctx.pairs, un_a, un_b = match_pairs(set_a.set.items, set_b.set.items)
+        if not ctx.pairs:
             raise BadInput("--pairs: no file of A has a same-named file in B", hint="name stylised outputs like their inputs (same relative path, any extension)")
-        pairs_doc = {"matched": len(pairs), "unmatched_a": un_a, "unmatched_b": un_b, "per_pair": {}}
-    if "style" in metrics:
-        from stylekit.metrics.style_similarity import pair_cosines, style_scores
+        ctx.pairs_doc = {"matched": len(ctx.pairs), "unmatched_a": un_a, "unmatched_b": un_b, "per_pair": {}}
 
-        ra, rb = features("style", "A"), features("style", "B")
-        scores = style_scores(ra.features, ra.items, rb.features, rb.items)
-        out["style"] = {**scores.to_dict(), "embedder": extractors["style"].name}
-        _small_set_warning(warnings, "style fd", ra.features, rb.features)
-        if pairs_doc is not None:
-            cos = pair_cosines(pairs, ra.features, ra.items, rb.features, rb.items)
-            out["style"]["pairs_cosine_mean"] = float(np.mean(list(cos.values()))) if cos else None
-            for name, value in cos.items():
-                pairs_doc["per_pair"].setdefault(name, {})["style_cosine"] = value
-    if "gram" in metrics:
-        _gram_metrics(cfg, vgg, set_a, set_b, pairs, pairs_doc, out)
+    # Largest sample counts first, so smaller ones slice what is already generated; report in the asked order.
+    order = sorted(specs, key=lambda s: -(ctx.count_a(s) or 2**62))
+    results = {s.name: _timed(FAMILIES[s.family].compute, ctx, s) for s in order}
+    out = {s.name: results[s.name] for s in specs}
 
     models = {kind: _describe(ext) for kind, ext in extractors.items()}
-    if vgg is not None:
-        models["gram"] = {"name": "vgg19", "weights": str(getattr(vgg, "weights_source", "vgg19")), "layers": "relu1_1..relu5_1", "size": cfg.size or GRAM_SIZE}
-    for w in warnings:
+    if "vgg" in _nets:
+        models["gram"] = {"name": "vgg19", "weights": str(getattr(_nets["vgg"], "weights_source", "vgg19")),
+                          "layers": "relu1_1..relu5_1", "size": cfg.size or GRAM_SIZE}
+    for w in ctx.warnings:
         console.warn(w)
     report = ScoreReport(
-        a=set_a.summary(),
+        a=source.summary() if source is not None else {"source": None},
         b=set_b.summary() if set_b is not None else {"source": cfg.b, "stats": ref.label if ref else None},
-        metrics=out, models=models, features=feature_stats, warnings=warnings,
-        seconds=round(time.perf_counter() - start, 3), config=asdict(cfg), pairs=pairs_doc,
+        metrics=out, models=models, features=ctx.feature_stats, warnings=ctx.warnings,
+        seconds=round(time.perf_counter() - start, 3),
+        config={f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("extractors", "generator")}, pairs=ctx.pairs_doc,
     )
     _built.clear()
     _nets.clear()
@@ -303,69 +431,57 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     return report
 
 
-def _small_set_warning(warnings: list[str], what: str, fa: np.ndarray, fb: np.ndarray) -> None:
-    dim = fa.shape[1]
-    n = min(len(fa), len(fb))
-    if n <= dim:
-        warnings.append(f"{what}: {n} images per set for {dim}-d features: the covariance is singular, the value is biased; compare only at equal set sizes")
+def _timed(compute: Callable[[Any, Any], dict[str, Any]], ctx: _Context, spec: Any) -> dict[str, Any]:
+    """The family's result with its family and seconds (features shared by metrics count for the first one)."""
+    start = time.perf_counter()
+    doc = compute(ctx, spec)
+    return {"family": spec.family, **doc, "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _inception_metrics(cfg: ScoreConfig, metrics: list[str], ref: Any, features: Callable[[str, str], FeatureResult],
-                       out: dict[str, dict[str, Any]], warnings: list[str]) -> None:
-    from stylekit.metrics.fid import fid_warning, load_ref_stats
-    from stylekit.metrics.frechet import frechet_distance, frechet_distance_features, gaussian_stats
-    from stylekit.metrics.mmd import kid
+def _check_set_size(image_set: ImageSet, specs: list[Any]) -> None:
+    """A set too small for a requested metric is a usage error before any model loads (exit 2)."""
+    from stylekit.metrics.registry import min_images
 
-    fa = features("inception", "A").features
-    if ref is None:
-        fb = features("inception", "B").features
-    if "fid" in metrics:
-        if ref is None:
-            value = frechet_distance_features(fa, fb)
-        else:
-            mu_a, s_a = gaussian_stats(fa)
-            stats = load_ref_stats(ref)
-            mu_b, s_b = stats["mu"], stats["sigma"]
-            if mu_b.shape != mu_a.shape:
-                raise BadInput(f"{ref.label}: statistics are {mu_b.shape[0]}-d but the extractor gives {mu_a.shape[0]}-d")
-            value = frechet_distance(mu_a, s_a, mu_b, s_b)
-        out["fid"] = {"value": value, "mode": cfg.mode}
-        for label, n in (("A", len(fa)), ("B", len(fb) if ref is None else None)):
-            msg = fid_warning(n, f"set {label}") if n is not None else None
-            if msg:
-                warnings.append(msg)
-    if "kid" in metrics:
-        ref_feats = fb if ref is None else load_ref_stats(ref, kid=True)["feats"]
-        result = kid(fa, ref_feats, cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
-        out["kid"] = {"value": result.value, "x1000": result.x1000, "std": result.std, "std_x1000": result.std * 1000,
-                      "subsets": result.subsets, "subset_size": result.subset_size, "mode": cfg.mode,
-                      "note": "value is raw KID; x1000 is the scale most papers print"}
+    n = len(image_set)
+    if n == 0:
+        raise BadInput(f"{image_set.source}: no images found", hint="give a folder (searched recursively) or a .zip of .jpg/.png/.webp/... images")
+    short = [s for s in specs if min_images(s) > n]
+    if short:
+        what = "is a single image" if Path(image_set.source).is_file() else f"holds only {n} image(s)"
+        single = ",".join(s.name for s in specs if min_images(s) <= 1) or "style,gram"
+        raise BadInput(f"{image_set.source} {what}: {', '.join(s.name for s in short)} need(s) at least "
+                       f"{max(min_images(s) for s in short)} images; a folder is expected",
+                       hint=f"give a folder (or .zip) of images, or --metrics {single} to compare one image with a set")
 
 
-def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState | None, pairs: list[Any],
-                  pairs_doc: dict[str, Any] | None, out: dict[str, dict[str, Any]]) -> None:
+def required_weights(kinds: list[str]) -> list[str]:
+    """Registry weights the built-in factories of `kinds` read (a replaced factory needs none)."""
+    needed = {_inception_factory: "inception-fid", _inception_logits_factory: "inception-fid", _vgg16_factory: "vgg16",
+              _lpips_factory: "vgg16", _clip_factory: "clip-vit-b-32", _style_factory: "clip-vit-b-32"}
+    return list(dict.fromkeys(needed[EXTRACTORS[k]] for k in kinds if EXTRACTORS.get(k) in needed))
+
+
+def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState, pairs: list[Any],
+                  pairs_doc: dict[str, Any] | None) -> dict[str, Any]:
     from stylekit.data.images import ImageReport
     from stylekit.metrics.gram import gram_distance, pair_gram_distances, set_gram_stats
 
-    assert set_b is not None
-    values: dict[str, Any] = {}
-    reports = {}
     accs = {}
     for which, state in (("A", set_a), ("B", set_b)):
         rep = ImageReport()
         accs[which] = set_gram_stats(vgg, state.set.items, cfg.size or GRAM_SIZE, cfg.batch, cfg.workers, rep, f"gram {which}")
         for s in rep.skipped:
             state.skipped.setdefault(s.path, s.reason)
-        reports[which] = rep
         if accs[which].count == 0:
             raise BadInput(f"{state.set.source}: none of its {len(state.set)} images is readable")
         state.used = accs[which].count if state.used is None else min(state.used, accs[which].count)
     value, per_layer = gram_distance(accs["A"].mean(), accs["B"].mean())
-    values = {"value": value, "per_layer": per_layer, "definition": "mean over relu1_1..relu5_1 of ||mean Gram(A) - mean Gram(B)||_F"}
+    values: dict[str, Any] = {"value": value, "per_layer": per_layer,
+                              "definition": "mean over relu1_1..relu5_1 of ||mean Gram(A) - mean Gram(B)||_F"}
     if pairs_doc is not None and pairs:
         rep = ImageReport()
         dists = pair_gram_distances(vgg, pairs, cfg.size or GRAM_SIZE, cfg.batch, rep)
         values["pairs_mean"] = float(np.mean(list(dists.values()))) if dists else None
         for name, d in dists.items():
             pairs_doc["per_pair"].setdefault(name, {})["gram"] = d
-    out["gram"] = values
+    return values

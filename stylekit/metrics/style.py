@@ -4,10 +4,15 @@ Format (a folder, usually the training run directory):
     style_model.safetensors   StyleNet weights (backbone + classification head + projection head)
     style_model.json          {"format": "stylekit-style-model", "format_version": 1, "backbone",
                                "size", "mean", "std", "classes", "embed_dim", "embedding",
-                               "feature_dim", "name", "stylekit_version", ...training facts}
-The JSON is written last, so its presence means the export is complete. Loading builds the
-architecture from the JSON (never downloading anything: weights come from the safetensors file)
-and never unpickles.
+                               "feature_dim", "name", "classifier_head", "stylekit_version",
+                               ...training facts}
+The JSON is written last, so its presence means the export is complete. `classifier_head` (added
+compatibly, format_version stays 1) says the safetensors file holds the style classifier
+(`classifier.weight/bias`, one row per entry of `classes`): train-classifier always trains one (a
+linear probe when the loss is SupCon only). An export without it (older or embedding-only exports:
+no classifier tensors or no class names) still embeds; `classify` refuses it (`has_head` is False).
+Loading builds the architecture from the JSON (never downloading anything: weights come from the
+safetensors file) and never unpickles.
 
     model = load_style_model("runs/style").to("cuda")
     z = model.embed(images)        # [N, D], L2-normalised; images [N,3,H,W] in [0,1], any size
@@ -16,14 +21,15 @@ and never unpickles.
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from stylekit.errors import BadInput
+from stylekit.io.paths import read_regular_text, require_regular_file
 
 WEIGHTS_NAME = "style_model.safetensors"
 META_NAME = "style_model.json"
@@ -57,6 +63,7 @@ def export_style_model(model: Any, path: str | os.PathLike[str], meta: dict[str,
         "projection_dim": net.cfg.embed_dim,
         "embedding": net.cfg.embedding,
         "feature_dim": net.feature_dim,
+        "classifier_head": True,
         "mean": list(net.norm[0]),
         "std": list(net.norm[1]),
         "stylekit_version": stylekit.__version__,
@@ -97,6 +104,11 @@ class StyleModel:
     @property
     def classes(self) -> list[str]:
         return list(self.meta["classes"])
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the export carries the style classifier (and the class names) `classify` needs."""
+        return bool(self.meta.get("classifier_head", True)) and len(self.meta.get("classes") or []) > 0
 
     @property
     def name(self) -> str:
@@ -144,46 +156,79 @@ class StyleModel:
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """[N,3,H,W] floats in [0,1], any size -> [N,C] style logits (columns follow `.classes`)."""
+        self.require_head()
         return self._run(images, "classify")
+
+    def require_head(self) -> None:
+        """BadInput (exit 2) unless the export carries a classifier head and class names."""
+        if not self.has_head:
+            raise BadInput(f"style model {self.folder or self.name} has no classifier head (it can embed, not classify)",
+                           hint="train one with `stylekit train-classifier DATA --out RUN` (every --loss trains the head) and pass --style-model RUN")
 
 
 def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     folder = _locate(path)
-    try:
-        meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{folder / META_NAME} is not valid JSON: {exc}", hint="re-export the style model") from None
-    if meta.get("format") != FORMAT:
+    from stylekit.io.limits import parse_json
+
+    meta = parse_json(read_regular_text(folder / META_NAME, "style model metadata"), str(folder / META_NAME))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"{folder / META_NAME} is not a stylekit style model", hint="give a train-classifier run directory")
     return meta
 
 
+def style_net_config(meta: dict[str, Any], source: str) -> Any:
+    """The StyleNetConfig a style_model.json declares, its sizes checked against sane bounds."""
+    from stylekit.io.limits import EMBED_DIM_MAX, NET_CLASSES_MAX, check_int
+    from stylekit.nets.style_embedding import StyleNetConfig
+
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not isinstance(meta.get("backbone"), str):
+        raise BadInput(f"{source}: needs a 'backbone' name and a 'classes' list", hint="re-export the style model")
+    check_int(len(classes), "len(classes)", 0, NET_CLASSES_MAX, source)  # 0: an embedding-only export
+    dim = meta.get("projection_dim", meta.get("embed_dim"))
+    return StyleNetConfig(
+        backbone=meta["backbone"],
+        num_classes=max(1, len(classes)),
+        embed_dim=check_int(dim, "projection_dim", 1, EMBED_DIM_MAX, source),
+        embedding=meta.get("embedding", "projection"),
+    )
+
+
 def load_style_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> StyleModel:
-    """Load an export written by `export_style_model` (folder, or either of its two files)."""
+    """Load an export written by `export_style_model` (folder, or either of its two files).
+
+    The network is built only once its declared sizes are within bounds and fit the tensors the
+    weights file holds (stylekit.io.limits.build_checked), so a damaged or hostile JSON cannot make
+    this allocate more than the weights file could explain.
+    """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+    from stylekit.io.limits import build_checked
+    from stylekit.nets.style_embedding import StyleNet
 
     folder = _locate(path)
     meta = read_style_meta(folder)
-    cfg = StyleNetConfig(
-        backbone=meta["backbone"],
-        num_classes=len(meta["classes"]),
-        embed_dim=int(meta.get("projection_dim", meta["embed_dim"])),
-        embedding=meta.get("embedding", "projection"),
-    )
-    net = StyleNet(cfg, pretrained=False)
+    weights = require_regular_file(folder / WEIGHTS_NAME, "style model weights")
+    cfg = style_net_config(meta, str(folder / META_NAME))
     try:
-        state = load_file(str(folder / WEIGHTS_NAME))
+        with safe_open(str(weights), framework="pt", device="cpu") as fh:
+            present = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+        state = load_file(str(weights))
     except Exception as exc:  # noqa: BLE001 - a damaged file is bad input
-        raise BadInput(f"cannot read {folder / WEIGHTS_NAME}: {exc}", hint="re-export the style model") from None
-    result = net.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise BadInput(
-            f"{folder / WEIGHTS_NAME} does not match {meta['backbone']}: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}",
-            hint="re-export the style model with this stylekit version",
-        )
+        raise BadInput(f"cannot read {weights}: {exc}", hint="re-export the style model") from None
+    head = "classifier.weight" in present and "classifier.bias" in present
+    classes = list(meta.get("classes") or [])
+    if not head or not classes:  # an embedding-only export: it embeds, it cannot classify
+        meta = {**meta, "classifier_head": False}
+    elif present["classifier.weight"][0] != len(classes):
+        raise BadInput(f"{weights} has {present['classifier.weight'][0]} classifier rows but "
+                       f"{folder / META_NAME} names {len(classes)} classes", hint="re-export the style model")
+    cfg = replace(cfg, num_classes=present["classifier.weight"][0] if head else 1)
+    net = build_checked(lambda: StyleNet(cfg, pretrained=False), present, str(weights), f"{META_NAME} (backbone {cfg.backbone})",
+                        optional=lambda key: not head and key.startswith("classifier."))
+    net.load_state_dict(state, strict=head)
     if "mean" in meta and "std" in meta:
-        net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32).view(1, 3, 1, 1))
-        net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32).view(1, 3, 1, 1))
+        net.mean.copy_(torch.tensor(meta["mean"], dtype=torch.float32, device="cpu").view(1, 3, 1, 1))
+        net.std.copy_(torch.tensor(meta["std"], dtype=torch.float32, device="cpu").view(1, 3, 1, 1))
     return StyleModel(net, meta, folder).to(device)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stylekit.metrics.features import ImageItem
+from stylekit.data.imageset import ImageItem
 from stylekit.metrics.frechet import frechet_distance_features
 from stylekit.metrics.mmd import l2_normalise
 
@@ -29,7 +29,7 @@ from stylekit.metrics.mmd import l2_normalise
 @dataclass
 class StyleScores:
     cosine: float
-    fd: float
+    fd: float | None  # None when a set has one image: a Gaussian needs a spread
     nn_label_agreement: float | None
     nn_labelled: int  # B images that entered the agreement (0 when no labels)
 
@@ -54,9 +54,12 @@ def nn_label_agreement(emb_a: np.ndarray, labels_a: list[str | None], emb_b: np.
     return hits / len(ib), len(ib)
 
 
-def style_scores(emb_a: np.ndarray, items_a: list[ImageItem], emb_b: np.ndarray, items_b: list[ImageItem]) -> StyleScores:
-    agreement, n = nn_label_agreement(emb_a, [it.label for it in items_a], emb_b, [it.label for it in items_b])
-    return StyleScores(mean_cross_cosine(emb_a, emb_b), frechet_distance_features(l2_normalise(emb_a), l2_normalise(emb_b)), agreement, n)
+def style_scores(emb_a: np.ndarray, labels_a: list[str | None], emb_b: np.ndarray, labels_b: list[str | None]) -> StyleScores:
+    """Style scores of embeddings A vs B; labels (class folders, None for unlabelled) feed nn-label agreement.
+    Style-FD needs two images per side (null otherwise)."""
+    agreement, n = nn_label_agreement(emb_a, labels_a, emb_b, labels_b)
+    fd = frechet_distance_features(l2_normalise(emb_a), l2_normalise(emb_b)) if min(len(emb_a), len(emb_b)) >= 2 else None
+    return StyleScores(mean_cross_cosine(emb_a, emb_b), fd, agreement, n)
 
 
 def match_pairs(items_a: list[ImageItem], items_b: list[ImageItem]) -> tuple[list[tuple[ImageItem, ImageItem]], list[str], list[str]]:

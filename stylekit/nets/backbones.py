@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import torch
 from torch import nn
 
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.state_dict import read_state_dict
+from stylekit.offline import offline, quiet_hub, require_hub_allowed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,6 +81,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return "clip", spec[5:]
     if spec in TORCHVISION_BACKBONES:
         return "torchvision", spec
+    if spec.startswith("pix2pix-ref:"):
+        return "pix2pix-ref", spec
     raise BadInput(
         f"unknown --backbone '{spec}'",
         hint=f"use small-cnn, {', '.join(TORCHVISION_BACKBONES)}, timm:<name> or clip:<open_clip model>",
@@ -132,12 +135,14 @@ def _timm(name: str, pretrained: bool, weights: str | os.PathLike[str] | None) -
     if pretrained and not weights:
         raise MissingResource(
             f"pretrained weights for timm:{name} are not in the stylekit registry",
-            hint="download the model's state dict (.safetensors or .pth) and pass --weights PATH, or use --no-pretrained",
+            hint="download the model's state dict (.safetensors or .pth) and pass --backbone-weights PATH, or use --no-pretrained",
         )
+    require_hub_allowed(name, "--backbone", "timm:local-dir:DIR")
+    quiet_hub()
     try:
         model = timm.create_model(name, pretrained=False, num_classes=0)
-    except RuntimeError as exc:
-        raise BadInput(f"unknown timm model '{name}': {exc}", hint="see timm.list_models()") from None
+    except (RuntimeError, OSError) as exc:
+        _unknown("timm", name, exc, "see timm.list_models()")
     if weights:
         from stylekit.weights import weights_path
 
@@ -166,16 +171,27 @@ def _clip(name: str, pretrained: bool, weights: str | os.PathLike[str] | None) -
         bundle = load_clip(name, weights=os.fspath(weights) if weights else None, device="cpu")
         visual = bundle.model.visual.float()
         return Backbone(_ClipVisual(visual), int(visual.output_dim), (tuple(bundle.mean), tuple(bundle.std)))  # type: ignore[arg-type]
+    require_hub_allowed(name, "--backbone", "clip:local-dir:DIR")
+    quiet_hub()
     import open_clip
 
     try:
         model = open_clip.create_model(name, pretrained=None)
-    except RuntimeError as exc:
-        raise BadInput(f"unknown open_clip model '{name}': {exc}", hint="see open_clip.list_models()") from None
+    except (RuntimeError, OSError) as exc:
+        _unknown("open_clip", name, exc, "see open_clip.list_models()")
     visual = model.visual.float()
     mean = tuple(getattr(visual, "image_mean", None) or CLIP_MEAN)
     std = tuple(getattr(visual, "image_std", None) or CLIP_STD)
     return Backbone(_ClipVisual(visual), int(visual.output_dim), (mean, std))  # type: ignore[arg-type]
+
+
+def _unknown(library: str, name: str, exc: Exception, hint: str) -> NoReturn:
+    """A model a library could not build: offline, that may be a hub file missing from its cache (exit 3)."""
+    if offline():
+        raise MissingResource(f"{library} model '{name}' could not be built offline ({type(exc).__name__}: {exc})",
+                              hint="its library may need files from the Hugging Face hub; fetch them once with network "
+                              "access (run the same command without STYLEKIT_OFFLINE=1), or pass a local-dir: model") from None
+    raise BadInput(f"unknown {library} model '{name}': {exc}", hint=hint) from None
 
 
 def check_weights_available(spec: str, pretrained: bool, weights: str | os.PathLike[str] | None) -> None:
@@ -208,9 +224,14 @@ def build_backbone(spec: str, pretrained: bool = False, weights: str | os.PathLi
     kind, name = parse_spec(spec)
     if kind == "small":
         if weights:
-            raise BadInput("--weights does not apply to small-cnn (it always trains from scratch)", hint="drop --weights")
+            raise BadInput("--backbone-weights does not apply to small-cnn (it always trains from scratch)", hint="drop --backbone-weights")
         net = SmallCNN()
         return Backbone(net, net.out_dim, (HALF, HALF))
+    if kind == "pix2pix-ref":  # a train-pix2pix reference encoder; its weights are in the style-model export
+        from stylekit.nets.ref_encoder import RefCodeBackbone
+
+        ref = RefCodeBackbone.from_spec(name)
+        return Backbone(ref, ref.encoder.style_dim, (HALF, HALF))
     if kind == "torchvision":
         return _torchvision(name, pretrained, weights)
     if kind == "timm":

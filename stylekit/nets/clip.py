@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from stylekit.errors import BadInput, MissingResource
+from stylekit.io.paths import require_regular_file
 from stylekit.io.state_dict import is_torchscript_archive
+from stylekit.offline import offline, quiet_hub
 
 # open_clip architecture name -> stylekit registry name of its default weights
 REGISTRY_WEIGHTS = {"ViT-B-32": "clip-vit-b-32", "ViT-B-32-quickgelu": "clip-vit-b-32"}
@@ -58,6 +60,7 @@ class ClipBundle:
 
 
 def _refuse_torchscript(path: Path) -> None:
+    require_regular_file(path, "CLIP weights file")  # a FIFO would block the reader forever
     if is_torchscript_archive(path):
         raise BadInput(
             f"{path} is a TorchScript archive (such as OpenAI's ViT-B-32.pt); stylekit does not execute code from weights files",
@@ -72,7 +75,7 @@ def _file_identity(path: Path) -> str:
 
     st = path.stat()
     raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return f"{path.name}@{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+    return f"{path.name}@{hashlib.sha256(os.fsencode(raw)).hexdigest()[:10]}"
 
 
 def _registry_identity(name: str) -> str | None:
@@ -102,6 +105,7 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
 
     from stylekit.weights import weights_path
 
+    quiet_hub()  # open_clip may fetch tokenizers or text towers from the hub on its own
     device = torch.device(device)
     local = _local_dir(model_name)
     if model_name.startswith("hf-hub:"):
@@ -146,6 +150,9 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
     except (MissingResource, BadInput):
         raise
     except Exception as exc:  # noqa: BLE001 - open_clip/torch/safetensors raise many types for a bad file
+        if offline() and isinstance(exc, OSError):
+            raise MissingResource(f"CLIP {model_name} needs files that are not cached and STYLEKIT_OFFLINE=1 forbids fetching them ({exc})",
+                                  hint="run the same command once without STYLEKIT_OFFLINE=1, or pass a local open_clip model folder") from None
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise BadInput(f"cannot load CLIP {model_name} from {weights or model_name}: {detail}",
                        hint="pass an open_clip checkpoint (.safetensors or .bin/.pt state dict) for --clip-model") from None

@@ -66,8 +66,8 @@ class LPIPS(nn.Module):
         self.vgg = VGGFeatures("vgg16", LPIPS_LAYERS, weights=vgg_weights, normalize=False, seed=seed,
                                channels_last=channels_last)
         if lin is None:
-            gen = torch.Generator().manual_seed(seed + 1)
-            lin = [torch.rand(c, generator=gen) for c in LPIPS_CHANNELS]
+            gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+            lin = [torch.rand(c, generator=gen, device="cpu") for c in LPIPS_CHANNELS]
         if len(lin) != len(LPIPS_CHANNELS):
             raise BadInput(f"LPIPS needs {len(LPIPS_CHANNELS)} lin weight tensors, got {len(lin)}")
         for k, (w, c) in enumerate(zip(lin, LPIPS_CHANNELS, strict=True)):
@@ -157,7 +157,7 @@ def load_lpips(weights: str | os.PathLike[str] | None = None, device: torch.devi
     if path.is_file() and is_torchscript_archive(path):  # explain the NVlabs file specifically
         raise BadInput(
             f"{weights}: NVlabs' vgg16.pt is a TorchScript archive, which stylekit does not execute",
-            hint="leave --perceptual-weights out (torchvision VGG16 + LPIPS lin weights: the same metric), "
+            hint="leave --vgg-weights out (torchvision VGG16 + LPIPS lin weights: the same metric), "
             "or pass a torchvision VGG16 state dict",
         )
     if not path.is_file():

@@ -87,12 +87,44 @@ class RefEncoder(nn.Module):
             feats = self.cnn(refs)
         return torch.cat([channel_stats(f) for f in feats], 1)
 
+    def code(self, images: torch.Tensor) -> torch.Tensor:
+        """[M, 3, H, W] in [0, 1] -> [M, style_dim]: each image's own code, the vector the decoder
+        reads when that image is the only reference (what the exported style model embeds)."""
+        return self.mlp(self.features(images))
+
     def forward(self, refs: torch.Tensor) -> torch.Tensor:
         if refs.dim() != 5 or refs.shape[2] != 3:
             raise ValueError(f"references must be [N, K, 3, H, W], got {tuple(refs.shape)}")
         n, k = refs.shape[:2]
         code = self.features(refs.flatten(0, 1)).view(n, k, -1).mean(1)
         return self.mlp(code)
+
+
+class RefCodeBackbone(nn.Module):
+    """A reference encoder as a style-model backbone (`pix2pix-ref:<kind>:<style_dim>:<ref_size>`):
+    images normalised to [-1, 1] -> their reference codes. train-pix2pix exports it this way so that
+    score, similar and classify read the pix2pix style code like any train-classifier model."""
+
+    PREFIX = "pix2pix-ref:"
+
+    def __init__(self, kind: str, style_dim: int, ref_size: int) -> None:
+        super().__init__()
+        self.encoder = RefEncoder(kind, style_dim, ref_size, vgg_weights=None)  # weights come from the export
+
+    @classmethod
+    def spec(cls, kind: str, style_dim: int, ref_size: int) -> str:
+        return f"{cls.PREFIX}{kind}:{style_dim}:{ref_size}"
+
+    @classmethod
+    def from_spec(cls, spec: str) -> RefCodeBackbone:
+        try:
+            kind, style_dim, ref_size = spec.removeprefix(cls.PREFIX).split(":")
+            return cls(kind, int(style_dim), int(ref_size))
+        except ValueError:
+            raise BadInput(f"bad backbone '{spec}'", hint="expected pix2pix-ref:<small-cnn|vgg19>:<style_dim>:<ref_size>") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.code(x * 0.5 + 0.5)
 
 
 def frozen_prefixes(kind: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,6 +62,13 @@ def init_normal(module: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+
+
+def run_block(owner: nn.Module, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
+    """`block(*args)`, recomputed in backward when `owner.grad_checkpoint` is on (training only)."""
+    if getattr(owner, "grad_checkpoint", False) and owner.training and torch.is_grad_enabled():
+        return checkpoint(block, *args, use_reentrant=False)
+    return block(*args)
 
 
 class Down(nn.Module):
@@ -138,10 +145,10 @@ class UNet(nn.Module):
                 nn.init.zeros_(up.affine.weight)
                 nn.init.zeros_(up.affine.bias)
 
-    def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
-        if self.grad_checkpoint and self.training and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this (the UNet halves down to 1x1)."""
+        return 2**self.depth
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.style_dim > 0 and style is None:
@@ -149,13 +156,13 @@ class UNet(nn.Module):
         skips = []
         h = x
         for down in self.downs:
-            h = self._run(down, h)
+            h = run_block(self, down, h)
             skips.append(h)
         skips.pop()  # the innermost output is the decoder's input, not a skip
         for j, up in enumerate(self.ups):
             if j > 0:
                 h = torch.cat([h, skips.pop()], 1)
-            h = self._run(up, h, style)
+            h = run_block(self, up, h, style)
         return h
 
 
@@ -175,13 +182,44 @@ class GeneratorConfig:
     ref_size: int = 128
     vgg_weights: str = "vgg19"
     direction: str = "AtoB"
+    net_g: str = "unet"  # a key of GENERATORS (configs written before --net-g existed are unets)
+
+
+@dataclass(frozen=True)
+class GeneratorKind:
+    build: Callable[..., nn.Module]  # (size, ngf=, norm=, dropout=, style_dim=, inject=, grad_checkpoint=)
+    check_size: Callable[[int], object]  # BadInput when the size does not fit
+
+
+def _resnet9(size: int, **kwargs: object) -> nn.Module:
+    from stylekit.nets.resnet_gen import ResnetGenerator
+
+    return ResnetGenerator(size, **kwargs)  # type: ignore[arg-type]
+
+
+def _resnet_size(size: int) -> None:
+    from stylekit.nets.resnet_gen import check_resnet_size
+
+    check_resnet_size(size)
+
+
+# --net-g name -> generator (UNet: sizes a power of two >= 32; resnet9: multiples of 4)
+GENERATORS = {"unet": GeneratorKind(UNet, unet_depth), "resnet9": GeneratorKind(_resnet9, _resnet_size)}
+
+
+def check_generator_size(net_g: str, size: int) -> None:
+    if net_g not in GENERATORS:
+        raise BadInput(f"unknown --net-g '{net_g}'", hint=f"use one of: {', '.join(GENERATORS)}")
+    GENERATORS[net_g].check_size(size)
 
 
 class RefUNet(nn.Module):
-    """pix2pix UNet whose decoder reads a style vector averaged over K reference images.
+    """pix2pix generator (UNet, or junyanz's resnet_9blocks with `net_g="resnet9"`) whose decoder reads a
+    style vector averaged over K reference images.
 
     forward(a [N,3,S,S] in [-1,1], refs [N,K,3,R,R] in [0,1] or None) -> [N,3,S,S] in [-1,1].
-    With `refs == 0` there is no encoder and the network is exactly plain pix2pix.
+    With `refs == 0` there is no encoder and the network is exactly plain pix2pix. The image network is
+    the attribute named after `net_g` (so state dict keys say which it is); `backbone` returns it.
     """
 
     def __init__(self, cfg: GeneratorConfig, grad_checkpoint: bool = False) -> None:
@@ -192,9 +230,11 @@ class RefUNet(nn.Module):
         conditioned = cfg.refs > 0
         self.encoder = (RefEncoder(cfg.ref_encoder, cfg.style_dim, cfg.ref_size, cfg.vgg_weights)
                         if conditioned else None)
-        self.unet = UNet(cfg.size, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout,  # type: ignore[arg-type]
-                         style_dim=cfg.style_dim if conditioned else 0, inject=cfg.ref_inject,  # type: ignore[arg-type]
-                         grad_checkpoint=grad_checkpoint)
+        check_generator_size(cfg.net_g, cfg.size)
+        backbone = GENERATORS[cfg.net_g].build(cfg.size, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout,
+                                         style_dim=cfg.style_dim if conditioned else 0, inject=cfg.ref_inject,
+                                         grad_checkpoint=grad_checkpoint)
+        self.add_module(cfg.net_g, backbone)
         if self.encoder is not None:
             init_normal(self.encoder.mlp)
             if hasattr(self.encoder, "cnn"):
@@ -211,8 +251,12 @@ class RefUNet(nn.Module):
             raise ValueError("this generator is reference-conditioned: pass reference images")
         return self.encoder(refs)
 
+    @property
+    def backbone(self) -> nn.Module:
+        return getattr(self, self.cfg.net_g)
+
     def forward(self, a: torch.Tensor, refs: torch.Tensor | None = None) -> torch.Tensor:
-        return self.unet(a, self.style(refs))
+        return self.backbone(a, self.style(refs))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """State without frozen pretrained parts (VGG weights come from the registry when loading)."""

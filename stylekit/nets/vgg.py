@@ -17,7 +17,6 @@ avx512_bf16 / amx_bf16, or a bf16-capable GPU) — on other CPUs bf16 gains litt
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stylekit.device import native_bf16
 from stylekit.errors import BadInput
 from stylekit.io.state_dict import read_state_dict
 
@@ -98,36 +98,13 @@ def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)).div_(c * h * w)
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU executes bf16 natively (AVX512-BF16 or AMX): only then does bf16 pay off.
-
-    Reads the kernel's CPU flags (Linux); torch's `get_cpu_capability()` only names the vector ISA
-    ("AVX512"), which does not tell whether the bf16 instructions are there.
-    """
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"avx512_bf16", "amx_bf16"})
-    return False
-
-
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """'auto' -> 'bf16' on a bf16-native CPU or a bf16-capable GPU, else 'fp32'. Others pass through."""
+    """'auto' -> 'bf16' where bf16 is native (stylekit.device.native_bf16: no emulation), else 'fp32'. Others pass through."""
     if precision not in PRECISIONS:
         raise BadInput(f"unknown precision '{precision}'", hint=f"use one of: {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return "fp32"
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def _resolve_weights_file(weights: str | os.PathLike[str], arch: str) -> Path:

@@ -26,16 +26,20 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from stylekit.checks import check_int, check_number
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
-from stylekit.device import autocast
+from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler, needs_grad_scaler
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, read_regular_text, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.metrics import retrieval as R
 from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 from stylekit.train.losses import LossConfig, style_loss
+from stylekit.train.plan import log_plan
+from stylekit.train.stats import RunningMeans
 
 RETRIEVAL_K = 10
 
@@ -82,7 +86,7 @@ class ClassifierConfig:
         if kind == "small":
             pretrained = False
         fixed = fixed_input_size(self.backbone)
-        size = self.size or fixed or (64 if kind == "small" else 224)
+        size = self.size if self.size is not None else fixed or (64 if kind == "small" else 224)  # --size 0 is an error
         lr = self.lr if self.lr is not None else (3e-4 if pretrained else 1e-3)
         loss_cfg = LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)
         balanced = loss_cfg.uses_supcon if self.balanced_sampler is None else self.balanced_sampler
@@ -107,8 +111,14 @@ class ClassifierConfig:
         for ok, message in checks:
             if not ok:
                 raise BadInput(message)
+        check_number("--lr", self.lr, above=0)
+        for option, value in (("--wd", self.wd), ("--temperature", self.temperature), ("--supcon-weight", self.supcon_weight)):
+            check_number(option, value, minimum=0)
+        check_int("--per-class", self.per_class, 1, hint="images of each class in a balanced batch (default 4)")
+        check_int("--classes-per-batch", self.classes_per_batch, 1)
+        check_int("--workers", self.workers, 0)
         if self.eval_only and self.checkpoint is None:
-            raise BadInput("--eval-only needs --checkpoint PATH", hint="a train-classifier run directory or style model export")
+            raise BadInput("--eval-only needs --style-model PATH", hint="a train-classifier run directory or style model export")
 
     def loss_config(self) -> LossConfig:
         return LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)
@@ -139,6 +149,8 @@ class ClassifierResult:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+CHECK_EVERY = 50  # steps between reads of the running losses (finite check, progress bar): no read per step
 
 # ------------------------------------------------------------------------------------------ helpers
 def _default_workers(cfg: ClassifierConfig, device: torch.device) -> int:
@@ -190,9 +202,9 @@ def embed_items(
         embs.append(e.float().cpu())
         logits.append(lg.float().cpu())
     net.train(was_training)
-    emb = torch.cat(embs) if embs else torch.zeros(0, net.embed_dim)
-    lgt = torch.cat(logits) if logits else torch.zeros(0, net.cfg.num_classes)
-    labels = torch.tensor([c for _, c in items], dtype=torch.long)
+    emb = torch.cat(embs) if embs else torch.zeros(0, net.embed_dim, device="cpu")
+    lgt = torch.cat(logits) if logits else torch.zeros(0, net.cfg.num_classes, device="cpu")
+    labels = torch.tensor([c for _, c in items], dtype=torch.long, device="cpu")
     return _gather_rows(emb, n, dist), _gather_rows(lgt, n, dist), labels
 
 
@@ -237,7 +249,7 @@ def write_reports(
         _, idx = R.nearest_neighbours(q_emb, db_emb, 5, exclude_self=True)
     else:
         _, idx = R.nearest_neighbours(q_emb, db_emb, 5)
-    rep.plot_neighbours(out / "neighbours.png", q_items, db_items, idx, size)
+    rep.plot_neighbours(out / "neighbours.png", q_items, db_items, idx, size, classes)
 
 
 def _lr_lambda(total: int, warmup: int) -> Any:
@@ -269,13 +281,9 @@ def _make_sampler(cfg: ClassifierConfig, splits: StyleSplits, dist: Any) -> Shuf
 def _gather_for_supcon(z: torch.Tensor, y: torch.Tensor, dist: Any) -> tuple[torch.Tensor, torch.Tensor, int] | None:
     if dist.world_size == 1:
         return None
-    import torch.distributed as tdist
-    from torch.distributed.nn.functional import all_gather
+    from stylekit.train.distributed import all_gather_tensors
 
-    all_z = torch.cat(all_gather(z))
-    ys = [torch.zeros_like(y) for _ in range(dist.world_size)]
-    tdist.all_gather(ys, y)
-    return all_z, torch.cat(ys), dist.rank * z.shape[0]
+    return all_gather_tensors(z, dist, grad=True), all_gather_tensors(y, dist), dist.rank * z.shape[0]
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -283,22 +291,19 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
     """Train (or resume) a style classifier + embedding into cfg.out; see the module docstring."""
     cfg = cfg.resolved()
     cfg.validate()
+    # --eval-only may write its report into the evaluated run folder itself, so --checkpoint is no overlap
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--weights", cfg.weights)])
     if cfg.eval_only:
         return evaluate_classifier(cfg)
-    from stylekit.train import init_distributed, shutdown
+    from stylekit.train.distributed import distributed_job
 
-    dist = init_distributed(cfg.device)
-    try:
+    with distributed_job(cfg.device) as dist:
         return _train(cfg, dist)
-    finally:
-        if dist.world_size > 1:
-            shutdown()
 
 
 def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     from stylekit.train import (
         TrainRunner,
-        all_reduce_mean,
         reapply_schedule,
         seed_everything,
         unwrap,
@@ -322,17 +327,24 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
 
     loss_cfg = cfg.loss_config()
     net_cfg = StyleNetConfig(cfg.backbone, len(classes), cfg.embed_dim, "features" if cfg.loss == "ce" else "projection")
-    net = StyleNet(net_cfg, pretrained=bool(cfg.pretrained), weights=cfg.weights).to(device)
+    net = StyleNet(net_cfg, pretrained=bool(cfg.pretrained), weights=cfg.weights)
+    if dist.distributed and device.type == "cuda":
+        # BatchNorm statistics over the global batch (every rank also sees every class: sampling.py)
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    net = net.to(device)
+    configure_backends(device, training=True, tf32=True)
     sampler = _make_sampler(cfg, splits, dist)
     steps_per_epoch = len(sampler)
     total = steps_per_epoch * cfg.epochs
+    log_plan("train-classifier", epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, total_steps=total,
+             detail=f"batch {cfg.batch}, {cfg.backbone}")
     optimizer = torch.optim.AdamW(_param_groups(net, cfg.wd), lr=cfg.lr)
     warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup))
-    from stylekit.device import amp_dtype
-
-    use_scaler = cfg.amp and device.type == "cuda" and amp_dtype(device) == torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    if cfg.amp and amp_dtype(device) is None:
+        console.warn(f"--amp: {device} has no native low-precision type; training in fp32")
+    use_scaler = needs_grad_scaler(device, cfg.amp)
+    scaler = grad_scaler(device, cfg.amp)
     train_ds = StyleImageDataset(splits.items["train"], cfg.size, train=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
                         worker_init_fn=_worker_init if workers else None)
@@ -370,7 +382,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
                     net.backbone.eval()  # frozen means frozen: BatchNorm running statistics too
                 sampler.set_epoch(epoch, start_batch)
                 train_ds.set_epoch(epoch)
-                sums: dict[str, float] = {}
+                epoch_stats, check_stats = RunningMeans(device), RunningMeans(device)
                 count = 0
                 t_epoch = time.monotonic()
                 for i, (images, labels, _) in enumerate(loader, start=start_batch):
@@ -383,29 +395,30 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
                     if cfg.loss == "supcon":  # the probe head learns on detached features
                         probe = torch.nn.functional.cross_entropy(logits.float(), labels)
                         loss = loss + probe
-                        parts["probe_ce"] = float(probe.detach())
+                        parts["probe_ce"] = probe.detach()
                     if not loss_cfg.uses_supcon:
                         loss = loss + 0.0 * z.sum()  # keep the projection head in the graph (DDP)
-                    values = runner.check_finite(step + 1, **parts)  # raises before a bad update
+                    for k, v in parts.items():  # on the device: no read inside the step
+                        epoch_stats.add(k, v)
+                        check_stats.add(k, v)
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
                     scheduler.step()
                     step += 1
-                    for k, v in values.items():
-                        sums[k] = sums.get(k, 0.0) + v
                     count += 1
                     task.advance()
-                    task.update(epoch=epoch + 1, loss=values["loss"])
+                    if step % CHECK_EVERY == 0 or i + 1 == steps_per_epoch:  # a nan since the last check raises
+                        values = runner.check_finite(step, **check_stats.means(dist))
+                        task.update(epoch=epoch + 1, loss=values["loss"])
                     if stop_at is not None and step >= stop_at:
                         runner.request_stop("stop_after_steps")
                     if i + 1 < steps_per_epoch:
                         runner.stop_if_requested(step, epoch=epoch, batch=i + 1)
                 start_batch = 0
                 train_seconds = time.monotonic() - t_epoch
-                means = {k: v / max(count, 1) for k, v in sums.items()}
-                reduced = {f"train_{k}": float(all_reduce_mean(torch.tensor(v, dtype=torch.float64), dist)) for k, v in means.items()}
+                reduced = {f"train_{k}": v for k, v in epoch_stats.means(dist).items()}
                 val = _evaluate_epoch(unwrap(model), splits, cfg, device, dist, workers)
                 epoch += 1
                 runner.log_metrics(step, epoch=epoch, **reduced, **{f"val_{k}": v for k, v in _headline(val).items() if k not in ("n", "database")},
@@ -446,6 +459,9 @@ def _final_outputs(net: StyleNet, splits: StyleSplits, cfg: ClassifierConfig, de
                  "data": str(cfg.data), "images": splits.report.to_dict() | {"counts": splits.counts()}}
         write_reports(cfg.out, splits.classes, "test", test, splits.items["test"], splits.items["train"],
                       q_emb, db_emb, cfg.size, records, extra)
+        last_step = int(records[-1]["step"]) if records else 0
+        runner.log_image(last_step, "test/neighbours", cfg.out / "neighbours.png")
+        runner.log_image(last_step, "test/confusion_matrix", cfg.out / "confusion_matrix.png")
         export_style_model(net, cfg.out, {
             "name": f"{cfg.out.name or 'style'}-{cfg.backbone}", "size": cfg.size, "classes": splits.classes,
             "loss": cfg.loss, "trained_on": str(cfg.data), "epochs": cfg.epochs,
@@ -472,15 +488,18 @@ def _load_for_eval(path: Path, device: torch.device) -> Any:
     if not config_file.is_file():
         raise BadInput(f"{path} is neither a style model export nor a train-classifier run directory",
                        hint="give the --out folder of a train-classifier run")
-    import json
+    from stylekit.io.limits import build_checked, parse_json
+    from stylekit.metrics.style import style_net_config
 
-    conf = json.loads(config_file.read_text(encoding="utf-8"))
-    if "classes" not in conf or "backbone" not in conf:
+    conf = parse_json(read_regular_text(config_file, "run config"), str(config_file))
+    if not isinstance(conf, dict) or "classes" not in conf or "backbone" not in conf:
         raise BadInput(f"{config_file} is not a train-classifier configuration", hint="give the --out folder of a train-classifier run")
-    net_cfg = StyleNetConfig(conf["backbone"], len(conf["classes"]), int(conf["embed_dim"]),
-                             "features" if conf.get("loss") == "ce" else "projection")
-    net = StyleNet(net_cfg, pretrained=False)
-    net.load_state_dict(load_module_tensors(path, "model"), strict=True)
+    net_cfg = style_net_config({"backbone": conf["backbone"], "classes": conf["classes"], "embed_dim": conf.get("embed_dim"),
+                                "embedding": "features" if conf.get("loss") == "ce" else "projection"}, str(config_file))
+    state = load_module_tensors(path, "model")
+    net = build_checked(lambda: StyleNet(net_cfg, pretrained=False), {k: tuple(v.shape) for k, v in state.items()},
+                        str(path), f"{config_file.name} (backbone {net_cfg.backbone})")
+    net.load_state_dict(state, strict=True)
     meta = {"backbone": conf["backbone"], "classes": conf["classes"], "size": conf["size"], "embed_dim": net.embed_dim,
             "name": f"{path.name}-{conf['backbone']}", "loss": conf.get("loss")}
     return StyleModel(net, meta, path).to(device)
@@ -496,6 +515,7 @@ def evaluate_classifier(cfg: ClassifierConfig) -> ClassifierResult:
     start_time = time.monotonic()
     device = resolve_device(cfg.device)
     model = _load_for_eval(Path(cfg.checkpoint), device)  # type: ignore[arg-type]
+    model.require_head()  # top-1/top-5/F1 need the classifier
     workers = _default_workers(cfg, device)
     splits = load_style_splits(cfg.data, cfg.split, cfg.seed, check=cfg.check_images, workers=max(workers, 4))
     for skipped in splits.report.skipped[:20]:

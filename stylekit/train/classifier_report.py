@@ -99,7 +99,7 @@ def _framed(image: torch.Tensor, colour: tuple[float, float, float] | None, widt
     if colour is None:
         return image
     out = image.clone()
-    c = torch.tensor(colour).view(3, 1, 1)
+    c = torch.tensor(colour, device="cpu").view(3, 1, 1)
     out[:, :width, :] = c
     out[:, -width:, :] = c
     out[:, :, :width] = c
@@ -113,13 +113,15 @@ def plot_neighbours(
     db_items: list[tuple[Path, int]],
     neighbour_idx: torch.Tensor,
     size: int,
-    queries: int = 6,
+    classes: list[str],
+    queries: int = 32,
     k: int = 5,
 ) -> Path | None:
-    """One row per query: the query, then its k nearest database images (green frame = same style,
-    red = different). Queries are the first image of the first `queries` classes present."""
+    """One labelled row per style (up to `queries`): a query of that style, then its k nearest database
+    images (green frame = same style, red = different), under "query | 1 | 2 ..." headers."""
     from stylekit.data.datasets import resize_center_crop
-    from stylekit.data.images import load_tensor, save_grid
+    from stylekit.data.grid import save_labelled_grid
+    from stylekit.data.images import load_tensor
 
     if not query_items or not db_items:
         return None
@@ -131,14 +133,17 @@ def plot_neighbours(
             chosen.append(i)
         if len(chosen) == queries:
             break
+    chosen.sort(key=lambda i: query_items[i][1])
     tile = max(64, min(size, 128))
-    cells = []
+    rows = []
     kk = min(k, neighbour_idx.shape[1])
     for qi in chosen:
         qpath, qc = query_items[qi]
-        cells.append(_framed(resize_center_crop(load_tensor(qpath), tile), (0.2, 0.2, 0.9)))
+        row = [_framed(resize_center_crop(load_tensor(qpath), tile), (0.2, 0.2, 0.9))]
         for j in neighbour_idx[qi, :kk].tolist():
             dpath, dc = db_items[j]
             colour = (0.1, 0.75, 0.2) if dc == qc else (0.9, 0.15, 0.1)
-            cells.append(_framed(resize_center_crop(load_tensor(dpath), tile), colour))
-    return save_grid(cells, path, nrow=kk + 1)
+            row.append(_framed(resize_center_crop(load_tensor(dpath), tile), colour))
+        rows.append(row)
+    labels = [classes[query_items[qi][1]] for qi in chosen]
+    return save_labelled_grid(path, rows, ["query", *(f"neighbour {r + 1}" for r in range(kk))], labels)

@@ -16,6 +16,7 @@ import datetime
 import os
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from stylekit.device import resolve_device
 from stylekit.errors import BadInput
+
+WAIT_TIMEOUT_S = 6 * 3600.0  # the control group's timeout: how long ranks may wait for rank 0's own work
 
 
 @dataclass(frozen=True)
@@ -75,21 +78,62 @@ def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> Di
     if world == 1:
         return DistInfo(0, 0, 1, device)
     backend = "nccl" if device.type == "cuda" else "gloo"
+    wait = datetime.timedelta(seconds=max(timeout_s, WAIT_TIMEOUT_S))
     if not tdist.is_initialized():
-        kwargs: dict[str, Any] = {"backend": backend, "timeout": datetime.timedelta(seconds=timeout_s)}
+        # On CPU (gloo) the default group carries the control messages too, with the long timeout.
+        kwargs: dict[str, Any] = {"backend": backend, "timeout": datetime.timedelta(seconds=timeout_s) if backend == "nccl" else wait}
         if device.type == "cuda":
             kwargs["device_id"] = device
         tdist.init_process_group(**kwargs)
-    # Small control messages (stop flags, RNG states, checkpoint names) go over gloo on the CPU so
-    # they never stall the GPU stream.
-    control = tdist.new_group(backend="gloo") if backend != "gloo" else None
+    # Small control messages (stop flags, RNG states, checkpoint names) and waits for rank 0 (snapshot
+    # metrics: a first FID run pushes the whole data set through Inception) go over a gloo group on
+    # the CPU: they never stall the GPU stream, and its long timeout lets rank-0-only work outlast
+    # the default group's (which still catches a hung GPU collective).
+    # On CPU the default group is gloo already: no second group (a process running several jobs would
+    # re-create it under a reused name, whose stale rendezvous keys can hang its creation).
+    control = tdist.new_group(backend="gloo", timeout=wait) if backend != "gloo" else None
     return DistInfo(rank, local_rank, world, device, control)
 
 
-def shutdown() -> None:
-    """Tear down the process group (safe to call when none was started)."""
-    if tdist.is_available() and tdist.is_initialized():
-        tdist.destroy_process_group()
+def shutdown(dist: DistInfo | None = None, *, clean: bool = True) -> None:
+    """Tear down the process groups (safe to call when none was started).
+
+    On a clean end every rank first meets in a barrier on the default group (so no rank closes its
+    connections while a peer still has a collective in flight: the cause of a SIGABRT "terminate
+    called without an active exception" at exit), the GPU stream is drained, then the control group
+    and the default group are destroyed, in that order. After an error (`clean=False`) the barrier is
+    skipped: a peer may never reach it.
+    """
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return
+    device = dist.device if dist is not None else torch.device("cpu")
+    if clean:
+        if device.type == "cuda":
+            tdist.barrier(device_ids=[device.index])
+            torch.cuda.synchronize(device)
+        else:
+            tdist.barrier()
+    if dist is not None and dist.control_group is not None:
+        tdist.destroy_process_group(dist.control_group)
+    tdist.destroy_process_group()
+
+
+@contextmanager
+def distributed_job(device_spec: str = "auto", timeout_s: float = 1800.0) -> Iterator[DistInfo]:
+    """`init_distributed` ... `shutdown` around a job: clean teardown on success and on a stop every rank
+    agreed on (Interrupted), a teardown without barrier after any other error."""
+    from stylekit.errors import Interrupted
+
+    dist = init_distributed(device_spec, timeout_s)
+    try:
+        yield dist
+    except Interrupted:
+        shutdown(dist)
+        raise
+    except BaseException:
+        shutdown(dist, clean=False)
+        raise
+    shutdown(dist)
 
 
 def _active(dist: DistInfo | None) -> bool:
@@ -116,20 +160,68 @@ def wrap_ddp(module: torch.nn.Module, dist: DistInfo, **ddp_kwargs: Any) -> torc
     return torch.nn.parallel.DistributedDataParallel(module, **ddp_kwargs)
 
 
+def group_device(dist: DistInfo | None = None, group: Any = None) -> torch.device:
+    """The device a collective on `group` (None: the default group) needs: this rank's GPU under NCCL,
+    the CPU under gloo."""
+    if tdist.get_backend(group) == "nccl":
+        if dist is not None and dist.device.type == "cuda":
+            return dist.device
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(tensor: torch.Tensor, dist: DistInfo | None = None) -> torch.Tensor:
-    """Mean over ranks of a (detached copy of a) tensor; the tensor itself when not distributed."""
+    """Mean over ranks of a detached copy of a tensor, on the tensor's own device (a copy also when not
+    distributed, so the caller may reset its tensor). The copy travels to the group's device first (NCCL takes no CPU tensor, gloo
+    here takes CPU ones), so a caller cannot hand a collective a tensor on the wrong device."""
     if not _active(dist):
-        return tensor.detach()
-    out = tensor.detach().clone()
+        return tensor.detach().clone()
+    out = tensor.detach().to(group_device(dist), copy=True)
     tdist.all_reduce(out, op=tdist.ReduceOp.SUM)
-    return out / tdist.get_world_size()
+    out /= tdist.get_world_size()
+    return out.to(tensor.device)
+
+
+def all_reduce_mean_(tensors: list[torch.Tensor], dist: DistInfo | None = None) -> None:
+    """Average `tensors` over ranks in place with ONE collective (flattened on the group's device)."""
+    tensors = [t for t in tensors if t is not None]
+    if not _active(dist) or not tensors:
+        return
+    device = group_device(dist)
+    flat = torch.cat([t.detach().reshape(-1).to(device, tensors[0].dtype) for t in tensors])
+    tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
+    flat /= tdist.get_world_size()
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def all_gather_tensors(tensor: torch.Tensor, dist: DistInfo, grad: bool = False) -> torch.Tensor:
+    """Every rank's `tensor` (same shape on all ranks) concatenated in rank order on dim 0, on the
+    tensor's device. `grad=True` keeps the autograd graph (gradients flow back to each rank's part)."""
+    if not _active(dist):
+        return tensor
+    device = group_device(dist)
+    local = tensor.to(device)
+    if grad:
+        from torch.distributed.nn.functional import all_gather
+
+        # The group is passed explicitly: the function's default is bound when torch imports it, and
+        # would name a destroyed group in a process that runs a second job.
+        parts = all_gather(local, group=tdist.group.WORLD)
+    else:
+        parts = [torch.empty_like(local) for _ in range(dist.world_size)]
+        tdist.all_gather(parts, local.contiguous())
+    return torch.cat(parts).to(tensor.device)
 
 
 def any_rank(flag: bool, dist: DistInfo) -> bool:
-    """True on every rank when `flag` is true on at least one (a CPU all-reduce on the control group)."""
+    """True on every rank when `flag` is true on at least one (a CPU all-reduce on the control group:
+    a host-side message that never waits for the GPU stream)."""
     if not _active(dist):
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=group_device(dist, dist.control_group))
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX, group=dist.control_group)
     return bool(t.item())
 
@@ -163,8 +255,14 @@ def broadcast_module(module: torch.nn.Module, dist: DistInfo, src: int = 0) -> N
     """Copy parameters and buffers of rank `src` to every rank (e.g. an EMA copy made before DDP)."""
     if not _active(dist):
         return
+    device = group_device(dist)
     for tensor in list(module.parameters()) + list(module.buffers()):
-        tdist.broadcast(tensor.data, src=src)
+        if tensor.device == device:
+            tdist.broadcast(tensor.data, src=src)
+        else:
+            moved = tensor.data.to(device)
+            tdist.broadcast(moved, src=src)
+            tensor.data.copy_(moved)
 
 
 class ShardSampler(Sampler[int]):
@@ -195,8 +293,8 @@ class ShardSampler(Sampler[int]):
     def indices(self) -> list[int]:
         """This rank's full share for the current epoch."""
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.size, generator=g).tolist()
+            g = torch.Generator(device="cpu").manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=g, device="cpu").tolist()
         else:
             order = list(range(self.size))
         total = self.per_rank * self.world_size
@@ -230,7 +328,7 @@ class EpochLoader(DataLoader):
 
     def __init__(self, dataset: Dataset, sampler: ShardSampler, batch_size: int, seed: int, **kwargs: Any) -> None:
         kwargs["worker_init_fn"] = _WorkerInit(kwargs.get("worker_init_fn"))
-        super().__init__(dataset, batch_size=batch_size, sampler=sampler, generator=torch.Generator(), **kwargs)
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, generator=torch.Generator(device="cpu"), **kwargs)
         self.shard = sampler
         self.seed = seed
         self.steps_per_epoch = sampler.per_rank // batch_size if self.drop_last else -(-sampler.per_rank // batch_size)

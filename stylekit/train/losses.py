@@ -112,21 +112,22 @@ def style_loss(
     labels: torch.Tensor,
     gathered: tuple[torch.Tensor, torch.Tensor, int] | None = None,
     world_size: int = 1,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its parts ({'ce': .., 'supcon': ..}) for one batch.
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and its parts ({'ce': .., 'supcon': ..}, detached 0-dim tensors on the device: reading
+    them is the caller's choice, at a log boundary) for one batch.
 
     CE is the local-batch mean (DDP averaging of equal-size local batches = global mean).
     Under DDP every part is this rank's share, scaled so that the mean over ranks is the global value.
     """
-    parts: dict[str, float] = {}
+    parts: dict[str, torch.Tensor] = {}
     total = logits.new_zeros((), dtype=torch.float32)
     if cfg.uses_ce:
         ce = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
-        parts["ce"] = float(ce.detach())
+        parts["ce"] = ce.detach()
         total = total + ce
     if cfg.uses_supcon:
         sc = supcon_loss(z, labels, cfg.temperature, gathered, world_size)
-        parts["supcon"] = float(sc.detach())
+        parts["supcon"] = sc.detach()
         total = total + (cfg.supcon_weight if cfg.loss == "ce+supcon" else 1.0) * sc
-    parts["loss"] = float(total.detach())
+    parts["loss"] = total.detach()
     return total, parts

@@ -2,8 +2,9 @@
 
 Loop (per batch): G(A, refs) -> fake B; D step on (A, real B) vs (A, fake B) with loss
 0.5 * (real + fake); G step with GAN + lambda_l1 * L1 (+ lambda_vgg * VGG perceptual). Adam 2e-4,
-betas (0.5, 0.999); LR constant for `epochs`, then linear to zero over `epochs_decay` (junyanz's
-schedule). The shared runner (stylekit.train.runner) gives checkpoints of networks, optimizers,
+betas (0.5, 0.999); `epochs` in total: the LR is constant, then decays linearly to zero over the last
+`decay_epochs` (junyanz's schedule; his n_epochs + n_epochs_decay is our epochs). The shared runner
+(stylekit.train.runner) gives checkpoints of networks, optimizers,
 schedulers, scaler, RNG and epoch/batch counters, auto-resume, SIGTERM/SIGINT -> save + exit 130,
 and the NaN guard. Under torchrun: DDP, sharded data, SyncBatchNorm on CUDA for --norm batch.
 
@@ -11,6 +12,8 @@ Every epoch: held-out L1 with references of the right style (`val_l1`) and of a 
 (`val_l1_wrong_refs`) — if style flows from the references, the first is clearly lower —, a
 samples grid (A | refs | fake B | real B), loss curves, and the generator export
 (OUT/generator.safetensors + OUT/generator.json) that `stylekit transfer --method pix2pix` reads.
+With references, the reference encoder is also exported as a style model (OUT/style_model.*); with
+--ref-cls-weight/--ref-metric-weight its code is trained as a style embedding too (pix2pix_style.py).
 """
 
 from __future__ import annotations
@@ -25,23 +28,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylekit.data.pairs import PairData, PairDataset, build_pair_data
-from stylekit.device import amp_dtype, autocast
+from stylekit.checks import check_int, check_number
+from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data, check_preprocess
+from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
-from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.nets.unet import GeneratorConfig, RefUNet, check_generator_size, inference_mode
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
-    init_distributed,
+    distributed_job,
     make_loader,
-    shutdown,
     unwrap,
     wrap_ddp,
 )
+from stylekit.train.pix2pix_style import (
+    GeneratorWithStyleHead,
+    RefStyleLossConfig,
+    code_batch,
+    export_ref_style_model,
+    ref_style_loss,
+)
+from stylekit.train.plan import log_plan
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
+from stylekit.train.stats import RunningMeans
 
 GAN_MODES = ("vanilla", "lsgan")
 GENERATOR_FILE = "generator.safetensors"
@@ -57,8 +70,9 @@ class Pix2PixConfig:
     refs: int = 5
     size: int = 256
     direction: str = "AtoB"
-    epochs: int = 100
-    epochs_decay: int = 100
+    layout: str = "auto"  # auto | toy-styles | folders | aligned (data.pairs.LAYOUTS)
+    epochs: int = 200  # in total, as in every trainer (junyanz: 100 constant + 100 decaying)
+    decay_epochs: int | None = None  # the last N of `epochs` decay the rate; None: half of them (junyanz)
     batch: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -79,19 +93,33 @@ class Pix2PixConfig:
     val_max: int = 200
     samples: int = 4
     device: str = "auto"
-    amp: bool = True
+    amp: bool = False  # autocast in the native low-precision dtype (stylekit.device.amp_dtype)
     grad_checkpoint: bool = False
     seed: int = 0
     workers: int = 0
     fresh: bool = False
     save_every: int = 1000
     keep: int = 3
+    ref_cls_weight: float = 0.0
+    ref_metric_weight: float = 0.0
+
+    @property
+    def ref_style(self) -> RefStyleLossConfig:
+        return RefStyleLossConfig(self.ref_cls_weight, self.ref_metric_weight)
+    net_g: str = "unet"  # unet | resnet9 (junyanz resnet_9blocks)
+    preprocess: str = "resize_and_crop"  # junyanz: resize_and_crop | crop | none
+    flip: bool = True
+
+    @property
+    def decay(self) -> int:
+        """Epochs (the last ones of `epochs`) over which the learning rate decays linearly to 0."""
+        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
                                ref_inject=self.ref_inject, ref_encoder=self.ref_encoder, style_dim=self.style_dim,
                                ref_size=self.ref_size or min(self.size, 128), vgg_weights=self.vgg_weights,
-                               direction=self.direction)
+                               direction=self.direction, net_g=self.net_g)
 
 
 @dataclass
@@ -132,19 +160,35 @@ def check_config(cfg: Pix2PixConfig) -> None:
         raise BadInput(f"unknown --ref-encoder '{cfg.ref_encoder}'", hint="use small-cnn or vgg19")
     if cfg.direction not in ("AtoB", "BtoA"):
         raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
-    if cfg.epochs < 0 or cfg.epochs_decay < 0 or cfg.epochs + cfg.epochs_decay < 1:
-        raise BadInput(f"--epochs {cfg.epochs} --epochs-decay {cfg.epochs_decay}: need at least one epoch in total")
-    for name in ("lr", "lambda_l1", "lambda_vgg"):
-        if getattr(cfg, name) < 0:
-            raise BadInput(f"--{name.replace('_', '-')} must not be negative")
+    if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
+        raise BadInput(f"unknown --layout '{cfg.layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
+    check_int("--epochs", cfg.epochs, 1)
+    check_int("--decay-epochs", cfg.decay_epochs, 0, max(cfg.epochs, 0), hint="the decay happens inside --epochs (the total)")
+    check_number("--lr", cfg.lr, above=0)
+    for name in ("lambda_l1", "lambda_vgg"):
+        check_number(f"--{name.replace('_', '-')}", getattr(cfg, name), minimum=0)
+    check_number("--val-fraction", cfg.val_fraction, minimum=0, maximum=0.9)
     if cfg.ngf < 1 or cfg.ndf < 1 or cfg.style_dim < 1:
         raise BadInput("--ngf, --ndf and the style size must be positive")
+    for option, value, minimum in (("--batch", cfg.batch, 1), ("--keep", cfg.keep, 1), ("--workers", cfg.workers, 0),
+                                   ("--samples", cfg.samples, 0), ("--save-every", cfg.save_every, 0),
+                                   ("--val-max", cfg.val_max, 0), ("--refs", cfg.refs, 0)):
+        check_int(option, value, minimum)
+    if cfg.size >= 32 and not cfg.size & (cfg.size - 1):  # other sizes are refused with the data
+        deepest = max(1, cfg.size.bit_length() - 1 - 2)  # D's output must keep >= 1 pixel: size / 2^n >= 4
+        check_int("--n-layers-d", cfg.n_layers_d, 1, deepest,
+                  hint=f"at --size {cfg.size} the PatchGAN takes at most {deepest} layers (3 = 70x70 patches)")
+    if cfg.ref_style.enabled and cfg.refs < 1:
+        raise BadInput("--ref-cls-weight/--ref-metric-weight train the reference code: they need --refs >= 1")
+    check_generator_size(cfg.net_g, cfg.size)
+    check_preprocess(cfg.preprocess)
 
 
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
-    """vanilla: BCE with logits; lsgan: least squares. Targets 1 (real) / 0 (fake)."""
-    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    """vanilla: BCE with logits; lsgan: least squares. Targets 1 (real) / 0 (fake). Computed in fp32
+    (pred is cast before the target is built from it: under autocast it arrives in bf16/fp16)."""
     pred = pred.float()
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
     if mode == "lsgan":
         return F.mse_loss(pred, target)
     return F.binary_cross_entropy_with_logits(pred, target)
@@ -176,11 +220,13 @@ class PerceptualLoss(nn.Module):
         return sum(F.l1_loss(fx[k], fy[k].detach()) for k in fx) / len(fx)
 
 
-def linear_decay(epochs: int, epochs_decay: int):  # noqa: ANN201 - returns a LambdaLR factor function
-    """junyanz 'linear' policy: factor 1 for `epochs` epochs, then linearly towards 0."""
+def linear_decay(epochs: int, decay_epochs: int):  # noqa: ANN201 - returns a LambdaLR factor function
+    """junyanz 'linear' policy inside `epochs` in total: factor 1, then linearly towards 0 over the last
+    `decay_epochs`."""
+    constant = epochs - decay_epochs
 
     def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+        return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
 
     return factor
 
@@ -227,11 +273,10 @@ def evaluate(g: RefUNet, val: PairDataset, dist: DistInfo, limit: int, amp: bool
 
 @torch.no_grad()
 def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, amp: bool, path: Path) -> None:
-    """One row per item: A | refs... | fake B | real B (all at the output size)."""
-    from stylekit.data.images import save_grid
+    """One row per item, under column headers: structure | ref 1..K | output | target (all at the output size)."""
+    from stylekit.data.grid import save_labelled_grid
 
-    tiles: list[torch.Tensor] = []
-    ncol = 3
+    rows: list[list[torch.Tensor]] = []
     with inference_mode(g):
         for item in items:
             a = item["a"][None].to(device)
@@ -244,9 +289,10 @@ def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, a
                 row += [F.interpolate(r[None], size=(size, size), mode="bilinear", align_corners=False)[0].cpu()
                         for r in item["refs"]]
             row += [(fake[0].float().cpu() + 1) / 2, (item["b"] + 1) / 2]
-            ncol = len(row)
-            tiles.extend(row)
-    save_grid(tiles, path, nrow=ncol)
+            rows.append(row)
+    n_refs = len(rows[0]) - 3 if rows else 0
+    columns = ["structure", *(f"ref {k + 1}" for k in range(n_refs)), "output", "target"]
+    save_labelled_grid(path, rows, columns)
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
@@ -315,7 +361,7 @@ def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
     if source is None:
         t = data.train
         source = PairDataset(t.pairs[: cfg.samples], t.size, t.k, t.ref_pool, t.ref_size, t.direction,  # type: ignore[arg-type]
-                             train=False, seed=cfg.seed)
+                             train=False, seed=cfg.seed, preprocess=t.preprocess)
     by_label: dict[str, list[int]] = {}
     for i, pair in enumerate(source.pairs):
         by_label.setdefault(pair.label, []).append(i)
@@ -330,22 +376,27 @@ def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
 def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     """Train (or resume) a reference-conditioned pix2pix in `cfg.out`; see the module docstring."""
     check_config(cfg)
-    dist = init_distributed(cfg.device)
-    try:
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True)])
+    with distributed_job(cfg.device) as dist:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None)
+                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled, layout=cfg.layout,
+                               preprocess=cfg.preprocess, flip=cfg.flip)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
-    finally:
-        shutdown()
 
 
 def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) -> Pix2PixResult:
     console = get_console()
     device = dist.device
-    amp = cfg.amp and device.type == "cuda"
+    amp = cfg.amp and amp_dtype(device) is not None
+    if cfg.amp and not amp:
+        console.warn(f"--amp: {device} has no native low-precision type; training in fp32")
+    configure_backends(device, training=True, tf32=True)
     seed_everything(cfg.seed, dist.rank)
+    per_epoch = max(1, len(data.train) // cfg.batch)  # drop_last: whole global batches
+    log_plan("train-pix2pix", epochs=cfg.epochs, steps_per_epoch=per_epoch, total_steps=per_epoch * cfg.epochs,
+             detail=f"constant lr for {cfg.epochs - cfg.decay}, linear decay over the last {cfg.decay}")
     if data.val is None:
         console.warn("no held-out pairs (--val-fraction 0 and no split in the manifest): val_l1 is not measured")
     elif len(data.labels) < 2 and cfg.refs > 0:
@@ -357,18 +408,20 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     params_g, params_d = count_params(g), count_params(d)
     console.log(f"generator {params_g / 1e6:.2f}M parameters, discriminator {params_d / 1e6:.2f}M")
     vgg_loss = PerceptualLoss(cfg.vgg_weights).to(device) if cfg.lambda_vgg > 0 else None
+    style_classes = data.train.sampler.labels
+    head = GeneratorWithStyleHead(g, len(style_classes)).to(device) if cfg.ref_style.enabled else None
 
-    opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_g = torch.optim.Adam([p for p in (head or g).parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.epochs_decay))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.epochs_decay))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.decay))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.decay))
+    scaler = grad_scaler(device, amp)
 
     loader = make_loader(data.train, dist, cfg.batch, shuffle=True, seed=cfg.seed, drop_last=True,
                          num_workers=cfg.workers, pin_memory=device.type == "cuda",
                          persistent_workers=False)
     steps_per_epoch = loader.steps_per_epoch
-    total_epochs = cfg.epochs + cfg.epochs_decay
+    total_epochs = cfg.epochs
     config_doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
     config_doc.pop("fresh", None)
     runner = TrainRunner(run_dir, dist, config=config_doc, keep=cfg.keep, total=steps_per_epoch * total_epochs)
@@ -380,19 +433,20 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
         runner.register("sched_G", sched_g)
         runner.register("sched_D", sched_d)
         runner.register("scaler", scaler)
+        if head is not None:
+            runner.register("ref_classifier", head.classifier)
         state = runner.resume()
-        reapply_schedule(sched_g, sched_d)  # a rerun may extend --epochs/--epochs-decay
+        reapply_schedule(sched_g, sched_d)  # a rerun may extend --epochs/--decay-epochs
         step = int(state.get("step", 0))
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))
         resumed_from = step
 
-        g_ddp = wrap_ddp(g, dist)
+        g_ddp = wrap_ddp(head if head is not None else g, dist)
         d_ddp = wrap_ddp(DiscriminatorPair(d), dist)
         samples = _sample_items(data, cfg)
         log_every = max(1, min(50, steps_per_epoch // 4 or 1))
-        acc: dict[str, torch.Tensor] = {}
-        n_acc = 0
+        stats = RunningMeans(device)
         last_eval: dict[str, float | None] = {"val_l1": None, "val_l1_wrong_refs": None}
         t0 = time.monotonic()
         with runner.progress("train-pix2pix") as task:
@@ -406,7 +460,11 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                     refs = _to(batch, device, "refs")
                     assert a is not None and b is not None
                     with autocast(device, amp):
-                        fake = g_ddp(a, refs)
+                        if head is not None:
+                            code_images, code_labels = code_batch(batch, device)
+                            fake, codes, code_logits = g_ddp(a, refs, code_images)
+                        else:
+                            fake = g_ddp(a, refs)
                     # D step: 0.5 * (real + fake), fake detached
                     d.requires_grad_(True)
                     opt_d.zero_grad(set_to_none=True)
@@ -431,20 +489,21 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                             loss_g_vgg = vgg_loss(fake, b) * cfg.lambda_vgg
                         loss_g = loss_g + loss_g_vgg
                         parts["loss_G_VGG"] = loss_g_vgg
+                    if head is not None:
+                        loss_ref, ref_parts = ref_style_loss(cfg.ref_style, codes, code_logits, code_labels)
+                        loss_g = loss_g + loss_ref
+                        parts.update(ref_parts)
                     scaler.scale(loss_g).backward()
                     scaler.step(opt_g)
                     scaler.update()
                     step += 1
                     task.advance()
                     for k, v in parts.items():
-                        acc[k] = acc.get(k, torch.zeros((), device=device)) + v.detach().float()
-                    n_acc += 1
+                        stats.add(k, v)
                     if step % log_every == 0 or i + 1 == steps_per_epoch:
-                        means = {k: all_reduce_mean(v / n_acc, dist) for k, v in acc.items()}
-                        values = runner.check_finite(step, **means)
+                        values = runner.check_finite(step, **stats.means(dist))  # one collective, one read
                         runner.log_metrics(step, kind="train", epoch=epoch + (i + 1) / steps_per_epoch, **values)
                         task.update(l1=values["loss_G_L1"], d=values["loss_D_real"] + values["loss_D_fake"])
-                        acc, n_acc = {}, 0
                     if cfg.save_every > 0 and step % cfg.save_every == 0 and i + 1 < steps_per_epoch:
                         runner.save(step, epoch=epoch, batch=i + 1)
                     runner.stop_if_requested(step, epoch=epoch, batch=i + 1)
@@ -457,9 +516,15 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                 runner.log_metrics(step, kind="epoch", epoch=epoch, lr=opt_g.param_groups[0]["lr"], **last_eval)
                 if dist.is_main:
                     sample_grid(g, samples, device, amp, run_dir.samples / f"epoch-{epoch:04d}.png")
+                    runner.log_image(step, "samples/A_refs_fakeB_realB", run_dir.samples / f"epoch-{epoch:04d}.png")
                     plot_curves(run_dir.read_metrics(), run_dir.path / "loss_curves.png")
                     export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval,
                                                                 "labels": data.labels})  # type: ignore[arg-type]
+                    if cfg.refs > 0:
+                        export_ref_style_model(unwrap(g), head.classifier if head is not None else None,  # type: ignore[arg-type]
+                                               style_classes, run_dir.path,
+                                               {"epoch": epoch, "ref_cls_weight": cfg.ref_cls_weight,
+                                                "ref_metric_weight": cfg.ref_metric_weight})
                 runner.save(step, epoch=epoch, batch=0, pin=epoch == total_epochs)
                 runner.stop_if_requested(step, epoch=epoch, batch=0)
         seconds = time.monotonic() - t0

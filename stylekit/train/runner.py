@@ -12,6 +12,8 @@ Every trainer (classifier, pix2pix, stylegan) owns its loop; the runner owns wha
         runner.stop_if_requested(step, epoch=epoch, batch=i + 1)   # SIGTERM/SIGINT -> save, Interrupted
 
 All methods are called on every rank in the same order (some are collectives); only rank 0 writes.
+With the `tensorboard` package installed, rank 0 also mirrors metrics (and `log_image` sample grids) into
+TensorBoard event files in the run directory (stylekit/train/tensorboard.py).
 docs/training.md has a complete example and the checkpoint format.
 """
 
@@ -43,6 +45,7 @@ from stylekit.train.distributed import (
     broadcast_object,
     unwrap,
 )
+from stylekit.train.tensorboard import TensorBoardLog
 
 RNG_KEY = "rng"
 
@@ -159,6 +162,7 @@ class TrainRunner:
         self._announced = False
         self._old_handlers: dict[int, Any] = {}
         self._t_start = time.monotonic()
+        self.tensorboard = TensorBoardLog(run_dir.path, self.dist.is_main)
         if config is not None:
             run_dir.write_config(self.config)
         if handle_signals:
@@ -176,6 +180,7 @@ class TrainRunner:
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
         self._old_handlers.clear()
+        self.tensorboard.close()
 
     # -- what a checkpoint holds -------------------------------------------------------------------
     def register(self, name: str, obj: Any) -> Any:
@@ -218,6 +223,7 @@ class TrainRunner:
                 broadcast_module(module, self.dist)
             self.start_step = 0
             self._t_start = time.monotonic()
+            self.tensorboard.open()
             console.log(f"new run in {self.run_dir.path}")
             return {}
         folder = self.run_dir.checkpoints / name
@@ -233,6 +239,7 @@ class TrainRunner:
         self.start_step = step
         self.last_checkpoint = folder
         self.run_dir.rewind_metrics("step", step)
+        self.tensorboard.open(resume_step=step)
         where = f" of {self.total}" if self.total else ""
         console.log(f"resuming from {folder} (step {step}{where})")
         self._t_start = time.monotonic()
@@ -313,6 +320,7 @@ class TrainRunner:
         if any_rank(bool(error), self.dist):
             raise StylekitError(error or "rank 0 could not write a checkpoint", hint="free disk space or choose another --out; the previous checkpoint is intact")
         self.last_checkpoint = path
+        self.tensorboard.histogram_modules(step, self._modules())
         return path
 
     @torch.no_grad()
@@ -403,12 +411,18 @@ class TrainRunner:
         record["time"] = round(time.time(), 3)
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
+            self.tensorboard.scalars(step, {k: record[k] for k in values}, walltime=record["time"])
             shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k in values)
             head = f"step {step}/{self.total}" if self.total else f"step {step}"
             eta = self.eta(step)
             tail = f" | {_fmt_duration(self.elapsed)} elapsed" + (f", ETA {_fmt_duration(eta)}" if eta is not None else "")
             get_console().log(f"{head} {shown}{tail}")
         return record
+
+    def log_image(self, step: int, tag: str, path: Path) -> None:
+        """Mirror a sample grid the trainer wrote (PNG) into TensorBoard (rank 0; no-op elsewhere)."""
+        if self.dist.is_main:
+            self.tensorboard.image(step, tag, path)
 
     @property
     def elapsed(self) -> float:

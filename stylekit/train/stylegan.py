@@ -1,23 +1,30 @@
 """`stylekit finetune-stylegan`: StyleGAN2-ADA transfer learning (ADA + FreezeD) on the shared runner.
 
-`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--resume`, NVlabs'
+`finetune_stylegan(FinetuneConfig) -> FinetuneResult`. The transfer source (`--network`, NVlabs'
 meaning: the initial G, D and G_ema) loads through `load_network`; the run directory resumes on its
 own (rerun the command). One minibatch = the NVlabs phases Gmain, Greg (every 4), Dmain, Dreg
 (every 16), then the G EMA update and the ADA adjustment (every 4).
 
-Reproducibility: every random draw of a minibatch comes from a generator seeded by (seed, minibatch,
-phase) and is made for the global batch, each process keeping rows rank::world (the rows the loader
-gives it). So a resumed run repeats an uninterrupted one, and N processes repeat one process with
-the same global batch, without saving or syncing any random state. Gradients are averaged over
-processes explicitly (no DDP wrapper), so G's mapping and synthesis can be called separately.
+Reproducibility: every random draw of a minibatch is made on the device, by a generator seeded by
+(seed, minibatch, phase, rank), for this process's rows only; draws the whole minibatch shares (the
+style-mixing cut-off) come from a host generator seeded by (seed, minibatch, phase). So a resumed run
+repeats an uninterrupted one on the same number of processes, without saving or syncing any random
+state. Gradients are averaged over processes explicitly (no DDP wrapper), so G's mapping and
+synthesis can be called separately.
+
+GPU discipline (as NVlabs' loop): a minibatch reads no value back to Python. Statistics are summed
+on the device (`RunningMeans`) and all-reduced and read once per tick, where non-finite losses are
+detected (gradients are made finite by `_sync_grads` in between, as NVlabs does); the ADA controller
+adjusts p on the device. `--amp` runs the networks' fp16 blocks in fp16 (NVlabs' mixed precision,
+with conv_clamp; a network trained from scratch gets num_fp16_res=4, conv_clamp=256).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import random
 import resource
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,16 +32,26 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as tdist
 from PIL import Image
 from torch.utils.data import Dataset
 
+from stylekit.checks import check_int, check_number
+from stylekit.device import configure_backends
 from stylekit.errors import BadInput, MissingResource, StylekitError
 from stylekit.io.console import get_console
+from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
-from stylekit.train.distributed import DistInfo, all_reduce_mean, barrier, broadcast_object
+from stylekit.train.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_mean_,
+    barrier,
+    broadcast_object,
+)
+from stylekit.train.plan import log_plan
+from stylekit.train.stats import RunningMeans
 from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
 
 # NVlabs --cfg presets: ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema (kimg), ramp, map.
@@ -46,7 +63,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar": dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
 }
 CFG_NAMES = ("auto", *PRESETS)
-METRIC_NAMES = ("fid", "kid", "none")
 GRID_SEEDS = 16
 
 
@@ -74,7 +90,7 @@ class FinetuneConfig:
     snap: int = 50
     tick_kimg: float = 4.0
     ckpt_ticks: int = 1
-    metrics: list[str] = field(default_factory=lambda: ["none"])
+    metrics: list[str] = field(default_factory=lambda: ["none"])  # names from stylekit/metrics/registry.py
     metric_images: int = 1000
     grid_seeds: int = GRID_SEEDS
     device: str = "auto"
@@ -103,6 +119,7 @@ class FinetuneResult:
     hparams: dict[str, Any]
     last_metrics: dict[str, Any]
     snapshots: list[str]
+    folders: dict[str, int] = field(default_factory=dict)  # images per top-level DATA folder
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +172,13 @@ def resolve_hparams(cfg: FinetuneConfig, resolution: int, gpus: int, transfer: b
 
 
 def _check_options(cfg: FinetuneConfig) -> None:
+    for option, value in (("--kimg", cfg.kimg), ("--lr", cfg.lr), ("--gamma", cfg.gamma), ("--ema-kimg", cfg.ema_kimg),
+                          ("--ema-rampup", cfg.ema_rampup), ("--ada-kimg", cfg.ada_kimg), ("--p", cfg.p),
+                          ("--target", cfg.target), ("--tick-kimg", cfg.tick_kimg)):
+        if value is not None:
+            check_number(option, value)  # nan/inf pass every comparison below
+    check_int("--batch", cfg.batch, 1)
+    check_int("--workers", cfg.workers, 0)
     if cfg.aug not in AUG_MODES:
         raise BadInput(f"--aug {cfg.aug} is unknown", hint=f"use one of {', '.join(AUG_MODES)}")
     if cfg.augpipe not in AUGPIPES:
@@ -167,9 +191,9 @@ def _check_options(cfg: FinetuneConfig) -> None:
         raise BadInput("--aug fixed needs --p > 0", hint="e.g. --aug fixed --p 0.2, or --aug noaug")
     if cfg.freezed < 0 or cfg.snap < 1 or cfg.tick_kimg <= 0 or cfg.ckpt_ticks < 1 or cfg.metric_images < 2:
         raise BadInput("--freezed must be >= 0, --snap and --ckpt-ticks >= 1, --tick-kimg > 0, --metric-images >= 2")
-    bad = [m for m in cfg.metrics if m not in METRIC_NAMES]
-    if bad:
-        raise BadInput(f"--metrics {','.join(bad)} is unknown", hint="use fid, kid, fid,kid or none")
+    from stylekit.metrics.snapshot import parse_snapshot_metrics
+
+    parse_snapshot_metrics(cfg.metrics, cfg.metric_images)
     if cfg.ada_kimg is not None and cfg.ada_kimg <= 0:
         raise BadInput("--ada-kimg must be positive")
 
@@ -190,12 +214,16 @@ class StyleGANImages(Dataset):
     """
 
     def __init__(self, source: str, resolution: int, mirror: bool = False) -> None:
-        from stylekit.metrics.features import open_image_set
+        from stylekit.data.imageset import open_image_set
 
         self.source = source
         self.resolution = resolution
         self.mirror = mirror
-        self.items = open_image_set(source).items
+        image_set = open_image_set(source)
+        self.items = image_set.items
+        for s in image_set.skipped:
+            get_console().warn(f"skipped {s.path}: {s.reason}")
+        self.folders = image_set.folder_counts() if Path(source).is_dir() else {".": len(self.items)}
         if not self.items:
             raise BadInput(f"{source}: no images found", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
         self._check_sizes()
@@ -209,7 +237,7 @@ class StyleGANImages(Dataset):
             for item in self.items:
                 try:
                     if item.member is None:
-                        with Image.open(item.file) as img:
+                        with open_regular(item.file, "image") as fh, Image.open(fh) as img:
                             size = img.size
                     else:
                         if zf is None:
@@ -236,7 +264,7 @@ class StyleGANImages(Dataset):
         return len(self.items) * (2 if self.mirror else 1)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from stylekit.metrics.features import decode_item
+        from stylekit.data.imageset import decode_item
 
         n = len(self.items)
         img = decode_item(self.items[index % n])
@@ -262,28 +290,31 @@ class Networks:
 
 
 def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
-    """The transfer source (rank 0 resolves/downloads first; every rank then loads the same file)."""
+    """The transfer source. Every rank resolves it itself: under multi-node torchrun a path resolved on
+    rank 0 may not exist on another node's disk; on one node the download lock in stylekit.weights
+    lets the first rank fetch while the others wait and then find the file. Errors are agreed on, so
+    every rank fails the same way (no rank is left waiting in a collective)."""
     from stylekit.nets.stylegan2.load import load_network, resolve_network_path
 
     error: tuple[str, str, str | None] | None = None
     path = None
-    if dist.is_main:
-        try:
-            path = str(resolve_network_path(cfg.resume))
-        except StylekitError as exc:
-            kind = "missing" if isinstance(exc, MissingResource) else "bad"
-            fetch = getattr(exc, "fetch_command", None)
-            error = (kind, exc.message, exc.hint if fetch is None else fetch)
-    error, path = broadcast_object((error, path), dist)
+    try:
+        path = str(resolve_network_path(cfg.resume))
+    except StylekitError as exc:
+        kind = "missing" if isinstance(exc, MissingResource) else "bad"
+        fetch = getattr(exc, "fetch_command", None)
+        error = (kind, exc.message, exc.hint if fetch is None else fetch)
+    error = next((e for e in all_gather_object(error, dist) if e is not None), None)
     if error is not None:
         kind, message, extra = error
         if kind == "missing":
-            raise MissingResource(f"transfer source --resume {cfg.resume}: {message}", fetch_command=extra)
-        raise BadInput(f"--resume {cfg.resume}: {message}", hint=extra)
+            raise MissingResource(f"transfer source --network {cfg.resume}: {message}", fetch_command=extra)
+        raise BadInput(f"--network {cfg.resume}: {message}", hint=extra)
+    assert path is not None
     loaded = load_network(path, "cpu")
     G = loaded.G if loaded.G is not None else loaded.G_ema
     if G is None:
-        raise BadInput(f"--resume {cfg.resume}: holds no generator")
+        raise BadInput(f"--network {cfg.resume}: holds no generator")
     G = _copy_generator(G)
     if loaded.D is not None:
         D = _unfrozen_discriminator(loaded.D)
@@ -312,13 +343,21 @@ def _copy_generator(G: Generator) -> Generator:
     return out
 
 
+def scratch_precision(amp: bool) -> dict[str, Any]:
+    """NVlabs' training setting for mixed precision: the 4 highest resolutions in fp16, activations
+    clamped to +-256 (so fp16 cannot overflow); all fp32 without --amp (NVlabs --fp32)."""
+    return dict(num_fp16_res=4, conv_clamp=256) if amp else dict(num_fp16_res=0, conv_clamp=None)
+
+
 def _scratch_networks(cfg: FinetuneConfig, resolution: int, hp: dict[str, Any]) -> Networks:
-    """`--resume none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
+    """`--network none`: new networks from the preset (channel_base = fmaps x 32768, map layers)."""
     torch.manual_seed(cfg.seed)
     base = int(hp["fmaps"] * 32768)
+    precision = scratch_precision(cfg.amp)
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
-                  mapping_kwargs=dict(num_layers=hp["map"]), synthesis_kwargs=dict(channel_base=base, channel_max=512))
-    D = Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=base, channel_max=512)
+                  mapping_kwargs=dict(num_layers=hp["map"]),
+                  synthesis_kwargs=dict(channel_base=base, channel_max=512, **precision))
+    D = Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=base, channel_max=512, **precision)
     return Networks(G, D, None, "none", False)
 
 
@@ -338,33 +377,30 @@ def freeze_discriminator(D: Discriminator, freezed: int) -> tuple[list[torch.nn.
 # ----------------------------------------------------------------------------------- helpers
 
 
-def _phase_random(seed: int, batch_idx: int, phase: int, total: int, dist: DistInfo) -> BatchRandom:
-    state = np.random.SeedSequence([seed, batch_idx, phase]).generate_state(2, np.uint32)
-    gen = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
-    return BatchRandom(gen, total=total, offset=dist.rank, stride=dist.world_size, device=dist.device)
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0])
+
+
+def phase_random(seed: int, batch_idx: int, phase: int, dist: DistInfo) -> BatchRandom:
+    """The draws of one phase of one minibatch on this rank: made on its device from (seed, minibatch,
+    phase, rank); shared draws on the host from (seed, minibatch, phase)."""
+    local = torch.Generator(device=dist.device).manual_seed(_seed(seed, batch_idx, phase, dist.rank))
+    shared = random.Random(_seed(seed, batch_idx, phase))
+    return BatchRandom(local, device=dist.device, shared=shared)
 
 
 def _sync_grads(params: list[torch.nn.Parameter], dist: DistInfo) -> None:
     """Average gradients over processes, and replace nan/inf by finite values (NVlabs)."""
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    if dist.distributed:
-        flat = torch.cat([g.flatten() for g in grads])
-        tdist.all_reduce(flat)
-        flat /= dist.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+    all_reduce_mean_(grads, dist)
     for g in grads:
         torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5, out=g)
 
 
 def _sync_w_avg(G: Generator, dist: DistInfo) -> None:
     """w_avg moves by the mean w of each process's rows; the average over processes is the global one."""
-    if dist.distributed and hasattr(G.mapping, "w_avg"):
-        G.mapping.w_avg.copy_(all_reduce_mean(G.mapping.w_avg, dist))
+    if hasattr(G.mapping, "w_avg"):
+        all_reduce_mean_([G.mapping.w_avg], dist)
 
 
 def _peak_mem_mb(device: torch.device) -> float:
@@ -375,6 +411,16 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 def kimg_label(nimg: int) -> str:
     return f"{nimg // 1000:06d}" + (f".{nimg % 1000:03d}" if nimg % 1000 else "")
+
+
+def link_nvlabs_name(snapshot: Path, nimg: int) -> Path:
+    """Give a snapshot NVlabs' name `network-snapshot-<kimg:06d>` too (scripts written for NVlabs run dirs
+    look for it). Whole-kimg snapshots already have it; others get a hard link (the newest one within a kimg wins,
+    as NVlabs would overwrite its file)."""
+    from stylekit.io.atomic import link_atomic
+
+    nvlabs = snapshot.with_name(f"network-snapshot-{nimg // 1000:06d}{snapshot.suffix}")
+    return nvlabs if nvlabs == snapshot else link_atomic(snapshot, nvlabs)
 
 
 @torch.no_grad()
@@ -389,48 +435,61 @@ def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, b
     return out
 
 
-def _inception_available(metrics: list[str]) -> bool:
-    wanted = [m for m in metrics if m != "none"]
-    if not wanted:
-        return False
-    try:
-        from stylekit.weights import weights_path
+def _metrics_available(metrics: list[str]) -> bool:
+    from stylekit.metrics.snapshot import missing_weights, parse_snapshot_metrics
 
-        weights_path("inception-fid")
-        return True
-    except MissingResource as exc:
-        get_console().warn(
-            f"--metrics {','.join(wanted)} skipped: the Inception weights are missing ({exc.message}); "
-            "fetch them with `stylekit download inception-fid` and rerun"
-        )
-        return False
+    specs = parse_snapshot_metrics(metrics)
+    why = missing_weights(specs) if specs else None
+    if why is not None:
+        get_console().warn(f"--metrics {','.join(s.name for s in specs)} skipped: {why}")
+    return bool(specs) and why is None
 
 
-def _compute_metrics(G: Generator, cfg: FinetuneConfig, run_path: Path, device: torch.device) -> dict[str, float]:
-    """FID/KID of `metric_images` G_ema samples against DATA (clean-fid pipeline, feature cache)."""
-    from stylekit.io.atomic import save_image_atomic
-    from stylekit.metrics.score import ScoreConfig, score_sets
+class Phases:
+    """The four phases of one minibatch (NVlabs: Gmain, Greg every 4, Dmain, Dreg every 16) with their
+    optimiser steps and gradient averaging; statistics go to `stats` on the device, nothing is read."""
 
-    folder = run_path / ".metric-fakes"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    try:
-        gen = torch.Generator().manual_seed(123456789)
-        done = 0
-        with torch.no_grad():
-            while done < cfg.metric_images:
-                n = min(16, cfg.metric_images - done)
-                z = torch.randn(n, G.z_dim, generator=gen).to(device)
-                img = ((G(z, None, noise_mode="const").clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-                for k in range(n):
-                    save_image_atomic(folder / f"{done + k:06d}.png", Image.fromarray(img[k].permute(1, 2, 0).numpy()))
-                done += n
-        wanted = [m for m in cfg.metrics if m != "none"]
-        report = score_sets(ScoreConfig(a=str(folder), b=cfg.data, metrics=wanted, device=str(device),
-                                        kid_subset_size=min(1000, cfg.metric_images, 1000)))
-        return {m: float(report.metrics[m]["value"]) for m in wanted if m in report.metrics}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    def __init__(self, loss: StyleGAN2Loss, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+                 params_G: list[torch.nn.Parameter], params_D: list[torch.nn.Parameter], stats: RunningMeans,
+                 dist: DistInfo) -> None:
+        self.loss, self.opt_G, self.opt_D = loss, opt_G, opt_D
+        self.params_G, self.params_D, self.stats, self.dist = params_G, params_D, stats, dist
+        self.real_logits = torch.zeros(0, device=dist.device)
+
+    def _step(self, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], value: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        _sync_grads(params, self.dist)
+        opt.step()
+
+    def _train_D(self, on: bool) -> None:
+        for p in self.params_D:
+            p.requires_grad_(on)
+
+    def minibatch(self, seed: int, batch_idx: int, real: torch.Tensor, n: int, n_pl: int, greg: bool, dreg: bool) -> None:
+        loss, add = self.loss, self.stats.add
+        self._train_D(False)
+        l_g = loss.gen_main(phase_random(seed, batch_idx, 0, self.dist), n, None)
+        self._step(self.opt_G, self.params_G, l_g)
+        add("loss_G", l_g)
+        if greg:
+            l_pl, pl_len = loss.gen_pl(phase_random(seed, batch_idx, 1, self.dist), n_pl, None)
+            self._step(self.opt_G, self.params_G, l_pl)
+            add("pl_length", pl_len)
+            add("loss_Gpl", l_pl / 4)
+        self._train_D(True)
+        l_d, l_fake, l_real, real_logits = loss.disc_main(phase_random(seed, batch_idx, 2, self.dist), n, real, None)
+        self._step(self.opt_D, self.params_D, l_d)
+        self.real_logits = real_logits
+        add("loss_D", l_d)
+        add("loss_D_fake", l_fake)
+        add("loss_D_real", l_real)
+        add("score_real", real_logits.mean())
+        if dreg:
+            l_r1, r1 = loss.disc_r1(phase_random(seed, batch_idx, 3, self.dist), real, None)
+            self._step(self.opt_D, self.params_D, l_r1)
+            add("r1_penalty", r1)
+            add("loss_Dr1", l_r1 / 16)
 
 
 # ----------------------------------------------------------------------------------- training
@@ -438,14 +497,12 @@ def _compute_metrics(G: Generator, cfg: FinetuneConfig, run_path: Path, device: 
 
 def finetune_stylegan(cfg: FinetuneConfig) -> FinetuneResult:
     """Fine-tune (or train) a StyleGAN2 with ADA and FreezeD; resumable; runs under torchrun."""
-    from stylekit.train.distributed import init_distributed, shutdown
+    from stylekit.train.distributed import distributed_job
 
     _check_options(cfg)
-    dist = init_distributed(cfg.device)
-    try:
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--network", cfg.resume)])
+    with distributed_job(cfg.device) as dist:
         return _train(cfg, dist)
-    finally:
-        shutdown()
 
 
 def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
@@ -457,13 +514,14 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     t_start = time.monotonic()
     if not Path(cfg.data).expanduser().exists():
         raise BadInput(f"{cfg.data} does not exist", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
+    _refuse_toy_root(cfg.data)
     transfer = cfg.resume.lower() != "none"
     if transfer:
         nets = _load_source(cfg, dist)
         resolution = nets.G.img_resolution
         hp = resolve_hparams(cfg, resolution, dist.world_size, True)
     else:
-        from stylekit.metrics.features import open_image_set
+        from stylekit.data.imageset import open_image_set
 
         items = open_image_set(cfg.data).items
         if not items:
@@ -474,9 +532,10 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         nets = _scratch_networks(cfg, resolution, hp)
     G, D = nets.G, nets.D
     if G.c_dim:
-        raise BadInput(f"--resume {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
+        raise BadInput(f"--network {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
                        hint="use an unconditional transfer source such as ffhq-256")
     dataset = StyleGANImages(cfg.data, resolution, cfg.mirror)
+    _log_folders(cfg.data, dataset.folders)
     if len(dataset) < hp["batch"]:
         raise BadInput(f"{cfg.data}: {len(dataset)} images, fewer than one batch of {hp['batch']}",
                        hint="lower --batch, add images or use --mirror")
@@ -484,9 +543,10 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     if cfg.freezed > n_layers:
         raise BadInput(f"--freezed {cfg.freezed}: this discriminator has {n_layers} freezable layers (0..{n_layers - 1})")
     if cfg.amp and dist.device.type != "cuda":
-        console.warn("--amp runs only on CUDA; training in fp32")
+        console.warn("--amp (fp16 blocks) runs only on CUDA; training in fp32")
 
     device = dist.device
+    configure_backends(device, training=True, tf32=False)  # NVlabs: TF32 off for StyleGAN
     G.to(device).train().requires_grad_(True)
     D.to(device).train()
     D.b4.mbstd.group_size = hp["mbstd_group"] if D.b4.mbstd is not None else None  # type: ignore[union-attr]
@@ -498,14 +558,16 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     opt_G = lazy_adam(list(G.parameters()), hp["lr"], 4)
     opt_D = lazy_adam(trainable_D, hp["lr"], 16)
     augment = AugmentPipe(cfg.augpipe, p=0.0).to(device) if cfg.aug != "noaug" else None
-    ada = AdaController(AdaConfig(mode=cfg.aug, p=cfg.p, target=cfg.target, ada_kimg=hp["ada_kimg"]))
+    ada = AdaController(AdaConfig(mode=cfg.aug, p=cfg.p, target=cfg.target, ada_kimg=hp["ada_kimg"]), device)
     loss = StyleGAN2Loss(G, D, augment, LossConfig(r1_gamma=hp["gamma"], style_mixing=hp["style_mixing"],
                                                      pl_weight=hp["pl_weight"], fp16=cfg.amp and device.type == "cuda"), dist)
     batch, per_rank = hp["batch"], hp["per_rank"]
     pl_per_rank = max(per_rank // 2, 1)
     total_nimg = int(round(hp["kimg"] * 1000))
     tick_nimg = int(round(cfg.tick_kimg * 1000))
-    metrics_on = _inception_available(cfg.metrics) if dist.is_main else False
+    log_plan("finetune-stylegan", epochs=round(total_nimg / max(len(dataset), 1), 2), steps_per_epoch=None,
+             total_steps=-(-total_nimg // batch), detail=f"{hp['kimg']:g} kimg of real images at batch {batch}")
+    metrics_on = _metrics_available(cfg.metrics) if dist.is_main else False
     metrics_on = broadcast_object(metrics_on, dist)
 
     run_config = {k: v for k, v in asdict(cfg).items() if k not in ("fresh", "device", "workers", "out")}
@@ -529,7 +591,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         loss.pl_mean.fill_(float(state.get("pl_mean", 0.0)))
         resumed_from = cur_nimg
         if augment is not None:
-            augment.p = ada.p
+            augment.p = ada.p_tensor
         loader = make_loader(dataset, dist, batch, seed=cfg.seed, num_workers=cfg.workers,
                              pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
         seeds = list(range(cfg.grid_seeds))
@@ -541,13 +603,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
             + (f" ({cfg.augpipe}, target {cfg.target}, ada_kimg {hp['ada_kimg']})" if cfg.aug == "ada" else "")
             + (f", freezed {cfg.freezed} ({', '.join(frozen)})" if frozen else "")
         )
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-
-        def acc(name: str, value: torch.Tensor | float) -> None:
-            # Local sums; averaged over processes once per tick (every process runs the same phases).
-            sums[name] = sums.get(name, 0.0) + float(value.detach() if isinstance(value, torch.Tensor) else value)
-            counts[name] = counts.get(name, 0) + 1
+        stats = RunningMeans(device)
+        phases = Phases(loss, opt_G, opt_D, list(G.parameters()), trainable_D, stats, dist)
 
         def counters() -> dict[str, Any]:
             return dict(epoch=epoch, batch=b, batch_idx=batch_idx, tick=tick, tick_start=tick_start,
@@ -560,72 +617,30 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         with runner.progress("finetune") as bar:
             for e, i, imgs in loader.batches(epoch, b, count=steps):
                 real = to_model_range(imgs, device)
-                do_greg = hp["pl_weight"] > 0 and batch_idx % 4 == 0
-                do_dreg = hp["gamma"] > 0 and batch_idx % 16 == 0
-                # Gmain
-                for p in trainable_D:
-                    p.requires_grad_(False)
-                opt_G.zero_grad(set_to_none=True)
-                l_g = loss.gen_main(_phase_random(cfg.seed, batch_idx, 0, batch, dist), per_rank, None)
-                runner.check_finite(cur_nimg + batch, loss_G=l_g)
-                l_g.backward()
-                _sync_grads(list(G.parameters()), dist)
-                opt_G.step()
-                acc("loss_G", l_g)
-                if do_greg:
-                    opt_G.zero_grad(set_to_none=True)
-                    l_pl, pl_len = loss.gen_pl(_phase_random(cfg.seed, batch_idx, 1, pl_per_rank * dist.world_size, dist),
-                                               pl_per_rank, None)
-                    l_pl.backward()
-                    _sync_grads(list(G.parameters()), dist)
-                    opt_G.step()
-                    acc("pl_length", pl_len)
-                    acc("loss_Gpl", l_pl / 4)
-                # Dmain
-                for p in trainable_D:
-                    p.requires_grad_(True)
-                opt_D.zero_grad(set_to_none=True)
-                l_d, l_fake, l_real, real_logits = loss.disc_main(_phase_random(cfg.seed, batch_idx, 2, batch, dist),
-                                                                  per_rank, real, None)
-                runner.check_finite(cur_nimg + batch, loss_D=l_d)
-                l_d.backward()
-                _sync_grads(trainable_D, dist)
-                opt_D.step()
-                ada.accumulate(real_logits)
-                acc("loss_D", l_d)
-                acc("loss_D_fake", l_fake)
-                acc("loss_D_real", l_real)
-                acc("score_real", real_logits.mean())
-                if do_dreg:
-                    opt_D.zero_grad(set_to_none=True)
-                    l_r1, r1 = loss.disc_r1(_phase_random(cfg.seed, batch_idx, 3, batch, dist), real, None)
-                    l_r1.backward()
-                    _sync_grads(trainable_D, dist)
-                    opt_D.step()
-                    acc("r1_penalty", r1)
-                    acc("loss_Dr1", l_r1 / 16)
+                phases.minibatch(cfg.seed, batch_idx, real, per_rank, pl_per_rank,
+                                 greg=hp["pl_weight"] > 0 and batch_idx % 4 == 0,
+                                 dreg=hp["gamma"] > 0 and batch_idx % 16 == 0)
+                ada.accumulate(phases.real_logits)
                 # EMA, counters, ADA
                 _sync_w_avg(G, dist)
                 ema.update(G, batch_size=batch, cur_nimg=cur_nimg)
                 cur_nimg, epoch, b, batch_idx = cur_nimg + batch, e, i + 1, batch_idx + 1
                 if ada.step(batch_idx, batch, dist):
-                    acc("rt", ada.rt or 0.0)  # the tick's mean r_t (same on every process)
+                    stats.add("rt", ada.rt_tensor)  # the tick's mean r_t (same on every process)
                     if augment is not None:
-                        augment.p = ada.p
+                        augment.p = ada.p_tensor
                 bar.advance(batch)
                 done = cur_nimg >= total_nimg
                 if cur_nimg >= tick_start + tick_nimg or done:
                     tick += 1
                     secs = time.monotonic() - t_tick
-                    keys = sorted(sums)
-                    means = all_reduce_mean(torch.tensor([sums[k] / counts[k] for k in keys], dtype=torch.float64), dist)
-                    values: dict[str, Any] = {k: round(float(v), 6) for k, v in zip(keys, means.tolist(), strict=True)}
+                    means = stats.means(dist)
+                    runner.check_finite(cur_nimg, **{k: v for k, v in means.items() if k.startswith("loss")})
+                    values: dict[str, Any] = {k: round(v, 6) for k, v in means.items()}
                     values.update(kimg=cur_nimg / 1000, tick=tick, augment_p=ada.p,
                                   sec_per_tick=round(secs, 3),
                                   sec_per_kimg=round(secs / max((cur_nimg - tick_start) / 1000, 1e-9), 3),
                                   peak_mem_mb=round(_peak_mem_mb(device), 1))
-                    sums.clear()
-                    counts.clear()
                     tick_start = cur_nimg
                     snapshot = done or tick % cfg.snap == 0
                     if snapshot:
@@ -635,12 +650,16 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                             save_network(run_dir.path / name, G=G, G_ema=ema.module, D=D,
                                          extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source})
                             result_snapshots.append(name)
+                            link_nvlabs_name(run_dir.path / name, cur_nimg)
                             from stylekit.data.images import save_grid
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
+                            runner.log_image(cur_nimg, "samples/fakes", run_dir.samples / f"fakes-{label}.png")
                             if metrics_on:
-                                ema.module.eval()
-                                values.update(_compute_metrics(ema.module, cfg, run_dir.path, device))
+                                from stylekit.metrics.snapshot import parse_snapshot_metrics, snapshot_metrics
+
+                                values.update(snapshot_metrics(ema.module.eval(), parse_snapshot_metrics(cfg.metrics), cfg.data, run_dir,
+                                                               name, device, cfg.metric_images, dist.world_size))
                         barrier(dist)
                     runner.log_metrics(cur_nimg, **values)
                     last_metrics = values
@@ -649,7 +668,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                     elif tick % cfg.ckpt_ticks == 0:
                         runner.save(cur_nimg, **counters())
                     t_tick = time.monotonic()
-                runner.stop_if_requested(cur_nimg, **counters())
+                if runner.should_stop():  # counters() reads device values: only when stopping
+                    runner.stop_if_requested(cur_nimg, **counters())
         final = run_dir.path / "network-final.safetensors"
         if dist.is_main and (steps > 0 or not final.exists()):
             save_network(final, G=G, G_ema=ema.module, D=D,
@@ -664,12 +684,36 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
             resolution=resolution, batch=batch, freezed=cfg.freezed, frozen_layers=frozen, images=len(dataset),
             resumed_from_kimg=resumed_from / 1000, seconds=round(elapsed, 3),
             sec_per_kimg=round(runner.elapsed / (trained / 1000), 3) if trained else None,
-            hparams=hp, last_metrics=last_metrics, snapshots=result_snapshots,
+            hparams=hp, last_metrics=last_metrics, snapshots=result_snapshots, folders=dataset.folders,
         )
 
 
+def _refuse_toy_root(data: str) -> None:
+    """A toy-styles root mixes every style with content/ (unstyled structure images): not one distribution."""
+    from stylekit.data.toy import CONTENT, is_toy_root
+
+    if is_toy_root(data):
+        styles = sorted(d.name for d in Path(data).iterdir() if d.is_dir() and d.name != CONTENT and not d.name.startswith("."))
+        raise BadInput(
+            f"DATA {data} is a toy-styles folder: {len(styles)} style folders ({', '.join(styles[:4])}"
+            f"{', ...' if len(styles) > 4 else ''}) and {CONTENT}/, its unstyled structure images; "
+            "a GAN trained on it would learn all of them mixed",
+            hint=f"pass one style folder, e.g. {Path(data) / styles[0]}, or gather several with "
+                 f"`stylekit prepare {data} OUT.zip --format stylegan-zip --size 64 --exclude {CONTENT}`",
+        )
+
+
+def _log_folders(data: str, counts: dict[str, int]) -> None:
+    """Say which folders the training images come from (several folders train as one distribution)."""
+    if len(counts) > 1:
+        shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:8])
+        more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
+        get_console().log(f"DATA {data}: {sum(counts.values())} images from {len(counts)} folders, trained as one "
+                          f"distribution: {shown}{more}")
+
+
 def _first_size(item: Any) -> int:
-    from stylekit.metrics.features import decode_item
+    from stylekit.data.imageset import decode_item
 
     w, h = decode_item(item).size
     if w != h or w < 4 or w & (w - 1):

@@ -6,8 +6,7 @@ Each phase returns the loss to back-propagate, already multiplied by its lazy-re
 lazy regularisation (lr x r/(r+1), betas ** (r/(r+1))) is in `lazy_adam`.
 
 All randomness (z, the second z and cut-off of style mixing, per-layer noise maps, the path-length
-probe) comes from a `BatchRandom` that draws for the global batch, so N processes compute exactly
-what one process computes with the whole batch.
+probe) comes from a `BatchRandom`: drawn on the device for this process's rows only.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def noise_layers(G: Generator) -> list[torch.nn.Module]:
 
 @contextlib.contextmanager
 def batch_noise(layers: list[torch.nn.Module], rnd: BatchRandom, n: int) -> Iterator[None]:
-    """Run synthesis with noise_mode='const' on noise drawn from `rnd` for the global batch.
+    """Run synthesis with noise_mode='const' on noise drawn from `rnd` (on the device, this rank's rows).
 
     The layers' noise_const buffers are swapped for [n, 1, R, R] maps (broadcast by the layer) for
     the duration, then restored: the saved `noise_const` never changes.
@@ -99,7 +98,7 @@ class StyleGAN2Loss:
         return img, ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None, rnd: BatchRandom) -> torch.Tensor:
-        if self.augment is not None and self.augment.p > 0:
+        if self.augment is not None:  # p lives on the device: no host test of p > 0 (NVlabs)
             img = self.augment(img, rnd)
         return self.D(img, c, force_fp32=not self.cfg.fp16)
 

@@ -18,6 +18,7 @@ from stylekit.errors import BadInput
 
 DEFAULT_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 DEFAULT_CONTENT_LAYERS = ["relu4_2"]
+DEFAULT_SIZE = 512  # gatys: longer output side when --size is not given
 MIN_SIZE = 16  # relu5_1 sits behind four 2x poolings
 MAX_SIZE = 4096  # longer output side in px; 4096^2 already needs tens of GB for VGG19 activations
 OPTIMIZERS = ("lbfgs", "adam")
@@ -34,7 +35,7 @@ class TransferConfig:
 
     content: Path
     styles: list[Path]
-    out: Path
+    out: Path | str  # text keeps a trailing "/" (`--out styled/` names a folder; io/outpath.py)
     method: str = "gatys"
     arch: str = "vgg19"
     content_layers: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_LAYERS))
@@ -53,18 +54,22 @@ class TransferConfig:
     style_scale: float = 1.0
     original_colors: bool = False
     pooling: str = "max"
-    size: int = 512
+    size: int | None = None  # None: the method's default (gatys DEFAULT_SIZE; pix2pix the model's training size)
     multires: list[int] | None = None
     content_loss: str = "mse"
+    normalize_gradients: bool = False  # jcjohnson: L1-normalise each content/style layer's gradient
     weights: str | None = None
     save_every: int = 0
     device: str = "auto"
     precision: str = "auto"
+    model: Path | None = None  # --method pix2pix: a train-pix2pix run directory or its generator file
+    targets: Path | None = None  # --method pix2pix on a folder: ground truth for OUT/index.html
+    fresh: bool = False  # batch mode: redo outputs made with other inputs or options
 
     @property
     def stage_sizes(self) -> list[int]:
         """Longer output side of each stage: the --multires list, else just --size."""
-        return list(self.multires) if self.multires else [self.size]
+        return list(self.multires) if self.multires else [DEFAULT_SIZE if self.size is None else self.size]
 
     @property
     def stage_steps(self) -> list[int]:
@@ -93,9 +98,13 @@ class TransferConfig:
         for name, value in (("--content-weight", self.content_weight), ("--style-weight", self.style_weight), ("--tv-weight", self.tv_weight)):
             if not math.isfinite(value) or value < 0:
                 raise BadInput(f"{name} must be a finite number >= 0, got {value}")
+        if self.normalize_gradients and self.optimizer == "lbfgs":
+            raise BadInput("--normalize-gradients needs --optimizer adam: L-BFGS's line search checks the loss against "
+                           "its gradient, and normalised gradients are not the loss gradient (it stops at once)",
+                           hint="add --optimizer adam (docs/transfer.md has a measured comparison)")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise BadInput(f"--lr must be > 0, got {self.lr}")
-        for option, size in [("--size", self.size)] + [("--multires", s) for s in (self.multires or [])]:
+        for option, size in [("--size", DEFAULT_SIZE if self.size is None else self.size)] + [("--multires", s) for s in (self.multires or [])]:
             if not MIN_SIZE <= size <= MAX_SIZE:
                 raise BadInput(
                     f"{option} {size} is out of range: the longer output side must be {MIN_SIZE}..{MAX_SIZE} px",
@@ -133,3 +142,12 @@ class TransferConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "styles" else v) for k, v in asdict(self).items()}
+
+    def shaping_options(self) -> dict[str, Any]:
+        """The options that shape an output (for its recipe): all but where things go and how fast."""
+        return {k: v for k, v in self.to_dict().items() if k not in _NOT_SHAPING}
+
+
+# Options that never change an output's pixels: paths (content/out; styles and weights enter the recipe
+# by their bytes), the device, intermediate frames, and --fresh itself.
+_NOT_SHAPING = frozenset({"content", "out", "styles", "weights", "model", "device", "save_every", "fresh"})

@@ -30,7 +30,7 @@ from stylekit.nets.vgg import (
 )
 from stylekit.transfer.colour import grey, luminance, match_luminance, with_content_chroma
 from stylekit.transfer.config import TransferConfig
-from stylekit.transfer.losses import CONTENT_LOSSES, style_loss, tv_loss
+from stylekit.transfer.losses import CONTENT_LOSSES, normalize_gradient, style_loss, tv_loss
 from stylekit.transfer.optimise import LossFn, StageLog, optimise
 
 
@@ -60,7 +60,10 @@ class GatysStylizer:
         layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.min_side = min_input_side(cfg.arch, layers)
         self.device = resolve_device(cfg.device)
-        self.precision = resolve_precision(cfg.precision, self.device)
+        # L-BFGS stops when the loss changes by < 1e-9 or the curvature pair is tiny: bf16 features
+        # quantise both, so 'auto' keeps L-BFGS in fp32 (an explicit --precision bf16 is honoured).
+        auto_fp32 = cfg.precision == "auto" and cfg.optimizer == "lbfgs"
+        self.precision = "fp32" if auto_fp32 else resolve_precision(cfg.precision, self.device)
         self.style_images = [load_rgb(p) for p in cfg.styles]
         self.blend = cfg.blend()
         self.layer_weights = cfg.style_layer_weights()
@@ -127,8 +130,8 @@ class GatysStylizer:
         if self.cfg.init == "random":
             # jcjohnson: randn * 0.001 around the mean pixel (a flat ImageNet-mean image plus faint noise).
             generator = torch.Generator().manual_seed(self.cfg.seed)
-            noise = torch.randn(1, 3, height, width, generator=generator) * 1e-3
-            return (noise + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).to(self.device)
+            noise = torch.randn(1, 3, height, width, generator=generator, device="cpu") * 1e-3
+            return (noise + torch.tensor(IMAGENET_MEAN, device="cpu").view(1, 3, 1, 1)).to(self.device)
         assert self.init_image is not None
         return self._to_device(self.init_image.resize((width, height), Image.Resampling.LANCZOS))
 
@@ -139,7 +142,7 @@ class GatysStylizer:
         oc = cfg.original_colors
         stages: list[StageLog] = []
         previous: torch.Tensor | None = None
-        variable = content = torch.empty(0)
+        variable = content = torch.empty(0, device=self.device)
         steps_per_stage = cfg.stage_steps
         for index, (size, steps) in enumerate(zip(cfg.stage_sizes, steps_per_stage, strict=True), start=1):
             content_img = fit_longer_side(original, size)
@@ -186,11 +189,19 @@ class GatysStylizer:
     def _loss_fn(self, c_targets: dict[str, torch.Tensor], s_targets: dict[str, torch.Tensor]) -> LossFn:
         cfg = self.cfg
 
+        c_scale = {layer: cfg.content_weight for layer in self.content_layers}
+        s_scale = {layer: cfg.style_weight * w for layer, w in zip(self.style_layers, self.layer_weights, strict=True)}
+
         def loss_fn(image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             feats = self.vgg(image)
-            content = sum(self.content_loss(feats[layer], c_targets[layer]) for layer in self.content_layers)
+
+            def feat(layer: str, scale: float) -> torch.Tensor:  # jcjohnson's -normalize_gradients, per layer
+                return normalize_gradient(feats[layer], scale) if cfg.normalize_gradients else feats[layer]
+
+            content = sum(self.content_loss(feat(layer, c_scale[layer]), c_targets[layer]) for layer in self.content_layers)
             style = sum(
-                w * style_loss(feats[layer], s_targets[layer]) for layer, w in zip(self.style_layers, self.layer_weights, strict=True)
+                w * style_loss(feat(layer, s_scale[layer]), s_targets[layer])
+                for layer, w in zip(self.style_layers, self.layer_weights, strict=True)
             )
             terms = {
                 "content": cfg.content_weight * content,

@@ -10,6 +10,11 @@
   layer's weight; the target Gram is the blend-weighted sum of the style images' Grams.
 - tv: (weight / 2) * sum of squared differences between horizontal and vertical neighbours,
   on the [0, 1] image (jcjohnson's TVLoss gradient, written as a loss).
+
+`normalize_gradient(feat, weight)` is jcjohnson's -normalize_gradients: the identity forward; backward,
+the gradient a (weighted) loss term sends into its layer's feature map is divided by its L1 norm
+(+1e-8) and multiplied by the term's weight, so every content/style layer pushes with strength
+`weight` whatever its raw scale. The loss values themselves are unchanged (only the gradients are).
 """
 
 from __future__ import annotations
@@ -36,6 +41,22 @@ CONTENT_LOSSES = {"mse": content_mse, "cosine": content_cosine}
 
 def style_loss(feat: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(gram_matrix(feat), target_gram)
+
+
+class _NormalizeGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        norm = grad.float().abs().sum() + 1e-8
+        return (grad.float() * (ctx.weight / norm)).to(grad.dtype), None
+
+
+def normalize_gradient(feat: torch.Tensor, weight: float) -> torch.Tensor:
+    return _NormalizeGrad.apply(feat, float(weight))
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

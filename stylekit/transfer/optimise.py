@@ -92,7 +92,7 @@ def optimise(
             if not math.isfinite(value):
                 raise StylekitError(
                     f"the loss became {value} at step {state['evals'] + 1} ({description})",
-                    hint="lower --lr or the loss weights, or use --precision fp32",
+                    hint="lower --lr or the loss weights, or leave out --amp",
                 )
             state["evals"] += 1
             if not first:

@@ -1,16 +1,15 @@
-"""Apply a trained reference-conditioned pix2pix generator: CONTENT (file or folder) + STYLE refs -> OUT.
+"""Apply a trained reference-conditioned pix2pix generator: the "pix2pix" entry of `transfer.run.METHODS`.
 
-`stylize_pix2pix(run_or_model, content, styles, out)` loads RUN/generator.safetensors +
-RUN/generator.json (written by `stylekit train-pix2pix`), encodes the STYLE images once (their
-style codes are averaged, as over the K training references) and translates every content image.
-Content is resized to the model's square training size, translated, and the output resized back
-to the content's aspect ratio (longer side = the model size, or `size`). In batch mode existing
-outputs are skipped. Returns the same `TransferReport` as `stylekit transfer`.
+`Pix2PixStylizer(run_or_model, styles)` loads RUN/generator.safetensors + RUN/generator.json
+(written by `stylekit train-pix2pix`), encodes the STYLE images once (their style codes are
+averaged, as over the K training references) and translates content images one by one. Content
+is resized to the model's square training size, translated, and the output resized back to the
+content's aspect ratio (longer side = the model size, or `size`). Python callers go through
+`run_transfer(TransferConfig(content, styles, out, method="pix2pix", model=RUN))`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from stylekit.device import autocast, resolve_device
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import read_regular_text, require_regular_file
 from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
 
 GENERATOR_FILE = "generator.safetensors"
@@ -49,23 +49,31 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     """Rebuild the generator from its JSON config and load its weights (VGG19 from the registry)."""
     from safetensors.torch import load_file
 
+    from stylekit.io.limits import (
+        GENERATOR_JSON_BOUNDS,
+        PRETRAINED_ALLOWANCE,
+        build_checked,
+        check_fields,
+        parse_json,
+    )
+    from stylekit.nets.ref_encoder import frozen_prefixes
+
     weights, config = resolve_model(path)
+    doc = parse_json(read_regular_text(config, "generator config"), str(config))
     try:
-        doc = json.loads(config.read_text(encoding="utf-8"))
+        check_fields(doc["generator"], GENERATOR_JSON_BOUNDS, str(config), "generator.")
         gen_cfg = GeneratorConfig(**doc["generator"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{config} is not a stylekit pix2pix generator config ({exc})",
                        hint="use the generator.json written by stylekit train-pix2pix") from None
-    g = RefUNet(gen_cfg)
+    require_regular_file(weights, "generator weights")
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # noqa: BLE001 - any read failure means an unusable file
         raise BadInput(f"cannot read {weights}: {exc}", hint="re-export it with stylekit train-pix2pix") from None
-    expected = set(g.trainable_state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise BadInput(f"{weights} does not match {config.name}: missing {missing[:3]}, unexpected {unexpected[:3]}",
-                       hint="keep generator.safetensors and generator.json from the same run together")
+    frozen = tuple("encoder." + p for p in frozen_prefixes(gen_cfg.ref_encoder))  # pretrained, from the registry
+    g = build_checked(lambda: RefUNet(gen_cfg), {k: tuple(v.shape) for k, v in state.items()}, str(weights), config.name,
+                      optional=lambda key: bool(frozen) and key.startswith(frozen), allowance=PRETRAINED_ALLOWANCE if frozen else 0)
     g.load_state_dict(state, strict=False)
     return g.to(device), doc
 
@@ -82,7 +90,7 @@ class Pix2PixStylizer:
         self.model_path = Path(model)
         self.g, self.doc = load_generator(model, self.device)
         cfg = self.g.cfg
-        side = 2 ** self.g.unet.depth
+        side = self.g.backbone.size_multiple
         if size is not None and (size < side or size % side):
             raise BadInput(f"--size {size} does not fit this generator (trained at {cfg.size} px)",
                            hint=f"use a multiple of {side}, e.g. {cfg.size}")
@@ -112,7 +120,7 @@ class Pix2PixStylizer:
         w, h = img.size
         x = pil_to_tensor(img.resize((self.size, self.size), Image.Resampling.BICUBIC))[None].to(self.device) * 2 - 1
         with inference_mode(self.g), autocast(self.device, self.amp):
-            y = self.g.unet(x, self.style)
+            y = self.g.backbone(x, self.style)
         out = tensor_to_pil((y[0].float() + 1) / 2)
         scale = self.size / max(w, h)
         return out.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
@@ -125,22 +133,23 @@ class Pix2PixStylizer:
         return {"steps": 1, "seconds": round(time.perf_counter() - start, 3)}
 
 
-def stylize_pix2pix(model_path_or_run: str | Path, content_paths: str | Path, style_paths: list[str | Path],
-                    out: str | Path, size: int | None = None, device: str = "auto", amp: bool = True) -> Any:
-    """Translate CONTENT (an image or a folder; existing outputs skipped) with STYLE references.
+def write_results_page(cfg: Any, report: Any) -> None:
+    """A folder run's OUT/index.html (input | refs | output [| target, L1]); `cfg.targets` is a folder of
+    ground-truth images at the content images' relative paths."""
+    from stylekit.transfer.results_page import find_target, l1_to_target
+    from stylekit.transfer.results_page import write_results_page as write_page
 
-    Returns stylekit.transfer.run.TransferReport (method "pix2pix").
-    """
-    from stylekit.transfer.run import run_stylizer
-
-    content, out = Path(content_paths), Path(out)
-    if not content.exists():
-        raise BadInput(f"content {content} does not exist", hint="give an image file or a folder of images")
-    styles = [Path(s) for s in style_paths]
-    for s in styles:
-        if not s.is_file():
-            raise BadInput(f"style image {s} does not exist or is not a file", hint="check the STYLE paths")
-    config = {"model": str(model_path_or_run), "content": str(content), "styles": [str(s) for s in styles],
-              "out": str(out), "size": size, "device": device}
-    return run_stylizer(lambda: Pix2PixStylizer(model_path_or_run, styles, size=size, device=device, amp=amp),
-                        content, out, method="pix2pix", step_unit="one generator forward pass", config=config)
+    if not report.batch:
+        return
+    content, out, targets = Path(cfg.content), Path(cfg.out), Path(cfg.targets) if cfg.targets is not None else None
+    if targets is not None:
+        found = 0
+        for item in report.items:
+            target = find_target(Path(item["content"]), content, targets)
+            if target is not None and item["status"] != "failed":
+                item["target"], item["l1_target"] = str(target), round(l1_to_target(Path(item["output"]), target), 6)
+                found += 1
+        if not found:
+            get_console().warn(f"--targets {targets}: no target matches a content image's relative path")
+    page = write_page(out, report.items, [Path(s) for s in cfg.styles], f"pix2pix: {content} -> {out}")
+    report.run["results_page"] = str(page)

@@ -1,9 +1,12 @@
 """`run_transfer(cfg)`: one content image or a whole folder, through the method chosen by --method.
 
-Methods live in `METHODS` (name -> factory taking the config and returning a `Stylizer`); adding a
-method is one more entry. Batch mode (CONTENT is a folder) writes OUT/<relative path>.png for every
-image, skips outputs that already exist (cron re-runs are cheap: nothing is loaded when all exist),
-and reports per-file failures instead of stopping; it fails (exit 2) only when no image has an output
+Methods live in `METHODS` (name -> `TransferMethod`: a factory taking the config and returning a
+`Stylizer`, and the recipe of what shapes its outputs); adding a method is one more entry. Batch
+mode (CONTENT is a folder) writes OUT/<relative path>.png for every image and records what made each
+one in OUT/stylekit-outputs.json (`io/recipe.py`): a rerun skips up-to-date outputs (cron re-runs are
+cheap: nothing is loaded when all are current), redoes those whose content image changed, and
+refuses (exit 2, `--fresh` redoes them) outputs made with other styles, options or model. Per-file
+failures are reported instead of stopping; it fails (exit 2) only when no image has an output
 (every file failed and none was done before).
 """
 
@@ -18,6 +21,9 @@ from typing import Any, Protocol
 from stylekit.data.images import IMAGE_EXTENSIONS, list_images
 from stylekit.errors import BadInput, StylekitError
 from stylekit.io.console import get_console
+from stylekit.io.outpath import names_folder
+from stylekit.io.paths import Input, refuse_out_overlap, require_regular_file
+from stylekit.io.recipe import OutputRecord, file_digest, plan_outputs, recipe_digest
 from stylekit.io.rundir import ensure_writable_dir
 from stylekit.transfer.config import STEP_UNIT, TransferConfig
 
@@ -34,13 +40,73 @@ class Stylizer(Protocol):
     def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class TransferMethod:
+    """One entry of METHODS: how to build the stylizer and what shapes its outputs."""
+
+    build: Callable[[TransferConfig], Stylizer]
+    recipe: Callable[[TransferConfig], dict[str, Any]]  # JSON-able; files enter by their bytes
+    step_unit: str
+    check: Callable[[TransferConfig], None] = lambda cfg: None  # method-specific input checks (exit 2)
+    finish: Callable[[TransferConfig, Any], None] = lambda cfg, report: None  # after the batch (e.g. a results page)
+
+
+def _style_digests(cfg: TransferConfig) -> list[str]:
+    return [file_digest(s) for s in cfg.styles]
+
+
+def _weights_identity(name: str | None) -> str | None:
+    """A local weights file by its bytes; a registry name (checksum-pinned) by its name."""
+    return file_digest(name) if name and Path(name).expanduser().is_file() else name
+
+
 def _gatys(cfg: TransferConfig) -> Stylizer:
     from stylekit.transfer.gatys import GatysStylizer
 
     return GatysStylizer(cfg)
 
 
-METHODS: dict[str, Callable[[TransferConfig], Stylizer]] = {"gatys": _gatys}
+def _gatys_recipe(cfg: TransferConfig) -> dict[str, Any]:
+    return {**cfg.shaping_options(), "styles": _style_digests(cfg), "weights": _weights_identity(cfg.weights)}
+
+
+def _pix2pix(cfg: TransferConfig) -> Stylizer:
+    from stylekit.transfer.pix2pix import Pix2PixStylizer
+
+    assert cfg.model is not None  # _check_pix2pix
+    return Pix2PixStylizer(cfg.model, list(cfg.styles), size=cfg.size, device=cfg.device)
+
+
+def _pix2pix_recipe(cfg: TransferConfig) -> dict[str, Any]:
+    from stylekit.transfer.pix2pix import resolve_model
+
+    assert cfg.model is not None
+    weights, config = resolve_model(cfg.model)
+    return {"method": "pix2pix", "model": file_digest(weights), "model_config": file_digest(config),
+            "styles": _style_digests(cfg), "size": cfg.size}
+
+
+def _pix2pix_finish(cfg: TransferConfig, report: Any) -> None:
+    from stylekit.transfer.pix2pix import write_results_page
+
+    write_results_page(cfg, report)
+
+
+def _check_pix2pix(cfg: TransferConfig) -> None:
+    if cfg.model is None:
+        raise BadInput("--method pix2pix needs --model RUN", hint="a train-pix2pix run directory")
+    if cfg.targets is not None and not (Path(cfg.content).is_dir() and Path(cfg.targets).is_dir()):
+        raise BadInput(f"--targets {cfg.targets} needs a folder of targets and a CONTENT folder",
+                       hint="give CONTENT and --targets as folders with the same relative image names")
+    from stylekit.transfer.pix2pix import resolve_model
+
+    resolve_model(cfg.model)
+
+
+METHODS: dict[str, TransferMethod] = {
+    "gatys": TransferMethod(_gatys, _gatys_recipe, STEP_UNIT),
+    "pix2pix": TransferMethod(_pix2pix, _pix2pix_recipe, "one generator forward pass", _check_pix2pix, _pix2pix_finish),
+}
 
 
 @dataclass
@@ -69,16 +135,17 @@ def _check_inputs(cfg: TransferConfig) -> None:
             raise BadInput(f"style image {style} does not exist", hint="check the STYLE path")
         if not Path(style).is_file():
             raise BadInput(f"style {style} is not a file", hint="give one or more style image files")
+    if cfg.targets is not None and cfg.method != "pix2pix":
+        raise BadInput("--targets applies to --method pix2pix (its results page)", hint="drop --targets")
+    METHODS[cfg.method].check(cfg)
 
 
-def plan_outputs(content: Path, out: Path) -> tuple[bool, list[tuple[Path, Path]]]:
+def output_paths(content: Path, out_arg: str | Path) -> tuple[bool, list[tuple[Path, Path]]]:
     """(batch?, [(content image, output path)]) for CONTENT and --out, validating --out."""
+    out = Path(out_arg)
     if content.is_dir():
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} is a file but CONTENT {content} is a folder", hint="give a folder for --out")
-        c_real, o_real = content.resolve(), out.resolve()
-        if o_real == c_real or c_real in o_real.parents:
-            raise BadInput(f"--out {out} is inside the CONTENT folder {content}", hint="write outputs to a separate folder")
         images = list_images(content)
         if not images:
             raise BadInput(f"no images found in {content}", hint=f"supported extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}")
@@ -92,7 +159,7 @@ def plan_outputs(content: Path, out: Path) -> tuple[bool, list[tuple[Path, Path]
             name = rel.with_suffix(".png") if stems[rel.with_suffix("")] == 1 else rel.with_name(rel.name + ".png")
             jobs.append((path, out / name))
         return True, jobs
-    if out.is_dir() or str(out).endswith(("/", "\\")):
+    if names_folder(out_arg):
         return False, [(content, out / f"{content.stem}.png")]
     if out.suffix.lower() not in OUTPUT_EXTENSIONS:
         raise BadInput(f"--out {out} has no image extension", hint="use e.g. out.png (PNG keeps colours exact), or a folder")
@@ -103,31 +170,34 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring."""
     cfg.validate()
     _check_inputs(cfg)
-    return run_stylizer(lambda: METHODS[cfg.method](cfg), Path(cfg.content), Path(cfg.out),
-                        method=cfg.method, step_unit=STEP_UNIT, config=cfg.to_dict())
-
-
-def run_stylizer(make_stylizer: Callable[[], Stylizer], content: Path, out: Path, *, method: str,
-                 step_unit: str, config: dict[str, Any]) -> TransferReport:
-    """The batch loop every method shares: plan outputs, skip existing ones, build the stylizer only
-    when something is left to do, report per-file failures (fatal for a single file)."""
-    batch, jobs = plan_outputs(content, out)
+    method = METHODS[cfg.method]
+    content, out = Path(cfg.content), Path(cfg.out)
+    inputs = [Input("STYLE", s) for s in cfg.styles] + [Input("--weights", cfg.weights), Input("--model", cfg.model)]
+    refuse_out_overlap(out, [Input("CONTENT", content, data_folder=True), *inputs])
+    if not content.is_dir():
+        require_regular_file(content, "CONTENT image")  # before any weights load; a FIFO is exit 2
+    batch, jobs = output_paths(content, cfg.out)
     ensure_writable_dir(out if batch else jobs[0][1].parent)
-    report = TransferReport(method=method, batch=batch, step_unit=step_unit, config=config)
+    report = TransferReport(method=cfg.method, batch=batch, step_unit=method.step_unit, config=cfg.to_dict())
     start = time.perf_counter()
-    pending = []
-    for src, dst in jobs:
-        if batch and dst.exists():
-            report.items.append({"content": str(src), "output": str(dst), "status": "skipped", "reason": "output exists"})
-            report.skipped += 1
-        else:
-            pending.append((src, dst))
     console = get_console()
+    record, recipe, pending = None, "", jobs
+    if batch:
+        record = OutputRecord(out)
+        recipe = recipe_digest(method.recipe(cfg))
+        plan = plan_outputs(jobs, record.recorded([dst for _, dst in jobs]), recipe, out, cfg.fresh)
+        for src, dst in plan.current:
+            report.items.append({"content": str(src), "output": str(dst), "status": "skipped", "reason": "up to date"})
+        report.skipped = len(plan.current)
+        pending = plan.todo
+        if plan.redo_changed:
+            console.log(f"{plan.redo_changed} content image(s) changed since their output was made: redoing them")
     if not pending:
-        console.log(f"all {len(jobs)} outputs already exist in {out}: nothing to do")
+        console.log(f"all {len(jobs)} outputs in {out} are up to date: nothing to do")
         report.seconds = round(time.perf_counter() - start, 3)
+        method.finish(cfg, report)
         return report
-    stylizer = make_stylizer()
+    stylizer = method.build(cfg)
     report.run = stylizer.describe()
     for number, (src, dst) in enumerate(pending, start=1):
         if batch:
@@ -142,10 +212,13 @@ def run_stylizer(make_stylizer: Callable[[], Stylizer], content: Path, out: Path
             report.items.append({"content": str(src), "output": str(dst), "status": "failed", "reason": reason})
             report.failed += 1
             continue
+        if record is not None:
+            record.add(dst, recipe, src)
         report.items.append({"content": str(src), "output": str(dst), "status": "done", **item})
         report.done += 1
     report.seconds = round(time.perf_counter() - start, 3)
     if batch and report.failed and report.done == 0 and report.skipped == 0:
         first = next(i for i in report.items if i["status"] == "failed")
         raise BadInput(f"all {report.failed} content images failed; first: {first['content']}: {first['reason']}")
+    method.finish(cfg, report)
     return report

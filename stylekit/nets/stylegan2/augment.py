@@ -25,6 +25,7 @@ keeps its rows, so N processes augment exactly as one process with the whole bat
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import torch
@@ -50,42 +51,36 @@ BRIGHTNESS_STD, CONTRAST_STD, HUE_MAX, SATURATION_STD = 0.2, 0.5, 1.0, 1.0
 IMGFILTER_STD, NOISE_STD, CUTOUT_SIZE = 1.0, 0.1, 0.5
 BAND_POWER = (10.0, 1.0, 1.0, 1.0)  # expected power of the 4 bands (natural images: mostly low)
 FILTER_TAPS = 17
+LUMA_AXIS = (1 / math.sqrt(3),) * 3  # the grey axis hue rotates about
 
 
 class BatchRandom:
-    """Random draws for a global batch of `total` images, of which this process holds rows
-    `offset::stride` (the same rows `make_loader` gives it). Without a generator it uses torch's
-    global one; with one it is reproducible and independent of the number of processes."""
+    """Random draws for this process's rows of a minibatch, made on `device` (never on the host and
+    copied): `generator` is a generator of that device (None: the device's global one).
 
-    def __init__(self, generator: torch.Generator | None = None, total: int | None = None, offset: int = 0,
-                 stride: int = 1, device: torch.device | str = "cpu") -> None:
+    `shared` (a Python RNG, seeded the same on every process) gives the draws the whole minibatch
+    shares, such as the style-mixing cut-off: plain host numbers, never a tensor read.
+    """
+
+    def __init__(self, generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                 shared: random.Random | None = None) -> None:
         self.generator = generator
-        self.total = total
-        self.offset = offset
-        self.stride = stride
         self.device = torch.device(device)
-
-    def _rows(self, n: int) -> int:
-        total = self.total if self.total is not None else n * self.stride
-        if -(-(total - self.offset) // self.stride) != n:
-            raise ValueError(f"batch of {n} does not match rows {self.offset}::{self.stride} of {total}")
-        return total
-
-    def _take(self, t: torch.Tensor) -> torch.Tensor:
-        return t[self.offset :: self.stride].to(self.device)
+        self.shared = shared if shared is not None else random.Random(0)
 
     def rand(self, n: int, *shape: int) -> torch.Tensor:
-        return self._take(torch.rand((self._rows(n), *shape), generator=self.generator))
+        return torch.rand((n, *shape), generator=self.generator, device=self.device)
 
     def randn(self, n: int, *shape: int) -> torch.Tensor:
-        return self._take(torch.randn((self._rows(n), *shape), generator=self.generator))
+        return torch.randn((n, *shape), generator=self.generator, device=self.device)
 
     def shared_rand(self) -> float:
         """One number shared by the whole global batch (e.g. the style-mixing decision)."""
-        return float(torch.rand((), generator=self.generator))
+        return self.shared.random()
 
     def shared_randint(self, low: int, high: int) -> int:
-        return int(torch.randint(low, high, (), generator=self.generator))
+        """An integer in [low, high), shared by the whole global batch."""
+        return self.shared.randrange(low, high)
 
 
 def _where(mask: torch.Tensor, value: torch.Tensor, default: float) -> torch.Tensor:
@@ -117,15 +112,15 @@ def _rotate(theta: torch.Tensor) -> torch.Tensor:
 
 def _lowpass(cutoff: float, taps: int = FILTER_TAPS) -> torch.Tensor:
     """Hann-windowed sinc low-pass, cutoff as a fraction of Nyquist, unit DC gain (float64)."""
-    n = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
-    h = torch.special.sinc(n * cutoff) * torch.hann_window(taps + 2, periodic=False, dtype=torch.float64)[1:-1]
+    n = torch.arange(taps, dtype=torch.float64, device="cpu") - (taps - 1) / 2
+    h = torch.special.sinc(n * cutoff) * torch.hann_window(taps + 2, periodic=False, dtype=torch.float64, device="cpu")[1:-1]
     return h / h.sum()
 
 
 def filter_bank(taps: int = FILTER_TAPS) -> torch.Tensor:
     """4 complementary 1-D bands (0-1/8, 1/8-1/4, 1/4-1/2, 1/2-1 of Nyquist) summing to a unit impulse."""
     lp = [_lowpass(c, taps) for c in (0.125, 0.25, 0.5)]
-    delta = torch.zeros(taps, dtype=torch.float64)
+    delta = torch.zeros(taps, dtype=torch.float64, device="cpu")
     delta[taps // 2] = 1
     return torch.stack([lp[0], lp[1] - lp[0], lp[2] - lp[1], delta - lp[2]])
 
@@ -154,7 +149,9 @@ class AugmentStrengths:
 class AugmentPipe(torch.nn.Module):
     """`pipe(images, rnd)` -> augmented images ([-1, 1] range, NCHW, square); `pipe.p` is the strength.
 
-    With p == 0 (or no transform drawn) the input is returned unchanged.
+    With p == 0 (or no transform drawn) the input is returned unchanged. No decision reads a value
+    back from the device (as NVlabs): every enabled transform is computed for the whole batch and
+    selected per image with `torch.where`, so untouched images still pass through bit for bit.
     """
 
     def __init__(self, augpipe: str = "bgc", p: float = 0.0, **strengths: float) -> None:
@@ -162,12 +159,24 @@ class AugmentPipe(torch.nn.Module):
         if augpipe not in AUGPIPES:
             raise ValueError(f"unknown augpipe {augpipe!r}; choose from {', '.join(AUGPIPES)}")
         self.augpipe = augpipe
-        self.p = float(p)
         self.strengths = AugmentStrengths(**{**AUGPIPES[augpipe], **strengths})
         self.register_buffer("bands", filter_bank().float(), persistent=False)
+        self.register_buffer("p_tensor", torch.tensor(float(p), dtype=torch.float64, device="cpu"), persistent=False)
+
+    @property
+    def p(self) -> torch.Tensor:
+        """The strength, a scalar on the pipe's device (the ADA controller writes it there: no sync)."""
+        return self.p_tensor
+
+    @p.setter
+    def p(self, value: float | torch.Tensor) -> None:
+        if isinstance(value, torch.Tensor):
+            self.p_tensor.copy_(value)
+        else:
+            self.p_tensor.fill_(float(value))
 
     def extra_repr(self) -> str:
-        return f"augpipe={self.augpipe}, p={self.p:.4f}"
+        return f"augpipe={self.augpipe}"
 
     def forward(self, images: torch.Tensor, rnd: BatchRandom | None = None) -> torch.Tensor:
         rnd = rnd or BatchRandom(device=images.device)
@@ -181,8 +190,7 @@ class AugmentPipe(torch.nn.Module):
             n = images.shape[0]
             sigma = _where(rnd.rand(n) < s.noise * self.p, rnd.randn(n).abs() * NOISE_STD, 0.0)
             noise = rnd.randn(n, *images.shape[1:])
-            if bool((sigma > 0).any()):
-                images = images + noise * sigma.view(-1, 1, 1, 1)
+            images = torch.where((sigma > 0).view(-1, 1, 1, 1), images + noise * sigma.view(-1, 1, 1, 1), images)
         if s.cutout:
             images = self._cutout(images, rnd, s)
         return images
@@ -220,7 +228,7 @@ class AugmentPipe(torch.nn.Module):
             sc = _where(on, sc, 1.0)
             m = m @ _scale(1 / sc, 1 / sc)
             fine |= on
-        p_rot = 1 - math.sqrt(max(1 - s.rotate * self.p, 0.0))
+        p_rot = 1 - torch.sqrt((1 - s.rotate * self.p).clamp(min=0))
         for step in ("pre", "aniso", "post"):
             if step == "aniso":
                 if s.aniso:
@@ -242,15 +250,15 @@ class AugmentPipe(torch.nn.Module):
             m = m @ _translate(2 * t[:, 0], 2 * t[:, 1])
             fine |= on
         blit &= ~fine
-        if not bool((blit | fine).any()):
+        if not (s.xflip or s.rotate90 or s.xint or s.scale or s.rotate or s.aniso or s.xfrac):
             return images
         theta = m[:, :2, :]
         out = images
-        if bool(blit.any()):
+        if s.xflip or s.rotate90 or s.xint:
             grid = F.affine_grid(theta, [n, images.shape[1], h, w], align_corners=False)
             exact = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
             out = torch.where(blit.view(-1, 1, 1, 1), exact, out)
-        if bool(fine.any()):
+        if s.scale or s.rotate or s.aniso or s.xfrac:
             grid = F.affine_grid(theta, [n, images.shape[1], 2 * h, 2 * w], align_corners=False)
             sampled = F.avg_pool2d(
                 F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False), 2
@@ -291,7 +299,7 @@ class AugmentPipe(torch.nn.Module):
             theta = (rnd.rand(n) * 2 - 1) * math.pi * HUE_MAX
             on = self._prob(rnd, n, s.hue)
             theta = _where(on, theta, 0.0)
-            cm = _rotate_about(axis[:3], theta) @ cm
+            cm = _rotate_about(LUMA_AXIS, theta) @ cm
             touched |= on
         if s.saturation and c > 1:
             k = torch.exp2(rnd.randn(n) * SATURATION_STD)
@@ -299,8 +307,6 @@ class AugmentPipe(torch.nn.Module):
             k = _where(on, k, 1.0)
             cm = (vv + (eye - vv) * k.view(-1, 1, 1)) @ cm
             touched |= on
-        if not bool(touched.any()):
-            return images
         flat = images.reshape(n, c, -1)
         if c == 3:
             flat = cm[:, :3, :3] @ flat + cm[:, :3, 3:]
@@ -328,8 +334,6 @@ class AugmentPipe(torch.nn.Module):
             t = t / (power * t.square()).sum(dim=1, keepdim=True).sqrt()
             gains = gains * t
             touched |= on
-        if not bool(touched.any()):
-            return images
         taps = gains @ self.bands.to(dev)  # [n, L] one 1-D filter per image
         length = taps.shape[1]
         kernel = taps.repeat_interleave(c, dim=0)  # [n*c, L]
@@ -345,20 +349,18 @@ class AugmentPipe(torch.nn.Module):
         dev = images.device
         size = _where(self._prob(rnd, n, s.cutout), torch.full((n,), CUTOUT_SIZE, device=dev), 0.0)
         centre = rnd.rand(n, 2)
-        if not bool((size > 0).any()):
-            return images
         ys = ((torch.arange(h, device=dev) + 0.5) / h).view(1, h, 1)
         xs = ((torch.arange(w, device=dev) + 0.5) / w).view(1, 1, w)
         keep = ((xs - centre[:, 0].view(-1, 1, 1)).abs() >= size.view(-1, 1, 1) / 2) | (
             (ys - centre[:, 1].view(-1, 1, 1)).abs() >= size.view(-1, 1, 1) / 2
         )
-        return images * keep.unsqueeze(1).to(images.dtype)
+        return torch.where((size > 0).view(-1, 1, 1, 1), images * keep.unsqueeze(1).to(images.dtype), images)
 
 
-def _rotate_about(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+def _rotate_about(axis: tuple[float, float, float], theta: torch.Tensor) -> torch.Tensor:
     """4x4 homogeneous rotations by `theta` about the unit 3-vector `axis` (Rodrigues)."""
     n = theta.shape[0]
-    x, y, z = axis.tolist()
+    x, y, z = axis
     k = torch.tensor([[0, -z, y], [z, 0, -x], [-y, x, 0]], device=theta.device, dtype=theta.dtype)
     kk = k @ k
     s, c = torch.sin(theta).view(-1, 1, 1), torch.cos(theta).view(-1, 1, 1)

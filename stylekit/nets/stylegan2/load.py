@@ -5,6 +5,8 @@
 - an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or a StyleGAN3-repo
   pickle of a StyleGAN2-architecture network: read by `stylekit.io.safe_pickle`, nothing executed,
 - a rosinality/stylegan2-pytorch checkpoint (`.pt`, as used by StyleCLIP): `torch.load(weights_only=True)`,
+- an NVlabs-named generator state dict `.pt` with its init kwargs in the `.json` next to it
+  (what `stylekit convert --to nvlabs-state` writes),
 - a stylekit `.safetensors` network written by `save_network`,
 - a directory holding one of the above (a training run: checkpoints/latest.safetensors, ...).
 Anything else raises BadInput (exit 2) naming the file and what stylekit can read instead.
@@ -25,6 +27,7 @@ import torch
 
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.paths import open_regular
 from stylekit.nets.stylegan2.networks import Discriminator, Generator
 
 FORMAT_NAME = "stylekit.stylegan2"
@@ -51,7 +54,7 @@ class LoadedNetwork:
     G_ema: Generator | None = None
     config: dict[str, Any] = field(default_factory=dict)  # {"G": init kwargs, "G_ema": ..., "D": ...}
     source: str = ""
-    format: str = ""  # nvlabs-pkl | rosinality | stylekit
+    format: str = ""  # nvlabs-pkl | rosinality | nvlabs-state | stylekit
     extra: dict[str, Any] = field(default_factory=dict)  # training_set_kwargs, metadata, ...
 
     @property
@@ -109,23 +112,19 @@ def normalize_discriminator_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
-    try:
-        net: torch.nn.Module = Generator(**config) if kind.startswith("G") else Discriminator(**config)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
-        raise BadInput(f"{source}: {kind} config is not a StyleGAN2 network: {exc}") from None
-    own = net.state_dict()
+    from stylekit.io.limits import build_checked
+    from stylekit.nets.stylegan2.bounds import check_network_config
+
+    check_network_config(kind, config, source)
+    cls = Generator if kind.startswith("G") else Discriminator
     # Constant FIR buffers keep their defaults when a format does not store them; w_avg is estimated.
-    optional = {k for k in own if k.endswith("resample_filter")} | ({"mapping.w_avg"} if kind.startswith("G") else set())
-    missing = sorted(set(own) - set(state) - optional)
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
-        raise BadInput(f"{source}: {kind} weights do not fit a StyleGAN2 {kind} ({'; '.join(parts)})")
-    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not optional & (set(own) - set(state)))
+    def optional(key: str) -> bool:
+        return key.endswith("resample_filter") or (kind.startswith("G") and key == "mapping.w_avg")
+
+    net: torch.nn.Module = build_checked(lambda: cls(**config), {k: tuple(v.shape) for k, v in state.items()}, source,
+                                         f"its {kind} config", optional)
+    own = net.state_dict()
+    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not any(optional(k) for k in set(own) - set(state)))
     if isinstance(net, Generator) and "mapping.w_avg" not in state:
         _fill_w_avg(net)
     return net.eval()
@@ -203,41 +202,71 @@ def _torch_load(path: Path) -> Any:
         ) from None
 
 
-def _load_rosinality(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from stylekit.nets.stylegan2.rosinality import from_rosinality, is_rosinality_state
-
+def _load_torch_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
+    """A torch.save archive: a rosinality checkpoint or a stylekit `convert --to nvlabs-state` export."""
     ckpt = _torch_load(path)
+    if isinstance(ckpt, dict) and "synthesis.b4.const" in ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return *_load_nvlabs_state(path, ckpt), "nvlabs-state"
+    return *_load_rosinality(path, ckpt), "rosinality"
+
+
+def nvlabs_state_config_path(path: Path) -> Path:
+    """Where the init kwargs of an NVlabs-named state dict live: the same name with .json."""
+    return path.with_suffix(".json")
+
+
+def _load_nvlabs_state(path: Path, state: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    config_path = nvlabs_state_config_path(path)
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{path}: an NVlabs-named generator state dict without its init kwargs {config_path.name}",
+                       hint=f"put the Generator kwargs JSON written by 'stylekit convert --to nvlabs-state' at {config_path}") from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{config_path}: unreadable generator kwargs ({exc})", hint="restore the JSON written next to the .pt") from None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{config_path}: generator kwargs must be a JSON object")
+    tensors = {k: v.detach().to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
+    return {"G_ema": tensors}, {"G_ema": normalize_generator_config(raw)}, {}
+
+
+def _load_rosinality(path: Path, ckpt: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from stylekit.nets.stylegan2.rosinality import (
+        from_rosinality,
+        from_rosinality_discriminator,
+        is_rosinality_discriminator,
+        is_rosinality_state,
+    )
+
     if not isinstance(ckpt, dict):
         raise BadInput(f"{path}: not a StyleGAN2 checkpoint (top level is {type(ckpt).__name__})")
     latent_avg = ckpt.get("latent_avg") if isinstance(ckpt.get("latent_avg"), torch.Tensor) else None
     states, configs = {}, {}
-    found = False
     for src, dst in (("g", "G"), ("g_ema", "G_ema")):
         sd = ckpt.get(src)
         if isinstance(sd, dict) and is_rosinality_state(sd):
             states[dst], configs[dst] = from_rosinality(sd, latent_avg)
-            found = True
-    if not found and is_rosinality_state(ckpt):
+    if not states and is_rosinality_state(ckpt):
         states["G_ema"], configs["G_ema"] = from_rosinality(ckpt, latent_avg)
-        found = True
-    if not found:
+    d = ckpt.get("d")
+    if isinstance(d, dict) and is_rosinality_discriminator(d):
+        states["D"], configs["D"] = from_rosinality_discriminator(d)
+    if not states:
         raise BadInput(
-            f"{path}: not a rosinality/stylegan2-pytorch generator checkpoint (no g_ema/g with style.N and convs.N keys)",
+            f"{path}: not a rosinality/stylegan2-pytorch network checkpoint (no g_ema/g with style.N and convs.N keys, no d)",
             hint="stylekit reads NVlabs pkl, rosinality .pt and stylekit .safetensors networks",
         )
-    for key in list(states):
-        if "mapping.w_avg" not in states[key]:
+    for key in ("G", "G_ema"):
+        if key in states and "mapping.w_avg" not in states[key]:
             get_console().warn(f"{path}: no latent_avg; truncation will use the mean w of 10000 random z")
-    if "d" in ckpt:
-        get_console().log("stylegan2: rosinality discriminator weights are not converted (generator only)")
     return states, configs, {}
 
 
 def _fill_w_avg(G: Generator) -> None:
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device="cpu").manual_seed(0)
     with torch.no_grad():
-        z = torch.randn(10000, G.z_dim, generator=gen)
-        c = torch.zeros(10000, G.c_dim) if G.c_dim else None
+        z = torch.randn(10000, G.z_dim, generator=gen, device="cpu")
+        c = torch.zeros(10000, G.c_dim, device="cpu") if G.c_dim else None
         G.mapping.w_avg.copy_(G.mapping(z, c)[:, 0].mean(0))
 
 
@@ -254,6 +283,8 @@ def _is_safetensors(head: bytes) -> bool:
 def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     from safetensors import safe_open
 
+    from stylekit.io.limits import parse_json
+
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             meta = fh.metadata() or {}
@@ -263,13 +294,16 @@ def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
                     f"{path}: a safetensors file that is not a stylekit StyleGAN2 network (metadata format={meta.get('format')!r})",
                     hint="write networks with stylekit (blend-layers, finetune-stylegan) or pass an NVlabs pkl / rosinality .pt",
                 )
-            configs = json.loads(meta.get("config", "{}"))
+            configs = parse_json(meta.get("config", "{}"), f"{path} (config metadata)")
+            if not isinstance(configs, dict):
+                raise BadInput(f"{path}: the network config is a {type(configs).__name__}, not a table of networks",
+                               hint="the file is damaged or was not written by stylekit")
             states: dict[str, dict[str, torch.Tensor]] = {k: {} for k in configs}
             for key in keys:
                 net, _, name = key.partition(".")
                 if net in states:
                     states[net][name] = fh.get_tensor(key)
-            extra = json.loads(meta.get("extra", "{}"))
+            extra = parse_json(meta.get("extra", "{}"), f"{path} (extra metadata)")
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -337,7 +371,29 @@ def _pick_from_dir(folder: Path) -> Path:
             if cand.suffix == ".safetensors" and not _has_network_metadata(cand):
                 continue
             return cand
-    raise BadInput(f"{folder}: no StyleGAN2 network file in this directory", hint="pass the network file itself")
+    kind = _folder_kind(folder)
+    raise BadInput(f"{folder} is {kind}, not a StyleGAN2 network" if kind else f"{folder}: no StyleGAN2 network file in this directory",
+                   hint="pass a finetune-stylegan run directory, a network file (.pkl, .pt, .safetensors) or a registry name "
+                        "(stylekit download --list)")
+
+
+# What other stylekit folders hold, so a wrong --network says what it was given (first match wins).
+_FOLDER_KINDS = (
+    ("style_model.safetensors", "a train-classifier run (its style model goes to --style-model of score, classify, similar)"),
+    ("generator.safetensors", "a train-pix2pix run (use it with stylekit transfer --method pix2pix --model)"),
+    ("manifest.csv", "a prepared data set (stylekit prepare)"),
+)
+
+
+def _folder_kind(folder: Path) -> str | None:
+    for marker, kind in _FOLDER_KINDS:
+        if (folder / marker).is_file():
+            return kind
+    from stylekit.data.images import is_image_name
+
+    if any(is_image_name(p) for p in folder.iterdir() if p.is_file()):
+        return "a folder of images"
+    return None
 
 
 def _has_network_metadata(path: Path) -> bool:
@@ -354,7 +410,7 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
     """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode)."""
     path = resolve_network_path(name_or_path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "network file") as fh:  # a FIFO would block a plain open() forever
             head = fh.read(64)
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
@@ -362,20 +418,21 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
         states, configs, extra = _load_safetensors(path)
         fmt = "stylekit"
     elif head.startswith(b"PK\x03\x04") or head.startswith(_LEGACY_TORCH_MAGIC):
-        states, configs, extra = _load_rosinality(path)
-        fmt = "rosinality"
+        states, configs, extra, fmt = _load_torch_file(path)
     elif head[:1] == b"\x80":
         try:
             states, configs, extra = _load_pickle(path)
             fmt = "nvlabs-pkl"
         except _TorchArchive:
-            states, configs, extra = _load_rosinality(path)
-            fmt = "rosinality"
+            states, configs, extra, fmt = _load_torch_file(path)
     else:
         raise BadInput(
             f"{path}: unsupported network format",
             hint="stylekit reads NVlabs StyleGAN2(-ADA) .pkl, rosinality .pt and stylekit .safetensors",
         )
+    from stylekit.io.limits import check_tensor_bytes
+
+    check_tensor_bytes([t for st in states.values() for t in st.values()], str(path))
     nets: dict[str, Any] = {}
     for key in NETWORK_KEYS:
         if key in states:

@@ -27,7 +27,7 @@ ACTIVATION_GAIN = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0
 
 def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
     """The 2D low-pass filter NVlabs stores as `resample_filter`: outer(f, f) normalised to sum 1."""
-    f = torch.as_tensor(list(taps), dtype=torch.float32)
+    f = torch.as_tensor(list(taps), dtype=torch.float32, device="cpu")  # a buffer: moves with its module
     if f.ndim == 1:
         f = torch.outer(f, f)
     return f / f.sum()
@@ -141,7 +141,7 @@ def modulated_conv2d(
         # One sample: modulated weights + one plain conv. Batches: one shared-weight conv with the
         # styles on the activations (measured faster than grouped conv on CPU).
         fused = n == 1
-    impl = UP_IMPL if UP_IMPL != "auto" else ("polyphase" if i <= 128 else "transpose")
+    impl = up_impl(x, weight) if up else "polyphase"
     if up and impl == "transpose":
         return _modulated_up_transpose(x, weight, styles, dcoefs, f, fused)
     if up:
@@ -172,9 +172,50 @@ def modulated_conv2d(
 
 # How the up-sampling modulated convolution runs: "polyphase" (upsample+blur fused into one 3x3 conv
 # with 4x outputs + pixel_shuffle: 4x the MACs, but one dense conv) or "transpose" (stride-2 transposed
-# 3x3 conv, then the 4x4 FIR), both exact. "auto": polyphase for <= 128 input channels (measured
-# faster on CPU there), transpose above.
+# 3x3 conv, then the 4x4 FIR), both exact. "auto": on the CPU, polyphase for <= 128 input channels
+# (measured faster there), transpose above; on a GPU the rule from the CPU does not carry over (cuDNN,
+# tensor cores), so each layer shape is timed once on its device and the faster one is kept.
 UP_IMPL = "auto"
+_MEASURED: dict[tuple, str] = {}
+
+
+def up_impl(x: torch.Tensor, weight: torch.Tensor) -> str:
+    """The up-sampling implementation for this input and weight shape on this device."""
+    if UP_IMPL != "auto":
+        return UP_IMPL
+    if x.device.type != "cuda":
+        return "polyphase" if weight.shape[1] <= 128 else "transpose"
+    key = (str(x.device), x.dtype, tuple(x.shape), tuple(weight.shape))
+    if key not in _MEASURED:
+        _MEASURED[key] = measure_up_impl(x, weight)
+    return _MEASURED[key]
+
+
+@torch.no_grad()
+def measure_up_impl(x: torch.Tensor, weight: torch.Tensor, repeats: int = 5) -> str:
+    """Time both exact implementations on these very shapes (once per shape: a one-off device sync,
+    like cudnn.benchmark's first step) and return the faster."""
+    import time
+
+    f = setup_filter().to(x.device)
+    styles = torch.ones(x.shape[0], weight.shape[1], device=x.device, dtype=torch.float32)
+    w = weight.detach()
+    runs = {
+        "polyphase": lambda: F.pixel_shuffle(F.conv2d(x, up_kernel(w, f).to(x.dtype), padding=w.shape[-1] // 2), 2),
+        "transpose": lambda: _modulated_up_transpose(x, w, styles, None, f, False),
+    }
+    times = {}
+    for name, run in runs.items():
+        run()  # warm-up (autotuning, allocation)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        times[name] = time.perf_counter() - t0
+    return min(times, key=times.__getitem__)
 
 
 def _modulated_up_transpose(

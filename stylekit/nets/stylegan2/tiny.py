@@ -26,16 +26,16 @@ def tiny_generator_config(
 
 def randomize_(G: Generator, seed: int = 0, noise_strength: float = 0.2) -> Generator:
     """Give biases, noise strengths and w_avg non-trivial values (in place)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     with torch.no_grad():
         for name, p in G.named_parameters():
             if name.endswith("noise_strength"):
                 p.fill_(noise_strength)
             elif name.endswith("bias") and "affine" not in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+                p.copy_(torch.randn(p.shape, generator=gen, device="cpu") * 0.1)
             elif name.endswith("weight") or name.endswith("const"):
-                p.copy_(torch.randn(p.shape, generator=gen) * (p.std().item() or 1.0))
-        G.mapping.w_avg.copy_(torch.randn(G.w_dim, generator=gen) * 0.5)
+                p.copy_(torch.randn(p.shape, generator=gen, device="cpu") * (p.std().item() or 1.0))
+        G.mapping.w_avg.copy_(torch.randn(G.w_dim, generator=gen, device="cpu") * 0.5)
     return G
 
 

@@ -1,0 +1,85 @@
+"""Generated images as a metric source: `score --network N --num-gen 50000 REF` without writing PNGs.
+
+Sample i is seed `seed + i`, mapped and synthesised exactly as `stylekit generate --seeds` does
+(NVlabs' z of a seed, --trunc, constant noise, the same uint8 quantisation), so the features equal
+those of the PNG files `generate` would write (up to float differences between batch layouts). The
+generator runs on the device in batches; each uint8 batch goes through the extractor's own per-image
+preprocessing (clean-fid's resize for Inception) and model, the path a decoded PNG takes. Features
+are kept in memory, so several metrics on one extractor generate once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from stylekit.errors import BadInput
+from stylekit.io.console import get_console
+from stylekit.metrics.features import FeatureExtractor, run_model
+
+
+class GeneratorSource:
+    def __init__(self, G: Any, source: str, seed: int = 0, trunc: float = 1.0, batch: int = 32) -> None:
+        if getattr(G, "c_dim", 0):
+            raise BadInput(f"--network {source}: a conditional network ({G.c_dim} classes); score --network needs an unconditional one",
+                           hint="generate per class with `stylekit generate --class K` and score the folders")
+        if seed < 0:
+            raise BadInput(f"--seed {seed} must be >= 0")
+        self.G = G
+        self.source = source
+        self.seed = seed
+        self.trunc = trunc
+        self.batch = max(1, batch)
+        self.generated = 0
+        self._feats: dict[str, np.ndarray] = {}
+
+    def seeds(self, n: int) -> list[int]:
+        if n < 1:
+            raise BadInput(f"--num-gen {n} must be at least 1")
+        if self.seed + n > 2**32:
+            raise BadInput(f"--seed {self.seed} + --num-gen {n} runs past the last seed 2^32 - 1")
+        return list(range(self.seed, self.seed + n))
+
+    def uint8_batches(self, n: int, description: str = "generate") -> Iterator[np.ndarray]:
+        """[b, R, R, C] uint8 batches of the first n samples."""
+        from stylekit.edit.generate import map_seeds, synthesize, to_uint8
+
+        seeds = self.seeds(n)
+        with get_console().progress(n, description) as task:
+            for i in range(0, n, self.batch):
+                chunk = seeds[i : i + self.batch]
+                ws = map_seeds(self.G, chunk, self.trunc)
+                yield to_uint8(synthesize(self.G, ws, "const", chunk, self.batch))
+                self.generated = max(self.generated, i + len(chunk))
+                task.advance(len(chunk))
+
+    def features(self, extractor: FeatureExtractor, n: int) -> np.ndarray:
+        """[n, dim] features of the first n samples (computed once per extractor, sliced after)."""
+        have = self._feats.get(extractor.name)
+        if have is not None and len(have) >= n:
+            return have[:n]
+        rows: list[np.ndarray] = []
+
+        def prepare(a: np.ndarray) -> Any:
+            return extractor.preprocess(Image.fromarray(a if a.shape[-1] != 1 else a[..., 0]).convert("RGB"))
+
+        # The per-image resize runs on the CPU (clean-fid's PIL resize releases the GIL): threads keep
+        # it from starving the device at 50k images; map() keeps the order.
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for arr in self.uint8_batches(n, f"{extractor.name} features of generated images"):
+                rows += run_model(extractor, list(pool.map(prepare, arr)))
+        feats = np.stack(rows).astype(np.float32)
+        if feats.shape[1] != extractor.dim:
+            raise BadInput(f"extractor {extractor.name} returned {feats.shape[1]} values, expected {extractor.dim}")
+        self._feats[extractor.name] = feats
+        return feats
+
+    def summary(self) -> dict[str, Any]:
+        last = self.seed + self.generated - 1
+        return {"source": self.source, "network": self.source, "n": self.generated, "used": self.generated,
+                "seeds": f"{self.seed}-{last}" if self.generated else None, "trunc": self.trunc, "noise_mode": "const", "skipped": []}

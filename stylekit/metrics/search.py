@@ -1,0 +1,413 @@
+"""Style search over image collections: `classify` (top-k styles per image) and `similar` (nearest
+images by style), both through the per-image feature cache.
+
+- classify: a style model's classifier logits per image (cached under the model file's identity),
+  softmax, top-k.
+- similar: embeddings of the collection (the "index": per-image rows of the feature cache, so a
+  second query over an unchanged collection embeds nothing) and of the queries, then exact cosine
+  top-k by chunked matmul (`retrieval.nearest_neighbours`, the function train-classifier's
+  retrieval metrics use). When queries and collection sit in class folders, mAP@k and Recall@1 are
+  reported through `retrieval.neighbour_metrics`, the same code as train-classifier's numbers.
+
+Inputs (`open_inputs`): folders (recursive), .zip files, image files, and text files listing one
+path per line (relative to the list; `#` comments). Listed paths that do not exist and undecodable
+images are skipped and reported, never fatal on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylekit.data.images import SkippedFile
+from stylekit.data.imageset import ImageItem, ImageSet, open_image_set
+from stylekit.errors import BadInput
+from stylekit.io.console import get_console
+from stylekit.metrics.features import FeatureExtractor, FeatureResult, extract_features
+
+LIST_SUFFIXES = (".txt", ".lst")
+SHEET_TILE = 128
+SHEET_MAX_ROWS = 64
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _display(item: ImageItem) -> str:
+    return item.file if item.member is None else f"{item.file}::{item.member}"
+
+
+def _read_list(path: Path, skipped: list[SkippedFile]) -> list[ImageSet]:
+    """The entries of a file list. Image files take a fast path (one stat, one resolve: a 100k list is
+    read as often as the index is queried); folders and zips listed go through `open_image_set`.
+    An image's `rel` is its path below the list's folder when it lies there (so class folders label it)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the file list ({exc})", hint="give a UTF-8 text file with one image path per line") from None
+    base = os.path.dirname(os.path.abspath(path))
+    real_base = os.path.realpath(base)
+    real_dirs: dict[str, str] = {}
+    sets, files = [], []
+    for line in (raw.strip() for raw in lines):
+        if not line or line.startswith("#"):
+            continue
+        entry = os.path.join(base, os.path.expanduser(line))
+        try:
+            st = os.lstat(entry)
+            if stat.S_ISLNK(st.st_mode):
+                st = os.stat(entry)
+        except OSError as exc:
+            reason = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+            skipped.append(SkippedFile(entry, f"listed in {path.name} but {reason}"))
+            continue
+        if not stat.S_ISREG(st.st_mode) or entry.lower().endswith(".zip"):
+            sets.append(open_image_set(entry))
+            continue
+        # The resolved path (the cache identity) without a realpath per file: a file's real path is its
+        # folder's real path + its name unless the file itself is a link.
+        folder, name = os.path.split(os.path.normpath(entry))
+        if folder not in real_dirs:
+            real_dirs[folder] = os.path.realpath(folder)
+        real = os.path.realpath(entry) if os.path.islink(entry) else os.path.join(real_dirs[folder], name)
+        rel = real[len(real_base) + 1 :] if real.startswith(real_base + os.sep) else name
+        files.append(ImageItem(real, st.st_size, st.st_mtime_ns, rel.replace(os.sep, "/"), entry))
+    return [ImageSet(str(path), files), *sets]
+
+
+def open_inputs(sources: Sequence[str | Path], what: str = "input") -> tuple[ImageSet, list[SkippedFile]]:
+    """One ImageSet from folders, zips, image files and file lists (duplicates once), plus skipped list entries."""
+    if not sources:
+        raise BadInput(f"no {what} given", hint="give folders, .zip files, images or a .txt list of images")
+    skipped: list[SkippedFile] = []
+    items: dict[str, ImageItem] = {}
+    for source in sources:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise BadInput(f"{what} {source} does not exist", hint="give folders, .zip files, images or a .txt list of images")
+        sets = _read_list(path, skipped) if path.is_file() and path.suffix.lower() in LIST_SUFFIXES else [open_image_set(path)]
+        for image_set in sets:
+            for item in image_set.items:
+                items.setdefault(item.key_path, item)
+    return ImageSet(", ".join(str(s) for s in sources), list(items.values())), skipped
+
+
+def _features(image_set: ImageSet, extractor: FeatureExtractor, cfg: Any, what: str) -> FeatureResult:
+    cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
+    return extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch, workers=cfg.workers, description=what)
+
+
+def _skipped(listed: list[SkippedFile], result: FeatureResult) -> list[dict[str, str]]:
+    return [{"path": s.path, "reason": s.reason} for s in [*listed, *result.report.skipped]]
+
+
+def _check_common(batch: int, workers: int, k: int) -> None:
+    if batch < 1 or workers < 0 or k < 1:
+        raise BadInput("--batch and -k must be >= 1, --workers >= 0")
+
+
+# ----------------------------------------------------------------------------------------------
+# classify
+
+
+@dataclass
+class ClassifyConfig:
+    images: list[str]
+    style_model: str
+    k: int = 5
+    out: str | None = None  # CSV file
+    batch: int = 32
+    workers: int = 0
+    device: str = "auto"
+    cache: bool = True
+    cache_dir: str | None = None
+
+    def validate(self) -> None:
+        _check_common(self.batch, self.workers, self.k)
+        if self.out is not None:
+            if Path(self.out).is_dir():
+                raise BadInput(f"--out {self.out} is a folder", hint="give a file name for the CSV, e.g. --out styles.csv")
+            if Path(self.out).suffix.lower() != ".csv":
+                raise BadInput(f"--out {self.out} is not a .csv file", hint="name the table like styles.csv (use --json for JSON)")
+
+
+@dataclass
+class ClassifyResult:
+    model: str
+    classes: list[str]
+    k: int
+    images: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    features: dict[str, Any]
+    out: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
+    """Top-k styles (softmax probabilities of the style classifier) of every readable input image."""
+    from stylekit.device import resolve_device
+    from stylekit.metrics.embedders import load_style_model_or_exit, style_logits
+
+    start = time.perf_counter()
+    cfg.validate()
+    if cfg.out:
+        from stylekit.io.rundir import ensure_writable_dir
+
+        ensure_writable_dir(Path(cfg.out).parent)
+    model = load_style_model_or_exit(cfg.style_model, resolve_device(cfg.device))
+    model.require_head()  # before any decoding
+    extractor = style_logits(model)
+    image_set, listed = open_inputs(cfg.images, "image input")
+    if len(image_set) == 0:
+        raise BadInput(f"no images found in {image_set.source}", hint="give folders, .zip files, images or a .txt list of images")
+    result = _features(image_set, extractor, cfg, "classify")
+    skipped = _skipped(listed, result)
+    if not result.items:
+        raise BadInput(f"none of the {len(image_set)} images in {image_set.source} is readable",
+                       hint="; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3]))
+    probs = torch.from_numpy(result.features).softmax(dim=1)
+    k = min(cfg.k, probs.shape[1])
+    top_p, top_i = probs.topk(k, dim=1)
+    rows = [{"path": _display(item), "top": [{"style": model.classes[c], "probability": round(float(p), 6)}
+                                             for p, c in zip(ps.tolist(), cs.tolist(), strict=True)]}
+            for item, ps, cs in zip(result.items, top_p, top_i, strict=True)]
+    for s in skipped:
+        get_console().warn(f"skipped {s['path']}: {s['reason']}")
+    if cfg.out:
+        write_classify_csv(Path(cfg.out), rows, k)
+    return ClassifyResult(model=str(cfg.style_model), classes=model.classes, k=k, images=rows, skipped=skipped,
+                          features=result.stats(), out=cfg.out, seconds=round(time.perf_counter() - start, 3))
+
+
+def write_classify_csv(path: Path, rows: list[dict[str, Any]], k: int) -> Path:
+    """One row per image: path, style_1, p_1, ..., style_k, p_k (atomically written)."""
+    import csv
+    import io
+
+    from stylekit.io.atomic import write_text_atomic
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["path", *[f"{col}_{r}" for r in range(1, k + 1) for col in ("style", "p")]])
+    for row in rows:
+        writer.writerow([row["path"], *[v for t in row["top"] for v in (t["style"], f"{t['probability']:.6f}")]])
+    return write_text_atomic(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------
+# similar
+
+
+@dataclass
+class SimilarConfig:
+    queries: list[str]
+    collection: list[str]
+    style_model: str | None = None
+    embedder: str = "style"  # a key of EMBEDDERS
+    k: int = 10
+    out: str | None = None  # folder: similar.json + contact_sheet.png
+    vgg_weights: str | None = None
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None
+    size: int | None = None
+    batch: int = 32
+    workers: int = 0
+    device: str = "auto"
+    cache: bool = True
+    cache_dir: str | None = None
+    chunk: int = 65536  # collection rows per similarity block
+
+    def validate(self) -> None:
+        _check_common(self.batch, self.workers, self.k)
+        if self.embedder not in EMBEDDERS:
+            raise BadInput(f"unknown --embedder '{self.embedder}'", hint=f"choose from {', '.join(EMBEDDERS)}")
+        if self.embedder == "style" and not self.style_model:
+            raise BadInput("--embedder style needs --style-model RUN", hint="pass a train-classifier run directory, or use --embedder gram | clip")
+        if self.size is not None and self.size < 16:
+            raise BadInput("--size must be >= 16")
+        if self.chunk < 1:
+            raise BadInput("chunk must be >= 1")
+        if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
+            raise BadInput(f"--out {self.out} is a file", hint="give a folder for similar.json and contact_sheet.png")
+
+
+def _style(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.embedders import load_style_model_or_exit, style_embedder
+
+    assert cfg.style_model is not None
+    return style_embedder(load_style_model_or_exit(cfg.style_model, device), cfg.size)
+
+
+def _gram(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.embedders import gram_embedder
+    from stylekit.metrics.gram import load_gram_vgg
+
+    return gram_embedder(load_gram_vgg(cfg.vgg_weights, device), cfg.vgg_weights, cfg.size)
+
+
+def _clip(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
+    from stylekit.metrics.features import clip_extractor
+    from stylekit.nets.clip import load_clip
+
+    return clip_extractor(load_clip(cfg.clip_model, cfg.clip_weights, device))
+
+
+EMBEDDERS: dict[str, Callable[[SimilarConfig, torch.device], FeatureExtractor]] = {"style": _style, "gram": _gram, "clip": _clip}
+
+
+@dataclass
+class SimilarResult:
+    embedder: str
+    k: int
+    queries: list[dict[str, Any]]  # {"path", "label", "neighbours": [{"path", "label", "score"}]}
+    collection: dict[str, Any]
+    skipped: dict[str, list[dict[str, str]]]
+    features: dict[str, dict[str, Any]]
+    metrics: dict[str, float] | None
+    out: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _label_ids(q_items: list[ImageItem], db_items: list[ImageItem]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Integer labels from class folders when every query and collection image has one, else None."""
+    labels = [it.label for it in [*q_items, *db_items]]
+    if any(label is None for label in labels):
+        return None
+    vocab = {name: i for i, name in enumerate(sorted(set(labels)))}  # type: ignore[arg-type]
+    q = torch.tensor([vocab[it.label] for it in q_items], dtype=torch.long)  # type: ignore[index]
+    db = torch.tensor([vocab[it.label] for it in db_items], dtype=torch.long)  # type: ignore[index]
+    return q, db
+
+
+def similar_images(cfg: SimilarConfig) -> SimilarResult:
+    """Nearest collection images by style for each query (see the module docstring)."""
+    from stylekit.device import resolve_device
+    from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics
+
+    start = time.perf_counter()
+    cfg.validate()
+    if cfg.out:
+        from stylekit.io.rundir import ensure_writable_dir
+
+        ensure_writable_dir(Path(cfg.out))
+    device = resolve_device(cfg.device)
+    extractor = EMBEDDERS[cfg.embedder](cfg, device)  # missing models fail before any decoding
+    q_set, q_listed = open_inputs(cfg.queries, "query")
+    db_set, db_listed = open_inputs(cfg.collection, "collection")
+    if len(db_set) == 0:
+        raise BadInput(f"the collection {db_set.source} holds no images", hint="give --in a folder, .zip or .txt list of images")
+    if len(q_set) == 0:
+        raise BadInput(f"no query images found in {q_set.source}", hint="give image files, folders, .zip files or a .txt list")
+    db = _features(db_set, extractor, cfg, "index (collection)")
+    if not db.items:
+        raise BadInput(f"none of the {len(db_set)} collection images in {db_set.source} is readable",
+                       hint="; ".join(f"{s['path']}: {s['reason']}" for s in _skipped(db_listed, db)[:3]))
+    q = _features(q_set, extractor, cfg, "queries")
+    q_skipped = _skipped(q_listed, q)
+    if not q.items:
+        raise BadInput(f"no readable query image in {q_set.source}",
+                       hint="; ".join(f"{s['path']}: {s['reason']}" for s in q_skipped[:3]))
+    for s in q_skipped:
+        get_console().warn(f"skipped query {s['path']}: {s['reason']}")
+
+    q_emb = torch.nn.functional.normalize(torch.from_numpy(q.features), dim=1)
+    db_emb = torch.nn.functional.normalize(torch.from_numpy(db.features), dim=1).to(device)
+    position = {it.key_path: i for i, it in enumerate(db.items)}
+    exclude = torch.tensor([position.get(it.key_path, -1) for it in q.items], dtype=torch.long)
+    scores, idx = nearest_neighbours(q_emb, db_emb, cfg.k, chunk=256, db_chunk=cfg.chunk, exclude=exclude)
+    scores, idx = scores.cpu(), idx.cpu()
+    rows = []
+    for qi, item in enumerate(q.items):
+        neighbours = [{"path": _display(db.items[j]), "label": db.items[j].label, "score": round(float(s), 6)}
+                      for s, j in zip(scores[qi].tolist(), idx[qi].tolist(), strict=True)]
+        rows.append({"path": _display(item), "label": item.label, "neighbours": neighbours})
+    labels = _label_ids(q.items, db.items)
+    metrics = neighbour_metrics(idx, labels[0], labels[1], cfg.k, exclude) if labels is not None else None
+    result = SimilarResult(
+        embedder=extractor.name, k=int(idx.shape[1]), queries=rows,
+        collection={"source": db_set.source, "n": len(db_set), "used": len(db.items)},
+        skipped={"queries": q_skipped, "collection": _skipped(db_listed, db)},
+        features={"collection": db.stats(), "queries": q.stats()}, metrics=metrics,
+    )
+    if cfg.out:
+        from stylekit.io.atomic import write_json_atomic
+
+        out = Path(cfg.out)
+        sheet = contact_sheet(q.items, db.items, idx, scores, out / "contact_sheet.png")
+        result.out = {"json": str(out / "similar.json"), "contact_sheet": str(sheet)}
+        result.seconds = round(time.perf_counter() - start, 3)
+        write_json_atomic(out / "similar.json", result.to_dict())
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Contact sheet
+
+
+def _tile(item: ImageItem, size: int) -> Any:
+    from PIL import Image
+
+    from stylekit.data.images import resize_square
+    from stylekit.data.imageset import decode_item
+    from stylekit.errors import BadImage
+
+    try:
+        return resize_square(decode_item(item), size)
+    except BadImage:  # changed since it was embedded: a grey tile keeps the row aligned
+        return Image.new("RGB", (size, size), (128, 128, 128))
+
+
+def _caption(text: str, width: int, draw: Any, font: Any) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength("..." + text, font=font) > width:
+        text = text[1:]
+    return "..." + text
+
+
+def contact_sheet(q_items: list[ImageItem], db_items: list[ImageItem], idx: torch.Tensor, scores: torch.Tensor,
+                  path: Path, tile: int = SHEET_TILE, max_rows: int = SHEET_MAX_ROWS) -> Path:
+    """One row per query: the query (blue frame), then its neighbours, each captioned (name; cosine)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from stylekit.data.images import mark_composite
+    from stylekit.io.atomic import save_image_atomic
+
+    rows = min(len(q_items), max_rows)
+    if len(q_items) > rows:
+        get_console().log(f"contact sheet shows the first {rows} of {len(q_items)} queries (all are in similar.json)")
+    cols = 1 + idx.shape[1]
+    pad, text_h = 6, 28
+    font = ImageFont.load_default()
+    sheet = Image.new("RGB", (cols * (tile + pad) + pad, rows * (tile + text_h + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r in range(rows):
+        y = pad + r * (tile + text_h + pad)
+        cells = [(q_items[r], "query", (40, 90, 220))]
+        cells += [(db_items[j], f"{s:.3f}", (160, 160, 160)) for s, j in zip(scores[r].tolist(), idx[r].tolist(), strict=True)]
+        for c, (item, second, frame) in enumerate(cells):
+            x = pad + c * (tile + pad)
+            sheet.paste(_tile(item, tile), (x, y))
+            draw.rectangle([x - 2, y - 2, x + tile + 1, y + tile + 1], outline=frame, width=2)
+            name = "/".join(item.rel.split("/")[-2:])
+            draw.text((x, y + tile + 2), _caption(name, tile, draw, font), fill=(0, 0, 0), font=font)
+            draw.text((x, y + tile + 14), second, fill=(0, 0, 0) if c else frame, font=font)
+    save_image_atomic(path, sheet)
+    mark_composite(path)
+    return path
+

@@ -1,0 +1,69 @@
+"""Metrics at training snapshots (`finetune-stylegan --metrics fid10k,kid10k,ppl2_wend`), from the one registry.
+
+The trainer calls `parse_snapshot_metrics` once (bad names fail before training starts),
+`missing_weights` once (missing feature-net weights skip the metrics with a warning instead of
+stopping a long run), and `snapshot_metrics` at each snapshot on rank 0: the metrics of the
+in-memory G_ema against the training data through `score_sets` (no PNGs written; the data's features
+come from the feature cache after the first snapshot). Each metric is also appended to the run's
+`metric-<name>.jsonl` in NVlabs' format ({"results", "metric", "total_time", "total_time_str",
+"num_gpus", "snapshot_pkl", "timestamp"}), so NVlabs' tooling reads stylekit runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from stylekit.errors import BadInput, MissingResource
+from stylekit.metrics.registry import FAMILIES, MetricSpec, check_counts, parse_metrics
+
+
+def parse_snapshot_metrics(names: list[str], num_gen: int | None = None) -> list[MetricSpec]:
+    """--metrics names ("none" = no metrics) with --num-gen `num_gen`; a metric that needs two
+    image sets, or more images than it would get, is refused."""
+    wanted = [n for n in names if n.strip().lower() != "none"]
+    specs = parse_metrics(wanted) if wanted else []
+    if num_gen is not None:
+        check_counts(specs, lambda s: s.num_gen or num_gen, f"--num-gen {num_gen}")
+    for spec in specs:
+        if FAMILIES[spec.family].images_only:
+            raise BadInput(f"--metrics {spec.name} compares two image sets; it cannot score the generator",
+                           hint="use fid, kid, pr, is or ppl names (e.g. fid10k,kid10k,ppl2_wend)")
+    return specs
+
+
+def missing_weights(specs: list[MetricSpec]) -> str | None:
+    """Why the metrics cannot run (a weights file that is not cached), or None when they can."""
+    from stylekit.metrics.score import required_weights
+    from stylekit.weights import weights_path
+
+    kinds = [k for s in specs for k in FAMILIES[s.family].features] + (["lpips"] if any(s.family == "ppl" for s in specs) else [])
+    for name in required_weights(list(dict.fromkeys(kinds))):
+        try:
+            weights_path(name)
+        except MissingResource as exc:
+            return f"{exc.message}; fetch them with `stylekit download {name}` and rerun"
+    return None
+
+
+def _time_str(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h {s // 60 % 60:02d}m {s % 60:02d}s" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def snapshot_metrics(G: Any, specs: list[MetricSpec], data: str, run_dir: Any, snapshot: str, device: Any,
+                     num_gen: int, num_gpus: int = 1, seed: int = 0) -> dict[str, float]:
+    """The metrics of generator G vs `data`; returns NVlabs' flat results ({"fid10k": ..., "pr50k3_full_precision": ...})."""
+    from stylekit.metrics.score import ScoreConfig, score_sets
+
+    report = score_sets(ScoreConfig(b=data, network=snapshot, generator=G, metrics=[s.name for s in specs], num_gen=num_gen,
+                                    device=str(device), seed=seed, kid_subset_size=min(1000, num_gen)))
+    flat: dict[str, float] = {}
+    for spec in specs:
+        doc = report.metrics[spec.name]
+        results = FAMILIES[spec.family].results(spec.name, doc)
+        flat.update(results)
+        run_dir.append_jsonl(f"metric-{spec.name}.jsonl", {
+            "results": results, "metric": spec.name, "total_time": doc["seconds"], "total_time_str": _time_str(doc["seconds"]),
+            "num_gpus": num_gpus, "snapshot_pkl": snapshot, "timestamp": time.time()})
+    return flat

@@ -1,0 +1,195 @@
+"""`stylekit stats DATA --name NAME --size R`: reference statistics of your own data set for FID/KID.
+
+clean-fid's `make_custom_stats` semantics, stored where `score A stats:NAME/R` looks
+($STYLEKIT_HOME/stats, never site-packages), in clean-fid's file format:
+    NAME_MODE_custom_R.npz       mu [2048], sigma [2048, 2048]   (FID)
+    NAME_MODE_custom_R_kid.npz   feats [N, 2048]                 (KID)
+(clean-fid writes `custom_na`; stylekit records the resolution R the images were compared at, so
+`stats:NAME/R` reads like the hosted names). Features come from the same extractor and cache as
+`score` (so statistics of a folder already scored cost no Inception pass). Existing statistics are
+never replaced silently: BadInput unless `fresh`.
+
+R: with `size`, every image is first brought to R x R (shorter side to R, centre crop, Lanczos), as
+`prepare --size R` does; without it the images must all be the same square size, which becomes R.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylekit.data.imageset import ImageItem, open_image_set
+from stylekit.errors import BadInput
+from stylekit.metrics.features import FeatureResult, extract_features
+
+NAME_PATTERN = r"[a-z0-9_]+"
+
+
+@dataclass
+class StatsConfig:
+    data: str
+    name: str
+    size: int | None = None
+    mode: str = "clean"
+    inception_weights: str | None = None
+    batch: int = 32
+    workers: int = 0
+    device: str = "auto"
+    cache: bool = True
+    cache_dir: str | None = None
+    fresh: bool = False
+
+    def validate(self) -> None:
+        from stylekit.metrics.fid import KNOWN_STATS, check_mode
+
+        check_mode(self.mode)
+        if not re.fullmatch(NAME_PATTERN, self.name):
+            raise BadInput(f"bad --name '{self.name}'", hint="use lower-case letters, digits and _ (it becomes stats:NAME/R)")
+        if any(n == self.name for n, _ in KNOWN_STATS):
+            raise BadInput(f"--name {self.name} is one of clean-fid's hosted statistics", hint="pick another name for your data set")
+        if self.size is not None and self.size < 16:
+            raise BadInput("--size must be >= 16")
+        if self.batch < 1 or self.workers < 0:
+            raise BadInput("--batch must be >= 1, --workers >= 0")
+
+
+@dataclass
+class StatsResult:
+    spec: str  # what to pass to `score`: stats:NAME/R
+    name: str
+    size: int
+    mode: str
+    files: dict[str, str]
+    n: int
+    used: int
+    skipped: list[dict[str, str]]
+    features: dict[str, Any]
+    replaced: bool
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SquareThen:
+    """Picklable preprocessing: the image to R x R (shorter side, centre crop, Lanczos), then `inner`."""
+
+    def __init__(self, size: int, inner: Any) -> None:
+        self.size = size
+        self.inner = inner
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        from stylekit.data.images import resize_square
+
+        return self.inner(resize_square(img, self.size))
+
+
+class ResizedExtractor:
+    """`extractor` on images brought to R x R first; a cache mode of its own (`MODE@Rpx`)."""
+
+    def __init__(self, extractor: Any, size: int) -> None:
+        self.extractor = extractor
+        self.name = extractor.name
+        self.mode = f"{extractor.mode}@{size}px"
+        self.dim = extractor.dim
+        self.cleanfid_decode = extractor.cleanfid_decode
+        self.preprocess = SquareThen(size, extractor.preprocess)
+
+    def __call__(self, batch: torch.Tensor) -> Any:
+        return self.extractor(batch)
+
+
+def common_size(items: list[ImageItem], source: str) -> int:
+    """The one square side all readable images share (read from headers only), else BadInput."""
+    import zipfile
+
+    sizes: set[tuple[int, int]] = set()
+    zips: dict[str, zipfile.ZipFile] = {}
+    try:
+        for item in items:
+            try:
+                if item.member is None:
+                    with Image.open(item.file) as img:
+                        sizes.add(img.size)
+                else:
+                    zf = zips.setdefault(item.file, zipfile.ZipFile(item.file))
+                    with zf.open(item.member) as fh, Image.open(fh) as img:
+                        sizes.add(img.size)
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, Image.DecompressionBombError):
+                continue  # unreadable: extraction skips and reports it
+    finally:
+        for zf in zips.values():
+            zf.close()
+    if len(sizes) == 1:
+        (w, h), = sizes
+        if w == h:
+            return w
+    shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4])
+    raise BadInput(f"{source}: images are not all one square size ({shown or 'none readable'})",
+                   hint="give --size R to bring every image to R x R (shorter side, centre crop) first")
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    from stylekit.io.atomic import write_atomic
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+            np.savez_compressed(fh, **arrays)
+
+    write_atomic(path, writer)
+
+
+def make_stats(cfg: StatsConfig) -> StatsResult:
+    """Compute and save FID/KID reference statistics of cfg.data as stats:NAME/R (see the module docstring)."""
+    from stylekit.device import resolve_device
+    from stylekit.metrics import score as score_mod
+    from stylekit.metrics.fid import CUSTOM_SPLIT, RefStats, fid_warning, stats_dir
+    from stylekit.metrics.frechet import gaussian_stats
+
+    start = time.perf_counter()
+    cfg.validate()
+    image_set = open_image_set(cfg.data)
+    if len(image_set) == 0:
+        raise BadInput(f"{cfg.data}: no images found", hint="give a folder (searched recursively) or a .zip of images")
+    size = cfg.size or common_size(image_set.items, image_set.source)
+    ref = RefStats(cfg.name, size, CUSTOM_SPLIT, cfg.mode)
+    files = {"fid": stats_dir() / ref.filename(), "kid": stats_dir() / ref.filename(kid=True)}
+    existing = [p for p in files.values() if p.exists()]
+    if existing and not cfg.fresh:
+        raise BadInput(f"statistics {ref.label} (mode {cfg.mode}) already exist: {existing[0]}",
+                       hint="pass --fresh to replace them, or pick another --name")
+    from stylekit.io.rundir import ensure_writable_dir
+
+    ensure_writable_dir(stats_dir())
+    scfg = score_mod.ScoreConfig(a=cfg.data, b=cfg.data, mode=cfg.mode, inception_weights=cfg.inception_weights)
+    extractor = score_mod.EXTRACTORS["inception"](scfg, resolve_device(cfg.device))
+    if cfg.size is not None:
+        extractor = ResizedExtractor(extractor, cfg.size)
+    cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
+    result: FeatureResult = extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch,
+                                             workers=cfg.workers, description="inception features")
+    if len(result.items) < 2:
+        raise BadInput(f"{cfg.data}: only {len(result.items)} of {len(image_set)} images are readable; need at least 2",
+                       hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
+    feats = result.features.astype(np.float32)
+    mu, sigma = gaussian_stats(feats)
+    _write_npz(files["fid"], mu=mu, sigma=sigma)
+    _write_npz(files["kid"], feats=feats)
+    from stylekit.io.console import get_console
+
+    warning = fid_warning(len(feats), cfg.data)
+    if warning:
+        get_console().warn(warning)
+    return StatsResult(
+        spec=f"stats:{cfg.name}/{size}", name=cfg.name, size=size, mode=cfg.mode,
+        files={k: str(v) for k, v in files.items()}, n=len(image_set), used=len(result.items),
+        skipped=[{"path": s.path, "reason": s.reason} for s in result.report.skipped], features=result.stats(),
+        replaced=bool(existing), seconds=round(time.perf_counter() - start, 3),
+    )
