@@ -8,7 +8,7 @@ With --reference, junyanz's `models.networks` (define_G unet_256 / define_D basi
 from a local clone) builds the same networks; stylekit's --refs 0 weights are copied into them
 (layers matched in execution order, shapes checked) and the eval-mode outputs compared; all
 contenders are timed interleaved, best of N, on the same images. stylekit runs in fp32 and, where
-bf16 is native (or with --precision bf16), in bf16 autocast. One JSON line per measurement.
+bf16 is native, also as `--amp` (bf16 autocast). One JSON line per measurement.
 """
 
 from __future__ import annotations
@@ -21,37 +21,36 @@ import torch.nn.functional as F
 from common import Bench, add_args, best_of, count_flops, native_bf16, reference_path, start
 from torch import nn
 
+from stylekit.device import autocast
 from stylekit.nets.patchgan import PatchGAN
 from stylekit.nets.unet import GeneratorConfig, RefUNet
-from stylekit.train.pix2pix import count_params, gan_loss
+from stylekit.train.pix2pix import adam, count_params, gan_loss
 
 LEAVES = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.Linear)
 
 
-def _adam(module: nn.Module, trainable_only: bool = True) -> torch.optim.Adam:
-    params = [p for p in module.parameters() if p.requires_grad or not trainable_only]
-    return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
-
-
-def stylekit_step(g: nn.Module, d: nn.Module, a: torch.Tensor, b: torch.Tensor, refs: torch.Tensor | None,
-                  dtype: torch.dtype | None):
-    opt_g, opt_d = _adam(g), _adam(d, trainable_only=False)
-
-    def cast():
-        return torch.autocast("cpu", dtype=dtype) if dtype is not None else torch.autocast("cpu", enabled=False)
+def stylekit_step(g: nn.Module, d: nn.Module, a: torch.Tensor, b: torch.Tensor, refs: torch.Tensor | None, amp: bool):
+    """The step of stylekit/train/pix2pix.py with its pieces: channels-last networks and images, fused
+    Adam, `--amp` autocast (bf16 where the CPU runs it natively)."""
+    device = torch.device("cpu")
+    g.to(memory_format=torch.channels_last)
+    d.to(memory_format=torch.channels_last)
+    a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    opt_g = adam([p for p in g.parameters() if p.requires_grad], 2e-4, 0.5, device)
+    opt_d = adam(list(d.parameters()), 2e-4, 0.5, device)
 
     def step() -> None:
-        with cast():
+        with autocast(device, amp):
             fake = g(a, refs)
         d.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
-        with cast():
+        with autocast(device, amp):
             pred_fake, pred_real = d(a, fake.detach()), d(a, b)
         (0.5 * (gan_loss(pred_fake, False, "vanilla") + gan_loss(pred_real, True, "vanilla"))).backward()
         opt_d.step()
         d.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        with cast():
+        with autocast(device, amp):
             pred = d(a, fake)
         (gan_loss(pred, True, "vanilla") + 100 * F.l1_loss(fake.float(), b)).backward()
         opt_g.step()
@@ -79,7 +78,8 @@ def junyanz_nets(size: int) -> tuple[nn.Module, nn.Module, nn.Module]:
 
 def junyanz_step(G: nn.Module, D: nn.Module, gan: nn.Module, a: torch.Tensor, b: torch.Tensor):
     """junyanz Pix2PixModel.optimize_parameters, written against its networks (pool_size 0, lambda_L1 100)."""
-    opt_g, opt_d = _adam(G), _adam(D, trainable_only=False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
     def step() -> None:
         fake = G(a)
@@ -135,9 +135,7 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
     a, b = torch.rand(1, 3, size, size, generator=gen) * 2 - 1, torch.rand(1, 3, size, size, generator=gen) * 2 - 1
     ref_size = min(size, 128)
     refs = torch.rand(1, 5, 3, ref_size, ref_size, generator=gen)
-    precisions = {"fp32": None, "bf16": torch.bfloat16}
-    wanted = ["fp32", "bf16"] if args.precision == "auto" and native_bf16() else (
-        ["fp32"] if args.precision == "auto" else args.precision.split(","))
+    wanted = ["fp32", "bf16"] if native_bf16() else ["fp32"]
     fns, flops, info = {}, {}, {}
     for k in (0, 5):
         torch.manual_seed(0)
@@ -146,7 +144,7 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
         info[f"refs{k}"] = {"params_g": count_params(g), "params_d": count_params(d)}
         for prec in wanted:
             name = f"stylekit refs {k} {prec}"
-            fns[name] = stylekit_step(g, d, a, b, refs if k else None, precisions[prec])
+            fns[name] = stylekit_step(g, d, a, b, refs if k else None, amp=prec == "bf16")
             flops[name] = count_flops(fns[name])
         if k == 0 and args.reference:
             G, D, gan = junyanz_nets(size)
@@ -181,7 +179,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_args(parser, repeats=3, reference="junyanz/pytorch-CycleGAN-and-pix2pix")
     parser.add_argument("--sizes", default="256,512")
-    parser.add_argument("--precision", default="auto", help="auto (fp32, plus bf16 where native), fp32, bf16 or fp32,bf16")
     args = parser.parse_args()
     if args.device != "cpu":
         raise SystemExit("benchmarks/pix2pix.py measures the CPU step (--device cpu)")
