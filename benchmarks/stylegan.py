@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import Bench, add_args, best_of, count_flops, reference_path, start
+from common import Bench, add_args, best_of, count_flops, native_bf16, reference_path, start
 
+from stylekit.device import autocast
 from stylekit.nets.stylegan2 import ops
 from stylekit.nets.stylegan2.networks import Generator
 
@@ -56,6 +57,11 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
     with torch.inference_mode():
         flops = count_flops(ours())
     fns = {"stylekit": ours()}
+    if native_bf16(device):
+        def amp_call():
+            with autocast(device, True):  # what generate/mix --amp run
+                return G(z, None, truncation_psi=0.7, noise_mode="const").float()
+        fns["stylekit --amp"] = amp_call
     images: dict[str, torch.Tensor] = {}
     if args.reference:
         G_ref = nvlabs_generator(kwargs, G.state_dict(), device)
@@ -65,7 +71,7 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
             for up in ("transpose", "polyphase"):
                 fns[f"stylekit {MODCONV[fused]}/{up}"] = _with_up(ours(fused), up)
     with torch.inference_mode():
-        for name in ("stylekit", "nvlabs"):
+        for name in ("stylekit", "stylekit --amp", "nvlabs"):
             if name in fns:
                 images[name] = fns[name]().float()
         best = best_of(fns, args.repeats, device)
@@ -74,13 +80,29 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
         extra = {"nvlabs_seconds": round(best["nvlabs"], 4),
                  "nvlabs_throughput": round(cfg["batch"] / best["nvlabs"], 3),
                  "speedup_vs_nvlabs": round(best["nvlabs"] / best["stylekit"], 3),
-                 "max_abs_diff_vs_nvlabs": float((images["stylekit"] - images["nvlabs"]).abs().max())}
+                 "max_abs_diff_vs_nvlabs": float((images["stylekit"] - images["nvlabs"]).abs().max()),
+                 "max_pixel_steps_vs_nvlabs": _pixel_steps(images["stylekit"], images["nvlabs"])}
     bench.result("stylegan2 G forward", {**config, "modconv": "auto", "up": ops.UP_IMPL}, best["stylekit"],
                  items=cfg["batch"], flops=flops, **extra)
+    if "stylekit --amp" in best:
+        amp_extra: dict[str, object] = {"max_abs_diff_vs_fp32": float((images["stylekit --amp"] - images["stylekit"]).abs().max()),
+                                        "max_pixel_steps_vs_fp32": _pixel_steps(images["stylekit --amp"], images["stylekit"])}
+        if "nvlabs" in best:
+            amp_extra.update(speedup_vs_nvlabs_fp32=round(best["nvlabs"] / best["stylekit --amp"], 3),
+                             max_pixel_steps_vs_nvlabs=_pixel_steps(images["stylekit --amp"], images["nvlabs"]))
+        bench.result("stylegan2 G forward", {**config, "precision": "bf16 autocast (--amp)"}, best["stylekit --amp"],
+                     items=cfg["batch"], flops=flops, **amp_extra)
     for name, seconds in best.items():
-        if name.startswith("stylekit "):
+        if name.startswith("stylekit ") and name != "stylekit --amp":
             bench.result("stylegan2 G forward", {**config, "variant": name.split(" ", 1)[1]}, seconds,
                          items=cfg["batch"], flops=flops)
+
+
+def _pixel_steps(a: torch.Tensor, b: torch.Tensor) -> int:
+    """Largest difference of the saved 8-bit images (NVlabs' x * 127.5 + 128, clamped, truncated)."""
+    def u8(x: torch.Tensor) -> torch.Tensor:
+        return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8).int()
+    return int((u8(a) - u8(b)).abs().max())
 
 
 def _with_up(fn, up: str):
