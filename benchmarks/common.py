@@ -187,15 +187,18 @@ class Bench:
         return doc
 
 
-def add_args(parser: argparse.ArgumentParser, *, repeats: int, reference: str | None = None) -> None:
-    """The options every benchmark shares; `reference` names the code `--reference PATH` points at."""
+def add_args(parser: argparse.ArgumentParser, *, repeats: int, reference: str | None = None, env: str | None = None) -> None:
+    """The options every benchmark shares; `reference` names the code `--reference PATH` points at,
+    `env` the environment variable that gives its default (`make bench NVLABS=... JUNYANZ=...`)."""
     parser.add_argument("--threads", type=int, default=int(os.environ.get("STYLEKIT_BENCH_THREADS", "0")) or os.cpu_count(),
                         help="torch.set_num_threads for the whole run (peaks included); default: all cores")
     parser.add_argument("--repeats", type=int, default=repeats, help="best of N, interleaved")
     parser.add_argument("--device", default="cpu")
     if reference:
-        parser.add_argument("--reference", type=Path, default=None, metavar="PATH",
-                            help=f"local clone of {reference}: time it beside stylekit in the same run")
+        default = os.environ.get(env) if env else None
+        parser.add_argument("--reference", type=Path, default=Path(default) if default else None, metavar="PATH",
+                            help=f"local clone of {reference}: time it beside stylekit in the same run"
+                                 + (f" (default: ${env})" if env else ""))
 
 
 def start(name: str, args: argparse.Namespace) -> Bench:

@@ -177,7 +177,7 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_args(parser, repeats=3, reference="junyanz/pytorch-CycleGAN-and-pix2pix")
+    add_args(parser, repeats=3, reference="junyanz/pytorch-CycleGAN-and-pix2pix", env="JUNYANZ")
     parser.add_argument("--sizes", default="256,512")
     args = parser.parse_args()
     if args.device != "cpu":

@@ -56,7 +56,7 @@ def dataset_tool(src: Path, dest: Path, size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch (its dataset_tool.py)")
+    add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch (its dataset_tool.py)", env="NVLABS")
     parser.add_argument("--images", type=int, default=1000, help="toy images to convert (8 styles)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="prepare's worker processes")

@@ -117,7 +117,7 @@ def _with_up(fn, up: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch")
+    add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch", env="NVLABS")
     parser.add_argument("--variants", action="store_true", help="also time the alternative modconv/up-sampling paths")
     parser.add_argument("--sizes", default="64,256", help="which of the configurations to run (64, 256)")
     args = parser.parse_args()
