@@ -17,7 +17,7 @@ import argparse
 import torch
 from common import Bench, add_args, best_of, count_flops, native_bf16, reference_path, start
 
-from stylekit.device import autocast
+from stylekit.edit.generate import synthesize
 from stylekit.nets.stylegan2 import ops
 from stylekit.nets.stylegan2.networks import Generator
 
@@ -58,9 +58,8 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
         flops = count_flops(ours())
     fns = {"stylekit": ours()}
     if native_bf16(device):
-        def amp_call():
-            with autocast(device, True):  # what generate/mix --amp run
-                return G(z, None, truncation_psi=0.7, noise_mode="const").float()
+        def amp_call():  # what generate/mix --amp run: fp32 mapping, synthesis under bf16 autocast
+            return synthesize(G, G.mapping(z, None, truncation_psi=0.7), "const", batch=cfg["batch"], amp=True)
         fns["stylekit --amp"] = amp_call
     images: dict[str, torch.Tensor] = {}
     if args.reference:
