@@ -29,8 +29,11 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_OUT)
 
+# NVLABS=<clone of NVlabs/stylegan2-ada-pytorch> JUNYANZ=<clone of junyanz/pytorch-CycleGAN-and-pix2pix>:
+# those benchmarks time the reference code beside stylekit (docs/performance.md). One JSON line each.
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do [ "$$b" = benchmarks/common.py ] && continue; echo "# $$b" >&2; \
+		NVLABS="$(NVLABS)" JUNYANZ="$(JUNYANZ)" $(BIN)/python $$b || exit 1; done
 
 # On a CUDA machine: every command tiny with --amp, torchrun x2 on >= 2 GPUs, resume, timings (docs/gpu.md).
 gpu-check: $(STAMP)

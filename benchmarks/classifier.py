@@ -3,7 +3,7 @@
     python benchmarks/classifier.py                      # speed: toy config (small-cnn 64px) and resnet50 224px
     python benchmarks/classifier.py --gram DATA          # Gram baseline retrieval on DATA's test split
 
-One JSON line per measurement: {"what", "config", "seconds", "throughput", "peak_mem_mb", ...}.
+One JSON line per measurement (benchmarks/common.py: achieved GFLOP/s beside the matmul peaks).
 Random-init weights everywhere (no downloads). Asserts nothing.
 """
 
@@ -11,37 +11,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import sys
 import time
 from pathlib import Path
 
 import torch
+from common import Bench, add_args, best_of, count_flops, start
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stylekit.nets.style_embedding import StyleNet, StyleNetConfig  # noqa: E402
-from stylekit.train.losses import LossConfig, style_loss  # noqa: E402
-
-
-def _peak_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+from stylekit.train.losses import LossConfig, style_loss
 
 
 def _emit(**doc: object) -> None:
     print(json.dumps(doc), flush=True)
 
 
-def bench_model(backbone: str, size: int, batch: int, steps: int, device: torch.device, classes: int = 8) -> None:
+def bench_model(bench: Bench, backbone: str, size: int, batch: int, repeats: int, classes: int = 8) -> None:
+    device = bench.device
     net = StyleNet(StyleNetConfig(backbone, classes, 256)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     loss_cfg = LossConfig("ce+supcon")
     x = torch.rand(batch, 3, size, size, device=device)
     y = torch.arange(batch, device=device) % classes
     config = {"backbone": backbone, "size": size, "batch": batch, "device": str(device), "threads": torch.get_num_threads(),
-              "loss": "ce+supcon"}
+              "loss": "ce+supcon", "repeats": repeats, "stat": "min"}
 
     def train_step() -> None:
         logits, z = net(x)
@@ -50,27 +42,18 @@ def bench_model(backbone: str, size: int, batch: int, steps: int, device: torch.
         loss.backward()
         opt.step()
 
-    net.train()
-    train_step()  # warm-up
-    t = time.perf_counter()
-    for _ in range(steps):
-        train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t
-    _emit(what="train-classifier train step", config=config, seconds=round(dt / steps, 4),
-          throughput=round(batch * steps / dt, 1), unit="images/s", peak_mem_mb=round(_peak_mb(), 1))
-    net.eval()
-    with torch.no_grad():
-        net.embed(x)
-        t = time.perf_counter()
-        for _ in range(steps):
+    def embed() -> None:
+        with torch.no_grad():
             net.embed(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t
-    _emit(what="style embed (inference)", config=config, seconds=round(dt / steps, 4),
-          throughput=round(batch * steps / dt, 1), unit="images/s", peak_mem_mb=round(_peak_mb(), 1))
+
+    net.train()
+    flops = count_flops(train_step)
+    seconds = best_of({"train": train_step}, repeats, device)["train"]
+    bench.result("train-classifier train step", config, seconds, items=batch, flops=flops, unit="images/s")
+    net.eval()
+    flops = count_flops(embed)
+    seconds = best_of({"embed": embed}, repeats, device)["embed"]
+    bench.result("style embed (inference)", config, seconds, items=batch, flops=flops, unit="images/s")
 
 
 @torch.no_grad()
@@ -86,8 +69,8 @@ def gram_baseline(data: Path, layers: tuple[str, ...], seed: int = 0, size: int 
 
     def features(items: list[tuple[Path, int]]) -> torch.Tensor:
         out = []
-        for start in range(0, len(items), 64):
-            imgs = [load_tensor(p) for p, _ in items[start : start + 64]]
+        for first in range(0, len(items), 64):
+            imgs = [load_tensor(p) for p, _ in items[first : first + 64]]
             x = torch.stack([resize_center_crop(i, size or i.shape[-1]) for i in imgs])
             feats = vgg(x)
             parts = []
@@ -110,17 +93,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gram", type=Path, help="run the Gram baseline on this data folder instead of the speed runs")
     ap.add_argument("--layers", default="relu1_1,relu2_1,relu3_1")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--steps", type=int, default=3)
+    add_args(ap, repeats=3)
     args = ap.parse_args()
     if args.gram:
         _emit(**gram_baseline(args.gram, tuple(args.layers.split(","))))
         return
-    from stylekit.device import resolve_device
-
-    device = resolve_device(args.device)
-    bench_model("small-cnn", 64, 64, args.steps, device)
-    bench_model("resnet50", 224, 16 if device.type == "cpu" else 64, args.steps, device, classes=27)
+    bench = start("classifier", args)
+    bench_model(bench, "small-cnn", 64, 64, args.repeats)
+    bench_model(bench, "resnet50", 224, 16 if bench.device.type == "cpu" else 64, args.repeats, classes=27)
 
 
 if __name__ == "__main__":

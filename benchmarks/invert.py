@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 import torch
+from common import Bench, add_args, count_flops, start
 
 from stylekit.edit import invert as inv
 from stylekit.nets.stylegan2.tiny import randomize_, tiny_generator
@@ -24,22 +24,19 @@ CONFIGS = {  # as the StyleGAN2 CPU figures in REFERENCES.md
 }
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def speed(config: str, loss: str, space: str, steps: int, device: torch.device) -> dict:
+def speed(bench: Bench, config: str, loss: str, space: str, steps: int) -> None:
+    device = bench.device
     G = tiny_generator(**CONFIGS[config]).to(device).requires_grad_(False)
     target = torch.rand(1, 3, G.img_resolution, G.img_resolution)
     w_avg, w_std = inv.w_stats(G, 1000)
     obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, device)
-    inv.project(G, target, obj, space=space, steps=1, w_avg=w_avg, w_std=w_std)  # warm-up
+    flops = count_flops(lambda: inv.project(G, target, obj, space=space, steps=1, w_avg=w_avg, w_std=w_std))  # + warm-up
     t0 = time.perf_counter()
     inv.project(G, target, obj, space=space, steps=steps, w_avg=w_avg, w_std=w_std, log_every=steps)
-    seconds = time.perf_counter() - t0
-    return {"what": "invert-step", "config": {"generator": config, "loss": loss, "space": space, "steps": steps,
-            "device": str(device), "threads": torch.get_num_threads()}, "seconds": round(seconds, 3),
-            "throughput": round(steps / seconds, 3), "peak_mem_mb": round(peak_mb(), 1)}
+    seconds = (time.perf_counter() - t0) / steps
+    bench.result("invert-step", {"generator": config, "loss": loss, "space": space, "steps": steps,
+                                 "device": str(device), "threads": torch.get_num_threads()},
+                 seconds, flops=flops, unit="steps/s")
 
 
 def validity_generator() -> torch.nn.Module:
@@ -80,17 +77,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--validity", action="store_true")
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None)
+    add_args(ap, repeats=1)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.validity:
+        torch.set_num_threads(args.threads)
         validity(args.steps or 300)
         return
+    bench = start("invert", args)
     for config in CONFIGS:
         for loss in ("lpips", "vgg"):
-            print(json.dumps(speed(config, loss, "w", args.steps or (5 if config == "64px" else 2), torch.device("cpu"))),
-                  flush=True)
+            speed(bench, config, loss, "w", args.steps or (5 if config == "64px" else 2))
 
 
 if __name__ == "__main__":

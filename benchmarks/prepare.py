@@ -1,37 +1,37 @@
-"""images/s of `stylekit prepare` (1 and 2 workers) vs a plain single-process PIL loop on the same files.
+"""`stylekit prepare` images/s (folder and stylegan-zip) beside NVlabs dataset_tool and a plain PIL loop.
 
-Input: toy-styles rendered at 256px; both sides centre-crop, Lanczos-resize to 64px and write PNGs
-(zlib level 1, as prepare does). prepare additionally validates, splits, hashes and writes a
-manifest. Prints one JSON line per measurement; asserts nothing.
+Input: toy-styles rendered at 256 px (default 1000 images); every contender centre-crops and
+Lanczos-resizes to 64 px. dataset_tool and `prepare --format stylegan-zip` write a StyleGAN zip;
+prepare also validates, splits, hashes and writes a manifest. Timed interleaved, best of N, each call
+into a fresh output folder.
 
-    .venv/bin/python benchmarks/prepare.py [--per-style 60] [--styles 4] [--size 64]
+    python benchmarks/prepare.py [--images 1000] [--size 64] [--workers 2] [--reference PATH-TO-stylegan2-ada-pytorch]
+
+With --reference, NVlabs' dataset_tool.py (from a local clone) runs in this process through its click
+command (`--transform center-crop --width --height`, single process as it is written). One JSON line
+per measurement; asserts nothing.
 """
 
+from __future__ import annotations
+
 import argparse
-import json
-import resource
+import contextlib
+import io
+import itertools
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from common import add_args, best_of, reference_path, start
 from PIL import Image
 
 from stylekit.data.images import list_images
 from stylekit.data.prepare import PrepareConfig, prepare
 from stylekit.data.toy import generate_toy_styles
-from stylekit.io.console import configure
 
-
-def _peak_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)
-
-
-def _emit(what: str, config: dict, seconds: float, n: int) -> None:
-    print(json.dumps({"what": what, "config": config, "seconds": round(seconds, 3),
-                      "throughput": round(n / seconds, 1), "unit": "images/s", "peak_mem_mb": _peak_mb()}), flush=True)
+STYLES = 8
 
 
 def pil_loop(files: list[Path], out: Path, size: int) -> None:
@@ -46,32 +46,56 @@ def pil_loop(files: list[Path], out: Path, size: int) -> None:
             img.resize((size, size), Image.Resampling.LANCZOS).save(out / f"{i:06d}.png", compress_level=1)
 
 
+def dataset_tool(src: Path, dest: Path, size: int) -> None:
+    import dataset_tool as nv  # from the --reference clone
+
+    with contextlib.redirect_stderr(io.StringIO()):  # its tqdm progress bar
+        nv.convert_dataset.main(["--source", str(src), "--dest", str(dest), "--transform", "center-crop",
+                                 "--width", str(size), "--height", str(size)], standalone_mode=False)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--per-style", type=int, default=60)
-    ap.add_argument("--styles", type=int, default=4)
-    ap.add_argument("--size", type=int, default=64)
-    args = ap.parse_args()
-    configure(quiet=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch (its dataset_tool.py)", env="NVLABS")
+    parser.add_argument("--images", type=int, default=1000, help="toy images to convert (8 styles)")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="prepare's worker processes")
+    args = parser.parse_args()
+    if args.reference:
+        reference_path(args.reference)
+    bench = start("prepare", args)
     work = Path(tempfile.mkdtemp(prefix="stylekit-bench-prepare-"))
     try:
-        start = time.perf_counter()
-        toy = generate_toy_styles(work / "toy", size=256, per_style=args.per_style, styles=args.styles, seed=0)
-        _emit("toy-styles generate", {"size": 256, "styles": args.styles, "per_style": args.per_style},
-              time.perf_counter() - start, toy.files)
-        files = list_images(work / "toy")
-        start = time.perf_counter()
-        pil_loop(files, work / "pil", args.size)
-        _emit("PIL loop (1 process)", {"images": len(files), "src_px": 256, "size": args.size}, time.perf_counter() - start, len(files))
-        for workers in (1, 2):
-            start = time.perf_counter()
-            rep = prepare(PrepareConfig(src=work / "toy", out=work / f"prep{workers}", size=args.size, workers=workers))
-            _emit("stylekit prepare", {"images": rep.used, "src_px": 256, "size": args.size, "workers": workers, "format": "folder"},
-                  time.perf_counter() - start, rep.used)
-        start = time.perf_counter()
-        rep = prepare(PrepareConfig(src=work / "toy", out=work / "zip", size=args.size, workers=2, format="stylegan-zip"))
-        _emit("stylekit prepare", {"images": rep.used, "src_px": 256, "size": args.size, "workers": 2, "format": "stylegan-zip"},
-              time.perf_counter() - start, rep.used)
+        t0 = time.perf_counter()
+        toy = generate_toy_styles(work / "toy", size=256, per_style=-(-args.images // STYLES), styles=STYLES, seed=0)
+        bench.result("toy-styles generate", {"size": 256, "styles": STYLES, "images": toy.files},
+                     time.perf_counter() - t0, items=toy.files)
+        src = work / "toy"
+        files = list_images(src)
+        fresh = itertools.count()
+
+        def out(tag: str) -> Path:
+            return work / f"{tag}-{next(fresh)}"
+
+        def run_prepare(workers: int, fmt: str):
+            return lambda: prepare(PrepareConfig(src=src, out=out(f"prep{workers}{fmt}"), size=args.size,
+                                                 workers=workers, format=fmt))
+
+        fns = {"PIL loop (1 process)": lambda: pil_loop(files, out("pil"), args.size),
+               "stylekit prepare folder, 1 worker": run_prepare(1, "folder"),
+               f"stylekit prepare folder, {args.workers} workers": run_prepare(args.workers, "folder"),
+               f"stylekit prepare stylegan-zip, {args.workers} workers": run_prepare(args.workers, "stylegan-zip")}
+        if args.reference:
+            fns["NVlabs dataset_tool (zip)"] = lambda: dataset_tool(src, out("nv") / "data.zip", args.size)
+        best = best_of(fns, args.repeats, warmup=0)
+        config = {"images": len(files), "src_px": 256, "size": args.size, "crop": "center", "filter": "lanczos",
+                  "repeats": args.repeats, "stat": "min, interleaved", "cores": os.cpu_count()}
+        zip_name = f"stylekit prepare stylegan-zip, {args.workers} workers"
+        for name, seconds in best.items():
+            extra = {}
+            if name == zip_name and "NVlabs dataset_tool (zip)" in best:
+                extra["speedup_vs_dataset_tool"] = round(best["NVlabs dataset_tool (zip)"] / seconds, 3)
+            bench.result(name, config, seconds, items=len(files), unit="images/s", **extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

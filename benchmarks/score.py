@@ -5,15 +5,18 @@ No Inception weights offline: BOTH sides use the same randomly initialised torch
 as stylekit's "inception" extractor. Same files, same clean-mode resize, so the FIDs must agree.
 Prints one JSON line per measurement; asserts nothing.
 
-    python benchmarks/score.py [--n 200] [--size 128] [--device cpu]
+clean-fid is an installed package, so it always runs beside stylekit (no --reference needed); the first
+runs are timed interleaved, best of N, stylekit with an empty feature cache each time.
+
+    python benchmarks/score.py [--n 64] [--size 128] [--repeats 2] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
-import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import add_args, best_of, count_flops, start
 from PIL import Image
 
 
@@ -52,71 +56,79 @@ class RandomInception(torch.nn.Module):
         return self.net((x - 128) / 128).view(x.shape[0], 32, 64).mean(2)
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def emit(what: str, config: dict, seconds: float, images: int) -> None:
-    print(json.dumps({"what": what, "config": config, "seconds": round(seconds, 3),
-                      "throughput": round(images / seconds, 2) if seconds > 0 else None, "peak_mem_mb": round(peak_mb(), 1)}), flush=True)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=200, help="images per set")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_args(parser, repeats=2)
+    parser.add_argument("--n", type=int, default=64, help="images per set")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=None, help="stylekit's --batch (default: the library's)")
+    parser.add_argument("--workers", type=int, default=None, help="stylekit's --workers (default: the library's)")
+    parser.add_argument("--cleanfid-batch", type=int, default=32, help="clean-fid batch_size (its default 32)")
+    parser.add_argument("--cleanfid-workers", type=int, default=12, help="clean-fid num_workers (its default 12)")
     args = parser.parse_args()
+    bench = start("score", args)
+    device = bench.device
 
     tmp = Path(tempfile.mkdtemp(prefix="stylekit-bench-score-"))
     os.environ["STYLEKIT_HOME"] = str(tmp / "home")
     a, b = tmp / "a", tmp / "b"
     make_set(a, args.n, args.size, 0)
     make_set(b, args.n, args.size, 1)
-    device = torch.device(args.device)
     model = RandomInception().to(device)
-    config = {"n_per_set": args.n, "size": args.size, "batch": args.batch, "device": str(device),
-              "threads": torch.get_num_threads(), "extractor": "random-init torchvision inception_v3, pool features grouped to 32-d (both sides)"}
+    flops = count_flops(lambda: model(torch.zeros(1, 3, 299, 299, device=device))) * 2 * args.n
 
     from cleanfid import fid as cleanfid
 
-    start = time.perf_counter()
-    fid_cf = cleanfid.compute_fid(str(a), str(b), mode="clean", custom_feat_extractor=model, num_workers=0,
-                                  batch_size=args.batch, device=device, verbose=False, use_dataparallel=False)
-    t_cf = time.perf_counter() - start
-    emit("score/clean-fid compute_fid (direct)", {**config, "fid": float(fid_cf)}, t_cf, 2 * args.n)
-
-    from stylekit.io.console import configure
     from stylekit.metrics import score as score_mod
     from stylekit.metrics.fid import InceptionExtractor
 
-    configure(quiet=True)
     score_mod.EXTRACTORS["inception"] = lambda cfg, dev: InceptionExtractor(cfg.mode, dev, model=model, name="bench-random-inception", dim=32)
-    cfg = score_mod.ScoreConfig(a=str(a), b=str(b), metrics=["fid", "kid"], device=str(device), batch=args.batch, workers=0)
-    start = time.perf_counter()
-    first = score_mod.score_sets(cfg)
-    t_first = time.perf_counter() - start
-    emit("score/stylekit first run (fid+kid, empty cache)",
-         {**config, "fid": first.metrics["fid"]["value"], "fid_abs_diff_vs_cleanfid": abs(first.metrics["fid"]["value"] - float(fid_cf))},
-         t_first, 2 * args.n)
+    overrides = {k: v for k, v in (("batch", args.batch), ("workers", args.workers)) if v is not None}
+    fresh = itertools.count()
+    results: dict[str, float] = {}
 
-    start = time.perf_counter()
-    second = score_mod.score_sets(cfg)
-    t_second = time.perf_counter() - start
-    emit("score/stylekit cached rerun (fid+kid)",
-         {**config, "fid": second.metrics["fid"]["value"], "speedup_vs_first": round(t_first / t_second, 1),
-          "speedup_vs_cleanfid": round(t_cf / t_second, 1), "computed": sum(f["computed"] for f in second.features)},
-         t_second, 2 * args.n)
+    def cfg(cache_dir: Path) -> score_mod.ScoreConfig:
+        return score_mod.ScoreConfig(a=str(a), b=str(b), metrics=["fid", "kid"], device=str(device), cache_dir=str(cache_dir),
+                                     **overrides)
+
+    def run_cleanfid() -> None:
+        results["clean-fid"] = float(cleanfid.compute_fid(
+            str(a), str(b), mode="clean", custom_feat_extractor=model, num_workers=args.cleanfid_workers,
+            batch_size=args.cleanfid_batch, device=device, verbose=False, use_dataparallel=False))
+
+    def run_first() -> None:  # an empty feature cache every call
+        results["stylekit"] = score_mod.score_sets(cfg(tmp / f"cache-{next(fresh)}")).metrics["fid"]["value"]
+
+    best = best_of({"clean-fid compute_fid": run_cleanfid, "stylekit first run": run_first}, args.repeats, device, warmup=0)
+    used = cfg(tmp / "unused")
+    config = {"n_per_set": args.n, "size": args.size, "device": str(device), "threads": torch.get_num_threads(),
+              "stylekit_batch": used.batch, "stylekit_workers": used.workers, "cleanfid_batch": args.cleanfid_batch,
+              "cleanfid_workers": args.cleanfid_workers, "repeats": args.repeats, "stat": "min, interleaved",
+              "extractor": "random-init torchvision inception_v3, pool features grouped to 32-d (both sides)"}
+    t_cf, t_first = best["clean-fid compute_fid"], best["stylekit first run"]
+    bench.result("score/clean-fid compute_fid (direct)", {**config, "fid": results["clean-fid"]}, t_cf,
+                 items=2 * args.n, flops=flops)
+    bench.result("score/stylekit first run (fid+kid, empty cache)", config, t_first, items=2 * args.n, flops=flops,
+                 fid=results["stylekit"], fid_abs_diff_vs_cleanfid=abs(results["stylekit"] - results["clean-fid"]),
+                 speedup_vs_cleanfid=round(t_cf / t_first, 3))
+
+    warm = cfg(tmp / "cache-warm")
+    score_mod.score_sets(warm)
+    t_second = best_of({"cached": lambda: score_mod.score_sets(warm)}, args.repeats, warmup=0)["cached"]
+    second = score_mod.score_sets(warm)
+    bench.result("score/stylekit cached rerun (fid+kid)", config, t_second, items=2 * args.n,
+                 fid=second.metrics["fid"]["value"], speedup_vs_first=round(t_first / t_second, 1),
+                 speedup_vs_cleanfid=round(t_cf / t_second, 1), computed=sum(f["computed"] for f in second.features))
 
     # One changed file: only it is recomputed.
     victim = a / "00000.png"
     Image.open(a / "00001.png").save(victim)
     os.utime(victim, ns=(time.time_ns(), time.time_ns() + 10**9))
-    start = time.perf_counter()
-    third = score_mod.score_sets(cfg)
-    t_third = time.perf_counter() - start
-    emit("score/stylekit rerun after 1 changed file", {**config, "computed": sum(f["computed"] for f in third.features)}, t_third, 2 * args.n)
+    t0 = time.perf_counter()
+    third = score_mod.score_sets(warm)
+    bench.result("score/stylekit rerun after 1 changed file", config, time.perf_counter() - t0, items=2 * args.n,
+                 computed=sum(f["computed"] for f in third.features))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

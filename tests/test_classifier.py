@@ -346,3 +346,33 @@ def test_class_without_readable_images_is_left_out_with_a_warning(tmp_path, toy,
     splits = load_style_splits(data)
     assert splits.classes == ["pop", "stripes"] and len(splits.report.skipped) == 4
     assert "broken have no readable image" in capsys.readouterr().err
+
+
+def test_train_split_embedded_once_per_epoch_not_again_for_the_test_report(toy, tmp_path, monkeypatch):
+    """The final report reuses the last epoch's train-split embedding (same weights, no step since);
+    test_eval_only_from_run_dir checks that the metrics equal a fresh embedding."""
+    import stylekit.train.classifier as C
+
+    splits = load_style_splits(toy, seed=0)
+    train_n = len(splits.items["train"])
+    sizes: list[int] = []
+
+    def counting(net, items, *args, **kwargs):
+        sizes.append(len(items))
+        return embed_items(net, items, *args, **kwargs)
+
+    monkeypatch.setattr(C, "embed_items", counting)
+    result = train_classifier(ClassifierConfig(data=toy, out=tmp_path / "once", **TINY))
+    assert result.epochs == TINY["epochs"]
+    assert sizes.count(train_n) == TINY["epochs"]  # one per epoch; none extra for the test report
+    assert len(sizes) == 2 * TINY["epochs"] + 1  # + val per epoch + test once
+
+
+def test_default_workers_use_the_spare_cores_on_cpu(monkeypatch):
+    import stylekit.train.classifier as C
+
+    cfg = ClassifierConfig(data=Path("."), out=Path("o"))
+    for cores, expected in ((1, 0), (2, 1), (16, 4)):
+        monkeypatch.setattr(C.os, "cpu_count", lambda cores=cores: cores)
+        assert C._default_workers(cfg, torch.device("cpu")) == expected
+    assert C._default_workers(ClassifierConfig(data=Path("."), out=Path("o"), workers=0), torch.device("cpu")) == 0

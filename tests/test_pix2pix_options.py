@@ -135,3 +135,30 @@ def test_bad_options_exit_2(toy, tmp_path):
     res = _cli("transfer", toy / "content" / "00000.png", toy / "pop" / "00000.png", "--method", "pix2pix",
                "--model", tmp_path / "r", "--targets", toy / "pop", "--out", tmp_path / "x.png")
     assert res.exit_code == 2 and "--targets" in res.output
+
+
+def test_fused_adam_and_channels_last_networks_train_like_the_plain_ones():
+    """The speed settings (fused Adam, NHWC networks and images) change no result beyond rounding."""
+    from stylekit.nets.patchgan import PatchGAN
+    from stylekit.train.pix2pix import adam, gan_loss
+
+    def run(fast: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        d = PatchGAN(6, 8, 2, "batch")
+        g = torch.Generator().manual_seed(1)
+        a, b = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+        if fast:
+            d.to(memory_format=torch.channels_last)
+            a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+            opt = adam(list(d.parameters()), 2e-4, 0.5, torch.device("cpu"))
+            assert opt.defaults["fused"]
+        else:
+            opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            gan_loss(d(a, b), True, "vanilla").backward()
+            opt.step()
+        return [p.detach().contiguous() for p in d.parameters()]
+
+    for fast, plain in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)

@@ -316,6 +316,25 @@ def test_ema_decay_and_half_life():
         EMA(net)
 
 
+
+def test_ema_multi_tensor_update_equals_per_parameter_lerp():
+    """The foreach update gives what the former per-parameter lerp_ loop gave, buffers copied too."""
+    from stylekit.nets.stylegan2.tiny import tiny_generator
+
+    G = tiny_generator(32, seed=0)
+    ema = EMA(G, half_life_kimg=0.5)
+    expected = {name: p.detach().clone() for name, p in ema.module.named_parameters()}
+    with torch.no_grad():
+        for i, p in enumerate(G.parameters()):
+            p.add_(0.01 * (i + 1))
+        G.mapping.w_avg.add_(3.0)
+    beta = ema.update(G, batch_size=4)
+    for name, p in G.named_parameters():
+        expected[name].lerp_(p.detach(), 1.0 - beta)
+    for name, p_ema in ema.module.named_parameters():
+        torch.testing.assert_close(p_ema, expected[name], rtol=0, atol=1e-7)
+    assert torch.equal(ema.module.mapping.w_avg, G.mapping.w_avg)
+
 def test_docs_training_example_runs_and_resumes(tmp_path):
     """The trainer in docs/training.md is real code: run it, stop it, resume it."""
     text = (Path(__file__).parents[1] / "docs" / "training.md").read_text()

@@ -95,6 +95,27 @@ def test_bad_network_files_exit_2(tmp_path):
     assert res.exit_code == 2 and "is a train-classifier run" in res.output and "--style-model" in res.output
 
 
+
+def test_amp_generate_and_mix_close_to_fp32(nets, tmp_path):
+    """--amp (bf16 autocast on bf16-native CPUs, fp32 with a warning elsewhere) writes the same files,
+    with pixels within a few 1/255 steps of the fp32 images."""
+    from stylekit.device import amp_dtype
+
+    native = amp_dtype("cpu") is not None
+    for cmd, extra, name in (("generate", ["--seeds", "0-3", "--no-grid"], "seed0002.png"),
+                             ("mix", ["--rows", "1,2", "--cols", "3"], "2-3.png")):
+        fp32, bf16 = tmp_path / f"{cmd}32", tmp_path / f"{cmd}16"
+        assert invoke(cmd, "--network", nets["base"], *extra, "--out", fp32, "--device", "cpu").exit_code == 0
+        res = invoke(cmd, "--network", nets["base"], *extra, "--out", bf16, "--device", "cpu", "--amp")
+        assert res.exit_code == 0, res.output
+        assert native or "no native low-precision type" in res.stderr
+        assert sorted(p.name for p in fp32.iterdir()) == sorted(p.name for p in bf16.iterdir())
+        a = np.asarray(Image.open(fp32 / name)).astype(int)
+        b = np.asarray(Image.open(bf16 / name)).astype(int)
+        assert np.abs(a - b).max() <= 12 and np.abs(a - b).mean() < 2.0
+        if not native:
+            assert np.array_equal(a, b)
+
 def test_mix_grid_and_pairs(nets, tmp_path):
     out = tmp_path / "mix"
     res = invoke("mix", "--network", nets["base"], "--rows", "85,100", "--cols", "55,821", "--styles", "0-3", "--out", out, "--json")

@@ -92,6 +92,25 @@ def test_fused_up_conv_equals_naive_transposed_conv_plus_fir(fir, impl, fused, m
     assert torch.allclose(fast, ref, atol=1e-10)
 
 
+def test_up_kernel_cache_outside_training_follows_in_place_changes(fir):
+    g = torch.Generator().manual_seed(1)
+    w = torch.nn.Parameter(torch.randn(4, 5, 3, 3, generator=g, dtype=torch.float64))
+    f = fir.double()
+    with torch.no_grad():
+        first = ops.cached_up_kernel(w, f)
+        assert ops.cached_up_kernel(w, f) is first  # remembered while nothing changed
+        assert torch.equal(first, ops.up_kernel(w, f))
+        w.mul_(2)  # an optimiser / EMA / load_state_dict writes in place
+        second = ops.cached_up_kernel(w, f)
+    assert second is not first
+    assert torch.allclose(second, 2 * first, atol=1e-12)
+    # Recording gradients (training): computed afresh, and the gradient reaches the weight.
+    kernel = ops.cached_up_kernel(w, f)
+    assert kernel is not second and kernel.requires_grad
+    kernel.sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all()
+
+
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("k", [1, 3])
 def test_modulated_conv_grouped_and_activation_scaling_match_per_sample_loop(demodulate, k):

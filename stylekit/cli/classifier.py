@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         eval_only: Annotated[bool, typer.Option("--eval-only", help="Evaluate --style-model on DATA instead of training.")] = False,
         checkpoint: Path | None = option("style_model", "--eval-only: the run directory or style-model export to evaluate."),
         eval_split: Annotated[str, typer.Option(help="Split evaluated by --eval-only (all images if it is empty).")] = "test",
-        workers: int | None = option("workers", "Data loader workers (default: auto = 0 on CPU, up to 8 on CUDA)."),
+        workers: int | None = option("workers", "Data loader workers (default: auto = one per core but one on CPU, up to 8 on CUDA)."),
         amp: bool = option("amp"),
         device: str = option("device"),
         seed: int = option("seed", "Seed for init, split, sampler and augmentation."),

@@ -38,12 +38,13 @@ def register(app: typer.Typer) -> None:
         grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Also write grid.png.")] = True,
         batch: int = option("batch", "Images per forward pass.", default=8),
         device: str = option("device"),
+        amp: bool = option("amp"),
     ) -> None:
         from stylekit.edit.generate import GenerateConfig, run_generate
 
         cfg = GenerateConfig(
             network=network, seeds=parse_int_list(seeds, "--seeds"), out=out, trunc=trunc, trunc_cutoff=trunc_cutoff,
-            noise_mode=noise_mode, class_idx=class_idx, grid=grid, device=device, batch=batch,
+            noise_mode=noise_mode, class_idx=class_idx, grid=grid, device=device, batch=batch, amp=amp,
         )
         result = run_generate(cfg)
         render(result, table=lambda r: fields("generate", [
@@ -73,6 +74,7 @@ def register(app: typer.Typer) -> None:
         class_idx: Annotated[int | None, typer.Option("--class", help="Class index for conditional networks.")] = None,
         batch: int = option("batch", "Images per forward pass.", default=8),
         device: str = option("device"),
+        amp: bool = option("amp"),
     ) -> None:
         from stylekit.errors import BadInput
 
@@ -89,7 +91,7 @@ def register(app: typer.Typer) -> None:
             icfg = InterpolateConfig(
                 network=network, out=out, seeds=_two(interpolate, "--interpolate") if interpolate else None,
                 latents=(latents[0], latents[1]) if latents else None, space=space, frames=frames, trunc=trunc,
-                noise_mode=noise_mode, class_idx=class_idx, fps=fps, device=device, batch=batch,
+                noise_mode=noise_mode, class_idx=class_idx, fps=fps, device=device, batch=batch, amp=amp,
             )
             iresult = run_interpolate(icfg)
             render(iresult, table=lambda r: fields("interpolate", [
@@ -102,7 +104,7 @@ def register(app: typer.Typer) -> None:
         cfg = MixConfig(
             network=network, rows=parse_int_list(rows, "--rows"), cols=parse_int_list(cols, "--cols"), out=out,
             styles=parse_int_list(styles, "--styles") if styles.strip() else [], trunc=trunc, noise_mode=noise_mode,
-            class_idx=class_idx, device=device, batch=batch,
+            class_idx=class_idx, device=device, batch=batch, amp=amp,
         )
         result = run_mix(cfg)
         render(result, table=lambda r: fields("mix", [

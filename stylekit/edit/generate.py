@@ -34,6 +34,7 @@ class GenerateConfig:
     grid: bool = True
     device: str = "auto"
     batch: int = 8
+    amp: bool = False  # autocast in the device's native low-precision dtype (stylekit.device.amp_dtype)
 
     def validate(self) -> None:
         """Ranges a Python caller and the CLI get the same errors for (BadInput, exit 2)."""
@@ -104,21 +105,37 @@ def to_unit(img: torch.Tensor) -> torch.Tensor:
 
 
 def synthesize(
-    G: Generator, ws: torch.Tensor, noise_mode: str, seeds: list[int] | None = None, batch: int = 8
+    G: Generator, ws: torch.Tensor, noise_mode: str, seeds: list[int] | None = None, batch: int = 8, amp: bool = False
 ) -> torch.Tensor:
-    """ws [N, num_ws, w_dim] -> images [N, C, R, R] on CPU; random noise is seeded per image."""
+    """ws [N, num_ws, w_dim] -> fp32 images [N, C, R, R] on CPU; random noise is seeded per image.
+
+    `amp`: the convolutions autocast to the device's native low-precision dtype (bf16 on AVX512-BF16 /
+    AMX CPUs and recent GPUs; no-op elsewhere): ~4x the matmul rate, images within a few 1/255 steps.
+    """
+    from stylekit.device import autocast
+
     device = next(G.parameters()).device
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, amp):
         if noise_mode == "random":
             for i in range(ws.shape[0]):
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     torch.manual_seed(seeds[i] if seeds else i)
-                    out.append(G.synthesis(ws[i : i + 1].to(device), noise_mode=noise_mode).cpu())
+                    out.append(G.synthesis(ws[i : i + 1].to(device), noise_mode=noise_mode).float().cpu())
         else:
             for i in range(0, ws.shape[0], batch):
-                out.append(G.synthesis(ws[i : i + batch].to(device), noise_mode=noise_mode).cpu())
+                out.append(G.synthesis(ws[i : i + batch].to(device), noise_mode=noise_mode).float().cpu())
     return torch.cat(out)
+
+
+def check_amp(amp: bool, device: torch.device) -> bool:
+    """`--amp` where the device has a native low-precision type; a warning and fp32 elsewhere."""
+    from stylekit.device import amp_dtype
+
+    if amp and amp_dtype(device) is None:
+        get_console().warn(f"--amp: {device} has no native low-precision type; running in fp32")
+        return False
+    return amp
 
 
 def map_seeds(
@@ -159,12 +176,13 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
     check_fits(f"generate: {len(cfg.seeds)} seeds at {G.img_resolution} px", len(cfg.seeds) * (pixels + G.num_ws * G.w_dim * 4),
                hint="use fewer --seeds per run, or --no-grid")
     ws = map_seeds(G, cfg.seeds, cfg.trunc, cfg.trunc_cutoff, cfg.class_idx)
+    amp = check_amp(cfg.amp, device)
     result = GenerateResult(out=str(out), network=loaded.source, resolution=G.img_resolution)
     units = []
     with get_console().progress(len(cfg.seeds), "generate") as task:
         for i in range(0, len(cfg.seeds), max(1, cfg.batch)):
             chunk = cfg.seeds[i : i + cfg.batch]
-            imgs = synthesize(G, ws[i : i + len(chunk)], cfg.noise_mode, chunk, cfg.batch)
+            imgs = synthesize(G, ws[i : i + len(chunk)], cfg.noise_mode, chunk, cfg.batch, amp)
             for seed, pil, w in zip(chunk, to_pil(imgs), ws[i : i + len(chunk)], strict=True):
                 path = out / f"seed{seed:04d}.png"
                 save_image_atomic(path, pil)

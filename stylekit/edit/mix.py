@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from stylekit.checks import check_int, check_number, check_trunc
-from stylekit.edit.generate import check_noise_mode, map_seeds, synthesize, to_pil
+from stylekit.edit.generate import check_amp, check_noise_mode, map_seeds, synthesize, to_pil
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -35,6 +35,7 @@ class MixConfig:
     class_idx: int | None = None
     device: str = "auto"
     batch: int = 8
+    amp: bool = False  # autocast in the device's native low-precision dtype
 
     def validate(self) -> None:
         check_trunc(self.trunc)
@@ -68,6 +69,7 @@ class InterpolateConfig:
     fps: float = 20.0
     device: str = "auto"
     batch: int = 8
+    amp: bool = False  # autocast in the device's native low-precision dtype
 
     def validate(self) -> None:
         """Checked before any frame is rendered (a bad --fps used to fail after the whole render)."""
@@ -99,7 +101,7 @@ def mix_styles(row_w: torch.Tensor, col_w: torch.Tensor, styles: list[int]) -> t
 
 def style_mix(
     G: Generator, rows: list[int], cols: list[int], styles: list[int], trunc: float = 1.0,
-    noise_mode: str = "const", class_idx: int | None = None, batch: int = 8,
+    noise_mode: str = "const", class_idx: int | None = None, batch: int = 8, amp: bool = False,
 ) -> tuple[dict[int, torch.Tensor], dict[tuple[int, int], torch.Tensor]]:
     """Images of every seed, and of every (row, col) mix; each image [C, R, R] in [-1, 1]."""
     bad = [s for s in styles if not 0 <= s < G.num_ws]
@@ -108,11 +110,11 @@ def style_mix(
     seeds = list(dict.fromkeys(rows + cols))
     ws = map_seeds(G, seeds, trunc, None, class_idx)
     w_of = dict(zip(seeds, ws, strict=True))
-    singles = synthesize(G, ws, noise_mode, seeds, batch)
+    singles = synthesize(G, ws, noise_mode, seeds, batch, amp)
     seed_images = dict(zip(seeds, singles, strict=True))
     pairs = [(r, c) for r in rows for c in cols]
     mixed_ws = torch.stack([mix_styles(w_of[r], w_of[c], styles) for r, c in pairs])
-    mixed = synthesize(G, mixed_ws, noise_mode, [r for r, _ in pairs], batch)
+    mixed = synthesize(G, mixed_ws, noise_mode, [r for r, _ in pairs], batch, amp)
     return seed_images, dict(zip(pairs, mixed, strict=True))
 
 
@@ -130,7 +132,8 @@ def run_mix(cfg: MixConfig) -> MixResult:
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
     get_console().log(f"mix: {len(cfg.rows)} rows x {len(cfg.cols)} cols, styles {cfg.styles}")
-    singles, mixed = style_mix(G, cfg.rows, cfg.cols, cfg.styles, cfg.trunc, cfg.noise_mode, cfg.class_idx, cfg.batch)
+    amp = check_amp(cfg.amp, next(G.parameters()).device)
+    singles, mixed = style_mix(G, cfg.rows, cfg.cols, cfg.styles, cfg.trunc, cfg.noise_mode, cfg.class_idx, cfg.batch, amp)
     pil_single = {s: to_pil(img[None])[0] for s, img in singles.items()}
     pil_mixed = {k: to_pil(img[None])[0] for k, img in mixed.items()}
     images = []
@@ -228,6 +231,7 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
     refuse_out_overlap(cfg.out, [Input("--network", cfg.network), *(Input("--latents", p) for p in cfg.latents or ())])
     out = ensure_writable_dir(Path(cfg.out))
     G = load_network(cfg.network, resolve_device(cfg.device)).generator
+    amp = check_amp(cfg.amp, next(G.parameters()).device)
     ws = interpolation_ws(G, cfg)
     frames_dir = out / "frames"
     frames_dir.mkdir(exist_ok=True)
@@ -242,7 +246,7 @@ def run_interpolate(cfg: InterpolateConfig) -> InterpolateResult:
 
                 apply_noise(G, noise[i], str(cfg.latents[0]))
             # Constant noise seed for every frame, so only the latent moves.
-            imgs = synthesize(G, ws[i : i + chunk], cfg.noise_mode, [0] * len(ws[i : i + chunk]))
+            imgs = synthesize(G, ws[i : i + chunk], cfg.noise_mode, [0] * len(ws[i : i + chunk]), amp=amp)
             for pil in to_pil(imgs):
                 paths.append(str(save_image_atomic(frames_dir / f"frame{len(pils):04d}.png", pil)))
                 pils.append(pil.convert("RGB"))

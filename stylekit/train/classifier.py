@@ -154,9 +154,12 @@ CHECK_EVERY = 50  # steps between reads of the running losses (finite check, pro
 
 # ------------------------------------------------------------------------------------------ helpers
 def _default_workers(cfg: ClassifierConfig, device: torch.device) -> int:
+    """--workers, else: up to 8 loader processes on CUDA; on CPU one per core but one (the training
+    process keeps a core), none on a single-core machine, so decoding overlaps the network."""
     if cfg.workers is not None:
         return max(0, cfg.workers)
-    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    cores = os.cpu_count() or 1
+    return min(8, cores) if device.type == "cuda" else min(4, cores - 1)
 
 
 def _worker_init(_: int) -> None:
@@ -364,6 +367,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))
         resumed = bool(state)
+        train_db: TrainDatabase | None = None
         frozen_phase: bool | None = None
         model: torch.nn.Module = net
         stop_at = cfg.stop_after_steps
@@ -419,7 +423,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
                 start_batch = 0
                 train_seconds = time.monotonic() - t_epoch
                 reduced = {f"train_{k}": v for k, v in epoch_stats.means(dist).items()}
-                val = _evaluate_epoch(unwrap(model), splits, cfg, device, dist, workers)
+                val, train_db = _evaluate_epoch(unwrap(model), splits, cfg, device, dist, workers, step)
                 epoch += 1
                 runner.log_metrics(step, epoch=epoch, **reduced, **{f"val_{k}": v for k, v in _headline(val).items() if k not in ("n", "database")},
                                    lr=optimizer.param_groups[0]["lr"], epoch_seconds=round(train_seconds, 2),
@@ -427,7 +431,8 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
                 runner.save(step, epoch=epoch, batch=0, pin=epoch == cfg.epochs)
                 runner.stop_if_requested(step, epoch=epoch, batch=0)
         net.eval()
-        test, val_last = _final_outputs(net, splits, cfg, device, dist, workers, run_dir, runner)
+        test, val_last = _final_outputs(net, splits, cfg, device, dist, workers, run_dir, runner,
+                                        train_db if train_db is not None and train_db.step == step else None)
     return ClassifierResult(
         out=str(cfg.out), classes=classes, epochs=epoch, steps=step, test=_headline(test),
         val=val_last, images=splits.report.to_dict() | {"counts": splits.counts()},
@@ -435,22 +440,37 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     )
 
 
+@dataclass
+class TrainDatabase:
+    """The train split embedded by the network as it was after optimiser step `step` (the retrieval database)."""
+
+    step: int
+    emb: torch.Tensor
+    labels: torch.Tensor
+
+
 def _evaluate_epoch(net: StyleNet, splits: StyleSplits, cfg: ClassifierConfig, device: torch.device,
-                    dist: Any, workers: int) -> dict[str, Any]:
+                    dist: Any, workers: int, step: int) -> tuple[dict[str, Any], TrainDatabase]:
     batch = max(cfg.batch, 64)
     v_emb, v_logits, v_labels = embed_items(net, splits.items["val"], cfg.size, batch, device, dist, workers, cfg.amp)
     t_emb, _, t_labels = embed_items(net, splits.items["train"], cfg.size, batch, device, dist, workers, cfg.amp)
-    return split_metrics(v_emb, v_logits, v_labels, len(splits.classes), t_emb, t_labels)
+    return split_metrics(v_emb, v_logits, v_labels, len(splits.classes), t_emb, t_labels), TrainDatabase(step, t_emb, t_labels)
 
 
 def _final_outputs(net: StyleNet, splits: StyleSplits, cfg: ClassifierConfig, device: torch.device, dist: Any,
-                   workers: int, run_dir: RunDir, runner: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+                   workers: int, run_dir: RunDir, runner: Any, train_db: TrainDatabase | None = None,
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Test metrics and reports. `train_db`: the last epoch's embedding of the train split, taken with
+    the same weights (no step since): reused instead of embedding the whole train split again."""
     from stylekit.metrics.style import export_style_model
     from stylekit.train import barrier
 
     batch = max(cfg.batch, 64)
     q_emb, q_logits, q_labels = embed_items(net, splits.items["test"], cfg.size, batch, device, dist, workers, cfg.amp)
-    db_emb, _, db_labels = embed_items(net, splits.items["train"], cfg.size, batch, device, dist, workers, cfg.amp)
+    if train_db is None:
+        db_emb, _, db_labels = embed_items(net, splits.items["train"], cfg.size, batch, device, dist, workers, cfg.amp)
+    else:
+        db_emb, db_labels = train_db.emb, train_db.labels
     test = split_metrics(q_emb, q_logits, q_labels, len(splits.classes), db_emb, db_labels)
     records = run_dir.read_metrics()
     val_last = {k.removeprefix("val_"): v for k, v in (records[-1] if records else {}).items() if k.startswith("val_")}

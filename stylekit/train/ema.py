@@ -71,13 +71,20 @@ class EMA:
         beta = self.beta(batch_size, cur_nimg)
         source = unwrap(model)
         params = dict(source.named_parameters())
+        averaged: list[torch.Tensor] = []
+        current: list[torch.Tensor] = []
         for name, p_ema in self.module.named_parameters():
             p = params[name].detach()
             if p_ema.is_floating_point():
-                p_ema.lerp_(p.to(p_ema.dtype), 1.0 - beta)
+                averaged.append(p_ema)
+                current.append(p.to(p_ema.dtype))
             else:
                 p_ema.copy_(p)
+        if averaged:
+            # One multi-tensor kernel instead of one lerp per parameter (hundreds of small launches).
+            torch._foreach_lerp_(averaged, current, 1.0 - beta)
         buffers = dict(source.named_buffers())
-        for name, b_ema in self.module.named_buffers():
-            b_ema.copy_(buffers[name].detach())
+        ema_buffers = list(self.module.named_buffers())
+        if ema_buffers:
+            torch._foreach_copy_([b for _, b in ema_buffers], [buffers[name].detach() for name, _ in ema_buffers])
         return beta

@@ -233,7 +233,16 @@ def linear_decay(epochs: int, decay_epochs: int):  # noqa: ANN201 - returns a La
 
 def _to(batch: dict[str, Any], device: torch.device, key: str) -> torch.Tensor | None:
     value = batch.get(key)
-    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else None
+    if not isinstance(value, torch.Tensor):
+        return None
+    value = value.to(device, non_blocking=True)
+    return value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
+
+
+def adam(params: list[nn.Parameter], lr: float, beta1: float, device: torch.device) -> torch.optim.Adam:
+    """pix2pix's Adam(lr, (beta1, 0.999)), fused into one kernel per step where torch has that for the
+    device (CPU, CUDA): the per-tensor loop costs ~5% of a 256 px batch-1 step on CPU."""
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), fused=device.type in ("cpu", "cuda"))
 
 
 def count_params(module: nn.Module) -> int:
@@ -353,7 +362,10 @@ def _build(cfg: Pix2PixConfig, dist: DistInfo) -> tuple[RefUNet, PatchGAN]:
         else:
             get_console().warn("--norm batch under torchrun on CPU: batch statistics are per process "
                                "(SyncBatchNorm needs CUDA); use --norm instance for exact multi-process equivalence")
-    return g.to(dist.device), d.to(dist.device)
+    # NHWC: oneDNN (CPU) and cuDNN run these convolutions faster channels-last, bf16 most of all;
+    # `_to` hands the images over in the same layout so no conversion happens per layer.
+    return (g.to(dist.device, memory_format=torch.channels_last),  # type: ignore[call-overload]
+            d.to(dist.device, memory_format=torch.channels_last))  # type: ignore[call-overload]
 
 
 def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
@@ -411,8 +423,8 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     style_classes = data.train.sampler.labels
     head = GeneratorWithStyleHead(g, len(style_classes)).to(device) if cfg.ref_style.enabled else None
 
-    opt_g = torch.optim.Adam([p for p in (head or g).parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_g = adam([p for p in (head or g).parameters() if p.requires_grad], cfg.lr, cfg.beta1, device)
+    opt_d = adam(list(d.parameters()), cfg.lr, cfg.beta1, device)
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(cfg.epochs, cfg.decay))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(cfg.epochs, cfg.decay))
     scaler = grad_scaler(device, amp)

@@ -200,6 +200,7 @@ class MappingNetwork(nn.Module):
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
             assert self.w_avg_beta is not None, "truncation needs w_avg"
+            x = x.float()  # fp32 like w_avg, also when the mapping ran under autocast
             if self.num_ws is None or truncation_cutoff is None:
                 x = self.w_avg.lerp(x, truncation_psi)
             else:

@@ -16,6 +16,7 @@ one or two stock PyTorch calls, exact to float rounding:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -113,6 +114,30 @@ def up_kernel(weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return k.reshape(o * 4, i, size // 2, size // 2)
 
 
+# id(weight) -> (weak reference to the weight, key, kernel); an entry leaves when its weight is freed.
+# (A WeakKeyDictionary cannot hold tensors: it compares keys with ==, which tensors answer elementwise.)
+_UP_KERNELS: dict[int, tuple[weakref.ref[torch.Tensor], tuple[object, ...], torch.Tensor]] = {}
+
+
+def cached_up_kernel(weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """`up_kernel(weight, f)`, computed once per weight tensor while no gradient is recorded for it.
+
+    Outside training (generate, mix, metrics, G_ema snapshots) the weights do not change between
+    calls, so the fused kernel is remembered until the weight or the filter is modified in place
+    (their version counters change) or the weight is freed.
+    """
+    if (torch.is_grad_enabled() and (weight.requires_grad or f.requires_grad)) or weight.is_inference() or f.is_inference():
+        return up_kernel(weight, f)
+    key = (weight._version, id(f), f._version, f.device, weight.dtype)
+    hit = _UP_KERNELS.get(id(weight))
+    if hit is not None and hit[0]() is weight and hit[1] == key:
+        return hit[2]
+    kernel = up_kernel(weight, f)
+    ident = id(weight)
+    _UP_KERNELS[ident] = (weakref.ref(weight, lambda _, ident=ident: _UP_KERNELS.pop(ident, None)), key, kernel)
+    return kernel
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -146,7 +171,7 @@ def modulated_conv2d(
         return _modulated_up_transpose(x, weight, styles, dcoefs, f, fused)
     if up:
         assert f is not None
-        kernel = up_kernel(weight, f)
+        kernel = cached_up_kernel(weight, f)
     else:
         kernel = weight
     pad = kernel.shape[-1] // 2
