@@ -1,8 +1,8 @@
 """The pix2pix reference code as a style metric: retrieval mAP@10 with and without the code losses,
 against the Gram baseline, and the held-out L1 right/wrong-reference ratio of both runs.
 
-    python benchmarks/pix2pix_style_code.py                 # toy-styles 64 px, 8 styles, 6 epochs
-    python benchmarks/pix2pix_style_code.py --epochs 2 --per-style 12   # quick look
+    python benchmarks/pix2pix_style_code.py                 # toy-styles 32 px, 6 styles x 24, 4 epochs, ngf 16 (docs/pix2pix.md)
+    python benchmarks/pix2pix_style_code.py --size 64 --epochs 8 --ngf 32   # a longer study
 
 Two train-pix2pix runs on the same toy-styles data (same seed): plain (`--ref-cls-weight 0
 --ref-metric-weight 0`) and with both code losses. Each run's exported style model embeds a
@@ -65,12 +65,12 @@ def _gram_embed(images: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--styles", type=int, default=8)
-    ap.add_argument("--per-style", type=int, default=40)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--styles", type=int, default=6)
+    ap.add_argument("--per-style", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--refs", type=int, default=3)
-    ap.add_argument("--ngf", type=int, default=32, help="generator and discriminator width")
+    ap.add_argument("--ngf", type=int, default=16, help="generator and discriminator width")
     ap.add_argument("--weights", default="1,1", help="--ref-cls-weight,--ref-metric-weight of the second run")
     ap.add_argument("--work", type=Path, default=None, help="keep the runs here (default: a temp folder)")
     args = ap.parse_args()
