@@ -68,7 +68,7 @@ def render_seeds(G: Generator, seeds: tuple[int, ...] = VERIFY_SEEDS) -> torch.T
     from stylekit.edit.generate import seeds_to_z
 
     z = seeds_to_z(list(seeds), G.z_dim)
-    c = torch.zeros(len(seeds), G.c_dim) if G.c_dim else None
+    c = torch.zeros(len(seeds), G.c_dim, device=next(G.parameters()).device) if G.c_dim else None
     if c is not None:
         c[:, 0] = 1
     return G(z, c, truncation_psi=0.7, noise_mode="const")

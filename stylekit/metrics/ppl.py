@@ -71,9 +71,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def batch_random(seed: int, index: int, n: int, z_dim: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator]:
     """(t [n], z0 [n, z_dim], z1 [n, z_dim], the generator for the noise) of batch `index`, on the CPU."""
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1))
-    t = torch.rand(n, generator=gen, dtype=dtype)
-    z0 = torch.randn(n, z_dim, generator=gen, dtype=dtype)
-    z1 = torch.randn(n, z_dim, generator=gen, dtype=dtype)
+    t = torch.rand(n, generator=gen, dtype=dtype, device="cpu")  # on the CPU: the same numbers on any device
+    z0 = torch.randn(n, z_dim, generator=gen, dtype=dtype, device="cpu")
+    z1 = torch.randn(n, z_dim, generator=gen, dtype=dtype, device="cpu")
     return t, z0, z1, gen
 
 

@@ -288,8 +288,8 @@ def _label_ids(q_items: list[ImageItem], db_items: list[ImageItem]) -> tuple[tor
     if any(label is None for label in labels):
         return None
     vocab = {name: i for i, name in enumerate(sorted(set(labels)))}  # type: ignore[arg-type]
-    q = torch.tensor([vocab[it.label] for it in q_items], dtype=torch.long)  # type: ignore[index]
-    db = torch.tensor([vocab[it.label] for it in db_items], dtype=torch.long)  # type: ignore[index]
+    q = torch.tensor([vocab[it.label] for it in q_items], dtype=torch.long, device="cpu")  # type: ignore[index]
+    db = torch.tensor([vocab[it.label] for it in db_items], dtype=torch.long, device="cpu")  # type: ignore[index]
     return q, db
 
 
@@ -327,7 +327,7 @@ def similar_images(cfg: SimilarConfig) -> SimilarResult:
     q_emb = torch.nn.functional.normalize(torch.from_numpy(q.features), dim=1)
     db_emb = torch.nn.functional.normalize(torch.from_numpy(db.features), dim=1).to(device)
     position = {it.key_path: i for i, it in enumerate(db.items)}
-    exclude = torch.tensor([position.get(it.key_path, -1) for it in q.items], dtype=torch.long)
+    exclude = torch.tensor([position.get(it.key_path, -1) for it in q.items], dtype=torch.long, device="cpu")
     scores, idx = nearest_neighbours(q_emb, db_emb, cfg.k, chunk=256, db_chunk=cfg.chunk, exclude=exclude)
     scores, idx = scores.cpu(), idx.cpu()
     rows = []
