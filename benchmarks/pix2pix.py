@@ -7,7 +7,9 @@ One step = G forward, D step (fake + real, 0.5 x BCE), G step (GAN + 100 x L1), 
 With --reference, junyanz's `models.networks` (define_G unet_256 / define_D basic / GANLoss vanilla,
 from a local clone) builds the same networks; stylekit's --refs 0 weights are copied into them
 (layers matched in execution order, shapes checked) and the eval-mode outputs compared; all
-contenders are timed interleaved, best of N, on the same images. stylekit runs in fp32 and, where
+contenders are timed interleaved, best of N, on the same images. junyanz runs under glibc's default
+allocator, as its users run it, and again under the stylekit CLI's allocator policy ("same allocator":
+the gain of the code alone). stylekit runs in fp32 and, where
 bf16 is native, also as `--amp` (bf16 autocast). One JSON line per measurement.
 """
 
@@ -18,7 +20,7 @@ import inspect
 
 import torch
 import torch.nn.functional as F
-from common import Bench, add_args, best_of, count_flops, native_bf16, reference_path, start
+from common import Bench, add_args, as_reference, best_of, count_flops, native_bf16, reference_path, start
 from torch import nn
 
 from stylekit.device import autocast
@@ -156,8 +158,9 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
                 info["junyanz"]["max_abs_diff_G_eval"] = float((g(a, None) - G(a)).abs().max())
                 info["junyanz"]["max_abs_diff_D_eval"] = float((d(a, b) - D(torch.cat((a, b), 1))).abs().max())
             g.train(), G.train(), d.train(), D.train()
-            fns["junyanz"] = junyanz_step(G, D, gan, a, b)
-            flops["junyanz"] = count_flops(fns["junyanz"])
+            fns["junyanz, same allocator"] = junyanz_step(G, D, gan, a, b)
+            fns["junyanz"] = as_reference(fns["junyanz, same allocator"])
+            flops["junyanz"] = flops["junyanz, same allocator"] = count_flops(fns["junyanz"])
     best = best_of(fns, args.repeats)
     config = {"size": size, "batch": 1, "ngf": 64, "ndf": 64, "netG": f"unet ({size.bit_length() - 1} downs)",
               "netD": "basic (70x70)", "threads": torch.get_num_threads(), "repeats": args.repeats,
@@ -170,9 +173,12 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
                      "time_vs_refs0": round(seconds / best[f"stylekit refs 0 {prec}"], 3)}
             if "junyanz" in best:
                 extra["speedup_vs_junyanz"] = round(best["junyanz"] / seconds, 3)
+                extra["speedup_vs_junyanz_same_allocator"] = round(best["junyanz, same allocator"] / seconds, 3)
+        elif name == "junyanz, same allocator":
+            extra = {"precision": "fp32", "allocator": "as the stylekit CLI (stylekit/host_memory.py)"}
         else:
             extra = {**info["junyanz"], "precision": "fp32"}
-        bench.result(f"train-pix2pix step ({name.split()[0]})", config, seconds, flops=flops[name], **extra)
+        bench.result(f"train-pix2pix step ({name.split(',')[0].split()[0]})", config, seconds, flops=flops[name], **extra)
 
 
 def main() -> None:

@@ -5,7 +5,9 @@
 With --reference, NVlabs' `training.networks.Generator` (a local clone of NVlabs/stylegan2-ada-pytorch;
 on CPU its ops run their reference implementations, no plugin is compiled) is built with the same
 arguments, loads stylekit's state dict, and both are timed interleaved, best of N, on the same z;
-the line reports the ratio and the max |difference| of the images. `--variants` also times
+the line reports the ratio and the max |difference| of the images. NVlabs runs under glibc's default
+allocator, as its users run it, and again under the allocator policy of the stylekit CLI ("same
+allocator": the gain of the code alone). `--variants` also times
 stylekit's alternative code paths (grouped vs activation-scaled modulation, polyphase vs transposed
 up-sampling). One JSON line per measurement; asserts nothing.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import Bench, add_args, best_of, count_flops, native_bf16, reference_path, start
+from common import Bench, add_args, as_reference, best_of, count_flops, native_bf16, reference_path, start
 
 from stylekit.edit.generate import synthesize
 from stylekit.nets.stylegan2 import ops
@@ -64,7 +66,8 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
     images: dict[str, torch.Tensor] = {}
     if args.reference:
         G_ref = nvlabs_generator(kwargs, G.state_dict(), device)
-        fns["nvlabs"] = lambda: G_ref(z, None, truncation_psi=0.7, noise_mode="const")
+        fns["nvlabs"] = as_reference(lambda: G_ref(z, None, truncation_psi=0.7, noise_mode="const"))
+        fns["nvlabs, same allocator"] = lambda: G_ref(z, None, truncation_psi=0.7, noise_mode="const")
     if args.variants:
         for fused in (False, True):
             for up in ("transpose", "polyphase"):
@@ -79,6 +82,8 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
         extra = {"nvlabs_seconds": round(best["nvlabs"], 4),
                  "nvlabs_throughput": round(cfg["batch"] / best["nvlabs"], 3),
                  "speedup_vs_nvlabs": round(best["nvlabs"] / best["stylekit"], 3),
+                 "nvlabs_seconds_same_allocator": round(best["nvlabs, same allocator"], 4),
+                 "speedup_vs_nvlabs_same_allocator": round(best["nvlabs, same allocator"] / best["stylekit"], 3),
                  "max_abs_diff_vs_nvlabs": float((images["stylekit"] - images["nvlabs"]).abs().max()),
                  "max_pixel_steps_vs_nvlabs": _pixel_steps(images["stylekit"], images["nvlabs"])}
     bench.result("stylegan2 G forward", {**config, "modconv": "auto", "up": ops.UP_IMPL}, best["stylekit"],
@@ -88,6 +93,7 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
                                         "max_pixel_steps_vs_fp32": _pixel_steps(images["stylekit --amp"], images["stylekit"])}
         if "nvlabs" in best:
             amp_extra.update(speedup_vs_nvlabs_fp32=round(best["nvlabs"] / best["stylekit --amp"], 3),
+                             speedup_vs_nvlabs_fp32_same_allocator=round(best["nvlabs, same allocator"] / best["stylekit --amp"], 3),
                              max_pixel_steps_vs_nvlabs=_pixel_steps(images["stylekit --amp"], images["nvlabs"]))
         bench.result("stylegan2 G forward", {**config, "precision": "bf16 autocast (--amp)"}, best["stylekit --amp"],
                      items=cfg["batch"], flops=flops, **amp_extra)

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import add_args, best_of, count_flops, native_bf16, start
+from common import add_args, as_reference, best_of, count_flops, native_bf16, start
 from torch import nn
 from torchvision.models import vgg19
 
@@ -128,17 +128,21 @@ def main() -> None:
             for channels_last in (False, True):
                 vgg, fns[(precision, channels_last)] = stylekit_step(size, precision, channels_last, content, style)
         if not args.no_reference:
-            fns["tutorial"] = tutorial_reference(vgg, content, style)
+            fns["tutorial, same allocator"] = tutorial_reference(vgg, content, style)
+            fns["tutorial"] = as_reference(fns["tutorial, same allocator"])
         flops = count_flops(fns[("fp32", False)])
         best = best_of(fns, args.repeats)
         config = {"arch": "vgg19", "to": "relu5_1", "size": size, "threads": torch.get_num_threads(),
                   "cpu_native_bf16": native_bf16(), "repeats": args.repeats, "stat": "min, interleaved"}
         for key, seconds in best.items():
-            if key == "tutorial":
-                bench.result("transfer step (PyTorch-tutorial-style reference, fp32)", config, seconds, flops=flops)
+            if isinstance(key, str):
+                allocator = "as the stylekit CLI" if key.endswith("same allocator") else "glibc default"
+                bench.result("transfer step (PyTorch-tutorial-style reference, fp32)", {**config, "allocator": allocator},
+                             seconds, flops=flops)
                 continue
             precision, channels_last = key
-            extra = {"speedup_vs_tutorial": round(best["tutorial"] / seconds, 3)} if "tutorial" in best else {}
+            extra = {"speedup_vs_tutorial": round(best["tutorial"] / seconds, 3),
+                     "speedup_vs_tutorial_same_allocator": round(best["tutorial, same allocator"] / seconds, 3)} if "tutorial" in best else {}
             bench.result("transfer step (stylekit)", {**config, "precision": precision, "channels_last": channels_last},
                          seconds, flops=flops, **extra)
 

@@ -11,6 +11,7 @@ import typer
 
 import stylekit
 import stylekit.cli as cli_package
+from stylekit.host_memory import keep_freed_host_memory
 
 _NOT_COMMANDS = {"app", "common"}
 
@@ -53,4 +54,5 @@ _register_all()
 
 
 def main() -> None:
+    keep_freed_host_memory()  # before any tensor: CPU runs reuse freed memory (host_memory.py)
     app()
