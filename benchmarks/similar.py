@@ -11,43 +11,31 @@ the neighbours are meaningless). Prints one JSON line per case; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def emit(what: str, config: dict, seconds: float, images: int | None = None, **extra: object) -> None:
-    doc = {"what": what, "config": config, "seconds": round(seconds, 4),
-           "throughput": round(images / seconds, 1) if images and seconds > 0 else None, "peak_mem_mb": round(peak_mb(), 1), **extra}
-    print(json.dumps(doc), flush=True)
+from common import add_args, count_flops, start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_args(parser, repeats=3)
     parser.add_argument("--sizes", default="1000,10000", help="collection sizes (comma list)")
     parser.add_argument("--px", type=int, default=64, help="toy image side = style model input size")
     parser.add_argument("--search-n", type=int, default=100_000, help="random embeddings for the search-only case")
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", type=Path, default=None, help="keep the toy images here and reuse them on the next run")
     args = parser.parse_args()
+    bench = start("similar", args)
 
     from stylekit.data.toy import TOY_STYLES, generate_toy_styles
-    from stylekit.io.console import configure
     from stylekit.metrics.retrieval import nearest_neighbours
     from stylekit.metrics.search import SimilarConfig, similar_images
     from stylekit.metrics.style import export_style_model
     from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 
-    configure(quiet=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="stylekit-bench-similar-"))
     os.environ["STYLEKIT_HOME"] = str(tmp / "home")
@@ -59,11 +47,15 @@ def main() -> None:
         t = time.perf_counter()
         generate_toy_styles(data, size=args.px, per_style=per_style, styles=styles, seed=0)
         files = sorted(p for p in data.rglob("*.png") if p.parent.name != "content")
-        emit("toy generation (not part of any case)", {"images": len(files), "px": args.px}, time.perf_counter() - t, len(files))
+        bench.result("toy generation (not part of any case)", {"images": len(files), "px": args.px},
+                     time.perf_counter() - t, items=len(files))
 
     torch.manual_seed(0)
     model = tmp / "model"
-    export_style_model(StyleNet(StyleNetConfig("small-cnn", styles, 256)), model, {"size": args.px, "classes": list(TOY_STYLES)})
+    net = StyleNet(StyleNetConfig("small-cnn", styles, 256)).eval()
+    export_style_model(net, model, {"size": args.px, "classes": list(TOY_STYLES)})
+    with torch.no_grad():
+        flops_per_image = count_flops(lambda: net.embed(torch.zeros(1, 3, args.px, args.px)))
     query = str(files[0])
     for n in sizes:
         listing = tmp / f"collection-{n}.txt"
@@ -75,22 +67,23 @@ def main() -> None:
         t = time.perf_counter()
         first = similar_images(cfg)
         seconds = time.perf_counter() - t
-        emit("similar: index build (empty cache, 1 query)", config, seconds, n, images_embedded=first.features["collection"]["computed"])
+        bench.result("similar: index build (empty cache, 1 query)", config, seconds, items=n,
+                     flops=flops_per_image * (n + 1), images_embedded=first.features["collection"]["computed"])
         times = []
-        for _ in range(3):
+        for _ in range(args.repeats):
             t = time.perf_counter()
             again = similar_images(cfg)
             times.append(time.perf_counter() - t)
-        emit("similar: query latency (cached index, best of 3)", config, min(times), None,
-             images_embedded=again.features["collection"]["computed"])
+        bench.result(f"similar: query latency (cached index, best of {args.repeats})", config, min(times),
+                     images_embedded=again.features["collection"]["computed"])
 
     g = torch.Generator().manual_seed(0)
     db = torch.nn.functional.normalize(torch.randn(args.search_n, 256, generator=g), dim=1).to(args.device)
     q = torch.nn.functional.normalize(torch.randn(10, 256, generator=g), dim=1).to(args.device)
     t = time.perf_counter()
     nearest_neighbours(q, db, 10)
-    emit("exact search only (10 queries, chunked matmul)", {"collection": args.search_n, "dim": 256, "device": args.device},
-         time.perf_counter() - t, None, embeddings_mb=round(db.numel() * 4 / 2**20, 1))
+    bench.result("exact search only (10 queries, chunked matmul)", {"collection": args.search_n, "dim": 256, "device": args.device},
+                 time.perf_counter() - t, flops=2 * 10 * args.search_n * 256, embeddings_mb=round(db.numel() * 4 / 2**20, 1))
 
 
 if __name__ == "__main__":
