@@ -139,6 +139,23 @@ def as_reference(fn: Callable[[], object]) -> Callable[[], object]:
     return call
 
 
+def op_profile(fn: Callable[[], object], top: int = 8) -> dict[str, object]:
+    """Where one call of `fn` spends its time: the `top` aten ops by self CPU time with their share,
+    and the convolution/matmul share (the FLOP-bound part; the rest is element-wise, copies, optimizer)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    compute = ("conv", "mm", "addmm", "bmm", "linear")
+    heavy = sum(e.self_cpu_time_total for e in events if any(k in e.key for k in compute))
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {"compute_ops_share": round(heavy / total, 3),
+            "top_ops": [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in ranked]}
+
+
 def best_of(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device | None = None,
             warmup: int = 1) -> dict[str, float]:
     """Minimum wall seconds per call of each function, the functions interleaved round by round.

@@ -20,7 +20,18 @@ import inspect
 
 import torch
 import torch.nn.functional as F
-from common import Bench, add_args, as_reference, best_of, count_flops, native_bf16, reference_path, start
+from common import (
+    Bench,
+    add_args,
+    as_reference,
+    best_of,
+    count_flops,
+    emit,
+    native_bf16,
+    op_profile,
+    reference_path,
+    start,
+)
 from torch import nn
 
 from stylekit.device import autocast
@@ -162,6 +173,10 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
             fns["junyanz"] = as_reference(fns["junyanz, same allocator"])
             flops["junyanz"] = flops["junyanz, same allocator"] = count_flops(fns["junyanz"])
     best = best_of(fns, args.repeats)
+    if args.profile:
+        for name in ("stylekit refs 0 fp32", "stylekit refs 0 bf16", "junyanz"):
+            if name in fns:
+                emit({"what": "train-pix2pix step: where the time goes", "size": size, "contender": name, **op_profile(fns[name])})
     config = {"size": size, "batch": 1, "ngf": 64, "ndf": 64, "netG": f"unet ({size.bit_length() - 1} downs)",
               "netD": "basic (70x70)", "threads": torch.get_num_threads(), "repeats": args.repeats,
               "stat": "min, interleaved"}
@@ -185,6 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_args(parser, repeats=3, reference="junyanz/pytorch-CycleGAN-and-pix2pix", env="JUNYANZ")
     parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--profile", action="store_true", help="also print where each step's time goes (top ops, torch.profiler)")
     args = parser.parse_args()
     if args.device != "cpu":
         raise SystemExit("benchmarks/pix2pix.py measures the CPU step (--device cpu)")

@@ -17,7 +17,18 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import Bench, add_args, as_reference, best_of, count_flops, native_bf16, reference_path, start
+from common import (
+    Bench,
+    add_args,
+    as_reference,
+    best_of,
+    count_flops,
+    emit,
+    native_bf16,
+    op_profile,
+    reference_path,
+    start,
+)
 
 from stylekit.edit.generate import synthesize
 from stylekit.nets.stylegan2 import ops
@@ -97,6 +108,12 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
                              max_pixel_steps_vs_nvlabs=_pixel_steps(images["stylekit --amp"], images["nvlabs"]))
         bench.result("stylegan2 G forward", {**config, "precision": "bf16 autocast (--amp)"}, best["stylekit --amp"],
                      items=cfg["batch"], flops=flops, **amp_extra)
+    if args.profile:
+        with torch.inference_mode():
+            for name in ("stylekit", "stylekit --amp"):
+                if name in fns:
+                    emit({"what": "stylegan2 G forward: where the time goes", "config": config, "contender": name,
+                          **op_profile(fns[name])})
     for name, seconds in best.items():
         if name.startswith("stylekit ") and name != "stylekit --amp":
             bench.result("stylegan2 G forward", {**config, "variant": name.split(" ", 1)[1]}, seconds,
@@ -124,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch", env="NVLABS")
     parser.add_argument("--variants", action="store_true", help="also time the alternative modconv/up-sampling paths")
+    parser.add_argument("--profile", action="store_true", help="also print where stylekit's time goes (top ops, torch.profiler)")
     parser.add_argument("--sizes", default="64,256", help="which of the configurations to run (64, 256)")
     args = parser.parse_args()
     if args.reference:

@@ -25,6 +25,7 @@ from torch import nn
 from stylekit.nets.stylegan2.ops import (
     ACTIVATION_GAIN,
     bias_act,
+    cached_derived,
     downsample2d,
     fir_filter,
     modulated_conv2d,
@@ -69,7 +70,7 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
+        w = cached_derived(self.weight, f"scaled:{x.dtype}", lambda: self.weight.to(x.dtype) * self.weight_gain)
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)

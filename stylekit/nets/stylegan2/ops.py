@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -114,28 +114,45 @@ def up_kernel(weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return k.reshape(o * 4, i, size // 2, size // 2)
 
 
-# id(weight) -> (weak reference to the weight, key, kernel); an entry leaves when its weight is freed.
+# (id(weight), what) -> (weak reference to the weight, key, value); an entry leaves when its weight is freed.
 # (A WeakKeyDictionary cannot hold tensors: it compares keys with ==, which tensors answer elementwise.)
-_UP_KERNELS: dict[int, tuple[weakref.ref[torch.Tensor], tuple[object, ...], torch.Tensor]] = {}
+_DERIVED: dict[tuple[int, str], tuple[weakref.ref[torch.Tensor], tuple[object, ...], torch.Tensor]] = {}
+
+
+def cached_derived(weight: torch.Tensor, what: str, make: Callable[[], torch.Tensor], *deps: torch.Tensor) -> torch.Tensor:
+    """`make()` (a tensor computed from `weight` and `deps` only), computed once per weight while no
+    gradient is recorded for them.
+
+    Outside training (generate, mix, metrics, G_ema snapshots, invert's frozen G) the weights do not
+    change between calls, so the fused up-sampling kernel, the demodulation sums and the low-precision
+    copies are remembered until the weight or a dependency is modified in place (version counters) or
+    the weight is freed. Values are made outside inference mode, so a later call that records
+    gradients for the activations can save them for backward.
+    """
+    tensors = (weight, *deps)
+    if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or any(t.is_inference() for t in tensors):
+        return make()
+    key = (weight._version, weight.dtype, weight.device, *((id(t), t._version) for t in deps))
+    slot = (id(weight), what)
+    hit = _DERIVED.get(slot)
+    if hit is not None and hit[0]() is weight and hit[1] == key:
+        return hit[2]
+    with torch.inference_mode(False), torch.no_grad():
+        value = make()
+    _DERIVED[slot] = (weakref.ref(weight, lambda _, slot=slot: _DERIVED.pop(slot, None)), key, value)
+    return value
 
 
 def cached_up_kernel(weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """`up_kernel(weight, f)`, computed once per weight tensor while no gradient is recorded for it.
+    """`up_kernel(weight, f)`, remembered outside training (`cached_derived`)."""
+    return cached_derived(weight, "up_kernel", lambda: up_kernel(weight, f), f)
 
-    Outside training (generate, mix, metrics, G_ema snapshots) the weights do not change between
-    calls, so the fused kernel is remembered until the weight or the filter is modified in place
-    (their version counters change) or the weight is freed.
-    """
-    if (torch.is_grad_enabled() and (weight.requires_grad or f.requires_grad)) or weight.is_inference() or f.is_inference():
-        return up_kernel(weight, f)
-    key = (weight._version, id(f), f._version, f.device, weight.dtype)
-    hit = _UP_KERNELS.get(id(weight))
-    if hit is not None and hit[0]() is weight and hit[1] == key:
-        return hit[2]
-    kernel = up_kernel(weight, f)
-    ident = id(weight)
-    _UP_KERNELS[ident] = (weakref.ref(weight, lambda _, ident=ident: _UP_KERNELS.pop(ident, None)), key, kernel)
-    return kernel
+
+def _in_dtype(weight: torch.Tensor, what: str, kernel: torch.Tensor, dtype: torch.dtype, *deps: torch.Tensor) -> torch.Tensor:
+    """`kernel` (derived from `weight`) in the activations' dtype; the low-precision copy is remembered."""
+    if kernel.dtype == dtype:
+        return kernel
+    return cached_derived(weight, f"{what}:{dtype}", lambda: kernel.to(dtype), *deps)
 
 
 def modulated_conv2d(
@@ -161,7 +178,8 @@ def modulated_conv2d(
     dcoefs = None
     if demodulate:
         # sum_{i,k} (w[o,i,k] s[n,i])^2 = s^2 @ (sum_k w^2)^T, computed without the [N,O,I,k,k] tensor.
-        dcoefs = (styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+        weight_sq = cached_derived(weight, "square_sum", lambda: weight.float().square().sum(dim=[2, 3]).t())  # [I, O]
+        dcoefs = (styles.float().square() @ weight_sq + 1e-8).rsqrt()  # [N, O]
     if fused is None:
         # One sample: modulated weights + one plain conv. Batches: one shared-weight conv with the
         # styles on the activations (measured faster than grouped conv on CPU).
@@ -177,7 +195,7 @@ def modulated_conv2d(
     pad = kernel.shape[-1] // 2
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
-        x = F.conv2d(x, kernel.to(x.dtype), padding=pad)
+        x = F.conv2d(x, _in_dtype(weight, "up_kernel" if up else "weight", kernel, x.dtype, *([f] if up else [])), padding=pad)
         if up:
             x = F.pixel_shuffle(x, 2)
         if dcoefs is not None:
@@ -252,7 +270,7 @@ def _modulated_up_transpose(
     o, i, kh, kw = weight.shape
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
-        x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+        x = F.conv_transpose2d(x, _in_dtype(weight, "weight_t", weight.transpose(0, 1), x.dtype), stride=2)
     else:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
         if dcoefs is not None:
