@@ -31,9 +31,10 @@ demo: $(STAMP)
 
 # NVLABS=<clone of NVlabs/stylegan2-ada-pytorch> JUNYANZ=<clone of junyanz/pytorch-CycleGAN-and-pix2pix>:
 # those benchmarks time the reference code beside stylekit (docs/performance.md). One JSON line each.
-# benchmarks/pix2pix_style_code.py is a training study (two pix2pix runs, ~10 min idle), run by hand (docs/pix2pix.md).
+# benchmarks/pix2pix_style_code.py and pix2pix_amp.py are training studies (two pix2pix runs each), run by hand
+# (docs/pix2pix.md, docs/performance.md).
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do case "$$b" in benchmarks/common.py|benchmarks/pix2pix_style_code.py) continue;; esac; echo "# $$b" >&2; \
+	@for b in benchmarks/*.py; do case "$$b" in benchmarks/common.py|benchmarks/pix2pix_style_code.py|benchmarks/pix2pix_amp.py) continue;; esac; echo "# $$b" >&2; \
 		NVLABS="$(NVLABS)" JUNYANZ="$(JUNYANZ)" $(BIN)/python $$b || exit 1; done
 
 # On a CUDA machine: every command tiny with --amp, torchrun x2 on >= 2 GPUs, resume, timings (docs/gpu.md).

@@ -16,7 +16,9 @@ bf16 is native, also as `--amp` (bf16 autocast). One JSON line per measurement.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +74,11 @@ def stylekit_step(g: nn.Module, d: nn.Module, a: torch.Tensor, b: torch.Tensor, 
 
 
 def junyanz_nets(size: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+    with contextlib.redirect_stdout(sys.stderr):  # its "initialize network with normal" lines: stdout is JSON only
+        return _junyanz_nets(size)
+
+
+def _junyanz_nets(size: int) -> tuple[nn.Module, nn.Module, nn.Module]:
     from models import networks  # from the --reference clone
 
     netg = {256: "unet_256", 128: "unet_128"}.get(size)
