@@ -91,13 +91,14 @@ def register(app: typer.Typer) -> None:
         clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="Local CLIP weights file (default: the registry's clip-vit-b-32).")] = None,
         log_every: Annotated[int, typer.Option("--log-every", min=1, help="Record CLIP similarity and L2 every N steps.")] = 10,
         device: str = option("device"),
+        amp: bool = option("amp"),
     ) -> None:
         from stylekit.edit.styleclip import StyleClipConfig, run_styleclip
 
         cfg = StyleClipConfig(
             network=network, out=out, prompts=list(prompt), latent=latent, latent_index=latent_index, latent_seed=latent_seed, steps=steps,
             lr=lr, l2_lambda=l2_lambda, mode=mode, trunc=trunc, clip_model=clip_model, clip_weights=clip_weights,
-            log_every=log_every, device=device,
+            log_every=log_every, device=device, amp=amp,
         )
         result = run_styleclip(cfg)
         render(result, table=lambda r: fields("styleclip", [
