@@ -2,6 +2,7 @@
 
     python benchmarks/invert.py                 # steps/s: lpips and vgg, 64px and 256px generators, fp32 and --amp, CPU
     python benchmarks/invert.py --validity      # PSNR curves of W / W+ inversion of a known latent (tiny G)
+    python benchmarks/invert.py --validity --amp  # the same under --amp (compare its final PSNRs with fp32's)
 
 Random weights throughout (no downloads): speed does not depend on the values. One JSON line each.
 fp32 and `--amp` (autocast to `stylekit.device.amp_dtype`: bf16 on CPUs with AVX512-BF16/AMX; not
@@ -74,7 +75,7 @@ def validity_generator() -> torch.nn.Module:
     return G.eval().requires_grad_(False)
 
 
-def validity(steps: int) -> None:
+def validity(steps: int, amp: bool) -> None:
     from stylekit.edit.generate import map_seeds
 
     G = validity_generator()
@@ -87,13 +88,13 @@ def validity(steps: int) -> None:
             target = inv.quantize(G.synthesis(ws, noise_mode="const"))
         for loss in ("mse", "lpips", "vgg"):
             for space in ("w+", "w"):
-                obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, torch.device("cpu"))
+                obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, torch.device("cpu"), amp)
                 t0 = time.perf_counter()
                 proj = inv.project(G, target, obj, space=space, steps=steps, initial_noise=0.0, noise_reg=0.0,
-                                   w_avg=w_avg, w_std=w_std, log_every=max(1, steps // 10))
+                                   w_avg=w_avg, w_std=w_std, log_every=max(1, steps // 10), amp=amp)
                 final = inv.psnr(inv.quantize(proj.image)[0], target[0])
                 print(json.dumps({"what": "invert-validity", "config": {"target": target_name, "loss": loss, "space": space,
-                                  "steps": steps, "generator": "32px tiny, random"}, "seconds": round(time.perf_counter() - t0, 2),
+                                  "steps": steps, "amp": amp, "generator": "32px tiny, random"}, "seconds": round(time.perf_counter() - t0, 2),
                                   "final_psnr": round(final, 2),
                                   "curve": [[c["step"], round(c["dist"], 5), c["psnr"]] for c in proj.curve]}), flush=True)
 
@@ -101,6 +102,7 @@ def validity(steps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--validity", action="store_true")
+    ap.add_argument("--amp", action="store_true", help="--validity under --amp (device.amp_dtype on the CPU)")
     ap.add_argument("--steps", type=int, default=None, help="steps per timed run (default: 5 at 64 px, 2 at 256 px; --validity 300)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"generators to time, of {', '.join(CONFIGS)}")
     ap.add_argument("--losses", default="lpips,vgg", help="perceptual losses to time")
@@ -108,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.validity:
         torch.set_num_threads(args.threads)
-        validity(args.steps or 300)
+        validity(args.steps or 300, args.amp)
         return
     bench = start("invert", args)
     for config in args.configs.split(","):
