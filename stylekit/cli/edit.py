@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         examples=["stylekit invert photo.png --network ffhq-256 --out inv/",
                   "stylekit invert faces/ --network ffhq-256 --space w+ --loss vgg --out inv/",
                   "stylekit invert photo.jpg --network ffhq-256 --align ffhq --out inv/",
-                  "stylekit invert faces/ --network ffhq-256 --batch 8 --device cuda --out inv/"],
+                  "stylekit invert faces/ --network ffhq-256 --batch 8 --device cuda --out inv/",
+                  "stylekit invert photo.png --network ffhq-256 --amp --out inv/"],
         notes="Targets are centre-cropped and Lanczos-resized to the network resolution (with --align ffhq: FFHQ-aligned face crops).",
         renamed={"--perceptual-weights": "--vgg-weights"},
     )
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
         log_every: Annotated[int, typer.Option("--log-every", min=1, help="Record loss and PSNR every N steps (metrics.json, curve.png).")] = 10,
         fresh: bool = option("fresh", "Redo targets that are already done."),
         device: str = option("device"),
+        amp: bool = option("amp"),
         batch: int = option("batch", "Folder mode: project up to N targets at once (each its own latent and noise maps; results equal to single runs up to float rounding; faster on a GPU).", default=1),
         align: Annotated[str | None, typer.Option("--align", help="ffhq: detect the largest face and FFHQ-align it first (what FFHQ networks expect); targets without a face are skipped.")] = None,
         face_detector: Annotated[str, typer.Option("--face-detector", help="--align: face landmark network, a registry name or a local weights file.")] = "retinaface-mobilenet0.25",
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
             target=target, network=network, out=out, space=space, steps=steps, lr=lr, loss=loss, mse_weight=mse_weight,
             perceptual_weights=perceptual_weights, noise_reg=noise_reg, initial_noise=initial_noise,
             w_avg_samples=w_avg_samples, seed=seed, save_video=save_video, log_every=log_every, fresh=fresh, device=device,
-            align=align, face_detector=face_detector, batch=batch,
+            align=align, face_detector=face_detector, batch=batch, amp=amp,
         )
         result = run_invert(cfg)
         render(result, table=_invert_table)
@@ -89,13 +91,14 @@ def register(app: typer.Typer) -> None:
         clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="Local CLIP weights file (default: the registry's clip-vit-b-32).")] = None,
         log_every: Annotated[int, typer.Option("--log-every", min=1, help="Record CLIP similarity and L2 every N steps.")] = 10,
         device: str = option("device"),
+        amp: bool = option("amp"),
     ) -> None:
         from stylekit.edit.styleclip import StyleClipConfig, run_styleclip
 
         cfg = StyleClipConfig(
             network=network, out=out, prompts=list(prompt), latent=latent, latent_index=latent_index, latent_seed=latent_seed, steps=steps,
             lr=lr, l2_lambda=l2_lambda, mode=mode, trunc=trunc, clip_model=clip_model, clip_weights=clip_weights,
-            log_every=log_every, device=device,
+            log_every=log_every, device=device, amp=amp,
         )
         result = run_styleclip(cfg)
         render(result, table=lambda r: fields("styleclip", [

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.checks import check_number
+from stylekit.device import autocast, grad_scaler
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
@@ -67,6 +68,7 @@ class InvertConfig:
     align: str | None = None  # "ffhq": detect and FFHQ-align each target first (stylekit.edit.align)
     face_detector: str = "retinaface-mobilenet0.25"
     batch: int = 1  # --batch: targets projected at once (independent latents, noise maps and losses)
+    amp: bool = False  # --amp: G and the perceptual net autocast to device.amp_dtype; latents, Adam, losses fp32
 
 
 @dataclass
@@ -168,38 +170,51 @@ class Objective:
     Images are in [-1, 1]. lpips is NVlabs' sum of squared LPIPS feature differences on images
     area-downsampled to <= 256 px; vgg is Image2StyleGAN's sum over layers of the mean squared feature
     difference (ImageNet-normalised [0, 1] input); the pixel term is mean((x - y)^2) in [-1, 1] units.
+    With `amp` the perceptual network runs under autocast (`stylekit.device.amp_dtype`), the target's
+    features too (an exact match then scores 0), and its features are compared and summed in fp32.
     """
 
-    def __init__(self, kind: str, target: torch.Tensor, mse_weight: float, weights: str | None, device: torch.device) -> None:
+    def __init__(self, kind: str, target: torch.Tensor, mse_weight: float, weights: str | None, device: torch.device,
+                 amp: bool = False) -> None:
         self.kind = kind
         self.mse_weight = mse_weight
         self.target = target.to(device)
+        self.device, self.amp = torch.device(device), amp
         self.net: Any = None
         if kind == "lpips":
             from stylekit.nets.lpips import LPIPS, load_lpips
 
             self.net = LPIPS(None, None).to(device) if weights == RANDOM_WEIGHTS else load_lpips(weights, device)
             with torch.no_grad():
-                self.target_feats = self.net.features(self._down(self.target))
+                self.target_feats = self._lpips(self.target)
         elif kind == "vgg":
             from stylekit.nets.vgg import VGGFeatures
 
             w = None if weights == RANDOM_WEIGHTS else (weights or "vgg16")
             self.net = VGGFeatures("vgg16", VGG_LAYERS, weights=w).to(device)
             with torch.no_grad():
-                self.target_feats = self.net((self.target + 1) / 2)
+                self.target_feats = self._vgg(self.target)
 
     @staticmethod
     def _down(img: torch.Tensor) -> torch.Tensor:
         return F.interpolate(img, size=(256, 256), mode="area") if img.shape[2] > 256 else img
 
+    def _lpips(self, img: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.amp):
+            return self.net.features(self._down(img)).float()
+
+    def _vgg(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(self.device, self.amp):
+            feats = self.net((img + 1) / 2)
+        return {k: v.float() for k, v in feats.items()}
+
     def per_target(self, synth: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(weighted total, unweighted parts), each [N]: image n against target n only."""
         parts: dict[str, torch.Tensor] = {}
         if self.kind == "lpips":
-            parts["lpips"] = (self.net.features(self._down(synth)) - self.target_feats).square().sum(dim=1)
+            parts["lpips"] = (self._lpips(synth) - self.target_feats).square().sum(dim=1)
         elif self.kind == "vgg":
-            feats = self.net((synth + 1) / 2)
+            feats = self._vgg(synth)
             parts["vgg"] = sum((feats[k] - self.target_feats[k]).square().flatten(1).mean(dim=1) for k in VGG_LAYERS)  # type: ignore[assignment]
         if self.mse_weight > 0 or self.kind == "mse":
             parts["mse"] = (synth - self.target).square().flatten(1).mean(dim=1)
@@ -235,6 +250,7 @@ def project_batch(
     log_every: int = 10,
     frame_every: int = 0,
     on_step: Callable[[int, float], None] | None = None,
+    amp: bool = False,
 ) -> list[Projection]:
     """Project N targets ([N, 3, R, R] in [0, 1]) at once; one Projection per target.
 
@@ -242,6 +258,10 @@ def project_batch(
     channels); the random draws are those of a single run (same seed) repeated per target, and the
     loss is the sum of independent per-target losses, so with Adam (element-wise) each target follows
     its single-target run up to float rounding.
+
+    `amp`: the synthesis runs under autocast in `stylekit.device.amp_dtype` (give the objective the same
+    `amp` for its perceptual network); the latents, noise maps, Adam and the loss sums stay fp32, fp16
+    gets a GradScaler, and the returned image is rendered in fp32.
     """
     if space not in SPACES:
         raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
@@ -260,6 +280,7 @@ def project_batch(
         setattr(G.synthesis.get_submodule(module_name), attr, batched)  # a buffer: the copy's own maps, per target
         bufs[name] = batched
     opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=lr)
+    scaler = grad_scaler(device, amp)  # enabled only for fp16 (CUDA without native bf16)
     curves: list[list[dict[str, float]]] = [[] for _ in range(count)]
     frames: list[list[torch.Tensor]] = [[] for _ in range(count)]
     loss_values = [float("nan")] * count
@@ -274,13 +295,15 @@ def project_batch(
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat(1, num_ws, 1)
-        synth = G.synthesis(ws, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow (no loss scaling)
+        with autocast(device, amp):  # force_fp32: the network's own fp16 blocks stay off; --amp autocasts instead
+            synth = G.synthesis(ws, noise_mode="const", force_fp32=True).float()
         dist, parts = objective.per_target(synth)
         reg = noise_regularization(bufs) if noise_reg > 0 and bufs else torch.zeros([], device=device)
         loss = dist + noise_reg * reg
         opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
+        scaler.scale(loss.sum()).backward()
+        scaler.step(opt)
+        scaler.update()
         with torch.no_grad():
             for buf in bufs.values():
                 buf -= buf.mean(dim=(-2, -1), keepdim=True)
@@ -434,6 +457,8 @@ def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str
     """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
     weights = cfg.perceptual_weights
     shaping = {k: v for k, v in asdict(cfg).items() if k not in ("target", "network", "out", "device", "log_every", "fresh", "batch")}
+    if not shaping["amp"]:  # fp32 results recorded before --amp existed stay current
+        del shaping["amp"]
     return {**shaping, "mse_weight": mse_weight, "network": file_digest(network_file),
             "perceptual_weights": file_digest(weights) if weights and Path(weights).expanduser().is_file() else weights}
 
@@ -457,6 +482,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
     """Invert one image (outputs in --out) or every image of a folder (--out/<name>/); done ones are skipped."""
     from stylekit.data.images import load_rgb
     from stylekit.device import resolve_device
+    from stylekit.edit.generate import check_amp
     from stylekit.io.atomic import save_image_atomic, write_json_atomic
     from stylekit.io.rundir import DirLock, ensure_writable_dir
     from stylekit.nets.stylegan2.load import load_network
@@ -480,6 +506,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
         if G.img_channels != 3:
             raise BadInput(f"invert needs an RGB network, this one has {G.img_channels} channels")
         mse_weight = DEFAULT_MSE_WEIGHT[cfg.loss] if cfg.mse_weight is None else cfg.mse_weight
+        amp = check_amp(cfg.amp, device)
         aligner = None
         if cfg.align is not None:
             from stylekit.edit.align import FaceAlign
@@ -504,7 +531,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 stats.append(w_stats(G, cfg.w_avg_samples))
             w_avg, w_std = stats[0]
             targets = torch.cat([target for _, _, target in batch])
-            objective = Objective(cfg.loss, targets * 2 - 1, mse_weight, cfg.perceptual_weights, device)
+            objective = Objective(cfg.loss, targets * 2 - 1, mse_weight, cfg.perceptual_weights, device, amp)
             frame_every = max(1, cfg.steps // 50) if cfg.save_video else 0
             with console.progress(cfg.steps, f"invert {', '.join(p.name for p, _, _ in batch)}") as task:
                 def on_step(step: int, loss: float, task: Any = task) -> None:
@@ -515,7 +542,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 projections = project_batch(
                     G, targets, objective, space=cfg.space, steps=cfg.steps, lr=cfg.lr, initial_noise=cfg.initial_noise,
                     noise_ramp=cfg.noise_ramp, noise_reg=cfg.noise_reg, w_avg=w_avg, w_std=float(w_std), seed=cfg.seed,
-                    log_every=cfg.log_every, frame_every=frame_every, on_step=on_step)
+                    log_every=cfg.log_every, frame_every=frame_every, on_step=on_step, amp=amp)
             share = (time.monotonic() - t0) / len(batch)  # each target is charged its share of the batch
             for (path, folder, target), proj in zip(batch, projections, strict=True):
                 t1 = time.monotonic()

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from stylekit.checks import check_number, check_trunc
+from stylekit.device import autocast, grad_scaler
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
@@ -54,6 +55,7 @@ class StyleClipConfig:
     clip_weights: str | None = None
     device: str = "auto"
     log_every: int = 10
+    amp: bool = False  # --amp: G and CLIP's image encoder autocast to device.amp_dtype; latent, Adam, losses fp32
 
 
 @dataclass
@@ -162,25 +164,33 @@ def optimise(
     mode: str = "edit",
     log_every: int = 10,
     on_step: Any = None,
+    amp: bool = False,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Optimise one W+ latent per text row from w0; returns latents [P, num_ws, w_dim] and the curve."""
+    """Optimise one W+ latent per text row from w0; returns latents [P, num_ws, w_dim] and the curve.
+
+    `amp`: the synthesis and CLIP's image encoder run under autocast in `stylekit.device.amp_dtype`; the
+    latent, Adam, the similarities and the loss stay fp32 (fp16 gets a GradScaler).
+    """
     device = next(G.parameters()).device
     n = text_feats.shape[0]
     w0 = w0.to(device).expand(n, -1, -1).clone()
     latent = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr)
+    scaler = grad_scaler(device, amp)  # enabled only for fp16 (CUDA without native bf16)
     scale = logit_scale(bundle)
     curve: list[dict[str, Any]] = []
     for step in range(steps):
         cur_lr = ramped_lr(step / steps, lr)
         opt.param_groups[0]["lr"] = cur_lr
-        img = G.synthesis(latent, noise_mode="const", force_fp32=True)  # fp16 gradients would underflow
-        c_loss, cos = clip_terms(bundle, img, text_feats, scale)
+        with autocast(device, amp):  # force_fp32: the network's own fp16 blocks stay off; --amp autocasts instead
+            img = G.synthesis(latent, noise_mode="const", force_fp32=True)
+            c_loss, cos = clip_terms(bundle, img, text_feats, scale)  # features compared in fp32
         l2 = (latent - w0).square().sum(dim=(1, 2))
         loss = c_loss.sum() + (l2_lambda * l2.sum() if mode == "edit" else 0.0)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         if step % max(1, log_every) == 0 or step == steps - 1:
             curve.append({"step": step, "lr": cur_lr, "loss": float(loss.detach()), "clip_loss": c_loss.detach().cpu().tolist(),
                           "similarity": cos.detach().cpu().tolist(), "l2": l2.detach().cpu().tolist()})
@@ -220,6 +230,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
     """Edit one start latent towards each prompt; write per-prompt edited.png + latent.npz, grid, curves, summary."""
     from stylekit.data.images import save_grid, tensor_to_pil
     from stylekit.device import resolve_device
+    from stylekit.edit.generate import check_amp
     from stylekit.edit.invert import apply_noise, noise_buffers, quantize
     from stylekit.edit.latents import save_latents
     from stylekit.io.atomic import save_image_atomic, write_json_atomic
@@ -263,7 +274,8 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
                     task.update(loss=loss)
 
             latents, curve = optimise(G, bundle, w0, text_feats, steps=cfg.steps, lr=cfg.lr, l2_lambda=cfg.l2_lambda,
-                                      mode=cfg.mode, log_every=cfg.log_every, on_step=on_step)
+                                      mode=cfg.mode, log_every=cfg.log_every, on_step=on_step,
+                                      amp=check_amp(cfg.amp, device))
         original_q = quantize(original.cpu())[0]
         save_image_atomic(out / "original.png", tensor_to_pil(original_q))
         scale = logit_scale(bundle)

@@ -447,7 +447,17 @@ def _metrics_available(metrics: list[str]) -> bool:
 
 class Phases:
     """The four phases of one minibatch (NVlabs: Gmain, Greg every 4, Dmain, Dreg every 16) with their
-    optimiser steps and gradient averaging; statistics go to `stats` on the device, nothing is read."""
+    optimiser steps and gradient averaging; statistics go to `stats` on the device, nothing is read.
+
+    On a Dreg minibatch one D forward on the reals serves both the real logistic loss and R1 (as NVlabs'
+    "Dboth"), saving a D forward (and an augmentation) on the reals. Dmain and Dreg stay two optimiser
+    steps, as lazy regularisation defines them: `lazy_adam`'s lr x 16/17 and betas ** (16/17) assume
+    17 Adam steps per 16 minibatches, and Adam normalises each step's gradient, so folding the R1
+    gradient (gain 16) into Dmain's step would change the optimisation. Both gradients are taken
+    before either step, so R1's is evaluated at the parameters before this minibatch's Dmain step (a
+    separate pass would see them after it: one Adam step of lr x 16/17 apart, on one minibatch in 16);
+    given the parameters, the loss values and both gradients are those of the separate passes.
+    """
 
     def __init__(self, loss: StyleGAN2Loss, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
                  params_G: list[torch.nn.Parameter], params_D: list[torch.nn.Parameter], stats: RunningMeans,
@@ -459,6 +469,10 @@ class Phases:
     def _step(self, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], value: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         value.backward()
+        self._apply(opt, params)
+
+    def _apply(self, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
+        """Average the gradients now in params' .grad over processes and take the optimiser step."""
         _sync_grads(params, self.dist)
         opt.step()
 
@@ -478,18 +492,29 @@ class Phases:
             add("pl_length", pl_len)
             add("loss_Gpl", l_pl / 4)
         self._train_D(True)
-        l_d, l_fake, l_real, real_logits = loss.disc_main(phase_random(seed, batch_idx, 2, self.dist), n, real, None)
-        self._step(self.opt_D, self.params_D, l_d)
-        self.real_logits = real_logits
-        add("loss_D", l_d)
-        add("loss_D_fake", l_fake)
-        add("loss_D_real", l_real)
-        add("score_real", real_logits.mean())
-        if dreg:
-            l_r1, r1 = loss.disc_r1(phase_random(seed, batch_idx, 3, self.dist), real, None)
-            self._step(self.opt_D, self.params_D, l_r1)
-            add("r1_penalty", r1)
-            add("loss_Dr1", l_r1 / 16)
+        self.disc(phase_random(seed, batch_idx, 2, self.dist), real, n, dreg)
+
+    def disc(self, rnd: BatchRandom, real: torch.Tensor, n: int, dreg: bool) -> None:
+        """Dmain (and on a Dreg minibatch, Dreg from the same pass on the reals): one or two D steps."""
+        loss, add, opt, params = self.loss, self.stats.add, self.opt_D, self.params_D
+        opt.zero_grad(set_to_none=True)
+        l_fake = loss.disc_fake(rnd, n, None)
+        l_fake.backward()  # frees the fakes' graph before the real pass (NVlabs' order): lower peak memory
+        reals = loss.disc_real(rnd, real, None, r1=dreg)
+        reals.loss.backward(inputs=params, retain_graph=dreg)  # no gradient w.r.t. the reals themselves
+        r1_grads = torch.autograd.grad(reals.r1_loss, params, allow_unused=True) if reals.r1_loss is not None else None
+        self._apply(opt, params)  # Dmain
+        self.real_logits = reals.logits
+        add("loss_D", l_fake.detach() + reals.loss.detach())
+        add("loss_D_fake", l_fake.detach())
+        add("loss_D_real", reals.loss.detach())
+        add("score_real", reals.logits.mean())
+        if r1_grads is not None:  # Dreg: its own lazy-regularisation step
+            for p, g in zip(params, r1_grads, strict=True):
+                p.grad = g
+            self._apply(opt, params)
+            add("r1_penalty", reals.r1_penalty)
+            add("loss_Dr1", reals.r1_loss.detach() / 16)
 
 
 # ----------------------------------------------------------------------------------- training

@@ -70,8 +70,20 @@ def batch_noise(layers: list[torch.nn.Module], rnd: BatchRandom, n: int) -> Iter
             layer.noise_const = buf
 
 
+@dataclass
+class RealPass:
+    """What one D pass on reals gives: the logistic loss (to back-propagate), the detached logits (ADA,
+    statistics) and, when R1 was asked, its loss x D_reg_interval (to back-propagate) and mean penalty."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    r1_loss: torch.Tensor | None = None
+    r1_penalty: torch.Tensor | None = None
+
+
 class StyleGAN2Loss:
-    """The four phases of one StyleGAN2-ADA minibatch: Gmain, Greg, Dmain, Dreg."""
+    """The phases of one StyleGAN2-ADA minibatch: Gmain, Greg, Dmain (fake + real), Dreg (R1, fused with
+    Dmain's real pass)."""
 
     def __init__(self, G: Generator, D: Discriminator, augment: AugmentPipe | None, cfg: LossConfig,
                  dist: DistInfo | None = None) -> None:
@@ -121,22 +133,24 @@ class StyleGAN2Loss:
         loss = (img[:, 0, 0, 0] * 0 + penalty * self.cfg.pl_weight).mean() * self.cfg.G_reg_interval
         return loss, mean_len
 
-    def disc_main(self, rnd: BatchRandom, n: int, real: torch.Tensor, c: torch.Tensor | None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """softplus(D(G(z))) + softplus(-D(x)); returns (loss, fake part, real part, real logits)."""
+    def disc_fake(self, rnd: BatchRandom, n: int, c: torch.Tensor | None) -> torch.Tensor:
+        """softplus(D(G(z))) on n fakes made without G gradients (the fake half of Dmain)."""
         with torch.no_grad():
             fake, _ = self.run_G(rnd, n, c)
-        fake_logits = self.run_D(fake, c, rnd)
-        real_logits = self.run_D(real, c, rnd)
-        loss_fake = F.softplus(fake_logits).mean()
-        loss_real = F.softplus(-real_logits).mean()
-        return loss_fake + loss_real, loss_fake.detach(), loss_real.detach(), real_logits.detach()
+        return F.softplus(self.run_D(fake, c, rnd)).mean()
 
-    def disc_r1(self, rnd: BatchRandom, real: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """R1 = gamma/2 |grad_x D(aug(x))|^2 on reals (through the augmentation); (loss x interval, mean penalty)."""
-        x = real.detach().requires_grad_(True)
+    def disc_real(self, rnd: BatchRandom, real: torch.Tensor, c: torch.Tensor | None, *, r1: bool) -> RealPass:
+        """One D pass on the (augmented) reals: softplus(-D(x)), and with `r1` also R1 from the same pass.
+
+        R1 = gamma/2 |grad_x D(aug(x))|^2, through the augmentation, times the D_reg_interval gain
+        (NVlabs "Dboth": the reals require grad only when R1 is asked, and one forward serves both).
+        """
+        x = real.detach().requires_grad_(r1)
         logits = self.run_D(x, c, rnd)
-        (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-        penalty = grads.square().sum(dim=[1, 2, 3])
-        loss = (logits[:, 0] * 0 + penalty * (self.cfg.r1_gamma / 2)).mean() * self.cfg.D_reg_interval
-        return loss, penalty.detach().mean()
+        out = RealPass(loss=F.softplus(-logits).mean(), logits=logits.detach())
+        if r1:
+            (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            penalty = grads.square().sum(dim=[1, 2, 3])
+            out.r1_loss = (logits[:, 0] * 0 + penalty * (self.cfg.r1_gamma / 2)).mean() * self.cfg.D_reg_interval
+            out.r1_penalty = penalty.detach().mean()
+        return out
