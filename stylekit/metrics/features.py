@@ -266,11 +266,9 @@ def auto_loader_workers(device: torch.device | str | None) -> int | None:
     """--workers auto: on CUDA, decoding processes (one per core, up to 8: the GPU outruns one decoder);
     elsewhere None: one decoding thread beside the model (see `_batches`)."""
     if device is not None and torch.device(device).type == "cuda":
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
-        return min(8, cores)
+        from stylekit.data.prepare import available_cores
+
+        return min(8, available_cores())
     return None
 
 
