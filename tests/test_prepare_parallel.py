@@ -1,6 +1,7 @@
 """`stylekit prepare` worker pool: the same output for any --workers, bad images reported from the
 workers, auto workers, and pool processes that hold nothing of the parent's (the OUT lock)."""
 
+import io
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from stylekit.data import prepare as prep
 from stylekit.data.prepare import PrepareConfig, Result, Worker, chunk_size, prepare
@@ -115,3 +116,20 @@ def test_workers_start_by_fork_only_without_a_torch_preprocess():
     assert prep.start_method(plain) == "fork"
     aligned = Worker(plain.transform, 1, preprocess=lambda img: img)
     assert prep.start_method(aligned) in ("forkserver", "spawn")
+
+
+def test_a_preprocess_runs_in_forkserver_workers_with_the_same_output(src, tmp_path):
+    """--align's path: a picklable preprocess, workers started from forkserver (not fork), same bytes."""
+    members = []
+    for workers in (1, 2):
+        out = tmp_path / f"m{workers}" / "data.zip"
+        rep = prepare(PrepareConfig(src=src, out=out, size=16, format="stylegan-zip", workers=workers,
+                                    preprocess=ImageOps.mirror))
+        assert rep.workers == workers and rep.used == 18
+        members.append(_members(out))
+    assert members[0] == members[1]
+    plain = tmp_path / "plain" / "data.zip"
+    prepare(PrepareConfig(src=src, out=plain, size=16, format="stylegan-zip", workers=1))
+    first = "00000/img00000000.png"
+    mirrored = np.asarray(Image.open(io.BytesIO(members[1][first])))
+    assert np.array_equal(mirrored, np.asarray(Image.open(io.BytesIO(_members(plain)[first])))[:, ::-1])

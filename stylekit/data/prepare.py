@@ -397,9 +397,11 @@ class Worker:
 _worker: Worker | None = None  # in a pool process: set once by _init_pool_process
 
 
-def _init_pool_process(worker: Worker, parent: int) -> None:
+def _init_pool_process(worker: Worker, parent: int | None) -> None:
     """Pool process start: keep the Worker, leave Ctrl-C to the parent (which stops the pool), and on
-    Linux die with the parent (PR_SET_PDEATHSIG), so a killed run leaves no orphan processes behind."""
+    Linux die with the process that started this one (PR_SET_PDEATHSIG: the run itself under fork, the
+    forkserver, which ends with the run, otherwise), so a killed run leaves no orphan processes behind.
+    `parent`: the run's pid when forked from it (None otherwise)."""
     global _worker
     _worker = worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -408,7 +410,7 @@ def _init_pool_process(worker: Worker, parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
-        if os.getppid() != parent:  # the parent died before prctl took effect
+        if parent is not None and os.getppid() != parent:  # the run died before prctl took effect
             os._exit(1)
 
 
@@ -434,8 +436,9 @@ def _pool(workers: int, jobs: int, worker: Worker) -> Iterator[ProcessPoolExecut
     if workers <= 1 or jobs < 2:
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=multiprocessing.get_context(start_method(worker)),
-                               initializer=_init_pool_process, initargs=(worker, os.getpid()))
+    method = start_method(worker)
+    pool = ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=multiprocessing.get_context(method),
+                               initializer=_init_pool_process, initargs=(worker, os.getpid() if method == "fork" else None))
     pool.submit(int)  # with fork, the first submit forks every worker: here, before anything is locked or opened
     try:
         yield pool
