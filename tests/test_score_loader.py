@@ -103,3 +103,16 @@ def test_empty_set_and_all_cached_never_start_a_thread(image_set, tmp_path):
     again = extract_features(image_set, ext, cache=tmp_path, batch_size=4, workers=None)
     assert again.hits == 12 and again.computed == 0 and np.array_equal(first.features, again.features)
     assert threading.active_count() == before and net.batches == [4, 3, 4]
+
+
+def test_inception_runs_channels_last_on_cpu_with_the_same_features(image_set):
+    net = RecordingNet()
+    formats: list[bool] = []
+    forward = net.forward
+    net.forward = lambda x: (formats.append(x.is_contiguous(memory_format=torch.channels_last)), forward(x))[1]
+    ext = InceptionExtractor("clean", "cpu", model=net, name="cl", dim=8)
+    x = torch.rand(3, 3, 299, 299) * 255
+    with torch.inference_mode():
+        got, plain = ext(x), forward(x.contiguous())
+    assert formats == [True]
+    assert torch.allclose(got, plain, rtol=1e-5, atol=1e-6) and got.shape == (3, 8)

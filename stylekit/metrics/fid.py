@@ -136,8 +136,13 @@ class InceptionExtractor:
     def __call__(self, batch: torch.Tensor) -> Any:
         from stylekit.device import full_fp32
 
+        x = batch.to(self.device)
+        if self.device.type == "cpu":
+            # oneDNN runs channels-last convolutions without reordering the activations around every
+            # layer: Inception-v3 at 299 px runs ~1.5x faster; features move by ~1e-7 relative.
+            x = x.contiguous(memory_format=torch.channels_last)
         with full_fp32(self.device):  # FID features must not depend on the GPU generation (TF32 off)
-            return self.model(batch.to(self.device))
+            return self.model(x)
 
 
 def _cleanfid_version() -> str:
