@@ -125,6 +125,7 @@ def main() -> None:
             cfg_used = config if name == first else {**config, "stylekit_workers": 0}
             bench.result(f"score/{name} (fid+kid, empty cache)", cfg_used, best[name], items=2 * args.n, flops=flops,
                          fid=results[name], fid_abs_diff_vs_cleanfid=abs(results[name] - results["clean-fid"]),
+                         fid_rel_diff_vs_cleanfid=abs(results[name] - results["clean-fid"]) / max(abs(results["clean-fid"]), 1e-12),
                          speedup_vs_cleanfid=round(t_cf / best[name], 3))
 
     warm = cfg(tmp / "cache-warm")
