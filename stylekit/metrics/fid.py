@@ -17,7 +17,7 @@ Inception-v3 2015-12-05 blocks; stylekit supplies what clean-fid lacks for unatt
 - no DataParallel (it breaks non-default devices), no stats written into site-packages;
 - features go through the per-image cache (features.py), so reruns compute nothing.
 Images are decoded the way clean-fid decodes them (`convert("RGB")`). With the same feature model the
-numbers equal `cleanfid.fid.compute_fid` (tests inject one); against clean-fid's TorchScript Inception
+numbers equal `cleanfid.fid.compute_fid` up to float round-off (tests inject one); against clean-fid's TorchScript Inception
 they differ by what separates the pytorch-fid port from it (small; see docs/metrics.md).
 """
 
