@@ -5,11 +5,12 @@ Lanczos-resizes to 64 px. dataset_tool and `prepare --format stylegan-zip` write
 prepare also validates, splits, hashes and writes a manifest. Timed interleaved, best of N, each call
 into a fresh output folder.
 
-    python benchmarks/prepare.py [--images 1000] [--size 64] [--workers 2] [--reference PATH-TO-stylegan2-ada-pytorch]
+    python benchmarks/prepare.py [--images 1000] [--size 64] [--workers N] [--reference PATH-TO-stylegan2-ada-pytorch]
 
 With --reference, NVlabs' dataset_tool.py (from a local clone) runs in this process through its click
 command (`--transform center-crop --width --height`, single process as it is written). One JSON line
-per measurement; asserts nothing.
+per contender: best wall seconds, the CPU seconds of that process and its workers (best call), and
+with --reference `speedup_vs_dataset_tool` (its best time / the contender's, same run). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import io
 import itertools
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -54,12 +56,28 @@ def dataset_tool(src: Path, dest: Path, size: int) -> None:
                                  "--width", str(size), "--height", str(size)], standalone_mode=False)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its waited-for children (prepare's pool processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def with_cpu(fn, cpu: dict[str, float], name: str):
+    """`fn`, recording its least CPU time per call under `name` (wall time under load is noisy; CPU less so)."""
+    def call() -> None:
+        start = cpu_seconds()
+        fn()
+        cpu[name] = min(cpu.get(name, float("inf")), cpu_seconds() - start)
+    return call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_args(parser, repeats=3, reference="NVlabs/stylegan2-ada-pytorch (its dataset_tool.py)", env="NVLABS")
     parser.add_argument("--images", type=int, default=1000, help="toy images to convert (8 styles)")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2, help="prepare's worker processes")
+    parser.add_argument("--workers", type=int, default=None, help="prepare's worker processes (default: its auto)")
     args = parser.parse_args()
     if args.reference:
         reference_path(args.reference)
@@ -81,20 +99,25 @@ def main() -> None:
             return lambda: prepare(PrepareConfig(src=src, out=out(f"prep{workers}{fmt}"), size=args.size,
                                                  workers=workers, format=fmt))
 
-        fns = {"PIL loop (1 process)": lambda: pil_loop(files, out("pil"), args.size),
-               "stylekit prepare folder, 1 worker": run_prepare(1, "folder"),
-               f"stylekit prepare folder, {args.workers} workers": run_prepare(args.workers, "folder"),
-               f"stylekit prepare stylegan-zip, {args.workers} workers": run_prepare(args.workers, "stylegan-zip")}
+        workers = PrepareConfig(src=src, out=work / "unused", workers=args.workers).resolved_workers()
+        reference = "NVlabs dataset_tool (zip, 1 process)"
+        fns = {"PIL loop (1 process)": lambda: pil_loop(files, out("pil"), args.size)}
+        for fmt in ("folder", "stylegan-zip"):
+            for j in sorted({1, workers}):
+                fns[f"stylekit prepare {fmt}, -j{j}"] = run_prepare(j, fmt)
         if args.reference:
-            fns["NVlabs dataset_tool (zip)"] = lambda: dataset_tool(src, out("nv") / "data.zip", args.size)
-        best = best_of(fns, args.repeats, warmup=0)
+            fns[reference] = lambda: dataset_tool(src, out("nv") / "data.zip", args.size)
+        cpu: dict[str, float] = {}
+        best = best_of({name: with_cpu(fn, cpu, name) for name, fn in fns.items()}, args.repeats, warmup=0)
         config = {"images": len(files), "src_px": 256, "size": args.size, "crop": "center", "filter": "lanczos",
-                  "repeats": args.repeats, "stat": "min, interleaved", "cores": os.cpu_count()}
-        zip_name = f"stylekit prepare stylegan-zip, {args.workers} workers"
+                  "repeats": args.repeats, "stat": "min, interleaved", "cores": os.cpu_count(), "auto_workers": workers,
+                  "load_avg_1m_end": round(os.getloadavg()[0], 2)}
         for name, seconds in best.items():
-            extra = {}
-            if name == zip_name and "NVlabs dataset_tool (zip)" in best:
-                extra["speedup_vs_dataset_tool"] = round(best["NVlabs dataset_tool (zip)"] / seconds, 3)
+            extra: dict[str, object] = {"cpu_seconds": round(cpu[name], 3),
+                                        "cpu_ms_per_image": round(1000 * cpu[name] / len(files), 3)}
+            if reference in best:
+                extra["speedup_vs_dataset_tool"] = round(best[reference] / seconds, 3)
+                extra["cpu_vs_dataset_tool"] = round(cpu[reference] / cpu[name], 3)
             bench.result(name, config, seconds, items=len(files), unit="images/s", **extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)

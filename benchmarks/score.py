@@ -6,9 +6,11 @@ as stylekit's "inception" extractor. Same files, same clean-mode resize, so the 
 Prints one JSON line per measurement; asserts nothing.
 
 clean-fid is an installed package, so it always runs beside stylekit (no --reference needed); the first
-runs are timed interleaved, best of N, stylekit with an empty feature cache each time.
+runs are timed interleaved, best of N, stylekit with an empty feature cache each time: with its
+default decoding (--workers auto: on CPU a thread decodes the next batch while Inception runs) and
+with serial decoding (--workers 0), each line with its ratio to clean-fid from the same run.
 
-    python benchmarks/score.py [--n 64] [--size 128] [--repeats 2] [--device cpu]
+    python benchmarks/score.py [--n 64] [--size 128] [--repeats 2] [--device cpu] [--workers N]
 """
 
 from __future__ import annotations
@@ -96,21 +98,35 @@ def main() -> None:
             str(a), str(b), mode="clean", custom_feat_extractor=model, num_workers=args.cleanfid_workers,
             batch_size=args.cleanfid_batch, device=device, verbose=False, use_dataparallel=False))
 
-    def run_first() -> None:  # an empty feature cache every call
-        results["stylekit"] = score_mod.score_sets(cfg(tmp / f"cache-{next(fresh)}")).metrics["fid"]["value"]
+    def first_run(key: str, **extra: object):
+        def run() -> None:  # an empty feature cache every call
+            cfg_ = cfg(tmp / f"cache-{next(fresh)}")
+            for name, value in extra.items():
+                setattr(cfg_, name, value)
+            results[key] = score_mod.score_sets(cfg_).metrics["fid"]["value"]
+        return run
 
-    best = best_of({"clean-fid compute_fid": run_cleanfid, "stylekit first run": run_first}, args.repeats, device, warmup=0)
+    first, serial = "stylekit first run", "stylekit first run, serial decoding (--workers 0)"
+    fns = {"clean-fid compute_fid": run_cleanfid, first: first_run(first)}
+    if overrides.get("workers") != 0:
+        fns[serial] = first_run(serial, workers=0)
+    best = best_of(fns, args.repeats, device, warmup=0)
     used = cfg(tmp / "unused")
     config = {"n_per_set": args.n, "size": args.size, "device": str(device), "threads": torch.get_num_threads(),
-              "stylekit_batch": used.batch, "stylekit_workers": used.workers, "cleanfid_batch": args.cleanfid_batch,
-              "cleanfid_workers": args.cleanfid_workers, "repeats": args.repeats, "stat": "min, interleaved",
+              "stylekit_batch": used.batch, "stylekit_workers": "auto" if used.workers is None else used.workers,
+              "cleanfid_batch": args.cleanfid_batch, "cleanfid_workers": args.cleanfid_workers, "repeats": args.repeats,
+              "stat": "min, interleaved", "load_avg_1m_end": round(os.getloadavg()[0], 2),
               "extractor": "random-init torchvision inception_v3, pool features grouped to 32-d (both sides)"}
-    t_cf, t_first = best["clean-fid compute_fid"], best["stylekit first run"]
+    t_cf, t_first = best["clean-fid compute_fid"], best[first]
     bench.result("score/clean-fid compute_fid (direct)", {**config, "fid": results["clean-fid"]}, t_cf,
-                 items=2 * args.n, flops=flops)
-    bench.result("score/stylekit first run (fid+kid, empty cache)", config, t_first, items=2 * args.n, flops=flops,
-                 fid=results["stylekit"], fid_abs_diff_vs_cleanfid=abs(results["stylekit"] - results["clean-fid"]),
-                 speedup_vs_cleanfid=round(t_cf / t_first, 3))
+                 items=2 * args.n, flops=flops, speedup_vs_cleanfid=1.0)
+    for name in (first, serial):
+        if name in best:
+            cfg_used = config if name == first else {**config, "stylekit_workers": 0}
+            bench.result(f"score/{name} (fid+kid, empty cache)", cfg_used, best[name], items=2 * args.n, flops=flops,
+                         fid=results[name], fid_abs_diff_vs_cleanfid=abs(results[name] - results["clean-fid"]),
+                         fid_rel_diff_vs_cleanfid=abs(results[name] - results["clean-fid"]) / max(abs(results["clean-fid"]), 1e-12),
+                         speedup_vs_cleanfid=round(t_cf / best[name], 3))
 
     warm = cfg(tmp / "cache-warm")
     score_mod.score_sets(warm)

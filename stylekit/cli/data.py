@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         align: Annotated[str | None, typer.Option("--align", help="ffhq: FFHQ-style aligned crop of the largest face (--size, default 1024); images without a face are skipped with a reason.")] = None,
         face_detector: Annotated[str, typer.Option("--face-detector", help="--align: face landmark network, a registry name or a local weights file.")] = "retinaface-mobilenet0.25",
         face_threshold: Annotated[float, typer.Option("--face-threshold", help="--align: minimum face confidence.")] = 0.8,
-        workers: int | None = option("workers", "Worker processes (default: auto = 1; the output is identical for any number)."),
+        workers: int | None = option("workers", "Worker processes (default: auto = one per core, 1 with --align; the output is identical for any number)."),
         seed: int = option("seed", "Seed of the split."),
     ) -> None:
         from stylekit.data.prepare import PrepareConfig, parse_aspect, parse_split
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         preprocess = FaceAlign(align, size or DEFAULT_ALIGN_SIZE, face_detector, face_threshold).load() if align else None
         cfg = PrepareConfig(
             src=src, out=out, size=size, crop=crop.value, resize_filter=resize_filter.value, min_size=min_size,
-            split=parse_split(split), dedupe=dedupe, workers=1 if workers is None else workers, format=fmt.value, pair_with=pair_with,
+            split=parse_split(split), dedupe=dedupe, workers=workers, format=fmt.value, pair_with=pair_with,
             max_images=max_images, seed=seed, exclude=tuple(exclude or ()), wide_aspect=parse_aspect(wide_aspect),
             preprocess=preprocess,
         )

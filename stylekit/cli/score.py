@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         pairs: Annotated[bool, typer.Option("--pairs", help="Match A and B by file name: per-pair style cosine and Gram distance.")] = False,
         kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID: number of random subsets.")] = 100,
         kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="KID: max images per subset.")] = 1000,
-        workers: int | None = option("workers", "Decoding worker processes (0 = in the main process; default: auto = 2)."),
+        workers: int | None = option("workers", "Decoding worker processes (0 = in the main process; default: auto = a decoding thread beside the model on CPU, one process per core up to 8 on CUDA)."),
         device: str = option("device"),
         seed: int = option("seed", "Seed for KID subsets and PPL latents; with --network the first seed."),
     ) -> None:
@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
             network=network, num_gen=num_gen, trunc=trunc,
             mode=mode, clip_model=clip_model, clip_weights=clip_weights, style_model=_embedder(embedder, style_model),
             vgg_weights=vgg_weights, inception_weights=inception_weights, size=size, batch=batch,
-            workers=2 if workers is None else workers, device=device, cache=cache, pairs=pairs, kid_subsets=kid_subsets,
+            workers=workers, device=device, cache=cache, pairs=pairs, kid_subsets=kid_subsets,
             kid_subset_size=kid_subset_size, seed=seed, out=str(out) if out else None,
         )
         report = score_sets(cfg)

@@ -215,7 +215,10 @@ def decode_rgb(source: str | os.PathLike[str] | BinaryIO, name: object, plain_co
                 img.load()
                 if plain_convert:
                     return img.convert("RGB")
-                return _to_rgb(ImageOps.exif_transpose(img) or img)
+                ImageOps.exif_transpose(img, in_place=True)  # in place: an upright image is not copied
+                if img.readonly:  # memory-mapped (uncompressed BMP/TIFF...): detach it from the file
+                    img = img.copy()
+                return _to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage(name, f"refused: more than {MAX_PIXELS} pixels (decompression bomb guard)") from None
     except UnidentifiedImageError:

@@ -10,12 +10,14 @@ bytes for any --workers. Bad images are skipped with a reason; they never stop t
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import json
 import math
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -54,6 +56,14 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def parse_split(text: str) -> tuple[float, ...]:
     """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1): 1-3 non-negative fractions for train,val,test summing to 1."""
     hint = "give 1-3 comma-separated fractions for train,val,test that sum to 1, e.g. --split 0.8,0.1,0.1"
@@ -84,7 +94,7 @@ class PrepareConfig:
     min_size: int = 0
     split: tuple[float, ...] = (0.8, 0.1, 0.1)
     dedupe: bool = False
-    workers: int = 1
+    workers: int | None = None  # None: auto (`resolved_workers`)
     format: str = "folder"
     pair_with: Path | None = None
     max_images: int | None = None
@@ -105,10 +115,10 @@ class PrepareConfig:
         if self.size is not None and self.size < 1:
             raise BadInput(f"--size {self.size} must be positive")
         if self.size is not None:  # an RGB image and its resampled copy per worker, before anything is read
-            check_fits(f"--size {self.size}", 2 * 3 * self.size**2 * max(1, self.workers),
+            check_fits(f"--size {self.size}", 2 * 3 * self.size**2 * self.resolved_workers(),
                        hint="images are stored at --size x --size; use a smaller --size (e.g. 1024)")
-        if self.workers < 1:
-            raise BadInput(f"--workers {self.workers} must be at least 1")
+        if self.workers is not None and self.workers < 1:
+            raise BadInput(f"--workers {self.workers} must be at least 1", hint="omit it for auto (one per core)")
         if self.max_images is not None and self.max_images < 1:
             raise BadInput(f"--max-images {self.max_images} must be at least 1")
         if self.crop == "center-wide" and self.size is None:
@@ -130,6 +140,14 @@ class PrepareConfig:
                 raise BadInput(f"{name} {path} does not exist", hint="check the path")
         refuse_out_overlap(self.out, [Input("SRC", self.src, data_folder=True),
                                       Input("--pair-with", self.pair_with, data_folder=True)], out_option="OUT")
+
+    def resolved_workers(self) -> int:
+        """--workers, else auto: one process per available core (decode, resize and encode are CPU-bound
+        and the output is the same for any number); 1 with a `preprocess` (--align), whose torch model
+        already uses every core from one process."""
+        if self.workers is not None:
+            return max(1, self.workers)
+        return 1 if self.preprocess is not None else available_cores()
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -299,8 +317,9 @@ def apply_transform(img: Image.Image, t: Transform) -> Image.Image:
     resample = FILTERS[t.resize_filter]
     if t.crop == "center":  # NVlabs center-crop: the central square, then resize
         side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        img = img.crop((left, top, left + side, top + side))
+        if w != h:  # (a square image is its own crop: no copy)
+            left, top = (w - side) // 2, (h - side) // 2
+            img = img.crop((left, top, left + side, top + side))
         if t.size is not None and side != t.size:
             img = img.resize((t.size, t.size), resample)
     elif t.crop == "center-wide":  # NVlabs center-crop-wide: a W:H strip on a black square canvas
@@ -325,13 +344,12 @@ def apply_transform(img: Image.Image, t: Transform) -> Image.Image:
 
 
 @dataclass(frozen=True)
-class Job:
+class Task:
+    """One item for a worker: paths only (what is the same for every item travels once, in `Worker`)."""
+
     src: str
     pair: str | None
     dest: str | None  # write here (folder/pairs); None: return the PNG bytes (zip)
-    transform: Transform
-    png_level: int
-    preprocess: Callable[[Image.Image], Image.Image] | None = None
 
 
 @dataclass
@@ -345,44 +363,101 @@ class Result:
     data: bytes | None = None
 
 
-def process(job: Job) -> Result:
-    """Decode, transform and encode one item (runs in a worker process)."""
-    try:
-        img = load_rgb(job.src)
-        if job.preprocess is not None:
-            img = job.preprocess(img)
-        img = apply_transform(img, job.transform)
-        if job.pair is not None:
-            try:
-                img = export.side_by_side(img, apply_transform(load_rgb(job.pair), job.transform))
-            except ValueError as exc:
-                return Result(False, str(exc), job.pair)
-    except BadImage as exc:
-        return Result(False, exc.reason, exc.path)
-    except ValueError as exc:
-        return Result(False, str(exc), job.src)
-    data = export.encode_png(img, job.png_level)
-    if job.dest is not None:
-        export.write_file(Path(job.dest), data)
-    return Result(True, width=img.width, height=img.height, sha1=hashlib.sha1(data).hexdigest(),
-                  data=None if job.dest is not None else data)
+@dataclass(frozen=True)
+class Worker:
+    """Decode, transform and encode one item; the same object runs in-process (one worker) and in
+    every pool process, so the output bytes do not depend on --workers."""
+
+    transform: Transform
+    png_level: int
+    preprocess: Callable[[Image.Image], Image.Image] | None = None
+
+    def __call__(self, task: Task) -> Result:
+        try:
+            img = load_rgb(task.src)
+            if self.preprocess is not None:
+                img = self.preprocess(img)
+            img = apply_transform(img, self.transform)
+            if task.pair is not None:
+                try:
+                    img = export.side_by_side(img, apply_transform(load_rgb(task.pair), self.transform))
+                except ValueError as exc:
+                    return Result(False, str(exc), task.pair)
+        except BadImage as exc:
+            return Result(False, exc.reason, exc.path)
+        except ValueError as exc:
+            return Result(False, str(exc), task.src)
+        data = export.encode_png(img, self.png_level)
+        if task.dest is not None:
+            export.write_file(Path(task.dest), data)
+        return Result(True, width=img.width, height=img.height, sha1=hashlib.sha1(data).hexdigest(),
+                      data=None if task.dest is not None else data)
+
+
+_worker: Worker | None = None  # in a pool process: set once by _init_pool_process
+
+
+def _init_pool_process(worker: Worker, parent: int | None) -> None:
+    """Pool process start: keep the Worker, leave Ctrl-C to the parent (which stops the pool), and on
+    Linux die with the process that started this one (PR_SET_PDEATHSIG: the run itself under fork, the
+    forkserver, which ends with the run, otherwise), so a killed run leaves no orphan processes behind.
+    `parent`: the run's pid when forked from it (None otherwise)."""
+    global _worker
+    _worker = worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if parent is not None and os.getppid() != parent:  # the run died before prctl took effect
+            os._exit(1)
+
+
+def _run_task(task: Task) -> Result:
+    assert _worker is not None
+    return _worker(task)
+
+
+def start_method(worker: Worker) -> str:
+    """How pool processes start. fork where the workers run only PIL code: they start in milliseconds
+    with everything imported. The pool is started before OUT's lock is taken, the archive opened or a
+    progress thread runs, so no worker holds any of them. A `preprocess` (--align) runs a torch model
+    in the workers, and torch (its OpenMP thread pool) is not fork-safe once the parent used it: those
+    pools start from forkserver (spawn where there is none)."""
+    if worker.preprocess is None and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return pool_context().get_start_method()
 
 
 @contextmanager
-def _pool(workers: int, jobs: int) -> Iterator[ProcessPoolExecutor | None]:
-    """The worker pool (None for one worker)."""
+def _pool(workers: int, jobs: int, worker: Worker) -> Iterator[ProcessPoolExecutor | None]:
+    """The worker pool (None for one worker), its processes started on entry."""
     if workers <= 1 or jobs < 2:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+    method = start_method(worker)
+    pool = ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=multiprocessing.get_context(method),
+                               initializer=_init_pool_process, initargs=(worker, os.getpid() if method == "fork" else None))
+    pool.submit(int)  # with fork, the first submit forks every worker: here, before anything is locked or opened
+    try:
         yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C: only the chunks already running finish
 
 
-def _results(pool: ProcessPoolExecutor | None, jobs: list[Job], workers: int) -> Iterator[Result]:
-    """Results in job order (the order is what makes the output independent of --workers)."""
+def chunk_size(jobs: int, workers: int, size: int | None) -> int:
+    """Items per pool round trip: ~16 chunks per worker (so the last chunks balance the load), at most
+    64 items, and at most ~32 MiB of returned PNG bytes per chunk for large --size."""
+    per_chunk_bytes = 3 * (size or 1024) ** 2
+    return max(1, min(64, jobs // (workers * 16), (32 << 20) // per_chunk_bytes))
+
+
+def _results(pool: ProcessPoolExecutor | None, worker: Worker, tasks: list[Task], chunk: int) -> Iterator[Result]:
+    """Results in task order (the order is what makes the output independent of --workers)."""
     if pool is None:
-        return map(process, jobs)
-    return pool.map(process, jobs, chunksize=max(1, min(64, len(jobs) // (workers * 8))))
+        return map(worker, tasks)
+    return pool.map(_run_task, tasks, chunksize=chunk)
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -442,72 +517,76 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
     lock = DirLock(home)
     if single_zip:
         lock.path = home / f".{out.name}.lock"
-    lock.acquire()
-    try:
-        if cfg.dedupe:
-            items = dedupe(items, report)
-        if cfg.max_images is not None:
-            items = cap(items, cfg.max_images)
-        assign_names(items)
-        old = set() if single_zip else _old_files(out)
-        transform = Transform(cfg.size, cfg.crop, cfg.resize_filter, cfg.min_size, cfg.wide_aspect, square=zipped)
-        level = export.ZIP_PNG_LEVEL if zipped else export.FOLDER_PNG_LEVEL
-        dests = [None if zipped else out / safe_label(it.label) / f"{it.name}.png" for it in items]
-        jobs = [Job(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None, transform, level, cfg.preprocess)
-                for it, d in zip(items, dests, strict=True)]
-        archive_path = out if single_zip else out / export.ZIP_NAME
-        archive = export.StyleganZip(archive_path) if zipped else None
-        kept: list[tuple[Item, Result, str]] = []  # item, result, path relative to `home`
+    transform = Transform(cfg.size, cfg.crop, cfg.resize_filter, cfg.min_size, cfg.wide_aspect, square=zipped)
+    worker = Worker(transform, export.ZIP_PNG_LEVEL if zipped else export.FOLDER_PNG_LEVEL, cfg.preprocess)
+    workers = cfg.resolved_workers()
+    with _pool(workers, len(items), worker) as pool:  # started first: no worker inherits the lock
+        lock.acquire()
         try:
-            with _pool(cfg.workers, len(jobs)) as pool, get_console().progress(len(jobs), f"preparing {len(jobs)} images") as task:
-                for it, dest, res in zip(items, dests, _results(pool, jobs, cfg.workers), strict=True):
-                    task.advance()
-                    if not res.ok:
-                        report.skip(res.bad_path, res.reason)
-                    elif archive is not None:
-                        assert res.data is not None
-                        kept.append((it, res, f"{archive_path.name}/{archive.add(res.data)}"))
-                    else:
-                        assert dest is not None
-                        kept.append((it, res, dest.relative_to(out).as_posix()))
-            if not kept:
-                _fail_empty(cfg, None if single_zip else home / "report.json", report, candidates, start)
-            root = cfg.src if cfg.src.is_dir() else cfg.src.parent
-            if cfg.format == "pairs":
-                splits = split_groups([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed)
-            else:
-                splits = split_keys([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed,
-                                    [it.label for it, _, _ in kept])
-            rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1, it.prompt)
-                    for (it, res, rel), split in zip(kept, splits, strict=True)]
-            result = _summarise(cfg, out, rows, report, candidates)
-            result.seconds = time.perf_counter() - start
-            report_text = json.dumps({**result.to_dict(), "config": _config_dict(cfg)}, indent=2) + "\n"
-            if archive is not None:
-                index = {label: i for i, label in enumerate(result.labels)}  # sorted label names -> class ids
-                labels = [[rel.split("/", 1)[1], index[it.label]] for it, _, rel in kept] if all(it.label for it, _, _ in kept) else None
-                extra = {MANIFEST_NAME: manifest_text(home, rows), "report.json": report_text} if single_zip else None
-                archive.close(labels, extra)
-                archive = None
+            if cfg.dedupe:
+                items = dedupe(items, report)
+            if cfg.max_images is not None:
+                items = cap(items, cfg.max_images)
+            assign_names(items)
+            old = set() if single_zip else _old_files(out)
+            dests = [None if zipped else out / safe_label(it.label) / f"{it.name}.png" for it in items]
+            tasks = [Task(str(it.src), str(it.pair) if it.pair else None, str(d) if d else None)
+                     for it, d in zip(items, dests, strict=True)]
+            chunk = chunk_size(len(tasks), workers, cfg.size)
+            archive_path = out if single_zip else out / export.ZIP_NAME
+            archive = export.StyleganZip(archive_path) if zipped else None
+            kept: list[tuple[Item, Result, str]] = []  # item, result, path relative to `home`
+            try:
+                with get_console().progress(len(tasks), f"preparing {len(tasks)} images") as task:
+                    for it, dest, res in zip(items, dests, _results(pool, worker, tasks, chunk), strict=True):
+                        task.advance()
+                        if not res.ok:
+                            report.skip(res.bad_path, res.reason)
+                        elif archive is not None:
+                            assert res.data is not None
+                            kept.append((it, res, f"{archive_path.name}/{archive.add(res.data)}"))
+                        else:
+                            assert dest is not None
+                            kept.append((it, res, dest.relative_to(out).as_posix()))
+                if not kept:
+                    _fail_empty(cfg, None if single_zip else home / "report.json", report, candidates, start, workers)
+                root = cfg.src if cfg.src.is_dir() else cfg.src.parent
+                if cfg.format == "pairs":
+                    splits = split_groups([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed)
+                else:
+                    splits = split_keys([_split_key(it.src, root) for it, _, _ in kept], cfg.split, cfg.seed,
+                                        [it.label for it, _, _ in kept])
+                rows = [ManifestRow(Path(rel), it.label, split, res.width, res.height, res.sha1, it.prompt)
+                        for (it, res, rel), split in zip(kept, splits, strict=True)]
+                result = _summarise(cfg, out, rows, report, candidates, workers)
+                result.seconds = time.perf_counter() - start
+                report_text = json.dumps({**result.to_dict(), "config": _config_dict(cfg)}, indent=2) + "\n"
+                if archive is not None:
+                    index = {label: i for i, label in enumerate(result.labels)}  # sorted label names -> class ids
+                    labels = [[rel.split("/", 1)[1], index[it.label]] for it, _, rel in kept] if all(it.label for it, _, _ in kept) else None
+                    extra = {MANIFEST_NAME: manifest_text(home, rows), "report.json": report_text} if single_zip else None
+                    archive.close(labels, extra)
+                    archive = None
+            finally:
+                if archive is not None:
+                    archive.abort()
+            if not single_zip:
+                new = {out / export.ZIP_NAME if zipped else out / r.path for r in rows}
+                removed = export.remove_stale(out, old, new)
+                if removed:
+                    get_console().log(f"removed {removed} files left by an earlier run")
+                write_text_atomic(out / "report.json", report_text)
+                write_manifest(out, rows)
+            return result
         finally:
-            if archive is not None:
-                archive.abort()
-        if not single_zip:
-            new = {out / export.ZIP_NAME if zipped else out / r.path for r in rows}
-            removed = export.remove_stale(out, old, new)
-            if removed:
-                get_console().log(f"removed {removed} files left by an earlier run")
-            write_text_atomic(out / "report.json", report_text)
-            write_manifest(out, rows)
-        return result
-    finally:
-        lock.release()
+            lock.release()
 
 
-def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: ImageReport, candidates: int) -> PrepareReport:
+def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: ImageReport, candidates: int,
+               workers: int) -> PrepareReport:
     splits = SPLITS[: len(cfg.split)]
     result = PrepareReport(out=out, format=cfg.format, used=len(rows), skipped=report.skipped,
-                           labels=sorted({r.label for r in rows}), candidates=candidates, workers=cfg.workers,
+                           labels=sorted({r.label for r in rows}), candidates=candidates, workers=workers,
                            size=cfg.size, splits={s: 0 for s in splits})
     for r in rows:
         result.counts.setdefault(r.label, {s: 0 for s in splits})[r.split] += 1
@@ -515,14 +594,15 @@ def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: I
     return result
 
 
-def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageReport, candidates: int, start: float) -> NoReturn:
+def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageReport, candidates: int, start: float,
+                workers: int) -> NoReturn:
     """Nothing decodable: keep the reasons in OUT/report.json (folder outputs), then fail with exit 2."""
     from stylekit.io.atomic import write_json_atomic
 
     hint = "check the files and --min-size/--crop"
     if report_path is not None:
         result = PrepareReport(out=report_path.parent, format=cfg.format, skipped=report.skipped, candidates=candidates,
-                               seconds=time.perf_counter() - start, workers=cfg.workers, size=cfg.size)
+                               seconds=time.perf_counter() - start, workers=workers, size=cfg.size)
         write_json_atomic(report_path, {**result.to_dict(), "config": _config_dict(cfg)})
         hint = f"reasons per file are in {report_path}"
     first = f" (first: {report.skipped[0].path}: {report.skipped[0].reason})" if report.skipped else ""

@@ -17,7 +17,7 @@ Inception-v3 2015-12-05 blocks; stylekit supplies what clean-fid lacks for unatt
 - no DataParallel (it breaks non-default devices), no stats written into site-packages;
 - features go through the per-image cache (features.py), so reruns compute nothing.
 Images are decoded the way clean-fid decodes them (`convert("RGB")`). With the same feature model the
-numbers equal `cleanfid.fid.compute_fid` (tests inject one); against clean-fid's TorchScript Inception
+numbers equal `cleanfid.fid.compute_fid` up to float round-off (tests inject one); against clean-fid's TorchScript Inception
 they differ by what separates the pytorch-fid port from it (small; see docs/metrics.md).
 """
 
@@ -136,8 +136,13 @@ class InceptionExtractor:
     def __call__(self, batch: torch.Tensor) -> Any:
         from stylekit.device import full_fp32
 
+        x = batch.to(self.device)
+        if self.device.type == "cpu":
+            # oneDNN runs channels-last convolutions without reordering the activations around every
+            # layer: Inception-v3 at 299 px runs ~1.5x faster; features move by ~1e-7 relative.
+            x = x.contiguous(memory_format=torch.channels_last)
         with full_fp32(self.device):  # FID features must not depend on the GPU generation (TF32 off)
-            return self.model(batch.to(self.device))
+            return self.model(x)
 
 
 def _cleanfid_version() -> str:

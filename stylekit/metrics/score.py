@@ -28,6 +28,7 @@ from stylekit.metrics.embedders import GRAM_SIZE
 from stylekit.metrics.features import (
     FeatureExtractor,
     FeatureResult,
+    auto_loader_workers,
     clip_extractor,
     extract_features,
 )
@@ -52,7 +53,7 @@ class ScoreConfig:
     inception_weights: str | None = None
     size: int | None = None  # image side for gram/VGG inputs (default 256) and style models (default: their own)
     batch: int = 32
-    workers: int = 0
+    workers: int | None = None  # decoding processes; None: auto (a decoding thread on CPU, processes on CUDA)
     device: str = "auto"
     cache: bool = True
     cache_dir: str | None = None  # default $STYLEKIT_HOME/features
@@ -469,7 +470,8 @@ def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState
     accs = {}
     for which, state in (("A", set_a), ("B", set_b)):
         rep = ImageReport()
-        accs[which] = set_gram_stats(vgg, state.set.items, cfg.size or GRAM_SIZE, cfg.batch, cfg.workers, rep, f"gram {which}")
+        workers = cfg.workers if cfg.workers is not None else auto_loader_workers(next(vgg.parameters()).device) or 0
+        accs[which] = set_gram_stats(vgg, state.set.items, cfg.size or GRAM_SIZE, cfg.batch, workers, rep, f"gram {which}")
         for s in rep.skipped:
             state.skipped.setdefault(s.path, s.reason)
         if accs[which].count == 0:
