@@ -127,8 +127,8 @@ def as_reference(fn: Callable[[], object]) -> Callable[[], object]:
 
     The stylekit CLI keeps freed host memory for reuse (stylekit/host_memory.py) and `start` does the
     same for the whole benchmark process; a reference contender switches back to the default around
-    each call. Benchmarks also time the reference without this wrapper ("same allocator") so that
-    the gain of the code alone is reported next to the gain users see.
+    each call. The network benchmarks (stylegan, pix2pix, transfer) also time the reference without
+    this wrapper ("same allocator"), so the gain of the code alone is reported next to the gain users see.
     """
     def call() -> object:
         keep_freed_host_memory(False)

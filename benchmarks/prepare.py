@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import add_args, best_of, reference_path, start
+from common import add_args, as_reference, best_of, reference_path, start
 from PIL import Image
 
 from stylekit.data.images import list_images
@@ -106,7 +106,7 @@ def main() -> None:
             for j in sorted({1, workers}):
                 fns[f"stylekit prepare {fmt}, -j{j}"] = run_prepare(j, fmt)
         if args.reference:
-            fns[reference] = lambda: dataset_tool(src, out("nv") / "data.zip", args.size)
+            fns[reference] = as_reference(lambda: dataset_tool(src, out("nv") / "data.zip", args.size))
         cpu: dict[str, float] = {}
         best = best_of({name: with_cpu(fn, cpu, name) for name, fn in fns.items()}, args.repeats, warmup=0)
         config = {"images": len(files), "src_px": 256, "size": args.size, "crop": "center", "filter": "lanczos",
