@@ -4,7 +4,9 @@
     torchrun --standalone --nproc_per_node 2 tests/device_guard.py JOBS.json REPORT.json
 
 JOBS.json is a list of stylekit argument lists; every job runs in this process (CliRunner), and rank 0
-writes REPORT.json: [{"argv", "exit_code", "output", "error"}, ...].
+writes REPORT.json: [{"argv", "exit_code", "stdout", "output", "error"}, ...]. Tests launch it with
+`run_guarded` (which the DDP equivalence tests use for their torchrun runs too, so one torchrun job
+proves both the equivalence and the device discipline of a trainer under DDP).
 
 While the jobs run, every tensor constructor (torch.zeros, torch.tensor, torch.randn, ...) called from
 stylekit's own code without `device=` creates its tensor on the `meta` device, which holds no data:
@@ -19,6 +21,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -72,10 +75,37 @@ def run_jobs(jobs: list[list[str]]) -> list[dict[str, Any]]:
         for argv in jobs:
             result = CliRunner().invoke(app, argv)
             error = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and result.exit_code else ""
-            report.append({"argv": argv, "exit_code": result.exit_code, "output": result.output[-3000:], "error": error[-3000:],
+            report.append({"argv": argv, "exit_code": result.exit_code, "stdout": result.stdout, "output": result.output[-3000:],
+                           "error": error[-3000:],
                            "unplaced": dict(mode.caught)})
             mode.caught.clear()
     return report
+
+
+def guard_env() -> dict[str, str]:
+    """The environment of a guarded launch: no inherited torchrun variables, one thread, this folder importable."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent), *sys.path]))
+    return env
+
+
+def run_guarded(tmp_path: Path, jobs: list[list[str]], nproc: int = 1) -> list[dict[str, Any]]:
+    """Run `jobs` guarded in one process (nproc 1) or under `torchrun --nproc_per_node nproc`; every job
+    must exit 0 with no device-less tensor in use. Returns rank 0's report."""
+    name = f"{nproc}-{jobs[0][0]}"
+    jobs_file, report = tmp_path / f"jobs-{name}.json", tmp_path / f"report-{name}.json"
+    jobs_file.write_text(json.dumps(jobs))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    launch = [sys.executable] if nproc == 1 else [str(torchrun), "--standalone", "--nproc_per_node", str(nproc)]
+    proc = subprocess.run([*launch, str(Path(__file__).resolve()), str(jobs_file), str(report)], env=guard_env(), capture_output=True,
+                          text=True, timeout=900)
+    assert report.exists(), proc.stderr[-3000:]
+    results = json.loads(report.read_text())
+    for r in results:
+        assert r["exit_code"] == 0, (r["argv"][0], r["output"][-1500:], r["error"][-3000:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results
 
 
 def main(argv: list[str]) -> int:

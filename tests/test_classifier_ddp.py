@@ -2,7 +2,9 @@
 
 Same global batches (sampling.py), per-sample GroupNorm in small-cnn, SupCon over the gathered
 global batch with the DDP rescaling (losses.py): the weights agree up to float summation order
-(the one-process run takes the same path as `stylekit train-classifier` without torchrun).
+(the one-process run takes the same path as `stylekit train-classifier` without torchrun: the CLI, in
+this process with one thread). The main test's torchrun job runs under tests/device_guard.py, so it also
+proves the DDP path creates no device-less tensor.
 """
 
 import os
@@ -11,7 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from device_guard import run_guarded
+from typer.testing import CliRunner
 
+from stylekit.cli.app import app
 from stylekit.data.toy import generate_toy_styles
 
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
@@ -24,12 +29,18 @@ def _env() -> dict[str, str]:
     return env
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # the one-process runs, like the torchrun ranks (OMP_NUM_THREADS=1)
+
+
+def _one_process(data: Path, out: Path, flags: list[str]) -> None:
+    result = CliRunner().invoke(app, ["train-classifier", str(data), "--out", str(out), *flags])
+    assert result.exit_code == 0, result.output[-3000:]
+
+
 def _one_and_two_processes(data: Path, tmp_path: Path, flags: list[str]) -> tuple[Path, Path]:
-    """Train on `data` as one process and under torchrun with two; returns the two run directories."""
+    """Train on `data` as one process and under `torchrun -m stylekit` with two; returns the two run directories."""
     one, two = tmp_path / "one", tmp_path / "two"
-    p1 = subprocess.run([str(VENV_BIN / "stylekit"), "train-classifier", str(data), "--out", str(one), *flags],
-                        env=_env(), capture_output=True, text=True, timeout=300)
-    assert p1.returncode == 0, p1.stderr[-3000:]
+    _one_process(data, one, flags)
     p2 = subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "stylekit",
                          "train-classifier", str(data), "--out", str(two), *flags],
                         env=_env(), capture_output=True, text=True, timeout=300)
@@ -43,7 +54,9 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
 
     data = tmp_path / "toy"
     generate_toy_styles(data, size=32, per_style=12, styles=3, seed=0)
-    one, two = _one_and_two_processes(data, tmp_path, FLAGS)
+    one, two = tmp_path / "one", tmp_path / "two"
+    _one_process(data, one, FLAGS)
+    run_guarded(tmp_path, [["train-classifier", str(data), "--out", str(two), *FLAGS]], nproc=2)
     a, b = load_file(str(one / "style_model.safetensors")), load_file(str(two / "style_model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:  # Adam divides by sqrt(v): near-zero gradients magnify summation-order noise in a few elements

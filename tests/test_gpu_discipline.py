@@ -4,13 +4,13 @@ executed, collectives and noise on the run's device, device-less tensors caught 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from device_guard import guard_env, run_guarded
 from host_reads import HostReads
 from test_finetune import make_tiny_setup, tiny_cfg
 
@@ -18,7 +18,6 @@ from stylekit.data.toy import generate_toy_styles
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 VENV_BIN = Path(sys.executable).parent
-GUARD = Path(__file__).with_name("device_guard.py")
 
 
 @pytest.fixture(scope="module")
@@ -171,32 +170,15 @@ def test_pix2pix_gan_loss_is_fp32_under_autocast():
 
 
 # ----------------------------------------------------------------------------- device discipline
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(GUARD.parent), *sys.path]))
-    return env
-
-
-def _guard(tmp_path: Path, jobs: list[list[str]], nproc: int = 1) -> list[dict]:
-    name = f"{nproc}-{jobs[0][0]}"
-    jobs_file, report = tmp_path / f"jobs-{name}.json", tmp_path / f"report-{name}.json"
-    jobs_file.write_text(json.dumps(jobs))
-    launch = [sys.executable] if nproc == 1 else [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", str(nproc)]
-    proc = subprocess.run([*launch, str(GUARD), str(jobs_file), str(report)], env=_env(), capture_output=True, text=True,
-                          timeout=900)
-    assert report.exists(), proc.stderr[-3000:]
-    results = json.loads(report.read_text())
-    for r in results:
-        assert r["exit_code"] == 0, (r["argv"][0], r["output"][-1500:], r["error"][-3000:])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return results
+def _finetune_job(sg: tuple[Path, Path], out: Path) -> list[str]:
+    data, src = sg
+    return ["finetune-stylegan", str(data), "--network", str(src), "--out", str(out / "sg"), "--device", "cpu", "--batch", "4",
+            "--kimg", "0.016", "--tick-kimg", "0.008", "--snap", "1000", "--mbstd-group", "2", "--ada-kimg", "1", "--target", "0.3"]
 
 
 def _trainer_jobs(toy: Path, sg: tuple[Path, Path], out: Path) -> list[list[str]]:
-    data, src = sg
     return [
-        ["finetune-stylegan", str(data), "--network", str(src), "--out", str(out / "sg"), "--device", "cpu", "--batch", "4",
-         "--kimg", "0.016", "--tick-kimg", "0.008", "--snap", "1000", "--mbstd-group", "2", "--ada-kimg", "1", "--target", "0.3"],
+        _finetune_job(sg, out),
         ["train-classifier", str(toy), "--out", str(out / "cls"), "--epochs", "1", "--batch", "8", "--size", "32",
          "--workers", "0", "--device", "cpu"],
         ["train-pix2pix", str(toy), "--out", str(out / "p2p"), "--refs", "1", "--epochs", "1", "--decay-epochs", "0",
@@ -231,19 +213,18 @@ def test_every_command_runs_with_device_less_tensors_unusable(toy, stylegan_setu
         ["score", str(toy / "pop"), str(toy / "content"), "--metrics", "gram,cmmd,style", "--vgg-weights", str(vgg),
          "--clip-model", str(clip), "--style-model", str(out / "cls"), "--device", "cpu", "--workers", "0"],
     ]
-    results = _guard(tmp_path, jobs)
+    results = run_guarded(tmp_path, jobs)
     assert [r["argv"][0] for r in results] == [j[0] for j in jobs]
     assert (out / "sg" / "network-final.safetensors").is_file() and (out / "tr.png").is_file()
 
 
 @pytest.mark.slow
-def test_trainers_under_torchrun_with_device_less_tensors_unusable(toy, stylegan_setup, tmp_path):
+def test_finetune_under_torchrun_with_device_less_tensors_unusable(stylegan_setup, tmp_path):
+    """The other two trainers run guarded under torchrun in their DDP equivalence tests
+    (tests/test_classifier_ddp.py, tests/test_pix2pix_ddp.py): one torchrun job checks both."""
     out = tmp_path / "out"
-    for job in _trainer_jobs(toy, stylegan_setup, out):  # one job per torchrun: a process group per process
-        _guard(tmp_path, [job], nproc=2)
-    for run in ("sg", "cls"):
-        assert json.loads((out / run / "config.json").read_text())["world_size"] == 2
-    assert (out / "p2p" / "generator.safetensors").is_file()
+    run_guarded(tmp_path, [_finetune_job(stylegan_setup, out)], nproc=2)  # one job per torchrun: a process group per process
+    assert json.loads((out / "sg" / "config.json").read_text())["world_size"] == 2
 
 
 def test_up_sampling_choice_is_measured_per_device(monkeypatch):
@@ -284,6 +265,6 @@ def test_an_error_on_one_rank_ends_every_rank_promptly(tmp_path):
     t0 = time.monotonic()
     proc = subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(script), "--out",
                            str(tmp_path / "run"), "--fail-at", "5", "--fail-rank", "1"],
-                          env=_env(), capture_output=True, text=True, timeout=300)
+                          env=guard_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "injected failure on rank 1 at step 5" in proc.stderr
     assert time.monotonic() - t0 < 120

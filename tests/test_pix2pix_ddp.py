@@ -5,25 +5,18 @@ instance norm and no dropout, so DDP's gradient averaging reproduces the one-pro
 """
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 import torch
+from device_guard import run_guarded
+from typer.testing import CliRunner
 
+from stylekit.cli.app import app
 from stylekit.data.toy import generate_toy_styles
 
-VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 FLAGS = ["--refs", "1", "--size", "32", "--ngf", "8", "--ndf", "8", "--style-dim", "16", "--norm", "instance",
          "--no-dropout", "--batch", "2", "--epochs", "1", "--decay-epochs", "0", "--val-fraction", "0.25",
          "--samples", "1", "--device", "cpu", "--seed", "0", "--json"]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return env
 
 
 def _model():
@@ -33,20 +26,17 @@ def _model():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_torchrun_two_processes_match_one_process(tmp_path):
     from safetensors.torch import load_file
 
     data = tmp_path / "toy"
     generate_toy_styles(data, size=32, per_style=8, styles=2, seed=0)
     one, two = tmp_path / "one", tmp_path / "two"
-    p1 = subprocess.run([str(VENV_BIN / "stylekit"), "train-pix2pix", str(data), "--out", str(one), *FLAGS],
-                        env=_env(), capture_output=True, text=True, timeout=300)
-    assert p1.returncode == 0, p1.stderr[-3000:]
-    p2 = subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "stylekit",
-                         "train-pix2pix", str(data), "--out", str(two), *FLAGS],
-                        env=_env(), capture_output=True, text=True, timeout=300)
-    assert p2.returncode == 0, p2.stderr[-3000:]
-    r1, r2 = json.loads(p1.stdout), json.loads(p2.stdout)
+    p1 = CliRunner().invoke(app, ["train-pix2pix", str(data), "--out", str(one), *FLAGS])
+    assert p1.exit_code == 0, p1.output[-3000:]
+    (p2,) = run_guarded(tmp_path, [["train-pix2pix", str(data), "--out", str(two), *FLAGS]], nproc=2)
+    r1, r2 = json.loads(p1.stdout), json.loads(p2["stdout"])
     assert r1["steps"] == r2["steps"] == 6  # 12 training pairs / global batch 2
     a, b = load_file(str(one / "generator.safetensors")), load_file(str(two / "generator.safetensors"))
     assert a.keys() == b.keys()

@@ -24,8 +24,10 @@ RUN: dict[str, dict[str, str | None]] = {
     "stylekit download --list": {},
     "stylekit download toy-styles": {"--size": "32", "--per-style": "4", "--styles": "3"},
     "stylekit prepare data/toy/content": {"--size": "32"},
+    # --batch 9: the 9 training pairs of the tiny toy set in one step (per-step overhead dominates at this size)
     "stylekit train-pix2pix data/toy": {"--size": "32", "--epochs": "1", "--refs": "1", "--ngf": "4", "--ndf": "4",
-                                        "--n-layers-d": "1", "--style-dim": "8", "--val-max": "2", "--samples": "1"},
+                                        "--n-layers-d": "1", "--style-dim": "8", "--val-max": "2", "--samples": "1",
+                                        "--batch": "9"},
     "stylekit generate --network": {"--seeds": "0-3,120"},
     "stylekit mix --network": {"--frames": "3"},
     "stylekit blend-layers --base": {"--swap-res": "8", "--preview-seeds": "0-1"},
@@ -79,7 +81,7 @@ def test_every_readme_example_is_run_or_skipped_for_a_reason():
         assert (_prefix(example, RUN) is None) != (_prefix(example, SKIP) is None), f"classify this README example: {example}"
 
 
-@pytest.mark.slow  # a pix2pix training among them: ~15 s on a free core
+@pytest.mark.slow  # two pix2pix trainings among them
 def test_readme_offline_examples_run(tmp_path, monkeypatch):
     from stylekit.nets.stylegan2.load import save_network
     from stylekit.nets.stylegan2.tiny import tiny_generator
