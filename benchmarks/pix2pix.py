@@ -39,18 +39,19 @@ from torch import nn
 from stylekit.device import autocast
 from stylekit.nets.patchgan import PatchGAN
 from stylekit.nets.unet import GeneratorConfig, RefUNet
-from stylekit.train.pix2pix import adam, count_params, gan_loss
+from stylekit.train.pix2pix import adam, count_params, gan_loss, memory_format
 
 LEAVES = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.Linear)
 
 
 def stylekit_step(g: nn.Module, d: nn.Module, a: torch.Tensor, b: torch.Tensor, refs: torch.Tensor | None, amp: bool):
-    """The step of stylekit/train/pix2pix.py with its pieces: channels-last networks and images, fused
-    Adam, `--amp` autocast (bf16 where the CPU runs it natively)."""
+    """The step of stylekit/train/pix2pix.py with its pieces: its layout (channels-last under `--amp`),
+    fused Adam, `--amp` autocast (bf16 where the CPU runs it natively)."""
     device = torch.device("cpu")
-    g.to(memory_format=torch.channels_last)
-    d.to(memory_format=torch.channels_last)
-    a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    layout = memory_format(amp)
+    g.to(memory_format=layout)
+    d.to(memory_format=layout)
+    a, b = (t.contiguous(memory_format=layout) for t in (a, b))
     opt_g = adam([p for p in g.parameters() if p.requires_grad], 2e-4, 0.5, device)
     opt_d = adam(list(d.parameters()), 2e-4, 0.5, device)
 
@@ -158,11 +159,11 @@ def run_size(bench: Bench, size: int, args: argparse.Namespace) -> None:
     wanted = ["fp32", "bf16"] if native_bf16() else ["fp32"]
     fns, flops, info = {}, {}, {}
     for k in (0, 5):
-        torch.manual_seed(0)
-        g = RefUNet(GeneratorConfig(size=size, refs=k, ref_size=ref_size)).train()
-        d = PatchGAN().train()
-        info[f"refs{k}"] = {"params_g": count_params(g), "params_d": count_params(d)}
-        for prec in wanted:
+        for prec in wanted:  # own networks per contender: each keeps its precision's layout
+            torch.manual_seed(0)
+            g = RefUNet(GeneratorConfig(size=size, refs=k, ref_size=ref_size)).train()
+            d = PatchGAN().train()
+            info[f"refs{k}"] = {"params_g": count_params(g), "params_d": count_params(d)}
             name = f"stylekit refs {k} {prec}"
             fns[name] = stylekit_step(g, d, a, b, refs if k else None, amp=prec == "bf16")
             flops[name] = count_flops(fns[name])
