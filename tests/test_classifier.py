@@ -1,7 +1,9 @@
 """train-classifier: sampler, data splits, bad inputs, CLI end to end, resume, export/load round trip."""
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from stylekit.errors import BadInput, Interrupted
 from stylekit.metrics.style import load_style_model
 from stylekit.train.classifier import ClassifierConfig, embed_items, train_classifier
 
+VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 TINY = dict(epochs=2, batch=8, size=32, seed=0, workers=0)
 TINY_FLAGS = ["--epochs", "2", "--batch", "8", "--size", "32", "--seed", "0", "--workers", "0"]
 
@@ -251,14 +254,16 @@ def test_eval_only_from_run_dir(trained, toy, tmp_path):
     assert r.exit_code == 2 and "--style-model" in r.output
 
 
-def test_default_options_with_a_loader_worker(toy, tmp_path):
-    """Default --workers (one loader worker process on the CPU) and backbone; in-process, as the installed
-    console script is proven once (tests/test_cli_core.py)."""
+def test_real_subprocess(toy, tmp_path):
     out = tmp_path / "sub"
-    res = _cli("train-classifier", str(toy), "--out", str(out), "--epochs", "1", "--batch", "8", "--size", "32", "--loss", "ce",
-               "--json")
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        [str(VENV_BIN / "stylekit"), "train-classifier", str(toy), "--out", str(out), "--epochs", "1", "--batch", "8",
+         "--size", "32", "--loss", "ce", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
     assert doc["epochs"] == 1 and doc["test"]["n"] == 3
     meta = json.loads((out / "style_model.json").read_text())
     assert meta["embedding"] == "features" and meta["loss"] == "ce"

@@ -1,6 +1,10 @@
 """`stylekit convert`: exact round trips through rosinality .pt and NVlabs state dicts, and wrong inputs."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +23,7 @@ from stylekit.nets.stylegan2.rosinality import (
 from stylekit.nets.stylegan2.tiny import tiny_discriminator, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+VENV_BIN = Path(sys.executable).parent
 
 
 def invoke(*args):
@@ -92,13 +97,15 @@ def test_nvlabs_state_round_trip_is_exact(nets, tmp_path):
     assert back.format == "nvlabs-state" and torch.equal(render_seeds(back.generator), render_seeds(src.G_ema))
 
 
-def test_run_dir_input(nets, tmp_path):
+def test_run_dir_input_and_subprocess(nets, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "network-final.safetensors").write_bytes(nets["full"].read_bytes())
-    res = invoke("convert", run, "--to", "rosinality", "--out", tmp_path / "r.pt", "--json")
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(VENV_BIN / "stylekit"), "convert", str(run), "--to", "rosinality", "--out", str(tmp_path / "r.pt"),
+                           "--json"], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
     assert doc["max_abs_diff"] == 0.0 and doc["files"] == [str(tmp_path / "r.pt")] and doc["resolution"] == 16
 
 

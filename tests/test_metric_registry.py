@@ -2,6 +2,9 @@
 and `score --network` (generator samples, no PNGs) equal to scoring the PNGs `generate` writes."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from stylekit.metrics.registry import FULL_CAP, parse_metric, parse_metrics
 from stylekit.metrics.score import ScoreConfig, score_sets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
 
 # ---------------------------------------------------------------- names
@@ -360,9 +364,11 @@ def test_cli_score_network_bad_input_exit_2(tiny_net, ref_set, monkeypatch, args
 
 
 @pytest.mark.slow
-def test_ppl_without_lpips_weights_exit_3(tiny_net):
-    r = _cli(["--network", str(tiny_net), "--metrics", "ppl2_wend", "--num-gen", "4", "--device", "cpu"])  # offline (conftest)
-    assert r.exit_code == 3, r.output
+def test_subprocess_ppl_without_lpips_weights_exit_3(tiny_net):
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
+    r = subprocess.run([STYLEKIT, "score", "--network", str(tiny_net), "--metrics", "ppl2_wend", "--num-gen", "4", "--device", "cpu"],
+                       capture_output=True, text=True, env=env, timeout=180)
+    assert r.returncode == 3, r.stderr
     assert "stylekit download vgg16" in r.stderr and "Traceback" not in r.stderr
 
 

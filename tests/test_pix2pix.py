@@ -1,6 +1,8 @@
 """train-pix2pix: data layouts, reference sampler, networks, end-to-end CLI, resume, bad inputs, apply."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from stylekit.data.images import pil_to_tensor
 from stylekit.data.pairs import RefSampler, build_pair_data, discover_pairs, split_pairs
 from stylekit.data.toy import generate_toy_styles
 
+VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 TINY = ["--size", "32", "--ngf", "8", "--ndf", "8", "--style-dim", "16", "--device", "cpu", "--seed", "0",
         "--val-fraction", "0.25", "--samples", "2"]
 runner = CliRunner()
@@ -312,9 +315,11 @@ def test_vgg_encoder_offline_exit_3(toy, tmp_path):
     assert res.exit_code == 3 and "stylekit download vgg19" in res.output
 
 
-def test_plain_pix2pix_json(toy, tmp_path):
-    res = _cli(["train-pix2pix", str(toy), "--out", str(tmp_path / "r"), "--refs", "0", "--epochs", "1", "--decay-epochs", "0",
-                "--json", *TINY])
-    assert res.exit_code == 0, res.output[-2000:]
-    doc = json.loads(res.stdout)
+def test_real_subprocess_plain_pix2pix(toy, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(VENV_BIN / "stylekit"), "train-pix2pix", str(toy), "--out", str(tmp_path / "r"),
+                           "--refs", "0", "--epochs", "1", "--decay-epochs", "0", "--json", *TINY],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
     assert doc["refs"] == 0 and doc["val_l1"] > 0 and doc["val_l1_wrong_refs"] is None

@@ -3,7 +3,10 @@ shared retrieval numbers with train-classifier, unseen-style retrieval, contact 
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from stylekit.train.classifier import ClassifierConfig, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 TRAINED = ("pop", "stripes", "checks")  # the styles the model sees
 HELD_OUT = ("dots", "hatching")  # styles it never sees
 
@@ -269,9 +273,11 @@ def test_similar_bad_inputs(run, toy5, tmp_path):
     assert res.exit_code == 2 and "neighbours" not in res.stdout
 
 
-def test_similar_json(run, toy5, tmp_path):
-    res = _cli("similar", str(toy5 / "dots" / "00002.png"), "--in", str(toy5), "--style-model", str(run), "-k", "3",
-               "--device", "cpu", "--json", "--out", str(tmp_path / "o"))
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+def test_similar_subprocess_json(run, toy5, tmp_path):
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
+    proc = subprocess.run([STYLEKIT, "similar", str(toy5 / "dots" / "00002.png"), "--in", str(toy5), "--style-model", str(run),
+                           "-k", "3", "--device", "cpu", "--json", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
     assert len(doc["queries"][0]["neighbours"]) == 3 and (tmp_path / "o" / "contact_sheet.png").is_file()

@@ -3,6 +3,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from typer.testing import CliRunner
 from stylekit.cli.app import app
 from stylekit.metrics import score as score_mod
 from stylekit.metrics.fid import InceptionExtractor
+
+STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
 
 @pytest.fixture
@@ -85,12 +89,14 @@ def test_stats_size_and_bad_inputs(tiny, tmp_path, _isolated_home):
     assert res.exit_code == 3 and "--mode legacy_pytorch" in res.output
 
 
-def test_stats_offline_without_inception_weights(tmp_path):
+def test_stats_subprocess_offline_without_inception_weights(tmp_path):
     a = tmp_path / "a"
     make_images(a, "stripes", 3, seed=1)
-    res = _cli("stats", a, "--name", "mine", "--device", "cpu")  # STYLEKIT_OFFLINE=1 (conftest)
-    assert res.exit_code == 3 and "stylekit download inception-fid" in res.stderr
-    assert not (Path(os.environ["STYLEKIT_HOME"]) / "stats" / "mine_clean_custom_48.npz").exists()
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
+    proc = subprocess.run([STYLEKIT, "stats", str(a), "--name", "mine", "--device", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 3 and "stylekit download inception-fid" in proc.stderr
+    assert not (Path(env["STYLEKIT_HOME"]) / "stats" / "mine_clean_custom_48.npz").exists()
 
 
 def test_composites_are_skipped_by_listings_until_replaced(tmp_path):

@@ -1,6 +1,9 @@
 """stylekit styleclip: CLIP loss falls, L2 keeps the latent near the start, --steps 0 is the identity, bad inputs."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,9 @@ from test_invert import mixed_target, network_file, save_png, validity_generator
 from typer.testing import CliRunner
 
 from stylekit.edit import styleclip as sc
+
+STYLEKIT = Path(sys.executable).parent / "stylekit"
+
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,10 +144,11 @@ def test_bad_inputs(tmp_path, clip_dir):
     assert res.exit_code == 3 and "stylekit download clip-vit-b-32" in res.output
 
 
-def test_cli_json_with_a_local_clip_folder(tmp_path, clip_dir):
-    """In-process: the installed console script is proven once (tests/test_cli_core.py)."""
+def test_real_subprocess(tmp_path, clip_dir):
     net = network_file(tmp_path)
-    res = _run(["styleclip", "--network", str(net), "--latent-seed", "5", "--prompt", "a cat", "--clip-model", str(clip_dir),
-                "--steps", "2", "--out", str(tmp_path / "o"), "--json"])
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["prompts"][0]["prompt"] == "a cat"
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(STYLEKIT), "styleclip", "--network", str(net), "--latent-seed", "5", "--prompt", "a cat",
+                           "--clip-model", str(clip_dir), "--steps", "2", "--out", str(tmp_path / "o"), "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["prompts"][0]["prompt"] == "a cat"

@@ -1,6 +1,9 @@
-"""generate / mix / blend-layers through the CLI (CliRunner)."""
+"""generate / mix / blend-layers through the CLI (CliRunner) and one real `stylekit` subprocess."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,11 +177,14 @@ def test_blend_layers_writes_loadable_network_and_preview(nets, tmp_path):
     assert (tmp_path / "newdir" / "blended.safetensors").is_file()
 
 
-def test_generate_json_and_blend_error_exit_2(nets, tmp_path):
-    """In-process: the installed console script is proven once (tests/test_cli_core.py)."""
+def test_installed_stylekit_generate_subprocess(nets, tmp_path):
+    exe = Path(sys.executable).parent / "stylekit"
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
     out = tmp_path / "sub"
-    res = runner.invoke(app, ["generate", "--network", str(nets["small"]), "--seeds", "0-1", "--out", str(out), "--json", "--quiet"])
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["images"] == [str(out / "seed0000.png"), str(out / "seed0001.png")]
-    res = runner.invoke(app, ["blend-layers", "--base", str(nets["base"]), "--finetuned", str(nets["small"]), "--out", str(tmp_path / "b.safetensors")])
-    assert res.exit_code == 2 and "error:" in res.stderr and "Traceback" not in res.stderr
+    proc = subprocess.run([str(exe), "generate", "--network", str(nets["small"]), "--seeds", "0-1", "--out", str(out), "--json", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["images"] == [str(out / "seed0000.png"), str(out / "seed0001.png")]
+    proc = subprocess.run([str(exe), "blend-layers", "--base", str(nets["base"]), "--finetuned", str(nets["small"]), "--out", str(tmp_path / "b.safetensors")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr

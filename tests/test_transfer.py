@@ -6,6 +6,9 @@ Gatys layers at 64 px.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -257,9 +260,14 @@ def test_missing_registry_weights_offline_exit_3(assets, tmp_path):
     assert res.exit_code == 3 and "stylekit download vgg19" in res.stderr
 
 
-def test_json_names_the_output(assets, tmp_path):
+def test_real_subprocess(assets, tmp_path):
+    exe = Path(sys.executable).parent / "stylekit"
     out = tmp_path / "sp.png"
-    res = cli([assets["content"], assets["style"], "--out", out, "--vgg-weights", assets["weights"], "--size", "32", "--steps", "2",
-               *FAST, "--json"])
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["items"][0]["output"] == str(out) and out.is_file()
+    env = {**os.environ, "STYLEKIT_OFFLINE": "1"}
+    proc = subprocess.run(
+        [str(exe), "transfer", str(assets["content"]), str(assets["style"]), "--out", str(out), "--vgg-weights", str(assets["weights"]),
+         "--size", "32", "--steps", "2", *FAST, "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["items"][0]["output"] == str(out) and out.is_file()
