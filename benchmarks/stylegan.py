@@ -65,6 +65,8 @@ def run_config(bench: Bench, cfg: dict, args: argparse.Namespace) -> None:
               "truncation_psi": 0.7, "noise_mode": "const", "repeats": args.repeats, "stat": "min, interleaved"}
 
     def ours(fused: bool | None = None):
+        if fused is None:  # what generate/mix run: mapping, then synthesize (channels-last on CPU)
+            return lambda: synthesize(G, G.mapping(z, None, truncation_psi=0.7), "const", batch=cfg["batch"])
         return lambda: G(z, None, truncation_psi=0.7, noise_mode="const", fused_modconv=fused)
 
     with torch.inference_mode():
