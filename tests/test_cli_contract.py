@@ -3,7 +3,7 @@
 - every option uses the vocabulary (stylekit/cli/vocabulary.py): canonical names, one default, no banned name;
 - --help is the same everywhere: examples one per line at the end, option groups in one order, value
   placeholders instead of Python type names, help text shown literally;
-- renamed options keep working for one release with a warning (command line and --config);
+- renamed options are gone (one name per concept; the renames are listed once in CHANGELOG.md);
 - results go to stdout, --json failures are JSON, --config drives a pipeline.
 """
 
@@ -18,8 +18,8 @@ import typer
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
-from stylekit.cli.common import Renamed, StylekitCommand, rename_args
-from stylekit.cli.vocabulary import ANY, BANNED, CONCEPTS, SHARED_PANELS
+from stylekit.cli.common import StylekitCommand
+from stylekit.vocabulary import ANY, BANNED, CONCEPTS, SHARED_PANELS
 
 runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands
@@ -47,9 +47,6 @@ def test_every_option_uses_the_vocabulary(name):
         assert tuple(param.secondary_opts) == ((spec.off_flag,) if spec.off_flag else ()), f"{name}: {key} flag form"
         if spec.default is not ANY and not param.required:
             assert param.default == spec.default, f"{name}: {param.opts[0]} defaults to {spec.default!r}, not {param.default!r}"
-    for old, spec in cmd.renamed.items():
-        assert spec.new.split("/")[0] in {o for p in _options(cmd) for o in [*p.opts, *p.secondary_opts]}, \
-            f"{name}: renamed {old} -> {spec.new}, which the command does not have"
 
 
 def test_every_command_that_writes_takes_out():
@@ -87,37 +84,6 @@ def test_help_has_examples_last_one_per_line_and_panels_in_order(name):
 
 def test_help_text_is_literal_not_rich_markup():
     assert "r_t = E[sign(D(real))]" in _help("finetune-stylegan")
-
-
-def test_rename_args_rewrites_old_names_with_a_warning(capsys):
-    renamed = {"--resume": Renamed("--network"), "--precision": Renamed("--amp", {"bf16": ("--amp",), "fp32": ("--no-amp",)})}
-    assert rename_args(["x", "--resume", "a", "--precision=fp32", "--precision", "bf16", "--", "--resume"], renamed) == \
-        ["x", "--network", "a", "--no-amp", "--amp", "--", "--resume"]
-    err = capsys.readouterr().err
-    assert err.count("deprecated") == 3 and "use --network" in err
-
-
-@pytest.mark.parametrize(("args", "old", "new"), [
-    (["train-classifier", "missing-data", "--out", "o", "--checkpoint", "x", "--eval-only"], "--checkpoint", "--style-model"),
-    (["finetune-stylegan", "missing-data", "--out", "o", "--resume", "none"], "--resume", "--network"),
-    (["invert", "missing.png", "--network", "n", "--out", "o", "--perceptual-weights", "w"], "--perceptual-weights", "--vgg-weights"),
-    (["transfer", "missing.png", "s.png", "--out", "o.png", "--precision", "fp32"], "--precision fp32", "--no-amp"),
-    (["train-pix2pix", "missing-data", "--out", "o", "--epochs-decay", "0"], "--epochs-decay", "--decay-epochs"),
-])
-def test_renamed_options_still_parse_for_one_release(tmp_path, monkeypatch, args, old, new):
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output  # the missing input, not an unknown option
-    assert f"warning: {old} is deprecated" in result.stderr and f"use {new}" in result.stderr
-    assert "No such option" not in result.output
-
-
-def test_deprecated_config_key_is_translated(tmp_path):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[finetune-stylegan]\nresume = "none"\ndata = "missing-data"\nout = "o"\n')
-    result = runner.invoke(app, ["finetune-stylegan", "--config", str(cfg)])
-    assert result.exit_code == 2 and "config key 'resume' is deprecated" in result.stderr
-    assert "missing-data" in result.stderr
 
 
 def test_results_on_stdout_so_they_can_be_piped():

@@ -10,7 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stylekit.cli.common import Table, command, parse_float_list, parse_int_list, render
+from stylekit.cli.common import Table, command, render
+from stylekit.declare import float_list, int_list
 from stylekit.errors import BadInput, Busy, MissingResource
 from stylekit.io.console import get_console
 
@@ -105,15 +106,15 @@ def test_config_file_supplies_defaults_and_flags_win(tmp_path):
 
 def test_config_file_errors(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("nonsense = 1\n[echo]\nsize = 8\n")  # top-level keys a command lacks are ignored
-    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg), "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["size"] == 8
-    cfg.write_text("[echo]\nnonsense = 1\n")  # ... but not in the command's own table
+    cfg.write_text("sise = 1\n[echo]\nsize = 8\n")  # a top-level typo is never ignored
     result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
-    assert result.exit_code == 2 and "unknown option 'nonsense'" in result.stderr
+    assert result.exit_code == 2 and "unknown option 'sise'" in result.stderr and "did you mean 'size'" in result.stderr
+    cfg.write_text("[echo]\nsixe = 1\n")  # nor in the command's own table
+    result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
+    assert result.exit_code == 2 and "unknown option 'sixe'" in result.stderr and "did you mean 'size'" in result.stderr
     cfg.write_text("[ecko]\nsize = 1\n")
     result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(cfg)])
-    assert result.exit_code == 2 and "[ecko] is not a stylekit command" in result.stderr
+    assert result.exit_code == 2 and "unknown option '[ecko]'" in result.stderr and "[echo]" in result.stderr
     result = runner.invoke(_demo_app(), ["echo", "x", "--config", str(tmp_path)])
     assert result.exit_code == 2 and "is a directory" in result.stderr
     cfg.write_text("size = [")
@@ -132,12 +133,12 @@ def test_quiet_silences_logs_but_not_results():
 
 
 def test_parse_lists():
-    assert parse_int_list("0-3,7") == [0, 1, 2, 3, 7]
-    assert parse_float_list("1,0.5") == [1.0, 0.5]
+    assert int_list("0-3,7") == (0, 1, 2, 3, 7)
+    assert float_list("1,0.5") == (1.0, 0.5)
     with pytest.raises(BadInput):
-        parse_int_list("5-2")
+        int_list("5-2")
     with pytest.raises(BadInput):
-        parse_int_list("a,b")
+        int_list("a,b")
 
 
 def test_help_is_fast_and_imports_no_torch():

@@ -29,7 +29,7 @@ def _table(result: dict[str, Any]) -> Table:
 
 def register(app: typer.Typer) -> None:
     @command(app, "train-classifier", help="Train an art-style classifier and style-similarity embedding (CE + SupCon).",
-             examples=_EXAMPLES, renamed={"--weights": "--backbone-weights", "--checkpoint": "--style-model"})
+             examples=_EXAMPLES)
     def train_classifier(
         data: Annotated[Path, typer.Argument(help="Prepared folder (manifest.csv with splits) or class folders DATA/<style>/*.png.")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (re-running resumes; --fresh starts over).")],

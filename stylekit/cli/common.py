@@ -5,7 +5,7 @@
 - reads --config into click's default map before parsing, so a file may supply any option or argument
   (explicit flags win): top-level keys apply to every command that has them, a [command] table
   overrides them and must hold only that command's options (docs/cli.md);
-- accepts the option names it `renamed` for one release, with a one-line deprecation warning;
+- takes its options from its declaration (`config=`, stylekit/declare.py) and passes `func` the validated config;
 - maps StylekitError to one `error:` line (plus `hint:`) and its exit code, KeyboardInterrupt/SIGTERM to
   130, anything else to 1; with --json the same error is also one JSON document on stdout;
   STYLEKIT_DEBUG=1 adds the traceback and keeps the exit code;
@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
@@ -35,24 +35,16 @@ try:  # recent typer vendors click: its classes are the ones raised and instanti
 except ImportError:  # pragma: no cover - older typer uses the click package
     from click import ClickException, Context, Parameter, UsageError  # type: ignore[assignment]
 
-from stylekit.cli.vocabulary import COMMON_PANEL, SHARED_PANELS
+from stylekit.declare import REQUIRED, Declared, declarations, float_list, int_list, unknown_key
 from stylekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, BadInput, StylekitError
 from stylekit.io.console import configure, emit_json, get_console
+from stylekit.vocabulary import COMMON_PANEL, SHARED_PANELS
 
 _COMMON_PARAMS = {
     "config": (Path | None, typer.Option("--config", help="TOML file with values for any option or argument (explicit flags win; see docs/cli.md).", rich_help_panel=COMMON_PANEL)),
     "quiet": (bool, typer.Option("--quiet", "-q", help="No progress or log lines (results, warnings and errors still shown).", rich_help_panel=COMMON_PANEL)),
     "json_output": (bool, typer.Option("--json", help="Write the result as one JSON document to stdout (errors too).", rich_help_panel=COMMON_PANEL)),
 }
-
-
-@dataclass(frozen=True)
-class Renamed:
-    """An old option name kept for one release. `values` maps each old value to the new tokens (for an
-    old option that took a value the new one expresses as flags, e.g. --precision bf16 -> --amp)."""
-
-    new: str
-    values: dict[str, tuple[str, ...]] | None = None
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -86,39 +78,6 @@ def fail(error: StylekitError) -> typing.NoReturn:
     """Report the error and exit with its code."""
     _report(error.message, error.hint, error.exit_code)
     raise typer.Exit(error.exit_code)
-
-
-def deprecated(old: str, new: str) -> None:
-    """The one-line warning for a name kept for one release (stderr, shown even with --quiet)."""
-    get_console().warn(f"{old} is deprecated and will be removed in the next release; use {new}")
-
-
-def rename_args(args: list[str], renamed: dict[str, Renamed]) -> list[str]:
-    """Rewrite deprecated option names in a command line to the current ones (with a warning each)."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            out.extend(args[i:])
-            break
-        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        spec = renamed.get(name)
-        if spec is None:
-            out.append(arg)
-        elif spec.values is None:
-            deprecated(name, spec.new)
-            out.append(spec.new + eq + value)
-        else:
-            if not eq:
-                i += 1
-                value = args[i] if i < len(args) else ""
-            if value not in spec.values:
-                raise BadInput(f"bad {name} '{value}'", hint=f"use one of: {', '.join(spec.values)} (or {spec.new})")
-            deprecated(f"{name} {value}", " ".join(spec.values[value]) or f"the default (no {spec.new})")
-            out.extend(spec.values[value])
-        i += 1
-    return out
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -166,23 +125,9 @@ def _config_keys(params: list[Parameter]) -> dict[str, Parameter]:
     return keys
 
 
-def _renamed_value(spec: Renamed, value: Any) -> tuple[bool, Any]:
-    """A deprecated config value in the new option's terms: (present, value)."""
-    if spec.values is None:
-        return True, value
-    tokens = spec.values.get(str(value))
-    if tokens is None:
-        raise BadInput(f"bad value '{value}' for deprecated key", hint=f"use one of: {', '.join(spec.values)}")
-    if not tokens:
-        return False, None
-    return True, not tokens[0].startswith("--no-")
-
-
 class StylekitCommand(TyperCommand):
-    """A Typer command with the shared contract: deprecated names, --config as click's default map,
-    option groups in one order, value placeholders and literal help text."""
-
-    renamed: ClassVar[dict[str, Renamed]] = {}
+    """A Typer command with the shared contract: --config as click's default map, option groups in one
+    order, value placeholders and literal help text."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -196,7 +141,6 @@ class StylekitCommand(TyperCommand):
         head = args[: args.index("--")] if "--" in args else args
         configure(json_mode="--json" in head)
         try:
-            args = rename_args(list(args), self.renamed)
             config_path = _config_arg(args)
             if config_path is not None:
                 ctx.default_map = self.config_defaults(ctx, config_path)
@@ -219,27 +163,25 @@ class StylekitCommand(TyperCommand):
     def config_defaults(self, ctx: Context, path: Path) -> dict[str, Any]:
         """The --config file as click's default map for this command (docs/cli.md: --config)."""
         data = load_config_file(path)
-        commands = set(getattr(ctx.parent.command, "commands", {}) if ctx.parent else ()) | {ctx.info_name}
+        siblings = dict(getattr(ctx.parent.command, "commands", {}) if ctx.parent else {})
+        commands = set(siblings) | {ctx.info_name}
         top = {_key(k): v for k, v in data.items() if not isinstance(v, dict)}
         for table in (k for k, v in data.items() if isinstance(v, dict)):
             if table not in commands:
-                raise BadInput(f"{path}: [{table}] is not a stylekit command", hint=f"commands: {', '.join(sorted(c for c in commands if c))}")
+                raise unknown_key(str(path), f"[{table}]", [f"[{c}]" for c in sorted(c for c in commands if c)])
         own = {_key(k): v for k, v in data.get(ctx.info_name or "", {}).items()}
+        everywhere = {key for cmd in [*siblings.values(), self] for key in _config_keys(cmd.params)}
+        for key in top:  # a top-level key must be an option of some command: a typo is never ignored
+            if key not in everywhere:
+                raise unknown_key(str(path), key, sorted(everywhere))
         by_name = _config_keys(self.params)
-        renamed = {_key(old.lstrip("-")): spec for old, spec in self.renamed.items()}
         defaults: dict[str, Any] = {}
         for scope, values in (("top", top), ("own", own)):
             for key, value in values.items():
-                if key in renamed:
-                    deprecated(f"config key '{key}'", f"'{_key(renamed[key].new.lstrip('-'))}'")
-                    present, value = _renamed_value(renamed[key], value)
-                    if not present:
-                        continue
-                    key = _key(renamed[key].new.lstrip("-"))
                 param = by_name.get(key)
                 if param is None or key == "config":
                     if scope == "own":
-                        raise BadInput(f"{path}: unknown option '{key}' in [{ctx.info_name}]", hint=f"see 'stylekit {ctx.info_name} --help'")
+                        raise unknown_key(f"{path} [{ctx.info_name}]", key, sorted(set(by_name) - {"config"}))
                     continue
                 if isinstance(value, list) and not param.multiple and param.nargs == 1:
                     value = ",".join(str(v) for v in value)
@@ -319,22 +261,76 @@ def _epilog(examples: Iterable[str], notes: str | None) -> str:
     return f"\nExamples:\n{lines}" + (f"\n\n{notes}" if notes else "")
 
 
+def _help_text(d: Declared) -> str:
+    """The declaration's help with its unit and bounds (the one place they are written)."""
+    text = d.decl.help
+    extra = ", ".join(x for x in (d.decl.unit or "", d.decl.bounds_text()) if x)
+    return f"{text} [{extra}]" if extra else text
+
+
+def _cli_type(d: Declared) -> Any:
+    """The type typer parses: text for parsed lists, a repeated option for other tuples, else the field's type."""
+    if d.decl.parse is not None:
+        return str
+    if d.is_tuple:
+        return list[d.item]  # type: ignore[name-defined]
+    return d.type
+
+
+def _cli_default(d: Declared) -> Any:
+    if d.default is REQUIRED:
+        return ...
+    if d.is_tuple and d.decl.parse is None:
+        return list(d.default) if d.default else None
+    return d.default
+
+
+def _typer_parameter(d: Declared) -> inspect.Parameter:
+    """One typer parameter built from a declaration."""
+    ptype = _cli_type(d)
+    if d.optional or (d.is_tuple and d.decl.parse is None):
+        ptype = ptype | None
+    default = _cli_default(d)
+    show = d.default is not REQUIRED and d.default is not None and default is not None
+    if d.decl.argument:
+        info = typer.Argument(help=_help_text(d), show_default=show, **({"metavar": d.decl.metavar} if d.decl.metavar else {}))
+    else:
+        flags = list(d.decl.flags or ("--" + d.name.replace("_", "-"),))
+        if d.type is bool and (d.decl.off_flag or d.default is True):
+            flags[0] = f"{flags[0]}/{d.decl.off_flag or '--no-' + flags[0][2:]}"
+        info = typer.Option(*flags, help=_help_text(d), rich_help_panel=d.decl.panel, show_default=show,
+                            **({"metavar": d.decl.metavar} if d.decl.metavar else {}))
+    return inspect.Parameter(d.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[ptype, info])
+
+
+def _build_config(config: type, values: dict[str, Any]) -> Any:
+    """The command's config from what typer parsed (lists of repeated options become tuples)."""
+    for d in declarations(config):
+        if d.is_tuple and d.decl.parse is None and d.name in values:
+            values[d.name] = tuple(values[d.name] or ())
+    return config(**values)
+
+
 def command(app: typer.Typer, name: str, help: str, examples: Iterable[str] | None = None, notes: str | None = None,
-            renamed: dict[str, str | Renamed] | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+            config: type | None = None,
+            **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `func` on `app` as command `name` with the shared options, help layout and error handling.
 
-    examples: command lines shown one per line under "Examples:"; notes: a paragraph after them;
-    renamed: old option name -> new name (or Renamed) accepted for one release with a warning.
+    config: the command's declaration (a stylekit.declare.Config dataclass): its fields become the options,
+    and `func(cfg)` receives the validated config. examples: command lines shown one per line under
+    "Examples:"; notes: a paragraph after them.
     """
     if examples is not None:
         kwargs["epilog"] = _epilog(examples, notes)
-    aliases = {old: spec if isinstance(spec, Renamed) else Renamed(spec) for old, spec in (renamed or {}).items()}
-    cls = type(f"{name.title().replace('-', '')}Command", (StylekitCommand,), {"renamed": aliases})
+    cls = type(f"{name.title().replace('-', '')}Command", (StylekitCommand,), {})
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        hints = typing.get_type_hints(func, include_extras=True)
         sig = inspect.signature(func)
-        params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()]
+        if config is not None:
+            params = [_typer_parameter(d) for d in declarations(config)]
+        else:
+            hints = typing.get_type_hints(func, include_extras=True)
+            params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()]
         for pname, (ptype, option) in _COMMON_PARAMS.items():
             default = None if pname == "config" else False
             params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[ptype, option]))
@@ -345,6 +341,8 @@ def command(app: typer.Typer, name: str, help: str, examples: Iterable[str] | No
             configure(quiet=all_kwargs.pop("quiet"), json_mode=all_kwargs.pop("json_output"))
             previous_term = _term_as_interrupt()
             try:
+                if config is not None:
+                    return func(_build_config(config, all_kwargs))
                 return func(*args, **all_kwargs)
             except StylekitError as exc:
                 fail(exc)
@@ -395,50 +393,18 @@ def render(result: Any, table: Callable[[Any], Table | list[Table]] | None = Non
             get_console().print_table(t.title, t.columns, t.rows)
 
 
-MAX_LIST = 1_000_000  # values one option may name: more is a typo or a run to split (a list of 1e9 ints is ~40 GB)
+def parse_int_list(text: str, option: str = "value") -> list[int]:  # transitional: declarations use int_list
+    return list(int_list(text, option))
 
 
-def parse_int_list(text: str, option: str = "value", limit: int = MAX_LIST) -> list[int]:
-    """Parse '0-99,120' or '1,3,5' into integers (ranges inclusive, order kept); at most `limit` values,
-    counted before anything is expanded."""
-    spans: list[tuple[int, int]] = []
-    try:
-        for part in (p.strip() for p in text.split(",")):
-            if not part:
-                continue
-            lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
-            a, b = (int(lo), int(hi)) if sep else (int(part), int(part))
-            if b < a:
-                raise ValueError
-            spans.append((a, b))
-    except ValueError:
-        raise BadInput(f"bad {option} '{text}'", hint="use integers and inclusive ranges, e.g. 0-99,120") from None
-    count = sum(b - a + 1 for a, b in spans)
-    if not count:
-        raise BadInput(f"empty {option} '{text}'", hint="give at least one integer, e.g. 0-3")
-    if count > limit:
-        raise BadInput(f"{option} '{text}' names {count:,} values (about {count * 36 / 2**30:.1f} GB as a list); at most {limit:,} per run",
-                       hint="split the work into several runs with smaller ranges")
-    return [v for a, b in spans for v in range(a, b + 1)]
-
-
-def parse_float_list(text: str, option: str = "value") -> list[float]:
-    """Parse '1,0.5,2' into floats."""
-    try:
-        values = [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise BadInput(f"bad {option} '{text}'", hint="use comma-separated numbers, e.g. 1,0.5") from None
-    if not values:
-        raise BadInput(f"empty {option} '{text}'", hint="give at least one number")
-    return values
+def parse_float_list(text: str, option: str = "value") -> list[float]:  # transitional: declarations use float_list
+    return list(float_list(text, option))
 
 
 __all__ = [
     "EXIT_BAD_INPUT",
-    "Renamed",
     "Table",
     "command",
-    "deprecated",
     "fail",
     "fields",
     "parse_float_list",

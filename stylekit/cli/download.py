@@ -67,7 +67,7 @@ def _show_result(doc: dict[str, Any]) -> Table:
 
 def register(app: typer.Typer) -> None:
     @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name.",
-             examples=_EXAMPLES, notes=_NOTES, renamed={"--force": "--fresh", "--concurrency": "--workers"})
+             examples=_EXAMPLES, notes=_NOTES)
     def download(
         name: Annotated[str | None, typer.Argument(help="wikiart, midjourney, toy-styles, or a weights name (see --list).", show_default=False)] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required for data sets; weights default to the cache).")] = None,

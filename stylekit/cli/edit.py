@@ -31,7 +31,6 @@ def register(app: typer.Typer) -> None:
                   "stylekit invert faces/ --network ffhq-256 --batch 8 --device cuda --out inv/",
                   "stylekit invert photo.png --network ffhq-256 --amp --out inv/"],
         notes="Targets are centre-cropped and Lanczos-resized to the network resolution (with --align ffhq: FFHQ-aligned face crops).",
-        renamed={"--perceptual-weights": "--vgg-weights"},
     )
     def invert(
         target: Annotated[Path, typer.Argument(help="Image file, or a folder (each image goes to OUT/<name>/; done ones are skipped).")],
@@ -73,7 +72,6 @@ def register(app: typer.Typer) -> None:
         help="Edit a StyleGAN2 latent towards a text prompt with CLIP (StyleCLIP latent optimisation).",
         examples=['stylekit styleclip --network ffhq-256 --latent inv/latent.npz --prompt "a smiling face" --out edit/',
                   'stylekit styleclip --network ffhq-256 --latent-seed 12 --prompt "blond hair" --prompt "old age" --out edit/'],
-        renamed={"--seed": "--latent-seed"},
     )
     def styleclip(
         out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],

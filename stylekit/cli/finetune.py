@@ -44,7 +44,6 @@ def register(app: typer.Typer) -> None:
         help="Fine-tune a pretrained StyleGAN2 on your images with ADA and FreezeD (resumable, multi-GPU).",
         examples=EXAMPLES,
         notes="Rerun the same command to resume; --fresh starts over.",
-        renamed={"--resume": "--network", "--metric-images": "--num-gen"},
     )
     def finetune_stylegan(
         data: Annotated[Path, typer.Argument(help="Folder of square images or an NVlabs-style zip (stylekit prepare --format stylegan-zip).")],

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import Table, command, deprecated, render
+from stylekit.cli.common import Table, command, render
 from stylekit.cli.vocabulary import option
 
 ORDER = 40
@@ -101,9 +101,6 @@ def _embedder(embedder: Embedder | None, style_model: str | None) -> str:
     """The library's one `style_model` value: 'clip', 'gram' or the style model path."""
     from stylekit.errors import BadInput
 
-    if style_model in ("clip", "gram"):  # the old spelling of --embedder, kept for one release
-        deprecated(f"--style-model {style_model}", f"--embedder {style_model}")
-        embedder, style_model = embedder or Embedder(style_model), None
     if embedder is None:
         embedder = Embedder.style if style_model else Embedder.clip
     if embedder is Embedder.style:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stylekit.cli.common import Renamed, Table, command, parse_float_list, parse_int_list, render
+from stylekit.cli.common import Table, command, parse_float_list, parse_int_list, render
 from stylekit.cli.vocabulary import option
 
 ORDER = 60
@@ -23,7 +23,6 @@ _EXAMPLES = [
 _NOTES = ("A folder CONTENT is batch mode: up-to-date outputs are skipped, edited content images redone, and outputs "
           "made with other styles, options or model refused (--fresh redoes them). A pix2pix folder run also writes "
           "OUT/index.html. A step is one loss+gradient evaluation (one Adam update; an L-BFGS iteration takes one or more).")
-_PRECISION_TO_AMP = Renamed("--amp", {"auto": ("--amp",), "bf16": ("--amp",), "fp32": ("--no-amp",)})
 
 
 def _names(text: str) -> list[str]:
@@ -32,7 +31,7 @@ def _names(text: str) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     @command(app, "transfer", help="Neural style transfer: restyle CONTENT (an image or a folder) after STYLE image(s) (Gatys, or a trained pix2pix-ref model).",
-             examples=_EXAMPLES, notes=_NOTES, renamed={"--weights": "--vgg-weights", "--precision": _PRECISION_TO_AMP})
+             examples=_EXAMPLES, notes=_NOTES)
     def transfer(
         content: Annotated[Path, typer.Argument(help="Content image, or a folder of images (batch mode).", show_default=False)],
         style: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],

@@ -26,6 +26,7 @@ from torch import nn
 
 from stylekit.device import native_bf16
 from stylekit.errors import BadInput
+from stylekit.standins import is_random
 from stylekit.io.state_dict import read_state_dict
 
 # Convolutions per block (torchvision configs "D" and "E"); channel widths are shared.
@@ -226,7 +227,7 @@ class VGGFeatures(nn.Module):
                 modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
         self.body = nn.Sequential(*modules)
 
-        if weights is None:
+        if weights is None or is_random(weights):  # `random`: the stand-in by name (stylekit/standins.py)
             generator = torch.Generator().manual_seed(seed)
             for module in self.body:
                 if isinstance(module, nn.Conv2d):

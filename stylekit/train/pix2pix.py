@@ -28,15 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylekit.checks import check_int, check_number
-from stylekit.data.pairs import LAYOUTS, PairData, PairDataset, build_pair_data, check_preprocess
+from stylekit.configs.pix2pix import Pix2PixConfig
+from stylekit.data.pairs import PairData, PairDataset, build_pair_data
 from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
-from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
-from stylekit.nets.unet import GeneratorConfig, RefUNet, check_generator_size, inference_mode
+from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -56,70 +55,19 @@ from stylekit.train.plan import log_plan
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
 from stylekit.train.stats import RunningMeans
 
-GAN_MODES = ("vanilla", "lsgan")
 GENERATOR_FILE = "generator.safetensors"
 GENERATOR_JSON = "generator.json"
 
 
-@dataclass
-class Pix2PixConfig:
-    """Options of `stylekit train-pix2pix` (defaults from the pix2pix paper / junyanz repo)."""
+def generator_config(cfg: Pix2PixConfig) -> GeneratorConfig:
+    return GeneratorConfig(size=cfg.size, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout, refs=cfg.refs,
+                           ref_inject=cfg.ref_inject, ref_encoder=cfg.ref_encoder, style_dim=cfg.style_dim,
+                           ref_size=cfg.ref_size or min(cfg.size, 128), vgg_weights=cfg.vgg_weights,
+                           direction=cfg.direction, net_g=cfg.net_g)
 
-    data: Path
-    out: Path
-    refs: int = 5
-    size: int = 256
-    direction: str = "AtoB"
-    layout: str = "auto"  # auto | toy-styles | folders | aligned (data.pairs.LAYOUTS)
-    epochs: int = 200  # in total, as in every trainer (junyanz: 100 constant + 100 decaying)
-    decay_epochs: int | None = None  # the last N of `epochs` decay the rate; None: half of them (junyanz)
-    batch: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    gan_mode: str = "vanilla"
-    lambda_l1: float = 100.0
-    lambda_vgg: float = 0.0
-    norm: str = "batch"
-    dropout: bool = True
-    ngf: int = 64
-    ndf: int = 64
-    n_layers_d: int = 3
-    ref_inject: str = "adain"
-    ref_encoder: str = "small-cnn"
-    vgg_weights: str = "vgg19"
-    style_dim: int = 256
-    ref_size: int = 0  # 0: min(size, 128)
-    val_fraction: float = 0.1
-    val_max: int = 200
-    samples: int = 4
-    device: str = "auto"
-    amp: bool = False  # autocast in the native low-precision dtype (stylekit.device.amp_dtype)
-    grad_checkpoint: bool = False
-    seed: int = 0
-    workers: int = 0
-    fresh: bool = False
-    save_every: int = 1000
-    keep: int = 3
-    ref_cls_weight: float = 0.0
-    ref_metric_weight: float = 0.0
 
-    @property
-    def ref_style(self) -> RefStyleLossConfig:
-        return RefStyleLossConfig(self.ref_cls_weight, self.ref_metric_weight)
-    net_g: str = "unet"  # unet | resnet9 (junyanz resnet_9blocks)
-    preprocess: str = "resize_and_crop"  # junyanz: resize_and_crop | crop | none
-    flip: bool = True
-
-    @property
-    def decay(self) -> int:
-        """Epochs (the last ones of `epochs`) over which the learning rate decays linearly to 0."""
-        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
-
-    def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(size=self.size, ngf=self.ngf, norm=self.norm, dropout=self.dropout, refs=self.refs,
-                               ref_inject=self.ref_inject, ref_encoder=self.ref_encoder, style_dim=self.style_dim,
-                               ref_size=self.ref_size or min(self.size, 128), vgg_weights=self.vgg_weights,
-                               direction=self.direction, net_g=self.net_g)
+def ref_style(cfg: Pix2PixConfig) -> RefStyleLossConfig:
+    return RefStyleLossConfig(cfg.ref_cls_weight, cfg.ref_metric_weight)
 
 
 @dataclass
@@ -146,42 +94,6 @@ class Pix2PixResult:
         if self.val_l1 is None or not self.val_l1_wrong_refs:
             return None
         return self.val_l1 / self.val_l1_wrong_refs
-
-
-def check_config(cfg: Pix2PixConfig) -> None:
-    """Option errors that do not need the data (exit 2)."""
-    if cfg.gan_mode not in GAN_MODES:
-        raise BadInput(f"unknown --gan-mode '{cfg.gan_mode}'", hint="use vanilla or lsgan")
-    if cfg.norm not in ("batch", "instance"):
-        raise BadInput(f"unknown --norm '{cfg.norm}'", hint="use batch or instance")
-    if cfg.ref_inject not in ("adain", "concat"):
-        raise BadInput(f"unknown --ref-inject '{cfg.ref_inject}'", hint="use adain or concat")
-    if cfg.ref_encoder not in ("small-cnn", "vgg19"):
-        raise BadInput(f"unknown --ref-encoder '{cfg.ref_encoder}'", hint="use small-cnn or vgg19")
-    if cfg.direction not in ("AtoB", "BtoA"):
-        raise BadInput(f"unknown --direction '{cfg.direction}'", hint="use AtoB or BtoA")
-    if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
-        raise BadInput(f"unknown --layout '{cfg.layout}'", hint=f"choose auto, {', '.join(LAYOUTS)}")
-    check_int("--epochs", cfg.epochs, 1)
-    check_int("--decay-epochs", cfg.decay_epochs, 0, max(cfg.epochs, 0), hint="the decay happens inside --epochs (the total)")
-    check_number("--lr", cfg.lr, above=0)
-    for name in ("lambda_l1", "lambda_vgg"):
-        check_number(f"--{name.replace('_', '-')}", getattr(cfg, name), minimum=0)
-    check_number("--val-fraction", cfg.val_fraction, minimum=0, maximum=0.9)
-    if cfg.ngf < 1 or cfg.ndf < 1 or cfg.style_dim < 1:
-        raise BadInput("--ngf, --ndf and the style size must be positive")
-    for option, value, minimum in (("--batch", cfg.batch, 1), ("--keep", cfg.keep, 1), ("--workers", cfg.workers, 0),
-                                   ("--samples", cfg.samples, 0), ("--save-every", cfg.save_every, 0),
-                                   ("--val-max", cfg.val_max, 0), ("--refs", cfg.refs, 0)):
-        check_int(option, value, minimum)
-    if cfg.size >= 32 and not cfg.size & (cfg.size - 1):  # other sizes are refused with the data
-        deepest = max(1, cfg.size.bit_length() - 1 - 2)  # D's output must keep >= 1 pixel: size / 2^n >= 4
-        check_int("--n-layers-d", cfg.n_layers_d, 1, deepest,
-                  hint=f"at --size {cfg.size} the PatchGAN takes at most {deepest} layers (3 = 70x70 patches)")
-    if cfg.ref_style.enabled and cfg.refs < 1:
-        raise BadInput("--ref-cls-weight/--ref-metric-weight train the reference code: they need --refs >= 1")
-    check_generator_size(cfg.net_g, cfg.size)
-    check_preprocess(cfg.preprocess)
 
 
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
@@ -360,7 +272,7 @@ def export_generator(g: RefUNet, out: Path, extra: dict[str, Any]) -> Path:
 
 # ----------------------------------------------------------------------------------------- training
 def _build(cfg: Pix2PixConfig, dist: DistInfo, layout: torch.memory_format) -> tuple[RefUNet, PatchGAN]:
-    g = RefUNet(cfg.generator_config(), grad_checkpoint=cfg.grad_checkpoint)
+    g = RefUNet(generator_config(cfg), grad_checkpoint=cfg.grad_checkpoint)
     d = PatchGAN(6, cfg.ndf, cfg.n_layers_d, cfg.norm)  # type: ignore[arg-type]
     if dist.distributed and cfg.norm == "batch":
         if dist.device.type == "cuda":
@@ -393,12 +305,11 @@ def _sample_items(data: PairData, cfg: Pix2PixConfig) -> list[dict[str, Any]]:
 
 def train_pix2pix(cfg: Pix2PixConfig) -> Pix2PixResult:
     """Train (or resume) a reference-conditioned pix2pix in `cfg.out`; see the module docstring."""
-    check_config(cfg)
     refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True)])
     with distributed_job(cfg.device) as dist:
         # the data is checked before the run directory is touched: bad input leaves --out as it was
         data = build_pair_data(cfg.data, cfg.size, cfg.refs, cfg.direction, cfg.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                               cfg.ref_size or None, style_negatives=cfg.ref_style.enabled, layout=cfg.layout,
+                               cfg.ref_size or None, style_negatives=ref_style(cfg).enabled, layout=cfg.layout,
                                preprocess=cfg.preprocess, flip=cfg.flip)
         with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
             return _train(cfg, dist, run_dir, data)
@@ -428,7 +339,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     console.log(f"generator {params_g / 1e6:.2f}M parameters, discriminator {params_d / 1e6:.2f}M")
     vgg_loss = PerceptualLoss(cfg.vgg_weights).to(device) if cfg.lambda_vgg > 0 else None
     style_classes = data.train.sampler.labels
-    head = GeneratorWithStyleHead(g, len(style_classes)).to(device) if cfg.ref_style.enabled else None
+    head = GeneratorWithStyleHead(g, len(style_classes)).to(device) if ref_style(cfg).enabled else None
 
     opt_g = adam([p for p in (head or g).parameters() if p.requires_grad], cfg.lr, cfg.beta1, device)
     opt_d = adam(list(d.parameters()), cfg.lr, cfg.beta1, device)
@@ -437,11 +348,11 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
     scaler = grad_scaler(device, amp)
 
     loader = make_loader(data.train, dist, cfg.batch, shuffle=True, seed=cfg.seed, drop_last=True,
-                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                         num_workers=cfg.workers or 0, pin_memory=device.type == "cuda",
                          persistent_workers=False)
     steps_per_epoch = loader.steps_per_epoch
     total_epochs = cfg.epochs
-    config_doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    config_doc = cfg.to_dict()
     config_doc.pop("fresh", None)
     runner = TrainRunner(run_dir, dist, config=config_doc, keep=cfg.keep, total=steps_per_epoch * total_epochs)
     with runner:
@@ -509,7 +420,7 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                         loss_g = loss_g + loss_g_vgg
                         parts["loss_G_VGG"] = loss_g_vgg
                     if head is not None:
-                        loss_ref, ref_parts = ref_style_loss(cfg.ref_style, codes, code_logits, code_labels)
+                        loss_ref, ref_parts = ref_style_loss(ref_style(cfg), codes, code_logits, code_labels)
                         loss_g = loss_g + loss_ref
                         parts.update(ref_parts)
                     scaler.scale(loss_g).backward()
