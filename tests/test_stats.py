@@ -115,3 +115,34 @@ def test_composites_are_skipped_by_listings_until_replaced(tmp_path):
     assert "grid.png" in [p.name for p in list_images(folder)]
     (folder / COMPOSITES_MARKER).write_text("{not json")  # a damaged marker hides nothing
     assert len(list_images(folder)) == 4
+
+
+def test_stats_random_inception_is_a_labelled_standin(tmp_path, _isolated_home):
+    a = tmp_path / "a"
+    make_images(a, "stripes", 3, size=32, seed=1)
+    res = _cli("stats", a, "--name", "try", "--inception-weights", "random", "--device", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "stand-in" in doc["standin"] and "stand-in" in res.stderr
+    assert doc["features"]["extractor"] == "inception-random(seed=0)"
+    with np.load(_isolated_home / "stats" / "try_clean_custom_32.npz") as d:
+        assert d["mu"].shape == (2048,) and np.isfinite(d["mu"]).all()
+
+
+def test_stats_bad_values_are_refused_before_anything_is_written(tiny, tmp_path, _isolated_home):
+    a = tmp_path / "a"
+    make_images(a, "stripes", 3, size=32, seed=1)
+    for args, named in ((["--size", "8"], "--size"), (["--size", "100000"], "--size"), (["--batch", "0"], "--batch"),
+                        (["--mode", "clen"], "clen"), (["--workers", "-1"], "--workers")):
+        res = _cli("stats", a, "--name", "x", *args)
+        assert res.exit_code == 2 and named in res.output, (args, res.output)
+    assert not (_isolated_home / "stats").exists()
+
+
+def test_stats_help_examples_run(tiny, tmp_path, monkeypatch):
+    from help_examples import help_examples
+
+    monkeypatch.chdir(tmp_path)
+    for args in help_examples("stats"):
+        res = _cli(*args, "--quiet")
+        assert res.exit_code == 0, f"{args}\n{res.output}"

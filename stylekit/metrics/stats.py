@@ -15,7 +15,6 @@ R: with `size`, every image is first brought to R x R (shorter side to R, centre
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,39 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylekit.configs.stats import StatsConfig
 from stylekit.data.imageset import ImageItem, open_image_set
 from stylekit.errors import BadInput
 from stylekit.metrics.features import FeatureResult, extract_features
-
-NAME_PATTERN = r"[a-z0-9_]+"
-
-
-@dataclass
-class StatsConfig:
-    data: str
-    name: str
-    size: int | None = None
-    mode: str = "clean"
-    inception_weights: str | None = None
-    batch: int = 32
-    workers: int = 0
-    device: str = "auto"
-    cache: bool = True
-    cache_dir: str | None = None
-    fresh: bool = False
-
-    def validate(self) -> None:
-        from stylekit.metrics.fid import KNOWN_STATS, check_mode
-
-        check_mode(self.mode)
-        if not re.fullmatch(NAME_PATTERN, self.name):
-            raise BadInput(f"bad --name '{self.name}'", hint="use lower-case letters, digits and _ (it becomes stats:NAME/R)")
-        if any(n == self.name for n, _ in KNOWN_STATS):
-            raise BadInput(f"--name {self.name} is one of clean-fid's hosted statistics", hint="pick another name for your data set")
-        if self.size is not None and self.size < 16:
-            raise BadInput("--size must be >= 16")
-        if self.batch < 1 or self.workers < 0:
-            raise BadInput("--batch must be >= 1, --workers >= 0")
+from stylekit.standins import is_random, label
 
 
 @dataclass
@@ -73,6 +44,7 @@ class StatsResult:
     features: dict[str, Any]
     replaced: bool
     seconds: float
+    standin: str | None = None  # set when the features came from a random-init stand-in (not meaningful)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,15 +118,48 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     write_atomic(path, writer)
 
 
-def make_stats(cfg: StatsConfig) -> StatsResult:
-    """Compute and save FID/KID reference statistics of cfg.data as stats:NAME/R (see the module docstring)."""
-    from stylekit.device import resolve_device
+@dataclass(frozen=True)
+class _InceptionSpec:
+    """What score's Inception factories read (`score_mod.EXTRACTORS`), so stats and score share one
+    extractor and one feature-cache identity."""
+
+    mode: str
+    inception_weights: str | None
+
+
+def random_inception(mode: str, device: torch.device, seed: int = 0) -> Any:
+    """The FID Inception architecture, seeded random-init (`--inception-weights random`)."""
+    from stylekit.metrics.fid import FIDInceptionV3, InceptionExtractor, InceptionFeatures
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = FIDInceptionV3()
+    net.net.fc = torch.nn.Identity()
+    model = InceptionFeatures(net.to(device).eval().requires_grad_(False), mode)
+    return InceptionExtractor(mode, device, model=model, name=f"inception-random(seed={seed})")
+
+
+def _inception(cfg: StatsConfig, device: torch.device) -> Any:
     from stylekit.metrics import score as score_mod
-    from stylekit.metrics.fid import CUSTOM_SPLIT, RefStats, fid_warning, stats_dir
+
+    if is_random(cfg.inception_weights):
+        return random_inception(cfg.mode, device)
+    return score_mod.EXTRACTORS["inception"](_InceptionSpec(cfg.mode, cfg.inception_weights), device)
+
+
+def make_stats(cfg: StatsConfig) -> StatsResult:
+    """Compute and save FID/KID reference statistics of cfg.data as stats:NAME/R (see the module docstring).
+
+    Every check (name, images, existing statistics, weights) runs before the statistics folder is made."""
+    from stylekit.device import resolve_device
+    from stylekit.io.console import get_console
+    from stylekit.io.rundir import ensure_writable_dir
+    from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, fid_warning, stats_dir
     from stylekit.metrics.frechet import gaussian_stats
 
     start = time.perf_counter()
-    cfg.validate()
+    if any(n == cfg.name for n, _ in KNOWN_STATS):
+        raise BadInput(f"--name {cfg.name} is one of clean-fid's hosted statistics", hint="pick another name for your data set")
     image_set = open_image_set(cfg.data)
     if len(image_set) == 0:
         raise BadInput(f"{cfg.data}: no images found", hint="give a folder (searched recursively) or a .zip of images")
@@ -165,16 +170,16 @@ def make_stats(cfg: StatsConfig) -> StatsResult:
     if existing and not cfg.fresh:
         raise BadInput(f"statistics {ref.label} (mode {cfg.mode}) already exist: {existing[0]}",
                        hint="pass --fresh to replace them, or pick another --name")
-    from stylekit.io.rundir import ensure_writable_dir
-
+    extractor = _inception(cfg, resolve_device(cfg.device))
+    standin = label("--inception-weights random") if is_random(cfg.inception_weights) else None
+    if standin:
+        get_console().warn(standin)
     ensure_writable_dir(stats_dir())
-    scfg = score_mod.ScoreConfig(a=cfg.data, b=cfg.data, mode=cfg.mode, inception_weights=cfg.inception_weights)
-    extractor = score_mod.EXTRACTORS["inception"](scfg, resolve_device(cfg.device))
     if cfg.size is not None:
         extractor = ResizedExtractor(extractor, cfg.size)
     cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
     result: FeatureResult = extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch,
-                                             workers=cfg.workers, description="inception features")
+                                             workers=cfg.workers or 0, description="inception features")
     if len(result.items) < 2:
         raise BadInput(f"{cfg.data}: only {len(result.items)} of {len(image_set)} images are readable; need at least 2",
                        hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
@@ -182,14 +187,12 @@ def make_stats(cfg: StatsConfig) -> StatsResult:
     mu, sigma = gaussian_stats(feats)
     _write_npz(files["fid"], mu=mu, sigma=sigma)
     _write_npz(files["kid"], feats=feats)
-    from stylekit.io.console import get_console
-
-    warning = fid_warning(len(feats), cfg.data)
+    warning = fid_warning(len(feats), str(cfg.data))
     if warning:
         get_console().warn(warning)
     return StatsResult(
-        spec=f"stats:{cfg.name}/{size}", name=cfg.name, size=size, mode=cfg.mode,
+        spec=f"stats:{cfg.name}/{size}", name=cfg.name, size=size, mode=str(cfg.mode),
         files={k: str(v) for k, v in files.items()}, n=len(image_set), used=len(result.items),
         skipped=[{"path": s.path, "reason": s.reason} for s in result.report.skipped], features=result.stats(),
-        replaced=bool(existing), seconds=round(time.perf_counter() - start, 3),
+        replaced=bool(existing), seconds=round(time.perf_counter() - start, 3), standin=standin,
     )
