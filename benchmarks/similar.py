@@ -30,9 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     bench = start("similar", args)
 
+    from stylekit.configs.search import SimilarConfig
     from stylekit.data.toy import TOY_STYLES, generate_toy_styles
     from stylekit.metrics.retrieval import nearest_neighbours
-    from stylekit.metrics.search import SimilarConfig, similar_images
+    from stylekit.metrics.search import similar_images
     from stylekit.metrics.style import export_style_model
     from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 

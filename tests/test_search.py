@@ -18,10 +18,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.search import ClassifyConfig, SimilarConfig
 from stylekit.data.toy import generate_toy_styles
+from stylekit.errors import BadInput
 from stylekit.metrics import search as search_mod
 from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics, retrieval_metrics
-from stylekit.metrics.search import ClassifyConfig, SimilarConfig, classify_images, similar_images
+from stylekit.metrics.search import classify_images, similar_images
 from stylekit.metrics.style import META_NAME, WEIGHTS_NAME, load_style_model
 from stylekit.train.classifier import ClassifierConfig, train_classifier
 
@@ -111,8 +113,11 @@ def test_classify_topk_csv_and_cache(run, toy5, tmp_path):
     with out.open() as fh:
         table = list(csv.reader(fh))
     assert table[0] == ["path", "style_1", "p_1", "style_2", "p_2"] and len(table) == 16
-    # Second run: every image (and the undecodable one) comes from the cache.
-    again = classify_images(cfg)
+    # A rerun refuses to replace the CSV without --fresh; with it, every image (and the undecodable one)
+    # comes from the cache.
+    with pytest.raises(BadInput, match="--out already holds"):
+        classify_images(cfg)
+    again = classify_images(cfg.replace(fresh=True))
     assert again.features["computed"] == 0 and again.features["hits"] == 16
     assert again.images == first.images
 
@@ -159,7 +164,7 @@ def test_export_without_head_embeds_but_cannot_classify(run, toy5, tmp_path):
     assert res.exit_code == 2 and "no classifier head" in res.output and "train-classifier" in res.output
     assert _cli("similar", str(toy5 / "dots" / "00000.png"), "--in", str(toy5), "--style-model", str(old),
                 "--device", "cpu", "--quiet").exit_code == 0
-    res = _cli("train-classifier", str(toy5), "--eval-only", "--checkpoint", str(old), "--out", str(tmp_path / "ev"))
+    res = _cli("train-classifier", str(toy5), "--eval-only", "--style-model", str(old), "--out", str(tmp_path / "ev"))
     assert res.exit_code == 2 and "no classifier head" in res.output
 
 
@@ -281,3 +286,77 @@ def test_similar_subprocess_json(run, toy5, tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert len(doc["queries"][0]["neighbours"]) == 3 and (tmp_path / "o" / "contact_sheet.png").is_file()
+
+
+# ------------------------------------------------------------------------------------- edge rules
+
+
+def test_similar_failed_checks_leave_no_out_and_busy_is_refused_first(run, toy5, tmp_path):
+    q = str(toy5 / "dots" / "00000.png")
+    out = tmp_path / "found"
+    for args, code in ((["--in", str(tmp_path / "nowhere"), "--style-model", str(run)], 2),
+                       (["--in", str(toy5), "--style-model", str(tmp_path / "missing-run")], 3),
+                       (["--in", str(toy5)], 2),  # --embedder style without --style-model
+                       (["--in", str(toy5), "--style-model", str(run), "-k", "0"], 2),
+                       (["--in", str(toy5), "--style-model", str(run), "--size", "8"], 2),
+                       (["--in", str(tmp_path), "--style-model", str(run)], 2)):  # a collection without images
+        res = _cli("similar", q, *args, "--out", str(out), "--device", "cpu")
+        assert res.exit_code == code, (args, res.output)
+        assert not out.exists(), f"{args} left {out} behind"
+    from stylekit.io.rundir import DirLock
+
+    out.mkdir()
+    lock = DirLock(out)
+    lock.acquire()
+    try:
+        res = _cli("similar", q, "--in", str(toy5), "--style-model", str(run), "--out", str(out), "--device", "cpu")
+    finally:
+        lock.release()
+    assert res.exit_code == 75 and "in use" in res.stderr and not (out / "similar.json").exists()
+
+
+def test_similar_rerun_into_used_out_refuses_unless_fresh(run, toy5, tmp_path):
+    out = tmp_path / "found"
+    args = ["--in", str(toy5), "--style-model", str(run), "--out", str(out), "--device", "cpu", "--json"]
+    first = _cli("similar", str(toy5 / "dots" / "00000.png"), *args)
+    assert first.exit_code == 0, first.output
+    before = (out / "similar.json").read_bytes()
+    again = _cli("similar", str(toy5 / "pop" / "00000.png"), *args)
+    assert again.exit_code == 2 and "--fresh" in again.stderr
+    assert (out / "similar.json").read_bytes() == before  # nothing of the second run mixed in
+    fresh = _cli("similar", str(toy5 / "pop" / "00000.png"), *args, "--fresh")
+    assert fresh.exit_code == 0, fresh.output
+    doc = json.loads((out / "similar.json").read_text())
+    assert [q["path"] for q in doc["queries"]] == [str(toy5 / "pop" / "00000.png")]
+
+
+def test_classify_rerun_refuses_to_replace_the_csv_unless_fresh(run, toy5, tmp_path):
+    out = tmp_path / "styles.csv"
+    args = ["--style-model", str(run), "--out", str(out), "--device", "cpu"]
+    assert _cli("classify", str(toy5 / "dots"), *args).exit_code == 0
+    before = out.read_text()
+    res = _cli("classify", str(toy5 / "pop"), *args)
+    assert res.exit_code == 2 and "--fresh" in res.stderr and out.read_text() == before
+    assert _cli("classify", str(toy5 / "pop"), *args, "--fresh").exit_code == 0
+    assert "pop/" in out.read_text() and "dots/" not in out.read_text()
+
+
+def test_similar_gram_with_random_vgg_is_a_labelled_standin(toy5, tmp_path):
+    res = _cli("similar", str(toy5 / "pop" / "00000.png"), "--in", str(toy5 / "pop"), "--embedder", "gram",
+               "--vgg-weights", "random", "--size", "32", "-k", "2", "--device", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "stand-in" in doc["standin"] and "stand-in" in res.stderr
+    assert doc["embedder"].startswith("gram-sketch:") and len(doc["queries"][0]["neighbours"]) == 2
+
+
+def test_classify_and_similar_help_examples_run(tmp_path, monkeypatch):
+    """Every example of `classify --help` and `similar --help`, in order, on the data the first ones make."""
+    from help_examples import help_examples
+
+    monkeypatch.chdir(tmp_path)
+    for args in [*help_examples("classify"), *help_examples("similar")]:
+        res = _cli(*args, "--quiet", "--device", "cpu") if args[0] != "download" else _cli(*args, "--quiet")
+        assert res.exit_code == 0, f"{args}\n{res.output}"
+    assert (tmp_path / "styles.csv").is_file() and (tmp_path / "found" / "contact_sheet.png").is_file()
+    assert (tmp_path / "found-gram" / "similar.json").is_file()

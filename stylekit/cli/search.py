@@ -1,29 +1,30 @@
 """`stylekit classify` (top-k styles per image) and `stylekit similar` (nearest images by style)."""
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from stylekit.cli.common import Table, command, render
-from stylekit.cli.vocabulary import option
+from stylekit.configs.search import ClassifyConfig, SimilarConfig
 
 ORDER = 42
 
 _CLASSIFY_EXAMPLES = [
-    "stylekit classify photos/ --style-model runs/style",
-    "stylekit classify a.jpg b.png more.zip --style-model runs/style -k 3 --out styles.csv",
-    "stylekit classify list.txt --style-model runs/style --json > styles.json",
+    "stylekit download toy-styles --out data/toy --size 32 --per-style 8",
+    "stylekit train-classifier data/toy --size 32 --epochs 2 --out runs/style",
+    "stylekit classify data/toy/dots --style-model runs/style",
+    "stylekit classify data/toy/pop/00000.png data/toy/checks --style-model runs/style -k 3 --out styles.csv",
+    "stylekit classify data/toy/pop --style-model runs/style --json",
 ]
 
 _SIMILAR_EXAMPLES = [
-    "stylekit similar query.jpg --in collection/ --style-model runs/style --out found/",
-    "stylekit similar q1.png q2.png --in art.zip --style-model runs/style -k 5 --json",
-    "stylekit similar query.jpg --in collection/ --embedder gram --out found-gram/",
-    "stylekit similar queries/ --in list.txt --embedder clip -k 20 --out found-clip/",
+    "stylekit similar data/toy/pop/00000.png --in data/toy --style-model runs/style --out found/",
+    "stylekit similar data/toy/pop/00000.png data/toy/dots/00001.png --in data/toy --style-model runs/style -k 5 --json",
+    "stylekit similar data/toy/pop/00000.png --in data/toy --style-model runs/style --out found/ --fresh",
+    "stylekit similar data/toy/dots --in data/toy --embedder gram --vgg-weights random --size 32 --out found-gram/",
 ]
-
-_INPUTS = "Images: folders (recursive), .zip files, image files, or .txt files listing one path per line."
+_SIMILAR_NOTES = ("--embedder clip takes --clip-model (an open_clip name, or a local model folder) and --clip-weights. "
+                  "A rerun into an --out that holds results refuses (exit 2) unless --fresh.")
 
 
 def _skipped(doc: dict[str, Any]) -> list[Table]:
@@ -45,6 +46,8 @@ def _similar_table(doc: dict[str, Any]) -> list[Table]:
     if doc["metrics"]:
         tables.append(Table("retrieval (labels from class folders)", ["metric", "value"], [[k, v] for k, v in doc["metrics"].items()]))
     console = get_console()
+    if doc["standin"]:
+        tables.append(Table("stand-in", ["warning"], [[doc["standin"]]]))
     index = doc["features"]["collection"]
     console.log(f"index: {doc['collection']['used']} images ({index['hits']} cached, {index['computed']} embedded now)")
     for key, path in doc["out"].items():
@@ -54,46 +57,15 @@ def _similar_table(doc: dict[str, Any]) -> list[Table]:
 
 def register(app: typer.Typer) -> None:
     @command(app, "classify", help="Top-k styles with probabilities for every image, from a train-classifier style model.",
-             examples=_CLASSIFY_EXAMPLES)
-    def classify(
-        images: Annotated[list[str], typer.Argument(help=_INPUTS, show_default=False)],
-        style_model: str = option("style_model", required=True),
-        k: int = option("k", "Styles listed per image.", default=5),
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the results as a CSV file (path, style_1, p_1, ...).", show_default=False)] = None,
-        batch: int = option("batch", "Images per forward pass.", default=32),
-        workers: int | None = option("workers", "Decoding worker processes (0 = in the main process; default: auto = 0)."),
-        device: str = option("device"),
-        cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Per-image feature cache in $STYLEKIT_HOME/features.")] = True,
-    ) -> None:
-        from stylekit.metrics.search import ClassifyConfig, classify_images
+             examples=_CLASSIFY_EXAMPLES, config=ClassifyConfig)
+    def classify(cfg: ClassifyConfig) -> None:
+        from stylekit.metrics.search import classify_images
 
-        result = classify_images(ClassifyConfig(images=images, style_model=style_model, k=k, out=str(out) if out else None,
-                                                batch=batch, workers=0 if workers is None else workers, device=device, cache=cache))
-        render(result.to_dict(), table=_classify_table)
+        render(classify_images(cfg).to_dict(), table=_classify_table)
 
     @command(app, "similar", help="Nearest images in a collection by style, with a JSON list and a labelled contact sheet.",
-             examples=_SIMILAR_EXAMPLES)
-    def similar(
-        queries: Annotated[list[str], typer.Argument(help="Query images. " + _INPUTS, show_default=False)],
-        collection: Annotated[list[str], typer.Option("--in", help="The collection searched (repeatable). " + _INPUTS, show_default=False)],
-        style_model: str | None = option("style_model", "A train-classifier run directory or its style-model export (--embedder style)."),
-        k: int = option("k", "Neighbours per query.", default=10),
-        embedder: str = option("embedder", "style (the style model), gram (VGG19 Gram sketch) or clip (open_clip).", default="style"),
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for similar.json and contact_sheet.png.", show_default=False)] = None,
-        vgg_weights: str | None = option("vgg_weights", "VGG19 weights for --embedder gram (default: registry vgg19)."),
-        clip_model: Annotated[str, typer.Option("--clip-model", help="open_clip architecture, or a local open_clip model folder (--embedder clip).")] = "ViT-B-32",
-        clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="CLIP weights file (default: registry clip-vit-b-32).", show_default=False)] = None,
-        size: Annotated[int | None, typer.Option("--size", help="Image side fed to the embedder (default: the style model's size; 256 for gram).", show_default=False)] = None,
-        batch: int = option("batch", "Images per forward pass.", default=32),
-        workers: int | None = option("workers", "Decoding worker processes (0 = in the main process; default: auto = 0)."),
-        device: str = option("device"),
-        cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Keep the collection's embeddings (the index) in $STYLEKIT_HOME/features.")] = True,
-    ) -> None:
-        from stylekit.metrics.search import SimilarConfig, similar_images
+             examples=_SIMILAR_EXAMPLES, notes=_SIMILAR_NOTES, config=SimilarConfig)
+    def similar(cfg: SimilarConfig) -> None:
+        from stylekit.metrics.search import similar_images
 
-        result = similar_images(SimilarConfig(
-            queries=queries, collection=collection, style_model=style_model, embedder=embedder, k=k,
-            out=str(out) if out else None, vgg_weights=vgg_weights, clip_model=clip_model, clip_weights=clip_weights,
-            size=size, batch=batch, workers=0 if workers is None else workers, device=device, cache=cache,
-        ))
-        render(result.to_dict(), table=_similar_table)
+        render(similar_images(cfg).to_dict(), table=_similar_table)

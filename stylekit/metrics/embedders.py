@@ -54,6 +54,10 @@ def style_logits(model: Any, size: int | None = None) -> EmbedderExtractor:
 def gram_embedder(net: Any, vgg_weights: str | None, size: int | None = None) -> Any:
     """The 1280-d Gram sketch of `net` (a loaded VGG19, see metrics.gram) as a cacheable extractor."""
     from stylekit.metrics.gram import GramSketchExtractor
+    from stylekit.standins import is_random
 
-    ident = "vgg19" if vgg_weights in (None, "vgg19") else file_identity(net.weights_source)
+    if vgg_weights in (None, "vgg19"):
+        ident = "vgg19"
+    else:  # the stand-in by its seed, a local file by its bytes
+        ident = net.weights_source if is_random(vgg_weights) else file_identity(net.weights_source)
     return GramSketchExtractor(net, size=size or GRAM_SIZE, weights_id=ident)

@@ -17,24 +17,29 @@ images are skipped and reported, never fatal on their own.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from stylekit.configs.search import ClassifyConfig, SimilarConfig
 from stylekit.data.images import SkippedFile
 from stylekit.data.imageset import ImageItem, ImageSet, open_image_set
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.metrics.features import FeatureExtractor, FeatureResult, extract_features
+from stylekit.standins import is_random, label
 
 LIST_SUFFIXES = (".txt", ".lst")
 SHEET_TILE = 128
 SHEET_MAX_ROWS = 64
+SIMILAR_JSON = "similar.json"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,43 +105,45 @@ def open_inputs(sources: Sequence[str | Path], what: str = "input") -> tuple[Ima
     return ImageSet(", ".join(str(s) for s in sources), list(items.values())), skipped
 
 
-def _features(image_set: ImageSet, extractor: FeatureExtractor, cfg: Any, what: str) -> FeatureResult:
+def _features(image_set: ImageSet, extractor: FeatureExtractor, cfg: ClassifyConfig | SimilarConfig, what: str) -> FeatureResult:
     cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
-    return extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch, workers=cfg.workers, description=what)
+    return extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch, workers=cfg.workers or 0,
+                            description=what)
 
 
 def _skipped(listed: list[SkippedFile], result: FeatureResult) -> list[dict[str, str]]:
     return [{"path": s.path, "reason": s.reason} for s in [*listed, *result.report.skipped]]
 
 
-def _check_common(batch: int, workers: int, k: int) -> None:
-    if batch < 1 or workers < 0 or k < 1:
-        raise BadInput("--batch and -k must be >= 1, --workers >= 0")
+def _refuse_rerun(result: Path, fresh: bool) -> None:
+    """The rerun rule: results an earlier run left are replaced only with --fresh (never silently)."""
+    if result.exists() and not fresh:
+        raise BadInput(f"--out already holds an earlier result: {result}",
+                       hint="pass --fresh to replace it, or choose another --out")
+
+
+@contextmanager
+def _locked_folder(out: Path) -> Iterator[None]:
+    """--out created and locked (exit 75 while another run holds it); a folder made here is removed again
+    when the run fails before writing into it."""
+    from stylekit.io.rundir import LOCK_NAME, DirLock, ensure_writable_dir
+
+    created = not out.exists()
+    ensure_writable_dir(out)
+    lock = DirLock(out)
+    try:
+        lock.acquire()
+        yield
+    except BaseException:
+        lock.release()
+        if created and {p.name for p in out.iterdir()} <= {LOCK_NAME}:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    lock.release()
 
 
 # ----------------------------------------------------------------------------------------------
 # classify
-
-
-@dataclass
-class ClassifyConfig:
-    images: list[str]
-    style_model: str
-    k: int = 5
-    out: str | None = None  # CSV file
-    batch: int = 32
-    workers: int = 0
-    device: str = "auto"
-    cache: bool = True
-    cache_dir: str | None = None
-
-    def validate(self) -> None:
-        _check_common(self.batch, self.workers, self.k)
-        if self.out is not None:
-            if Path(self.out).is_dir():
-                raise BadInput(f"--out {self.out} is a folder", hint="give a file name for the CSV, e.g. --out styles.csv")
-            if Path(self.out).suffix.lower() != ".csv":
-                raise BadInput(f"--out {self.out} is not a .csv file", hint="name the table like styles.csv (use --json for JSON)")
 
 
 @dataclass
@@ -160,17 +167,20 @@ def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
     from stylekit.metrics.embedders import load_style_model_or_exit, style_logits
 
     start = time.perf_counter()
-    cfg.validate()
-    if cfg.out:
-        from stylekit.io.rundir import ensure_writable_dir
-
-        ensure_writable_dir(Path(cfg.out).parent)
+    if cfg.out is not None:
+        if cfg.out.is_dir():
+            raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the CSV, e.g. --out styles.csv")
+        _refuse_rerun(cfg.out, cfg.fresh)
     model = load_style_model_or_exit(cfg.style_model, resolve_device(cfg.device))
     model.require_head()  # before any decoding
     extractor = style_logits(model)
     image_set, listed = open_inputs(cfg.images, "image input")
     if len(image_set) == 0:
         raise BadInput(f"no images found in {image_set.source}", hint="give folders, .zip files, images or a .txt list of images")
+    if cfg.out is not None:
+        from stylekit.io.rundir import ensure_writable_dir
+
+        ensure_writable_dir(cfg.out.parent)
     result = _features(image_set, extractor, cfg, "classify")
     skipped = _skipped(listed, result)
     if not result.items:
@@ -184,10 +194,11 @@ def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
             for item, ps, cs in zip(result.items, top_p, top_i, strict=True)]
     for s in skipped:
         get_console().warn(f"skipped {s['path']}: {s['reason']}")
-    if cfg.out:
-        write_classify_csv(Path(cfg.out), rows, k)
+    if cfg.out is not None:
+        write_classify_csv(cfg.out, rows, k)
     return ClassifyResult(model=str(cfg.style_model), classes=model.classes, k=k, images=rows, skipped=skipped,
-                          features=result.stats(), out=cfg.out, seconds=round(time.perf_counter() - start, 3))
+                          features=result.stats(), out=str(cfg.out) if cfg.out else None,
+                          seconds=round(time.perf_counter() - start, 3))
 
 
 def write_classify_csv(path: Path, rows: list[dict[str, Any]], k: int) -> Path:
@@ -209,39 +220,6 @@ def write_classify_csv(path: Path, rows: list[dict[str, Any]], k: int) -> Path:
 # similar
 
 
-@dataclass
-class SimilarConfig:
-    queries: list[str]
-    collection: list[str]
-    style_model: str | None = None
-    embedder: str = "style"  # a key of EMBEDDERS
-    k: int = 10
-    out: str | None = None  # folder: similar.json + contact_sheet.png
-    vgg_weights: str | None = None
-    clip_model: str = "ViT-B-32"
-    clip_weights: str | None = None
-    size: int | None = None
-    batch: int = 32
-    workers: int = 0
-    device: str = "auto"
-    cache: bool = True
-    cache_dir: str | None = None
-    chunk: int = 65536  # collection rows per similarity block
-
-    def validate(self) -> None:
-        _check_common(self.batch, self.workers, self.k)
-        if self.embedder not in EMBEDDERS:
-            raise BadInput(f"unknown --embedder '{self.embedder}'", hint=f"choose from {', '.join(EMBEDDERS)}")
-        if self.embedder == "style" and not self.style_model:
-            raise BadInput("--embedder style needs --style-model RUN", hint="pass a train-classifier run directory, or use --embedder gram | clip")
-        if self.size is not None and self.size < 16:
-            raise BadInput("--size must be >= 16")
-        if self.chunk < 1:
-            raise BadInput("chunk must be >= 1")
-        if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
-            raise BadInput(f"--out {self.out} is a file", hint="give a folder for similar.json and contact_sheet.png")
-
-
 def _style(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
     from stylekit.metrics.embedders import load_style_model_or_exit, style_embedder
 
@@ -254,6 +232,11 @@ def _gram(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
     from stylekit.metrics.gram import load_gram_vgg
 
     return gram_embedder(load_gram_vgg(cfg.vgg_weights, device), cfg.vgg_weights, cfg.size)
+
+
+def _standin(cfg: SimilarConfig) -> str | None:
+    """The stand-in label when the embedder runs on random-init weights."""
+    return label("--vgg-weights random") if cfg.embedder == "gram" and is_random(cfg.vgg_weights) else None
 
 
 def _clip(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
@@ -277,6 +260,7 @@ class SimilarResult:
     metrics: dict[str, float] | None
     out: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    standin: str | None = None  # set when the embedder is a random-init stand-in (not meaningful)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -294,16 +278,16 @@ def _label_ids(q_items: list[ImageItem], db_items: list[ImageItem]) -> tuple[tor
 
 
 def similar_images(cfg: SimilarConfig) -> SimilarResult:
-    """Nearest collection images by style for each query (see the module docstring)."""
+    """Nearest collection images by style for each query (see the module docstring).
+
+    Every check (inputs exist, models located, --out usable and not holding an earlier result) runs before
+    --out is created and locked; the lock is taken before anything is printed."""
     from stylekit.device import resolve_device
-    from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics
 
-    start = time.perf_counter()
-    cfg.validate()
-    if cfg.out:
-        from stylekit.io.rundir import ensure_writable_dir
-
-        ensure_writable_dir(Path(cfg.out))
+    if cfg.out is not None:
+        if cfg.out.exists() and not cfg.out.is_dir():
+            raise BadInput(f"--out {cfg.out} is a file", hint="give a folder for similar.json and contact_sheet.png")
+        _refuse_rerun(cfg.out / SIMILAR_JSON, cfg.fresh)
     device = resolve_device(cfg.device)
     extractor = EMBEDDERS[cfg.embedder](cfg, device)  # missing models fail before any decoding
     q_set, q_listed = open_inputs(cfg.queries, "query")
@@ -312,6 +296,22 @@ def similar_images(cfg: SimilarConfig) -> SimilarResult:
         raise BadInput(f"the collection {db_set.source} holds no images", hint="give --in a folder, .zip or .txt list of images")
     if len(q_set) == 0:
         raise BadInput(f"no query images found in {q_set.source}", hint="give image files, folders, .zip files or a .txt list")
+    if cfg.out is None:
+        return _search(cfg, extractor, device, (q_set, q_listed), (db_set, db_listed))
+    with _locked_folder(cfg.out):
+        return _search(cfg, extractor, device, (q_set, q_listed), (db_set, db_listed))
+
+
+def _search(cfg: SimilarConfig, extractor: FeatureExtractor, device: torch.device,
+            queries: tuple[ImageSet, list[SkippedFile]], collection: tuple[ImageSet, list[SkippedFile]]) -> SimilarResult:
+    """Embed, search, and write --out (its checks done and its folder locked by the caller)."""
+    from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics
+
+    start = time.perf_counter()
+    (q_set, q_listed), (db_set, db_listed) = queries, collection
+    standin = _standin(cfg)
+    if standin:
+        get_console().warn(standin)
     db = _features(db_set, extractor, cfg, "index (collection)")
     if not db.items:
         raise BadInput(f"none of the {len(db_set)} collection images in {db_set.source} is readable",
@@ -341,16 +341,15 @@ def similar_images(cfg: SimilarConfig) -> SimilarResult:
         embedder=extractor.name, k=int(idx.shape[1]), queries=rows,
         collection={"source": db_set.source, "n": len(db_set), "used": len(db.items)},
         skipped={"queries": q_skipped, "collection": _skipped(db_listed, db)},
-        features={"collection": db.stats(), "queries": q.stats()}, metrics=metrics,
+        features={"collection": db.stats(), "queries": q.stats()}, metrics=metrics, standin=standin,
     )
-    if cfg.out:
+    if cfg.out is not None:
         from stylekit.io.atomic import write_json_atomic
 
-        out = Path(cfg.out)
-        sheet = contact_sheet(q.items, db.items, idx, scores, out / "contact_sheet.png")
-        result.out = {"json": str(out / "similar.json"), "contact_sheet": str(sheet)}
+        sheet = contact_sheet(q.items, db.items, idx, scores, cfg.out / "contact_sheet.png")
+        result.out = {"json": str(cfg.out / SIMILAR_JSON), "contact_sheet": str(sheet)}
         result.seconds = round(time.perf_counter() - start, 3)
-        write_json_atomic(out / "similar.json", result.to_dict())
+        write_json_atomic(cfg.out / SIMILAR_JSON, result.to_dict())
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
