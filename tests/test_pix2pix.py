@@ -179,7 +179,8 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     after = load_file(str(out / "generator.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before if "running_" not in k and "num_batches" not in k)
 
-    from stylekit.transfer import TransferConfig, run_transfer
+    from stylekit.configs.transfer import TransferConfig
+    from stylekit.transfer import run_transfer
 
     def stylize(content, styles, dest):
         return run_transfer(TransferConfig(content, list(styles), dest, method="pix2pix", model=out, device="cpu"))

@@ -1,6 +1,6 @@
 """`stylekit transfer`: behaviour (numbers, sizes, files), options, batch mode and bad inputs.
 
-Offline: a seeded random-init VGG19 saved to a temp file and passed with --weights. Most runs use
+Offline: a seeded random-init VGG19 saved to a temp file and passed with --vgg-weights. Most runs use
 shallow layers at 32 px so the whole file stays fast on 2 cores; the convergence test uses the
 Gatys layers at 64 px.
 """
@@ -18,8 +18,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.transfer import TransferConfig
 from stylekit.errors import BadInput
-from stylekit.transfer import TransferConfig, run_transfer
+from stylekit.transfer import run_transfer
 from stylekit.transfer.colour import chroma_planes
 from stylekit.transfer.losses import content_cosine, content_mse
 
@@ -59,7 +60,7 @@ def fast_run(assets, out, *extra, size=32, steps=3, styles=None):
 def test_style_loss_falls_at_64px(assets, tmp_path):
     cfg = TransferConfig(
         content=assets["content"], styles=[assets["style"]], out=tmp_path / "o.png", size=64, steps=[20],
-        content_weight=0.0, style_weight=1e6, tv_weight=0.0, init="content", weights=str(assets["weights"]), precision="fp32", device="cpu",
+        content_weight=0.0, style_weight=1e6, tv_weight=0.0, init="content", vgg_weights=str(assets["weights"]), device="cpu",
     )
     stage = run_transfer(cfg).items[0]["stages"][0]
     assert stage["size"] == [64, 48] and stage["steps"] == 20
@@ -169,8 +170,8 @@ def test_folder_rerun_with_other_style_or_options_never_keeps_stale_outputs(asse
         Image.open(assets["content"]).save(src / name)
 
     def run(style=assets["style"], steps=2, fresh=False):
-        return run_transfer(TransferConfig(src, [style], out, size=32, steps=[steps], weights=str(assets["weights"]),
-                                           style_layers=["relu1_1"], content_layers=["relu1_1"], precision="fp32",
+        return run_transfer(TransferConfig(src, [style], out, size=32, steps=[steps], vgg_weights=str(assets["weights"]),
+                                           style_layers=["relu1_1"], content_layers=["relu1_1"],
                                            device="cpu", fresh=fresh))
 
     assert run().done == 2
@@ -206,7 +207,7 @@ def test_grey_alpha_cmyk_style_and_content_files(assets, tmp_path):
 @pytest.mark.parametrize("size", ["0", "100000"])
 def test_absurd_size_refused(assets, tmp_path, size):
     res = fast_run(assets, tmp_path / "o.png", size=size)
-    assert res.exit_code == 2 and f"--size {size} is out of range" in res.stderr
+    assert res.exit_code == 2 and f"--size must be >= 16, <= 4096, got {size}" in res.stderr
     assert not (tmp_path / "o.png").exists()
 
 

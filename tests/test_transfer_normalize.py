@@ -9,12 +9,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
-from stylekit.transfer import TransferConfig
+from stylekit.configs.transfer import TransferConfig
 from stylekit.transfer.gatys import GatysStylizer
 from stylekit.transfer.losses import normalize_gradient
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-FAST = ["--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--precision", "fp32", "--device", "cpu"]
+FAST = ["--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--no-amp", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,9 @@ def test_backward_is_l1_normalised_times_weight():
 
 def _grad_norms(assets, normalize: bool, style_weight: float) -> tuple[float, dict[str, float]]:
     cfg = TransferConfig(content=assets / "content.png", styles=[assets / "style.png"], out=assets / "o.png",
-                         content_layers=["relu2_1"], style_layers=["relu1_1", "relu2_1"], weights=str(assets / "vgg.pth"),
-                         precision="fp32", device="cpu", content_weight=5, style_weight=style_weight, tv_weight=0,
-                         normalize_gradients=normalize)
+                         content_layers=["relu2_1"], style_layers=["relu1_1", "relu2_1"], vgg_weights=str(assets / "vgg.pth"),
+                         device="cpu", content_weight=5, style_weight=style_weight, tv_weight=0,
+                         optimizer="adam", normalize_gradients=normalize)
     st = GatysStylizer(cfg)
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
     content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
@@ -72,7 +72,7 @@ def test_normalised_gradients_keep_losses_and_let_the_weights_set_the_balance(as
 
 
 def test_cli_option_runs_and_is_recorded(assets, tmp_path):
-    args = ["transfer", assets / "content.png", assets / "style.png", "--weights", assets / "vgg.pth", "--size", "32",
+    args = ["transfer", assets / "content.png", assets / "style.png", "--vgg-weights", assets / "vgg.pth", "--size", "32",
             "--steps", "4", "--optimizer", "adam", *FAST, "--json", "-q"]
     a = CliRunner().invoke(app, [str(x) for x in [*args, "--out", tmp_path / "a.png", "--normalize-gradients"]])
     b = CliRunner().invoke(app, [str(x) for x in [*args, "--out", tmp_path / "b.png"]])

@@ -26,8 +26,8 @@ from torch import nn
 
 from stylekit.device import native_bf16
 from stylekit.errors import BadInput
-from stylekit.standins import is_random
 from stylekit.io.state_dict import read_state_dict
+from stylekit.standins import is_random
 
 # Convolutions per block (torchvision configs "D" and "E"); channel widths are shared.
 _BLOCKS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -123,6 +123,12 @@ def _resolve_weights_file(weights: str | os.PathLike[str], arch: str) -> Path:
     from stylekit.weights import weights_path
 
     return weights_path(text)
+
+
+def locate_weights(weights: str | os.PathLike[str], arch: str) -> str:
+    """Where `weights` come from, checked without loading them: `random` (the stand-in), or the file (BadInput
+    for a missing path, exit 3 for registry weights not to be had)."""
+    return str(weights) if is_random(str(weights)) else str(_resolve_weights_file(weights, arch))
 
 
 def _features_only(data: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:

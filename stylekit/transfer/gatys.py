@@ -4,7 +4,7 @@ The stylizer builds the truncated VGG once, computes each stage's blended style 
 graph) and reuses them for every content image of a run, then optimises the content images stage by
 stage (--multires: each stage starts from the bilinear upsampling of the previous result). --batch N
 optimises N images of equal stage sizes as one [N, 3, H, W] tensor: one VGG pass for all, per-image
-targets and losses, their sum minimised (Adam only: see `TransferConfig.validate`).
+targets and losses, their sum minimised (Adam only: see `TransferConfig.check`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylekit.configs.transfer import TransferConfig
 from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from stylekit.device import resolve_device
 from stylekit.errors import BadInput
@@ -31,7 +32,6 @@ from stylekit.nets.vgg import (
     resolve_precision,
 )
 from stylekit.transfer.colour import grey, luminance, match_luminance, with_content_chroma
-from stylekit.transfer.config import TransferConfig
 from stylekit.transfer.losses import CONTENT_LOSSES, normalize_gradient, style_loss, tv_loss
 from stylekit.transfer.optimise import LossFn, StageLog, optimise
 
@@ -62,17 +62,16 @@ class GatysStylizer:
         layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.min_side = min_input_side(cfg.arch, layers)
         self.device = resolve_device(cfg.device)
-        # L-BFGS stops when the loss changes by < 1e-9 or the curvature pair is tiny: bf16 features
-        # quantise both, so 'auto' keeps L-BFGS in fp32 (an explicit --precision bf16 is honoured).
-        auto_fp32 = cfg.precision == "auto" and cfg.optimizer == "lbfgs"
-        self.precision = "fp32" if auto_fp32 else resolve_precision(cfg.precision, self.device)
+        # --amp: the device's native low-precision dtype (fp32 where there is none); only with Adam (TransferConfig.check).
+        self.precision = resolve_precision("auto", self.device) if cfg.amp else "fp32"
         self.style_images = [load_rgb(p) for p in cfg.styles]
         self.blend = cfg.blend()
         self.layer_weights = cfg.style_layer_weights()
-        self.init_image = None if cfg.init in ("content", "random") else load_rgb(_init_path(cfg.init))
+        init_path = check_init(cfg.init)
+        self.init_image = None if init_path is None else load_rgb(init_path)
         self.content_loss = CONTENT_LOSSES[cfg.content_loss]
         self.vgg = VGGFeatures(
-            cfg.arch, layers, weights=cfg.weights or "auto", pooling=cfg.pooling, precision=self.precision, channels_last=True
+            cfg.arch, layers, weights=cfg.vgg_weights or "auto", pooling=cfg.pooling, precision=self.precision, channels_last=True
         ).to(self.device)
         self._style_cache: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -257,7 +256,13 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _init_path(init: str) -> Path:
+INIT_NAMES = ("content", "random")
+
+
+def check_init(init: str) -> Path | None:
+    """The --init image file (None for content | random), or BadInput naming --init."""
+    if init in INIT_NAMES:
+        return None
     path = Path(init).expanduser()
     if not path.is_file():
         raise BadInput(f"--init {init}: not 'content', 'random' or an existing image file", hint="use --init content|random|PATH")

@@ -1,12 +1,16 @@
 """`run_transfer(cfg)`: one content image or a whole folder, through the method chosen by --method.
 
 Methods live in `METHODS` (name -> `TransferMethod`: a factory taking the config and returning a
-`Stylizer`, and the recipe of what shapes its outputs); adding a method is one more entry. Batch
-mode (CONTENT is a folder) writes OUT/<relative path>.png for every image and records what made each
-one in OUT/stylekit-outputs.json (`io/recipe.py`): a rerun skips up-to-date outputs (cron re-runs are
-cheap: nothing is loaded when all are current), redoes those whose content image changed, and
-refuses (exit 2, `--fresh` redoes them) outputs made with other styles, options or model. Per-file
-failures are reported instead of stopping (with --batch N, a failure inside a batch fails its images); it fails (exit 2) only when no image has an output
+`Stylizer`, and the recipe of what shapes its outputs); adding a method is one more entry.
+
+One rerun rule for both modes: every output's recipe is recorded in stylekit-outputs.json in the folder
+that holds it (`io/recipe.py`; batch mode: OUT, one file: the output's folder). A rerun skips up-to-date
+outputs and says so (cron re-runs are cheap: nothing is loaded when all are current), redoes those whose
+content image changed, and refuses (exit 2, `--fresh` redoes them) outputs made with other styles,
+options or model, or with no record. Every check (inputs, method, weights located, that plan) runs before
+that folder is created and locked (exit 75 while another run holds it). Batch mode writes
+OUT/<relative path>.png for every image; per-file failures are reported instead of stopping (with
+--batch N, a failure inside a batch fails its images); it fails (exit 2) only when no image has an output
 (every file failed and none was done before).
 """
 
@@ -18,16 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from stylekit.configs.transfer import TransferConfig
 from stylekit.data.images import IMAGE_EXTENSIONS, list_images
 from stylekit.errors import BadInput, StylekitError
 from stylekit.io.console import get_console
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap, require_regular_file
-from stylekit.io.recipe import OutputRecord, file_digest, plan_outputs, recipe_digest
-from stylekit.io.rundir import ensure_writable_dir
-from stylekit.transfer.config import STEP_UNIT, TransferConfig
+from stylekit.io.recipe import OutputRecord, Plan, file_digest, plan_outputs, recipe_digest
+from stylekit.io.rundir import DirLock, ensure_writable_dir
+from stylekit.standins import is_random, label
 
 OUTPUT_EXTENSIONS = IMAGE_EXTENSIONS - {".gif"}
+STEP_UNIT = ("one loss+gradient evaluation (VGG forward+backward): one Adam update; an L-BFGS iteration "
+             "takes one or more (strong-Wolfe line search)")
 
 
 class Stylizer(Protocol):
@@ -39,7 +46,7 @@ class Stylizer(Protocol):
 
     def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]: ...
 
-    # Used only with --batch > 1, which TransferConfig.validate allows for methods that have them (gatys).
+    # Used only with --batch > 1, which TransferConfig.check allows for methods that have them (gatys).
     def batch_key(self, content_path: Path) -> object: ...  # only jobs with equal keys share a batch
 
     def stylise_batch(self, jobs: list[tuple[Path, Path]]) -> list[dict[str, Any]]: ...
@@ -72,7 +79,18 @@ def _gatys(cfg: TransferConfig) -> Stylizer:
 
 
 def _gatys_recipe(cfg: TransferConfig) -> dict[str, Any]:
-    return {**cfg.shaping_options(), "styles": _style_digests(cfg), "weights": _weights_identity(cfg.weights)}
+    return {**cfg.shaping_options(), "styles": _style_digests(cfg), "vgg_weights": _weights_identity(cfg.vgg_weights)}
+
+
+def _check_gatys(cfg: TransferConfig) -> None:
+    """Layers known, --init readable and the VGG weights located, before anything is created."""
+    from stylekit.nets.vgg import check_layers, locate_weights
+    from stylekit.transfer.gatys import check_init
+
+    check_layers(cfg.arch, cfg.content_layers, "--content-layers")
+    check_layers(cfg.arch, cfg.style_layers, "--style-layers")
+    check_init(cfg.init)
+    locate_weights(cfg.vgg_weights or "auto", cfg.arch)
 
 
 def _pix2pix(cfg: TransferConfig) -> Stylizer:
@@ -98,8 +116,6 @@ def _pix2pix_finish(cfg: TransferConfig, report: Any) -> None:
 
 
 def _check_pix2pix(cfg: TransferConfig) -> None:
-    if cfg.model is None:
-        raise BadInput("--method pix2pix needs --model RUN", hint="a train-pix2pix run directory")
     if cfg.targets is not None and not (Path(cfg.content).is_dir() and Path(cfg.targets).is_dir()):
         raise BadInput(f"--targets {cfg.targets} needs a folder of targets and a CONTENT folder",
                        hint="give CONTENT and --targets as folders with the same relative image names")
@@ -109,7 +125,7 @@ def _check_pix2pix(cfg: TransferConfig) -> None:
 
 
 METHODS: dict[str, TransferMethod] = {
-    "gatys": TransferMethod(_gatys, _gatys_recipe, STEP_UNIT),
+    "gatys": TransferMethod(_gatys, _gatys_recipe, STEP_UNIT, _check_gatys),
     "pix2pix": TransferMethod(_pix2pix, _pix2pix_recipe, "one generator forward pass", _check_pix2pix, _pix2pix_finish),
 }
 
@@ -128,11 +144,10 @@ class TransferReport:
     failed: int = 0
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    standin: str | None = None  # set when the VGG is a random-init stand-in (not meaningful)
 
 
 def _check_inputs(cfg: TransferConfig) -> None:
-    if cfg.method not in METHODS:
-        raise BadInput(f"unknown --method '{cfg.method}'", hint=f"use one of: {', '.join(METHODS)}")
     if not Path(cfg.content).exists():
         raise BadInput(f"content {cfg.content} does not exist", hint="give an image file or a folder of images")
     for style in cfg.styles:
@@ -140,8 +155,6 @@ def _check_inputs(cfg: TransferConfig) -> None:
             raise BadInput(f"style image {style} does not exist", hint="check the STYLE path")
         if not Path(style).is_file():
             raise BadInput(f"style {style} is not a file", hint="give one or more style image files")
-    if cfg.targets is not None and cfg.method != "pix2pix":
-        raise BadInput("--targets applies to --method pix2pix (its results page)", hint="drop --targets")
     METHODS[cfg.method].check(cfg)
 
 
@@ -193,34 +206,57 @@ def _groups(stylizer: Stylizer, jobs: list[tuple[Path, Path]], size: int) -> lis
     return groups
 
 
+def _plan(cfg: TransferConfig, method: TransferMethod, folder: Path, jobs: list[tuple[Path, Path]]) -> tuple[OutputRecord, str, Plan]:
+    """The record of `folder`, this run's recipe, and which jobs are up to date (BadInput for foreign outputs)."""
+    record = OutputRecord(folder)
+    recipe = recipe_digest(method.recipe(cfg))
+    plan = plan_outputs(jobs, record.recorded([dst for _, dst in jobs]), recipe, Path(cfg.out), cfg.fresh)
+    return record, recipe, plan
+
+
 def run_transfer(cfg: TransferConfig) -> TransferReport:
     """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring."""
-    cfg.validate()
     _check_inputs(cfg)
     method = METHODS[cfg.method]
     content, out = Path(cfg.content), Path(cfg.out)
-    inputs = [Input("STYLE", s) for s in cfg.styles] + [Input("--weights", cfg.weights), Input("--model", cfg.model)]
+    inputs = [Input("STYLE", s) for s in cfg.styles] + [Input("--model", cfg.model)]
+    if not is_random(cfg.vgg_weights):
+        inputs.append(Input("--vgg-weights", cfg.vgg_weights))
     refuse_out_overlap(out, [Input("CONTENT", content, data_folder=True), *inputs])
     if not content.is_dir():
         require_regular_file(content, "CONTENT image")  # before any weights load; a FIFO is exit 2
     batch, jobs = output_paths(content, cfg.out)
-    ensure_writable_dir(out if batch else jobs[0][1].parent)
+    folder = out if batch else jobs[0][1].parent
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"cannot write to {folder}: it is a file, not a folder", hint="choose a folder for --out")
+    record, recipe, plan = _plan(cfg, method, folder, jobs)
+    ensure_writable_dir(folder)
+    lock = DirLock(folder)
+    lock.acquire()
+    try:
+        return _run(cfg, method, batch, jobs, plan, record, recipe)
+    finally:
+        lock.release()
+
+
+def _run(cfg: TransferConfig, method: TransferMethod, batch: bool, jobs: list[tuple[Path, Path]], plan: Plan,
+         record: OutputRecord, recipe: str) -> TransferReport:
+    """Stylise the jobs the plan leaves to do (checks done, the output folder locked by the caller)."""
     report = TransferReport(method=cfg.method, batch=batch, step_unit=method.step_unit, config=cfg.to_dict())
     start = time.perf_counter()
     console = get_console()
-    record, recipe, pending = None, "", jobs
-    if batch:
-        record = OutputRecord(out)
-        recipe = recipe_digest(method.recipe(cfg))
-        plan = plan_outputs(jobs, record.recorded([dst for _, dst in jobs]), recipe, out, cfg.fresh)
-        for src, dst in plan.current:
-            report.items.append({"content": str(src), "output": str(dst), "status": "skipped", "reason": "up to date"})
-        report.skipped = len(plan.current)
-        pending = plan.todo
-        if plan.redo_changed:
-            console.log(f"{plan.redo_changed} content image(s) changed since their output was made: redoing them")
+    if cfg.method == "gatys" and is_random(cfg.vgg_weights):
+        report.standin = label("--vgg-weights random")
+        console.warn(report.standin)
+    for src, dst in plan.current:
+        report.items.append({"content": str(src), "output": str(dst), "status": "skipped", "reason": "up to date"})
+    report.skipped = len(plan.current)
+    pending = plan.todo
+    if plan.redo_changed:
+        console.log(f"{plan.redo_changed} content image(s) changed since their output was made: redoing them")
     if not pending:
-        console.log(f"all {len(jobs)} outputs in {out} are up to date: nothing to do")
+        what = f"all {len(jobs)} outputs in {cfg.out} are" if batch else f"{jobs[0][1]} is"
+        console.log(f"{what} up to date: nothing to do (--fresh redoes it)")
         report.seconds = round(time.perf_counter() - start, 3)
         method.finish(cfg, report)
         return report
@@ -244,8 +280,7 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
             report.failed += len(group)
             continue
         for (src, dst), item in zip(group, items, strict=True):
-            if record is not None:
-                record.add(dst, recipe, src)
+            record.add(dst, recipe, src)
             report.items.append({"content": str(src), "output": str(dst), "status": "done", **item})
         report.done += len(group)
     report.seconds = round(time.perf_counter() - start, 3)
