@@ -128,7 +128,11 @@ def test_multires_stages_and_frames(assets, tmp_path):
     assert Image.open(out).size == (64, 48)
     frames = sorted(p.name for p in (tmp_path / "mr_frames").iterdir())
     assert frames == ["stage1_00002.png", "stage2_00002.png"]
-    assert fast_run(assets, out, "--multires", "32,64", steps="1,2,3").exit_code == 2
+    res = cli([assets["content"], assets["style"], "--out", out, "--vgg-weights", assets["weights"], "--multires", "32,64",
+               "--steps", "1,2,3", *FAST])
+    assert res.exit_code == 2 and "--steps has 3 values but there are 2 stages" in res.stderr
+    res = fast_run(assets, out, "--multires", "32,64")  # --size too: one of them must go, never silently
+    assert res.exit_code == 2 and "--multires" in res.stderr and "--size" in res.stderr
 
 
 def test_folder_batch_skips_existing_and_reports_failures(assets, tmp_path):
@@ -272,3 +276,89 @@ def test_real_subprocess(assets, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["items"][0]["output"] == str(out) and out.is_file()
+
+
+# ------------------------------------------------------------------------------------- edge rules
+
+
+def test_single_file_rerun_skips_up_to_date_and_refuses_other_options(assets, tmp_path):
+    out = tmp_path / "o.png"
+    assert fast_run(assets, out).exit_code == 0
+    before = out.stat().st_mtime_ns
+    again = fast_run(assets, out)
+    assert again.exit_code == 0, again.output
+    doc = json.loads(again.stdout)
+    assert doc["done"] == 0 and doc["skipped"] == 1 and doc["items"][0]["reason"] == "up to date"
+    assert out.stat().st_mtime_ns == before
+    other = fast_run(assets, out, steps=4)  # another recipe: never silently redone or kept
+    assert other.exit_code == 2 and "--fresh" in other.stderr and out.stat().st_mtime_ns == before
+    fresh = fast_run(assets, out, "--fresh", steps=4)
+    assert fresh.exit_code == 0 and json.loads(fresh.stdout)["done"] == 1
+    mine = tmp_path / "mine.png"  # a file stylekit did not make is never overwritten without --fresh
+    Image.new("RGB", (8, 8)).save(mine)
+    res = fast_run(assets, mine)
+    assert res.exit_code == 2 and "--fresh" in res.stderr and Image.open(mine).size == (8, 8)
+
+
+def test_vgg_weights_random_is_a_labelled_standin(assets, tmp_path):
+    res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", "--vgg-weights", "random", "--size", 32,
+               "--steps", 2, *FAST, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "stand-in" in doc["standin"] and "stand-in" in res.stderr and doc["run"]["weights"] == "random(seed=0)"
+    assert Image.open(tmp_path / "o.png").size == (32, 24)
+
+
+def test_old_option_names_are_gone(assets, tmp_path):
+    for args in (["--weights", assets["weights"]], ["--precision", "fp32"]):
+        res = cli([assets["content"], assets["style"], "--out", tmp_path / "o.png", *args])
+        assert res.exit_code == 2 and "No such option" in res.output
+
+
+def test_failed_checks_leave_no_folder_and_busy_comes_first(assets, tmp_path):
+    new = tmp_path / "new"
+    base = [assets["content"], assets["style"]]
+    w = ["--vgg-weights", assets["weights"], *FAST]
+    for args, code in (([*base, "--out", new / "o.png", *w, "--size", "8"], 2),
+                       ([*base, "--out", new / "o.png", *FAST], 3),  # registry vgg19, offline
+                       ([*base, "--out", new / "o.png", *FAST, "--vgg-weights", tmp_path / "none.pth"], 2),
+                       ([*base, "--out", new / "o.png", *w, "--init", tmp_path / "none.png"], 2),
+                       ([*base, "--out", new / "o.png", *w, "--content-layers", "relu9_9"], 2),
+                       ([*base, "--out", new / "o.png", "--vgg-weights", "random", "--amp", "--device", "cpu"], 2),
+                       ([*base, "--out", new / "o.png", *w, "--model", tmp_path], 2),  # --model without --method pix2pix
+                       ([tmp_path / "photos", assets["style"], "--out", f"{new}/", *w], 2)):
+        res = cli(args)
+        assert res.exit_code == code, (args, res.output)
+        assert not new.exists(), f"{args} left {new} behind"
+    from stylekit.io.rundir import DirLock
+
+    new.mkdir()
+    lock = DirLock(new)
+    lock.acquire()
+    try:
+        res = cli([*base, "--out", new / "o.png", *w, "--size", 32, "--steps", 2])
+    finally:
+        lock.release()
+    assert res.exit_code == 75 and not (new / "o.png").exists()
+
+
+def test_help_examples_run(tmp_path, monkeypatch):
+    """Every example of `transfer --help`, in order, on the toy set the first one makes (sizes and steps shrunk)."""
+    from help_examples import help_examples
+
+    monkeypatch.chdir(tmp_path)
+    shrink = {"--size": "32", "--steps": "2", "--multires": "16,32", "--epochs": "1"}
+    for args in help_examples("transfer"):
+        args = [shrink.get(prev, token) if prev in shrink else token for prev, token in zip(["", *args[:-1]], args, strict=True)]
+        if args[0] == "transfer" and "--method" not in args:
+            args += [] if "--steps" in args else ["--steps", "2"]
+            args += [] if "--size" in args or "--multires" in args else ["--size", "32"]
+            if "--multires" in args:
+                args[args.index("--steps") + 1] = "2,1"
+        if args[0] == "download":
+            args += ["--size", "32"]  # the later value wins
+        elif args[0] == "train-pix2pix":
+            args += ["--ngf", "4", "--ndf", "4", "--n-layers-d", "1", "--style-dim", "8", "--samples", "1", "--val-max", "2"]
+        res = runner.invoke(app, [*args, "--quiet", *(["--device", "cpu"] if args[0] != "download" else [])])
+        assert res.exit_code == 0, f"{args}\n{res.output}"
+    assert (tmp_path / "results" / "index.html").is_file() and (tmp_path / "big.png").is_file()

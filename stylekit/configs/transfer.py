@@ -159,6 +159,8 @@ class TransferConfig(Config):
                 "--batch > 1 needs --optimizer adam: L-BFGS's line search picks one step size for the whole batch, "
                 "so batched images would no longer match their single-image runs",
                 hint="add --optimizer adam, or drop --batch (docs/transfer.md)")
+        require(self.multires is None or self.size is None, "--multires sets every stage's size: give it or --size, "
+                "not both", hint="drop --size (the last --multires value is the output size)")
         require(len(self.steps) in (1, len(self.stage_sizes)),
                 f"--steps has {len(self.steps)} values but there are {len(self.stage_sizes)} stages",
                 hint="give one value for every stage or one value per --multires size, e.g. --steps 1000,500")
