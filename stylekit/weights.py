@@ -49,6 +49,8 @@ class WeightSpec:
     size_bytes: int | None = None
     sha256_prefix: str | None = None
     format: str = "file"
+    family: str = "other"
+    resolution: int | None = None  # networks: the output image side in pixels
 
     @property
     def checksum_policy(self) -> str:
@@ -65,17 +67,42 @@ class WeightSpec:
         return doc
 
 
-def _nv_pkl(name: str, path: str, description: str, size_bytes: int | None = None) -> WeightSpec:
+# Families, in the order `download --list` shows them (registry_groups).
+FAMILY_ADA = "StyleGAN2-ADA networks (NVlabs release)"
+FAMILY_TRANSFER = "StyleGAN2 transfer-learning sources (NVlabs)"
+FAMILY_BACKBONES = "ImageNet backbones (torchvision)"
+FAMILY_METRICS = "metric and feature networks"
+FAMILY_FACES = "face detection"
+FAMILY_OTHER = "other"
+FAMILIES = (FAMILY_ADA, FAMILY_TRANSFER, FAMILY_METRICS, FAMILY_BACKBONES, FAMILY_FACES, FAMILY_OTHER)
+
+# Sizes of the NVlabs pickles are estimates: fp32 bytes of G + G_ema + D built with the network's
+# config (channel_base 32768 or 16384 for paper256, channel_max 512), which the pickle exceeds by a few
+# hundred kB of structure. NVIDIA publishes no sizes or checksums.
+_MB = 1_000_000
+
+
+def _nv_pkl(name: str, path: str, description: str, size_bytes: int | None = None, *, resolution: int,
+            data_terms: str = "FFHQ/CelebA-HQ/LSUN training data have their own terms",
+            family: str = FAMILY_TRANSFER) -> WeightSpec:
     return WeightSpec(
         name=name,
         urls=(f"{_NV}/{path}",),
         sha256=None,
         filename=path.rsplit("/", 1)[-1],
-        licence=_NV_LICENCE + "; FFHQ/CelebA-HQ/LSUN training data have their own terms",
+        licence=f"{_NV_LICENCE}; {data_terms}",
         description=description,
         size_bytes=size_bytes,
         format="nvlabs-pkl",
+        family=family,
+        resolution=resolution,
     )
+
+
+def _nv_ada(name: str, resolution: int, size_mb: int, description: str, data_terms: str) -> WeightSpec:
+    """One of the networks the stylegan2-ada-pytorch README lists under pretrained/ (NAME.pkl)."""
+    return _nv_pkl(name, f"{name}.pkl", description, size_mb * _MB, resolution=resolution, data_terms=data_terms,
+                   family=FAMILY_ADA)
 
 
 def _torchvision(name: str, filename: str, size_bytes: int, description: str) -> WeightSpec:
@@ -90,6 +117,7 @@ def _torchvision(name: str, filename: str, size_bytes: int, description: str) ->
         description=f"{description} (torchvision state dict)",
         size_bytes=size_bytes,
         format="torchvision-state-dict",
+        family=FAMILY_BACKBONES,
     )
 
 
@@ -120,6 +148,7 @@ _SPECS = [
         "(the network clean-fid builds for legacy_pytorch; loaded with weights_only=True)",
         size_bytes=95_628_359,
         format="torch-state-dict",
+        family=FAMILY_METRICS,
     ),
     WeightSpec(
         # NVlabs' metrics/vgg16.pt holds the same metric as TorchScript, which stylekit never executes;
@@ -132,6 +161,7 @@ _SPECS = [
         description="LPIPS v0.1 linear-layer weights for VGG16 (with registry vgg16: the NVlabs projector distance); "
         "also shipped inside the lpips package",
         format="torch-state-dict",
+        family=FAMILY_METRICS,
     ),
     WeightSpec(
         name="clip-vit-b-32",
@@ -146,6 +176,7 @@ _SPECS = [
         "pretrained='openai' (hf-hub timm/vit_base_patch32_clip_224.openai; QuickGELU)",
         size_bytes=605_143_284,
         format="open_clip-safetensors",
+        family=FAMILY_METRICS,
     ),
     WeightSpec(
         # biubug6/Pytorch_Retinaface's release, re-hosted on GitHub by facexlib and CodeFormer (no sha256
@@ -161,12 +192,34 @@ _SPECS = [
         description="RetinaFace MobileNet-0.25 face detector with 5 landmarks: prepare/invert --align ffhq",
         size_bytes=1_789_735,
         format="torch-state-dict",
+        family=FAMILY_FACES,
     ),
-    _nv_pkl("ffhq-256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl", "StyleGAN2 FFHQ 256x256 (paper256 config, x-flips, no aug): NVlabs transfer-learning source"),
-    _nv_pkl("ffhq-512", "transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 512x512 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
-    _nv_pkl("ffhq-1024", "transfer-learning-source-nets/ffhq-res1024-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 1024x1024 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source"),
-    _nv_pkl("celebahq-256", "transfer-learning-source-nets/celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl", "StyleGAN2-ADA CelebA-HQ 256x256 (100k kimg, ADA target 0.6->0.5): NVlabs transfer-learning source"),
-    _nv_pkl("lsundog-256", "transfer-learning-source-nets/lsundog-res256-paper256-kimg100000-noaug.pkl", "StyleGAN2 LSUN Dog 256x256 (100k kimg, no aug): NVlabs transfer-learning source"),
+    # The networks the NVlabs/stylegan2-ada-pytorch README lists under pretrained/ (file names as there).
+    _nv_ada("ffhq", 1024, 381, "StyleGAN2 FFHQ 1024x1024 (original StyleGAN2 network, converted): NVlabs ffhq.pkl",
+            "FFHQ data: CC BY-NC-SA 4.0"),
+    _nv_ada("metfaces", 1024, 381, "StyleGAN2-ADA MetFaces 1024x1024 (art portraits; transfer learning from FFHQ "
+            "with ADA): NVlabs metfaces.pkl; blends with ffhq-1024", "MetFaces data: CC BY-NC 2.0 (images: The Met open access)"),
+    _nv_ada("afhqcat", 512, 364, "StyleGAN2-ADA AFHQ Cat 512x512 (from scratch with ADA): NVlabs afhqcat.pkl",
+            "AFHQ data: CC BY-NC 4.0"),
+    _nv_ada("afhqdog", 512, 364, "StyleGAN2-ADA AFHQ Dog 512x512 (from scratch with ADA): NVlabs afhqdog.pkl",
+            "AFHQ data: CC BY-NC 4.0"),
+    _nv_ada("afhqwild", 512, 364, "StyleGAN2-ADA AFHQ Wild 512x512 (from scratch with ADA): NVlabs afhqwild.pkl",
+            "AFHQ data: CC BY-NC 4.0"),
+    _nv_ada("brecahad", 512, 364, "StyleGAN2-ADA BreCaHAD 512x512 (histopathology, from scratch with ADA): NVlabs brecahad.pkl",
+            "BreCaHAD training data have their own terms"),
+    _nv_ada("cifar10", 32, 257, "StyleGAN2-ADA class-conditional CIFAR-10 32x32 (10 classes: pass --class): NVlabs cifar10.pkl",
+            "CIFAR-10 training data have their own terms"),
+    # The transfer-learning sources of train.py --resume (pretrained/transfer-learning-source-nets/).
+    _nv_pkl("ffhq-256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl", "StyleGAN2 FFHQ 256x256 (paper256 config, x-flips, no aug): NVlabs transfer-learning source",
+            296 * _MB, resolution=256),
+    _nv_pkl("ffhq-512", "transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 512x512 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source",
+            364 * _MB, resolution=512),
+    _nv_pkl("ffhq-1024", "transfer-learning-source-nets/ffhq-res1024-mirror-stylegan2-noaug.pkl", "StyleGAN2 FFHQ 1024x1024 (stylegan2 config, x-flips, no aug): NVlabs transfer-learning source",
+            381 * _MB, resolution=1024),
+    _nv_pkl("celebahq-256", "transfer-learning-source-nets/celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl", "StyleGAN2-ADA CelebA-HQ 256x256 (100k kimg, ADA target 0.6->0.5): NVlabs transfer-learning source",
+            296 * _MB, resolution=256),
+    _nv_pkl("lsundog-256", "transfer-learning-source-nets/lsundog-res256-paper256-kimg100000-noaug.pkl", "StyleGAN2 LSUN Dog 256x256 (100k kimg, no aug): NVlabs transfer-learning source",
+            296 * _MB, resolution=256),
 ]
 
 REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
@@ -191,6 +244,14 @@ def weights_dir() -> Path:
 
 def registry_names() -> list[str]:
     return list(REGISTRY)
+
+
+def registry_groups() -> dict[str, list[WeightSpec]]:
+    """The registry grouped by family, families in FAMILIES order (unknown ones after), entries in registry order."""
+    groups: dict[str, list[WeightSpec]] = {family: [] for family in FAMILIES}
+    for spec in REGISTRY.values():
+        groups.setdefault(spec.family, []).append(spec)
+    return {family: specs for family, specs in groups.items() if specs}
 
 
 def get_spec(name: str) -> WeightSpec:
