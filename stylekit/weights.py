@@ -1,9 +1,14 @@
 """Registry of every pretrained artifact stylekit uses: name -> URLs, checksum, file name, licence.
 
-Commands take a registry name (`--network ffhq-256`) or a local file. `weights_path` turns either into
-a verified local path: local files are used as they are; names are looked up in the cache
-($STYLEKIT_HOME/weights, default ~/.cache/stylekit/weights) and fetched on first use unless
-STYLEKIT_OFFLINE=1. When a file can't be had the error is exit 3 with `stylekit download NAME`.
+Commands take a registry name (`--network ffhq-256`), a local file, an `https://` URL or a Hugging Face
+hub id (`hf://OWNER/REPO[@REVISION]/PATH`). `weights_path` turns any of them into a verified local path
+(the one place a weights/network spec becomes a file, so every option accepts all four): local files
+are used as they are; names are looked up in the cache ($STYLEKIT_HOME/weights, default
+~/.cache/stylekit/weights) and fetched on first use unless STYLEKIT_OFFLINE=1. When a file can't be had
+the error is exit 3 with `stylekit download NAME`. URLs and hub ids are fetched once into
+weights/url/ and weights/hub/, their sha256 recorded in weights/sources.json on first download and
+checked on every later use (see `ensure_remote`). Whatever the source, the caller then reads the file
+like a local one (restricted unpickler, weights_only, safetensors): nothing in it is executed.
 
 Checksums: where a sha256 is published it is pinned here (the Hugging Face hub lists each LFS file's
 sha256; pytorch-fid's Inception file carries the first 8 hex digits in its name, and its full sha256 is
@@ -17,9 +22,12 @@ This module must stay importable without torch: it only moves and verifies bytes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -246,6 +254,14 @@ def registry_names() -> list[str]:
     return list(REGISTRY)
 
 
+def registry_name_of(url: str) -> str | None:
+    """The registry name whose download URL (any mirror) is exactly `url`, if there is one."""
+    for spec in REGISTRY.values():
+        if url in spec.urls:
+            return spec.name
+    return None
+
+
 def registry_groups() -> dict[str, list[WeightSpec]]:
     """The registry grouped by family, families in FAMILIES order (unknown ones after), entries in registry order."""
     groups: dict[str, list[WeightSpec]] = {family: [] for family in FAMILIES}
@@ -258,7 +274,7 @@ def get_spec(name: str) -> WeightSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise BadInput(f"unknown weights name '{name}'", hint=f"known names: {', '.join(REGISTRY)}; or give a path to a local file") from None
+        raise BadInput(f"unknown weights name '{name}'", hint=f"known names: {', '.join(REGISTRY)}; or give a path to a local file, an https:// URL or hf://OWNER/REPO/FILE") from None
 
 
 def mirror_urls(spec: WeightSpec) -> list[str]:
@@ -467,17 +483,291 @@ def download_weights(name: str, force: bool = False, dest_dir: str | os.PathLike
     return ensure_weights(name, force=force, dest_dir=dest_dir).path
 
 
+# --- URLs and Hugging Face hub ids -------------------------------------------------------------
+
+HUB_SCHEME = "hf://"
+SOURCES_FILE = "sources.json"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def is_remote(text: str | os.PathLike[str]) -> bool:
+    """True for an http(s) URL or an hf:// hub id (decided by the text alone, nothing is fetched)."""
+    return isinstance(text, str) and text.lower().startswith(("https://", "http://", HUB_SCHEME))
+
+
+_FOLDED_REMOTE = re.compile(r"^(https?|hf):/(?!/)", re.IGNORECASE)
+
+
+def as_source(value: str | os.PathLike[str]) -> str:
+    """The text of a weights option. An option typed as a path turns `https://h/f` into `https:/h/f`
+    (pathlib folds `//`); such a value is given back as the URL it was."""
+    text = os.fspath(value)
+    if not isinstance(value, str) and _FOLDED_REMOTE.match(text) and not os.path.lexists(text):
+        return _FOLDED_REMOTE.sub(lambda m: f"{m.group(1)}://", text, count=1)
+    return text
+
+
+@dataclass(frozen=True)
+class RemoteSource:
+    """A URL or hub id and where its file lives in the cache."""
+
+    source: str  # as the user wrote it
+    key: str  # its entry in sources.json
+    kind: str  # "url" | "hub"
+    url: str  # the address fetched (hub: the resolve URL on huggingface.co, for messages)
+    path: Path  # the cached file
+    repo_id: str = ""
+    filename: str = ""
+    revision: str = "main"
+
+    @property
+    def fetch_command(self) -> str:
+        """A command that puts the file where stylekit looks for it (on a machine with network access)."""
+        if self.kind == "hub":
+            return f"hf download {self.repo_id} {self.filename} --revision {self.revision} --local-dir {_hub_dir(self)}"
+        return f"curl -L --create-dirs -o {self.path} {self.url}"
+
+
+def _hub_dir(src: RemoteSource) -> Path:
+    return weights_dir() / "hub" / src.repo_id / src.revision
+
+
+def _cache_name(name: str) -> str:
+    name = _SAFE_FILE_CHARS.sub("_", urllib.parse.unquote(name)).lstrip(".")
+    return name[-120:] or "download"
+
+
+def parse_remote(text: str) -> RemoteSource:
+    """Check a URL / hub id and place it in the cache; BadInput (exit 2) for a malformed one.
+
+    https:// everywhere; http:// only for a loopback host (a local test server or site proxy on this
+    machine), since a plain-HTTP download from elsewhere could be altered on the way.
+    """
+    if text.lower().startswith(HUB_SCHEME):
+        return _parse_hub(text)
+    parts = urllib.parse.urlsplit(text)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if not host:
+        raise BadInput(f"'{text}' is not a usable URL (no host)", hint="e.g. https://host/path/network.pkl")
+    if scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise BadInput(f"{text}: plain http:// is refused (the download could be altered on the way)",
+                       hint="use the https:// address of the same file")
+    base = parts.path.rsplit("/", 1)[-1]
+    folder = weights_dir() / "url" / _cache_name(host) / hashlib.sha256(text.encode()).hexdigest()[:16]
+    return RemoteSource(text, text, "url", text, folder / _cache_name(base))
+
+
+def _parse_hub(text: str) -> RemoteSource:
+    usage = "give hf://OWNER/REPO/PATH or hf://OWNER/REPO@REVISION/PATH, e.g. hf://someone/stylegan2-toons/network.pkl"
+    rest = text[len(HUB_SCHEME):]
+    pieces = rest.split("/")
+    if len(pieces) < 3:
+        raise BadInput(f"'{text}' is not a hub id: it needs an owner, a repository and a file", hint=usage)
+    owner, repo, *file_parts = pieces
+    repo, _, revision = repo.partition("@")
+    revision = revision or "main"
+    for part, what in ((owner, "owner"), (repo, "repository"), (revision, "revision")):
+        if not _HUB_NAME.fullmatch(part) or ".." in part:
+            raise BadInput(f"'{text}': bad hub {what} '{part}'", hint=usage)
+    if any(p in ("", ".", "..") for p in file_parts):
+        raise BadInput(f"'{text}': bad file path in the repository", hint=usage)
+    filename = "/".join(file_parts)
+    repo_id = f"{owner}/{repo}"
+    key = f"{HUB_SCHEME}{repo_id}@{revision}/{filename}"
+    url = f"https://huggingface.co/{repo_id}/resolve/{revision}/{filename}"
+    path = weights_dir() / "hub" / owner / repo / revision / Path(*file_parts)
+    return RemoteSource(text, key, "hub", url, path, repo_id, filename, revision)
+
+
+def read_sources() -> dict[str, dict[str, Any]]:
+    """sources.json: per URL / hub id, the sha256 (and size, time) recorded on first download."""
+    path = weights_dir() / SOURCES_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadInput(f"{path} is not valid JSON", hint="fix or delete it (checksums of URL downloads are then re-recorded on next use)") from None
+    entries = doc.get("entries", {}) if isinstance(doc, dict) else {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _record_source(key: str, entry: dict[str, Any] | None) -> None:
+    """Set (or, with None, drop) the entry of one source in sources.json."""
+    from stylekit.io.atomic import write_json_atomic
+
+    folder = weights_dir()
+    with _locked(folder / f".{SOURCES_FILE}.lock"):
+        entries = read_sources()
+        if entry is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = {**entries.get(key, {}), **entry}
+        write_json_atomic(folder / SOURCES_FILE, {"version": 1, "entries": entries})
+
+
+def forget_source(text: str) -> None:
+    """Delete the cached file of a URL / hub id and its recorded sha256: the next use trusts what it fetches."""
+    src = parse_remote(text)
+    src.path.unlink(missing_ok=True)
+    _record_source(src.key, None)
+
+
+def _remote_offline(src: RemoteSource) -> str | None:
+    """The variable that forbids fetching `src`, if one is set."""
+    if offline():
+        return "STYLEKIT_OFFLINE=1"
+    hub_offline = (os.environ.get("HF_HUB_OFFLINE") or "").strip().lower() in ("1", "true", "yes", "on")
+    return "HF_HUB_OFFLINE=1" if src.kind == "hub" and hub_offline else None
+
+
+def _refetch_hint(src: RemoteSource) -> str:
+    ledger = weights_dir() / SOURCES_FILE
+    return (f"delete {src.path} to fetch it again (it must then match the recorded sha256); if the file at {src.url} "
+            f"changed legitimately, also delete the entry \"{src.key}\" in {ledger} (or call "
+            f"stylekit.weights.forget_source) so that the next download is trusted anew")
+
+
+def _verify_remote(src: RemoteSource, recorded: dict[str, Any] | None) -> WeightsResult:
+    """A cached URL / hub file: its sha256 must be the recorded one (recorded now when there is none)."""
+    from stylekit.data.http import sha256_file
+    from stylekit.io.console import get_console
+
+    st = src.path.stat()
+    expected = recorded.get("sha256") if recorded and isinstance(recorded.get("sha256"), str) else None
+    if expected and recorded and recorded.get("size") == st.st_size and recorded.get("mtime_ns") == st.st_mtime_ns:
+        return WeightsResult(src.source, src.path, expected, st.st_size, True, "recorded on first download", src.url)
+    digest = sha256_file(src.path)
+    if expected is None:
+        get_console().warn(f"{src.source}: no sha256 recorded for {src.path}; recording {digest[:16]}... (trust on first use)")
+        _record_source(src.key, {"url": src.url, "path": str(src.path), "sha256": digest, "size": st.st_size,
+                                 "mtime_ns": st.st_mtime_ns, "recorded_at": _now()})
+        return WeightsResult(src.source, src.path, digest, st.st_size, True, "recorded now (first use)", src.url)
+    if digest != expected.lower():
+        raise MissingResource(
+            f"{src.path} (the cached copy of {src.source}) has changed: sha256 {digest[:16]}..., recorded on first "
+            f"download {expected[:16]}...; refused",
+            hint=_refetch_hint(src),
+        )
+    _record_source(src.key, {"size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return WeightsResult(src.source, src.path, digest, st.st_size, True, "recorded on first download", src.url)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def ensure_remote(text: str, force: bool = False, *, timeout: float = 60.0, retries: int = 3,
+                  backoff: float = 1.0) -> WeightsResult:
+    """Make the file of a URL or hub id present and verified in the cache; fetch it on first use.
+
+    The first download records its sha256 in sources.json (trust on first use); every later use checks
+    the cached file against it (re-hashing when its size or mtime changed) and refuses a changed file
+    (exit 3, naming the URL, the cache path and how to refetch); a re-download must match it too.
+    Offline (STYLEKIT_OFFLINE=1, or HF_HUB_OFFLINE=1 for hub ids) an uncached source is exit 3 naming
+    the URL and the cache path. `force` fetches again and trusts what arrives.
+    """
+    src = parse_remote(text)
+    src.path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(src.path.parent / f".{src.path.name}.lock"):
+        recorded = read_sources().get(src.key)
+        if src.path.is_file() and not force:
+            return _verify_remote(src, recorded)
+        blocker = _remote_offline(src)
+        if blocker:
+            raise MissingResource(
+                f"{src.source} is not in the cache ({src.path}) and {blocker} forbids downloading it"
+                + (f" from {src.url}" if src.kind == "hub" else ""),
+                fetch_command=src.fetch_command,
+                hint=f"run `{src.fetch_command}` on a machine with network access and copy the file to {src.path}, "
+                     f"or pass a local file instead",
+            )
+        expected = None if force else (recorded or {}).get("sha256")
+        if src.kind == "hub":
+            digest = _fetch_hub(src, force)
+        else:
+            digest = _fetch_url(src, expected, timeout, retries, backoff)
+        st = src.path.stat()
+        if expected and digest != expected.lower():
+            src.path.unlink(missing_ok=True)
+            raise MissingResource(
+                f"the file downloaded from {src.url} differs from the sha256 recorded on its first download "
+                f"({expected[:16]}..., got {digest[:16]}...); nothing was kept in {src.path.parent}",
+                hint=_refetch_hint(src),
+            )
+        entry = {"url": src.url, "path": str(src.path), "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        if not expected:
+            entry["recorded_at"] = _now()
+        _record_source(src.key, entry)
+        trust = "recorded on first download" if expected else "recorded now (first download)"
+        return WeightsResult(src.source, src.path, digest, st.st_size, False, trust, src.url)
+
+
+def _fetch_url(src: RemoteSource, expected: str | None, timeout: float, retries: int, backoff: float) -> str:
+    from stylekit.data.http import DownloadError, fetch_url
+
+    try:
+        fetched = fetch_url(src.url, src.path, sha256=expected, timeout=timeout, retries=retries, backoff=backoff,
+                            progress=src.path.name)
+    except DownloadError as exc:
+        if exc.reason == "checksum":
+            raise MissingResource(
+                f"the file downloaded from {src.url} differs from the sha256 recorded on its first download "
+                f"({(expected or '')[:16]}...); nothing was kept in {src.path.parent}",
+                hint=_refetch_hint(src),
+            ) from None
+        raise MissingResource(exc.message, fetch_command=src.fetch_command,
+                              hint=f"check the URL, or fetch it where the network works and copy it to {src.path}") from None
+    return fetched.sha256
+
+
+def _fetch_hub(src: RemoteSource, force: bool) -> str:
+    """Download a hub file with huggingface_hub into the cache (HF_ENDPOINT and HF_TOKEN are honoured)."""
+    from stylekit.data.http import sha256_file
+    from stylekit.io.console import get_console
+
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    except ImportError:
+        raise MissingResource(f"{src.source} needs the huggingface_hub package", fetch_command="pip install huggingface_hub") from None
+    get_console().log(f"downloading {src.source} from the Hugging Face hub into {src.path}")
+    quiet = are_progress_bars_disabled()
+    disable_progress_bars()  # the library never prints; huggingface_hub's tqdm bars would
+    try:
+        got = Path(hf_hub_download(src.repo_id, src.filename, revision=src.revision, local_dir=_hub_dir(src), force_download=force,
+                                   endpoint=os.environ.get("HF_ENDPOINT") or None))
+    except Exception as exc:  # noqa: BLE001 - any hub failure (404, auth, network) is one exit-3 line
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise MissingResource(f"could not download {src.source} ({src.url}): {type(exc).__name__}: {first}",
+                              fetch_command=src.fetch_command,
+                              hint=f"check the repository, file and revision (private repositories need HF_TOKEN), or "
+                                   f"fetch it where the network works and copy it to {src.path}") from None
+    finally:
+        if not quiet:
+            enable_progress_bars()
+    if got.resolve() != src.path.resolve():  # huggingface_hub puts local_dir files at local_dir/PATH
+        os.replace(got, src.path)
+    return sha256_file(src.path)
+
+
 def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.startswith((".", "~")) or Path(text).suffix != ""
 
 
 def weights_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A local file as is, or a registry name resolved to its verified cached file (fetched on first use).
+    """A local file as is; a registry name, URL or hub id resolved to its verified cached file (fetched on first use).
 
-    Raises MissingResource (exit 3, with `stylekit download NAME`) when the file is not cached and
-    STYLEKIT_OFFLINE=1 or the download fails; BadInput (exit 2) for a name that is neither.
+    Raises MissingResource (exit 3, with the command that fetches it) when the file is not cached and
+    STYLEKIT_OFFLINE=1 or the download fails, or a cached URL / hub file changed; BadInput (exit 2) for
+    a name that is none of these.
     """
-    text = os.fspath(name_or_path)
+    text = as_source(name_or_path)
+    if is_remote(text):
+        name = registry_name_of(text)  # NVlabs' own --network=https://... lines share the registry's cache
+        return ensure_weights(name).path if name else ensure_remote(text).path
     candidate = Path(text).expanduser()
     if candidate.is_file():
         return candidate
@@ -485,4 +775,4 @@ def weights_path(name_or_path: str | os.PathLike[str]) -> Path:
         return ensure_weights(text).path
     if _looks_like_path(text):
         raise BadInput(f"weights file {text} does not exist", hint=f"give an existing file or a registry name: {', '.join(REGISTRY)}")
-    raise BadInput(f"unknown weights name '{text}'", hint=f"known names: {', '.join(REGISTRY)}; or give a path to a local file")
+    raise BadInput(f"unknown weights name '{text}'", hint=f"known names: {', '.join(REGISTRY)}; or give a path to a local file, an https:// URL or hf://OWNER/REPO/FILE")
