@@ -501,10 +501,11 @@ _FOLDED_REMOTE = re.compile(r"^(https?|hf):/(?!/)", re.IGNORECASE)
 
 
 def as_source(value: str | os.PathLike[str]) -> str:
-    """The text of a weights option. An option typed as a path turns `https://h/f` into `https:/h/f`
-    (pathlib folds `//`); such a value is given back as the URL it was."""
+    """The text of a weights option. A value that went through pathlib (an option or config field typed
+    as a path) has `https://h/f` folded into `https:/h/f`; when no such local path exists it is given
+    back as the URL it was."""
     text = os.fspath(value)
-    if not isinstance(value, str) and _FOLDED_REMOTE.match(text) and not os.path.lexists(text):
+    if _FOLDED_REMOTE.match(text) and not os.path.lexists(text):
         return _FOLDED_REMOTE.sub(lambda m: f"{m.group(1)}://", text, count=1)
     return text
 

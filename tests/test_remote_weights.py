@@ -319,3 +319,20 @@ def test_a_registry_url_shares_the_registry_entry_and_cache(server, tiny_net, mo
     assert weights.weights_path("tiny-net") == weights.weights_dir() / "tiny.pkl"
     assert server.hits("/pretrained/tiny.pkl") == 1 and "tiny-net" in weights.read_checksums()
     assert weights.registry_name_of(weights.REGISTRY["metfaces"].urls[0]) == "metfaces"
+
+
+@pytest.mark.parametrize("hub", [False, True])
+def test_pix2pix_model_by_url_or_hub_fetches_the_generator_and_its_json(server, hub):
+    """--model URL/hub id of generator.safetensors (CLI: a Path option) also fetches generator.json beside it."""
+    from stylekit.transfer.pix2pix import resolve_model
+
+    prefix = "/someone/p2p/resolve/main/run" if hub else "/runs/p2p"
+    server.files[f"{prefix}/generator.safetensors"] = b"weights bytes"
+    server.files[f"{prefix}/generator.json"] = b'{"format": "stylekit-pix2pix"}'
+    source = "hf://someone/p2p/run/generator.safetensors" if hub else server.base + "/runs/p2p/generator.safetensors"
+    weights_file, config_file = resolve_model(Path(source))
+    assert weights_file.read_bytes() == b"weights bytes" and config_file.read_bytes() == b'{"format": "stylekit-pix2pix"}'
+    assert resolve_model(source[: -len("safetensors")] + "json") == (weights_file, config_file)
+    assert server.hits(f"{prefix}/generator.safetensors") == 1 and server.hits(f"{prefix}/generator.json") == 1
+    with pytest.raises(BadInput, match="generator.safetensors"):
+        resolve_model(server.base + "/runs/p2p/")

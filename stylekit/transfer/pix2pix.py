@@ -36,7 +36,7 @@ def _remote_pair(source: str) -> tuple[Path, Path]:
 
     parts = urllib.parse.urlsplit(source)
     stem, dot, suffix = parts.path.rpartition(".")
-    if not dot or suffix not in ("safetensors", "json") or "/" in suffix:
+    if not dot or suffix not in ("safetensors", "json"):
         raise BadInput(f"--model {source}: give the address of a pix2pix generator.safetensors (or its .json)",
                        hint="its JSON config is fetched from the same place, with .json for .safetensors")
     weights, config = (urllib.parse.urlunsplit(parts._replace(path=f"{stem}.{ext}")) for ext in ("safetensors", "json"))
