@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -577,7 +578,8 @@ def _parse_hub(text: str) -> RemoteSource:
     filename = "/".join(file_parts)
     repo_id = f"{owner}/{repo}"
     key = f"{HUB_SCHEME}{repo_id}@{revision}/{filename}"
-    url = f"https://huggingface.co/{repo_id}/resolve/{revision}/{filename}"
+    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    url = f"{endpoint}/{repo_id}/resolve/{revision}/{filename}"
     path = weights_dir() / "hub" / owner / repo / revision / Path(*file_parts)
     return RemoteSource(text, key, "hub", url, path, repo_id, filename, revision)
 
@@ -724,6 +726,31 @@ def _fetch_url(src: RemoteSource, expected: str | None, timeout: float, retries:
     return fetched.sha256
 
 
+def _hub_failure(src: RemoteSource, exc: BaseException) -> str:
+    """One line for a huggingface_hub failure: what is missing, else the deepest cause (network errors)."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(exc, GatedRepoError):
+        return f"{src.repo_id} is a gated repository: accept its terms on the hub and set HF_TOKEN"
+    if isinstance(exc, RepositoryNotFoundError):
+        return f"no repository {src.repo_id} (or it is private and HF_TOKEN is not set)"
+    if isinstance(exc, RevisionNotFoundError):
+        return f"{src.repo_id} has no revision '{src.revision}'"
+    if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
+        return f"{src.repo_id} has no file '{src.filename}' at revision '{src.revision}'"
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    return f"{type(cause).__name__}: {first}" if cause is not exc else f"{type(exc).__name__}: {first}"
+
+
 def _fetch_hub(src: RemoteSource, force: bool) -> str:
     """Download a hub file with huggingface_hub into the cache (HF_ENDPOINT and HF_TOKEN are honoured)."""
     from stylekit.data.http import sha256_file
@@ -734,19 +761,29 @@ def _fetch_hub(src: RemoteSource, force: bool) -> str:
         from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     except ImportError:
         raise MissingResource(f"{src.source} needs the huggingface_hub package", fetch_command="pip install huggingface_hub") from None
+    from stylekit.data.http import DownloadError, check_reachable
+
+    try:  # huggingface_hub retries an unresolvable or refusing host for ~20 s: fail at once instead
+        check_reachable(src.url)
+    except DownloadError as exc:
+        raise MissingResource(f"{src.source}: {exc.message}", fetch_command=src.fetch_command,
+                              hint=f"check HF_ENDPOINT and the network, or fetch it where the network works and copy it to {src.path}") from None
     get_console().log(f"downloading {src.source} from the Hugging Face hub into {src.path}")
     quiet = are_progress_bars_disabled()
-    disable_progress_bars()  # the library never prints; huggingface_hub's tqdm bars would
+    disable_progress_bars()  # the library never prints: no tqdm bars, and huggingface_hub's retry warnings
+    hub_logger = logging.getLogger("huggingface_hub")  # stay below ERROR (the failure itself is raised)
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
     try:
         got = Path(hf_hub_download(src.repo_id, src.filename, revision=src.revision, local_dir=_hub_dir(src), force_download=force,
                                    endpoint=os.environ.get("HF_ENDPOINT") or None))
     except Exception as exc:  # noqa: BLE001 - any hub failure (404, auth, network) is one exit-3 line
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise MissingResource(f"could not download {src.source} ({src.url}): {type(exc).__name__}: {first}",
+        raise MissingResource(f"could not download {src.source} ({src.url}): {_hub_failure(src, exc)}",
                               fetch_command=src.fetch_command,
-                              hint=f"check the repository, file and revision (private repositories need HF_TOKEN), or "
-                                   f"fetch it where the network works and copy it to {src.path}") from None
+                              hint=f"check the repository, file and revision (private or gated repositories need "
+                                   f"HF_TOKEN), or fetch it where the network works and copy it to {src.path}") from None
     finally:
+        hub_logger.setLevel(level)
         if not quiet:
             enable_progress_bars()
     if got.resolve() != src.path.resolve():  # huggingface_hub puts local_dir files at local_dir/PATH

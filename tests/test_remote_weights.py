@@ -50,6 +50,8 @@ class Server:
                 if data is None:
                     body = b"not found"
                     self.send_response(404)
+                    if "/resolve/" in path:  # as the hub says it
+                        self.send_header("X-Error-Code", "EntryNotFound")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     return body
@@ -73,7 +75,7 @@ class Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def hits(self, path: str) -> int:
         return self.gets.count(path)
@@ -255,6 +257,18 @@ def test_hub_missing_file_is_exit_3(server):
     with pytest.raises(MissingResource) as err:
         weights.weights_path("hf://someone/tiny-gan/none.pkl")
     assert err.value.exit_code == 3 and "hf://someone/tiny-gan/none.pkl" in err.value.message
+    assert "has no file 'none.pkl' at revision 'main'" in err.value.message
+
+
+def test_hub_unreachable_endpoint_fails_at_once(server, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    start = time.monotonic()
+    with pytest.raises(MissingResource) as err:
+        weights.weights_path(HUB_ID)
+    assert time.monotonic() - start < 3.0 and err.value.exit_code == 3  # huggingface_hub alone: ~20 s of retries
+    assert "refused" in err.value.message and HUB_ID in err.value.message and not weights.read_sources()
 
 
 def test_cli_blend_layers_takes_a_url_and_a_hub_id(server, tiny_net, tmp_path):

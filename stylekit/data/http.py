@@ -20,6 +20,7 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -278,6 +279,23 @@ def fetch_url(
         return Fetched(dest, url, size, digest, resumed, attempt + 1)
     reason = "timeout" if "timed out" in last.lower() or "timeout" in last.lower() else "error"
     raise DownloadError(f"could not download {url} after {retries + 1} attempts: {last}", url=url, reason=reason)
+
+
+def check_reachable(url: str, timeout: float = 10.0) -> None:
+    """Raise DownloadError at once when `url`'s host does not resolve or refuses connections.
+
+    For downloads done by another library (huggingface_hub retries those for ~20 s): one name lookup
+    and one TCP connect, nothing sent. A timeout is not decided here (the download's own retries are)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except (OSError, TimeoutError) as exc:
+        final = _final_reason(exc)
+        if final is not None:
+            raise DownloadError(f"could not download {url}: {final[1]}", url=url, reason=final[0]) from None
 
 
 @dataclass
