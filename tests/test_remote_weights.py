@@ -350,3 +350,28 @@ def test_pix2pix_model_by_url_or_hub_fetches_the_generator_and_its_json(server, 
     assert server.hits(f"{prefix}/generator.safetensors") == 1 and server.hits(f"{prefix}/generator.json") == 1
     with pytest.raises(BadInput, match="generator.safetensors"):
         resolve_model(server.base + "/runs/p2p/")
+
+
+def test_real_cli_generate_by_url_then_offline_from_the_cache(server, tiny_net, tmp_path):
+    import subprocess
+
+    _, data = tiny_net
+    server.files["/dl/tiny.safetensors"] = data
+    url = server.base + "/dl/tiny.safetensors"
+    stylekit = str(Path(sys.executable).parent / "stylekit")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for offline, out in (("0", "a"), ("1", "b")):
+        res = subprocess.run([stylekit, "generate", "--network", url, "--seeds", "0", "--out", str(tmp_path / out),
+                              "--device", "cpu"], env={**env, "STYLEKIT_OFFLINE": offline}, capture_output=True, text=True,
+                             timeout=300)
+        assert res.returncode == 0, res.stderr
+    assert server.hits("/dl/tiny.safetensors") == 1
+    assert (tmp_path / "a" / "seed0000.png").read_bytes() == (tmp_path / "b" / "seed0000.png").read_bytes()
+
+
+def test_registry_groups_keep_family_order_and_put_new_families_last(monkeypatch):
+    monkeypatch.setattr(weights, "REGISTRY", dict(weights.REGISTRY))
+    weights.register(weights.WeightSpec("x-net", ("https://example.org/x.pkl",), None, "x.pkl", "MIT", "x", family="StyleGAN3"))
+    groups = weights.registry_groups()
+    assert list(groups)[:2] == [weights.FAMILY_ADA, weights.FAMILY_TRANSFER] and list(groups)[-1] == "StyleGAN3"
+    assert sum(len(v) for v in groups.values()) == len(weights.REGISTRY)
