@@ -758,7 +758,11 @@ def _fetch_hub(src: RemoteSource, force: bool) -> str:
 
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
     except ImportError:
         raise MissingResource(f"{src.source} needs the huggingface_hub package", fetch_command="pip install huggingface_hub") from None
     from stylekit.data.http import DownloadError, check_reachable
