@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_stylegan_load import fake_nvlabs  # noqa: F401 - the fixture that lets pickle name NVlabs' modules
 from typer.testing import CliRunner
 
 from stylekit import weights
@@ -375,3 +376,22 @@ def test_registry_groups_keep_family_order_and_put_new_families_last(monkeypatch
     groups = weights.registry_groups()
     assert list(groups)[:2] == [weights.FAMILY_ADA, weights.FAMILY_TRANSFER] and list(groups)[-1] == "StyleGAN3"
     assert sum(len(v) for v in groups.values()) == len(weights.REGISTRY)
+
+
+@pytest.mark.usefixtures("fake_nvlabs")
+def test_nvlabs_snapshot_pickle_by_url_and_hub_loads_like_the_local_file(server, tmp_path):
+    """The NVlabs case (metfaces.pkl by its URL): a G/D/G_ema snapshot pickle, read by the restricted unpickler."""
+    from test_stylegan_load import _write_snapshot
+
+    from stylekit.nets.stylegan2.tiny import tiny_discriminator
+
+    local = tmp_path / "metfaces.pkl"
+    _write_snapshot(local, tiny_generator(16, seed=1), tiny_discriminator(16), tiny_generator(16, seed=2))
+    server.files["/pretrained/metfaces.pkl"] = local.read_bytes()
+    server.files["/someone/nets/resolve/v1/metfaces.pkl"] = local.read_bytes()
+    reference = load_network(local)
+    for source in (server.base + "/pretrained/metfaces.pkl", "hf://someone/nets@v1/metfaces.pkl"):
+        net = load_network(source)
+        assert net.format == "nvlabs-pkl" and net.D is not None
+        _same_generator(net, reference)
+    assert server.hits("/pretrained/metfaces.pkl") == 1 and server.hits("/someone/nets/resolve/v1/metfaces.pkl") == 1
