@@ -86,6 +86,16 @@ class Server:
         self.httpd.server_close()
 
 
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """Requests go straight to 127.0.0.1 (or fail on a .invalid name) even where a proxy is configured."""
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def server(monkeypatch):
     s = Server()
@@ -395,3 +405,14 @@ def test_nvlabs_snapshot_pickle_by_url_and_hub_loads_like_the_local_file(server,
         assert net.format == "nvlabs-pkl" and net.D is not None
         _same_generator(net, reference)
     assert server.hits("/pretrained/metfaces.pkl") == 1 and server.hits("/someone/nets/resolve/v1/metfaces.pkl") == 1
+
+
+def test_reachability_check_leaves_proxied_requests_to_the_proxy(monkeypatch):
+    from stylekit.data.http import check_reachable
+
+    with pytest.raises(DownloadError, match="does not resolve"):
+        check_reachable("https://stylekit-test.invalid/x")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    check_reachable("https://stylekit-test.invalid/x")  # the proxy may resolve what this machine cannot

@@ -285,10 +285,13 @@ def check_reachable(url: str, timeout: float = 10.0) -> None:
     """Raise DownloadError at once when `url`'s host does not resolve or refuses connections.
 
     For downloads done by another library (huggingface_hub retries those for ~20 s): one name lookup
-    and one TCP connect, nothing sent. A timeout is not decided here (the download's own retries are)."""
+    and one TCP connect, nothing sent. A timeout is not decided here (the download's own retries are),
+    nor is anything when a proxy carries the request (the host may well not resolve from here)."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
