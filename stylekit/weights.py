@@ -518,7 +518,7 @@ class RemoteSource:
     source: str  # as the user wrote it
     key: str  # its entry in sources.json
     kind: str  # "url" | "hub"
-    url: str  # the address fetched (hub: the resolve URL on huggingface.co, for messages)
+    url: str  # the address fetched (hub: the file's resolve URL on the hub, HF_ENDPOINT if set; for messages)
     path: Path  # the cached file
     repo_id: str = ""
     filename: str = ""
@@ -745,15 +745,18 @@ def _hub_failure(src: RemoteSource, exc: BaseException) -> str:
     if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
         return f"{src.repo_id} has no file '{src.filename}' at revision '{src.revision}'"
     cause: BaseException = exc
-    while cause.__cause__ is not None or cause.__context__ is not None:
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    for _ in range(10):  # huggingface_hub wraps network errors (httpx's wraps the socket's)
+        inner = cause.__cause__ or cause.__context__
+        if inner is None:
+            break
+        cause = inner
     first = (str(cause).strip().splitlines() or [""])[0][:300]
     return f"{type(cause).__name__}: {first}" if cause is not exc else f"{type(exc).__name__}: {first}"
 
 
 def _fetch_hub(src: RemoteSource, force: bool) -> str:
     """Download a hub file with huggingface_hub into the cache (HF_ENDPOINT and HF_TOKEN are honoured)."""
-    from stylekit.data.http import sha256_file
+    from stylekit.data.http import DownloadError, check_reachable, sha256_file
     from stylekit.io.console import get_console
 
     try:
@@ -765,8 +768,6 @@ def _fetch_hub(src: RemoteSource, force: bool) -> str:
         )
     except ImportError:
         raise MissingResource(f"{src.source} needs the huggingface_hub package", fetch_command="pip install huggingface_hub") from None
-    from stylekit.data.http import DownloadError, check_reachable
-
     try:  # huggingface_hub retries an unresolvable or refusing host for ~20 s: fail at once instead
         check_reachable(src.url)
     except DownloadError as exc:

@@ -346,20 +346,17 @@ def save_network(
 
 def resolve_network_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A local file/dir as is; a registry name, URL or hub id through stylekit.weights (exit 3 if missing)."""
-    text = str(name_or_path)
-    from stylekit.weights import is_remote, weights_path
+    from stylekit.weights import REGISTRY, as_source, is_remote, weights_path
 
+    text = as_source(name_or_path)
     if is_remote(text):
         return Path(weights_path(text))
     path = Path(text).expanduser()
     if path.exists():
         return _pick_from_dir(path) if path.is_dir() else path
     looks_like_path = os.sep in text or "/" in text or path.suffix.lower() in {".pkl", ".pt", ".pth", ".safetensors"}
-    if not looks_like_path:
-        from stylekit.weights import REGISTRY
-
-        if text in REGISTRY:
-            return Path(weights_path(text))
+    if not looks_like_path and text in REGISTRY:
+        return Path(weights_path(text))
     raise BadInput(
         f"network '{text}' is neither an existing file nor a known registry name",
         hint="pass a .pkl/.pt/.safetensors path, an https:// URL, hf://OWNER/REPO/FILE or a name from "
