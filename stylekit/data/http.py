@@ -246,9 +246,9 @@ def fetch_url(
     `retries` extra attempts follow a transient failure (timeout, reset, 5xx, 408, 429), sleeping
     backoff*2**k seconds (capped); each attempt resumes from the bytes already in `<dest>.part`. A
     failure no retry can fix (HTTP 4xx, unresolvable host, refused connection, bad TLS certificate) is
-    raised at once. `progress` is the bar's label
-    (None: no bar). Raises HttpStatusError for permanent HTTP errors, ChecksumMismatch (and no file
-    left behind) when the bytes are wrong, DownloadError when all retries failed.
+    raised at once. `progress` is the bar's label (None: no bar). Raises HttpStatusError for permanent
+    HTTP errors, ChecksumMismatch (and no file left behind) when the bytes are wrong, DownloadError
+    (reason "dns", "refused", "tls", "timeout" or "error") otherwise.
     """
     dest = Path(dest)
     require_online(url, f"curl -L --create-dirs -o {dest} {url}")
