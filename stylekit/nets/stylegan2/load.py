@@ -1,7 +1,9 @@
 """Load and save StyleGAN2 networks: NVlabs pickles (safely), rosinality .pt, stylekit .safetensors.
 
 `load_network(name_or_path, device)` accepts
-- a registry name (`ffhq-256`, ...; fetched through `stylekit.weights.weights_path`),
+- a registry name (`ffhq-256`, `metfaces`, ...), an `https://` URL or a hub id `hf://OWNER/REPO/FILE`
+  (fetched once into the cache and checksum-checked by `stylekit.weights.weights_path`, then read
+  exactly like a local file),
 - an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or a StyleGAN3-repo
   pickle of a StyleGAN2-architecture network: read by `stylekit.io.safe_pickle`, nothing executed,
 - a rosinality/stylegan2-pytorch checkpoint (`.pt`, as used by StyleCLIP): `torch.load(weights_only=True)`,
@@ -343,22 +345,22 @@ def save_network(
 
 
 def resolve_network_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A local file/dir as is; otherwise a registry name through stylekit.weights (exit 3 if missing)."""
-    text = str(name_or_path)
+    """A local file/dir as is; a registry name, URL or hub id through stylekit.weights (exit 3 if missing)."""
+    from stylekit.weights import REGISTRY, as_source, is_remote, weights_path
+
+    text = as_source(name_or_path)
+    if is_remote(text):
+        return Path(weights_path(text))
     path = Path(text).expanduser()
     if path.exists():
         return _pick_from_dir(path) if path.is_dir() else path
     looks_like_path = os.sep in text or "/" in text or path.suffix.lower() in {".pkl", ".pt", ".pth", ".safetensors"}
-    if not looks_like_path:
-        try:
-            from stylekit.weights import REGISTRY, weights_path
-        except ImportError:  # pragma: no cover - weights module always present in releases
-            REGISTRY, weights_path = {}, None
-        if weights_path is not None and text in REGISTRY:
-            return Path(weights_path(text))
+    if not looks_like_path and text in REGISTRY:
+        return Path(weights_path(text))
     raise BadInput(
         f"network '{text}' is neither an existing file nor a known registry name",
-        hint="pass a .pkl/.pt/.safetensors path or a name from 'stylekit download --list' (e.g. ffhq-256)",
+        hint="pass a .pkl/.pt/.safetensors path, an https:// URL, hf://OWNER/REPO/FILE or a name from "
+             "'stylekit download --list' (e.g. ffhq-256)",
     )
 
 
