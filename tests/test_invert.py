@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekit.configs.edit import DEFAULT_MSE_WEIGHT
 from stylekit.edit import invert as inv
 from stylekit.edit.schedule import ramped_lr, w_noise_scale
 
@@ -109,7 +110,7 @@ def test_perceptual_losses_fall_with_random_weights(loss):
     G = validity_generator()
     _, target = mixed_target(G)
     w_avg, w_std = inv.w_stats(G, 1000)
-    obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, torch.device("cpu"))
+    obj = inv.Objective(loss, target * 2 - 1, DEFAULT_MSE_WEIGHT[loss], "random", torch.device("cpu"))
     proj = inv.project(G, target, obj, space="w+", steps=30, noise_reg=0.0, initial_noise=0.0, w_avg=w_avg, w_std=w_std,
                        log_every=29)
     assert proj.curve[-1]["dist"] < 0.5 * proj.curve[0]["dist"]

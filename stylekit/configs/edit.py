@@ -10,7 +10,6 @@ from pathlib import Path
 from stylekit.configs.stylegan import SEED_MAX, network, trunc
 from stylekit.declare import Config, argument, option, require
 
-NOISE_RAMP = 0.75  # NVlabs projector: the w noise ramps to 0 over the first 75% of the steps
 LOSS_PANEL = "Loss"
 OPT_PANEL = "Optimisation"
 
@@ -74,7 +73,6 @@ class InvertConfig(Config):
                                  "targets without a face are skipped.", cover=(None,))
     face_detector: str = option("retinaface-mobilenet0.25", "--align: face landmark network, a registry name or a local "
                                 "weights file.", cover=())
-    noise_ramp: float = NOISE_RAMP  # library only
 
     @property
     def mse(self) -> float:
