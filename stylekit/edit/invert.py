@@ -407,12 +407,14 @@ def _targets(target: Path) -> tuple[list[tuple[Path, str]], bool]:
 
 def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str, Any]:
     """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
+    from stylekit.edit.outdir import network_identity
+
     weights = cfg.vgg_weights
     shaping = {k: v for k, v in cfg.to_dict().items() if k not in ("target", "network", "out", "device", "log_every", "fresh", "batch")}
     shaping["perceptual_weights"] = shaping.pop("vgg_weights")  # the name recorded before the option was renamed
     if not shaping["amp"]:  # fp32 results recorded before --amp existed stay current
         del shaping["amp"]
-    return {**shaping, "mse_weight": mse_weight, "network": file_digest(network_file),
+    return {**shaping, "mse_weight": mse_weight, "network": network_identity(network_file, network_file),
             "perceptual_weights": file_digest(weights) if weights and Path(weights).expanduser().is_file() else weights}
 
 
