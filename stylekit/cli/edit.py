@@ -37,10 +37,10 @@ def register(app: typer.Typer) -> None:
         app,
         "invert",
         help="Embed an image (or a folder of images) in a StyleGAN2 latent space (GAN inversion).",
-        examples=["stylekit generate --network random:64 --seeds 7 --out photos/",
-                  "stylekit invert photos/seed0007.png --network random:64 --vgg-weights random --steps 50 --out inv/",
-                  "stylekit invert photos/ --network random:64 --space w+ --loss vgg --vgg-weights random --steps 50 --out inv-all/",
-                  "stylekit invert photos/ --network random:64 --loss mse --batch 8 --steps 50 --amp --out inv-fast/"],
+        examples=["stylekit generate --network random:64 --seeds 7,8 --out photos/",
+                  "stylekit invert photos/seed0007.png --network random:64 --vgg-weights random --steps 10 --out inv/",
+                  "stylekit invert photos/ --network random:64 --space w+ --loss vgg --vgg-weights random --steps 10 --out inv-all/",
+                  "stylekit invert photos/ --network random:64 --loss mse --batch 2 --steps 10 --amp --out inv-fast/"],
         notes="Targets are centre-cropped and Lanczos-resized to the network resolution (with --align ffhq: FFHQ-aligned face "
               "crops). A rerun skips targets that are up to date; targets made with other options are refused (exit 2) "
               "unless --fresh. --network random:RES and --vgg-weights random are random-init stand-ins (results not meaningful).",
@@ -55,10 +55,12 @@ def register(app: typer.Typer) -> None:
         app,
         "styleclip",
         help="Edit a StyleGAN2 latent towards a text prompt with CLIP (StyleCLIP latent optimisation).",
-        examples=['stylekit styleclip --network ffhq-256 --latent inv/latent.npz --prompt "a smiling face" --out edit/',
+        examples=['stylekit styleclip --network random:64 --latent inv/latent.npz --prompt "a smiling face" '
+                  '--clip-model clip-tiny/ --steps 20 --out edit/',
                   'stylekit styleclip --network random:64 --latent-seed 12 --prompt "blond hair" --prompt "old age" '
                   '--clip-model clip-tiny/ --steps 20 --out edit-seed/'],
-        notes="--latent takes invert's latent.npz or a generate latent file. A rerun with the same options skips and says so; "
+        notes="--latent takes invert's latent.npz or a generate latent file; --clip-model takes an open_clip name (ViT-B-32: "
+              "stylekit download clip-vit-b-32) or a local open_clip model folder (clip-tiny/ above). A rerun with the same options skips and says so; "
               "other options are refused (exit 2) unless --fresh. --network random:RES is a random-init stand-in.",
         config=StyleClipConfig,
     )

@@ -57,7 +57,7 @@ class InvertConfig(Config):
     noise_reg: float = option(1e5, "Weight of the noise-map autocorrelation penalty.", ge=0, le=1e9, panel=LOSS_PANEL,
                               cover=(1e5, 0.0))
     initial_noise: float = option(0.05, "Initial w noise, as a fraction of w_std (ramped to 0 over 75% of the steps).", ge=0,
-                                  le=10.0, panel=OPT_PANEL, cover=(0.05, 0.0))
+                                  le=10.0, panel=OPT_PANEL, cover=(0.05,))
     w_avg_samples: int = option(10000, "Mapped samples for the starting w_avg and w_std.", ge=1, le=1_000_000,
                                 panel=OPT_PANEL, cover=(16,))
     seed: int = option(concept="seed", help="Seed for the noise maps and w noise.", ge=0, le=SEED_MAX, cover=(0,))
