@@ -65,4 +65,5 @@ def test_sweep_scores_every_blend_through_the_metric_registry(nets, tmp_path):
     fids = [e["metrics"]["fid"] for e in result.sweep]
     assert all(f > 0 for f in fids) and fids[0] != fids[1]
     assert all("kid" in e["metrics"] for e in result.sweep)
+    assert all(e["num_gen"] == {"fid": 12, "kid": 12} for e in result.sweep)  # the count each metric used is recorded
     assert result.preview is None and (tmp_path / "s" / "sweep.json").is_file()

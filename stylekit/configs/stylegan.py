@@ -150,8 +150,8 @@ class BlendConfig(Config):
                                       concept="metrics", parse=lambda text, flag: tuple(m.strip() for m in text.split(",") if m.strip()),
                                       cover=())
     ref: str | None = option(None, "Reference images for --metrics: folder, .zip or stats:NAME/RES.", cover=())
-    num_gen: int | None = option(None, help="With --metrics: generated images per blend for names without a count (fid, kid, "
-                                 "...); an explicit value also overrides a name's count.", concept="num_gen", ge=1,
+    num_gen: int | None = option(None, help="With --metrics: generated images per blend, as score --num-gen (the result "
+                                 "records the count each metric used).", concept="num_gen", ge=1,
                                  le=1_000_000, cover=())
     fresh: bool = option(concept="fresh", help="Start over: overwrite the outputs a previous run recorded in --out.")
     extractors: dict[str, Any] = field(default_factory=dict)  # feature-model overrides for --metrics (library only)

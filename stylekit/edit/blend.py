@@ -113,17 +113,20 @@ def blend_generators(
     return out.eval(), layers
 
 
-def _score(cfg: BlendConfig, G: Generator, label: str, device: Any) -> dict[str, float]:
-    """NVlabs-style flat results of `cfg.metrics` for one generator against `cfg.ref`."""
+def _score(cfg: BlendConfig, G: Generator, label: str, device: Any) -> tuple[dict[str, float], dict[str, int | None]]:
+    """NVlabs-style flat results of `cfg.metrics` for one generator against `cfg.ref`, and the number of
+    generated images each metric used (what --num-gen and the metric names resolved to)."""
     from stylekit.metrics.registry import FAMILIES, parse_metrics
     from stylekit.metrics.score import ScoreConfig, score_sets
 
     report = score_sets(ScoreConfig(b=cfg.ref, generator=G, network=label, metrics=list(cfg.metrics), num_gen=cfg.num_gen,
                                     trunc=1.0, device=str(device), extractors=cfg.extractors))
     flat: dict[str, float] = {}
+    counts: dict[str, int | None] = {}
     for spec in parse_metrics(cfg.metrics):
         flat.update(FAMILIES[spec.family].results(spec.name, report.metrics[spec.name]))
-    return flat
+        counts[spec.name] = report.metrics[spec.name].get("num_gen")
+    return flat, counts
 
 
 def _outputs(cfg: BlendConfig) -> dict[int, Path]:
@@ -236,7 +239,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
             save_network(out, G=blended, extra=extra)
             entry: dict[str, Any] = {"swap_res": res, "out": str(out)}
             if cfg.metrics:
-                entry["metrics"] = _score(cfg, blended, f"{out.name} (swap {res})", device)
+                entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} (swap {res})", device)
                 get_console().log(f"swap {res}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()))
             sweep.append(entry)
             if cfg.preview_seeds:
