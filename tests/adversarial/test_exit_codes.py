@@ -85,7 +85,7 @@ def test_blend_layers_swap_res_above_the_network_and_unwritable_out(assets, tmp_
                      "power of two")
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
-    result = invoke("blend-layers", "--base", net, "--finetuned", net, "--out", blocker / "b.safetensors")
+    result = invoke("blend-layers", "--base", net, "--finetuned", net, "--swap-res", "8", "--out", blocker / "b.safetensors")
     assert_bad_input(result, str(blocker))
 
 
