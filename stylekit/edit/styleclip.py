@@ -209,7 +209,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
     from stylekit.edit.generate import check_amp, load_generator
     from stylekit.edit.invert import apply_noise, noise_buffers, quantize
     from stylekit.edit.latents import save_latents
-    from stylekit.edit.outdir import claim_out, network_identity, warn_standins
+    from stylekit.edit.outdir import claim_out, network_identity, standin, warn_standins
     from stylekit.io.atomic import save_image_atomic, write_json_atomic
     from stylekit.io.recipe import file_digest
     from stylekit.nets.clip import encode_text, load_clip
@@ -232,7 +232,7 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
     result = StyleClipResult(out=str(out), network=loaded.source, clip_model=f"{bundle.model_name} ({bundle.weights_id})",
                              start=start_desc, mode=str(cfg.mode), steps=cfg.steps, original=str(out / "original.png"),
                              grid=str(out / "grid.png"), curves=None, summary=str(out / "summary.json"),
-                             standins=[label] if label else [])
+                             standins=[x for x in (label, standin(cfg.clip_weights, "--clip-weights")) if x])
     with claim_out(out, "styleclip", options, cfg.fresh) as claim:
         warn_standins(result.standins)
         if claim.up_to_date:
