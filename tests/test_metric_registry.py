@@ -280,7 +280,8 @@ def ref_set(tmp_path_factory):
 
 
 def test_score_network_equals_scoring_the_generated_pngs(tiny_net, ref_set, tmp_path):
-    from stylekit.edit.generate import GenerateConfig, run_generate
+    from stylekit.configs.stylegan import GenerateConfig
+    from stylekit.edit.generate import run_generate
 
     run_generate(GenerateConfig(network=str(tiny_net), seeds=list(range(3, 3 + 40)), out=tmp_path / "gen", grid=False, device="cpu"))
     metrics = ["fid", "kid", "is", "pr", "style"]

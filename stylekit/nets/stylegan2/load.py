@@ -408,8 +408,29 @@ def _has_network_metadata(path: Path) -> bool:
         return False
 
 
+def random_network(spec: str, device: str | torch.device = "cpu") -> LoadedNetwork | None:
+    """`random:RES`: a seeded random-init generator at RES px (the stand-in for trying commands offline;
+    stylekit.standins), or None when `spec` names something else."""
+    from stylekit.standins import NETWORK_PREFIX, random_network_resolution
+
+    if not isinstance(spec, str) or not spec.startswith(NETWORK_PREFIX):
+        return None
+    res = random_network_resolution(spec)
+    if res is None or not 4 <= res <= 1024 or res & (res - 1):
+        raise BadInput(f"network '{spec}': random:RES needs a power of two RES from 4 to 1024", hint="e.g. random:64")
+    from stylekit.nets.stylegan2.tiny import tiny_generator, tiny_generator_config
+
+    with torch.random.fork_rng(devices=[]):  # the stand-in is seeded without touching the caller's RNG
+        G = tiny_generator(res, seed=0).to(device)
+    return LoadedNetwork(G=None, G_ema=G, config={"G_ema": tiny_generator_config(res)}, source=spec, format="random")
+
+
 def load_network(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedNetwork:
-    """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode)."""
+    """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode); `random:RES` is
+    a random-init stand-in (`random_network`)."""
+    standin = random_network(name_or_path, device) if isinstance(name_or_path, str) else None
+    if standin is not None:
+        return standin
     path = resolve_network_path(name_or_path)
     try:
         with open_regular(path, "network file") as fh:  # a FIFO would block a plain open() forever
