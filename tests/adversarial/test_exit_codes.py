@@ -182,15 +182,15 @@ def test_python_callers_get_the_same_errors(tmp_path):
     from stylekit.configs.stylegan import BlendConfig, GenerateConfig, MixConfig
     from stylekit.errors import BadInput
     from stylekit.metrics.score import ScoreConfig
-    from stylekit.train.pix2pix import Pix2PixConfig, check_config
+    from stylekit.configs.pix2pix import Pix2PixConfig
 
     cases = [
         (lambda: GenerateConfig(network="n", seeds=[0], out=tmp_path, trunc=float("nan")), "--trunc"),
         (lambda: MixConfig(network="n", out=tmp_path, interpolate=(1, 2), fps=0), "--fps"),
         (lambda: BlendConfig(base="a", finetuned="b", out=str(tmp_path / "x.safetensors"), swap_res=12), "--swap-res"),
         (lambda: ScoreConfig(a="a", b="b", kid_subsets=0).validate(), "--kid-subsets"),
-        (lambda: check_config(Pix2PixConfig(data=tmp_path, out=tmp_path, size=32, n_layers_d=10)), "--n-layers-d"),
-        (lambda: check_config(Pix2PixConfig(data=tmp_path, out=tmp_path, epochs=4, decay_epochs=5)), "--decay-epochs"),
+        (lambda: Pix2PixConfig(data=tmp_path, out=tmp_path, size=32, n_layers_d=10), "--n-layers-d"),
+        (lambda: Pix2PixConfig(data=tmp_path, out=tmp_path, epochs=4, decay_epochs=5), "--decay-epochs"),
     ]
     for call, needle in cases:
         with pytest.raises(BadInput, match=needle):
