@@ -45,8 +45,11 @@ def load_judge(path: Path, b_class: str | None, b_source: Path, device: torch.de
     """The judge style model on `device`; BadInput when it is not a classifier or has no class for B."""
     from stylekit.metrics.style import load_style_model
 
-    model = load_style_model(path, device)
-    model.require_head()
+    try:
+        model = load_style_model(path, device)
+        model.require_head()
+    except BadInput as exc:
+        raise BadInput(f"--judge: {exc.message}", hint=exc.hint) from None
     name = b_class or (b_source.stem if b_source.is_file() else b_source.name)
     if name not in model.classes:
         raise BadInput(f"--judge {path}: B's style '{name}' is not one of its classes ({', '.join(model.classes)})",
