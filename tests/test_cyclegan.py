@@ -132,7 +132,8 @@ def test_image_pool_keeps_history_and_survives_a_checkpoint():
     restored = ImagePool(3, 4)
     restored.load_state_dict(pool.state_dict())
     assert restored._count == 3 and torch.equal(restored.images, pool.images)
-    assert torch.equal(ImagePool(0, 4).query(first[0]), first[0])  # --pool-size 0: the latest only
+    latest = torch.ones(1, 3, 4, 4, requires_grad=True) * 2  # --pool-size 0: the latest only, detached
+    assert torch.equal(ImagePool(0, 4).query(latest), latest) and not ImagePool(0, 4).query(latest).requires_grad
 
 
 # --------------------------------------------------------------------------------------- training

@@ -141,9 +141,9 @@ class ImagePool(nn.Module):
     def query(self, batch: torch.Tensor) -> torch.Tensor:
         import random
 
+        batch = batch.detach()  # the discriminator step never backpropagates into the generators
         if self.capacity == 0:
             return batch
-        batch = batch.detach()
         picked = []
         for image in batch:
             if self._count < self.capacity:
