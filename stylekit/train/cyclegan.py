@@ -102,6 +102,76 @@ class Discriminators(nn.Module):
         return self.d_a(real_a), self.d_a(fake_a), self.d_b(real_b), self.d_b(fake_b)
 
 
+@dataclass(frozen=True)
+class Losses:
+    """The loss recipe: GAN mode and the weights of the cycle and identity terms."""
+
+    gan_mode: str = "lsgan"
+    lambda_a: float = 10.0
+    lambda_b: float = 10.0
+    lambda_identity: float = 0.5
+
+
+def losses_of(cfg: CycleGANConfig) -> Losses:
+    return Losses(cfg.gan_mode.value, cfg.lambda_a, cfg.lambda_b, cfg.lambda_identity)
+
+
+@dataclass
+class CycleStep:
+    """One optimisation step of both generators and both discriminators (the trainer's and the benchmark's).
+
+    `gens`/`discs` are the (possibly DDP-wrapped) `Generators`/`Discriminators`; `d_a`/`d_b` the plain
+    discriminators the G step reads without syncing gradients. Returns the loss parts as detached
+    device tensors: nothing is read back to the host here."""
+
+    gens: nn.Module
+    discs: nn.Module
+    d_a: nn.Module
+    d_b: nn.Module
+    pool_a: ImagePool
+    pool_b: ImagePool
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    losses: Losses
+    device: torch.device
+    amp: bool
+    layout: torch.memory_format
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        w, mode, device, amp = self.losses, self.losses.gan_mode, self.device, self.amp
+        identity = w.lambda_identity > 0
+        # G step: D frozen (plain modules: no D gradients to sync)
+        self.d_a.requires_grad_(False)
+        self.d_b.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            out = self.gens(a, b, identity)
+            pred_fake_b, pred_fake_a = self.d_b(out["fake_b"]), self.d_a(out["fake_a"])
+        parts = {"loss_G_AB": gan_loss(pred_fake_b, True, mode), "loss_G_BA": gan_loss(pred_fake_a, True, mode),
+                 "loss_cycle_A": F.l1_loss(out["rec_a"].float(), a) * w.lambda_a,
+                 "loss_cycle_B": F.l1_loss(out["rec_b"].float(), b) * w.lambda_b}
+        if identity:
+            parts["loss_idt_A"] = F.l1_loss(out["idt_a"].float(), a) * w.lambda_a * w.lambda_identity
+            parts["loss_idt_B"] = F.l1_loss(out["idt_b"].float(), b) * w.lambda_b * w.lambda_identity
+        self.scaler.scale(torch.stack(list(parts.values())).sum()).backward()
+        self.scaler.step(self.opt_g)
+        # D step: real -> 1, pooled generated -> 0, each D's loss halved
+        self.d_a.requires_grad_(True)
+        self.d_b.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        fake_a = self.pool_a.query(out["fake_a"]).contiguous(memory_format=self.layout)
+        fake_b = self.pool_b.query(out["fake_b"]).contiguous(memory_format=self.layout)
+        with autocast(device, amp):
+            p_real_a, p_fake_a, p_real_b, p_fake_b = self.discs(a, fake_a, b, fake_b)
+        loss_d_a = 0.5 * (gan_loss(p_real_a, True, mode) + gan_loss(p_fake_a, False, mode))
+        loss_d_b = 0.5 * (gan_loss(p_real_b, True, mode) + gan_loss(p_fake_b, False, mode))
+        self.scaler.scale(loss_d_a + loss_d_b).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        return {k: v.detach() for k, v in (parts | {"loss_D_A": loss_d_a, "loss_D_B": loss_d_b}).items()}
+
+
 def build_networks(cfg: CycleGANConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
     """(G_AB, G_BA, D_A, D_B) as configured."""
     gens = [cycle_generator(cfg.size, cfg.ngf, cfg.n_blocks, cfg.norm.value, cfg.dropout) for _ in range(2)]  # type: ignore[arg-type]
@@ -201,7 +271,8 @@ def _train(cfg: CycleGANConfig, dist: DistInfo, run_dir: RunDir, data: UnpairedD
         resumed_from = step
         g_ddp, d_ddp = wrap_ddp(gens, dist), wrap_ddp(discs, dist)
         sample_a, sample_b = _held_out(data, cfg.samples)
-        identity = cfg.lambda_identity > 0
+        cycle_step = CycleStep(g_ddp, d_ddp, d_a, d_b, pool_a, pool_b, opt_g, opt_d, scaler, losses_of(cfg), device, amp,
+                               layout)
         log_every = max(1, min(50, steps_per_epoch // 4 or 1))
         stats = RunningMeans(device)
         last: dict[str, float | None] = {}
@@ -213,36 +284,7 @@ def _train(cfg: CycleGANConfig, dist: DistInfo, run_dir: RunDir, data: UnpairedD
                 gens.train()
                 discs.train()
                 for i, batch in enumerate(loader, start=start_batch):
-                    a, b = _to(batch, "a", device, layout), _to(batch, "b", device, layout)
-                    # G step: D frozen (plain modules: no D gradients to sync)
-                    discs.requires_grad_(False)
-                    opt_g.zero_grad(set_to_none=True)
-                    with autocast(device, amp):
-                        out = g_ddp(a, b, identity)
-                        pred_fake_b, pred_fake_a = d_b(out["fake_b"]), d_a(out["fake_a"])
-                    parts = {"loss_G_AB": gan_loss(pred_fake_b, True, cfg.gan_mode.value),
-                             "loss_G_BA": gan_loss(pred_fake_a, True, cfg.gan_mode.value),
-                             "loss_cycle_A": F.l1_loss(out["rec_a"].float(), a) * cfg.lambda_a,
-                             "loss_cycle_B": F.l1_loss(out["rec_b"].float(), b) * cfg.lambda_b}
-                    if identity:
-                        parts["loss_idt_A"] = F.l1_loss(out["idt_a"].float(), a) * cfg.lambda_a * cfg.lambda_identity
-                        parts["loss_idt_B"] = F.l1_loss(out["idt_b"].float(), b) * cfg.lambda_b * cfg.lambda_identity
-                    scaler.scale(sum(parts.values())).backward()  # type: ignore[union-attr]
-                    scaler.step(opt_g)
-                    # D step: real -> 1, pooled generated -> 0, each D's loss halved
-                    discs.requires_grad_(True)
-                    opt_d.zero_grad(set_to_none=True)
-                    fake_a, fake_b = pool_a.query(out["fake_a"]), pool_b.query(out["fake_b"])
-                    with autocast(device, amp):
-                        p_real_a, p_fake_a, p_real_b, p_fake_b = d_ddp(a, fake_a.contiguous(memory_format=layout), b,
-                                                                       fake_b.contiguous(memory_format=layout))
-                    mode = cfg.gan_mode.value
-                    loss_d_a = 0.5 * (gan_loss(p_real_a, True, mode) + gan_loss(p_fake_a, False, mode))
-                    loss_d_b = 0.5 * (gan_loss(p_real_b, True, mode) + gan_loss(p_fake_b, False, mode))
-                    scaler.scale(loss_d_a + loss_d_b).backward()
-                    scaler.step(opt_d)
-                    scaler.update()
-                    parts |= {"loss_D_A": loss_d_a, "loss_D_B": loss_d_b}
+                    parts = cycle_step(_to(batch, "a", device, layout), _to(batch, "b", device, layout))
                     step += 1
                     task.advance()
                     for k, v in parts.items():

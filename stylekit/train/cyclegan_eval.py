@@ -83,23 +83,24 @@ def evaluate(g_ab: nn.Module, g_ba: nn.Module, val_a: HeldOut, val_b: HeldOut, d
     parts: list[torch.Tensor] = []
     translated: list[torch.Tensor] = []
     originals: list[torch.Tensor] = []
-    for val, fwd, back, keep in ((val_a, g_ab, g_ba, True), (val_b, g_ba, g_ab, False)):
+    real_b: list[torch.Tensor] = []
+    for val, fwd, back, is_a in ((val_a, g_ab, g_ba, True), (val_b, g_ba, g_ab, False)):
         n = min(len(val), limit) if limit > 0 else len(val)
         total = torch.zeros(2, device=device, dtype=torch.float64)
         for j in range(dist.rank, n, dist.world_size):
-            x = val[j * len(val) // n][None].to(device)
+            x = val[j * len(val) // n][None].to(device)  # evenly spread over the held-out set
             with autocast(device, amp):
                 y = fwd(x)
                 rec = back(y)
             total[0] += ((rec.float() - x).abs().mean() / 2).double()
             total[1] += 1
-            if keep and judge is not None:
+            if judge is not None and is_a:
                 translated.append(y[0].float())
                 originals.append(x[0])
+            elif judge is not None:
+                real_b.append(x[0])
         parts.append(total)
     if judge is not None:
-        real_b = [val_b[j * len(val_b) // nb][None].to(device)[0]
-                  for nb in [min(len(val_b), limit) if limit > 0 else len(val_b)] for j in range(dist.rank, nb, dist.world_size)]
         for images in (translated, originals, real_b):
             hits, emb = _judge_sums(judge, images)
             parts += [hits[None].to(device), emb.to(device)]
