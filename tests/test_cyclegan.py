@@ -64,18 +64,21 @@ def test_parameter_counts_equal_junyanz():
 
 
 def _junyanz_shapes(ngf: int, n_blocks: int) -> dict[str, tuple[int, ...]]:
-    """The parameter shapes of junyanz's ResnetGenerator.model, written out from his layer list (not from ours)."""
-    shapes = {"model.1": (ngf, 3, 7, 7), "model.4": (2 * ngf, ngf, 3, 3), "model.7": (4 * ngf, 2 * ngf, 3, 3),
-              f"model.{10 + n_blocks}": (4 * ngf, 2 * ngf, 3, 3),  # ConvTranspose2d weights are [in, out, k, k]
-              f"model.{13 + n_blocks}": (2 * ngf, ngf, 3, 3), f"model.{16 + n_blocks}": (3, ngf, 7, 7)}
-    for i in range(n_blocks):
-        for k in (1, 5):
-            shapes[f"model.{10 + i}.conv_block.{k}"] = (4 * ngf, 4 * ngf, 3, 3)
-    transposed = {f"model.{10 + n_blocks}", f"model.{13 + n_blocks}"}
-    out = {}
-    for name, shape in shapes.items():
-        out[f"{name}.weight"] = shape
-        out[f"{name}.bias"] = (shape[1] if name in transposed else shape[0],)
+    """The parameter shapes of junyanz's ResnetGenerator.model, enumerated from his layer list (not from ours)."""
+    layers = ["pad", ("conv", ngf, 3, 7), "norm", "relu", ("conv", 2 * ngf, ngf, 3), "norm", "relu",
+              ("conv", 4 * ngf, 2 * ngf, 3), "norm", "relu", *(["block"] * n_blocks),
+              ("convT", 4 * ngf, 2 * ngf, 3), "norm", "relu", ("convT", 2 * ngf, ngf, 3), "norm", "relu",
+              "pad", ("conv", 3, ngf, 7), "tanh"]
+    out: dict[str, tuple[int, ...]] = {}
+    for i, layer in enumerate(layers):
+        if layer == "block":  # pad, conv, norm, relu, pad, conv, norm (no dropout)
+            for k in (1, 5):
+                out[f"model.{i}.conv_block.{k}.weight"] = (4 * ngf, 4 * ngf, 3, 3)
+                out[f"model.{i}.conv_block.{k}.bias"] = (4 * ngf,)
+        elif isinstance(layer, tuple):
+            kind, first, second, k = layer
+            out[f"model.{i}.weight"] = (first, second, k, k)  # ConvTranspose2d weights are [in, out, k, k]
+            out[f"model.{i}.bias"] = (second,) if kind == "convT" else (first,)
     return out
 
 
@@ -97,6 +100,7 @@ def test_published_state_dict_loads_with_every_key_matched(tmp_path):
     ours = g.state_dict()
     mapping = junyanz_key_map(9)
     used = {k for k in state if "running" not in k}
+    assert "model.26.weight" in used and state["model.26.weight"].shape == (3, 64, 7, 7)  # the output conv
     assert set(mapping) == used and set(mapping.values()) == set(ours)  # a bijection over every parameter
     for theirs, name in mapping.items():
         assert torch.equal(ours[name], state[theirs]), theirs

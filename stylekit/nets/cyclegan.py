@@ -8,8 +8,8 @@ The generator is `stylekit.nets.resnet_gen.ResnetGenerator` without reference co
 junyanz's published generators (`style_monet.pth`, ...) are plain state dicts of his
 `ResnetGenerator.model` Sequential: `model.1.weight` (stem conv), `model.4` and `model.7` (the two
 stride-2 convs), `model.<10+i>.conv_block.{1,5}` (residual block i; `{1,6}` with dropout),
-`model.<10+n>` and `model.<13+n>` (the two transposed convs), `model.<16+n>` (output conv), n =
-n_blocks. `junyanz_key_map` names each of them in stylekit's module; `load_junyanz_state` loads a file
+`model.<10+n>` and `model.<13+n>` (the two transposed convs), `model.<17+n>` (output conv, after
+its reflection pad), n = n_blocks: `model.26` for resnet_9blocks. `junyanz_key_map` names each of them in stylekit's module; `load_junyanz_state` loads a file
 with every key matched (instance-norm running statistics that PyTorch < 0.4 wrote are unused by
 `track_running_stats=False` layers and dropped, as junyanz's own loader does).
 """
@@ -56,7 +56,7 @@ def junyanz_key_map(n_blocks: int = N_BLOCKS, dropout: bool = False) -> dict[str
     """junyanz `ResnetGenerator` parameter name -> stylekit `cycle_generator` parameter name."""
     second = 6 if dropout else 5
     pairs = {1: "stem.1", 4: "stem.4", 7: "stem.7", 10 + n_blocks: "ups.0.conv", 13 + n_blocks: "ups.1.conv",
-             16 + n_blocks: "head.1"}
+             17 + n_blocks: "head.1"}
     out: dict[str, str] = {}
     for index, ours in pairs.items():
         for what in ("weight", "bias"):
