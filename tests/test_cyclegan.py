@@ -254,3 +254,21 @@ def test_apply_refuses_the_wrong_kind_and_names_the_download(tmp_path, monkeypat
     with pytest.raises(MissingResource) as err:
         load_cyclegan_generator("style_vangogh")
     assert "stylekit download style_vangogh" in str(err.value)
+
+
+def test_training_steps_read_nothing_back_between_log_lines(tmp_path):
+    from host_reads import HostReads
+
+    from stylekit.configs.cyclegan import CycleGANConfig
+    from stylekit.train.cyclegan import train_cyclegan
+
+    toy = tmp_path / "toy"
+    generate_toy_styles(toy, size=32, per_style=20, styles=1, seed=0)
+    cfg = CycleGANConfig(a=toy / "content", b=toy / "pop", out=tmp_path / "run", size=32, ngf=4, ndf=4, n_blocks=1,
+                         epochs=1, device="cpu", val_fraction=0.25, samples=1, pool_size=4)
+    with HostReads() as reads:
+        result = train_cyclegan(cfg)
+    log_lines = sum(1 for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"train"' in line)
+    intervals = reads.intervals()
+    assert result.steps == 15 and log_lines == 5 and len(intervals) >= 14
+    assert sum(1 for n in intervals if n) <= log_lines, (intervals, reads.sites.most_common(8))
