@@ -232,8 +232,14 @@ def test_resume_after_a_kill_continues(toy, tmp_path):
 
 # ---------------------------------------------------------------------------------------- applying
 def test_apply_a_run_both_ways_to_a_folder_and_an_image(toy, trained, tmp_path):
-    res = apply_cyclegan(trained, toy / "content", tmp_path / "a2b", "a2b", device="cpu")
-    assert len(res.items) == 8 and all(Path(i["output"]).is_file() for i in res.items)
+    content = tmp_path / "content"
+    content.mkdir()
+    for f in sorted((toy / "content").glob("*.png"))[:3]:
+        (content / f.name).write_bytes(f.read_bytes())
+    (content / "broken.png").write_bytes(b"not a png")
+    res = apply_cyclegan(trained, content, tmp_path / "a2b", "a2b", device="cpu")
+    assert [i["output"] is None for i in res.items] == [False, False, False, True]  # broken.png is skipped
+    assert all(Path(i["output"]).is_file() for i in res.items[:3]) and "not an image" in res.items[3]["skipped"]
     assert Image.open(res.items[0]["output"]).size == (32, 32)
     one = apply_cyclegan(trained, toy / "pop" / "00000.png", tmp_path / "x.png", "b2a", size=20, device="cpu")
     assert one.items[0]["output"] == str(tmp_path / "x.png") and Image.open(tmp_path / "x.png").size == (20, 20)

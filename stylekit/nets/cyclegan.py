@@ -9,9 +9,10 @@ junyanz's published generators (`style_monet.pth`, ...) are plain state dicts of
 `ResnetGenerator.model` Sequential: `model.1.weight` (stem conv), `model.4` and `model.7` (the two
 stride-2 convs), `model.<10+i>.conv_block.{1,5}` (residual block i; `{1,6}` with dropout),
 `model.<10+n>` and `model.<13+n>` (the two transposed convs), `model.<17+n>` (output conv, after
-its reflection pad), n = n_blocks: `model.26` for resnet_9blocks. `junyanz_key_map` names each of them in stylekit's module; `load_junyanz_state` loads a file
-with every key matched (instance-norm running statistics that PyTorch < 0.4 wrote are unused by
-`track_running_stats=False` layers and dropped, as junyanz's own loader does).
+its reflection pad), n = n_blocks: `model.26` for resnet_9blocks. `junyanz_key_map` names each of
+them in stylekit's module; `load_junyanz_state` loads a file with every key matched (instance-norm
+running statistics that PyTorch < 0.4 wrote are unused by `track_running_stats=False` layers and
+dropped, as junyanz's own loader does).
 """
 
 from __future__ import annotations

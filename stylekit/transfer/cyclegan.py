@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from stylekit.errors import BadInput
+from stylekit.errors import BadImage, BadInput
 
 DIRECTIONS = ("a2b", "b2a")
 _KIND_FILES = {"generator.json": "a train-pix2pix run", "style_model.json": "a style model (train-classifier)",
@@ -35,7 +35,8 @@ _KIND_FILES = {"generator.json": "a train-pix2pix run", "style_model.json": "a s
 
 @dataclass
 class CycleGANApplied:
-    """What `apply_cyclegan` wrote: one {"input", "output", "width", "height"} per image."""
+    """What `apply_cyclegan` wrote: one {"input", "output", "width", "height"} per image ({"input",
+    "output": None, "skipped": reason} for a file of a folder that could not be decoded)."""
 
     model: str
     direction: str
@@ -161,7 +162,15 @@ def apply_cyclegan(model: str | Path, inputs: Path, out: Path, direction: str = 
     t0 = time.monotonic()
     with get_console().progress(len(jobs), f"cyclegan {direction}") as task:
         for src, dst in jobs:
-            img = _fit(load_rgb(src), size)
+            try:
+                img = _fit(load_rgb(src), size)
+            except BadImage as exc:  # one bad file never stops a folder
+                if len(jobs) == 1:
+                    raise
+                get_console().warn(f"skipped {exc.path}: {exc.reason}")
+                result.items.append({"input": str(src), "output": None, "skipped": exc.reason})
+                task.advance()
+                continue
             x = (pil_to_tensor(img)[None].to(dev) * 2 - 1)
             with autocast(dev, amp):
                 y = g(x)
@@ -169,5 +178,6 @@ def apply_cyclegan(model: str | Path, inputs: Path, out: Path, direction: str = 
             result.items.append({"input": str(src), "output": str(dst), "width": img.width, "height": img.height})
             task.advance()
     result.seconds = round(time.monotonic() - t0, 3)
-    get_console().log(f"cyclegan ({info['source']}) {direction}: {len(result.items)} image(s) -> {out}")
+    done = sum(1 for i in result.items if i["output"])
+    get_console().log(f"cyclegan ({info['source']}) {direction}: {done} image(s) -> {out}")
     return result
