@@ -278,3 +278,24 @@ def test_training_steps_read_nothing_back_between_log_lines(tmp_path):
     intervals = reads.intervals()
     assert result.steps == 15 and log_lines == 5 and len(intervals) >= 14
     assert sum(1 for n in intervals if n) <= log_lines, (intervals, reads.sites.most_common(8))
+
+
+def test_domains_use_their_own_split_or_a_seeded_one(tmp_path):
+    import zipfile
+
+    from stylekit.data.unpaired import read_domain
+
+    junyanz = tmp_path / "trainA_testA"
+    for split, n in (("train", 5), ("test", 2)):
+        (junyanz / split).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (20, 24), (i * 40, 0, 0)).save(junyanz / split / f"{i}.png")
+    dom = read_domain(junyanz, "A", 0.5, 0)
+    assert dom.split == "folders" and len(dom.train) == 5 and len(dom.val) == 2
+    archive = tmp_path / "b.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(10):
+            zf.write(junyanz / "train" / f"{i % 5}.png", f"img{i}.png")
+    first, again = read_domain(archive, "B", 0.2, 0), read_domain(archive, "B", 0.2, 0)
+    assert first.split == "random" and len(first.val) == 2 and len(first.train) == 8
+    assert [it.rel for it in first.val] == [it.rel for it in again.val]  # seeded: the same images every run
