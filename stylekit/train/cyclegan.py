@@ -240,6 +240,9 @@ def _train(cfg: CycleGANConfig, dist: DistInfo, run_dir: RunDir, data: UnpairedD
     g_ab, g_ba, d_a, d_b = build_networks(cfg)
     if dist.distributed and cfg.norm.value == "batch" and device.type == "cuda":
         g_ab, g_ba, d_a, d_b = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (g_ab, g_ba, d_a, d_b))
+    elif dist.distributed and cfg.norm.value == "batch":
+        console.warn("--norm batch under torchrun on CPU: batch statistics are per process (SyncBatchNorm needs CUDA); "
+                     "the default --norm instance is exact across processes")
     gens = Generators(g_ab, g_ba).to(device, memory_format=layout)  # type: ignore[call-overload]
     discs = Discriminators(d_a, d_b).to(device, memory_format=layout)  # type: ignore[call-overload]
     pool_a, pool_b = ImagePool(cfg.pool_size, cfg.size).to(device), ImagePool(cfg.pool_size, cfg.size).to(device)
