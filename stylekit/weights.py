@@ -231,6 +231,24 @@ _SPECS = [
             296 * _MB, resolution=256),
 ]
 
+# junyanz's published CycleGAN generators (photo -> painting style; scripts/download_cyclegan_model.sh of
+# junyanz/pytorch-CycleGAN-and-pix2pix): plain state dicts of his ResnetGenerator (9 blocks, ngf 64,
+# instance norm, no dropout), loaded as data by stylekit.transfer.cyclegan. No checksum is published:
+# recorded on first download.
+_CYCLEGAN = "efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+for _style, _painter in (("monet", "Claude Monet"), ("vangogh", "Vincent van Gogh"), ("ukiyoe", "Ukiyo-e prints"),
+                         ("cezanne", "Paul Cezanne")):
+    _SPECS.append(WeightSpec(
+        name=f"style_{_style}",
+        urls=(f"https://{_CYCLEGAN}/style_{_style}.pth",),  # his script fetches it over http; the host serves https
+        sha256=None,
+        filename=f"style_{_style}.pth",
+        licence="pytorch-CycleGAN-and-pix2pix by Zhu, Park et al. (BSD-2-Clause); trained on paintings collected from Wikiart",
+        description=f"CycleGAN photo -> {_painter} generator (junyanz ResnetGenerator state dict): "
+        "transfer --method cyclegan --model style_" + _style,
+        format="junyanz-cyclegan-generator",
+    ))
+
 REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
 
 CHECKSUMS_FILE = "checksums.json"
