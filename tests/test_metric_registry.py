@@ -14,6 +14,7 @@ import torch
 from test_score import TinyInception, make_images
 from typer.testing import CliRunner
 
+from stylekit.configs.score import ScoreConfig
 from stylekit.errors import BadInput
 from stylekit.metrics import score as score_mod
 from stylekit.metrics.features import EmbedderExtractor
@@ -22,7 +23,7 @@ from stylekit.metrics.inception_score import inception_score
 from stylekit.metrics.ppl import PPLConfig, batch_random, face_crop, perceptual_path_length
 from stylekit.metrics.precision_recall import precision_recall
 from stylekit.metrics.registry import FULL_CAP, parse_metric, parse_metrics
-from stylekit.metrics.score import ScoreConfig, score_sets
+from stylekit.metrics.score import score_sets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
@@ -312,7 +313,7 @@ def test_score_network_ppl_through_lpips_is_seeded(tiny_net):
 def test_score_config_bad_input(tiny_net, ref_set):
     ext = tiny_extractors()
     cases = [
-        (dict(network=str(tiny_net), a=str(ref_set), num_gen=0), "--num-gen 0"),
+        (dict(network=str(tiny_net), a=str(ref_set), num_gen=0), "--num-gen must be >= 1"),
         (dict(a=str(ref_set), b=str(ref_set), num_gen=5), "--num-gen needs --network"),
         (dict(network=str(tiny_net), a=str(ref_set), b=str(ref_set)), "one image set"),
         (dict(a=str(ref_set)), "two image sets"),
@@ -353,7 +354,7 @@ def test_cli_score_network_json(tiny_net, ref_set, monkeypatch):
 
 @pytest.mark.parametrize("args,message", [
     (["--metrics", "fid50k_fulll"], "fid50k_full"),
-    (["--num-gen", "0"], "--num-gen 0"),
+    (["--num-gen", "0"], "--num-gen must be >= 1"),
     (["--metrics", "pr", "--num-gen", "2"], "pr needs at least 4 images"),
 ])
 def test_cli_score_network_bad_input_exit_2(tiny_net, ref_set, monkeypatch, args, message):

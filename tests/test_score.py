@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekit.configs.score import ScoreConfig
 from stylekit.data.imageset import open_image_set
 from stylekit.metrics import score as score_mod
 from stylekit.metrics.features import EmbedderExtractor, extract_features
 from stylekit.metrics.fid import InceptionExtractor
-from stylekit.metrics.score import ScoreConfig, score_sets
+from stylekit.metrics.score import score_sets
 
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
@@ -344,7 +345,7 @@ def test_gram_and_style_gram_with_pairs(tmp_path):
     make_images(b, "stripes", 3, seed=2)
     for p in b.iterdir():  # name B like A so that --pairs matches 3 of 4
         p.rename(b / p.name.replace(".png", ".jpg"))
-    report = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["gram", "style"], style_model="gram", vgg_weights=str(vgg),
+    report = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["gram", "style"], embedder="gram", vgg_weights=str(vgg),
                                     size=32, device="cpu", workers=0, pairs=True))
     gram = report.metrics["gram"]
     assert gram["value"] > 0 and set(gram["per_layer"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}

@@ -406,6 +406,17 @@ def _has_network_metadata(path: Path) -> bool:
         return False
 
 
+def random_generator(resolution: int, device: str | torch.device = "cpu", seed: int = 0) -> Generator:
+    """The `random:RES` stand-in (stylekit/standins.py): NVlabs' generator architecture at RES (z, w 512; 2 mapping
+    layers) at a quarter of their `auto` widths (channels 4096 / res, at most 128: a CPU samples it in a blink),
+    seeded random init, eval mode."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
+                      mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=4096, channel_max=128))
+    return G.to(device).eval().requires_grad_(False)
+
+
 def load_network(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedNetwork:
     """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode)."""
     path = resolve_network_path(name_or_path)
