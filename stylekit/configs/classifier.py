@@ -40,7 +40,7 @@ class ClassifierConfig(Config):
     backbone: str = option(SMALL, "small-cnn | resnet18/34/50 | efficientnet_b0..b3 | vgg16_bn | vit_b_16 | convnext_tiny | "
                            "timm:<name> | clip:<open_clip model>.", panel=MODEL, cover=())
     pretrained: bool | None = option(None, "ImageNet/CLIP weights via the registry (default: on, except small-cnn, which "
-                                     "always trains from scratch).", off_flag="--no-pretrained", panel=MODEL, cover=(None, False))
+                                     "always trains from scratch).", off_flag="--no-pretrained", panel=MODEL, cover=())
     weights: str | None = option(None, "Backbone weights: a local .pth/.safetensors file, a registry name (needed for "
                                  "timm:<name> pretrained), or random (a random-init stand-in, for trying offline).",
                                  flags="--backbone-weights", panel=MODEL, cover=(None, "random"))
@@ -50,8 +50,8 @@ class ClassifierConfig(Config):
     # -- loss
     loss: Loss = option(Loss.ce_supcon, "ce | supcon | ce+supcon.", panel=LOSS)
     supcon_weight: float = option(1.0, "Weight of SupCon in ce+supcon.", ge=0, le=1e6, panel=LOSS, cover=())
-    temperature: float = option(0.1, "SupCon temperature.", gt=0, le=100, panel=LOSS, cover=(0.1, 1.0))
-    label_smoothing: float = option(0.1, "CE label smoothing.", ge=0, le=0.99, panel=LOSS, cover=(0.1, 0.0))
+    temperature: float = option(0.1, "SupCon temperature.", gt=0, le=100, panel=LOSS, cover=())
+    label_smoothing: float = option(0.1, "CE label smoothing.", ge=0, le=0.99, panel=LOSS, cover=())
     # -- training
     epochs: int = option(20, concept="epochs", ge=1, le=100_000, panel=TRAIN, cover=(1,))
     batch: int = option(64, "Global batch size (split over torchrun processes).", concept="batch", ge=2, le=65_536,
@@ -63,11 +63,11 @@ class ClassifierConfig(Config):
                                          cover=(0, 1))
     balanced_sampler: bool | None = option(None, "P classes x K images per batch (default: on when the loss uses SupCon "
                                            "or --classes-per-batch/--per-class is given).", off_flag="--no-balanced-sampler",
-                                           panel=TRAIN, cover=(None, False))
+                                           panel=TRAIN, cover=())
     classes_per_batch: int | None = option(None, "P for the balanced sampler (default: --batch / K).", ge=1, le=65_536,
                                            panel=TRAIN, cover=(None, 2))
     per_class: int | None = option(None, "K for the balanced sampler (default 4).", ge=1, le=65_536, panel=TRAIN,
-                                   cover=(None, 2))
+                                   cover=(None, 4))
     # the default is text: the framework hands a parsed option's default to the CLI as written
     split: tuple[float, ...] = option("0.8,0.1,0.1", "train,val,test fractions for class folders (prepared folders keep "
                                       "their split).", ge=0, le=1, parse=float_list, panel=TRAIN, cover=())
@@ -83,7 +83,7 @@ class ClassifierConfig(Config):
     amp: bool = option(concept="amp")
     device: str = option(concept="device", cover=())
     seed: int = option(concept="seed", help="Seed for init, split, sampler and augmentation.", ge=0, le=2**32 - 1, cover=())
-    fresh: bool = option(concept="fresh", help="Start over instead of resuming.", cover=(False, True))
+    fresh: bool = option(concept="fresh", help="Start over instead of resuming.", cover=())
     # -- library only (not options)
     warmup_epochs: float = 1.0
     check_images: bool = True
