@@ -406,3 +406,33 @@ def test_finetune_metrics_names_checked_before_training(tmp_path):
                                    "--out", str(tmp_path / "o"), "--device", "cpu"])
         assert r.exit_code == 2 and message in r.output, r.output
         assert not (tmp_path / "o").exists()
+
+
+def test_explicit_num_gen_wins_over_the_count_in_a_name(tiny_net, ref_set, monkeypatch):
+    """`score --network G --metrics fid50k_full --num-gen 20` generates 20 images, says so and records it."""
+    for kind, factory in tiny_extractors().items():
+        monkeypatch.setitem(score_mod.EXTRACTORS, kind, factory)
+    r = _cli(["--network", str(tiny_net), str(ref_set), "--metrics", "fid50k_full,kid", "--num-gen", "20",
+              "--kid-subset-size", "10", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["a"]["n"] == 20 and doc["a"]["seeds"] == "0-19"
+    assert doc["metrics"]["fid50k_full"]["num_gen"] == 20 and doc["metrics"]["kid"]["num_gen"] == 20
+    assert any("fid50k_full: --num-gen 20 generated images" in w for w in doc["warnings"])
+
+
+def test_a_name_count_wins_over_a_trainer_default(tiny_net, ref_set):
+    cfg = ScoreConfig(network=str(tiny_net), b=str(ref_set), metrics=["fid1k", "kid"], default_num_gen=8)
+    assert [cfg.count(s) for s in cfg.specs] == [1000, 8]
+    explicit = cfg.replace(num_gen=30)
+    assert [explicit.count(s) for s in explicit.specs] == [30, 30]
+
+
+def test_random_network_stand_in_is_labelled(ref_set, monkeypatch):
+    for kind, factory in tiny_extractors().items():
+        monkeypatch.setitem(score_mod.EXTRACTORS, kind, factory)
+    r = _cli(["--network", "random:16", str(ref_set), "--metrics", "fid", "--num-gen", "4", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["stand_ins"] == ["--network random:16"] and "random-init stand-in" in r.stderr
+    assert doc["a"]["n"] == 4 and np.isfinite(doc["metrics"]["fid"]["value"])

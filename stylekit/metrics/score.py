@@ -260,7 +260,6 @@ def _check_counts(specs: tuple[Any, ...], cfg: ScoreConfig, set_a: _SetState | N
 def _check_out(cfg: ScoreConfig) -> None:
     """--out: a report file that overlaps no input; an existing one is kept unless --fresh (exit 2 first)."""
     from stylekit.io.outpath import names_folder
-    from stylekit.io.rundir import ensure_writable_dir
 
     assert cfg.out is not None
     refuse_out_overlap(cfg.out, [
@@ -272,7 +271,6 @@ def _check_out(cfg: ScoreConfig) -> None:
         raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
     if Path(cfg.out).exists() and not cfg.fresh:
         raise BadInput(f"--out {cfg.out} already holds a report", hint="pass --fresh to replace it, or choose another --out")
-    ensure_writable_dir(Path(cfg.out).parent)
 
 
 def _load_generator(cfg: ScoreConfig, device: torch.device) -> tuple[Any, str]:
@@ -349,6 +347,10 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     extractors = {k: ctx.extractor(k) for k in kinds}
     if any(s.family == "gram" for s in specs):
         _vgg(cfg, device)
+    if cfg.out:  # every check passed: only now is the report's folder made (a refused run leaves none behind)
+        from stylekit.io.rundir import ensure_writable_dir
+
+        ensure_writable_dir(Path(cfg.out).parent)
     stand_ins = _stand_ins(cfg, kinds)
     for name in stand_ins:
         console.warn(label(name))
