@@ -10,10 +10,10 @@ from stylekit.configs.classifier import ClassifierConfig
 ORDER = 30
 
 _EXAMPLES = [
-    "stylekit download toy-styles --out data/toy --size 64 --per-style 200",
-    "stylekit train-classifier data/toy --size 32 --epochs 10 --out runs/style",
-    "stylekit train-classifier data/toy --backbone resnet18 --backbone-weights random --loss ce+supcon --size 32 --epochs 2 --out runs/style-r18",
-    "torchrun --standalone --nproc_per_node 8 -m stylekit train-classifier data/wikiart-256 --backbone resnet50 --batch 256 --amp --out runs/wikiart",
+    "stylekit download toy-styles --out data/toy --size 32 --per-style 10 --styles 4",
+    "stylekit train-classifier data/toy --size 32 --epochs 2 --out runs/style",
+    "stylekit train-classifier data/toy --backbone resnet18 --backbone-weights random --size 32 --epochs 1 --out runs/style-r18",
+    "torchrun --standalone --nproc_per_node 2 -m stylekit train-classifier data/toy --size 32 --epochs 2 --batch 16 --amp --out runs/style-ddp",
     "stylekit train-classifier data/toy --eval-only --style-model runs/style --out runs/style-eval",
 ]
 _NOTES = ("Re-running the same command on the same --out resumes from the latest checkpoint (a finished run is not "

@@ -10,15 +10,15 @@ from stylekit.configs.score import ScoreConfig
 ORDER = 40
 
 _EXAMPLES = [
-    "stylekit download toy-styles --out data/toy --size 64 --per-style 20",
-    "stylekit score data/toy/pop data/toy/stripes --metrics kid,gram --inception-weights random --vgg-weights random",
+    "stylekit download toy-styles --out data/toy --size 32 --per-style 10 --styles 4",
+    "stylekit score data/toy/pop data/toy/stripes --metrics kid,gram --inception-weights random --vgg-weights random --size 32",
     "stylekit score data/toy/pop data/toy/stripes --metrics fid,kid,cmmd --inception-weights random --clip-weights random --json",
     "stylekit train-classifier data/toy --size 32 --epochs 2 --out runs/style",
     "stylekit score data/toy/pop data/toy/checks --metrics style --style-model runs/style",
-    "stylekit score data/toy/content data/toy/pop --pairs --metrics style,gram --embedder gram --vgg-weights random --out report.json",
-    "stylekit score --network random:64 data/toy/pop --num-gen 40 --metrics fid,kid --inception-weights random --trunc 0.7",
-    "stylekit score --network random:64 data/toy/pop --metrics fid50k_full --num-gen 20 --inception-weights random",
-    "stylekit score --network random:64 --metrics is10k --num-gen 20 --inception-weights random",
+    "stylekit score data/toy/content data/toy/pop --pairs --metrics style,gram --embedder gram --vgg-weights random --size 32 --out report.json",
+    "stylekit score --network random:32 data/toy/pop --num-gen 10 --metrics fid,kid --inception-weights random --trunc 0.7",
+    "stylekit score --network random:32 data/toy/pop --metrics fid50k_full --num-gen 10 --inception-weights random",
+    "stylekit score --network random:32 --metrics is10k --num-gen 10 --inception-weights random",
 ]
 _NOTES = ("A and B are folders (searched recursively) or .zip files of images. B may also be clean-fid's precomputed "
           "statistics, stats:NAME/RES/SPLIT (SPLIT optional) (fid and kid only), e.g. stats:ffhq/1024/trainval70k, "
