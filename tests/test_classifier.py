@@ -391,6 +391,8 @@ def test_default_workers_use_the_spare_cores_on_cpu(monkeypatch):
     (["--classes-per-batch", "2", "--per-class", "2", "--batch", "8"], "--batch 4"),
     (["--freeze-backbone-epochs", "3", "--epochs", "2"], "--freeze-backbone-epochs"),
     (["--style-model", "runs/x"], "--eval-only"),
+    (["--eval-only", "--style-model", "runs/x", "--epochs", "5", "--backbone", "resnet18"], "--backbone and --epochs"),
+    (["--eval-split", "val"], "--eval-split"),
     (["--backbone", "vit_b_16", "--size", "32"], "--size 224"),
 ])
 def test_a_refused_option_is_exit_2_and_leaves_no_folder(toy, tmp_path, args, names):

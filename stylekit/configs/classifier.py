@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from stylekit.declare import Config, argument, float_list, option, require
+from stylekit.declare import Config, argument, flag_name, float_list, option, require
 from stylekit.standins import is_random
 
 MODEL = "Model"
@@ -30,6 +30,10 @@ class EvalSplit(StrEnum):
 
 
 SMALL = "small-cnn"
+# What only training reads: --eval-only evaluates the model as it was trained, so these would be ignored there.
+TRAINING_ONLY = ("backbone", "pretrained", "weights", "embed_dim", "size", "loss", "supcon_weight", "temperature",
+                 "label_smoothing", "epochs", "lr", "wd", "freeze_backbone_epochs", "balanced_sampler", "classes_per_batch",
+                 "per_class")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,13 @@ class ClassifierConfig(Config):
                 hint="a train-classifier run directory or style model export")
         require(self.eval_only or self.style_model is None, "--style-model is read only with --eval-only",
                 hint="add --eval-only to evaluate it, or drop --style-model")
+        require(self.eval_only or self.eval_split is EvalSplit.test, "--eval-split is read only with --eval-only",
+                hint="training evaluates the test split at the end; drop --eval-split")
+        if self.eval_only:
+            ignored = [flag_name(f.name, f.metadata["decl"]) for f in fields(self)
+                       if f.name in TRAINING_ONLY and getattr(self, f.name) != f.default]
+            require(not ignored, f"--eval-only evaluates the model as trained: {', '.join(ignored)} would be ignored",
+                    hint="drop " + " and ".join(ignored))
         require(not (self.backbone == SMALL and self.pretrained), "--pretrained does not apply to --backbone small-cnn",
                 hint="small-cnn always trains from scratch: drop --pretrained, or pick a pretrained backbone")
         require(not (is_random(self.weights) and self.pretrained), "--backbone-weights random is a random-init stand-in: "

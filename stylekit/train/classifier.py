@@ -230,11 +230,11 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
 
     Every check (backbone, weights, DATA and its split) runs before --out is created or locked, and the
     lock before anything is printed: a refused run leaves no folder behind."""
-    cfg = resolve_config(cfg)
     # --eval-only may write its report into the evaluated run folder itself, so --style-model is no overlap
     refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--backbone-weights", _weights_file(cfg))])
     if cfg.eval_only:
         return evaluate_classifier(cfg)
+    cfg = resolve_config(cfg)
     from stylekit.train.distributed import distributed_job
 
     check_weights_available(cfg.backbone, bool(cfg.pretrained), _weights_file(cfg))
