@@ -160,7 +160,7 @@ def test_export_without_head_embeds_but_cannot_classify(run, toy5, tmp_path):
     assert res.exit_code == 2 and "no classifier head" in res.output and "train-classifier" in res.output
     assert _cli("similar", str(toy5 / "dots" / "00000.png"), "--in", str(toy5), "--style-model", str(old),
                 "--device", "cpu", "--quiet").exit_code == 0
-    res = _cli("train-classifier", str(toy5), "--eval-only", "--checkpoint", str(old), "--out", str(tmp_path / "ev"))
+    res = _cli("train-classifier", str(toy5), "--eval-only", "--style-model", str(old), "--out", str(tmp_path / "ev"))
     assert res.exit_code == 2 and "no classifier head" in res.output
 
 
