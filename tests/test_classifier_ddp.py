@@ -85,7 +85,7 @@ def test_batchnorm_backbone_two_processes_match_one_within_tolerance(tmp_path):
     same on every run: the bound is not a coin toss."""
     data = tmp_path / "toy"
     generate_toy_styles(data, size=32, per_style=16, styles=3, seed=0)
-    flags = ["--backbone", "resnet18", "--no-pretrained", "--epochs", "1", "--classes-per-batch", "2", "--per-class", "8",
+    flags = ["--backbone", "resnet18", "--no-pretrained", "--epochs", "1", "--classes-per-batch", "2", "--per-class", "8", "--batch", "16",
              "--size", "32", "--seed", "0", "--workers", "0", "--device", "cpu", "--loss", "ce", "--json"]
     one, two = _one_and_two_processes(data, tmp_path, flags)
     import json
