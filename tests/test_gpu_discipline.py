@@ -55,7 +55,8 @@ def test_stylegan_reads_nothing_per_step(stylegan_setup, tmp_path):
 
 
 def test_classifier_reads_only_at_boundaries(toy, tmp_path):
-    from stylekit.train.classifier import ClassifierConfig, train_classifier
+    from stylekit.configs.classifier import ClassifierConfig
+    from stylekit.train.classifier import train_classifier
 
     cfg = ClassifierConfig(data=toy, out=tmp_path / "cls", epochs=2, batch=4, size=32, seed=0, workers=0,
                            device="cpu", loss="ce", check_images=False)

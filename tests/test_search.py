@@ -18,12 +18,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.toy import generate_toy_styles
 from stylekit.metrics import search as search_mod
 from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics, retrieval_metrics
 from stylekit.metrics.search import ClassifyConfig, SimilarConfig, classify_images, similar_images
 from stylekit.metrics.style import META_NAME, WEIGHTS_NAME, load_style_model
-from stylekit.train.classifier import ClassifierConfig, train_classifier
+from stylekit.train.classifier import train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -159,7 +160,7 @@ def test_export_without_head_embeds_but_cannot_classify(run, toy5, tmp_path):
     assert res.exit_code == 2 and "no classifier head" in res.output and "train-classifier" in res.output
     assert _cli("similar", str(toy5 / "dots" / "00000.png"), "--in", str(toy5), "--style-model", str(old),
                 "--device", "cpu", "--quiet").exit_code == 0
-    res = _cli("train-classifier", str(toy5), "--eval-only", "--checkpoint", str(old), "--out", str(tmp_path / "ev"))
+    res = _cli("train-classifier", str(toy5), "--eval-only", "--style-model", str(old), "--out", str(tmp_path / "ev"))
     assert res.exit_code == 2 and "no classifier head" in res.output
 
 

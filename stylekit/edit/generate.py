@@ -6,9 +6,7 @@ know from the NVlabs tools (same network, truncation and noise mode).
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +17,16 @@ from PIL import Image
 
 from stylekit.checks import check_fits
 from stylekit.configs.stylegan import GenerateConfig
-from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
-from stylekit.nets.stylegan2.networks import Generator
+from stylekit.nets.stylegan2.sampling import (  # noqa: F401 - re-exported for the editing commands
+    class_labels,
+    map_seeds,
+    seed_to_z,
+    seeds_to_z,
+    synthesize,
+    to_uint8,
+)
 
 if TYPE_CHECKING:
     from stylekit.nets.stylegan2.load import LoadedNetwork
@@ -41,33 +45,6 @@ class GenerateResult:
     seconds: float = 0.0
 
 
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """NVlabs generate.py: np.random.RandomState(seed).randn(1, z_dim)."""
-    return np.random.RandomState(seed).randn(1, z_dim)
-
-
-def seeds_to_z(seeds: list[int], z_dim: int) -> torch.Tensor:
-    return torch.from_numpy(np.concatenate([seed_to_z(s, z_dim) for s in seeds])).float()
-
-
-def class_labels(G: Generator, class_idx: int | None, n: int) -> torch.Tensor | None:
-    """One-hot labels for a conditional network (BadInput when missing/out of range), None otherwise."""
-    if G.c_dim == 0:
-        if class_idx is not None:
-            get_console().warn("--class ignored: the network is not conditional")
-        return None
-    if class_idx is None:
-        raise BadInput(f"the network is conditional ({G.c_dim} classes): pass --class K", hint=f"K in 0..{G.c_dim - 1}")
-    if not 0 <= class_idx < G.c_dim:
-        raise BadInput(f"--class {class_idx} is out of range", hint=f"the network has classes 0..{G.c_dim - 1}")
-    c = torch.zeros(n, G.c_dim, device="cpu")  # moved with z by the caller
-    c[:, class_idx] = 1
-    return c
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C], exactly NVlabs' (x * 127.5 + 128).clamp(0, 255)."""
-    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def to_pil(img: torch.Tensor) -> list[Image.Image]:
@@ -80,48 +57,6 @@ def to_unit(img: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(to_uint8(img)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def synthesize(
-    G: Generator, ws: torch.Tensor, noise_mode: str, seeds: list[int] | None = None, batch: int = 8, amp: bool = False
-) -> torch.Tensor:
-    """ws [N, num_ws, w_dim] -> fp32 images [N, C, R, R] on CPU; random noise is seeded per image.
-
-    `amp`: the convolutions autocast to the device's native low-precision dtype (bf16 on AVX512-BF16 /
-    AMX CPUs and recent GPUs; no-op elsewhere): ~4x the matmul rate, images within a few 1/255 steps.
-    """
-    from stylekit.device import autocast
-
-    device = next(G.parameters()).device
-    out = []
-    with torch.no_grad(), autocast(device, amp), _inference_layout(G, device, amp):
-        if noise_mode == "random":
-            for i in range(ws.shape[0]):
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    torch.manual_seed(seeds[i] if seeds else i)
-                    out.append(G.synthesis(ws[i : i + 1].to(device), noise_mode=noise_mode).float().cpu())
-        else:
-            for i in range(0, ws.shape[0], batch):
-                out.append(G.synthesis(ws[i : i + batch].to(device), noise_mode=noise_mode).float().cpu())
-    return torch.cat(out)
-
-
-@contextlib.contextmanager
-def _inference_layout(G: Generator, device: torch.device, amp: bool) -> Iterator[None]:
-    """Under --amp on CPU, G's convolution weights channels-last for the duration (restored after):
-    oneDNN then keeps the bf16 activations NHWC and skips a reorder around every convolution. Measured
-    interleaved (docs/performance.md): 1.18x at 64 px, 1.05x at 128, 1.8x at 256 px; same images. In fp32
-    it was mixed (1.05x / 0.89x / 1.11x), so fp32 keeps NCHW."""
-    from stylekit.device import amp_dtype
-
-    if device.type != "cpu" or not amp or amp_dtype(device) is None:
-        yield
-        return
-    G.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        G.to(memory_format=torch.contiguous_format)
-
-
 def check_amp(amp: bool, device: torch.device) -> bool:
     """`--amp` where the device has a native low-precision type; a warning and fp32 elsewhere."""
     from stylekit.device import amp_dtype
@@ -130,19 +65,6 @@ def check_amp(amp: bool, device: torch.device) -> bool:
         get_console().warn(f"--amp: {device} has no native low-precision type; running in fp32")
         return False
     return amp
-
-
-def map_seeds(
-    G: Generator, seeds: list[int], trunc: float = 1.0, trunc_cutoff: int | None = None, class_idx: int | None = None
-) -> torch.Tensor:
-    """seeds -> ws [N, num_ws, w_dim] (CPU), truncated as NVlabs' mapping does."""
-    if trunc_cutoff is not None and not 0 <= trunc_cutoff <= G.num_ws:
-        raise BadInput(f"--trunc-cutoff {trunc_cutoff} is out of range", hint=f"the network has {G.num_ws} layers of w")
-    device = next(G.parameters()).device
-    z = seeds_to_z(seeds, G.z_dim).to(device)
-    c = class_labels(G, class_idx, len(seeds))
-    with torch.no_grad():
-        return G.mapping(z, c.to(device) if c is not None else None, truncation_psi=trunc, truncation_cutoff=trunc_cutoff).cpu()
 
 
 def load_generator(spec: str, device: torch.device, option: str = "--network") -> tuple[LoadedNetwork, str | None]:

@@ -26,8 +26,8 @@ from torch import nn
 
 from stylekit.device import native_bf16
 from stylekit.errors import BadInput
-from stylekit.standins import is_random
 from stylekit.io.state_dict import read_state_dict
+from stylekit.standins import is_random
 
 # Convolutions per block (torchvision configs "D" and "E"); channel widths are shared.
 _BLOCKS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}

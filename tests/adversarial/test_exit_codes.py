@@ -179,16 +179,16 @@ def test_write_failure_names_the_file(tmp_path):
 
 def test_python_callers_get_the_same_errors(tmp_path):
     """The checks live in the configs: no CLI needed to be refused."""
+    from stylekit.configs.pix2pix import Pix2PixConfig
+    from stylekit.configs.score import ScoreConfig
     from stylekit.configs.stylegan import BlendConfig, GenerateConfig, MixConfig
     from stylekit.errors import BadInput
-    from stylekit.metrics.score import ScoreConfig
-    from stylekit.configs.pix2pix import Pix2PixConfig
 
     cases = [
         (lambda: GenerateConfig(network="n", seeds=[0], out=tmp_path, trunc=float("nan")), "--trunc"),
         (lambda: MixConfig(network="n", out=tmp_path, interpolate=(1, 2), fps=0), "--fps"),
         (lambda: BlendConfig(base="a", finetuned="b", out=str(tmp_path / "x.safetensors"), swap_res=12), "--swap-res"),
-        (lambda: ScoreConfig(a="a", b="b", kid_subsets=0).validate(), "--kid-subsets"),
+        (lambda: ScoreConfig(a="a", b="b", kid_subsets=0), "--kid-subsets"),
         (lambda: Pix2PixConfig(data=tmp_path, out=tmp_path, size=32, n_layers_d=10), "--n-layers-d"),
         (lambda: Pix2PixConfig(data=tmp_path, out=tmp_path, epochs=4, decay_epochs=5), "--decay-epochs"),
     ]

@@ -15,8 +15,8 @@ from stylekit.errors import MissingResource
 from stylekit.metrics.fid import RefStats, load_ref_stats
 from stylekit.metrics.style import META_NAME, export_style_model
 from stylekit.nets.backbones import build_backbone
-from stylekit.nets.stylegan2.load import load_network
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+from stylekit.nets.stylegan2.load import load_network
 from stylekit.weights import weights_path
 
 runner = CliRunner()
