@@ -20,6 +20,7 @@ import time
 import torch
 from common import Bench, add_args, best_of, count_flops, start
 
+from stylekit.configs.edit import DEFAULT_MSE_WEIGHT
 from stylekit.edit import invert as inv
 from stylekit.nets.stylegan2.tiny import randomize_, tiny_generator
 
@@ -38,7 +39,7 @@ def speed(bench: Bench, config: str, loss: str, space: str, steps: int, repeats:
     w_avg, w_std = inv.w_stats(G, 1000)
     dtype = amp_dtype(device)
     precisions = {"fp32": False, **({"amp": True} if dtype is not None else {})}
-    objectives = {name: inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, device, amp=amp)
+    objectives = {name: inv.Objective(loss, target * 2 - 1, DEFAULT_MSE_WEIGHT[loss], "random", device, amp=amp)
                   for name, amp in precisions.items()}
     results: dict[str, inv.Projection] = {}
 
@@ -88,7 +89,7 @@ def validity(steps: int, amp: bool) -> None:
             target = inv.quantize(G.synthesis(ws, noise_mode="const"))
         for loss in ("mse", "lpips", "vgg"):
             for space in ("w+", "w"):
-                obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, torch.device("cpu"), amp)
+                obj = inv.Objective(loss, target * 2 - 1, DEFAULT_MSE_WEIGHT[loss], "random", torch.device("cpu"), amp)
                 t0 = time.perf_counter()
                 proj = inv.project(G, target, obj, space=space, steps=steps, initial_noise=0.0, noise_reg=0.0,
                                    w_avg=w_avg, w_std=w_std, log_every=max(1, steps // 10), amp=amp)

@@ -81,6 +81,7 @@ def main() -> None:
 
     from cleanfid import fid as cleanfid
 
+    from stylekit.configs.score import ScoreConfig
     from stylekit.metrics import score as score_mod
     from stylekit.metrics.fid import InceptionExtractor
 
@@ -89,8 +90,8 @@ def main() -> None:
     fresh = itertools.count()
     results: dict[str, float] = {}
 
-    def cfg(cache_dir: Path) -> score_mod.ScoreConfig:
-        return score_mod.ScoreConfig(a=str(a), b=str(b), metrics=["fid", "kid"], device=str(device), cache_dir=str(cache_dir),
+    def cfg(cache_dir: Path) -> ScoreConfig:
+        return ScoreConfig(a=str(a), b=str(b), metrics=["fid", "kid"], device=str(device), cache_dir=str(cache_dir),
                                      **overrides)
 
     def run_cleanfid() -> None:

@@ -90,16 +90,18 @@ def guard_env() -> dict[str, str]:
     return env
 
 
-def run_guarded(tmp_path: Path, jobs: list[list[str]], nproc: int = 1) -> list[dict[str, Any]]:
+def run_guarded(tmp_path: Path, jobs: list[list[str]], nproc: int = 1, timeout_s: float = 600) -> list[dict[str, Any]]:
     """Run `jobs` guarded in one process (nproc 1) or under `torchrun --nproc_per_node nproc`; every job
-    must exit 0 with no device-less tensor in use. Returns rank 0's report."""
+    must exit 0 with no device-less tensor in use. Returns rank 0's report. A launch still running after
+    `timeout_s` (a rank stuck in a collective) dumps its stacks and fails instead of hanging the suite."""
     name = f"{nproc}-{jobs[0][0]}"
     jobs_file, report = tmp_path / f"jobs-{name}.json", tmp_path / f"report-{name}.json"
     jobs_file.write_text(json.dumps(jobs))
     torchrun = Path(sys.executable).parent / "torchrun"
     launch = [sys.executable] if nproc == 1 else [str(torchrun), "--standalone", "--nproc_per_node", str(nproc)]
-    proc = subprocess.run([*launch, str(Path(__file__).resolve()), str(jobs_file), str(report)], env=guard_env(), capture_output=True,
-                          text=True, timeout=900)
+    env = guard_env() | {"DEVICE_GUARD_TIMEOUT": str(timeout_s)}
+    proc = subprocess.run([*launch, str(Path(__file__).resolve()), str(jobs_file), str(report)], env=env, capture_output=True,
+                          text=True, timeout=timeout_s + 120)
     assert report.exists(), proc.stderr[-3000:]
     results = json.loads(report.read_text())
     for r in results:

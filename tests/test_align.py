@@ -198,7 +198,8 @@ def test_align_bad_inputs(tmp_path, monkeypatch):
 
 
 def test_invert_align_ffhq(tmp_path):
-    from stylekit.edit.invert import InvertConfig, run_invert
+    from stylekit.configs.edit import InvertConfig
+    from stylekit.edit.invert import run_invert
     from stylekit.nets.stylegan2.load import save_network
     from stylekit.nets.stylegan2.tiny import tiny_generator
 

@@ -9,7 +9,8 @@ from test_metric_registry import make_images, tiny_extractors
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
-from stylekit.edit.blend import BlendConfig, blend_generators, run_blend
+from stylekit.configs.stylegan import BlendConfig
+from stylekit.edit.blend import blend_generators, run_blend
 from stylekit.nets.stylegan2.load import load_network, save_network
 from stylekit.nets.stylegan2.tiny import tiny_generator
 
@@ -56,7 +57,7 @@ def test_sweep_writes_one_network_per_resolution_and_a_labelled_sheet(nets, tmp_
 def test_sweep_scores_every_blend_through_the_metric_registry(nets, tmp_path):
     ref = tmp_path / "ref"
     make_images(ref, "blobs", 12, size=32, seed=7)
-    cfg = BlendConfig(base=str(nets["base"]), finetuned=str(nets["toon"]), out=tmp_path / "s", swap_res=[8, 32],
+    cfg = BlendConfig(base=str(nets["base"]), finetuned=str(nets["toon"]), out=str(tmp_path / "s"), swap_res=[8, 32],
                       preview_seeds=[], device="cpu", metrics=["fid", "kid"], ref=str(ref), num_gen=12,
                       extractors=tiny_extractors())
     result = run_blend(cfg)
@@ -64,4 +65,5 @@ def test_sweep_scores_every_blend_through_the_metric_registry(nets, tmp_path):
     fids = [e["metrics"]["fid"] for e in result.sweep]
     assert all(f > 0 for f in fids) and fids[0] != fids[1]
     assert all("kid" in e["metrics"] for e in result.sweep)
+    assert all(e["num_gen"] == {"fid": 12, "kid": 12} for e in result.sweep)  # the count each metric used is recorded
     assert result.preview is None and (tmp_path / "s" / "sweep.json").is_file()

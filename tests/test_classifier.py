@@ -12,13 +12,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.datasets import load_style_splits
 from stylekit.data.images import load_tensor
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
 from stylekit.data.toy import generate_toy_styles
 from stylekit.errors import BadInput, Interrupted
 from stylekit.metrics.style import load_style_model
-from stylekit.train.classifier import ClassifierConfig, embed_items, train_classifier
+from stylekit.train.classifier import embed_items, train_classifier
 
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 TINY = dict(epochs=2, batch=8, size=32, seed=0, workers=0)
@@ -376,3 +377,69 @@ def test_default_workers_use_the_spare_cores_on_cpu(monkeypatch):
         monkeypatch.setattr(C.os, "cpu_count", lambda cores=cores: cores)
         assert C._default_workers(cfg, torch.device("cpu")) == expected
     assert C._default_workers(ClassifierConfig(data=Path("."), out=Path("o"), workers=0), torch.device("cpu")) == 0
+
+
+# ------------------------------------------------------------------------------------- edge rules
+@pytest.mark.parametrize("args, names", [
+    (["--embed-dim", "1000000000"], "--embed-dim"),
+    (["--loss", "supcn"], "--loss"),
+    (["--split", "0.5,0.5"], "--split"),
+    (["--backbone", "resnet9000"], "--backbone"),
+    (["--pretrained"], "--pretrained"),
+    (["--backbone", "resnet18", "--backbone-weights", "random", "--pretrained"], "--backbone-weights random"),
+    (["--per-class", "2", "--no-balanced-sampler"], "--no-balanced-sampler"),
+    (["--classes-per-batch", "2", "--per-class", "2", "--batch", "8"], "--batch 4"),
+    (["--freeze-backbone-epochs", "3", "--epochs", "2"], "--freeze-backbone-epochs"),
+    (["--style-model", "runs/x"], "--eval-only"),
+    (["--eval-only", "--style-model", "runs/x", "--epochs", "5", "--backbone", "resnet18"], "--backbone and --epochs"),
+    (["--eval-split", "val"], "--eval-split"),
+    (["--backbone", "vit_b_16", "--size", "32"], "--size 224"),
+])
+def test_a_refused_option_is_exit_2_and_leaves_no_folder(toy, tmp_path, args, names):
+    out = tmp_path / "never"
+    r = _cli("train-classifier", str(toy), "--out", str(out), *args)
+    assert r.exit_code == 2, r.output
+    assert names in r.output
+    assert not out.exists()
+
+
+def test_bad_data_leaves_no_folder(tmp_path):
+    out = tmp_path / "never"
+    r = _cli("train-classifier", str(tmp_path / "nope"), "--out", str(out))
+    assert r.exit_code == 2 and "does not exist" in r.output and not out.exists()
+
+
+def test_busy_out_is_refused_before_the_plan_is_printed(toy, tmp_path):
+    from stylekit.io.rundir import RunDir
+
+    out = tmp_path / "busy"
+    with RunDir(out):
+        r = _cli("train-classifier", str(toy), "--out", str(out), *TINY_FLAGS)
+    assert r.exit_code == 75, r.output
+    assert "plan" not in r.stderr.lower() and "classes" not in r.stderr
+
+
+def test_backbone_weights_random_is_a_labelled_stand_in(toy, tmp_path):
+    out = tmp_path / "r18"
+    r = _cli("train-classifier", str(toy), "--out", str(out), "--backbone", "resnet18", "--backbone-weights", "random",
+             "--epochs", "1", "--batch", "8", "--size", "32", "--workers", "0", "--loss", "ce", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["stand_ins"] == ["--backbone-weights random"]
+    assert "random-init stand-in" in r.stderr
+    assert json.loads((out / "config.json").read_text())["pretrained"] is False
+
+
+def test_rerun_of_a_finished_run_trains_nothing_and_says_so(trained, toy, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(trained, out)
+    before = _weights(out)
+    r = _cli("train-classifier", str(toy), "--out", str(out), *TINY_FLAGS, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["resumed"] and doc["steps"] == 6
+    assert "nothing to train" in r.stderr
+    after = _weights(out)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    records = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 2  # no epoch appended

@@ -293,6 +293,30 @@ def test_cli_list_json():
     assert all(w["licence"] and w["urls"] for w in doc["weights"])
 
 
+NVLABS_ADA = {"ffhq": (1024, "ffhq.pkl"), "metfaces": (1024, "metfaces.pkl"), "afhqcat": (512, "afhqcat.pkl"),
+              "afhqdog": (512, "afhqdog.pkl"), "afhqwild": (512, "afhqwild.pkl"), "brecahad": (512, "brecahad.pkl"),
+              "cifar10": (32, "cifar10.pkl")}
+
+
+def test_cli_list_groups_by_family_and_names_the_nvlabs_files():
+    result = CliRunner().invoke(app, ["download", "--list", "--json"])
+    doc = json.loads(result.stdout)
+    by_name = {w["name"]: w for w in doc["weights"]}
+    for name, (res, filename) in NVLABS_ADA.items():
+        w = by_name[name]
+        assert w["resolution"] == res and w["filename"] == filename and w["size_bytes"] > 200e6
+        assert w["urls"] == [f"https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/{filename}"]
+        assert w["family"] == "StyleGAN2-ADA networks (NVlabs release)" and "NVIDIA Source Code License" in w["licence"]
+    families = [w["family"] for w in doc["weights"]]
+    assert families == sorted(families, key=families.index)  # each family in one run: grouped
+    text = CliRunner().invoke(app, ["download", "--list"], env={"COLUMNS": "400"}).output
+    assert "weights: StyleGAN2-ADA networks (NVlabs release)" in text and "weights: ImageNet backbones" in text
+    ada_table = text.split("weights: StyleGAN2-ADA networks")[1].split("weights: ")[0]
+    for name, (_, filename) in NVLABS_ADA.items():
+        assert f"{name} " in ada_table and filename in ada_table
+    assert "ffhq-res1024-mirror-stylegan2-noaug.pkl" in text.split("weights: StyleGAN2 transfer-learning")[1]
+
+
 def test_cli_dataset_needs_out_and_offline_weights_exit_3():
     result = CliRunner().invoke(app, ["download", "toy-styles"])
     assert result.exit_code == 2 and "--out" in result.output

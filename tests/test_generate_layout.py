@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from stylekit import device as device_mod
-from stylekit.edit import generate
-from stylekit.edit.generate import synthesize
+from stylekit.nets.stylegan2 import sampling
+from stylekit.nets.stylegan2.sampling import synthesize
 from stylekit.nets.stylegan2.tiny import tiny_generator
 
 
@@ -20,7 +20,7 @@ def test_channels_last_synthesis_gives_the_same_images_and_restores_the_layout(m
     G = tiny_generator(32).eval().requires_grad_(False)
     ws = G.mapping(torch.randn(3, G.z_dim), None)
     with monkeypatch.context() as m:  # the same --amp call with G left NCHW
-        m.setattr(generate, "_inference_layout", lambda *a: contextlib.nullcontext())
+        m.setattr(sampling, "_inference_layout", lambda *a: contextlib.nullcontext())
         plain = synthesize(G, ws, "const", batch=2, amp=True)
     layouts: list[bool] = []
     layer = next(m for m in G.modules() if type(m).__name__ == "SynthesisLayer")

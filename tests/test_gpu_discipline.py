@@ -55,7 +55,8 @@ def test_stylegan_reads_nothing_per_step(stylegan_setup, tmp_path):
 
 
 def test_classifier_reads_only_at_boundaries(toy, tmp_path):
-    from stylekit.train.classifier import ClassifierConfig, train_classifier
+    from stylekit.configs.classifier import ClassifierConfig
+    from stylekit.train.classifier import train_classifier
 
     cfg = ClassifierConfig(data=toy, out=tmp_path / "cls", epochs=2, batch=4, size=32, seed=0, workers=0,
                            device="cpu", loss="ce", check_images=False)
@@ -249,7 +250,7 @@ def test_invert_and_styleclip_optimise_through_fp32_synthesis(tmp_path):
     w_avg, w_std = inv.w_stats(G, 200)
     calls: list[object] = []
     G.synthesis.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs.get("force_fp32")), with_kwargs=True)
-    obj = inv.Objective("mse", target * 2 - 1, 1.0, inv.RANDOM_WEIGHTS, torch.device("cpu"))
+    obj = inv.Objective("mse", target * 2 - 1, 1.0, "random", torch.device("cpu"))
     inv.project(G, target, obj, space="w+", steps=2, noise_reg=0.0, initial_noise=0.0, w_avg=w_avg, w_std=w_std, log_every=1)
     assert calls and all(c is True for c in calls)
 

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekit.configs.edit import DEFAULT_MSE_WEIGHT
 from stylekit.edit import invert as inv
 from stylekit.edit.schedule import ramped_lr, w_noise_scale
 
@@ -109,7 +110,7 @@ def test_perceptual_losses_fall_with_random_weights(loss):
     G = validity_generator()
     _, target = mixed_target(G)
     w_avg, w_std = inv.w_stats(G, 1000)
-    obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, torch.device("cpu"))
+    obj = inv.Objective(loss, target * 2 - 1, DEFAULT_MSE_WEIGHT[loss], "random", torch.device("cpu"))
     proj = inv.project(G, target, obj, space="w+", steps=30, noise_reg=0.0, initial_noise=0.0, w_avg=w_avg, w_std=w_std,
                        log_every=29)
     assert proj.curve[-1]["dist"] < 0.5 * proj.curve[0]["dist"]
@@ -218,3 +219,28 @@ def test_real_subprocess(tmp_path):
         assert data["w"].shape == (1, G.num_ws, G.w_dim)
         assert any(k.startswith("noise.") for k in data.files)
         assert str(data["space"]) == "w"
+
+
+def test_refused_runs_leave_no_out_and_stand_ins_are_labelled(tmp_path):
+    good = save_png(torch.rand(1, 3, 40, 40), tmp_path / "good.png")
+    for extra in (["--steps", "-1"], ["--space", "z"], ["--network", "random:15"], ["--batch", "0"], ["--lr", "0"]):
+        res = _run(["invert", str(good), "--network", "random:16", "--out", str(tmp_path / "never"), *extra])
+        assert res.exit_code == 2, (extra, res.output)
+        assert not (tmp_path / "never").exists()
+    res = _run(["invert", str(good), "--network", "random:16", "--vgg-weights", "random", "--steps", "2",
+                "--w-avg-samples", "50", "--out", str(tmp_path / "inv"), "--json"])
+    assert res.exit_code == 0, res.output
+    labels = json.loads(res.stdout)["standins"]
+    assert len(labels) == 2 and "random:16" in labels[0] and "--vgg-weights random" in labels[1]
+
+
+def test_invert_into_another_commands_folder_is_refused(tmp_path):
+    gen = tmp_path / "gen"
+    assert _run(["generate", "--network", "random:16", "--seeds", "1", "--out", str(gen)]).exit_code == 0
+    target = tmp_path / "t.png"
+    target.write_bytes((gen / "seed0001.png").read_bytes())
+    args = ["invert", str(target), "--network", "random:16", "--loss", "mse", "--steps", "1",
+            "--w-avg-samples", "20", "--out", str(gen)]
+    res = _run(args)
+    assert res.exit_code == 2 and "--fresh" in res.output and not (gen / "latent.npz").exists()
+    assert _run([*args, "--fresh"]).exit_code == 0 and (gen / "latent.npz").is_file()

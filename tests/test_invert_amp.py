@@ -12,6 +12,7 @@ from test_invert import mixed_target, network_file, save_png, validity_generator
 from typer.testing import CliRunner
 
 from stylekit import device as dev
+from stylekit.configs.edit import DEFAULT_MSE_WEIGHT
 from stylekit.edit import invert as inv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,7 +28,7 @@ def native_bf16(monkeypatch):
 def _project(G, target, loss: str, amp: bool) -> inv.Projection:
     cpu = torch.device("cpu")
     w_avg, w_std = inv.w_stats(G, 200)
-    obj = inv.Objective(loss, target * 2 - 1, inv.DEFAULT_MSE_WEIGHT[loss], inv.RANDOM_WEIGHTS, cpu, amp=amp)
+    obj = inv.Objective(loss, target * 2 - 1, DEFAULT_MSE_WEIGHT[loss], "random", cpu, amp=amp)
     return inv.project(G, target, obj, space="w+", steps=STEPS, initial_noise=0.0, noise_reg=0.0,
                        w_avg=w_avg, w_std=w_std, log_every=1, amp=amp)
 
@@ -60,7 +61,7 @@ def test_amp_runs_bf16_lowers_the_loss_and_stays_near_fp32(native_bf16, loss):
 
 def test_objective_amp_scores_an_exact_match_zero_and_compares_in_fp32(native_bf16):
     target = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    obj = inv.Objective("lpips", target, 0.0, inv.RANDOM_WEIGHTS, torch.device("cpu"), amp=True)
+    obj = inv.Objective("lpips", target, 0.0, "random", torch.device("cpu"), amp=True)
     assert obj.target_feats.dtype == torch.float32
     total, parts = obj.per_target(target)
     assert total.dtype == torch.float32 and float(total) == 0.0

@@ -14,6 +14,7 @@ import torch
 from test_score import TinyInception, make_images
 from typer.testing import CliRunner
 
+from stylekit.configs.score import ScoreConfig
 from stylekit.errors import BadInput
 from stylekit.metrics import score as score_mod
 from stylekit.metrics.features import EmbedderExtractor
@@ -22,7 +23,7 @@ from stylekit.metrics.inception_score import inception_score
 from stylekit.metrics.ppl import PPLConfig, batch_random, face_crop, perceptual_path_length
 from stylekit.metrics.precision_recall import precision_recall
 from stylekit.metrics.registry import FULL_CAP, parse_metric, parse_metrics
-from stylekit.metrics.score import ScoreConfig, score_sets
+from stylekit.metrics.score import score_sets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
@@ -280,7 +281,8 @@ def ref_set(tmp_path_factory):
 
 
 def test_score_network_equals_scoring_the_generated_pngs(tiny_net, ref_set, tmp_path):
-    from stylekit.edit.generate import GenerateConfig, run_generate
+    from stylekit.configs.stylegan import GenerateConfig
+    from stylekit.edit.generate import run_generate
 
     run_generate(GenerateConfig(network=str(tiny_net), seeds=list(range(3, 3 + 40)), out=tmp_path / "gen", grid=False, device="cpu"))
     metrics = ["fid", "kid", "is", "pr", "style"]
@@ -312,7 +314,7 @@ def test_score_network_ppl_through_lpips_is_seeded(tiny_net):
 def test_score_config_bad_input(tiny_net, ref_set):
     ext = tiny_extractors()
     cases = [
-        (dict(network=str(tiny_net), a=str(ref_set), num_gen=0), "--num-gen 0"),
+        (dict(network=str(tiny_net), a=str(ref_set), num_gen=0), "--num-gen must be >= 1"),
         (dict(a=str(ref_set), b=str(ref_set), num_gen=5), "--num-gen needs --network"),
         (dict(network=str(tiny_net), a=str(ref_set), b=str(ref_set)), "one image set"),
         (dict(a=str(ref_set)), "two image sets"),
@@ -353,7 +355,7 @@ def test_cli_score_network_json(tiny_net, ref_set, monkeypatch):
 
 @pytest.mark.parametrize("args,message", [
     (["--metrics", "fid50k_fulll"], "fid50k_full"),
-    (["--num-gen", "0"], "--num-gen 0"),
+    (["--num-gen", "0"], "--num-gen must be >= 1"),
     (["--metrics", "pr", "--num-gen", "2"], "pr needs at least 4 images"),
 ])
 def test_cli_score_network_bad_input_exit_2(tiny_net, ref_set, monkeypatch, args, message):
@@ -405,3 +407,33 @@ def test_finetune_metrics_names_checked_before_training(tmp_path):
                                    "--out", str(tmp_path / "o"), "--device", "cpu"])
         assert r.exit_code == 2 and message in r.output, r.output
         assert not (tmp_path / "o").exists()
+
+
+def test_explicit_num_gen_wins_over_the_count_in_a_name(tiny_net, ref_set, monkeypatch):
+    """`score --network G --metrics fid50k_full --num-gen 20` generates 20 images, says so and records it."""
+    for kind, factory in tiny_extractors().items():
+        monkeypatch.setitem(score_mod.EXTRACTORS, kind, factory)
+    r = _cli(["--network", str(tiny_net), str(ref_set), "--metrics", "fid50k_full,kid", "--num-gen", "20",
+              "--kid-subset-size", "10", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["a"]["n"] == 20 and doc["a"]["seeds"] == "0-19"
+    assert doc["metrics"]["fid50k_full"]["num_gen"] == 20 and doc["metrics"]["kid"]["num_gen"] == 20
+    assert any("fid50k_full: --num-gen 20 generated images" in w for w in doc["warnings"])
+
+
+def test_a_name_count_wins_over_a_trainer_default(tiny_net, ref_set):
+    cfg = ScoreConfig(network=str(tiny_net), b=str(ref_set), metrics=["fid1k", "kid"], default_num_gen=8)
+    assert [cfg.count(s) for s in cfg.specs] == [1000, 8]
+    explicit = cfg.replace(num_gen=30)
+    assert [explicit.count(s) for s in explicit.specs] == [30, 30]
+
+
+def test_random_network_stand_in_is_labelled(ref_set, monkeypatch):
+    for kind, factory in tiny_extractors().items():
+        monkeypatch.setitem(score_mod.EXTRACTORS, kind, factory)
+    r = _cli(["--network", "random:16", str(ref_set), "--metrics", "fid", "--num-gen", "4", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["stand_ins"] == ["--network random:16"] and "random-init stand-in" in r.stderr
+    assert doc["a"]["n"] == 4 and np.isfinite(doc["metrics"]["fid"]["value"])

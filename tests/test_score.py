@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekit.configs.score import ScoreConfig
 from stylekit.data.imageset import open_image_set
 from stylekit.metrics import score as score_mod
 from stylekit.metrics.features import EmbedderExtractor, extract_features
 from stylekit.metrics.fid import InceptionExtractor
-from stylekit.metrics.score import ScoreConfig, score_sets
+from stylekit.metrics.score import score_sets
 
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
@@ -344,7 +345,7 @@ def test_gram_and_style_gram_with_pairs(tmp_path):
     make_images(b, "stripes", 3, seed=2)
     for p in b.iterdir():  # name B like A so that --pairs matches 3 of 4
         p.rename(b / p.name.replace(".png", ".jpg"))
-    report = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["gram", "style"], style_model="gram", vgg_weights=str(vgg),
+    report = score_sets(ScoreConfig(a=str(a), b=str(b), metrics=["gram", "style"], embedder="gram", vgg_weights=str(vgg),
                                     size=32, device="cpu", workers=0, pairs=True))
     gram = report.metrics["gram"]
     assert gram["value"] > 0 and set(gram["per_layer"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
@@ -437,3 +438,59 @@ def test_subprocess_cmmd_and_clip_style_with_tiny_clip(tmp_path, sets):
     assert doc["metrics"]["cmmd"]["value"] > 0 and doc["metrics"]["clip-fid"]["value"] > 0
     assert doc["metrics"]["style"]["embedder"].startswith("clip:")
     assert doc["models"]["clip"]["dim"] == 32
+
+
+# ------------------------------------------------------------------------------------- edge rules
+def test_out_report_is_kept_unless_fresh(tiny, sets, tmp_path):
+    a, _, b = sets
+    out = tmp_path / "reports" / "r.json"
+    args = [str(a), str(b), "--metrics", "fid", "--device", "cpu", "--workers", "0", "--out", str(out)]
+    assert _invoke(args).exit_code == 0
+    first = out.read_text()
+    again = _invoke([*args, "--seed", "3"])
+    assert again.exit_code == 2 and "--fresh" in again.output and "already holds a report" in again.output
+    assert out.read_text() == first  # never a silent mix of two runs
+    replaced = _invoke([*args, "--seed", "3", "--fresh", "--json"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(out.read_text())["config"]["seed"] == 3
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--kid-subsets", "0"], "--kid-subsets"),
+    (["--metrics", "fid,bogus"], "bogus"),
+    (["--metrics", "ppl2_wend"], "--metrics ppl2_wend"),
+    (["--num-gen", "5"], "--num-gen needs --network"),
+    (["--embedder", "clip", "--style-model", "runs/x"], "--style-model"),
+])
+def test_a_refused_option_leaves_no_report_folder(sets, tmp_path, args, names):
+    a, _, b = sets
+    out = tmp_path / "never" / "r.json"
+    r = _invoke([str(a), str(b), "--out", str(out), *args])
+    assert r.exit_code == 2 and names in r.output, r.output
+    assert not out.parent.exists()
+
+
+def test_missing_input_or_bad_stand_in_leaves_no_report_folder(sets, tmp_path):
+    a, _, _ = sets
+    out = tmp_path / "never" / "r.json"
+    r = _invoke([str(a), str(tmp_path / "missing"), "--out", str(out)])
+    assert r.exit_code == 2 and not out.parent.exists()
+    r = _invoke(["--network", "random:63", str(a), "--out", str(out)])
+    assert r.exit_code == 2 and "random:RES" in r.output and not out.parent.exists()
+
+
+def test_weights_stand_ins_are_labelled(sets, tmp_path):
+    """--inception-weights/--clip-weights/--vgg-weights random run offline, and the report says they are stand-ins."""
+    a, _, b = sets
+    r = _invoke([str(a), str(b), "--metrics", "kid,gram,cmmd", "--inception-weights", "random", "--vgg-weights", "random",
+                 "--clip-weights", "random", "--size", "32", "--kid-subset-size", "10", "--device", "cpu", "--workers", "0",
+                 "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["stand_ins"] == ["--inception-weights random", "--clip-weights random", "--vgg-weights random"]
+    assert r.stderr.count("random-init stand-in") == 3
+    assert doc["models"]["inception"]["name"] == "inception-random(seed=0)"
+    assert all(np.isfinite(doc["metrics"][m]["value"]) for m in ("kid", "gram", "cmmd"))
+    unused = _invoke([str(a), str(b), "--metrics", "gram", "--inception-weights", "random", "--vgg-weights", "random",
+                      "--size", "32", "--device", "cpu", "--workers", "0", "--json"])
+    assert json.loads(unused.stdout)["stand_ins"] == ["--vgg-weights random"]  # only what the metrics used

@@ -18,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.classifier import ClassifierConfig
 from stylekit.configs.search import ClassifyConfig, SimilarConfig
 from stylekit.data.toy import generate_toy_styles
 from stylekit.errors import BadInput
@@ -25,7 +26,7 @@ from stylekit.metrics import search as search_mod
 from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics, retrieval_metrics
 from stylekit.metrics.search import classify_images, similar_images
 from stylekit.metrics.style import META_NAME, WEIGHTS_NAME, load_style_model
-from stylekit.train.classifier import ClassifierConfig, train_classifier
+from stylekit.train.classifier import train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

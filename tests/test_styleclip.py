@@ -138,6 +138,10 @@ def test_bad_inputs(tmp_path, clip_dir):
     assert res.exit_code == 2
     res = _run([*base, "--prompt", "x", "--out", str(tmp_path / "d")])
     assert res.exit_code == 2 and "--latent" in res.output
+    res = _run([*base, "--seed", "3", "--prompt", "x", "--out", str(tmp_path / "d")])  # the start is --latent-seed
+    assert res.exit_code == 2 and "--seed" in res.output
+    for name in "abcd":  # every refusal came before --out was created
+        assert not (tmp_path / name).exists()
     # registry CLIP weights not cached, offline -> exit 3 with the download command
     res = _run(["styleclip", "--network", str(net), "--latent-seed", "1", "--prompt", "x", "--clip-model", "ViT-B-32",
                 "--out", str(tmp_path / "e")])
@@ -152,3 +156,23 @@ def test_real_subprocess(tmp_path, clip_dir):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["prompts"][0]["prompt"] == "a cat"
+
+
+def test_rerun_rule_and_random_network(tmp_path, clip_dir):
+    """Same options into the same --out: up to date; other options: exit 2 with --fresh; random:RES labelled."""
+    out = tmp_path / "edit"
+    args = ["styleclip", "--network", "random:16", "--latent-seed", "2", "--prompt", "a cat", "--clip-model", str(clip_dir),
+            "--steps", "2", "--out", str(out), "--json"]
+    res = _run(args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["standins"] and "stand-in" in res.stderr and doc["up_to_date"] is False
+    mtime = (out / "grid.png").stat().st_mtime_ns
+    again = _run(args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["up_to_date"] is True
+    assert json.loads(again.stdout)["prompts"] == doc["prompts"] and (out / "grid.png").stat().st_mtime_ns == mtime
+    other = _run([*args, "--prompt", "a dog"])
+    assert other.exit_code == 2 and "--prompts" in other.output and "--fresh" in other.output
+    assert not (out / "01-a-dog").exists()
+    fresh = _run([*args, "--prompt", "a dog", "--fresh"])
+    assert fresh.exit_code == 0 and (out / "01-a-dog" / "edited.png").is_file()

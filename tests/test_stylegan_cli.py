@@ -188,3 +188,92 @@ def test_installed_stylekit_generate_subprocess(nets, tmp_path):
     proc = subprocess.run([str(exe), "blend-layers", "--base", str(nets["base"]), "--finetuned", str(nets["small"]), "--out", str(tmp_path / "b.safetensors")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _latent_seeds(path):
+    with np.load(path) as d:
+        return list(d["seeds"])
+
+
+def test_generate_rerun_skips_the_same_run_and_refuses_another(nets, tmp_path):
+    """The one rerun rule: same options -> up to date (nothing rewritten); other options -> exit 2 naming
+    --fresh, the folder untouched; --fresh -> only the new run's files (never seeds of two runs side by side)."""
+    out = tmp_path / "gen"
+    first = ["generate", "--network", nets["small"], "--seeds", "0-3", "--trunc", "0.5", "--out", out, "--json"]
+    assert invoke(*first).exit_code == 0
+    mtime = (out / "seed0000.png").stat().st_mtime_ns
+    again = invoke(*first)
+    assert again.exit_code == 0 and json.loads(again.stdout)["up_to_date"] is True and "up to date" in again.stderr
+    assert (out / "seed0000.png").stat().st_mtime_ns == mtime
+    other = invoke("generate", "--network", nets["small"], "--seeds", "4-12", "--trunc", "0.7", "--out", out)
+    assert other.exit_code == 2 and "--fresh" in other.output and "--seeds" in other.output
+    assert not (out / "seed0004.png").exists() and _latent_seeds(out / "latents.npz") == [0, 1, 2, 3]
+    fresh = invoke("generate", "--network", nets["small"], "--seeds", "4-12", "--trunc", "0.7", "--out", out, "--fresh")
+    assert fresh.exit_code == 0, fresh.output
+    pngs = sorted(p.name for p in out.glob("seed*.png"))
+    assert pngs == [f"seed{s:04d}.png" for s in range(4, 13)] and _latent_seeds(out / "latents.npz") == list(range(4, 13))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    res = invoke("generate", "--network", nets["small"], "--seeds", "0", "--out", tmp_path / "mine")
+    assert res.exit_code == 2 and "no record" in res.output and "--fresh" in res.output
+
+
+def test_mix_and_blend_rerun_rule(nets, tmp_path):
+    mix = ["mix", "--network", nets["base"], "--rows", "1,2", "--cols", "3", "--out", tmp_path / "m", "--json"]
+    assert invoke(*mix).exit_code == 0
+    res = invoke(*mix)
+    assert res.exit_code == 0 and json.loads(res.stdout)["up_to_date"] is True and len(json.loads(res.stdout)["images"]) == 5
+    res = invoke(*mix[:-1], "--styles", "0")
+    assert res.exit_code == 2 and "--styles" in res.output and "--fresh" in res.output
+    out = tmp_path / "b.safetensors"
+    blend = ["blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], "--preview-seeds", "", "--out", out, "--json"]
+    assert invoke(*blend, "--swap-res", "16").exit_code == 0
+    res = invoke(*blend, "--swap-res", "16")
+    assert res.exit_code == 0 and json.loads(res.stdout)["up_to_date"] is True
+    before = out.stat().st_mtime_ns
+    res = invoke(*blend, "--swap-res", "8")
+    assert res.exit_code == 2 and "--fresh" in res.output and out.stat().st_mtime_ns == before
+    assert invoke(*blend, "--swap-res", "8", "--fresh").exit_code == 0
+    assert load_network(out).extra["blend"]["swap_res"] == 8
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "--seeds", "3-0"],
+    ["generate", "--seeds", "1", "--trunc-cutoff", "99"],  # checked against the network, before --out exists
+    ["generate", "--seeds", "1", "--batch", "0"],
+    ["mix", "--rows", "1"],
+    ["mix", "--rows", "1", "--cols", "2", "--styles", "0-40"],
+    ["mix", "--interpolate", "1,2", "--frames", "1"],
+    ["mix", "--interpolate", "1,2", "--rows", "3"],
+])
+def test_a_refused_run_leaves_no_out_folder(nets, tmp_path, args):
+    out = tmp_path / "never"
+    res = invoke(args[0], "--network", nets["small"], *args[1:], "--out", out)
+    assert res.exit_code == 2, res.output
+    assert not out.exists()
+
+
+def test_blend_refused_leaves_no_out_folder(nets, tmp_path):
+    for extra in (["--swap-res", "12"], ["--swap-res", "64"], ["--metrics", "fid"], ["--swap-res", "8,8"]):
+        res = invoke("blend-layers", "--base", nets["base"], "--finetuned", nets["toon"], *extra, "--out", f"{tmp_path / 'never'}/")
+        assert res.exit_code == 2, (extra, res.output)
+        assert not (tmp_path / "never").exists()
+
+
+def test_random_network_stand_in_everywhere(tmp_path):
+    """--network/--base/--finetuned random:RES: a seeded random-init generator, labelled in the output."""
+    res = invoke("generate", "--network", "random:16", "--seeds", "0-1", "--out", tmp_path / "g", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["resolution"] == 16 and "stand-in" in doc["standins"][0] and "stand-in" in res.stderr
+    again = invoke("generate", "--network", "random:16", "--seeds", "0-1", "--out", tmp_path / "g2", "--no-grid")
+    assert again.exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "g" / "seed0001.png")), np.asarray(Image.open(tmp_path / "g2" / "seed0001.png")))
+    res = invoke("mix", "--network", "random:16", "--interpolate", "1,2", "--frames", "2", "--out", tmp_path / "i", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["standins"]
+    res = invoke("blend-layers", "--base", "random:16", "--finetuned", "random:16", "--swap-res", "8", "--out",
+                 tmp_path / "b.safetensors", "--json")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["standins"]) == 2
+    for bad in ("random:15", "random:x", "random:4096"):
+        res = invoke("generate", "--network", bad, "--seeds", "0", "--out", tmp_path / "bad")
+        assert res.exit_code == 2 and "random:RES" in res.output and not (tmp_path / "bad").exists()

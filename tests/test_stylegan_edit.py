@@ -1,14 +1,17 @@
 """generate / mix / interpolate / blend: behaviour on tiny random networks, through the library."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from stylekit.cli.common import parse_int_list
+from stylekit.configs.stylegan import GenerateConfig, MixConfig
 from stylekit.edit.blend import blend_generators, blend_weight, check_compatible
 from stylekit.edit.generate import map_seeds, seed_to_z, seeds_to_z, synthesize, to_pil
 from stylekit.edit.latents import load_latents, save_latents
-from stylekit.edit.mix import InterpolateConfig, interpolation_ws, slerp, style_mix
+from stylekit.edit.mix import interpolation_ws, slerp, style_mix
 from stylekit.errors import BadInput
 from stylekit.nets.stylegan2.tiny import tiny_generator
 
@@ -31,8 +34,9 @@ def test_seed_to_z_is_nvlabs_randomstate():
     assert z.shape == (1, 512)
     assert np.array_equal(z, np.random.RandomState(42).randn(1, 512))
     assert torch.equal(seeds_to_z([1, 2], 8)[1], torch.from_numpy(np.random.RandomState(2).randn(8)).float())
-    with pytest.raises(BadInput):
-        seed_to_z(-1, 8)
+    for bad in ("-1", "4294967296"):  # the declaration bounds every seed to numpy's range
+        with pytest.raises(BadInput, match="--seeds"):
+            GenerateConfig(network="n", seeds=bad, out=Path("o"))
 
 
 def test_trunc_zero_gives_the_average_image_for_every_seed(G):
@@ -60,15 +64,15 @@ def test_interpolation_endpoints_and_slerp(G, tmp_path):
     mid = slerp(a, b, 0.5)
     assert abs(mid.norm() - (a.norm() + b.norm()) / 2) < 0.2 * a.norm()  # stays near the sphere, unlike lerp
     for space in ("z", "w"):
-        ws = interpolation_ws(G, InterpolateConfig(network="-", out=tmp_path, seeds=(1, 2), space=space, frames=5))
+        ws = interpolation_ws(G, MixConfig(network="-", out=tmp_path, interpolate=(1, 2), space=space, frames=5))
         assert ws.shape == (5, G.num_ws, G.w_dim)
         assert torch.allclose(ws[0], map_seeds(G, [1])[0], atol=1e-5) and torch.allclose(ws[-1], map_seeds(G, [2])[0], atol=1e-4)
     save_latents(tmp_path / "a.npz", map_seeds(G, [1]))
     save_latents(tmp_path / "b.npz", map_seeds(G, [2])[:, 0])  # [1, w_dim] broadcast form
-    ws = interpolation_ws(G, InterpolateConfig(network="-", out=tmp_path, latents=(tmp_path / "a.npz", tmp_path / "b.npz"), space="w", frames=3))
+    ws = interpolation_ws(G, MixConfig(network="-", out=tmp_path, latents=(tmp_path / "a.npz", tmp_path / "b.npz"), space="w", frames=3))
     assert torch.allclose(ws[1], (map_seeds(G, [1])[0] + map_seeds(G, [2])[0, 0]) / 2, atol=1e-5)
-    with pytest.raises(BadInput, match="space z"):
-        interpolation_ws(G, InterpolateConfig(network="-", out=tmp_path, latents=(tmp_path / "a.npz", tmp_path / "b.npz"), space="z"))
+    with pytest.raises(BadInput, match="space z"):  # the declaration refuses it: latent files hold w
+        MixConfig(network="-", out=tmp_path, latents=(tmp_path / "a.npz", tmp_path / "b.npz"), space="z")
 
 
 def test_latent_file_format(tmp_path, G):
@@ -152,8 +156,8 @@ def test_interpolating_inverted_latents_uses_their_noise_maps(tmp_path):
     noises = [{k: torch.randn(v.shape, generator=gen) for k, v in noise_buffers(G).items()} for _ in range(2)]
     for name, w, noise in zip("ab", ws, noises, strict=True):
         save_latents(tmp_path / f"{name}.npz", w[None], **{f"noise.{k}": v for k, v in noise.items()})
-    run_interpolate(InterpolateConfig(network=str(net), out=tmp_path / "out", latents=(str(tmp_path / "a.npz"), str(tmp_path / "b.npz")),
-                                      space="w", frames=3, device="cpu"))
+    run_interpolate(MixConfig(network=str(net), out=tmp_path / "out", latents=(str(tmp_path / "a.npz"), str(tmp_path / "b.npz")),
+                              space="w", frames=3, device="cpu"))
     for index, w, noise in ((0, ws[0], noises[0]), (2, ws[1], noises[1])):
         apply_noise(G, noise)
         expected = np.asarray(to_pil(synthesize(G, w[None], "const", [0]))[0])

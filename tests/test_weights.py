@@ -131,7 +131,8 @@ def _fake_spec(monkeypatch, server: LocalServer, data: bytes, name: str = "fake-
 
 def test_registry_has_every_required_name_with_wellformed_entries():
     required = {"vgg16", "vgg19", "inception-fid", "lpips-vgg16", "clip-vit-b-32", "ffhq-256", "ffhq-512",
-                "ffhq-1024", "celebahq-256", "lsundog-256"}
+                "ffhq-1024", "celebahq-256", "lsundog-256", "ffhq", "metfaces", "afhqcat", "afhqdog", "afhqwild",
+                "brecahad", "cifar10"}
     assert required <= set(weights.REGISTRY)
     for name, spec in weights.REGISTRY.items():
         assert spec.name == name
@@ -139,6 +140,10 @@ def test_registry_has_every_required_name_with_wellformed_entries():
         assert spec.urls[0].rsplit("/", 1)[-1] == spec.filename
         assert spec.licence and spec.description
         assert spec.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+        assert spec.family in weights.FAMILIES
+        if spec.format == "nvlabs-pkl":  # NVIDIA publishes no checksums: recorded on first download, never invented
+            assert spec.resolution and spec.size_bytes and spec.sha256 is None and spec.sha256_prefix is None
+            assert spec.checksum_policy == "recorded on first download"
     assert weights.REGISTRY["vgg16"].sha256_prefix == "397923af"
     assert weights.REGISTRY["vgg19"].sha256_prefix == "dcbb9e9d"
     clip = weights.REGISTRY["clip-vit-b-32"]  # safetensors (never a TorchScript archive), sha256 pinned

@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
@@ -128,6 +128,8 @@ def _config_keys(params: list[Parameter]) -> dict[str, Parameter]:
 class StylekitCommand(TyperCommand):
     """A Typer command with the shared contract: --config as click's default map, option groups in one
     order, value placeholders and literal help text."""
+
+    config: ClassVar[type | None] = None  # the command's declaration (stylekit/declare.py)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -322,7 +324,7 @@ def command(app: typer.Typer, name: str, help: str, examples: Iterable[str] | No
     """
     if examples is not None:
         kwargs["epilog"] = _epilog(examples, notes)
-    cls = type(f"{name.title().replace('-', '')}Command", (StylekitCommand,), {})
+    cls = type(f"{name.title().replace('-', '')}Command", (StylekitCommand,), {"config": config})
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func)

@@ -1,21 +1,17 @@
 """`stylekit convert`: write a StyleGAN2 network as stylekit .safetensors, rosinality .pt or an NVlabs state dict."""
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from stylekit.cli.common import Table, command, fields, render
+from stylekit.configs.convert import ConvertConfig
 
 ORDER = 66
 
-FORMATS = "safetensors | rosinality | nvlabs-state"
-
 _EXAMPLES = [
-    "stylekit convert runs/toon --to rosinality --out toon.pt",
-    "stylekit convert toonify.safetensors --to nvlabs-state --out toonify-G.pt",
-    "stylekit convert network-snapshot-000400.pkl --to safetensors --out net.safetensors",
-    "stylekit convert stylegan2-ffhq-config-f.pt --to safetensors --out ffhq.safetensors --no-verify",
+    "stylekit convert random:64 --to safetensors --out net.safetensors",
+    "stylekit convert net.safetensors --to rosinality --out net.pt",
+    "stylekit convert net.pt --to nvlabs-state --out net-G.pt",
+    "stylekit convert net.pt --to safetensors --out back.safetensors --no-verify",
 ]
 
 
@@ -25,6 +21,7 @@ def _table(r: object) -> Table:
             ["resolution", r.resolution], ["wrote", ", ".join(r.files)],  # type: ignore[attr-defined]
             ["max pixel diff", "not checked" if diff is None else f"{diff:.3g}"], ["seconds", r.seconds]]  # type: ignore[attr-defined]
     rows += [["note", n] for n in r.notes]  # type: ignore[attr-defined]
+    rows += [["stand-in", n] for n in r.standins]  # type: ignore[attr-defined]
     return fields(f"convert -> {r.to}", rows)  # type: ignore[attr-defined]
 
 
@@ -34,18 +31,10 @@ def register(app: typer.Typer) -> None:
         "convert",
         help="Write a StyleGAN2 network in another tool's format (rosinality .pt, NVlabs state dict, stylekit .safetensors).",
         examples=_EXAMPLES,
+        notes="NETWORK random:RES is a random-init stand-in (for trying the command offline).",
+        config=ConvertConfig,
     )
-    def convert(
-        network: Annotated[str, typer.Argument(
-            help="Network: registry name, NVlabs .pkl, rosinality .pt, stylekit .safetensors, nvlabs-state .pt or a run directory.")],
-        to: Annotated[str, typer.Option("--to", help=f"Output format: {FORMATS}. rosinality is what pSp, e4e, StyleGAN-NADA "
-                                        "and StyleCLIP read; nvlabs-state loads with G.load_state_dict in NVlabs code "
-                                        "(init kwargs in the .json next to it).")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.safetensors, or .pt for rosinality / nvlabs-state).")],
-        verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Load the output back and compare two rendered "
-                                             "seeds with the input (max pixel difference in the result).")] = True,
-    ) -> None:
-        from stylekit.edit.convert import ConvertConfig, run_convert
+    def convert(cfg: ConvertConfig) -> None:
+        from stylekit.edit.convert import run_convert
 
-        result = run_convert(ConvertConfig(network=network, to=to, out=out, verify=verify))
-        render(result, table=_table)
+        render(run_convert(cfg), table=_table)

@@ -29,13 +29,14 @@ def _mb(n: int | None) -> str:
 
 def _listing() -> dict[str, Any]:
     from stylekit.data.kaggle_sources import DATASETS
-    from stylekit.weights import REGISTRY, weights_dir
+    from stylekit.weights import registry_groups, weights_dir
 
     cache = weights_dir()
     return {
         "datasets": [{"name": k, "description": v.description, "licence": v.licence} for k, v in DATASETS.items()],
         "weights": [
-            {**spec.to_dict(), "cached": (cache / spec.filename).is_file()} for spec in REGISTRY.values()
+            {**spec.to_dict(), "cached": (cache / spec.filename).is_file()}
+            for specs in registry_groups().values() for spec in specs
         ],
         "cache": str(cache),
     }
@@ -44,9 +45,10 @@ def _listing() -> dict[str, Any]:
 def _show_listing(doc: dict[str, Any]) -> list[Table]:
     return [
         Table("data sets", ["name", "description", "licence"], [[d["name"], d["description"], d["licence"]] for d in doc["datasets"]]),
-        Table(f"weights (cache: {doc['cache']})", ["name", "size", "checksum", "cached", "licence", "description"],
-              [[w["name"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no", w["licence"], w["description"]]
-               for w in doc["weights"]]),
+        *[Table(f"weights: {family} (cache: {doc['cache']})", ["name", "file", "size", "checksum", "cached", "licence", "description"],
+                [[w["name"], w["filename"], _mb(w["size_bytes"]), w["checksum_policy"], "yes" if w["cached"] else "no", w["licence"],
+                  w["description"]] for w in doc["weights"] if w["family"] == family])
+          for family in dict.fromkeys(w["family"] for w in doc["weights"])],
     ]
 
 

@@ -1,32 +1,35 @@
 """`stylekit score A B` / `score --network N REF`: the metric registry's metrics between image sets or of a generator."""
 
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from stylekit.cli.common import Table, command, render
-from stylekit.cli.vocabulary import option
+from stylekit.configs.score import ScoreConfig
 
 ORDER = 40
 
 _EXAMPLES = [
-    "stylekit score real/ generated/",
-    "stylekit score real/ generated/ --metrics fid,kid,cmmd --json > scores.json",
-    "stylekit score data/toy/test/ samples.zip --metrics style --style-model runs/style/export",
-    "stylekit score styles/ stylised/ --pairs --metrics style,gram --out report.json",
-    "stylekit score generated/ stats:ffhq/256 --metrics fid,kid",
-    "stylekit score --network ffhq-256 data/ffhq-256.zip --metrics fid50k_full,kid50k_full,pr50k3_full",
-    "stylekit score --network runs/toon --num-gen 5000 data/toons.zip --metrics fid,kid --trunc 0.7",
-    "stylekit score --network ffhq-256 --metrics ppl2_wend,is50k --batch 64 --device cuda",
+    "stylekit download toy-styles --out data/toy --size 32 --per-style 10 --styles 4",
+    "stylekit score data/toy/pop data/toy/stripes --metrics kid,gram --inception-weights random --vgg-weights random --size 32",
+    "stylekit score data/toy/pop data/toy/stripes --metrics fid,kid,cmmd --inception-weights random --clip-weights random --json",
+    "stylekit train-classifier data/toy --size 32 --epochs 2 --out runs/style",
+    "stylekit score data/toy/pop data/toy/checks --metrics style --style-model runs/style",
+    "stylekit score data/toy/content data/toy/pop --pairs --metrics style,gram --embedder gram --vgg-weights random --size 32 --out report.json",
+    "stylekit score --network random:32 data/toy/pop --num-gen 10 --metrics fid,kid --inception-weights random --trunc 0.7",
+    "stylekit score --network random:32 data/toy/pop --metrics fid50k_full --num-gen 10 --inception-weights random",
+    "stylekit score --network random:32 --metrics is10k --num-gen 10 --inception-weights random",
 ]
 _NOTES = ("A and B are folders (searched recursively) or .zip files of images. B may also be clean-fid's precomputed "
           "statistics, stats:NAME/RES/SPLIT (SPLIT optional) (fid and kid only), e.g. stats:ffhq/1024/trainval70k, "
           "stats:ffhq/256, stats:cifar10/32/test, stats:afhq_dog/512, stats:metfaces/1024, stats:lsun_church/256; "
-          "your own data set's statistics: `stylekit stats DATA --name NAME`, then stats:NAME/RES. With --network the generator's samples (seeds --seed, --seed + 1, ...) are set A, generated on the device "
-          "and never written, and the one image set given is the reference. Metrics: fid, kid, clip-fid, cmmd, style, "
-          "gram, pr, is and NVlabs' names fid50k_full, kid50k_full, fid10k, pr50k3_full, is50k, ppl_zfull, ppl_wfull, "
-          "ppl_zend, ppl_wend, ppl2_wend (docs/metrics.md).")
+          "your own data set's statistics: `stylekit stats DATA --name NAME`, then stats:NAME/RES. With --network the "
+          "generator's samples (seeds --seed, --seed + 1, ...) are set A, generated on the device and never written, and the "
+          "one image set given is the reference. Metrics: fid, kid, clip-fid, cmmd, style, gram, pr, is and NVlabs' names "
+          "fid50k_full, kid50k_full, fid10k, pr50k3_full, is50k, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ppl2_wend "
+          "(docs/metrics.md). --inception-weights/--clip-weights/--vgg-weights random and --network random:RES are "
+          "random-init stand-ins for trying the command offline: the report labels them (stand_ins) and the numbers mean "
+          "nothing.")
 
 
 def _fmt(value: Any) -> str:
@@ -79,6 +82,8 @@ def _show(doc: dict[str, Any]) -> list[Table]:
     b_desc = f"{b['source']} ({b['used']}/{b['n']} images)" if "n" in b else f"{b['source']}"
     a_desc = f"{a['source']} (seeds {a['seeds']})" if a.get("seeds") else f"{a['source']} ({a.get('used')}/{a.get('n')} images)"
     tables = [Table(f"score: {a_desc} vs {b_desc} in {doc['seconds']:.1f}s", ["metric", "value", "notes"], _rows(doc))]
+    if doc.get("stand_ins"):
+        tables.append(Table("random-init stand-ins (the numbers are not meaningful)", ["option"], [[s] for s in doc["stand_ins"]]))
     for side in ("a", "b"):
         skipped = doc[side].get("skipped") or []
         if skipped:
@@ -91,65 +96,10 @@ def _show(doc: dict[str, Any]) -> list[Table]:
     return tables
 
 
-class Embedder(StrEnum):
-    style = "style"
-    gram = "gram"
-    clip = "clip"
-
-
-def _embedder(embedder: Embedder | None, style_model: str | None) -> str:
-    """The library's one `style_model` value: 'clip', 'gram' or the style model path."""
-    from stylekit.errors import BadInput
-
-    if embedder is None:
-        embedder = Embedder.style if style_model else Embedder.clip
-    if embedder is Embedder.style:
-        if not style_model:
-            raise BadInput("--embedder style needs --style-model RUN", hint="a train-classifier run directory or its export")
-        return style_model
-    if style_model:
-        raise BadInput(f"--style-model is used with --embedder style, not --embedder {embedder.value}")
-    return embedder.value
-
-
 def register(app: typer.Typer) -> None:
     @command(app, "score", help="FID, KID, precision/recall, IS, PPL, CLIP metrics, style and Gram distance of image sets or a generator.",
-             examples=_EXAMPLES, notes=_NOTES)
-    def score(
-        a: Annotated[str | None, typer.Argument(help="Image set A: folder or .zip (with --network: the reference set).", show_default=False)] = None,
-        b: Annotated[str | None, typer.Argument(help="Image set B: folder, .zip, or stats:NAME/RES/SPLIT (SPLIT optional).", show_default=False)] = None,
-        metrics: Annotated[str | None, typer.Option("--metrics", help="Comma list of metric registry names (default fid,kid,style).", show_default=False)] = None,
-        network: str | None = option("network", "Score a generator's samples (registry name, .pkl, .pt, .safetensors, run dir) against the reference set."),
-        num_gen: int | None = option("num_gen", "With --network: samples for metrics without a count in their name (default 50000).", default=None),
-        trunc: float = option("trunc", "With --network: truncation psi (1 = none)."),
-        out: Annotated[str | None, typer.Option("--out", "-o", help="Also write the JSON report to this file.")] = None,
-        mode: Annotated[str, typer.Option("--mode", help="clean-fid mode for fid/kid: clean, legacy_pytorch, legacy_tensorflow.")] = "clean",
-        clip_model: Annotated[str, typer.Option("--clip-model", help="open_clip architecture name, or a local open_clip model folder.")] = "ViT-B-32",
-        clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="CLIP weights file (default: registry clip-vit-b-32 for ViT-B-32).")] = None,
-        embedder: Annotated[Embedder | None, typer.Option("--embedder", help="Embeddings of the style metric (default: style with --style-model, else clip).", show_default=False)] = None,
-        style_model: str | None = option("style_model", "--embedder style: the style model (a train-classifier run or its export)."),
-        vgg_weights: str | None = option("vgg_weights", "VGG19 weights for gram (default: registry vgg19)."),
-        inception_weights: Annotated[str | None, typer.Option("--inception-weights", help="Local FID Inception file (default: registry inception-fid).")] = None,
-        size: Annotated[int | None, typer.Option("--size", help="Image side fed to VGG (gram; default 256) and to a style model (default: the size it was trained at).", show_default=False)] = None,
-        batch: int = option("batch", "Images per forward pass.", default=32),
-        cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Per-image feature cache in $STYLEKIT_HOME/features.")] = True,
-        pairs: Annotated[bool, typer.Option("--pairs", help="Match A and B by file name: per-pair style cosine and Gram distance.")] = False,
-        kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID: number of random subsets.")] = 100,
-        kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="KID: max images per subset.")] = 1000,
-        workers: int | None = option("workers", "Decoding worker processes (0 = in the main process; default: auto = a decoding thread beside the model on CPU, one process per core up to 8 on CUDA)."),
-        device: str = option("device"),
-        seed: int = option("seed", "Seed for KID subsets and PPL latents; with --network the first seed."),
-    ) -> None:
-        from stylekit.metrics.registry import parse_metrics
-        from stylekit.metrics.score import ScoreConfig, score_sets
+             examples=_EXAMPLES, notes=_NOTES, config=ScoreConfig)
+    def score_cmd(cfg: ScoreConfig) -> None:
+        from stylekit.metrics.score import score_sets
 
-        cfg = ScoreConfig(
-            a=a, b=b, metrics=None if metrics is None else [s.name for s in parse_metrics(metrics)],
-            network=network, num_gen=num_gen, trunc=trunc,
-            mode=mode, clip_model=clip_model, clip_weights=clip_weights, style_model=_embedder(embedder, style_model),
-            vgg_weights=vgg_weights, inception_weights=inception_weights, size=size, batch=batch,
-            workers=workers, device=device, cache=cache, pairs=pairs, kid_subsets=kid_subsets,
-            kid_subset_size=kid_subset_size, seed=seed, out=str(out) if out else None,
-        )
-        report = score_sets(cfg)
-        render(report.to_dict(), table=_show)
+        render(score_sets(cfg).to_dict(), table=_show)

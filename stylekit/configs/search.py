@@ -54,7 +54,8 @@ class SimilarConfig(Config):
                                      "or random (a random-init stand-in).", concept="vgg_weights", cover=())
     clip_model: str = option("ViT-B-32", "open_clip architecture, or a local open_clip model folder (--embedder clip).",
                              cover=())
-    clip_weights: str | None = option(None, "CLIP weights file (default: registry clip-vit-b-32).", cover=())
+    clip_weights: str | None = option(None, "CLIP weights: a file, or random (a random-init stand-in of --clip-model, "
+                                      "an open_clip architecture name). Default: registry clip-vit-b-32.", cover=())
     size: int | None = option(None, "Image side fed to the embedder (default: the style model's size; 256 for gram).",
                               concept="size", unit="px", ge=16, le=4096, cover=(16, 32))
     batch: int = batch_option()

@@ -3,8 +3,10 @@
 Why not `urllib.request.urlretrieve`: a 550 MB file over a flaky link must resume where it stopped,
 never leave a half file under the final name, and prove its checksum before anyone loads it. So:
 stream into `<dest>.part`, resume it with an HTTP Range request, hash while writing, verify, fsync,
-then rename atomically. Transient failures (timeouts, resets, 5xx, 429) are retried with exponential
-backoff; permanent ones (404, 403, 410, ...) are reported at once with their status.
+then rename atomically. Transient failures (timeouts, resets, 5xx, 408/429) are retried with
+exponential backoff; failures no retry can fix are final at once: HTTP 4xx (404, 403, 410, ...) with
+their status, a host name that does not resolve, a refused connection, a TLS certificate that fails
+verification.
 Standard library only (urllib), so no extra dependency.
 """
 
@@ -14,8 +16,11 @@ import hashlib
 import http.client
 import os
 import re
+import socket
+import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -30,7 +35,7 @@ from stylekit.offline import require_online
 
 USER_AGENT = f"stylekit/{__version__} (python-urllib)"
 CHUNK = 1 << 20
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # timeouts, rate limits, server errors
 MAX_BACKOFF_S = 30.0
 
 
@@ -50,6 +55,17 @@ class HttpStatusError(DownloadError):
 
 class ChecksumMismatch(DownloadError):
     """The bytes arrived but their sha256 is not the expected one; nothing was kept."""
+
+
+def _final_reason(exc: BaseException) -> tuple[str, str] | None:
+    """(reason, text) when a connection failure cannot succeed on retry; None when it may (timeouts, resets)."""
+    if isinstance(exc, socket.gaierror):
+        return "dns", f"the host name does not resolve ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused", "the connection was refused (nothing listens there)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls", f"the server's TLS certificate fails verification ({exc.verify_message or exc})"
+    return None
 
 
 class _Retry(Exception):
@@ -227,10 +243,12 @@ def fetch_url(
 ) -> Fetched:
     """Download `url` to `dest` (resumable, verified, atomic). Returns what arrived.
 
-    `retries` extra attempts follow a transient failure, sleeping backoff*2**k seconds (capped);
-    each attempt resumes from the bytes already in `<dest>.part`. `progress` is the bar's label
-    (None: no bar). Raises HttpStatusError for permanent HTTP errors, ChecksumMismatch (and no file
-    left behind) when the bytes are wrong, DownloadError when all retries failed.
+    `retries` extra attempts follow a transient failure (timeout, reset, 5xx, 408, 429), sleeping
+    backoff*2**k seconds (capped); each attempt resumes from the bytes already in `<dest>.part`. A
+    failure no retry can fix (HTTP 4xx, unresolvable host, refused connection, bad TLS certificate) is
+    raised at once. `progress` is the bar's label (None: no bar). Raises HttpStatusError for permanent
+    HTTP errors, ChecksumMismatch (and no file left behind) when the bytes are wrong, DownloadError
+    (reason "dns", "refused", "tls", "timeout" or "error") otherwise.
     """
     dest = Path(dest)
     require_online(url, f"curl -L --create-dirs -o {dest} {url}")
@@ -247,14 +265,40 @@ def fetch_url(
             last = str(exc)
             continue
         except urllib.error.URLError as exc:
+            final = _final_reason(exc.reason) if isinstance(exc.reason, BaseException) else None
+            if final is not None:
+                raise DownloadError(f"could not download {url}: {final[1]}", url=url, reason=final[0]) from None
             last = f"{type(exc.reason).__name__}: {exc.reason}" if not isinstance(exc.reason, str) else exc.reason
             continue
         except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            final = _final_reason(exc)
+            if final is not None:
+                raise DownloadError(f"could not download {url}: {final[1]}", url=url, reason=final[0]) from None
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             continue
         return Fetched(dest, url, size, digest, resumed, attempt + 1)
     reason = "timeout" if "timed out" in last.lower() or "timeout" in last.lower() else "error"
     raise DownloadError(f"could not download {url} after {retries + 1} attempts: {last}", url=url, reason=reason)
+
+
+def check_reachable(url: str, timeout: float = 10.0) -> None:
+    """Raise DownloadError at once when `url`'s host does not resolve or refuses connections.
+
+    For downloads done by another library (huggingface_hub retries those for ~20 s): one name lookup
+    and one TCP connect, nothing sent. A timeout is not decided here (the download's own retries are),
+    nor is anything when a proxy carries the request (the host may well not resolve from here)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except (OSError, TimeoutError) as exc:
+        final = _final_reason(exc)
+        if final is not None:
+            raise DownloadError(f"could not download {url}: {final[1]}", url=url, reason=final[0]) from None
 
 
 @dataclass

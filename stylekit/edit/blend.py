@@ -14,17 +14,20 @@ them side by side, and (with --metrics/--ref) each blend scored through the metr
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import math
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stylekit.checks import check_number, check_trunc
+from stylekit.configs.stylegan import BlendConfig, Structure
 from stylekit.errors import BadInput
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -32,50 +35,6 @@ from stylekit.nets.stylegan2.networks import Generator
 
 BLENDED_FILE = "blended.safetensors"
 _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
-
-
-@dataclass
-class BlendConfig:
-    base: str
-    finetuned: str
-    out: Path | str  # a .safetensors file, or a folder (existing, or ending in /) that gets BLENDED_FILE
-    swap_res: int | list[int] = 32  # several: a sweep, one network each in the --out folder + sweep.png
-    blend_width: float | None = None
-    structure: str = "finetuned"
-    preview_seeds: list[int] = field(default_factory=lambda: list(range(6)))
-    trunc: float = 1.0
-    device: str = "auto"
-    metrics: list[str] | None = None  # registry names (score's), computed for every blend against `ref`
-    ref: str | None = None  # reference images (folder, zip or stats:NAME/RES) for `metrics`
-    num_gen: int | None = None  # generated images per blend for metric names without a count
-    extractors: dict[str, Any] = field(default_factory=dict)  # feature-model overrides for the metrics (see ScoreConfig)
-
-    @property
-    def resolutions(self) -> list[int]:
-        values = [self.swap_res] if isinstance(self.swap_res, int) else list(self.swap_res)
-        if not values or len(set(values)) != len(values):
-            raise BadInput(f"--swap-res {self.swap_res}: give one resolution or several different ones", hint="e.g. --swap-res 4,8,16,32,64")
-        return sorted(values)
-
-    @property
-    def sweep(self) -> bool:
-        return len(self.resolutions) > 1
-
-    def validate(self) -> None:
-        check_trunc(self.trunc)
-        if self.structure not in ("base", "finetuned"):
-            raise BadInput(f"bad --structure '{self.structure}'", hint="use base or finetuned")
-        if self.blend_width is not None:
-            check_number("--blend-width", self.blend_width, above=0, hint="omit it for a hard swap")
-        for res in self.resolutions:
-            if res < 4 or res & (res - 1):
-                raise BadInput(f"--swap-res {res} must be a power of two >= 4", hint="e.g. --swap-res 32")
-        if bool(self.metrics) != (self.ref is not None):
-            raise BadInput("--metrics and --ref go together", hint="e.g. --metrics fid10k --ref data/faces-256")
-        if self.metrics:
-            from stylekit.metrics.registry import parse_metrics
-
-            parse_metrics(self.metrics)  # unknown names fail before anything loads
 
 
 @dataclass
@@ -88,6 +47,8 @@ class BlendResult:
     weights: dict[str, float]  # per synthesis layer: share of the non-structure network (single blend)
     seconds: float = 0.0
     sweep: list[dict[str, Any]] = field(default_factory=list)  # per swap resolution: network file and metrics
+    up_to_date: bool = False  # a rerun of the same options into the same --out: nothing was redone
+    standins: list[str] = field(default_factory=list)  # labels of random-init stand-ins used
 
 
 def layer_position(name: str) -> tuple[int, int] | None:
@@ -131,8 +92,6 @@ def blend_generators(
 ) -> tuple[Generator, dict[str, float]]:
     """A new generator: structure's mapping/noise, synthesis layers mixed by resolution."""
     check_compatible(structure, detail, ("structure", "other"))
-    if swap_res < 4 or swap_res & (swap_res - 1):
-        raise BadInput(f"--swap-res {swap_res} must be a power of two >= 4")
     out = copy.deepcopy(structure)
     sd_s, sd_d = structure.state_dict(), detail.state_dict()
     new = {}
@@ -154,25 +113,25 @@ def blend_generators(
     return out.eval(), layers
 
 
-def _score(cfg: BlendConfig, G: Generator, label: str, device: Any) -> dict[str, float]:
-    """NVlabs-style flat results of `cfg.metrics` for one generator against `cfg.ref`."""
+def _score(cfg: BlendConfig, G: Generator, label: str, device: Any) -> tuple[dict[str, float], dict[str, int | None]]:
+    """NVlabs-style flat results of `cfg.metrics` for one generator against `cfg.ref`, and the number of
+    generated images each metric used (what --num-gen and the metric names resolved to)."""
     from stylekit.metrics.registry import FAMILIES, parse_metrics
     from stylekit.metrics.score import ScoreConfig, score_sets
 
-    report = score_sets(ScoreConfig(b=cfg.ref, generator=G, network=label, metrics=cfg.metrics, num_gen=cfg.num_gen,
+    report = score_sets(ScoreConfig(b=cfg.ref, generator=G, network=label, metrics=list(cfg.metrics), num_gen=cfg.num_gen,
                                     trunc=1.0, device=str(device), extractors=cfg.extractors))
     flat: dict[str, float] = {}
+    counts: dict[str, int | None] = {}
     for spec in parse_metrics(cfg.metrics):
         flat.update(FAMILIES[spec.family].results(spec.name, report.metrics[spec.name]))
-    return flat
+        counts[spec.name] = report.metrics[spec.name].get("num_gen")
+    return flat, counts
 
 
 def _outputs(cfg: BlendConfig) -> dict[int, Path]:
     """Network file per swap resolution: --out itself (one blend), or OUT/blend-swapR.safetensors (a sweep)."""
     if cfg.sweep:
-        if Path(cfg.out).suffix == ".safetensors":
-            raise BadInput(f"--out {cfg.out}: a --swap-res sweep writes one network per resolution into a folder",
-                           hint="e.g. --out blends/")
         return {r: Path(cfg.out) / f"blend-swap{r}.safetensors" for r in cfg.resolutions}
     out = Path(cfg.out) / BLENDED_FILE if names_folder(cfg.out) else Path(cfg.out)
     if out.suffix != ".safetensors":
@@ -180,63 +139,125 @@ def _outputs(cfg: BlendConfig) -> dict[int, Path]:
     return {cfg.resolutions[0]: out}
 
 
+def blend_options(cfg: BlendConfig, base_id: str, finetuned_id: str) -> dict[str, Any]:
+    """What shapes blend-layers' outputs (its rerun recipe)."""
+    doc = cfg.to_dict()
+    for key in ("out", "device", "fresh", "extractors"):
+        doc.pop(key)
+    return {**doc, "base": base_id, "finetuned": finetuned_id}
+
+
+def _file_recipe(path: Path) -> str | None:
+    """The recipe a blended network file records (None: not a blend-layers network, or unreadable)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            return str(json.loads((fh.metadata() or {}).get("extra", "{}"))["blend"]["recipe"])
+    except Exception:  # noqa: BLE001 - anything unreadable counts as "no record"
+        return None
+
+
+@contextlib.contextmanager
+def _claim(cfg: BlendConfig, outputs: dict[int, Path], options: dict[str, Any]) -> Iterator[Any]:
+    """The rerun rule (stylekit.edit.outdir): a folder --out is claimed; a single network file is up to date when
+    it records the same recipe, refused (exit 2, --fresh) when it records another or none."""
+    from stylekit.edit.outdir import Claim, claim_out
+    from stylekit.io.recipe import recipe_digest
+    from stylekit.io.rundir import ensure_writable_dir
+
+    if cfg.sweep or names_folder(cfg.out):
+        with claim_out(Path(cfg.out) if cfg.sweep else next(iter(outputs.values())).parent, "blend-layers", options,
+                       cfg.fresh) as claim:
+            yield claim
+        return
+    out = next(iter(outputs.values()))
+    recipe = recipe_digest({"command": "blend-layers", **options})
+    up_to_date = False
+    if out.exists() and not cfg.fresh:
+        recorded = _file_recipe(out)
+        if recorded != recipe:
+            raise BadInput(f"--out {out} already exists and was made {'with other options' if recorded else 'by something else'}",
+                           hint="pass --fresh to replace it, or choose another --out")
+        up_to_date = True
+    ensure_writable_dir(out.parent)
+    yield Claim(out.parent, "blend-layers", recipe, options, up_to_date, recorded=False)  # the file records its recipe
+
+
 def run_blend(cfg: BlendConfig) -> BlendResult:
     """Blend, save loadable .safetensors network(s) and a labelled preview: base | fine-tuned | blended,
     or for a sweep base | swap 4 | swap 8 | ... | fine-tuned (OUT/sweep.png), with optional metrics."""
     from stylekit.data.grid import save_labelled_grid
     from stylekit.device import resolve_device
-    from stylekit.edit.generate import map_seeds, synthesize, to_unit
+    from stylekit.edit.generate import load_generator, map_seeds, synthesize, to_unit
+    from stylekit.edit.outdir import network_identity, warn_standins
     from stylekit.io.atomic import write_json_atomic
     from stylekit.io.console import get_console
-    from stylekit.io.rundir import ensure_writable_dir
-    from stylekit.nets.stylegan2.load import load_network, save_network
+    from stylekit.nets.stylegan2.load import save_network
 
     start = time.monotonic()
-    cfg.validate()
+    if cfg.metrics:
+        from stylekit.metrics.registry import parse_metrics
+
+        parse_metrics(list(cfg.metrics))  # unknown names fail before anything loads
     outputs = _outputs(cfg)
     for out in outputs.values():
-        ensure_writable_dir(out.parent)
         refuse_out_overlap(out, [Input("--base", cfg.base), Input("--finetuned", cfg.finetuned), Input("--ref", cfg.ref)])
     device = resolve_device(cfg.device)
-    base = load_network(cfg.base, device).generator
-    fine = load_network(cfg.finetuned, device).generator
+    loaded_base, base_label = load_generator(cfg.base, device, "--base")
+    loaded_fine, fine_label = load_generator(cfg.finetuned, device, "--finetuned")
+    base, fine = loaded_base.generator, loaded_fine.generator
     check_compatible(base, fine)
     too_high = [r for r in cfg.resolutions if r > base.img_resolution]
     if too_high:
         raise BadInput(f"--swap-res {too_high[0]} is above the networks' resolution {base.img_resolution}: nothing would be swapped",
                        hint=f"use a power of two from 4 to {base.img_resolution}")
-    structure, detail = (fine, base) if cfg.structure == "finetuned" else (base, fine)
+    structure, detail = (fine, base) if cfg.structure is Structure.finetuned else (base, fine)
+    options = blend_options(cfg, network_identity(cfg.base, loaded_base.source), network_identity(cfg.finetuned, loaded_fine.source))
+    result = BlendResult(out=str(cfg.out) if cfg.sweep else str(next(iter(outputs.values()))), preview=None,
+                         swap_res=cfg.resolutions if cfg.sweep else cfg.resolutions[0], blend_width=cfg.blend_width,
+                         structure=str(cfg.structure), weights={}, standins=[x for x in (base_label, fine_label) if x])
 
     def preview(g: Generator) -> torch.Tensor:
-        return to_unit(synthesize(g, map_seeds(g, cfg.preview_seeds, cfg.trunc), "const"))
+        return to_unit(synthesize(g, map_seeds(g, list(cfg.preview_seeds), cfg.trunc), "const"))
 
-    columns, images, sweep, layers = ["base"], [preview(base)] if cfg.preview_seeds else [], [], {}
-    for res, out in outputs.items():
-        blended, layers = blend_generators(structure, detail, res, cfg.blend_width)
-        extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), "swap_res": res,
-                           "blend_width": cfg.blend_width, "structure": cfg.structure}}
-        save_network(out, G=blended, extra=extra)
-        entry: dict[str, Any] = {"swap_res": res, "out": str(out)}
-        if cfg.metrics:
-            entry["metrics"] = _score(cfg, blended, f"{out.name} (swap {res})", device)
-            get_console().log(f"swap {res}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()))
-        sweep.append(entry)
-        if cfg.preview_seeds:
-            columns.append(f"swap {res}" if cfg.sweep else "blended")
-            images.append(preview(blended))
-    preview_path = None
-    if cfg.preview_seeds:
-        columns.insert(len(columns) if cfg.sweep else 1, "fine-tuned")
-        images.insert(len(images) if cfg.sweep else 1, preview(fine))
-        rows = [[col[i] for col in images] for i in range(len(cfg.preview_seeds))]
+    with _claim(cfg, outputs, options) as claim:
+        warn_standins(result.standins)
         sheet = Path(cfg.out) / "sweep.png" if cfg.sweep else next(iter(outputs.values())).with_suffix(".preview.png")
-        preview_path = str(save_labelled_grid(sheet, rows, columns, [f"seed {s}" for s in cfg.preview_seeds]))
-    result = BlendResult(out=str(cfg.out) if cfg.sweep else str(next(iter(outputs.values()))), preview=preview_path,
-                         swap_res=cfg.resolutions if cfg.sweep else cfg.resolutions[0], blend_width=cfg.blend_width,
-                         structure=cfg.structure, weights={} if cfg.sweep else layers,
-                         seconds=round(time.monotonic() - start, 3), sweep=sweep if cfg.sweep or cfg.metrics else [])
-    if cfg.sweep:
-        from dataclasses import asdict
+        if claim.up_to_date:
+            get_console().log(f"blend-layers: {result.out} is up to date (same options; --fresh redoes it)")
+            result.preview = str(sheet) if cfg.preview_seeds else None
+            result.sweep = [{"swap_res": r, "out": str(o)} for r, o in outputs.items()] if cfg.sweep else []
+            result.up_to_date = True
+            result.seconds = round(time.monotonic() - start, 3)
+            return result
+        columns, images, sweep, layers = ["base"], [preview(base)] if cfg.preview_seeds else [], [], {}
+        for res, out in outputs.items():
+            blended, layers = blend_generators(structure, detail, res, cfg.blend_width)
+            extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), "swap_res": res,
+                               "blend_width": cfg.blend_width, "structure": str(cfg.structure), "recipe": claim.recipe}}
+            save_network(out, G=blended, extra=extra)
+            entry: dict[str, Any] = {"swap_res": res, "out": str(out)}
+            if cfg.metrics:
+                entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} (swap {res})", device)
+                get_console().log(f"swap {res}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()))
+            sweep.append(entry)
+            if cfg.preview_seeds:
+                columns.append(f"swap {res}" if cfg.sweep else "blended")
+                images.append(preview(blended))
+        written = [str(o) for o in outputs.values()]
+        if cfg.preview_seeds:
+            columns.insert(len(columns) if cfg.sweep else 1, "fine-tuned")
+            images.insert(len(images) if cfg.sweep else 1, preview(fine))
+            rows = [[col[i] for col in images] for i in range(len(cfg.preview_seeds))]
+            result.preview = str(save_labelled_grid(sheet, rows, columns, [f"seed {s}" for s in cfg.preview_seeds]))
+            written.append(result.preview)
+        result.weights = {} if cfg.sweep else layers
+        result.sweep = sweep if cfg.sweep or cfg.metrics else []
+        result.seconds = round(time.monotonic() - start, 3)
+        if cfg.sweep:
+            from dataclasses import asdict
 
-        write_json_atomic(Path(cfg.out) / "sweep.json", asdict(result))
+            written.append(str(write_json_atomic(Path(cfg.out) / "sweep.json", asdict(result))))
+        claim.finish(written)
     return result

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from stylekit.configs.convert import ConvertConfig
 from stylekit.errors import BadInput
 from stylekit.nets.stylegan2.networks import Generator
 
@@ -25,28 +26,19 @@ if TYPE_CHECKING:
 VERIFY_SEEDS = (0, 1)
 
 
-@dataclass
-class ConvertConfig:
-    network: str
-    to: str
-    out: Path
-    verify: bool = True
+def check_output(cfg: ConvertConfig) -> None:
+    """--out fits --to (its suffix), is not a folder and is not the input itself."""
+    from stylekit.nets.stylegan2.export import EXPORTERS
 
-    def __post_init__(self) -> None:
-        from stylekit.nets.stylegan2.export import EXPORTERS
-
-        self.out = Path(self.out)
-        if self.to not in EXPORTERS:
-            raise BadInput(f"--to {self.to!r} is not a known format", hint=f"choose one of: {', '.join(EXPORTERS)}")
-        suffixes = EXPORTERS[self.to].suffixes
-        if self.out.suffix.lower() not in suffixes:
-            raise BadInput(f"--out {self.out}: a {self.to} file ends in {' or '.join(suffixes)}",
-                           hint=f"e.g. --out {self.out.with_suffix(suffixes[0]).name}")
-        if self.out.is_dir():
-            raise BadInput(f"--out {self.out} is a directory", hint="give the output file name")
-        source = Path(self.network).expanduser()
-        if source.exists() and source.resolve() == self.out.resolve():
-            raise BadInput(f"--out {self.out} is the input network itself", hint="write the converted network to another file")
+    suffixes = EXPORTERS[cfg.to].suffixes
+    if cfg.out.suffix.lower() not in suffixes:
+        raise BadInput(f"--out {cfg.out}: a {cfg.to} file ends in {' or '.join(suffixes)}",
+                       hint=f"e.g. --out {cfg.out.with_suffix(suffixes[0]).name}")
+    if cfg.out.is_dir():
+        raise BadInput(f"--out {cfg.out} is a directory", hint="give the output file name")
+    source = Path(cfg.network).expanduser()
+    if source.exists() and source.resolve() == cfg.out.resolve():
+        raise BadInput(f"--out {cfg.out} is the input network itself", hint="write the converted network to another file")
 
 
 @dataclass
@@ -60,6 +52,7 @@ class ConvertResult:
     max_abs_diff: float | None = None  # None: --no-verify
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    standins: list[str] = field(default_factory=list)  # labels of random-init stand-ins used
 
 
 @torch.no_grad()
@@ -94,12 +87,16 @@ def _load(network: str) -> LoadedNetwork:
 
 
 def run_convert(cfg: ConvertConfig) -> ConvertResult:
+    from stylekit.edit.outdir import standin, warn_standins
     from stylekit.nets.stylegan2.export import EXPORTERS
     from stylekit.nets.stylegan2.load import load_network
 
     t0 = time.monotonic()
+    check_output(cfg)
     net = _load(cfg.network)
-    files = EXPORTERS[cfg.to].write(net, cfg.out)
+    label = standin(cfg.network, "NETWORK")
+    warn_standins([label] if label else [])
+    files = EXPORTERS[str(cfg.to)].write(net, cfg.out)
     diff = None
     if cfg.verify:
         back = load_network(cfg.out, device="cpu")
@@ -108,7 +105,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     if net.generator.init_kwargs.get("synthesis_kwargs", {}).get("conv_clamp") and cfg.to == "rosinality":
         notes.append("conv_clamp is not part of rosinality's format: outputs match while activations stay below the clamp")
     return ConvertResult(
-        source=net.source, source_format=net.format, to=cfg.to, files=[str(f) for f in files],
+        source=net.source, source_format=net.format, to=str(cfg.to), files=[str(f) for f in files],
         networks=[k for k in ("G", "G_ema", "D") if getattr(net, k) is not None], resolution=net.generator.img_resolution,
-        max_abs_diff=diff, seconds=round(time.monotonic() - t0, 3), notes=notes,
+        max_abs_diff=diff, seconds=round(time.monotonic() - t0, 3), notes=notes, standins=[label] if label else [],
     )

@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylekit.checks import check_number
+from stylekit.configs.edit import InvertConfig
 from stylekit.device import autocast, grad_scaler
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
@@ -36,39 +36,10 @@ from stylekit.io.console import get_console
 from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.io.recipe import Recorded, file_digest, plan_outputs, recipe_digest, source_identity
 from stylekit.nets.stylegan2.networks import Generator
+from stylekit.standins import is_random
 
-SPACES = ("w", "w+")
-LOSSES = ("lpips", "vgg", "mse")
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
-DEFAULT_MSE_WEIGHT = {"lpips": 0.0, "vgg": 1.0, "mse": 1.0}
-RANDOM_WEIGHTS = "random"  # --vgg-weights random: untrained network (tests, timing only)
 DONE_FILE = "metrics.json"
-
-
-@dataclass
-class InvertConfig:
-    target: Path
-    network: str
-    out: Path
-    space: str = "w"
-    steps: int = 1000
-    lr: float = 0.1
-    initial_noise: float = 0.05
-    noise_ramp: float = NOISE_RAMP
-    noise_reg: float = 1e5
-    loss: str = "lpips"
-    mse_weight: float | None = None
-    perceptual_weights: str | None = None
-    w_avg_samples: int = 10000
-    seed: int = 0
-    device: str = "auto"
-    save_video: bool = False
-    log_every: int = 10
-    fresh: bool = False
-    align: str | None = None  # "ffhq": detect and FFHQ-align each target first (stylekit.edit.align)
-    face_detector: str = "retinaface-mobilenet0.25"
-    batch: int = 1  # --batch: targets projected at once (independent latents, noise maps and losses)
-    amp: bool = False  # --amp: G and the perceptual net autocast to device.amp_dtype; latents, Adam, losses fp32
 
 
 @dataclass
@@ -91,6 +62,7 @@ class InvertResult:
     loss: str
     steps: int
     items: list[InvertItem] = field(default_factory=list)
+    standins: list[str] = field(default_factory=list)  # labels of random-init stand-ins used (not meaningful results)
     seconds: float = 0.0
 
 
@@ -184,13 +156,13 @@ class Objective:
         if kind == "lpips":
             from stylekit.nets.lpips import LPIPS, load_lpips
 
-            self.net = LPIPS(None, None).to(device) if weights == RANDOM_WEIGHTS else load_lpips(weights, device)
+            self.net = LPIPS(None, None).to(device) if is_random(weights) else load_lpips(weights, device)
             with torch.no_grad():
                 self.target_feats = self._lpips(self.target)
         elif kind == "vgg":
             from stylekit.nets.vgg import VGGFeatures
 
-            w = None if weights == RANDOM_WEIGHTS else (weights or "vgg16")
+            w = None if is_random(weights) else (weights or "vgg16")
             self.net = VGGFeatures("vgg16", VGG_LAYERS, weights=w).to(device)
             with torch.no_grad():
                 self.target_feats = self._vgg(self.target)
@@ -263,8 +235,6 @@ def project_batch(
     `amp` for its perceptual network); the latents, noise maps, Adam and the loss sums stay fp32, fp16
     gets a GradScaler, and the returned image is rendered in fp32.
     """
-    if space not in SPACES:
-        raise BadInput(f"unknown --space '{space}'", hint="use w or w+")
     device = next(G.parameters()).device
     count = target.shape[0]
     G = copy.deepcopy(G).eval().requires_grad_(False)  # its noise buffers become optimisation variables
@@ -435,40 +405,33 @@ def _targets(target: Path) -> tuple[list[tuple[Path, str]], bool]:
     return out, False
 
 
-def check_config(cfg: InvertConfig) -> None:
-    if cfg.space not in SPACES:
-        raise BadInput(f"unknown --space '{cfg.space}'", hint="use w (NVlabs projector) or w+ (Image2StyleGAN)")
-    if cfg.loss not in LOSSES:
-        raise BadInput(f"unknown --loss '{cfg.loss}'", hint=f"use one of {', '.join(LOSSES)}")
-    if cfg.steps < 0:
-        raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    check_number("--lr", cfg.lr, above=0)
-    if cfg.w_avg_samples < 1:
-        raise BadInput(f"--w-avg-samples must be >= 1, got {cfg.w_avg_samples}")
-    if cfg.mse_weight is not None and cfg.mse_weight < 0:
-        raise BadInput(f"--mse-weight must be >= 0, got {cfg.mse_weight}")
-    if cfg.noise_reg < 0:
-        raise BadInput(f"--noise-reg must be >= 0, got {cfg.noise_reg}")
-    if cfg.batch < 1:
-        raise BadInput(f"--batch must be >= 1, got {cfg.batch}")
-
-
 def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str, Any]:
     """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
-    weights = cfg.perceptual_weights
-    shaping = {k: v for k, v in asdict(cfg).items() if k not in ("target", "network", "out", "device", "log_every", "fresh", "batch")}
+    from stylekit.edit.outdir import network_identity
+
+    weights = cfg.vgg_weights
+    shaping = {k: v for k, v in cfg.to_dict().items() if k not in ("target", "network", "out", "device", "log_every", "fresh", "batch")}
+    shaping["perceptual_weights"] = shaping.pop("vgg_weights")  # the name recorded before the option was renamed
     if not shaping["amp"]:  # fp32 results recorded before --amp existed stay current
         del shaping["amp"]
-    return {**shaping, "mse_weight": mse_weight, "network": file_digest(network_file),
+    return {**shaping, "mse_weight": mse_weight, "network": network_identity(network_file, network_file),
             "perceptual_weights": file_digest(weights) if weights and Path(weights).expanduser().is_file() else weights}
 
 
+OUTPUT_FILES = frozenset({"latent.npz", "projected.png", "target.png", "compare.png", "progress.gif", "curve.png", DONE_FILE})
+
+
 def _recorded(folders: list[Path]) -> dict[Path, Recorded | None]:
-    """For each finished output folder (its metrics.json exists): the recipe and source it records."""
+    """For each finished output folder (its metrics.json exists): the recipe and source it records; None for a
+    folder holding files invert does not write and no record (another command's output: never mixed into)."""
+    from stylekit.io.rundir import LOCK_NAME
+
     found: dict[Path, Recorded | None] = {}
     for folder in folders:
         done = folder / DONE_FILE
         if not done.is_file():
+            if folder.is_dir() and any(p.is_file() and p.name not in OUTPUT_FILES | {LOCK_NAME} for p in folder.iterdir()):
+                found[folder] = None
             continue
         try:
             doc = json.loads(done.read_text(encoding="utf-8"))
@@ -482,41 +445,43 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
     """Invert one image (outputs in --out) or every image of a folder (--out/<name>/); done ones are skipped."""
     from stylekit.data.images import load_rgb
     from stylekit.device import resolve_device
-    from stylekit.edit.generate import check_amp
+    from stylekit.edit.generate import check_amp, load_generator
+    from stylekit.edit.outdir import standin, warn_standins
     from stylekit.io.atomic import save_image_atomic, write_json_atomic
     from stylekit.io.rundir import DirLock, ensure_writable_dir
-    from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    check_config(cfg)
     refuse_out_overlap(cfg.out, [Input("TARGET", cfg.target, data_folder=True), Input("--network", cfg.network),
-                                 Input("--perceptual-weights", cfg.perceptual_weights)])
+                                 Input("--vgg-weights", cfg.vgg_weights)])
     targets, single = _targets(Path(cfg.target))
     if single:  # an unreadable single target is a usage error (exit 2) before anything loads
         load_rgb(targets[0][0])
-    out = ensure_writable_dir(Path(cfg.out))
+    device = resolve_device(cfg.device)
+    loaded, label = load_generator(cfg.network, device)
+    G = loaded.generator.eval().requires_grad_(False)
+    if G.c_dim > 0:
+        raise BadInput("invert does not support conditional networks", hint="use an unconditional network")
+    if G.img_channels != 3:
+        raise BadInput(f"invert needs an RGB network, this one has {G.img_channels} channels")
+    aligner = None
+    if cfg.align is not None:
+        from stylekit.edit.align import FaceAlign
+
+        aligner = FaceAlign(cfg.align, G.img_resolution, cfg.face_detector).load()
+    mse_weight = cfg.mse
+    recipe = recipe_digest(_recipe(cfg, mse_weight, loaded.source))
+    out = Path(cfg.out)
+    jobs = [(path, out / name if name else out) for path, name in targets]
+    standins = [x for x in (label, standin(cfg.vgg_weights, "--vgg-weights") if cfg.loss != "mse" else None) if x]
+    out = ensure_writable_dir(out)  # every argument check is behind us: a refused run leaves no folder
     lock = DirLock(out)
     lock.acquire()
     try:
-        device = resolve_device(cfg.device)
-        loaded = load_network(cfg.network, device)
-        G = loaded.generator.eval().requires_grad_(False)
-        if G.c_dim > 0:
-            raise BadInput("invert does not support conditional networks", hint="use an unconditional network")
-        if G.img_channels != 3:
-            raise BadInput(f"invert needs an RGB network, this one has {G.img_channels} channels")
-        mse_weight = DEFAULT_MSE_WEIGHT[cfg.loss] if cfg.mse_weight is None else cfg.mse_weight
-        amp = check_amp(cfg.amp, device)
-        aligner = None
-        if cfg.align is not None:
-            from stylekit.edit.align import FaceAlign
-
-            aligner = FaceAlign(cfg.align, G.img_resolution, cfg.face_detector).load()
-        result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=cfg.space,
-                              loss=cfg.loss, steps=cfg.steps)
-        recipe = recipe_digest(_recipe(cfg, mse_weight, loaded.source))
-        jobs = [(path, out / name if name else out) for path, name in targets]
         plan = plan_outputs(jobs, _recorded([folder for _, folder in jobs]), recipe, out, cfg.fresh)
+        warn_standins(standins)
+        amp = check_amp(cfg.amp, device)
+        result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=str(cfg.space),
+                              loss=str(cfg.loss), steps=cfg.steps, standins=standins)
         console = get_console()
         for path, folder in plan.current:
             console.log(f"invert: skipping {path} (up to date: {folder / DONE_FILE}; --fresh redoes it)")
@@ -531,7 +496,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 stats.append(w_stats(G, cfg.w_avg_samples))
             w_avg, w_std = stats[0]
             targets = torch.cat([target for _, _, target in batch])
-            objective = Objective(cfg.loss, targets * 2 - 1, mse_weight, cfg.perceptual_weights, device, amp)
+            objective = Objective(cfg.loss, targets * 2 - 1, mse_weight, cfg.vgg_weights, device, amp)
             frame_every = max(1, cfg.steps // 50) if cfg.save_video else 0
             with console.progress(cfg.steps, f"invert {', '.join(p.name for p, _, _ in batch)}") as task:
                 def on_step(step: int, loss: float, task: Any = task) -> None:
@@ -541,7 +506,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
 
                 projections = project_batch(
                     G, targets, objective, space=cfg.space, steps=cfg.steps, lr=cfg.lr, initial_noise=cfg.initial_noise,
-                    noise_ramp=cfg.noise_ramp, noise_reg=cfg.noise_reg, w_avg=w_avg, w_std=float(w_std), seed=cfg.seed,
+                    noise_reg=cfg.noise_reg, w_avg=w_avg, w_std=float(w_std), seed=cfg.seed,
                     log_every=cfg.log_every, frame_every=frame_every, on_step=on_step, amp=amp)
             share = (time.monotonic() - t0) / len(batch)  # each target is charged its share of the batch
             for (path, folder, target), proj in zip(batch, projections, strict=True):
@@ -550,11 +515,11 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 projected01 = quantize(proj.image)[0]
                 target01 = target[0]
                 final_psnr = psnr(projected01, target01)
-                save_latent_file(folder / "latent.npz", proj, network=loaded.source, space=cfg.space, target=str(path))
+                save_latent_file(folder / "latent.npz", proj, network=loaded.source, space=str(cfg.space), target=str(path))
                 save_image_atomic(folder / "projected.png", _to_pil(projected01))
                 save_image_atomic(folder / "target.png", _to_pil(target01))
                 save_image_atomic(folder / "compare.png", _side_by_side(target01, projected01))
-                files = ["latent.npz", "projected.png", "target.png", "compare.png"]
+                files = ["latent.npz", "projected.png", "target.png", "compare.png"]  # (OUTPUT_FILES)
                 if cfg.save_video and proj.frames:
                     _save_gif(folder / "progress.gif", target01, proj.frames)
                     files.append("progress.gif")
@@ -566,10 +531,10 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                     "target": str(path), "network": loaded.source, "resolution": G.img_resolution,
                     "preprocessing": (f"{cfg.align}-aligned face crop at {G.img_resolution}x{G.img_resolution}" if cfg.align else
                                       f"centre crop to a square, Lanczos resize to {G.img_resolution}x{G.img_resolution}"),
-                    "space": cfg.space, "loss": cfg.loss, "mse_weight": mse_weight, "steps": cfg.steps,
+                    "space": str(cfg.space), "loss": str(cfg.loss), "mse_weight": mse_weight, "steps": cfg.steps,
                     "final_loss": proj.final_loss, "psnr": round(final_psnr, 4), "seconds": seconds,
                     "w_std": w_std, "files": files, "curve": proj.curve,
-                    "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                    "config": cfg.to_dict(),
                     "recipe": recipe, "source": source_identity(path),
                 }
                 write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done

@@ -27,35 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylekit.checks import check_number, check_trunc
+from stylekit.configs.edit import Mode, StyleClipConfig
 from stylekit.device import autocast, grad_scaler
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
-
-MODES = ("edit", "free")
-
-
-@dataclass
-class StyleClipConfig:
-    network: str
-    out: Path
-    prompts: list[str]
-    latent: Path | None = None
-    latent_index: int = 0
-    latent_seed: int | None = None
-    steps: int = 300
-    lr: float = 0.1
-    l2_lambda: float = 0.008
-    mode: str = "edit"
-    trunc: float = 1.0
-    clip_model: str = "ViT-B-32"
-    clip_weights: str | None = None
-    device: str = "auto"
-    log_every: int = 10
-    amp: bool = False  # --amp: G and CLIP's image encoder autocast to device.amp_dtype; latent, Adam, losses fp32
 
 
 @dataclass
@@ -83,6 +61,8 @@ class StyleClipResult:
     curves: str | None
     summary: str
     prompts: list[PromptResult] = field(default_factory=list)
+    up_to_date: bool = False  # a rerun of the same options into the same --out: nothing was redone
+    standins: list[str] = field(default_factory=list)  # labels of random-init stand-ins used (not meaningful results)
     seconds: float = 0.0
 
 
@@ -117,15 +97,6 @@ def clip_terms(bundle: Any, images: torch.Tensor, text_feats: torch.Tensor, scal
     return 1 - scale * cos / 100.0, cos
 
 
-def check_prompts(prompts: list[str]) -> list[str]:
-    if not prompts:
-        raise BadInput("no --prompt given", hint='e.g. --prompt "a smiling face"')
-    for p in prompts:
-        if not p or not p.strip():
-            raise BadInput("--prompt is empty", hint='give a text such as --prompt "a smiling face"')
-    return [p.strip() for p in prompts]
-
-
 def slug(text: str, limit: int = 40) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return s[:limit].rstrip("-") or "prompt"
@@ -137,8 +108,6 @@ def start_latent(G: Generator, cfg: StyleClipConfig) -> tuple[torch.Tensor, dict
     from stylekit.edit.invert import load_noise
     from stylekit.edit.latents import load_latents
 
-    if cfg.latent is not None and cfg.latent_seed is not None:
-        raise BadInput("give --latent FILE or --latent-seed S, not both")
     if cfg.latent is not None:
         ws = load_latents(cfg.latent, G.num_ws, G.w_dim)
         if not 0 <= cfg.latent_index < ws.shape[0]:
@@ -147,9 +116,8 @@ def start_latent(G: Generator, cfg: StyleClipConfig) -> tuple[torch.Tensor, dict
         return ws[cfg.latent_index : cfg.latent_index + 1], load_noise(cfg.latent), f"latent {cfg.latent}[{cfg.latent_index}]"
     if cfg.latent_seed is not None:
         return map_seeds(G, [cfg.latent_seed], trunc=cfg.trunc), {}, f"seed {cfg.latent_seed} (trunc {cfg.trunc})"
-    if cfg.mode == "free":
-        return G.mapping.w_avg.detach().cpu().reshape(1, 1, -1).repeat(1, G.num_ws, 1), {}, "w_avg"
-    raise BadInput("--mode edit needs a starting point: --latent FILE or --latent-seed S", hint="or use --mode free (starts at w_avg)")
+    assert cfg.mode is Mode.free  # StyleClipConfig.check: --mode edit has a start
+    return G.mapping.w_avg.detach().cpu().reshape(1, 1, -1).repeat(1, G.num_ws, 1), {}, "w_avg"
 
 
 def optimise(
@@ -226,42 +194,50 @@ def save_curves_png(path: Path, curve: list[dict[str, Any]], prompts: list[str])
         plt.close(fig)
 
 
+def styleclip_options(cfg: StyleClipConfig, network_id: str, latent_id: str | None, clip_id: str) -> dict[str, Any]:
+    """What shapes styleclip's outputs (its rerun recipe)."""
+    doc = cfg.to_dict()
+    for key in ("out", "device", "fresh", "log_every"):
+        doc.pop(key)
+    return {**doc, "network": network_id, "latent": latent_id, "clip": clip_id}
+
+
 def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
     """Edit one start latent towards each prompt; write per-prompt edited.png + latent.npz, grid, curves, summary."""
     from stylekit.data.images import save_grid, tensor_to_pil
     from stylekit.device import resolve_device
-    from stylekit.edit.generate import check_amp
+    from stylekit.edit.generate import check_amp, load_generator
     from stylekit.edit.invert import apply_noise, noise_buffers, quantize
     from stylekit.edit.latents import save_latents
+    from stylekit.edit.outdir import claim_out, network_identity, standin, warn_standins
     from stylekit.io.atomic import save_image_atomic, write_json_atomic
-    from stylekit.io.rundir import DirLock, ensure_writable_dir
+    from stylekit.io.recipe import file_digest
     from stylekit.nets.clip import encode_text, load_clip
-    from stylekit.nets.stylegan2.load import load_network
 
     start = time.monotonic()
-    prompts = check_prompts(cfg.prompts)
-    if cfg.mode not in MODES:
-        raise BadInput(f"unknown --mode '{cfg.mode}'", hint="use edit or free")
-    if cfg.steps < 0:
-        raise BadInput(f"--steps must be >= 0, got {cfg.steps}")
-    check_number("--lr", cfg.lr, above=0)
-    check_trunc(cfg.trunc)
-    if cfg.l2_lambda < 0:
-        raise BadInput(f"--l2-lambda must be >= 0, got {cfg.l2_lambda}")
+    prompts = [p.strip() for p in cfg.prompts]
     refuse_out_overlap(cfg.out, [Input("--latent", cfg.latent), Input("--network", cfg.network),
                                  Input("--clip-weights", cfg.clip_weights)])
-    out = ensure_writable_dir(Path(cfg.out))
-    lock = DirLock(out)
-    lock.acquire()
-    try:
-        device = resolve_device(cfg.device)
-        loaded = load_network(cfg.network, device)
-        G = copy.deepcopy(loaded.generator).eval().requires_grad_(False)
-        w0, noise, start_desc = start_latent(G, cfg)
-        if noise:
-            apply_noise(G, noise, str(cfg.latent))
-        bundle = load_clip(cfg.clip_model, cfg.clip_weights, device)
-        bundle.model.requires_grad_(False)
+    device = resolve_device(cfg.device)
+    loaded, label = load_generator(cfg.network, device)
+    G = copy.deepcopy(loaded.generator).eval().requires_grad_(False)
+    w0, noise, start_desc = start_latent(G, cfg)
+    if noise:
+        apply_noise(G, noise, str(cfg.latent))
+    bundle = load_clip(cfg.clip_model, cfg.clip_weights, device)
+    bundle.model.requires_grad_(False)
+    out = Path(cfg.out)
+    options = styleclip_options(cfg, network_identity(cfg.network, loaded.source),
+                                file_digest(cfg.latent) if cfg.latent is not None else None, str(bundle.weights_id))
+    result = StyleClipResult(out=str(out), network=loaded.source, clip_model=f"{bundle.model_name} ({bundle.weights_id})",
+                             start=start_desc, mode=str(cfg.mode), steps=cfg.steps, original=str(out / "original.png"),
+                             grid=str(out / "grid.png"), curves=None, summary=str(out / "summary.json"),
+                             standins=[x for x in (label, standin(cfg.clip_weights, "--clip-weights")) if x])
+    with claim_out(out, "styleclip", options, cfg.fresh) as claim:
+        warn_standins(result.standins)
+        if claim.up_to_date:
+            get_console().log(f"styleclip: {out} is up to date (same options; --fresh redoes it)")
+            return _recorded_result(result, out, start)
         with torch.no_grad():
             text_feats = encode_text(bundle, prompts)
             original = G.synthesis(w0.to(device), noise_mode="const", force_fp32=True)
@@ -280,9 +256,6 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         save_image_atomic(out / "original.png", tensor_to_pil(original_q))
         scale = logit_scale(bundle)
         bufs = {k: v.detach().cpu() for k, v in noise_buffers(G).items()}
-        result = StyleClipResult(out=str(out), network=loaded.source, clip_model=f"{bundle.model_name} ({bundle.weights_id})",
-                                 start=start_desc, mode=cfg.mode, steps=cfg.steps, original=str(out / "original.png"),
-                                 grid=str(out / "grid.png"), curves=None, summary=str(out / "summary.json"))
         tiles = [original_q]
         w0_dev = w0.to(device)
         for i, prompt in enumerate(prompts):
@@ -304,12 +277,24 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
         if curve:
             result.curves = str(save_curves_png(out / "curves.png", curve, prompts))
         result.seconds = round(time.monotonic() - start, 3)
-        doc = {**{k: v for k, v in result.__dict__.items() if k != "prompts"},
+        doc = {**{k: v for k, v in result.__dict__.items() if k not in ("prompts", "up_to_date")},
                "prompts": [p.__dict__ for p in result.prompts], "l2_lambda": cfg.l2_lambda, "lr": cfg.lr,
                "clip_input": f"nearest x{pool_factors(G.img_resolution, bundle.image_size)[0]}, "
                              f"avg-pool /{pool_factors(G.img_resolution, bundle.image_size)[1]} -> {bundle.image_size}px",
                "curve": curve}
         write_json_atomic(out / "summary.json", doc)
-    finally:
-        lock.release()
+        claim.finish([out / "original.png", out / "grid.png", out / "summary.json", *([result.curves] if result.curves else []),
+                      *[p.edited for p in result.prompts], *[p.latent for p in result.prompts]])
+    return result
+
+
+def _recorded_result(result: StyleClipResult, out: Path, start: float) -> StyleClipResult:
+    """The result of an up-to-date rerun, read back from the finished run's summary.json."""
+    import json
+
+    doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    result.prompts = [PromptResult(**p) for p in doc["prompts"]]
+    result.curves = doc.get("curves")
+    result.up_to_date = True
+    result.seconds = round(time.monotonic() - start, 3)
     return result

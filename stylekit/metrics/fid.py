@@ -41,6 +41,7 @@ from stylekit.io.state_dict import read_state_dict
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_WEIGHTS = "inception-fid"  # registry name: pytorch-fid's pt_inception-2015-12-05-6726825d.pth
 EXTRACTOR_NAME = "inception-fid-pytorch"  # feature-cache identity of the registry network
+RANDOM_EXTRACTOR_NAME = "inception-random(seed=0)"  # the `random` stand-in (its features are cached apart)
 INCEPTION_SIZE = 299
 LOGITS_DIM = 1008  # the TF graph's classes (1000 ImageNet + 8 unused)
 STATS_URL = "https://www.cs.cmu.edu/~clean-fid/stats"
@@ -129,7 +130,6 @@ class InceptionExtractor:
     @property
     def model(self) -> Callable[[torch.Tensor], Any]:
         if self._model is None:
-            assert self._path is not None
             self._model = InceptionFeatures(load_fid_inception(self._path, self.device, self.logits), self.mode).to(self.device).eval()
         return self._model
 
@@ -154,10 +154,14 @@ def _cleanfid_version() -> str:
         return "unknown"
 
 
-def _resolve_inception(weights: str | None) -> tuple[Path, str]:
-    """The weights file (registry or local) and the extractor name (the feature-cache identity)."""
+def _resolve_inception(weights: str | None) -> tuple[Path | None, str]:
+    """The weights file (registry or local; None for the `random` stand-in) and the extractor name (the
+    feature-cache identity)."""
+    from stylekit.standins import is_random
     from stylekit.weights import weights_path
 
+    if is_random(weights):
+        return None, RANDOM_EXTRACTOR_NAME
     name = weights or INCEPTION_WEIGHTS
     local = Path(name).expanduser().is_file()
     path = weights_path(name)
@@ -227,16 +231,24 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                            f"run `stylekit download {INCEPTION_WEIGHTS}` (pytorch-fid's state dict of the TF graph)")
 
 
-def load_fid_inception(path: Path, device: torch.device | str = "cpu", logits: bool = False) -> FIDInceptionV3:
-    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match);
-    `logits`: return the 1008 class logits (bias-free) instead of the 2048-d pool features."""
-    state = _read_state_dict(Path(path))
-    net = FIDInceptionV3()
-    try:
-        net.net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise BadInput(f"{path}: not pytorch-fid's Inception weights ({str(exc).splitlines()[0]})",
-                       hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
+def load_fid_inception(path: Path | None, device: torch.device | str = "cpu", logits: bool = False) -> FIDInceptionV3:
+    """The FID Inception in eval mode with pytorch-fid's weights from `path` (strict key/shape match), or
+    seeded random init for path None (the `random` stand-in); `logits`: return the 1008 class logits
+    (bias-free) instead of the 2048-d pool features."""
+    state = _read_state_dict(Path(path)) if path is not None else None  # a refused file builds no network
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = FIDInceptionV3()
+        if state is None:  # He init keeps the activations' scale through the 47 layers (PyTorch's default fades them)
+            for module in net.modules():
+                if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+                    torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    if state is not None:
+        try:
+            net.net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BadInput(f"{path}: not pytorch-fid's Inception weights ({str(exc).splitlines()[0]})",
+                           hint=f"run `stylekit download {INCEPTION_WEIGHTS}`") from None
     if logits:
         # The Inception score reads the 1008-way logits without the output bias, as the original TF code
         # (NVlabs: no_output_bias=True).

@@ -28,8 +28,6 @@ class GeneratorSource:
         if getattr(G, "c_dim", 0):
             raise BadInput(f"--network {source}: a conditional network ({G.c_dim} classes); score --network needs an unconditional one",
                            hint="generate per class with `stylekit generate --class K` and score the folders")
-        if seed < 0:
-            raise BadInput(f"--seed {seed} must be >= 0")
         self.G = G
         self.source = source
         self.seed = seed
@@ -39,15 +37,12 @@ class GeneratorSource:
         self._feats: dict[str, np.ndarray] = {}
 
     def seeds(self, n: int) -> list[int]:
-        if n < 1:
-            raise BadInput(f"--num-gen {n} must be at least 1")
-        if self.seed + n > 2**32:
-            raise BadInput(f"--seed {self.seed} + --num-gen {n} runs past the last seed 2^32 - 1")
+        """Seeds of the first n samples (ScoreConfig checked that they stay below 2^32)."""
         return list(range(self.seed, self.seed + n))
 
     def uint8_batches(self, n: int, description: str = "generate") -> Iterator[np.ndarray]:
         """[b, R, R, C] uint8 batches of the first n samples."""
-        from stylekit.edit.generate import map_seeds, synthesize, to_uint8
+        from stylekit.nets.stylegan2.sampling import map_seeds, synthesize, to_uint8
 
         seeds = self.seeds(n)
         with get_console().progress(n, description) as task:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from stylekit.checks import check_int
+from stylekit.configs.score import Embedder, ScoreConfig
 from stylekit.data.imageset import ImageSet, open_image_set
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
@@ -33,64 +33,6 @@ from stylekit.metrics.features import (
     extract_features,
 )
 
-DEFAULT_METRICS = ("fid", "kid", "style")
-
-
-@dataclass
-class ScoreConfig:
-    a: str | None = None  # image set A; None with `network` (the generator is A)
-    b: str | None = None  # reference set B or stats:NAME/RES; None for reference-free metrics (is, ppl)
-    metrics: list[str] | None = None  # registry names; None: DEFAULT_METRICS (those B supports when it is statistics)
-    network: str | None = None  # a generator: its samples are set A (seeds seed .. seed + num_gen - 1)
-    generator: Any = None  # an in-memory generator instead of loading `network` (a trainer's G_ema; network = its label)
-    num_gen: int | None = None  # generated images for names without a count (default 50000); with a folder A: None = all
-    trunc: float = 1.0
-    mode: str = "clean"
-    clip_model: str = "ViT-B-32"
-    clip_weights: str | None = None
-    style_model: str = "clip"  # a style model export path, "clip" or "gram"
-    vgg_weights: str | None = None
-    inception_weights: str | None = None
-    size: int | None = None  # image side for gram/VGG inputs (default 256) and style models (default: their own)
-    batch: int = 32
-    workers: int | None = None  # decoding processes; None: auto (a decoding thread on CPU, processes on CUDA)
-    device: str = "auto"
-    cache: bool = True
-    cache_dir: str | None = None  # default $STYLEKIT_HOME/features
-    pairs: bool = False
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    seed: int = 0  # KID subsets, first generator seed, PPL latents
-    out: str | None = None
-    vgg16_weights: str | None = None  # VGG16 state dict for pr and LPIPS (default: registry vgg16)
-    extractors: dict[str, Any] = field(default_factory=dict)  # kind -> factory(cfg, device), overrides EXTRACTORS
-
-    def __post_init__(self) -> None:
-        if self.num_gen is not None and self.num_gen < 1:
-            raise BadInput(f"--num-gen {self.num_gen} must be at least 1", hint="e.g. --num-gen 50000")
-        if self.generator is not None and self.network is None:
-            self.network = "generator"
-        if self.num_gen is not None and self.network is None:
-            raise BadInput("--num-gen needs --network", hint="with image folders every image of A is used")
-        if self.network is not None and self.a is not None and self.b is not None:
-            raise BadInput("with --network give one image set (the reference), not two",
-                           hint="stylekit score --network NET --num-gen 50000 REF")
-        if self.network is None and (self.a is None or self.b is None):
-            raise BadInput("score needs two image sets A and B, or --network NET and a reference set",
-                           hint="stylekit score real/ generated/   or   stylekit score --network NET REF")
-        if self.network is not None and self.b is None:  # score --network N REF: the one set given is the reference
-            self.a, self.b = None, self.a
-        if self.pairs and self.network is not None:
-            raise BadInput("--pairs needs two image sets, not --network")
-
-    def validate(self) -> None:
-        """Ranges (BadInput, exit 2): the same errors for Python callers and the CLI."""
-        check_int("--batch", self.batch, 1)
-        check_int("--workers", self.workers, 0)
-        check_int("--size", self.size, 32)
-        check_int("--kid-subsets", self.kid_subsets, 1, hint="KID averages over random subsets, e.g. 100")
-        check_int("--kid-subset-size", self.kid_subset_size, 2, hint="KID needs at least 2 images per subset, e.g. 1000")
-
 
 @dataclass
 class ScoreReport:
@@ -103,6 +45,7 @@ class ScoreReport:
     seconds: float
     config: dict[str, Any]
     pairs: dict[str, Any] | None = None
+    stand_ins: list[str] = field(default_factory=list)  # random-init stand-ins used: the numbers are not meaningful
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,12 +69,11 @@ def _clip_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
 def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
     from stylekit.metrics.embedders import gram_embedder, load_style_model_or_exit, style_embedder
 
-    spec = cfg.style_model
-    if spec == "clip":
+    if cfg.style_embedder is Embedder.clip:
         return _get_extractor("clip", cfg, device)
-    if spec == "gram":
+    if cfg.style_embedder is Embedder.gram:
         return gram_embedder(_vgg(cfg, device), cfg.vgg_weights, cfg.size)
-    return style_embedder(load_style_model_or_exit(spec, device), cfg.size)
+    return style_embedder(load_style_model_or_exit(cfg.style_model, device), cfg.size)
 
 
 def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:
@@ -226,14 +168,8 @@ class _Context:
         self._feats: dict[tuple[str, str, int | None], tuple[np.ndarray, list[Any]]] = {}
 
     def count_a(self, spec: Any) -> int | None:
-        """Images of A a metric uses: its name's count, else --num-gen, else all of a folder / 50k samples."""
-        from stylekit.metrics.registry import DEFAULT_NUM_GEN
-
-        if spec.num_gen is not None:
-            return spec.num_gen
-        if self.cfg.num_gen is not None:
-            return self.cfg.num_gen
-        return DEFAULT_NUM_GEN if self.generator is not None else None
+        """Images of A a metric uses (ScoreConfig.count: an explicit --num-gen wins over the name's count)."""
+        return self.cfg.count(spec)
 
     def extractor(self, kind: str) -> Any:
         return _get_extractor(kind, self.cfg, self.device)
@@ -313,63 +249,79 @@ class _Context:
         return _gram_metrics(self.cfg, _vgg(self.cfg, self.device), self.a, self.b, self.pairs, self.pairs_doc)
 
 
-def _check_specs(specs: list[Any], cfg: ScoreConfig, ref: Any, set_a: _SetState | None) -> None:
-    """Every requested metric can be computed from what was given (before any model loads)."""
-    from stylekit.metrics.registry import FAMILIES
-
+def _check_counts(specs: tuple[Any, ...], cfg: ScoreConfig, set_a: _SetState | None) -> None:
+    """A metric whose name asks for more images than folder A holds is refused before any model loads."""
     for spec in specs:
-        fam = FAMILIES[spec.family]
-        if fam.images_only and cfg.network is not None:
-            raise BadInput(f"{spec.name} compares two image sets; it cannot score a generator",
-                           hint="generate images with `stylekit generate` and score the folder, or leave it out")
-        if fam.generator and cfg.network is None:
-            raise BadInput(f"{spec.name} is computed from a generator", hint=f"stylekit score --network NET --metrics {spec.name}")
-        if fam.reference and cfg.b is None:
-            raise BadInput(f"{spec.name} needs a reference image set", hint=f"stylekit score --network NET REF --metrics {spec.name}")
-        if ref is not None and fam.reference and not fam.stats:
-            raise BadInput(f"{spec.name} cannot be computed against precomputed statistics {cfg.b}",
-                           hint="use fid/kid metrics (fid50k_full, kid50k_full ...), or give an image folder as B")
         if set_a is not None and spec.num_gen is not None and spec.num_gen > len(set_a.set):
             raise BadInput(f"{spec.name} uses {spec.num_gen} images of A; {set_a.set.source} has {len(set_a.set)}",
                            hint=f"use the plain name ({spec.family}) to score every image, or pass --network to generate them")
 
 
+def _check_out(cfg: ScoreConfig) -> None:
+    """--out: a report file that overlaps no input; an existing one is kept unless --fresh (exit 2 first)."""
+    from stylekit.io.outpath import names_folder
+
+    assert cfg.out is not None
+    refuse_out_overlap(cfg.out, [
+        Input("A", cfg.a, data_folder=True), Input("B", cfg.b, data_folder=True),
+        Input("--style-model", cfg.style_model), Input("--clip-weights", cfg.clip_weights),
+        Input("--vgg-weights", cfg.vgg_weights), Input("--inception-weights", cfg.inception_weights),
+    ], out_read_back=False)  # the JSON report is never read as an image
+    if names_folder(cfg.out):
+        raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
+    if Path(cfg.out).exists() and not cfg.fresh:
+        raise BadInput(f"--out {cfg.out} already holds a report", hint="pass --fresh to replace it, or choose another --out")
+
+
+def _load_generator(cfg: ScoreConfig, device: torch.device) -> tuple[Any, str]:
+    """The generator to sample (an in-memory one, the random:RES stand-in, or a loaded network) and its label."""
+    from stylekit.nets.stylegan2.load import load_network  # random:RES is its stand-in branch
+
+    assert cfg.network is not None
+    if cfg.generator is not None:
+        return cfg.generator, cfg.network
+    loaded = load_network(cfg.network, device)
+    return loaded.generator.eval(), loaded.source
+
+
+def _stand_ins(cfg: ScoreConfig, kinds: list[str]) -> list[str]:
+    """The random-init stand-ins this run used (each labelled as such in the report and as a warning)."""
+    from stylekit.standins import is_random, random_network_resolution
+
+    clip_used = "clip" in kinds or ("style" in kinds and cfg.style_embedder is Embedder.clip)
+    used = {
+        "--network": cfg.generator is None and random_network_resolution(cfg.network) is not None,
+        "--inception-weights": is_random(cfg.inception_weights) and bool({"inception", "inception-logits"} & set(kinds)),
+        "--clip-weights": is_random(cfg.clip_weights) and clip_used,
+        "--vgg-weights": is_random(cfg.vgg_weights) and "vgg" in _nets,
+    }
+    values = {"--network": cfg.network, "--inception-weights": cfg.inception_weights, "--clip-weights": cfg.clip_weights,
+              "--vgg-weights": cfg.vgg_weights}
+    return [f"{flag} {values[flag]}" for flag, on in used.items() if on]
+
+
 def score_sets(cfg: ScoreConfig) -> ScoreReport:
-    """Compute the requested registry metrics between A (images or a generator) and B (see docs/metrics.md)."""
+    """Compute the requested registry metrics between A (images or a generator) and B (see docs/metrics.md).
+
+    Every check (the inputs, --out, the models and their weights) runs before any image is decoded or
+    generated, and before --out is written."""
     from stylekit.device import resolve_device
-    from stylekit.metrics.fid import check_mode, parse_stats_spec
-    from stylekit.metrics.registry import FAMILIES, check_counts, parse_metrics
+    from stylekit.metrics.fid import parse_stats_spec
+    from stylekit.metrics.registry import FAMILIES, check_counts
+    from stylekit.standins import label
 
     start = time.perf_counter()
     console = get_console()
-    check_mode(cfg.mode)
     ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
-    specs = parse_metrics(cfg.metrics, DEFAULT_METRICS)
-    if cfg.metrics is None and ref is not None:
-        specs = [s for s in specs if FAMILIES[s.family].stats]
-    if ref is not None and cfg.pairs:
-        raise BadInput("--pairs needs two image sets, not precomputed statistics")
-    cfg.validate()
+    specs = cfg.specs
     if cfg.out:  # fail before the work, not after it
-        from stylekit.io.outpath import names_folder
-        from stylekit.io.rundir import ensure_writable_dir
-
-        refuse_out_overlap(cfg.out, [
-            Input("A", cfg.a, data_folder=True), Input("B", cfg.b, data_folder=True),
-            Input("--style-model", cfg.style_model), Input("--clip-weights", cfg.clip_weights),
-            Input("--vgg-weights", cfg.vgg_weights), Input("--inception-weights", cfg.inception_weights),
-        ], out_read_back=False)  # the JSON report is never read as an image
-
-        if names_folder(cfg.out):
-            raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
-        ensure_writable_dir(Path(cfg.out).parent)
-
+        _check_out(cfg)
     set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
     set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
     for state in (set_a, set_b):
         if state is not None:
             _check_set_size(state.set, specs)
-    _check_specs(specs, cfg, ref, set_a)
+    _check_counts(specs, cfg, set_a)
     device = resolve_device(cfg.device)
 
     # Build every model first: missing weights fail before any decoding or generating.
@@ -379,16 +331,11 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     source: Any = set_a
     if cfg.network is not None:
         from stylekit.metrics.generated import GeneratorSource
-        from stylekit.nets.stylegan2.load import load_network
 
-        if cfg.generator is not None:
-            generator, label = cfg.generator, cfg.network
-        else:
-            loaded = load_network(cfg.network, device)
-            generator, label = loaded.generator.eval(), loaded.source
-        source = GeneratorSource(generator, label, cfg.seed, cfg.trunc, cfg.batch)
+        generator, source_label = _load_generator(cfg, device)
+        source = GeneratorSource(generator, source_label, cfg.seed, cfg.trunc, cfg.batch)
     ctx = _Context(cfg, device, source, set_b, ref, generator)
-    check_counts(specs, lambda s: ctx.count_a(s) or (len(set_a.set) if set_a is not None else None),
+    check_counts(list(specs), lambda s: ctx.count_a(s) or (len(set_a.set) if set_a is not None else None),
                  "--num-gen" if cfg.network is not None else f"set A ({cfg.a})")
     kinds = list(dict.fromkeys(k for s in specs for k in FAMILIES[s.family].features))
     if any(s.family == "ppl" for s in specs):
@@ -396,6 +343,18 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     extractors = {k: ctx.extractor(k) for k in kinds}
     if any(s.family == "gram" for s in specs):
         _vgg(cfg, device)
+    if cfg.out:  # every check passed: only now is the report's folder made (a refused run leaves none behind)
+        from stylekit.io.rundir import ensure_writable_dir
+
+        ensure_writable_dir(Path(cfg.out).parent)
+    stand_ins = _stand_ins(cfg, kinds)
+    for name in stand_ins:
+        console.warn(label(name))
+    if cfg.network is not None and cfg.num_gen is not None:
+        for spec in specs:
+            if spec.num_gen is not None and spec.num_gen != cfg.num_gen:
+                ctx.warnings.append(f"{spec.name}: --num-gen {cfg.num_gen:,} generated images (its name asks for "
+                                    f"{spec.num_gen:,}); the value is not comparable with published {spec.name}")
     if cfg.pairs:
         from stylekit.metrics.style_similarity import match_pairs
 
@@ -420,8 +379,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
         a=source.summary() if source is not None else {"source": None},
         b=set_b.summary() if set_b is not None else {"source": cfg.b, "stats": ref.label if ref else None},
         metrics=out, models=models, features=ctx.feature_stats, warnings=ctx.warnings,
-        seconds=round(time.perf_counter() - start, 3),
-        config={f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("extractors", "generator")}, pairs=ctx.pairs_doc,
+        seconds=round(time.perf_counter() - start, 3), config=cfg.to_dict(), pairs=ctx.pairs_doc, stand_ins=stand_ins,
     )
     _built.clear()
     _nets.clear()
@@ -436,6 +394,9 @@ def _timed(compute: Callable[[Any, Any], dict[str, Any]], ctx: _Context, spec: A
     """The family's result with its family and seconds (features shared by metrics count for the first one)."""
     start = time.perf_counter()
     doc = compute(ctx, spec)
+    count = ctx.count_a(spec)
+    if count is not None and ctx.generator is not None:
+        doc.setdefault("num_gen", count)  # the images the value was computed from, whatever set them
     return {"family": spec.family, **doc, "seconds": round(time.perf_counter() - start, 3)}
 
 

@@ -235,8 +235,12 @@ def _gram(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
 
 
 def _standin(cfg: SimilarConfig) -> str | None:
-    """The stand-in label when the embedder runs on random-init weights."""
-    return label("--vgg-weights random") if cfg.embedder == "gram" and is_random(cfg.vgg_weights) else None
+    """The stand-in label when the embedder runs on random-init weights (--vgg-weights/--clip-weights random)."""
+    if cfg.embedder == "gram" and is_random(cfg.vgg_weights):
+        return label("--vgg-weights random")
+    if cfg.embedder == "clip" and is_random(cfg.clip_weights):
+        return label("--clip-weights random")
+    return None
 
 
 def _clip(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:

@@ -56,7 +56,7 @@ def snapshot_metrics(G: Any, specs: list[MetricSpec], data: str, run_dir: Any, s
     """The metrics of generator G vs `data`; returns NVlabs' flat results ({"fid10k": ..., "pr50k3_full_precision": ...})."""
     from stylekit.metrics.score import ScoreConfig, score_sets
 
-    report = score_sets(ScoreConfig(b=data, network=snapshot, generator=G, metrics=[s.name for s in specs], num_gen=num_gen,
+    report = score_sets(ScoreConfig(b=data, network=snapshot, generator=G, metrics=[s.name for s in specs], default_num_gen=num_gen,
                                     device=str(device), seed=seed, kid_subset_size=min(1000, num_gen)))
     flat: dict[str, float] = {}
     for spec in specs:

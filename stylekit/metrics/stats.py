@@ -127,23 +127,10 @@ class _InceptionSpec:
     inception_weights: str | None
 
 
-def random_inception(mode: str, device: torch.device, seed: int = 0) -> Any:
-    """The FID Inception architecture, seeded random-init (`--inception-weights random`)."""
-    from stylekit.metrics.fid import FIDInceptionV3, InceptionExtractor, InceptionFeatures
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = FIDInceptionV3()
-    net.net.fc = torch.nn.Identity()
-    model = InceptionFeatures(net.to(device).eval().requires_grad_(False), mode)
-    return InceptionExtractor(mode, device, model=model, name=f"inception-random(seed={seed})")
-
-
 def _inception(cfg: StatsConfig, device: torch.device) -> Any:
+    """score's Inception for cfg.mode (the same feature-cache identity); `random` is its random-init stand-in."""
     from stylekit.metrics import score as score_mod
 
-    if is_random(cfg.inception_weights):
-        return random_inception(cfg.mode, device)
     return score_mod.EXTRACTORS["inception"](_InceptionSpec(cfg.mode, cfg.inception_weights), device)
 
 

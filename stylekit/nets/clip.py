@@ -30,6 +30,7 @@ from stylekit.errors import BadInput, MissingResource
 from stylekit.io.paths import require_regular_file
 from stylekit.io.state_dict import is_torchscript_archive
 from stylekit.offline import offline, quiet_hub
+from stylekit.standins import is_random
 
 # open_clip architecture name -> stylekit registry name of its default weights
 REGISTRY_WEIGHTS = {"ViT-B-32": "clip-vit-b-32", "ViT-B-32-quickgelu": "clip-vit-b-32"}
@@ -134,6 +135,11 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
         else:
             if model_name not in open_clip.list_models():
                 raise BadInput(f"unknown CLIP architecture '{model_name}'", hint="use an open_clip name such as ViT-B-32, or a local model folder")
+            if is_random(weights):  # the stand-in: the architecture, seeded random init, no file
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    model = open_clip.create_model(model_name, device="cpu")
+                return _bundle(model, open_clip.get_tokenizer(model_name), model_name, "random(seed=0)", device)
             if weights is None:
                 registry = REGISTRY_WEIGHTS.get(model_name)
                 if registry is None:
@@ -156,6 +162,13 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise BadInput(f"cannot load CLIP {model_name} from {weights or model_name}: {detail}",
                        hint="pass an open_clip checkpoint (.safetensors or .bin/.pt state dict) for --clip-model") from None
+    return _bundle(model, tokenizer, model_name, weights_id, device)
+
+
+def _bundle(model: Any, tokenizer: Any, model_name: str, weights_id: str, device: torch.device) -> ClipBundle:
+    """A loaded open_clip model in eval mode on `device`, with its preprocessing."""
+    import open_clip
+
     model = model.to(device).eval()
     cfg = open_clip.get_model_preprocess_cfg(model)
     size = cfg.get("size", 224)

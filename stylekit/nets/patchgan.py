@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from stylekit.errors import BadInput
-from stylekit.nets.unet import Norm, init_normal, norm_layer
+from stylekit.nets.blocks import Norm, init_normal, norm_layer
 
 
 def receptive_field(n_layers: int) -> int:

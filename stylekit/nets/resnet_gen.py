@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stylekit.errors import BadInput
-from stylekit.nets.unet import Inject, Norm, init_normal, norm_layer, run_block
+from stylekit.nets.blocks import Inject, Norm, init_normal, norm_layer, run_block
 
 N_BLOCKS = 9
 SIZE_MULTIPLE = 4

@@ -21,16 +21,14 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from stylekit.errors import BadInput
+from stylekit.nets.blocks import Inject, Norm, init_normal, norm_layer, run_block
+from stylekit.nets.resnet_gen import ResnetGenerator, check_resnet_size
 
-Norm = Literal["batch", "instance"]
-Inject = Literal["adain", "concat"]
 MIN_SIZE = 32
 
 
@@ -42,33 +40,6 @@ def unet_depth(size: int) -> int:
             hint="the UNet halves the image down to 1x1; use 32, 64, 128, 256, 512, 1024, ...",
         )
     return int(math.log2(size))
-
-
-def norm_layer(kind: Norm, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    raise BadInput(f"unknown --norm '{kind}'", hint="use batch or instance")
-
-
-def init_normal(module: nn.Module, gain: float = 0.02) -> None:
-    """pix2pix init: conv/linear weights N(0, 0.02), biases 0, norm scales N(1, 0.02)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
-
-
-def run_block(owner: nn.Module, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
-    """`block(*args)`, recomputed in backward when `owner.grad_checkpoint` is on (training only)."""
-    if getattr(owner, "grad_checkpoint", False) and owner.training and torch.is_grad_enabled():
-        return checkpoint(block, *args, use_reentrant=False)
-    return block(*args)
 
 
 class Down(nn.Module):
@@ -191,20 +162,8 @@ class GeneratorKind:
     check_size: Callable[[int], object]  # BadInput when the size does not fit
 
 
-def _resnet9(size: int, **kwargs: object) -> nn.Module:
-    from stylekit.nets.resnet_gen import ResnetGenerator
-
-    return ResnetGenerator(size, **kwargs)  # type: ignore[arg-type]
-
-
-def _resnet_size(size: int) -> None:
-    from stylekit.nets.resnet_gen import check_resnet_size
-
-    check_resnet_size(size)
-
-
 # --net-g name -> generator (UNet: sizes a power of two >= 32; resnet9: multiples of 4)
-GENERATORS = {"unet": GeneratorKind(UNet, unet_depth), "resnet9": GeneratorKind(_resnet9, _resnet_size)}
+GENERATORS = {"unet": GeneratorKind(UNet, unet_depth), "resnet9": GeneratorKind(ResnetGenerator, check_resnet_size)}
 
 
 def check_generator_size(net_g: str, size: int) -> None:

@@ -113,6 +113,10 @@ def _resolve_weights_file(weights: str | os.PathLike[str], arch: str) -> Path:
     text = str(weights)
     if text == "auto":
         text = arch
+    from stylekit.weights import is_remote, weights_path
+
+    if is_remote(text):
+        return weights_path(text)
     path = Path(text).expanduser()
     if path.is_file():
         return path
@@ -120,8 +124,6 @@ def _resolve_weights_file(weights: str | os.PathLike[str], arch: str) -> Path:
         if path.exists():
             raise BadInput(f"VGG weights {path} is not a file", hint="pass a .pth or .safetensors state dict")
         raise BadInput(f"VGG weights file {path} does not exist", hint=f"check the path, or use the registry name '{arch}'")
-    from stylekit.weights import weights_path
-
     return weights_path(text)
 
 

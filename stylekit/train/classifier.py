@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from stylekit.checks import check_int, check_number
+from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
 from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler, needs_grad_scaler
@@ -44,92 +44,26 @@ from stylekit.train.stats import RunningMeans
 RETRIEVAL_K = 10
 
 
-@dataclass
-class ClassifierConfig:
-    """Everything `stylekit train-classifier` can set (None = a default that depends on other options)."""
+def resolve_config(cfg: ClassifierConfig) -> ClassifierConfig:
+    """The defaults that depend on other options filled in (pretrained, size, lr, sampler); the backbone
+    name and its fixed input size checked (BadInput)."""
+    kind, _ = parse_spec(cfg.backbone)
+    pretrained = kind != "small" and not cfg.stand_in and (cfg.pretrained is None or cfg.pretrained)
+    fixed = fixed_input_size(cfg.backbone)
+    if fixed and cfg.size is not None and cfg.size != fixed:
+        raise BadInput(f"--backbone {cfg.backbone} needs --size {fixed} (got {cfg.size})", hint=f"use --size {fixed}")
+    size = cfg.size if cfg.size is not None else fixed or (64 if kind == "small" else 224)
+    lr = cfg.lr if cfg.lr is not None else (3e-4 if pretrained else 1e-3)
+    return cfg.replace(pretrained=pretrained, size=size, lr=lr, balanced_sampler=cfg.balanced)
 
-    data: Path
-    out: Path
-    backbone: str = "small-cnn"
-    pretrained: bool | None = None  # None: True for every backbone except small-cnn
-    weights: str | None = None
-    loss: str = "ce+supcon"
-    supcon_weight: float = 1.0
-    temperature: float = 0.1
-    embed_dim: int = 256
-    label_smoothing: float = 0.1
-    freeze_backbone_epochs: int = 0
-    balanced_sampler: bool | None = None  # None: on when the loss uses SupCon
-    classes_per_batch: int | None = None
-    per_class: int | None = None
-    epochs: int = 20
-    batch: int = 64
-    lr: float | None = None  # None: 1e-3 from scratch, 3e-4 fine-tuning
-    wd: float = 0.05
-    warmup_epochs: float = 1.0
-    size: int | None = None  # None: 64 for small-cnn, else the backbone's fixed size or 224
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    workers: int | None = None
-    amp: bool = False
-    device: str = "auto"
-    seed: int = 0
-    fresh: bool = False
-    eval_only: bool = False
-    checkpoint: Path | None = None
-    eval_split: str = "test"
-    check_images: bool = True
-    stop_after_steps: int | None = None  # tests: request a stop (as SIGTERM would) after this many steps
 
-    def resolved(self) -> ClassifierConfig:
-        kind, _ = parse_spec(self.backbone)
-        pretrained = (kind != "small") if self.pretrained is None else self.pretrained
-        if kind == "small":
-            pretrained = False
-        fixed = fixed_input_size(self.backbone)
-        size = self.size if self.size is not None else fixed or (64 if kind == "small" else 224)  # --size 0 is an error
-        lr = self.lr if self.lr is not None else (3e-4 if pretrained else 1e-3)
-        loss_cfg = LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)
-        balanced = loss_cfg.uses_supcon if self.balanced_sampler is None else self.balanced_sampler
-        return dataclasses.replace(self, pretrained=pretrained, size=size, lr=lr, balanced_sampler=balanced,
-                                   data=Path(self.data), out=Path(self.out))
+def _loss_config(cfg: ClassifierConfig) -> LossConfig:
+    return LossConfig(cfg.loss, cfg.supcon_weight, cfg.temperature, cfg.label_smoothing)
 
-    def validate(self) -> None:
-        self.loss_config().validate()
-        fixed = fixed_input_size(self.backbone)
-        if fixed and self.size != fixed:
-            raise BadInput(f"--backbone {self.backbone} needs --size {fixed} (got {self.size})", hint=f"use --size {fixed}")
-        checks = [
-            (self.epochs >= 1, "--epochs must be >= 1"),
-            (self.batch >= 2, "--batch must be >= 2"),
-            (self.size is not None and self.size >= 16, "--size must be >= 16"),
-            (self.embed_dim >= 2, "--embed-dim must be >= 2"),
-            (self.lr is not None and self.lr > 0, "--lr must be > 0"),
-            (self.wd >= 0, "--wd must be >= 0"),
-            (self.freeze_backbone_epochs >= 0, "--freeze-backbone-epochs must be >= 0"),
-            (self.eval_split in SPLITS, f"--eval-split must be one of {', '.join(SPLITS)}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise BadInput(message)
-        check_number("--lr", self.lr, above=0)
-        for option, value in (("--wd", self.wd), ("--temperature", self.temperature), ("--supcon-weight", self.supcon_weight)):
-            check_number(option, value, minimum=0)
-        check_int("--per-class", self.per_class, 1, hint="images of each class in a balanced batch (default 4)")
-        check_int("--classes-per-batch", self.classes_per_batch, 1)
-        check_int("--workers", self.workers, 0)
-        if self.eval_only and self.checkpoint is None:
-            raise BadInput("--eval-only needs --style-model PATH", hint="a train-classifier run directory or style model export")
 
-    def loss_config(self) -> LossConfig:
-        return LossConfig(self.loss, self.supcon_weight, self.temperature, self.label_smoothing)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for key in ("data", "out", "checkpoint"):
-            d[key] = None if d[key] is None else str(d[key])
-        d["split"] = list(self.split)
-        d.pop("stop_after_steps", None)
-        return d
+def _weights_file(cfg: ClassifierConfig) -> str | None:
+    """--backbone-weights as a file or registry name (None for the random-init stand-in)."""
+    return None if cfg.stand_in else cfg.weights
 
 
 @dataclass
@@ -145,6 +79,7 @@ class ClassifierResult:
     seconds: float = 0.0
     resumed: bool = False
     eval_only: bool = False
+    stand_ins: list[str] = field(default_factory=list)  # random-init stand-ins used (results not meaningful)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -291,20 +226,37 @@ def _gather_for_supcon(z: torch.Tensor, y: torch.Tensor, dist: Any) -> tuple[tor
 
 # ------------------------------------------------------------------------------------------- train
 def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
-    """Train (or resume) a style classifier + embedding into cfg.out; see the module docstring."""
-    cfg = cfg.resolved()
-    cfg.validate()
-    # --eval-only may write its report into the evaluated run folder itself, so --checkpoint is no overlap
-    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--weights", cfg.weights)])
+    """Train (or resume) a style classifier + embedding into cfg.out; see the module docstring.
+
+    Every check (backbone, weights, DATA and its split) runs before --out is created or locked, and the
+    lock before anything is printed: a refused run leaves no folder behind."""
+    # --eval-only may write its report into the evaluated run folder itself, so --style-model is no overlap
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--backbone-weights", _weights_file(cfg))])
     if cfg.eval_only:
         return evaluate_classifier(cfg)
+    cfg = resolve_config(cfg)
     from stylekit.train.distributed import distributed_job
 
+    check_weights_available(cfg.backbone, bool(cfg.pretrained), _weights_file(cfg))
     with distributed_job(cfg.device) as dist:
-        return _train(cfg, dist)
+        workers = _default_workers(cfg, dist.device)
+        splits = load_style_splits(cfg.data, cfg.split, cfg.seed, check=cfg.check_images, workers=max(workers, 4))  # type: ignore[arg-type]
+        splits.require("train", "val", "test")
+        with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
+            return _train(cfg, dist, splits, run_dir)
 
 
-def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
+def _stand_ins(cfg: ClassifierConfig) -> list[str]:
+    """The random-init stand-ins of this run, each announced once as a warning."""
+    from stylekit.standins import label
+
+    names = ["--backbone-weights random"] if cfg.stand_in else []
+    for name in names:
+        get_console().warn(label(name))
+    return names
+
+
+def _train(cfg: ClassifierConfig, dist: Any, splits: StyleSplits, run_dir: RunDir) -> ClassifierResult:
     from stylekit.train import (
         TrainRunner,
         reapply_schedule,
@@ -318,19 +270,17 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     seed_everything(cfg.seed, dist.rank)  # rank 0's initial weights are broadcast; augmentation is seeded per item
     device = dist.device
     workers = _default_workers(cfg, device)
-    check_weights_available(cfg.backbone, bool(cfg.pretrained), cfg.weights)
-    splits = load_style_splits(cfg.data, cfg.split, cfg.seed, check=cfg.check_images, workers=max(workers, 4))
+    stand_ins = _stand_ins(cfg)
     for skipped in splits.report.skipped[:20]:
         console.warn(f"skipped {skipped.path}: {skipped.reason}")
     if len(splits.report.skipped) > 20:
         console.warn(f"... and {len(splits.report.skipped) - 20} more skipped images")
-    splits.require("train", "val", "test")
     classes = splits.classes
     console.log(f"{len(classes)} classes; images: {splits.counts()} ({len(splits.report.skipped)} skipped); source: {splits.source}")
 
-    loss_cfg = cfg.loss_config()
+    loss_cfg = _loss_config(cfg)
     net_cfg = StyleNetConfig(cfg.backbone, len(classes), cfg.embed_dim, "features" if cfg.loss == "ce" else "projection")
-    net = StyleNet(net_cfg, pretrained=bool(cfg.pretrained), weights=cfg.weights)
+    net = StyleNet(net_cfg, pretrained=bool(cfg.pretrained), weights=_weights_file(cfg))
     if dist.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch (every rank also sees every class: sampling.py)
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
@@ -355,7 +305,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
               "world_size": dist.world_size, "sampler": type(sampler).__name__,
               "pk": [sampler.P, sampler.K] if isinstance(sampler, BalancedBatchSampler) else None}
 
-    with RunDir(cfg.out, fresh=cfg.fresh) as run_dir, TrainRunner(run_dir, dist, config=config, total=total) as runner:
+    with TrainRunner(run_dir, dist, config=config, total=total) as runner:
         runner.register("model", net)
         runner.register("optimizer", optimizer)
         runner.register("scheduler", scheduler)
@@ -367,6 +317,9 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
         epoch = int(state.get("epoch", 0))
         start_batch = int(state.get("batch", 0))
         resumed = bool(state)
+        if resumed and epoch >= cfg.epochs:
+            console.log(f"{cfg.out} already holds all {cfg.epochs} epochs: nothing to train, the reports are rewritten "
+                        "(--fresh starts over, a larger --epochs continues)")
         train_db: TrainDatabase | None = None
         frozen_phase: bool | None = None
         model: torch.nn.Module = net
@@ -436,7 +389,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     return ClassifierResult(
         out=str(cfg.out), classes=classes, epochs=epoch, steps=step, test=_headline(test),
         val=val_last, images=splits.report.to_dict() | {"counts": splits.counts()},
-        style_model=str(cfg.out), seconds=round(time.monotonic() - start_time, 2), resumed=resumed,
+        style_model=str(cfg.out), seconds=round(time.monotonic() - start_time, 2), resumed=resumed, stand_ins=stand_ins,
     )
 
 
@@ -534,12 +487,10 @@ def evaluate_classifier(cfg: ClassifierConfig) -> ClassifierResult:
         raise BadInput("--eval-only runs in one process", hint="run it without torchrun")
     start_time = time.monotonic()
     device = resolve_device(cfg.device)
-    model = _load_for_eval(Path(cfg.checkpoint), device)  # type: ignore[arg-type]
+    model = _load_for_eval(Path(cfg.style_model), device)  # type: ignore[arg-type]
     model.require_head()  # top-1/top-5/F1 need the classifier
     workers = _default_workers(cfg, device)
     splits = load_style_splits(cfg.data, cfg.split, cfg.seed, check=cfg.check_images, workers=max(workers, 4))
-    for skipped in splits.report.skipped[:20]:
-        get_console().warn(f"skipped {skipped.path}: {skipped.reason}")
     unknown = [c for c in splits.classes if c not in model.classes]
     if unknown:
         raise BadInput(f"{cfg.data} has classes the model does not know: {', '.join(unknown[:8])}",
@@ -554,13 +505,15 @@ def evaluate_classifier(cfg: ClassifierConfig) -> ClassifierResult:
         raise BadInput(f"{cfg.data} has no images to evaluate")
     db_items = items["train"] if split_name not in ("train", "all") else []
     size = model.size
-    q_emb, q_logits, q_labels = embed_items(model.net, queries, size, max(cfg.batch, 64), device, None, workers, cfg.amp)
-    db_emb = db_labels = None
-    if db_items:
-        db_emb, _, db_labels = embed_items(model.net, db_items, size, max(cfg.batch, 64), device, None, workers, cfg.amp)
-    metrics = split_metrics(q_emb, q_logits, q_labels, len(model.classes), db_emb, db_labels)
-    with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:
-        extra = {"checkpoint": str(cfg.checkpoint), "data": str(cfg.data), "eval_only": True,
+    with RunDir(cfg.out, fresh=cfg.fresh) as run_dir:  # every check above ran before --out is created
+        for skipped in splits.report.skipped[:20]:
+            get_console().warn(f"skipped {skipped.path}: {skipped.reason}")
+        q_emb, q_logits, q_labels = embed_items(model.net, queries, size, max(cfg.batch, 64), device, None, workers, cfg.amp)
+        db_emb = db_labels = None
+        if db_items:
+            db_emb, _, db_labels = embed_items(model.net, db_items, size, max(cfg.batch, 64), device, None, workers, cfg.amp)
+        metrics = split_metrics(q_emb, q_logits, q_labels, len(model.classes), db_emb, db_labels)
+        extra = {"style_model": str(cfg.style_model), "data": str(cfg.data), "eval_only": True,
                  "images": splits.report.to_dict() | {"counts": splits.counts()}}
         write_reports(run_dir.path, model.classes, split_name, metrics, queries, db_items, q_emb, db_emb,
                       size, run_dir.read_metrics(), extra)

@@ -445,8 +445,9 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                 last_eval = evaluate(g, data.val, dist, cfg.val_max, amp) if data.val is not None else last_eval
                 runner.log_metrics(step, kind="epoch", epoch=epoch, lr=opt_g.param_groups[0]["lr"], **last_eval)
                 if dist.is_main:
-                    sample_grid(g, samples, device, amp, run_dir.samples / f"epoch-{epoch:04d}.png")
-                    runner.log_image(step, "samples/A_refs_fakeB_realB", run_dir.samples / f"epoch-{epoch:04d}.png")
+                    if samples:  # --samples 0: no grid
+                        sample_grid(g, samples, device, amp, run_dir.samples / f"epoch-{epoch:04d}.png")
+                        runner.log_image(step, "samples/A_refs_fakeB_realB", run_dir.samples / f"epoch-{epoch:04d}.png")
                     plot_curves(run_dir.read_metrics(), run_dir.path / "loss_curves.png")
                     export_generator(unwrap(g), run_dir.path, {"epoch": epoch, "step": step, **last_eval,
                                                                 "labels": data.labels})  # type: ignore[arg-type]

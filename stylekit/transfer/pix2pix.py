@@ -28,8 +28,29 @@ GENERATOR_FILE = "generator.safetensors"
 GENERATOR_JSON = "generator.json"
 
 
+def _remote_pair(source: str) -> tuple[Path, Path]:
+    """A URL / hub id of generator.safetensors (or its .json): both files, fetched into the cache and verified."""
+    import urllib.parse
+
+    from stylekit.weights import weights_path
+
+    parts = urllib.parse.urlsplit(source)
+    stem, dot, suffix = parts.path.rpartition(".")
+    if not dot or suffix not in ("safetensors", "json"):
+        raise BadInput(f"--model {source}: give the address of a pix2pix generator.safetensors (or its .json)",
+                       hint="its JSON config is fetched from the same place, with .json for .safetensors")
+    weights, config = (urllib.parse.urlunsplit(parts._replace(path=f"{stem}.{ext}")) for ext in ("safetensors", "json"))
+    return weights_path(weights), weights_path(config)
+
+
 def resolve_model(path: str | Path) -> tuple[Path, Path]:
-    """(weights .safetensors, config .json) from a run directory, a .safetensors file or its .json."""
+    """(weights .safetensors, config .json) from a run directory, a .safetensors file or its .json, or
+    the https:// URL / hf:// hub id of either (both are fetched, verified and cached by stylekit.weights)."""
+    from stylekit.weights import as_source, is_remote
+
+    source = as_source(path)
+    if is_remote(source):
+        return _remote_pair(source)
     path = Path(path)
     if path.is_dir():
         weights, config = path / GENERATOR_FILE, path / GENERATOR_JSON

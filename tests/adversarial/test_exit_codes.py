@@ -85,7 +85,7 @@ def test_blend_layers_swap_res_above_the_network_and_unwritable_out(assets, tmp_
                      "power of two")
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
-    result = invoke("blend-layers", "--base", net, "--finetuned", net, "--out", blocker / "b.safetensors")
+    result = invoke("blend-layers", "--base", net, "--finetuned", net, "--swap-res", "8", "--out", blocker / "b.safetensors")
     assert_bad_input(result, str(blocker))
 
 
@@ -179,20 +179,18 @@ def test_write_failure_names_the_file(tmp_path):
 
 def test_python_callers_get_the_same_errors(tmp_path):
     """The checks live in the configs: no CLI needed to be refused."""
-    from stylekit.edit.blend import BlendConfig
-    from stylekit.edit.generate import GenerateConfig
-    from stylekit.edit.mix import InterpolateConfig
+    from stylekit.configs.pix2pix import Pix2PixConfig
+    from stylekit.configs.score import ScoreConfig
+    from stylekit.configs.stylegan import BlendConfig, GenerateConfig, MixConfig
     from stylekit.errors import BadInput
-    from stylekit.metrics.score import ScoreConfig
-    from stylekit.train.pix2pix import Pix2PixConfig, check_config
 
     cases = [
-        (lambda: GenerateConfig(network="n", seeds=[0], out=tmp_path, trunc=float("nan")).validate(), "--trunc"),
-        (lambda: InterpolateConfig(network="n", out=tmp_path, seeds=(1, 2), fps=0).validate(), "--fps"),
-        (lambda: BlendConfig(base="a", finetuned="b", out=tmp_path / "x.safetensors", swap_res=12).validate(), "--swap-res"),
-        (lambda: ScoreConfig(a="a", b="b", kid_subsets=0).validate(), "--kid-subsets"),
-        (lambda: check_config(Pix2PixConfig(data=tmp_path, out=tmp_path, size=32, n_layers_d=10)), "--n-layers-d"),
-        (lambda: check_config(Pix2PixConfig(data=tmp_path, out=tmp_path, epochs=4, decay_epochs=5)), "--decay-epochs"),
+        (lambda: GenerateConfig(network="n", seeds=[0], out=tmp_path, trunc=float("nan")), "--trunc"),
+        (lambda: MixConfig(network="n", out=tmp_path, interpolate=(1, 2), fps=0), "--fps"),
+        (lambda: BlendConfig(base="a", finetuned="b", out=str(tmp_path / "x.safetensors"), swap_res=12), "--swap-res"),
+        (lambda: ScoreConfig(a="a", b="b", kid_subsets=0), "--kid-subsets"),
+        (lambda: Pix2PixConfig(data=tmp_path, out=tmp_path, size=32, n_layers_d=10), "--n-layers-d"),
+        (lambda: Pix2PixConfig(data=tmp_path, out=tmp_path, epochs=4, decay_epochs=5), "--decay-epochs"),
     ]
     for call, needle in cases:
         with pytest.raises(BadInput, match=needle):

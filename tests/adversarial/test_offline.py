@@ -16,6 +16,7 @@ from stylekit.metrics.fid import RefStats, load_ref_stats
 from stylekit.metrics.style import META_NAME, export_style_model
 from stylekit.nets.backbones import build_backbone
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+from stylekit.nets.stylegan2.load import load_network
 from stylekit.weights import weights_path
 
 runner = CliRunner()
@@ -56,13 +57,16 @@ def test_the_blocker_does_block(no_network):
 
 @pytest.mark.parametrize("fetch,command", [
     (lambda tmp: weights_path("vgg19"), "stylekit download vgg19"),
+    (lambda tmp: weights_path("https://example.org/nets/net.pkl"), "curl -L --create-dirs -o"),
+    (lambda tmp: weights_path("hf://someone/nets/net.pkl"), "hf download someone/nets net.pkl --revision main --local-dir"),
+    (lambda tmp: load_network("https://example.org/nets/net.pkl"), "curl -L --create-dirs -o"),
     (lambda tmp: fetch_url("https://example.org/a.bin", tmp / "a.bin"), "curl -L --create-dirs -o"),
     (lambda tmp: fetch_many([("https://example.org/b.png", tmp / "b.png")]), "curl -L --create-dirs -o"),
     (lambda tmp: load_ref_stats(RefStats("ffhq", 256, "trainval70k", "clean")), "curl -L --create-dirs -o"),
     (lambda tmp: build_backbone("timm:hf-hub:timm/resnet18.a1_in1k"), "hf download timm/resnet18.a1_in1k --local-dir DIR"),
     (lambda tmp: build_backbone("clip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
      "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K --local-dir DIR"),
-], ids=["weights-registry", "http", "http-batch", "fid-stats", "timm-hub", "open-clip-hub"])
+], ids=["weights-registry", "weights-url", "weights-hub-id", "network-url", "http", "http-batch", "fid-stats", "timm-hub", "open-clip-hub"])
 def test_every_fetching_path_is_exit_3_offline(fetch, command, tmp_path, no_network):
     with pytest.raises(MissingResource) as err:
         fetch(tmp_path)

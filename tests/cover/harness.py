@@ -47,6 +47,12 @@ def pairwise_rows(config: type, fixed: dict[str, Any] | None = None) -> list[dic
     return [base | {d.name: value for (d, _), value in zip(multi, row, strict=True)} for row in AllPairs([v for _, v in multi])]
 
 
+def pairwise_over(values: dict[str, list[Any]], fixed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """An all-pairs cover over the named options only (e.g. those that change what a trainer computes)."""
+    names = list(values)
+    return [dict(fixed or {}) | dict(zip(names, row, strict=True)) for row in AllPairs([values[n] for n in names])]
+
+
 def _text(d: Declared, value: Any) -> str:
     if isinstance(value, enum.Enum):
         return str(value.value)

@@ -6,9 +6,10 @@ import shutil
 import pytest
 from clip_tiny import make_tiny_clip_dir
 
+from stylekit.configs.classifier import ClassifierConfig
 from stylekit.configs.search import ClassifyConfig, SimilarConfig
 from stylekit.data.toy import generate_toy_styles
-from stylekit.train.classifier import ClassifierConfig, train_classifier
+from stylekit.train.classifier import train_classifier
 from tests.cover.harness import finite_numbers, pairwise_rows, promised_files, run_row
 
 pytestmark = pytest.mark.usefixtures("one_thread")

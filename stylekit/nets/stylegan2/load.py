@@ -1,7 +1,9 @@
 """Load and save StyleGAN2 networks: NVlabs pickles (safely), rosinality .pt, stylekit .safetensors.
 
 `load_network(name_or_path, device)` accepts
-- a registry name (`ffhq-256`, ...; fetched through `stylekit.weights.weights_path`),
+- a registry name (`ffhq-256`, `metfaces`, ...), an `https://` URL or a hub id `hf://OWNER/REPO/FILE`
+  (fetched once into the cache and checksum-checked by `stylekit.weights.weights_path`, then read
+  exactly like a local file),
 - an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or a StyleGAN3-repo
   pickle of a StyleGAN2-architecture network: read by `stylekit.io.safe_pickle`, nothing executed,
 - a rosinality/stylegan2-pytorch checkpoint (`.pt`, as used by StyleCLIP): `torch.load(weights_only=True)`,
@@ -343,22 +345,22 @@ def save_network(
 
 
 def resolve_network_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A local file/dir as is; otherwise a registry name through stylekit.weights (exit 3 if missing)."""
-    text = str(name_or_path)
+    """A local file/dir as is; a registry name, URL or hub id through stylekit.weights (exit 3 if missing)."""
+    from stylekit.weights import REGISTRY, as_source, is_remote, weights_path
+
+    text = as_source(name_or_path)
+    if is_remote(text):
+        return Path(weights_path(text))
     path = Path(text).expanduser()
     if path.exists():
         return _pick_from_dir(path) if path.is_dir() else path
     looks_like_path = os.sep in text or "/" in text or path.suffix.lower() in {".pkl", ".pt", ".pth", ".safetensors"}
-    if not looks_like_path:
-        try:
-            from stylekit.weights import REGISTRY, weights_path
-        except ImportError:  # pragma: no cover - weights module always present in releases
-            REGISTRY, weights_path = {}, None
-        if weights_path is not None and text in REGISTRY:
-            return Path(weights_path(text))
+    if not looks_like_path and text in REGISTRY:
+        return Path(weights_path(text))
     raise BadInput(
         f"network '{text}' is neither an existing file nor a known registry name",
-        hint="pass a .pkl/.pt/.safetensors path or a name from 'stylekit download --list' (e.g. ffhq-256)",
+        hint="pass a .pkl/.pt/.safetensors path, an https:// URL, hf://OWNER/REPO/FILE or a name from "
+             "'stylekit download --list' (e.g. ffhq-256)",
     )
 
 
@@ -406,8 +408,29 @@ def _has_network_metadata(path: Path) -> bool:
         return False
 
 
+def random_network(spec: str, device: str | torch.device = "cpu") -> LoadedNetwork | None:
+    """`random:RES`: a seeded random-init generator at RES px (the stand-in for trying commands offline;
+    stylekit.standins), or None when `spec` names something else."""
+    from stylekit.standins import NETWORK_PREFIX, random_network_resolution
+
+    if not isinstance(spec, str) or not spec.startswith(NETWORK_PREFIX):
+        return None
+    res = random_network_resolution(spec)
+    if res is None or not 4 <= res <= 1024 or res & (res - 1):
+        raise BadInput(f"network '{spec}': random:RES needs a power of two RES from 4 to 1024", hint="e.g. random:64")
+    from stylekit.nets.stylegan2.tiny import tiny_generator, tiny_generator_config
+
+    with torch.random.fork_rng(devices=[]):  # the stand-in is seeded without touching the caller's RNG
+        G = tiny_generator(res, seed=0).to(device)
+    return LoadedNetwork(G=None, G_ema=G, config={"G_ema": tiny_generator_config(res)}, source=spec, format="random")
+
+
 def load_network(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedNetwork:
-    """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode)."""
+    """Load G / G_ema / D from any supported file or registry name onto `device` (eval mode); `random:RES` is
+    a random-init stand-in (`random_network`)."""
+    standin = random_network(name_or_path, device) if isinstance(name_or_path, str) else None
+    if standin is not None:
+        return standin
     path = resolve_network_path(name_or_path)
     try:
         with open_regular(path, "network file") as fh:  # a FIFO would block a plain open() forever

@@ -1,0 +1,28 @@
+"""`stylekit convert`: the options of writing a StyleGAN2 network in another tool's format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from stylekit.declare import Config, argument, option
+
+
+class Format(StrEnum):
+    """Output formats (stylekit.nets.stylegan2.export.EXPORTERS: their writers and file suffixes)."""
+
+    safetensors = "safetensors"
+    rosinality = "rosinality"
+    nvlabs_state = "nvlabs-state"
+
+
+@dataclass(frozen=True)
+class ConvertConfig(Config):
+    network: str = argument("Network: registry name, NVlabs .pkl, rosinality .pt, stylekit .safetensors, nvlabs-state .pt, "
+                            "a run directory, or random:RES (a random-init stand-in).", cover=("random:16",))
+    to: Format = option(help="Output format. rosinality is what pSp, e4e, StyleGAN-NADA and StyleCLIP read; nvlabs-state "
+                        "loads with G.load_state_dict in NVlabs code (init kwargs in the .json next to it).", flags="--to")
+    out: Path = option(help="Output file (.safetensors, or .pt for rosinality / nvlabs-state).", concept="out", cover=())
+    verify: bool = option(True, "Load the output back and compare two rendered seeds with the input (max pixel difference "
+                          "in the result).")
