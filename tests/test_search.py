@@ -361,3 +361,12 @@ def test_classify_and_similar_help_examples_run(tmp_path, monkeypatch):
         assert res.exit_code == 0, f"{args}\n{res.output}"
     assert (tmp_path / "styles.csv").is_file() and (tmp_path / "found" / "contact_sheet.png").is_file()
     assert (tmp_path / "found-gram" / "similar.json").is_file()
+
+
+def test_similar_clip_with_random_weights_is_a_labelled_standin(toy5):
+    res = _cli("similar", str(toy5 / "pop" / "00000.png"), "--in", str(toy5 / "dots"), "--embedder", "clip",
+               "--clip-weights", "random", "-k", "2", "--device", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "--clip-weights random" in doc["standin"] and "stand-in" in res.stderr
+    assert doc["embedder"].startswith("clip:") and len(doc["queries"][0]["neighbours"]) == 2
