@@ -29,8 +29,8 @@ from pathlib import Path
 from common import add_args, as_reference, best_of, reference_path, start
 from PIL import Image
 
-from stylekit.data.images import list_images
 from stylekit.configs.prepare import PrepareConfig
+from stylekit.data.images import list_images
 from stylekit.data.prepare import prepare, resolved_workers
 from stylekit.data.toy import generate_toy_styles
 

@@ -14,8 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
-from stylekit.data.manifest import ManifestRow, read_manifest, read_row_bytes, write_manifest
 from stylekit.configs.prepare import PrepareConfig
+from stylekit.data.manifest import ManifestRow, read_manifest, read_row_bytes, write_manifest
 from stylekit.data.prepare import Transform, apply_transform, prepare
 from stylekit.data.toy import generate_toy_styles
 from stylekit.errors import BadInput, Busy

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from stylekit.data import prepare as prep
 from stylekit.configs.prepare import PrepareConfig
+from stylekit.data import prepare as prep
 from stylekit.data.prepare import Result, Worker, chunk_size, prepare
 from stylekit.errors import BadInput
 
