@@ -12,14 +12,15 @@ ORDER = 10
 
 _EXAMPLES = [
     "stylekit download --list",
-    "stylekit download --list | grep ffhq",
     "stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0",
     "stylekit download wikiart --out data/wikiart",
     "stylekit download midjourney --out data/mj --images 1000 --workers 8",
     "stylekit download midjourney --out data/mj-people --images 2000 --prompt-include 'woman|man|girl|boy|person|portrait' --prompt-exclude 'robot|cat|dog'",
-    "stylekit download vgg19",
+    "stylekit download lpips-vgg16",
 ]
-_NOTES = "wikiart and midjourney need Kaggle credentials; weights go to $STYLEKIT_HOME/weights unless --out is given."
+_NOTES = ("wikiart and midjourney need Kaggle credentials (found before --out is created). Weights (vgg19, ffhq-256, ...: "
+          "see --list) go to $STYLEKIT_HOME/weights unless --out is given. A rerun with the same options is a no-op; "
+          "with other options it is refused unless --fresh.")
 
 
 def _mb(n: int | None) -> str:

@@ -50,7 +50,8 @@ class DownloadConfig(Config):
                          "re-recorded).")
     workers: int | None = option(help="midjourney: parallel image downloads (0 = one at a time; default: auto = 8).",
                                  concept="workers", ge=0, le=256, cover=())
-    seed: int = option(concept="seed", help="toy-styles: random seed (same seed, same bytes).", ge=0, le=2**32 - 1)
+    seed: int = option(concept="seed", help="toy-styles: random seed (same seed, same bytes).", ge=0, le=2**32 - 1,
+                       cover=(0, 1))
 
     def check(self) -> None:
         require(self.name is not None or self.list_names, "give a NAME to download, or --list",
