@@ -21,6 +21,7 @@ from stylekit.checks import check_fits, check_int, check_trunc
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.nets.stylegan2.latents import seed_to_z, seeds_to_z  # noqa: F401 - their home is nets/ (train/ uses them)
 from stylekit.nets.stylegan2.networks import NOISE_MODES, Generator
 
 
@@ -57,17 +58,6 @@ class GenerateResult:
     grid: str | None = None
     latents: str | None = None
     seconds: float = 0.0
-
-
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """NVlabs generate.py: np.random.RandomState(seed).randn(1, z_dim)."""
-    if not 0 <= seed < 2**32:
-        raise BadInput(f"seed {seed} is out of range", hint="seeds are integers in [0, 2^32)")
-    return np.random.RandomState(seed).randn(1, z_dim)
-
-
-def seeds_to_z(seeds: list[int], z_dim: int) -> torch.Tensor:
-    return torch.from_numpy(np.concatenate([seed_to_z(s, z_dim) for s in seeds])).float()
 
 
 def class_labels(G: Generator, class_idx: int | None, n: int) -> torch.Tensor | None:

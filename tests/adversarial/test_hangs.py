@@ -60,7 +60,7 @@ def test_helpers_never_open_a_fifo(tmp_path):
 
 def test_finetune_folder_reader_skips_a_fifo(tmp_path, capsys):
     from stylekit.data.imageset import ImageItem, decode_item
-    from stylekit.train.stylegan import StyleGANImages
+    from stylekit.data.stylegan_images import StyleGANImages
 
     data = images(tmp_path / "data", 3)
     pipe = fifo(data / "zz-pipe.png")
