@@ -13,11 +13,11 @@ from stylekit.configs.finetune import FinetuneConfig
 ORDER = 70
 
 EXAMPLES = [
+    "stylekit download toy-styles --out data/toy --size 64 --per-style 20 --styles 2",
     "stylekit prepare data/toy data/toy-64.zip --size 64 --format stylegan-zip --exclude content",
     "stylekit finetune-stylegan data/toy-64.zip --network random:64 --aug ada --freezed 4 --kimg 200 --out runs/toy",
-    "stylekit finetune-stylegan data/toy/pop --network none --cfg paper256 --mirror --kimg 100 --out runs/pop",
-    "stylekit finetune-stylegan data/toy-64.zip --network random:64 --metrics fid,kid --num-gen 1000 --out runs/toy-fid",
-    "torchrun --standalone --nproc_per_node 8 -m stylekit finetune-stylegan data/faces.zip --network ffhq-1024 --cfg paper1024 --augpipe bg --mirror --out runs/faces",
+    "stylekit finetune-stylegan data/toy-64.zip --network random:64 --metrics fid,kid --num-gen 1000 --kimg 200 --out runs/toy-fid",
+    "torchrun --standalone --nproc_per_node 2 -m stylekit finetune-stylegan data/toy-64.zip --network random:64 --augpipe bg --mirror --kimg 200 --out runs/toy-ddp",
 ]
 NOTES = ("Rerun the same command to resume; --fresh starts over. A step is one real image shown (kimg = steps / 1000) "
          "in the plan, the progress, checkpoints and metrics.jsonl. --network random:RES is a random-init stand-in "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.declare import Config, argument, option, require
+from stylekit.errors import BadInput
 
 MODEL = "Model"
 TRAIN = "Training"
@@ -91,7 +92,7 @@ class FinetuneConfig(Config):
                       cover=(0.2,))
     target: float = option(0.6, "ADA target for r_t = E[sign(D(real))].", gt=0, le=0.99, panel=AUG, cover=())
     augpipe: AugPipe = option(AugPipe.bgc, "Augmentations ADA draws from (NVlabs --augpipe).", panel=AUG,
-                              cover=(AugPipe.bgc, AugPipe.blit, AugPipe.bgcfnc))
+                              cover=(AugPipe.bgcfnc,))  # every transform; the others are subsets
     ada_kimg: float | None = option(None, "ADA speed: kimg for p to move by 1. Default 500, 100 with a transfer source.",
                                     unit="kimg", gt=0, le=1e6, panel=AUG, cover=(None, 1.0))
     # -- snapshots
@@ -129,7 +130,10 @@ class FinetuneConfig(Config):
     def _parsed_metrics(self) -> tuple[tuple[Any, ...], tuple[str, ...]]:
         from stylekit.metrics.registry import FAMILIES, check_counts, parse_metric, parse_metrics
 
-        specs = parse_metrics(list(self.metrics)) if self.metrics else []
+        try:
+            specs = parse_metrics(list(self.metrics)) if self.metrics else []
+        except BadInput as exc:
+            raise BadInput(f"--metrics: {exc.message}", hint=exc.hint) from None
         for spec in specs:
             require(not FAMILIES[spec.family].images_only, f"--metrics {spec.name} compares two image sets; it cannot "
                     "score the generator", hint="use fid, kid, pr, is or ppl names (e.g. fid10k,kid10k,ppl2_wend)")

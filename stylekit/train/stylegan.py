@@ -420,7 +420,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     dataset = StyleGANImages(data, resolution, cfg.mirror)
     notes += dataset.notes + _folder_notes(data, dataset.folders)
     if len(dataset) < hp["batch"]:
-        raise BadInput(f"DATA {data}: {len(dataset)} images, fewer than one batch of {hp['batch']}",
+        raise BadInput(f"DATA {data}: {len(dataset)} images, fewer than one --batch of {hp['batch']}",
                        hint="lower --batch, add images or use --mirror")
     n_layers = len(freezed_layers(D))
     if cfg.freezed > n_layers:

@@ -13,10 +13,17 @@ runner = CliRunner()
 
 
 def help_examples(command: str) -> list[list[str]]:
-    """The example lines of `stylekit COMMAND --help` as argument lists (without the leading `stylekit`)."""
+    """The example lines of `stylekit COMMAND --help` as argument lists after `stylekit` (a `torchrun ... -m
+    stylekit ...` line gives the same command run in one process)."""
     epilog = typer.main.get_command(app).commands[command].epilog or ""  # type: ignore[attr-defined]
-    lines = [line.strip() for line in epilog.splitlines() if line.strip().startswith("stylekit ")]
-    return [shlex.split(line)[1:] for line in lines]
+    examples = []
+    for line in epilog.splitlines():
+        words = shlex.split(line.strip()) if line.startswith("  ") else []
+        if words[:1] == ["stylekit"]:
+            examples.append(words[1:])
+        elif words[:1] == ["torchrun"] and "stylekit" in words:
+            examples.append(words[words.index("stylekit") + 1:])
+    return examples
 
 
 def shrink(words: list[str], overrides: dict[str, str]) -> list[str]:
