@@ -90,7 +90,7 @@ class FinetuneConfig(Config):
     aug: Aug = option(Aug.ada, "ada (adaptive p) | noaug | fixed (constant --p).", panel=AUG)
     p: float = option(0.0, "Initial (ada) or constant (fixed) augmentation probability.", ge=0, le=1, panel=AUG,
                       cover=(0.2,))
-    target: float = option(0.6, "ADA target for r_t = E[sign(D(real))].", gt=0, le=0.99, panel=AUG, cover=())
+    target: float = option(0.6, "r_t = E[sign(D(real))]: ADA moves p to keep it at this target.", gt=0, le=0.99, panel=AUG, cover=())
     augpipe: AugPipe = option(AugPipe.bgc, "Augmentations ADA draws from (NVlabs --augpipe).", panel=AUG,
                               cover=(AugPipe.bgcfnc,))  # every transform; the others are subsets
     ada_kimg: float | None = option(None, "ADA speed: kimg for p to move by 1. Default 500, 100 with a transfer source.",
