@@ -171,7 +171,7 @@ def test_prepare_align_ffhq_end_to_end(tmp_path):
     expected = align_ffhq(load_rgb(src / "a.png"), OFFSETS + 16, 32)
     assert np.array_equal(np.asarray(load_rgb(out / "people" / "a.png")), np.asarray(expected))
     report = json.loads((out / "report.json").read_text())
-    assert report["config"]["preprocess"]["method"] == "ffhq"
+    assert report["config"]["align"] == "ffhq" and report["settings"]["face_detector"] == str(weights)
 
     no_face = _detector_weights(tmp_path / "none.safetensors", False, OFFSETS)
     res = _run(["prepare", str(tmp_path / "photos"), str(tmp_path / "o2"), "--align", "ffhq", "--size", "32",
@@ -184,7 +184,7 @@ def test_align_bad_inputs(tmp_path, monkeypatch):
     photos.mkdir()
     Image.new("RGB", (32, 32)).save(photos / "a.png")
     res = _run(["prepare", str(photos), str(tmp_path / "o"), "--align", "dlib"])
-    assert res.exit_code == 2 and "unknown --align 'dlib'" in res.output
+    assert res.exit_code == 2 and "--align" in res.output and "'dlib' is not one of 'ffhq'" in res.output
     wrong = tmp_path / "wrong.safetensors"
     from safetensors.torch import save_file
 
