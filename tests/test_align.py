@@ -215,3 +215,16 @@ def test_invert_align_ffhq(tmp_path):
     assert np.array_equal(target, np.asarray(align_ffhq(load_rgb(photo), OFFSETS + 16, 32)))
     metrics = json.loads((tmp_path / "inv" / "metrics.json").read_text())
     assert metrics["preprocessing"].startswith("ffhq-aligned")
+
+
+def test_random_face_detector_is_a_labelled_stand_in(tmp_path):
+    photos = tmp_path / "photos" / "people"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(photos / f"{name}.png")
+    res = _run(["prepare", str(tmp_path / "photos"), str(tmp_path / "out"), "--align", "ffhq", "--size", "16", "--split", "1",
+                "--face-detector", "random", "--face-threshold", "0.01", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "random-init stand-in" in doc["stand_in"] and "random-init stand-in" in res.stderr and doc["used"] == 2

@@ -87,8 +87,9 @@ class PrepareConfig(Config):
                                       "exist in SRC (or --pair-with).", cover=((), ("content",)))
     align: Align | None = option(None, "ffhq: FFHQ-style aligned crop of the largest face (--size, default 1024); images "
                                  "without a face are skipped with a reason.", panel=ALIGN, cover=())
-    face_detector: str = option("retinaface-mobilenet0.25", "--align: face landmark network, a registry name or a local "
-                                "weights file.", panel=ALIGN, cover=())
+    face_detector: str = option("retinaface-mobilenet0.25", "--align: face landmark network, a registry name, a local "
+                                "weights file, or random (a random-init stand-in, for trying --align offline; use a low "
+                                "--face-threshold).", panel=ALIGN, cover=())
     face_threshold: float = option(0.8, "--align: minimum face confidence.", ge=0.01, le=0.99, panel=ALIGN, cover=())
     workers: int | None = option(help="Worker processes (0 or 1 = in this process; default: auto = one per core, 1 with "
                                  "--align; the output is identical for any number).", concept="workers", ge=0, le=1024,

@@ -471,6 +471,7 @@ class PrepareReport:
     seconds: float = 0.0
     workers: int = 1
     size: int | None = None
+    stand_in: str | None = None  # set when a random-init stand-in (--face-detector random) made the images
 
     @property
     def images_per_s(self) -> float:
@@ -482,7 +483,7 @@ class PrepareReport:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "counts": self.counts, "splits": self.splits, "labels": self.labels,
             "candidates": self.candidates, "size": self.size, "workers": self.workers,
-            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1),
+            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1), "stand_in": self.stand_in,
         }
 
 
@@ -507,8 +508,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
     report = ImageReport()
     items = collect_sources(cfg, report)
     candidates = len(items) + len(report.skipped)
-    if refuse_other_settings(cfg):
-        get_console().log(f"{cfg.out} holds a set prepared with these settings: refreshing it (stale files are removed)")
+    refresh = refuse_other_settings(cfg)
     zipped = cfg.format == "stylegan-zip"
     single_zip = zipped and cfg.out.suffix.lower() == ".zip"  # OUT is the archive itself
     home = ensure_writable_dir(cfg.out.parent if single_zip else cfg.out)  # where files and the lock live
@@ -522,6 +522,10 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
     with _pool(workers, len(items), worker) as pool:  # started first: no worker inherits the lock
         lock.acquire()
         try:
+            if refresh:
+                get_console().log(f"{cfg.out} holds a set prepared with these settings: refreshing it (stale files are removed)")
+            if result_stand_in(cfg) is not None:
+                get_console().warn(result_stand_in(cfg))
             if cfg.dedupe:
                 items = dedupe(items, report)
             if cfg.max_images is not None:
@@ -586,7 +590,7 @@ def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: I
     splits = SPLITS[: len(cfg.split)]
     result = PrepareReport(out=out, format=cfg.format, used=len(rows), skipped=report.skipped,
                            labels=sorted({r.label for r in rows}), candidates=candidates, workers=workers,
-                           size=cfg.size, splits={s: 0 for s in splits})
+                           size=cfg.size, splits={s: 0 for s in splits}, stand_in=result_stand_in(cfg))
     for r in rows:
         result.counts.setdefault(r.label, {s: 0 for s in splits})[r.split] += 1
         result.splits[r.split] += 1
@@ -606,6 +610,13 @@ def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageRepor
         hint = f"reasons per file are in {report_path}"
     first = f" (first: {report.skipped[0].path}: {report.skipped[0].reason})" if report.skipped else ""
     raise BadInput(f"no usable images in {cfg.src}: all {candidates} candidates were skipped{first}", hint=hint)
+
+
+def result_stand_in(cfg: PrepareConfig) -> str | None:
+    """The stand-in label when --align runs with `--face-detector random`, else None."""
+    from stylekit.standins import is_random, label
+
+    return label("--face-detector random") if cfg.align is not None and is_random(cfg.face_detector) else None
 
 
 def _run_record(cfg: PrepareConfig) -> dict[str, Any]:
