@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from stylekit.cli.app import app
 from stylekit.data import archive as archive_mod
-from stylekit.data import kaggle_sources as ks
+from stylekit.data.sources.ledger import read_marker
+from stylekit.data.sources.wikiart import download_wikiart
 from stylekit.errors import BadInput, Busy
 from stylekit.io.rundir import MARKER_NAME, RunDir
 
@@ -188,17 +189,17 @@ def test_download_never_replaces_a_users_folder(tmp_path):
     before = snapshot(out)
     api = FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1), "wikiart/Baroque/b.jpg": png_bytes(2)})
     with pytest.raises(BadInput, match=r"Cubism already exists and was not written by stylekit") as info:
-        ks.download_wikiart(out, api=api)
+        download_wikiart(out, api=api)
     assert info.value.exit_code == 2
     assert {k: v for k, v in snapshot(out).items() if k.startswith("Cubism/")} == before
-    assert not (out / "Baroque").exists() and ks.read_marker(out) is None
+    assert not (out / "Baroque").exists() and read_marker(out) is None
 
 
 def test_download_rerun_replaces_only_its_own_entries(tmp_path):
     out = tmp_path / "wikiart"
-    ks.download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1)}))
+    download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1)}))
     (out / "readme-mine.txt").write_text("mine")
-    res = ks.download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/z.jpg": png_bytes(9)}), force=True)
+    res = download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/z.jpg": png_bytes(9)}), force=True)
     assert res.summary["images"] == 1 and sorted(p.name for p in (out / "Cubism").iterdir()) == ["z.jpg"]
     assert (out / "readme-mine.txt").read_text() == "mine"
 
@@ -225,13 +226,13 @@ def test_duplicate_and_file_folder_members_are_refused(tmp_path, members, why):
 def test_member_named_like_stylekits_bookkeeping_is_refused(tmp_path, name):
     out = tmp_path / "wikiart"
     with pytest.raises(BadInput, match="stylekit uses for its own bookkeeping"):
-        ks.download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), name: b'{"complete": true}'}))
-    assert ks.read_marker(out) is None and not list(out.glob(".extracting-*"))
+        download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), name: b'{"complete": true}'}))
+    assert read_marker(out) is None and not list(out.glob(".extracting-*"))
 
 
 def test_member_named_like_the_old_temp_folder_extracts(tmp_path):
     out = tmp_path / "wikiart"
-    res = ks.download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), ".extracting/x.txt": b"x"}))
+    res = download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), ".extracting/x.txt": b"x"}))
     assert res.summary["images"] == 1 and (out / ".extracting" / "x.txt").read_bytes() == b"x"
 
 
@@ -265,12 +266,12 @@ def test_second_download_into_the_same_out_is_busy(tmp_path):
     gate = threading.Event()
     first_api = FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1)}, gate=gate)
     results: dict[str, object] = {}
-    thread = threading.Thread(target=lambda: results.setdefault("first", ks.download_wikiart(out, api=first_api)))
+    thread = threading.Thread(target=lambda: results.setdefault("first", download_wikiart(out, api=first_api)))
     thread.start()
     try:
         assert first_api.started.wait(30)
         with pytest.raises(Busy) as info:
-            ks.download_wikiart(out, api=FakeKaggle({"Baroque/b.jpg": png_bytes(2)}))
+            download_wikiart(out, api=FakeKaggle({"Baroque/b.jpg": png_bytes(2)}))
         assert info.value.exit_code == 75
     finally:
         gate.set()
