@@ -40,8 +40,8 @@ from stylekit.errors import BadInput, MissingResource, StylekitError
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.augment import AugmentPipe, BatchRandom
-from stylekit.nets.stylegan2.latents import seeds_to_z
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
+from stylekit.nets.stylegan2.sampling import seeds_to_z
 from stylekit.standins import label as stand_in_label
 from stylekit.standins import random_network_resolution
 from stylekit.train.ada import AdaConfig, AdaController
