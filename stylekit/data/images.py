@@ -280,26 +280,3 @@ def scan_images(paths: list[Path], report: ImageReport | None = None) -> tuple[l
     report.used += len(good)
     return good, report
 
-
-def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: int | None = None, padding: int = 2) -> Path:
-    """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written). Cells under 128 px are enlarged
-    by a whole factor, nearest-neighbour, so samples of tiny networks can be seen (data/grid.py)."""
-    import math
-
-    import torch
-    from torchvision.utils import make_grid
-
-    from stylekit.data.grid import upscale_factor
-    from stylekit.io.atomic import save_image_atomic
-
-    if not images:
-        raise ValueError("save_grid needs at least one image")
-    nrow = nrow or math.ceil(math.sqrt(len(images)))
-    batch = torch.stack([i.detach().float().cpu() for i in images])
-    factor = upscale_factor(max(batch.shape[-2:]))
-    if factor > 1:
-        batch = torch.nn.functional.interpolate(batch, scale_factor=factor, mode="nearest")
-    grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0)
-    saved = save_image_atomic(path, tensor_to_pil(grid))
-    mark_composite(saved)
-    return saved

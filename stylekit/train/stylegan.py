@@ -543,7 +543,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                                          extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source})
                             result_snapshots.append(name)
                             link_nvlabs_name(run_dir.path / name, cur_nimg)
-                            from stylekit.data.images import save_grid
+                            from stylekit.data.grid import save_grid
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
                             runner.log_image(cur_nimg, "samples/fakes", run_dir.samples / f"fakes-{label}.png")
@@ -617,7 +617,7 @@ def _first_size(item: Any) -> int:
 
 
 def _write_start_grids(run_dir: Any, dataset: StyleGANImages, G: Generator, seeds: list[int], device: torch.device) -> None:
-    from stylekit.data.images import save_grid
+    from stylekit.data.grid import save_grid
 
     n = min(len(seeds), len(dataset))
     reals = [dataset[k].float() / 255 for k in range(n)]
