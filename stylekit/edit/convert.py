@@ -94,12 +94,15 @@ def _load(network: str) -> LoadedNetwork:
 
 
 def run_convert(cfg: ConvertConfig) -> ConvertResult:
+    from stylekit.io.outpath import refuse_existing
     from stylekit.nets.stylegan2.export import EXPORTERS
     from stylekit.nets.stylegan2.load import load_network
 
     t0 = time.monotonic()
+    exporter = EXPORTERS[cfg.to]
+    refuse_existing(exporter.files(cfg.out))  # the sidecar .json too, before anything is loaded or written
     net = _load(cfg.network)
-    files = EXPORTERS[cfg.to].write(net, cfg.out)
+    files = exporter.write(net, cfg.out)
     diff = None
     if cfg.verify:
         back = load_network(cfg.out, device="cpu")
