@@ -428,7 +428,7 @@ def safe_load(source: str | Path | IO[bytes], what: str | None = None) -> Any:
             hint="only load network files from sources you trust; stylekit reads NVlabs snapshots, "
             "rosinality .pt and stylekit .safetensors",
         ) from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError) as exc:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError) as exc:  # never MemoryError: not a refusal
         raise BadInput(f"{label}: not a readable network pickle ({type(exc).__name__}: {exc})", hint="is the file complete?") from None
     check_nesting(data, label, _children)
     return data
