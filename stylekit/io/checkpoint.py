@@ -292,7 +292,10 @@ class CheckpointManager:
             shutil.rmtree(info.path, ignore_errors=True)
 
     def _remove_stale(self) -> None:
-        """Folders left by a save that was killed half-way (.tmp-*) or mid-replace (.old-*)."""
+        """Folders left by a save that was killed half-way (.tmp-*) or mid-replace (.old-*), and the temp
+        file of a `latest` pointer whose atomic replace was killed (.latest.<random>.tmp)."""
         for child in self.folder.iterdir():
             if child.is_dir() and (child.name.startswith(".tmp-ckpt-") or child.name.startswith(".old-ckpt-")):
                 shutil.rmtree(child, ignore_errors=True)
+            elif child.is_file() and child.name.startswith(f".{LATEST}.") and child.name.endswith(".tmp"):
+                child.unlink(missing_ok=True)

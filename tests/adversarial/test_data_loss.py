@@ -372,3 +372,60 @@ def test_cli_download_while_another_holds_out_exits_75(tmp_path):
     finally:
         proc.kill()
         proc.wait(30)
+
+
+# --- issue 24, not yet tried: a full disk during an export, two runs into one --out -------------------
+
+
+def test_disk_full_during_an_export_keeps_the_previous_file_and_exits_2(tmp_path, monkeypatch):
+    """A fake full filesystem: every write_atomic (convert's .pt and .json, blend, generate, reports)
+    fails at fsync with ENOSPC. The export exits 2 naming the file; the file it would have replaced and
+    the folder are as before (no temp file left)."""
+    import errno
+
+    from stylekit.io import atomic
+    from stylekit.nets.stylegan2.load import save_network
+    from stylekit.nets.stylegan2.tiny import tiny_generator
+
+    net = save_network(tmp_path / "net.safetensors", G_ema=tiny_generator(16, seed=0))
+    (tmp_path / "old.png").write_bytes(png_bytes(5))
+    before = snapshot(tmp_path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    res = invoke("convert", str(net), "--to", "nvlabs-state", "--out", str(tmp_path / "g.pt"), "--no-verify")
+    assert res.exit_code == 2, res.output
+    assert f"cannot write {tmp_path / 'g.pt'}: No space left on device" in res.output and "free space" in res.output
+    with pytest.raises(BadInput, match="No space left on device") as info:
+        atomic.save_image_atomic(tmp_path / "old.png", __import__("PIL.Image").Image.new("RGB", (4, 4)))
+    monkeypatch.undo()
+    assert info.value.exit_code == 2
+    assert snapshot(tmp_path) == before
+
+
+def test_two_runs_into_one_out_the_second_exits_75_and_touches_nothing(tmp_path):
+    out = tmp_path / "run"
+    holder = textwrap.dedent(f"""
+        import time
+        from stylekit.io.rundir import RunDir
+        with RunDir({str(out)!r}) as run:
+            run.write_config({{"who": "first"}})
+            print("locked", flush=True)
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        before = snapshot(out)
+        for fresh in ([], ["--fresh"]):
+            res = invoke("train-classifier", str(class_folders(tmp_path / "toy")), "--out", str(out), *fresh,
+                         "--backbone", "small-cnn", "--no-pretrained", "--epochs", "1", "--device", "cpu")
+            assert res.exit_code == 75, res.output
+            assert f"{out} is in use by pid {proc.pid}" in res.output and "choose another --out" in res.output
+            assert snapshot(out) == before
+    finally:
+        proc.kill()
+        proc.wait()
