@@ -7,6 +7,9 @@ What reading such a file costs is bounded from its structure before torch alloca
 - a zip archive's members are checked from its central directory (`zipfile.ZipFile.infolist`, which
   reads no member): each must lie inside the file, and a compressed member may not inflate more
   than ZIP_RATIO_MAX times above ZIP_RATIO_FLOOR (torch inflates a member at its declared size);
+- a legacy (pre-zip) file's pickle is walked with stand-ins for every global, which build nothing,
+  to add up the storage sizes it declares: torch allocates each storage at its declared size before
+  reading the bytes, so the sum may not exceed the file's size;
 - after `torch.load(weights_only=True)` the tensors are still views of the file's storages: their
   shapes and strides are checked against those storages (`limits.check_tensor_bytes`) before any
   copy or dtype conversion could multiply a zero-stride view.
@@ -15,6 +18,7 @@ What reading such a file costs is bounded from its structure before torch alloca
 from __future__ import annotations
 
 import os
+import pickle
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -71,6 +75,73 @@ def check_zip_members(path: str | Path, label: str | None = None) -> None:
                            f"(more than {ZIP_RATIO_MAX}x above {ZIP_RATIO_FLOOR // MiB} MiB: a zip bomb)", hint=_HINT)
 
 
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a legacy torch.save file
+
+
+class _Stand:
+    """What every global of a legacy torch file's pickle resolves to while its storages are counted:
+    calling, building or filling one only makes another stand-in."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stand:
+        return _Stand()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _StorageCounter(pickle.Unpickler):
+    def __init__(self, fh: Any) -> None:
+        super().__init__(fh)
+        self.declared: dict[Any, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name.endswith("Storage"):
+            cls = getattr(torch, name, None)
+            return ("storage", 1 if cls is torch.UntypedStorage else getattr(getattr(cls, "_dtype", None), "itemsize", 1))
+        return _Stand
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[4], int):
+            kind = pid[1]
+            itemsize = kind[1] if isinstance(kind, tuple) and len(kind) == 2 and kind[0] == "storage" else 1
+            self.declared[str(pid[2])] = max(pid[4], 0) * itemsize
+        return _Stand()
+
+
+def check_legacy_storages(path: str | Path, label: str | None = None) -> None:
+    """BadInput when a legacy torch.save file declares more storage bytes than it holds. Anything
+    that is not such a file (zip, safetensors, garbage) is left to its reader."""
+    from stylekit.io.safe_pickle import _BoundedReader
+
+    label = label or str(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as raw:
+        fh = _BoundedReader(raw, size)
+        try:
+            if pickle.Unpickler(fh).load() != _LEGACY_MAGIC:  # an int: nothing to build
+                return
+            counter = _StorageCounter(fh)
+            for _ in range(3):  # protocol version, system info, then the object with its storages
+                counter.load()
+        except Exception:  # noqa: BLE001 - not a legacy torch file: torch.load will say what it is
+            return
+    declared = sum(counter.declared.values())
+    if declared > size:
+        raise BadInput(f"{label}: its storages declare {declared} bytes but the file holds {size}", hint=_HINT)
+
+
 def tensors_in(obj: Any, depth: int = 0) -> Iterator[torch.Tensor]:
     """Every tensor in a loaded torch file (dicts, lists, tuples; torch's weights-only unpickler
     builds nothing else deeper than its own bounds)."""
@@ -93,6 +164,7 @@ def load_torch(path: str | Path, what: str, hint: str, safe_globals: Iterable[An
     require_regular_file(path, what)  # before any open(): a FIFO would block it forever
     refuse_torchscript(path, hint)
     check_zip_members(path)
+    check_legacy_storages(path)
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             data = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and zipfile.is_zipfile(path))

@@ -262,3 +262,14 @@ def lying_safetensors(kind: str) -> bytes:
     header = json.dumps(tensors).encode()
     declared = (1 << 40) if kind == "header-length" else len(header)
     return declared.to_bytes(8, "little") + header + bytes(16)
+
+
+def legacy_storage_size_pt(elements: int = 1 << 28) -> bytes:
+    """A legacy (non-zip) torch.save file of 368 bytes whose one storage declares `elements` floats (1 GiB)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue().replace(b"cpuq\x06K\x04N", b"cpuq\x06J" + elements.to_bytes(4, "little") + b"N")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hostile_files import (
     deflate_bomb_pt,
+    legacy_storage_size_pt,
     lying_safetensors,
     many_views_snapshot,
     numpy_dtype_state_scalars,
@@ -141,6 +142,8 @@ CASES: dict[str, tuple[Callable[[Path], object], int, str, float]] = {
     "pt-zero-stride-nvlabs-state": (_nvlabs_state, 2, "its tensors declare 536870912 bytes but share storages holding 2",
                                     REFUSAL_MB),
     "pt-zip-bomb-generate": (lambda r: _generate(_bomb(r)), 2, ZIP_BOMB, REFUSAL_MB),
+    "pt-legacy-storage-size": (lambda r: _generate(_write(r / "l.pt", legacy_storage_size_pt())), 2,
+                               "its storages declare 1073741824 bytes but the file holds 368", REFUSAL_MB),
     "pt-zip-bomb-transfer-vgg": (_transfer, 2, ZIP_BOMB, REFUSAL_MB),
     "pt-zip-bomb-styleclip": (_styleclip, 2, ZIP_BOMB, REFUSAL_MB),
     "pt-zip-bomb-inception": (_library("from stylekit.metrics.fid import load_fid_inception\nload_fid_inception(PATH)"),
