@@ -122,12 +122,12 @@ class RunDir:
             if self.fresh:
                 self._clear()
             self._save_marker()
-            add_write_listener(self._on_write)
             for folder in (self.checkpoints, self.samples):
                 self._make_dir(folder)
             self.claim("log.txt")
             self._log_fh = open(self.path / "log.txt", "a", encoding="utf-8")
             get_console().log_file = self._log_fh
+            add_write_listener(self._on_write)  # last: a failed open() leaves no listener behind
         return self
 
     def close(self) -> None:

@@ -429,3 +429,20 @@ def test_two_runs_into_one_out_the_second_exits_75_and_touches_nothing(tmp_path)
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_this_processes_tensorboard_files_are_recorded_and_another_processes_are_not(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = tmp_path / "run"
+    with RunDir(out):
+        (out / "events.out.tfevents.1.host.999999999.0").write_bytes(b"a user's copy from another run")
+        writer = SummaryWriter(log_dir=str(out))
+        writer.add_scalar("loss", 1.0, 1)
+        writer.close()
+    ours = [p.name for p in out.iterdir() if f".{os.getpid()}." in p.name]
+    assert len(ours) == 1 and ours[0] in json.loads((out / MARKER_NAME).read_text())["written"]
+    with RunDir(out, fresh=True):
+        pass
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("events.")) == ["events.out.tfevents.1.host.999999999.0"]
