@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from stylekit.errors import BadInput
-from stylekit.io.limits import MiB, ZIP_RATIO_FLOOR, ZIP_RATIO_MAX, check_tensor_bytes
+from stylekit.io.limits import ZIP_RATIO_FLOOR, ZIP_RATIO_MAX, MiB, check_tensor_bytes
 from stylekit.io.paths import not_regular_reason, require_regular_file
 
 _HINT = "the file is damaged or hostile (see docs/security.md); only load weights from sources you trust"

@@ -9,8 +9,6 @@ cap, exit 1 or an unrelated exit 2) cannot pass. Controls (legitimate files) run
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 
