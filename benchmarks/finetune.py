@@ -25,17 +25,18 @@ from common import Bench, add_args, best_of, count_flops, start
 
 
 def bench_tiny(bench: Bench, kimg: float) -> None:
+    from stylekit.configs.finetune import FinetuneConfig
     from stylekit.data.toy import generate_toy_styles
     from stylekit.nets.stylegan2.load import save_network
     from stylekit.nets.stylegan2.tiny import tiny_discriminator, tiny_generator
-    from stylekit.train.stylegan import FinetuneConfig, finetune_stylegan
+    from stylekit.train.stylegan import finetune_stylegan
 
     device = str(bench.device)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate_toy_styles(root / "toy", size=32, per_style=20, styles=1, seed=0)
         save_network(root / "src.safetensors", G=tiny_generator(32), G_ema=tiny_generator(32), D=tiny_discriminator(32))
-        cfg = FinetuneConfig(data=str(root / "toy" / "pop"), out=str(root / "run"), resume=str(root / "src.safetensors"),
+        cfg = FinetuneConfig(data=root / "toy" / "pop", out=root / "run", network=str(root / "src.safetensors"),
                              batch=4, kimg=kimg, tick_kimg=kimg, snap=1000, device=device, grid_seeds=4)
         t, cpu = time.perf_counter(), time.process_time()
         r = finetune_stylegan(cfg)
@@ -48,11 +49,11 @@ def bench_tiny(bench: Bench, kimg: float) -> None:
 
 
 def bench_phases(bench: Bench, res: int, batch: int, repeats: int) -> None:
+    from stylekit.configs.finetune import FinetuneConfig
     from stylekit.nets.stylegan2.augment import AugmentPipe, BatchRandom
     from stylekit.train.distributed import DistInfo
     from stylekit.train.stats import RunningMeans
     from stylekit.train.stylegan import (
-        FinetuneConfig,
         Phases,
         _scratch_networks,
         phase_random,
@@ -61,8 +62,8 @@ def bench_phases(bench: Bench, res: int, batch: int, repeats: int) -> None:
     from stylekit.train.stylegan_loss import LossConfig, StyleGAN2Loss, lazy_adam
 
     device = bench.device
-    hp = resolve_hparams(FinetuneConfig(data="-", out="-", cfg="paper256", batch=batch, mbstd_group=min(batch, 8)), res, 1, True)
-    nets = _scratch_networks(FinetuneConfig(data="-", out="-", seed=0), res, hp)
+    hp = resolve_hparams(FinetuneConfig(data="-", out="-", network="none", cfg="paper256", batch=batch, mbstd_group=min(batch, 8)), res, 1, True)
+    nets = _scratch_networks(FinetuneConfig(data="-", out="-", network="none", seed=0), res, hp)
     G, D = nets.G.to(device).train(), nets.D.to(device).train()
     D.b4.mbstd.group_size = hp["mbstd_group"]
     aug = AugmentPipe("bgc", p=0.2).to(device)

@@ -29,8 +29,9 @@ from pathlib import Path
 from common import add_args, as_reference, best_of, reference_path, start
 from PIL import Image
 
+from stylekit.configs.prepare import PrepareConfig
 from stylekit.data.images import list_images
-from stylekit.data.prepare import PrepareConfig, prepare
+from stylekit.data.prepare import prepare, resolved_workers
 from stylekit.data.toy import generate_toy_styles
 
 STYLES = 8
@@ -99,7 +100,7 @@ def main() -> None:
             return lambda: prepare(PrepareConfig(src=src, out=out(f"prep{workers}{fmt}"), size=args.size,
                                                  workers=workers, format=fmt))
 
-        workers = PrepareConfig(src=src, out=work / "unused", workers=args.workers).resolved_workers()
+        workers = resolved_workers(PrepareConfig(src=src, out=work / "unused", workers=args.workers))
         reference = "NVlabs dataset_tool (zip, 1 process)"
         fns = {"PIL loop (1 process)": lambda: pil_loop(files, out("pil"), args.size)}
         for fmt in ("folder", "stylegan-zip"):

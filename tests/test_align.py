@@ -171,7 +171,7 @@ def test_prepare_align_ffhq_end_to_end(tmp_path):
     expected = align_ffhq(load_rgb(src / "a.png"), OFFSETS + 16, 32)
     assert np.array_equal(np.asarray(load_rgb(out / "people" / "a.png")), np.asarray(expected))
     report = json.loads((out / "report.json").read_text())
-    assert report["config"]["preprocess"]["method"] == "ffhq"
+    assert report["config"]["align"] == "ffhq" and report["settings"]["face_detector"] == str(weights)
 
     no_face = _detector_weights(tmp_path / "none.safetensors", False, OFFSETS)
     res = _run(["prepare", str(tmp_path / "photos"), str(tmp_path / "o2"), "--align", "ffhq", "--size", "32",
@@ -184,7 +184,7 @@ def test_align_bad_inputs(tmp_path, monkeypatch):
     photos.mkdir()
     Image.new("RGB", (32, 32)).save(photos / "a.png")
     res = _run(["prepare", str(photos), str(tmp_path / "o"), "--align", "dlib"])
-    assert res.exit_code == 2 and "unknown --align 'dlib'" in res.output
+    assert res.exit_code == 2 and "--align" in res.output and "'dlib' is not one of 'ffhq'" in res.output
     wrong = tmp_path / "wrong.safetensors"
     from safetensors.torch import save_file
 
@@ -216,3 +216,16 @@ def test_invert_align_ffhq(tmp_path):
     assert np.array_equal(target, np.asarray(align_ffhq(load_rgb(photo), OFFSETS + 16, 32)))
     metrics = json.loads((tmp_path / "inv" / "metrics.json").read_text())
     assert metrics["preprocessing"].startswith("ffhq-aligned")
+
+
+def test_random_face_detector_is_a_labelled_stand_in(tmp_path):
+    photos = tmp_path / "photos" / "people"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(photos / f"{name}.png")
+    res = _run(["prepare", str(tmp_path / "photos"), str(tmp_path / "out"), "--align", "ffhq", "--size", "16", "--split", "1",
+                "--face-detector", "random", "--face-threshold", "0.01", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "random-init stand-in" in doc["stand_in"] and "random-init stand-in" in res.stderr and doc["used"] == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,8 +95,9 @@ def test_same_step_is_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000010", "latest"]
 
 
-@pytest.mark.parametrize("victim", ["safetensors", "torch.save", "meta", "rename"])
+@pytest.mark.parametrize("victim", ["safetensors", "torch.save", "meta", "rename", "fsync", "write"])
 def test_write_interrupted_half_way_keeps_previous(tmp_path, monkeypatch, victim):
+    """Disk full at each step of a save (a fake filesystem: writes/fsync raise ENOSPC): the previous one intact and latest."""
     manager = CheckpointManager(tmp_path)
     _, net = _save(manager, 10, seed=1)
 
@@ -118,9 +120,14 @@ def test_write_interrupted_half_way_keeps_previous(tmp_path, monkeypatch, victim
         monkeypatch.setattr(ckpt_mod.torch, "save", boom)
     elif victim == "meta":
         monkeypatch.setattr(ckpt_mod.json, "dumps", boom)
+    elif victim == "fsync":
+        monkeypatch.setattr(ckpt_mod.os, "fsync", boom)
+    elif victim == "write":
+        monkeypatch.setattr(ckpt_mod.os, "write", boom)  # torch.save / safetensors write through their own code:
+        monkeypatch.setattr(ckpt_mod.torch, "save", boom)  # the fake filesystem fails every write path
     else:
         monkeypatch.setattr(ckpt_mod.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):  # TrainRunner.save turns it into one clear line
         _save(manager, 20, seed=2)
     monkeypatch.undo()
 
@@ -173,3 +180,45 @@ def test_pickled_code_in_state_is_refused(tmp_path):
     torch.save({"opt": Evil()}, info.path / "state.pt")
     with pytest.raises(BadInput, match="damaged"):
         read_checkpoint(info.path)
+
+
+@pytest.mark.parametrize("victim", ["safetensors", "torch.save", "meta", "latest"])
+def test_kill9_during_a_save_then_the_rerun_resumes_from_the_previous(tmp_path, victim):
+    """kill -9 in the middle of each write of a save; the next process never takes the half-written
+    checkpoint (or pointer) for a finished one, and its next save clears the leftovers."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os, signal, torch, safetensors.torch
+        import stylekit.io.checkpoint as ckpt_mod
+        from stylekit.io.checkpoint import CheckpointManager
+        manager = CheckpointManager({str(tmp_path)!r})
+        manager.save(10, {{"net": {{"w": torch.ones(3)}}}}, {{"opt": {{"lr": 1.0}}}}, {{}})
+        def die(path):
+            with open(path, "wb") as fh:
+                fh.write(b"half")
+            os.kill(os.getpid(), signal.SIGKILL)
+        victim = {victim!r}
+        if victim == "safetensors":
+            safetensors.torch.save_file = lambda tensors, filename, metadata=None: die(filename)
+        elif victim == "torch.save":
+            ckpt_mod.torch.save = lambda obj, path: die(path)
+        elif victim == "meta":
+            ckpt_mod.Path.write_text = lambda self, *a, **k: die(self)
+        else:
+            from stylekit.io.atomic import write_atomic
+            ckpt_mod.write_text_atomic = lambda path, text: write_atomic(path, die)
+        manager.save(20, {{"net": {{"w": torch.zeros(3)}}}}, {{"opt": {{"lr": 2.0}}}}, {{}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert proc.returncode == -9, proc.stderr
+    manager = CheckpointManager(tmp_path)
+    latest = manager.latest()
+    assert latest.step == 10  # killed while replacing `latest`: the old pointer is whole and still names ckpt-10
+    loaded = read_checkpoint(latest.path)
+    assert torch.equal(loaded.tensors["net"]["w"], torch.ones(3)) and loaded.states["opt"] == {"lr": 1.0}
+    assert [c.step for c in manager.list()] == ([10, 20] if victim == "latest" else [10])  # ckpt-20: complete folder
+    manager.save(30, {"net": {"w": torch.ones(3)}}, {"opt": {}}, {})
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "leftovers of the killed save"

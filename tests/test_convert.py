@@ -158,3 +158,23 @@ def test_nvlabs_state_without_kwargs_is_refused(nets, tmp_path):
     (tmp_path / "G.json").unlink()
     with pytest.raises(BadInput, match="G.json"):
         load_network(tmp_path / "G.pt")
+
+
+@pytest.mark.parametrize("existing", ["mine.json", "mine.pt"])
+def test_nvlabs_state_refuses_to_replace_any_file_it_would_write(nets, tmp_path, existing):
+    """Issue 24 item 3: the sidecar .json is checked like --out itself, before anything is written."""
+    (tmp_path / existing).write_text("the user's file")
+    res = invoke("convert", nets["full"], "--to", "nvlabs-state", "--out", tmp_path / "mine.pt", "--no-verify")
+    assert res.exit_code == 2, res.output
+    assert f"{tmp_path / existing} already exists; nothing was written" in res.output
+    assert "or pass --fresh to replace them" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
+    assert (tmp_path / existing).read_text() == "the user's file"
+
+
+def test_fresh_replaces_the_files_a_conversion_writes(nets, tmp_path):
+    (tmp_path / "mine.json").write_text("an older export")
+    res = invoke("convert", nets["full"], "--to", "nvlabs-state", "--out", tmp_path / "mine.pt", "--no-verify", "--fresh")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json", "mine.pt"]
+    assert (tmp_path / "mine.json").read_text() != "an older export"

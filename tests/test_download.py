@@ -14,8 +14,11 @@ from test_weights import LocalServer  # the local 127.0.0.1 file server with Ran
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
-from stylekit.data import kaggle_sources as ks
 from stylekit.data.archive import extract_archive
+from stylekit.data.sources import kaggle
+from stylekit.data.sources.ledger import read_marker
+from stylekit.data.sources.midjourney import download_midjourney, parse_midjourney_messages, split_prompt
+from stylekit.data.sources.wikiart import download_wikiart
 from stylekit.errors import BadInput, MissingResource
 
 
@@ -125,14 +128,14 @@ def test_safe_archives_extract_fully(tmp_path):
 def test_wikiart_extracts_summarises_and_rerun_is_noop(tmp_path):
     api = FakeKaggle(_wikiart_members())
     out = tmp_path / "wikiart"
-    res = ks.download_wikiart(out, api=api)
+    res = download_wikiart(out, api=api)
     assert not res.skipped
     assert res.summary["styles"] == 2 and res.summary["images"] == 6
     assert res.summary["per_style"] == {"Cubism": 3, "Impressionism": 3}
     assert (out / "Cubism" / "artist_0.jpg").is_file() and (out / "classes.csv").is_file()
     assert not (out / ".download").exists() and not (out / ".extracting").exists()
     assert json.loads((out / "download-summary.json").read_text())["images"] == 6
-    again = ks.download_wikiart(out, api=api)
+    again = download_wikiart(out, api=api)
     assert again.skipped and again.summary["images"] == 6 and api.calls == 1
 
 
@@ -140,9 +143,9 @@ def test_wikiart_partial_download_restarts_cleanly(tmp_path):
     api = FakeKaggle(_wikiart_members(per=2), fail_first=True)
     out = tmp_path / "wikiart"
     with pytest.raises(MissingResource, match="rerun"):
-        ks.download_wikiart(out, api=api)
-    assert ks.read_marker(out) is None
-    res = ks.download_wikiart(out, api=api)
+        download_wikiart(out, api=api)
+    assert read_marker(out) is None
+    res = download_wikiart(out, api=api)
     assert res.summary["images"] == 4 and api.calls == 2
 
 
@@ -150,8 +153,8 @@ def test_wikiart_zip_slip_is_refused(tmp_path):
     api = FakeKaggle({"wikiart/Cubism/a.jpg": _png(), "../../evil.sh": b"rm -rf ~"})
     out = tmp_path / "deep" / "wikiart"
     with pytest.raises(BadInput, match="unsafe archive member"):
-        ks.download_wikiart(out, api=api)
-    assert not (tmp_path / "evil.sh").exists() and ks.read_marker(out) is None
+        download_wikiart(out, api=api)
+    assert not (tmp_path / "evil.sh").exists() and read_marker(out) is None
 
 
 def test_missing_kaggle_credentials_exit_3(monkeypatch, tmp_path):
@@ -160,9 +163,30 @@ def test_missing_kaggle_credentials_exit_3(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / ".kaggle"))
-    result = CliRunner().invoke(app, ["download", "wikiart", "--out", str(tmp_path / "w")])
+    result = CliRunner().invoke(app, ["download", "wikiart", "--out", str(tmp_path / "w" / "art")])
     assert result.exit_code == 3
     assert "KAGGLE_API_TOKEN" in result.output and "kaggle.json" in result.output
+    assert not (tmp_path / "w").exists()  # credentials are found before OUT is created
+
+
+def test_offline_kaggle_download_is_exit_3_and_leaves_no_out(tmp_path):
+    result = CliRunner().invoke(app, ["download", "midjourney", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 3 and "STYLEKIT_OFFLINE" in result.output and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("args", [["--size", "1000000"], ["--size", "8"], ["--styles", "11"], ["--per-style", "0"],
+                                  ["--timeout", "0"], ["--retries", "-1"], ["--prompt-include", "(unclosed"]])
+def test_toy_styles_bounds_are_exit_2_before_anything_is_written(tmp_path, args):
+    result = CliRunner().invoke(app, ["download", "toy-styles", "--out", str(tmp_path / "toy"), *args])
+    assert result.exit_code == 2 and args[0] in result.stderr and not (tmp_path / "toy").exists()
+
+
+def test_toy_style_count_matches_the_declaration():
+    from stylekit.configs.download import DATASET_NAMES, TOY_STYLE_COUNT
+    from stylekit.data.sources import DATASETS
+    from stylekit.data.toy import TOY_STYLES
+
+    assert TOY_STYLE_COUNT == len(TOY_STYLES) and tuple(DATASETS) == DATASET_NAMES
 
 
 def test_kaggle_refusal_is_exit_3(monkeypatch, tmp_path):
@@ -170,7 +194,7 @@ def test_kaggle_refusal_is_exit_3(monkeypatch, tmp_path):
         def dataset_download_files(self, *a, **k):
             raise RuntimeError("(401) Unauthorized")
 
-    monkeypatch.setattr(ks, "kaggle_api", lambda: Refusing())
+    monkeypatch.setattr(kaggle, "kaggle_api", lambda: Refusing())
     monkeypatch.delenv("STYLEKIT_OFFLINE")  # the fake client stands in for the network
     result = CliRunner().invoke(app, ["download", "midjourney", "--out", str(tmp_path / "m")])
     assert result.exit_code == 3 and "KAGGLE_API_TOKEN" in result.output
@@ -180,10 +204,10 @@ def test_kaggle_refusal_is_exit_3(monkeypatch, tmp_path):
 
 
 def test_split_prompt_separates_parameters():
-    assert ks.split_prompt("**a castle in the sky --ar 16:9 --v 3** - <@123> (fast)") == ("a castle in the sky", "--ar 16:9 --v 3")
-    assert ks.split_prompt("**just words** - Upscaled by <@9>") == ("just words", "")
-    assert ks.split_prompt("no bold --q 2") == ("no bold", "--q 2")
-    assert ks.split_prompt("**<https://s.mj.run/x> a cat-dog --stylize 500**") == ("<https://s.mj.run/x> a cat-dog", "--stylize 500")
+    assert split_prompt("**a castle in the sky --ar 16:9 --v 3** - <@123> (fast)") == ("a castle in the sky", "--ar 16:9 --v 3")
+    assert split_prompt("**just words** - Upscaled by <@9>") == ("just words", "")
+    assert split_prompt("no bold --q 2") == ("no bold", "--q 2")
+    assert split_prompt("**<https://s.mj.run/x> a cat-dog --stylize 500**") == ("<https://s.mj.run/x> a cat-dog", "--stylize 500")
 
 
 def _mj_dump(base: str, names: list[str]) -> bytes:
@@ -200,7 +224,7 @@ def _mj_dump(base: str, names: list[str]) -> bytes:
 
 
 def test_parse_midjourney_messages_nested_dump():
-    rows = ks.parse_midjourney_messages(json.loads(_mj_dump("http://h", ["a.png", "b.png"])))
+    rows = parse_midjourney_messages(json.loads(_mj_dump("http://h", ["a.png", "b.png"])))
     assert [r["filename"] for r in rows] == ["a.png", "b.png"]
     assert rows[0] == {"prompt": "prompt number 0", "params": "--ar 3:2", "url": "http://h/att/a.png",
                        "width": 1024, "height": 682, "filename": "a.png"}
@@ -219,7 +243,7 @@ def test_midjourney_prompts_and_images_with_dead_links(server, monkeypatch, tmp_
                       "midjourney/general-2/2022_06_21.json": _mj_dump(server.base, names[5:]),
                       "midjourney/broken.json": b"{not json"})
     out = tmp_path / "mj"
-    res = ks.download_midjourney(out, api=api, images=8, concurrency=4, retries=1, backoff=0.0, timeout=5)
+    res = download_midjourney(out, api=api, images=8, concurrency=4, retries=1, backoff=0.0, timeout=5)
     lines = (out / "prompts.csv").read_text().splitlines()
     assert lines[0] == "prompt,params,url,width,height,filename" and len(lines) == 9
     assert res.summary["rows"] == 8 and res.summary["bad_json_files"] == 1
@@ -232,7 +256,7 @@ def test_midjourney_prompts_and_images_with_dead_links(server, monkeypatch, tmp_
 
     # Rerun: prompts complete (marker), fetched images skipped, 4xx links not retried.
     before = len(server.log)
-    again = ks.download_midjourney(out, api=api, images=8, concurrency=4, retries=1, backoff=0.0, timeout=5)
+    again = download_midjourney(out, api=api, images=8, concurrency=4, retries=1, backoff=0.0, timeout=5)
     assert api.calls == 1
     assert again.summary["images"]["already_present"] == 4 and again.summary["images"]["fetched"] == 0
     assert again.summary["images"]["dead_by_status"] == {"403": 1, "404": 2, "not-image": 1}
@@ -250,7 +274,7 @@ def test_midjourney_prompt_filter_selects_before_fetching_and_prepare_keeps_prom
         server.files[f"/att/p{i}.png"] = _png()
     api = FakeKaggle({"midjourney/a.json": json.dumps({"messages": msgs}).encode()})
     out = tmp_path / "mj"
-    monkeypatch.setattr(ks, "kaggle_api", lambda: api)
+    monkeypatch.setattr(kaggle, "kaggle_api", lambda: api)
     res = CliRunner().invoke(app, ["download", "midjourney", "--out", str(out), "--images", "10", "--json",
                                    "--prompt-include", "woman|man", "--prompt-exclude", "robot"])
     assert res.exit_code == 0, res.output
@@ -326,7 +350,7 @@ def test_cli_dataset_needs_out_and_offline_weights_exit_3():
 
 def test_cli_wikiart_with_fake_api_json_and_idempotent(monkeypatch, tmp_path):
     api = FakeKaggle(_wikiart_members(per=1))
-    monkeypatch.setattr(ks, "kaggle_api", lambda: api)
+    monkeypatch.setattr(kaggle, "kaggle_api", lambda: api)
     monkeypatch.delenv("STYLEKIT_OFFLINE")  # the fake client stands in for the network
     out = tmp_path / "w"
     result = CliRunner().invoke(app, ["download", "wikiart", "--out", str(out), "--json"])
@@ -343,7 +367,7 @@ def test_cli_toy_styles_marker_makes_rerun_a_noop(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["skipped"] is False and ks.read_marker(out)["params"]["per_style"] == 2
+    assert doc["skipped"] is False and read_marker(out)["params"]["per_style"] == 2
     pngs = sorted(out.rglob("*.png"))
     assert len(pngs) == 6  # 2 styles + content, 2 layouts each
     mtimes = [p.stat().st_mtime_ns for p in pngs]

@@ -11,12 +11,13 @@ import torch
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.finetune import FinetuneConfig
 from stylekit.data.toy import generate_toy_styles
 from stylekit.nets.stylegan2.load import load_network, save_network
 from stylekit.nets.stylegan2.networks import freezed_layers
 from stylekit.nets.stylegan2.tiny import tiny_discriminator, tiny_generator
 from stylekit.train.ada import AdaConfig, AdaController
-from stylekit.train.stylegan import FinetuneConfig, finetune_stylegan, resolve_hparams
+from stylekit.train.stylegan import finetune_stylegan, resolve_hparams
 
 RES = 32
 
@@ -34,7 +35,7 @@ def make_tiny_setup(root: Path) -> tuple[Path, Path]:
 def tiny_cfg(data: Path, src: Path, out: Path, **kw) -> FinetuneConfig:
     base = dict(batch=4, tick_kimg=0.008, snap=1000, device="cpu", grid_seeds=4)
     base.update(kw)
-    return FinetuneConfig(data=str(data), out=str(out), resume=str(src), **base)
+    return FinetuneConfig(data=data, out=out, network=str(src), **base)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +69,15 @@ def test_ada_controller_rule():
 
 
 def test_presets_and_auto_formulas():
-    cfg = FinetuneConfig(data="x", out="y", cfg="auto")
+    cfg = FinetuneConfig(data="x", out="y", network="n", cfg="auto")
     hp = resolve_hparams(cfg, 256, 1, transfer=True)
     assert hp["batch"] == 16 and hp["mbstd_group"] == 4 and hp["lr"] == 0.0025
     assert hp["gamma"] == pytest.approx(0.0002 * 256**2 / 16) and hp["ema_kimg"] == pytest.approx(5.0)
     assert hp["ema_rampup"] is None and hp["ada_kimg"] == 100  # transfer: NVlabs' rules
-    hp = resolve_hparams(FinetuneConfig(data="x", out="y", cfg="paper256", kimg=0.4), 256, 8, transfer=False)
+    hp = resolve_hparams(FinetuneConfig(data="x", out="y", network="n", cfg="paper256", kimg=0.4), 256, 8, transfer=False)
     assert (hp["batch"], hp["per_rank"], hp["mbstd_group"], hp["gamma"], hp["ema_kimg"], hp["kimg"]) == (64, 8, 8, 1, 20, 0.4)
     assert hp["ada_kimg"] == 500
-    assert resolve_hparams(FinetuneConfig(data="x", out="y", cfg="cifar"), 32, 2, False)["pl_weight"] == 0.0
+    assert resolve_hparams(FinetuneConfig(data="x", out="y", network="n", cfg="cifar"), 32, 2, False)["pl_weight"] == 0.0
 
 
 def test_ada_raises_p_and_noaug_keeps_zero(setup, tmp_path):
@@ -156,7 +157,7 @@ def test_bad_inputs(setup, tmp_path):
 def test_several_folders_are_counted(setup, tmp_path):
     import shutil
 
-    from stylekit.train.stylegan import StyleGANImages
+    from stylekit.data.stylegan_images import StyleGANImages
 
     data, _ = setup
     mixed = tmp_path / "mixed"
@@ -188,7 +189,7 @@ def test_metrics_fid_at_snapshots_and_skip_without_weights(setup, tmp_path, monk
     net = _TinyInception()
     monkeypatch.setitem(score_mod.EXTRACTORS, "inception",
                         lambda cfg, dev: InceptionExtractor(cfg.mode, dev, model=net, name="tiny-inception", dim=8))
-    r = finetune_stylegan(tiny_cfg(data, src, tmp_path / "fid", kimg=0.004, snap=1, metrics=["fid", "kid"], metric_images=8))
+    r = finetune_stylegan(tiny_cfg(data, src, tmp_path / "fid", kimg=0.004, snap=1, metrics=("fid", "kid"), num_gen=8))
     last = _metrics(tmp_path / "fid")[-1]
     assert last["fid"] > 0 and "kid" in last and r.last_metrics["fid"] == last["fid"]
     assert not (tmp_path / "fid" / ".metric-fakes").exists()

@@ -386,7 +386,7 @@ def test_finetune_snapshot_metrics_from_the_registry(tmp_path, monkeypatch):
     for kind, factory in tiny_extractors().items():
         monkeypatch.setitem(score_mod.EXTRACTORS, kind, factory)
     out = tmp_path / "run"
-    r = finetune_stylegan(tiny_cfg(data, src, out, kimg=0.004, snap=1, metrics=["fid", "pr", "is", "ppl2_wend"], metric_images=10))
+    r = finetune_stylegan(tiny_cfg(data, src, out, kimg=0.004, snap=1, metrics=("fid", "pr", "is", "ppl2_wend"), num_gen=10))
     last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     for key in ("fid", "pr_precision", "pr_recall", "is_mean", "is_std", "ppl2_wend"):
         assert isinstance(last[key], float) and r.last_metrics[key] == last[key], key

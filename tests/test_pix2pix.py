@@ -272,7 +272,8 @@ def test_odd_width_aligned_exit_2(tmp_path):
 
 def test_square_single_images_need_evidence_of_pairing(tmp_path, toy):
     """A classifier's prepared folder (square single images) is not read as A|B halves without --layout aligned."""
-    from stylekit.data.prepare import PrepareConfig, prepare
+    from stylekit.configs.prepare import PrepareConfig
+    from stylekit.data.prepare import prepare
 
     prepared = tmp_path / "prepared"
     prepare(PrepareConfig(src=toy, out=prepared, exclude=("content",)))
@@ -285,7 +286,8 @@ def test_square_single_images_need_evidence_of_pairing(tmp_path, toy):
 
 
 def test_prepare_pairs_output_is_detected_as_aligned(tmp_path, toy):
-    from stylekit.data.prepare import PrepareConfig, prepare
+    from stylekit.configs.prepare import PrepareConfig
+    from stylekit.data.prepare import prepare
 
     out = tmp_path / "pairs"
     prepare(PrepareConfig(src=toy / "content", out=out, format="pairs", pair_with=toy, exclude=("content",)))

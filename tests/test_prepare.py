@@ -14,14 +14,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekit.cli.app import app
+from stylekit.configs.prepare import PrepareConfig
 from stylekit.data.manifest import ManifestRow, read_manifest, read_row_bytes, write_manifest
-from stylekit.data.prepare import (
-    PrepareConfig,
-    Transform,
-    apply_transform,
-    parse_split,
-    prepare,
-)
+from stylekit.data.prepare import Transform, apply_transform, prepare
 from stylekit.data.toy import generate_toy_styles
 from stylekit.errors import BadInput, Busy
 from stylekit.io.rundir import DirLock
@@ -74,11 +69,14 @@ def test_output_identical_for_any_workers(toy, tmp_path):
     assert one == two and len(one) == 41  # 4 labels x 10 images + manifest
 
 
-def test_rerun_overwrites_and_removes_stale_files(toy, tmp_path):
+def test_rerun_with_fresh_replaces_the_set_and_removes_stale_files(toy, tmp_path):
     out = tmp_path / "out"
     prepare(PrepareConfig(src=toy, out=out, size=16))
     assert len(list(out.rglob("*.png"))) == 40
-    prepare(PrepareConfig(src=toy, out=out, size=16, max_images=8))
+    with pytest.raises(BadInput, match="--max-images") as exc:  # other settings: refused, OUT untouched
+        prepare(PrepareConfig(src=toy, out=out, size=16, max_images=8))
+    assert "--fresh" in exc.value.hint and len(list(out.rglob("*.png"))) == 40
+    prepare(PrepareConfig(src=toy, out=out, size=16, max_images=8, fresh=True))
     rows = read_manifest(out)
     assert len(rows) == 8 and Counter(r.label for r in rows) == {"checks": 2, "content": 2, "pop": 2, "stripes": 2}
     assert sorted(out.rglob("*.png")) == sorted(r.path for r in rows)
@@ -141,9 +139,9 @@ def test_crop_modes():
 
 # ------------------------------------------------------------------------------------------- splits
 @pytest.mark.parametrize("text", ["0.5,0.6", "a,b", "0.8,0.1,0.05,0.05", "", "-0.2,1.2", "nan"])
-def test_bad_split_string(text):
+def test_bad_split_string(text, tmp_path):
     with pytest.raises(BadInput, match="--split"):
-        parse_split(text)
+        PrepareConfig(src=tmp_path, out=tmp_path / "out", split=text)
 
 
 # ------------------------------------------------------------------------------------------- formats
@@ -331,3 +329,39 @@ def test_worker_pool_never_forks_the_lock_holder():
     from stylekit.data.prepare import pool_context
 
     assert pool_context().get_start_method() in ("forkserver", "spawn")
+
+
+# ------------------------------------------------------------------------------------------- edge rules
+def test_exclude_typo_is_exit_2_naming_the_closest_folder(toy, tmp_path):
+    result = _run(toy, tmp_path / "out", "--size", 8, "--exclude", "contnt")
+    assert result.exit_code == 2 and "--exclude contnt" in result.stderr and "'content'" in result.stderr
+    assert not (tmp_path / "out").exists()
+    pairs = _run(toy / "content", tmp_path / "pairs", "--format", "pairs", "--pair-with", toy, "--exclude", "pops")
+    assert pairs.exit_code == 2 and "'pop'" in pairs.stderr and not (tmp_path / "pairs").exists()
+
+
+@pytest.mark.parametrize("args", [["--size", "0"], ["--size", "9000"], ["--split", "0.9,0.2"], ["--crop", "wide"],
+                                  ["--format", "stylegan-zip", "--size", "24"], ["--wide-aspect", "3:4"],
+                                  ["--max-images", "0"], ["--face-threshold", "2"]])
+def test_a_failed_check_leaves_no_out_behind(toy, tmp_path, args):
+    result = _run(toy, tmp_path / "new" / "out", *args)
+    assert result.exit_code == 2 and any(a in result.stderr for a in args if a.startswith("--")), result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_rerun_at_another_size_is_refused_and_fresh_replaces(toy, tmp_path):
+    out = tmp_path / "out"
+    assert _run(toy, out, "--size", 16, "--exclude", "content").exit_code == 0
+    before = _tree(out)
+    again = _run(toy, out, "--size", 16, "--exclude", "content")  # same settings: refreshed, same bytes, said so
+    assert again.exit_code == 0 and "refreshing" in again.stderr and _tree(out) == before
+    refused = _run(toy, out, "--size", 8, "--exclude", "content")
+    assert refused.exit_code == 2 and "--size 16" in refused.stderr and "--fresh" in refused.stderr
+    assert _tree(out) == before
+    fresh = _run(toy, out, "--size", 8, "--exclude", "content", "--fresh", "--json")
+    assert fresh.exit_code == 0, fresh.output
+    assert {(r.width, r.height) for r in read_manifest(out)} == {(8, 8)}
+    zipped = tmp_path / "set.zip"
+    assert _run(toy, zipped, "--size", 16, "--format", "stylegan-zip").exit_code == 0
+    assert _run(toy, zipped, "--size", 8, "--format", "stylegan-zip").exit_code == 2
+    assert _run(toy, zipped, "--size", 8, "--format", "stylegan-zip", "--fresh").exit_code == 0

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from stylekit.configs.prepare import PrepareConfig
 from stylekit.data import prepare as prep
-from stylekit.data.prepare import PrepareConfig, Result, Worker, chunk_size, prepare
+from stylekit.data.prepare import Result, Worker, chunk_size, prepare
 from stylekit.errors import BadInput
 
 
@@ -92,14 +93,15 @@ def test_pool_processes_do_not_hold_the_out_lock(src, tmp_path, monkeypatch):
 
 def test_auto_workers_one_per_core_and_one_with_a_preprocess(src, tmp_path, monkeypatch):
     monkeypatch.setattr(prep, "available_cores", lambda: 3)
-    assert PrepareConfig(src=src, out=tmp_path / "o").resolved_workers() == 3
-    assert PrepareConfig(src=src, out=tmp_path / "o", preprocess=lambda img: img).resolved_workers() == 1
-    assert PrepareConfig(src=src, out=tmp_path / "o", workers=2).resolved_workers() == 2
+    assert prep.resolved_workers(PrepareConfig(src=src, out=tmp_path / "o")) == 3
+    assert prep.resolved_workers(PrepareConfig(src=src, out=tmp_path / "o", preprocess=lambda img: img)) == 1
+    assert prep.resolved_workers(PrepareConfig(src=src, out=tmp_path / "o", workers=2)) == 2
+    assert prep.resolved_workers(PrepareConfig(src=src, out=tmp_path / "o", workers=0)) == 1  # 0: in this process
     monkeypatch.setattr(prep, "available_cores", lambda: 1)
     rep = prepare(PrepareConfig(src=src, out=tmp_path / "one", size=8))  # one core: in-process, no pool
     assert rep.workers == 1 and rep.used == 18
-    with pytest.raises(BadInput, match="--workers 0"):
-        PrepareConfig(src=src, out=tmp_path / "o", workers=0).validate()
+    with pytest.raises(BadInput, match="--workers"):
+        PrepareConfig(src=src, out=tmp_path / "o", workers=-1)
 
 
 def test_chunks_balance_the_workers_and_cap_the_bytes_in_flight():

@@ -359,3 +359,32 @@ def test_docs_training_example_runs_and_resumes(tmp_path):
             train(str(tmp_path / "b"), steps=40, batch=32, device="cpu")
     assert train(str(tmp_path / "b"), steps=40, batch=32, device="cpu") == 40
     _assert_same(_params(tmp_path / "b"), _params(tmp_path / "a"))
+
+
+def test_disk_full_during_a_checkpoint_is_one_clear_error_and_the_previous_survives(tmp_path, monkeypatch):
+    """A fake full filesystem (fsync raises ENOSPC) under TrainRunner.save: one StylekitError line naming the
+    checkpoint and the fix, no traceback; the previous checkpoint stays `latest` and loads."""
+    import errno
+    import os
+
+    from stylekit.errors import StylekitError
+    from stylekit.io.checkpoint import read_checkpoint
+
+    net = torch.nn.Linear(2, 2)
+    with RunDir(tmp_path) as run_dir, TrainRunner(run_dir, handle_signals=False) as runner:
+        runner.register("net", net)
+        runner.save(1)
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(StylekitError) as info:
+            runner.save(2)
+        monkeypatch.undo()
+    assert info.value.exit_code == 1
+    assert f"cannot write checkpoint {tmp_path / 'checkpoints' / 'ckpt-000000002'}: No space left on device" in info.value.message
+    assert "the previous checkpoint is intact" in info.value.hint
+    latest = CheckpointManager(tmp_path / "checkpoints").latest()
+    assert latest.step == 1 and torch.equal(read_checkpoint(latest.path).tensors["net"]["weight"], net.weight.detach())
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]

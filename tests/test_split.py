@@ -5,10 +5,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from stylekit.configs.prepare import PrepareConfig
 from stylekit.data.datasets import load_style_splits
 from stylekit.data.manifest import read_manifest
 from stylekit.data.pairs import Pair, split_pairs
-from stylekit.data.prepare import PrepareConfig, prepare
+from stylekit.data.prepare import prepare
 from stylekit.data.split import split_counts, split_groups, split_keys
 
 

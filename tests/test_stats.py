@@ -102,7 +102,8 @@ def test_stats_subprocess_offline_without_inception_weights(tmp_path):
 def test_composites_are_skipped_by_listings_until_replaced(tmp_path):
     import torch
 
-    from stylekit.data.images import COMPOSITES_MARKER, list_images, save_grid
+    from stylekit.data.grid import save_grid
+    from stylekit.data.images import COMPOSITES_MARKER, list_images
 
     folder = tmp_path / "samples"
     make_images(folder, "stripes", 3)

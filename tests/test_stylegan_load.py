@@ -270,6 +270,6 @@ def test_rosinality_without_latent_avg_estimates_it(tmp_path):
 def test_torch_checkpoint_with_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"g_ema": _Evil(marker)}, tmp_path / "evil.pt")
-    with pytest.raises(BadInput, match="cannot read this torch checkpoint safely"):
+    with pytest.raises(BadInput, match="cannot read this torch file safely"):
         load_network(tmp_path / "evil.pt")
     assert not marker.exists()

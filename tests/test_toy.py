@@ -142,12 +142,14 @@ def test_styles_are_learnable_from_texture(renders):
 
 
 def test_bad_arguments(tmp_path):
+    from stylekit.configs.download import DownloadConfig
+
     with pytest.raises(BadInput, match="--styles"):
-        generate_toy_styles(tmp_path, styles=len(TOY_STYLES) + 1)
+        DownloadConfig(name="toy-styles", out=tmp_path, styles=len(TOY_STYLES) + 1)
     with pytest.raises(BadInput, match="--styles"):
-        generate_toy_styles(tmp_path, styles=0)
+        DownloadConfig(name="toy-styles", out=tmp_path, styles=0)
     with pytest.raises(BadInput, match="--size"):
-        generate_toy_styles(tmp_path, size=8)
+        DownloadConfig(name="toy-styles", out=tmp_path, size=8)
     with pytest.raises(BadInput, match="unknown toy style"):
         render_layout(0, "cubism", 32)
 

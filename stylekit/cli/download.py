@@ -1,26 +1,26 @@
 """`stylekit download NAME`: data sets (wikiart, midjourney, toy-styles) and pretrained weights by name."""
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from stylekit.cli.common import Table, command, fields, render
-from stylekit.cli.vocabulary import option
+from stylekit.configs.download import DownloadConfig
 from stylekit.errors import BadInput
 
 ORDER = 10
 
 _EXAMPLES = [
     "stylekit download --list",
-    "stylekit download --list | grep ffhq",
     "stylekit download toy-styles --out data/toy --size 64 --per-style 200 --styles 8 --seed 0",
     "stylekit download wikiart --out data/wikiart",
     "stylekit download midjourney --out data/mj --images 1000 --workers 8",
     "stylekit download midjourney --out data/mj-people --images 2000 --prompt-include 'woman|man|girl|boy|person|portrait' --prompt-exclude 'robot|cat|dog'",
-    "stylekit download vgg19",
+    "stylekit download lpips-vgg16",
 ]
-_NOTES = "wikiart and midjourney need Kaggle credentials; weights go to $STYLEKIT_HOME/weights unless --out is given."
+_NOTES = ("wikiart and midjourney need Kaggle credentials (found before --out is created). Weights (vgg19, ffhq-256, ...: "
+          "see --list) go to $STYLEKIT_HOME/weights unless --out is given. A rerun with the same options is a no-op; "
+          "with other options it is refused unless --fresh.")
 
 
 def _mb(n: int | None) -> str:
@@ -28,7 +28,7 @@ def _mb(n: int | None) -> str:
 
 
 def _listing() -> dict[str, Any]:
-    from stylekit.data.kaggle_sources import DATASETS
+    from stylekit.data.sources import DATASETS
     from stylekit.weights import registry_groups, weights_dir
 
     cache = weights_dir()
@@ -69,51 +69,24 @@ def _show_result(doc: dict[str, Any]) -> Table:
 
 def register(app: typer.Typer) -> None:
     @command(app, "download", help="Fetch a data set (wikiart, midjourney, toy-styles) or pretrained weights by name.",
-             examples=_EXAMPLES, notes=_NOTES)
-    def download(
-        name: Annotated[str | None, typer.Argument(help="wikiart, midjourney, toy-styles, or a weights name (see --list).", show_default=False)] = None,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required for data sets; weights default to the cache).")] = None,
-        list_names: Annotated[bool, typer.Option("--list", help="List every downloadable name with description, licence and size.")] = False,
-        size: Annotated[int, typer.Option("--size", help="toy-styles: image size in pixels.", rich_help_panel="toy-styles")] = 64,
-        per_style: Annotated[int, typer.Option("--per-style", help="toy-styles: images per style.", rich_help_panel="toy-styles")] = 200,
-        styles: Annotated[int, typer.Option("--styles", help="toy-styles: number of styles.", rich_help_panel="toy-styles")] = 8,
-        images: Annotated[int, typer.Option("--images", help="midjourney: fetch the first N image URLs of prompts.csv.", rich_help_panel="midjourney")] = 0,
-        retry_dead: Annotated[bool, typer.Option("--retry-dead", help="midjourney: retry links already recorded as dead (HTTP 4xx).", rich_help_panel="midjourney")] = False,
-        prompt_include: Annotated[str | None, typer.Option("--prompt-include", help="midjourney: fetch only prompts matching this regular expression (case-insensitive, whole words), e.g. 'woman|man|portrait'.", rich_help_panel="midjourney")] = None,
-        prompt_exclude: Annotated[str | None, typer.Option("--prompt-exclude", help="midjourney: skip prompts matching this regular expression (case-insensitive, whole words).", rich_help_panel="midjourney")] = None,
-        timeout: Annotated[float, typer.Option("--timeout", help="Seconds without data before a request fails.")] = 60.0,
-        retries: Annotated[int, typer.Option("--retries", help="Extra attempts after a transient network failure.")] = 3,
-        keep_archive: Annotated[bool, typer.Option("--keep-archive", help="wikiart/midjourney: keep the downloaded Kaggle zip in OUT/.download.")] = False,
-        force: bool = option("fresh", "Redo a completed download (weights: fetch again; unpinned checksums are re-recorded)."),
-        workers: int | None = option("workers", "midjourney: parallel image downloads (default: auto = 8)."),
-        seed: int = option("seed", "toy-styles: random seed (same seed, same bytes)."),
-    ) -> None:
-        from stylekit.data.kaggle_sources import DATASETS
+             examples=_EXAMPLES, notes=_NOTES, config=DownloadConfig)
+    def download(cfg: DownloadConfig) -> None:
+        from stylekit.data.sources import DATASETS
         from stylekit.weights import REGISTRY
 
-        if list_names:
+        if cfg.list_names:
             render(_listing(), table=_show_listing)
             return
-        if name is None:
-            raise BadInput("give a NAME to download, or --list", hint=f"names: {', '.join([*DATASETS, *REGISTRY])}")
-        if timeout <= 0 or retries < 0:
-            raise BadInput("--timeout must be > 0 and --retries >= 0")
-        if name in REGISTRY:
+        assert cfg.name is not None  # DownloadConfig.check
+        if cfg.name in REGISTRY:
             from stylekit.weights import ensure_weights
 
-            res = ensure_weights(name, force=force, dest_dir=out, timeout=timeout, retries=retries)
+            res = ensure_weights(cfg.name, force=cfg.fresh, dest_dir=cfg.out, timeout=cfg.timeout, retries=cfg.retries)
             render({"kind": "weights", **res.to_dict()}, table=_show_result)
             return
-        if name not in DATASETS:
-            raise BadInput(f"unknown download name '{name}'",
+        if cfg.name not in DATASETS:
+            raise BadInput(f"unknown download name '{cfg.name}'",
                            hint=f"data sets: {', '.join(DATASETS)}; weights: {', '.join(REGISTRY)} (see `stylekit download --list`)")
-        if out is None:
-            raise BadInput(f"'{name}' needs --out DIR", hint=f"e.g. stylekit download {name} --out data/{name}")
-        from stylekit.data.kaggle_sources import DownloadOptions, PromptFilter
-
-        options = DownloadOptions(force=force, keep_archive=keep_archive, timeout=timeout, retries=retries, size=size,
-                                  per_style=per_style, styles=styles, seed=seed, images=images,
-                                  concurrency=8 if workers is None else workers, retry_dead=retry_dead,
-                                  prompt_filter=PromptFilter(prompt_include, prompt_exclude))
-        result = DATASETS[name].fetch(out, options)
+        assert cfg.out is not None  # DownloadConfig.check
+        result = DATASETS[cfg.name].fetch(cfg.out, cfg)
         render({"kind": "dataset", **result.to_dict()}, table=_show_result)

@@ -24,5 +24,7 @@ class ConvertConfig(Config):
     to: Format = option(help="Output format. rosinality is what pSp, e4e, StyleGAN-NADA and StyleCLIP read; nvlabs-state "
                         "loads with G.load_state_dict in NVlabs code (init kwargs in the .json next to it).", flags="--to")
     out: Path = option(help="Output file (.safetensors, or .pt for rosinality / nvlabs-state).", concept="out", cover=())
+    fresh: bool = option(concept="fresh", help="Replace the files this conversion writes (the .json beside an nvlabs-state "
+                         ".pt too) when they exist.", cover=())
     verify: bool = option(True, "Load the output back and compare two rendered seeds with the input (max pixel difference "
                           "in the result).")

@@ -113,3 +113,27 @@ def save_labelled_grid(path: str | os.PathLike[str], rows: Sequence[Sequence[Cel
     from stylekit.io.atomic import save_image_atomic
 
     return save_image_atomic(path, labelled_grid(rows, columns, row_labels, min_cell))
+
+
+def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: int | None = None, padding: int = 2) -> Path:
+    """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written). Cells under 128 px are enlarged
+    by a whole factor, nearest-neighbour, so samples of tiny networks can be seen."""
+    import math
+
+    import torch
+    from torchvision.utils import make_grid
+
+    from stylekit.data.images import mark_composite, tensor_to_pil
+    from stylekit.io.atomic import save_image_atomic
+
+    if not images:
+        raise ValueError("save_grid needs at least one image")
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    batch = torch.stack([i.detach().float().cpu() for i in images])
+    factor = upscale_factor(max(batch.shape[-2:]))
+    if factor > 1:
+        batch = torch.nn.functional.interpolate(batch, scale_factor=factor, mode="nearest")
+    grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0)
+    saved = save_image_atomic(path, tensor_to_pil(grid))
+    mark_composite(saved)
+    return saved

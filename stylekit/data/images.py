@@ -161,23 +161,54 @@ def printable(path: str | os.PathLike[str]) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+# Decoded bytes per pixel of each PIL mode (anything else: 4), and the greyscale modes wider than 8 bits.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "RGB": 3, "YCbCr": 3, "LAB": 3,
+               "HSV": 3}
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")
+_STRIP_PIXELS = 1 << 20  # wide greyscale is scaled to 8 bits a strip of rows at a time
+
+
+def decode_cost(mode: str, width: int, height: int) -> int:
+    """Bytes decoding an image of this mode and size to RGB takes at its peak: the decoded pixels,
+    an 8-bit greyscale copy for wide greyscale, and the RGB result. Known before decoding."""
+    grey = 1 if mode in _WIDE_GREY or mode == "F" else 0
+    return width * height * (_MODE_BYTES.get(mode, 4) + grey + 3)
+
+
+# The most one image may cost: an RGBA image at MAX_PIXELS decoded and converted to RGB.
+DECODE_BYTES_MAX = MAX_PIXELS * (4 + 3)
+
+
+def _to_l_in_strips(img: Image.Image) -> Image.Image:
+    """16/32-bit integer or float greyscale to 8 bits, one strip of rows at a time: no full-size
+    float64 copies (a 9000 x 9000 16-bit PNG took 2.4 GB that way). Integers: 0..255 kept when no
+    value exceeds 255, else 0..65535 scaled, rounding half up (exact integer arithmetic). Floats:
+    0..1 scaled to 0..255 when no value exceeds 1, truncated."""
+    import numpy as np
+
+    high = img.getextrema()[1]
+    out = np.empty((img.height, img.width), dtype=np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(img.width, 1))
+    for top in range(0, img.height, rows):
+        box = (0, top, img.width, min(top + rows, img.height))
+        if img.mode == "F":
+            strip = np.asarray(img.crop(box), dtype=np.float32) * (255.0 if high <= 1 else 1.0)
+            out[top:top + rows] = np.clip(strip, 0, 255, out=strip)
+        else:
+            peak = 65535 if high > 255 else 255
+            ints = np.clip(np.asarray(img.crop(box), dtype=np.int64), 0, peak)
+            out[top:top + rows] = (ints * 510 + peak) // (2 * peak)
+    return Image.fromarray(out, mode="L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Every PIL mode to RGB; anything with transparency is composited on white."""
     if img.mode in ("P", "L", "RGB") and "transparency" in img.info:  # tRNS chunk / GIF transparent index
         img = img.convert("RGBA")
     elif img.mode == "P":
         img = img.convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        import numpy as np
-
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype("uint8"), mode="L")
-    if img.mode == "F":
-        import numpy as np
-
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(arr * (255.0 if arr.max(initial=0) <= 1 else 1.0), 0, 255).astype("uint8"), mode="L")
+    if img.mode in _WIDE_GREY or img.mode == "F":
+        img = _to_l_in_strips(img)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -211,6 +242,10 @@ def decode_rgb(source: str | os.PathLike[str] | BinaryIO, name: object, plain_co
             with Image.open(source) as img:
                 if img.width * img.height > MAX_PIXELS:  # read at call time, so tests can lower it
                     raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+                cost = decode_cost(img.mode, img.width, img.height)
+                if cost > DECODE_BYTES_MAX:
+                    raise BadImage(name, f"refused: decoding this {img.width}x{img.height} {img.mode} image would take "
+                                         f"{cost >> 20} MiB, above the {DECODE_BYTES_MAX >> 20} MiB limit")
                 img.seek(0)  # first frame of animated GIF/WebP/TIFF
                 img.load()
                 if plain_convert:
@@ -280,26 +315,3 @@ def scan_images(paths: list[Path], report: ImageReport | None = None) -> tuple[l
     report.used += len(good)
     return good, report
 
-
-def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: int | None = None, padding: int = 2) -> Path:
-    """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written). Cells under 128 px are enlarged
-    by a whole factor, nearest-neighbour, so samples of tiny networks can be seen (data/grid.py)."""
-    import math
-
-    import torch
-    from torchvision.utils import make_grid
-
-    from stylekit.data.grid import upscale_factor
-    from stylekit.io.atomic import save_image_atomic
-
-    if not images:
-        raise ValueError("save_grid needs at least one image")
-    nrow = nrow or math.ceil(math.sqrt(len(images)))
-    batch = torch.stack([i.detach().float().cpu() for i in images])
-    factor = upscale_factor(max(batch.shape[-2:]))
-    if factor > 1:
-        batch = torch.nn.functional.interpolate(batch, scale_factor=factor, mode="nearest")
-    grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0)
-    saved = save_image_atomic(path, tensor_to_pil(grid))
-    mark_composite(saved)
-    return saved

@@ -13,13 +13,13 @@ import csv
 import ctypes
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import re
 import signal
 import sys
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 from PIL import Image
 
 from stylekit.checks import check_fits
+from stylekit.configs.prepare import PrepareConfig
 from stylekit.data import export
 from stylekit.data.images import ImageReport, SkippedFile, list_images, load_rgb
 from stylekit.data.manifest import (
@@ -45,9 +46,7 @@ from stylekit.data.split import split_groups, split_keys
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.paths import Input, refuse_out_overlap
 
-CROPS = ("center", "center-wide", "none")
 FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC}
-FORMATS = ("folder", "stylegan-zip", "pairs")
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
@@ -64,90 +63,73 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def parse_split(text: str) -> tuple[float, ...]:
-    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1): 1-3 non-negative fractions for train,val,test summing to 1."""
-    hint = "give 1-3 comma-separated fractions for train,val,test that sum to 1, e.g. --split 0.8,0.1,0.1"
+def resolved_workers(cfg: PrepareConfig) -> int:
+    """--workers, else auto: one process per available core (decode, resize and encode are CPU-bound
+    and the output is the same for any number); 1 with a `preprocess` (--align), whose torch model
+    already uses every core from one process."""
+    if cfg.workers is not None:
+        return max(1, cfg.workers)
+    return 1 if cfg.preprocess is not None else available_cores()
+
+
+def check_paths(cfg: PrepareConfig) -> None:
+    """What the declaration cannot know: the inputs exist, OUT is not inside them, the memory fits."""
+    if cfg.out.suffix.lower() == ".zip" and cfg.out.is_dir():
+        raise BadInput(f"OUT {cfg.out} ends in .zip but is a folder", hint="give a new .zip path, or an OUT folder name without .zip")
+    for name, path in (("SRC", cfg.src), ("--pair-with", cfg.pair_with)):
+        if path is not None and not path.exists():
+            raise BadInput(f"{name} {path} does not exist", hint="check the path")
+    refuse_out_overlap(cfg.out, [Input("SRC", cfg.src, data_folder=True),
+                                 Input("--pair-with", cfg.pair_with, data_folder=True)], out_option="OUT")
+    if cfg.size is not None:  # an RGB image and its resampled copy per worker, before anything is read
+        check_fits(f"--size {cfg.size}", 2 * 3 * cfg.size**2 * resolved_workers(cfg),
+                   hint="images are stored at --size x --size; use a smaller --size (e.g. 1024)")
+
+
+def _earlier_settings(cfg: PrepareConfig) -> dict[str, Any] | None:
+    """The settings of the set OUT already holds (its report.json), or None when OUT holds none."""
+    if cfg.out.suffix.lower() == ".zip":
+        if not cfg.out.is_file():
+            return None
+        try:
+            with zipfile.ZipFile(cfg.out) as zf:
+                text = zf.read("report.json").decode()
+        except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError):
+            return {}
+    else:
+        path = cfg.out / "report.json"
+        if not path.is_file():
+            return None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return {}
     try:
-        values = tuple(float(p) for p in text.split(","))
+        doc = json.loads(text)
     except ValueError:
-        raise BadInput(f"bad --split '{text}'", hint=hint) from None
-    if not 1 <= len(values) <= 3 or any(not math.isfinite(v) or v < 0 for v in values) or abs(sum(values) - 1) > 1e-3:
-        raise BadInput(f"bad --split '{text}'", hint=hint)
-    return values
+        return {}
+    return doc.get("settings", {}) if isinstance(doc, dict) else {}
 
 
-def parse_aspect(text: str) -> tuple[int, int]:
-    """'4:3' -> (4, 3), the width:height of the strip center-wide keeps."""
-    m = re.fullmatch(r"\s*(\d+)\s*[:x/]\s*(\d+)\s*", text)
-    if not m or int(m[1]) < int(m[2]) or int(m[2]) == 0:
-        raise BadInput(f"bad --wide-aspect '{text}'", hint="give WIDTH:HEIGHT with width >= height, e.g. 4:3 or 2:1")
-    return int(m[1]), int(m[2])
+def refuse_other_settings(cfg: PrepareConfig) -> bool:
+    """The rerun rule: a rerun with the same settings refreshes OUT (same names, stale files removed); one with
+    other settings is refused (exit 2) unless --fresh, so OUT never mixes two sets. True when OUT held a set."""
+    earlier = _earlier_settings(cfg)
+    if earlier is None or cfg.fresh:
+        return earlier is not None
+    now = cfg.settings()
+    changed = [key for key in now if earlier.get(key) != now[key]]
+    if changed:
+        was = ", ".join(f"--{k.replace('_', '-')} {_shown(earlier.get(k))}" for k in changed[:3])
+        raise BadInput(f"OUT {cfg.out} holds a set prepared with other settings ({was})",
+                       hint="add --fresh to replace it, or choose another OUT")
+    return True
 
 
-@dataclass
-class PrepareConfig:
-    src: Path
-    out: Path
-    size: int | None = None
-    crop: str = "center"
-    resize_filter: str = "lanczos"
-    min_size: int = 0
-    split: tuple[float, ...] = (0.8, 0.1, 0.1)
-    dedupe: bool = False
-    workers: int | None = None  # None: auto (`resolved_workers`)
-    format: str = "folder"
-    pair_with: Path | None = None
-    max_images: int | None = None
-    seed: int = 0
-    exclude: tuple[str, ...] = ()
-    wide_aspect: tuple[int, int] = (4, 3)
-    # Applied to each decoded image before crop/resize (e.g. --align ffhq's face alignment); raises
-    # ValueError(reason) to skip the image. Must be picklable: it runs in the worker processes.
-    preprocess: Callable[[Image.Image], Image.Image] | None = None
-
-    def validate(self) -> None:
-        if self.crop not in CROPS:
-            raise BadInput(f"unknown --crop '{self.crop}'", hint=f"choose {', '.join(CROPS)}")
-        if self.resize_filter not in FILTERS:
-            raise BadInput(f"unknown --resize-filter '{self.resize_filter}'", hint=f"choose {', '.join(FILTERS)}")
-        if self.format not in FORMATS:
-            raise BadInput(f"unknown --format '{self.format}'", hint=f"choose {', '.join(FORMATS)}")
-        if self.size is not None and self.size < 1:
-            raise BadInput(f"--size {self.size} must be positive")
-        if self.size is not None:  # an RGB image and its resampled copy per worker, before anything is read
-            check_fits(f"--size {self.size}", 2 * 3 * self.size**2 * self.resolved_workers(),
-                       hint="images are stored at --size x --size; use a smaller --size (e.g. 1024)")
-        if self.workers is not None and self.workers < 1:
-            raise BadInput(f"--workers {self.workers} must be at least 1", hint="omit it for auto (one per core)")
-        if self.max_images is not None and self.max_images < 1:
-            raise BadInput(f"--max-images {self.max_images} must be at least 1")
-        if self.crop == "center-wide" and self.size is None:
-            raise BadInput("--crop center-wide needs --size", hint="e.g. --size 512 --crop center-wide --wide-aspect 4:3")
-        if self.format == "stylegan-zip":
-            if self.size is None or self.size & (self.size - 1) or self.size < 4:
-                raise BadInput("--format stylegan-zip needs --size as a power of two (square images of one size)", hint="e.g. --size 256")
-        if self.out.suffix.lower() == ".zip" and (self.format != "stylegan-zip" or self.out.is_dir()):
-            raise BadInput(f"OUT {self.out} ends in .zip but is not a stylegan-zip archive",
-                           hint="use --format stylegan-zip (OUT becomes the archive), or an OUT folder name without .zip")
-        if self.preprocess is not None and self.format == "pairs":
-            raise BadInput("face alignment (--align) does not apply to --format pairs", hint="align the A and B images separately first")
-        if (self.format == "pairs") != (self.pair_with is not None):
-            raise BadInput("--format pairs and --pair-with DIR go together", hint="give both, e.g. --format pairs --pair-with data/B")
-        for name, path in (("SRC", self.src), ("--pair-with", self.pair_with)):
-            if path is None:
-                continue
-            if not path.exists():
-                raise BadInput(f"{name} {path} does not exist", hint="check the path")
-        refuse_out_overlap(self.out, [Input("SRC", self.src, data_folder=True),
-                                      Input("--pair-with", self.pair_with, data_folder=True)], out_option="OUT")
-
-    def resolved_workers(self) -> int:
-        """--workers, else auto: one process per available core (decode, resize and encode are CPU-bound
-        and the output is the same for any number); 1 with a `preprocess` (--align), whose torch model
-        already uses every core from one process."""
-        if self.workers is not None:
-            return max(1, self.workers)
-        return 1 if self.preprocess is not None else available_cores()
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "(none)"
+    return "(unknown)" if value is None else str(value)
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -197,16 +179,31 @@ def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
         items = _read_csv_sources(src)
     else:
         items = [Item(p, _label_of(p, src) if src.is_dir() else "") for p in list_images(src, report=report)]
+    check_excluded(cfg.exclude, {it.label for it in items}, cfg.src)
     items = [it for it in items if it.label not in cfg.exclude]
     if not items:
         raise BadInput(f"no images found in {src}", hint="SRC must hold images in class folders (SRC/<style>/*.png) or be a path,label CSV")
     return items
 
 
+def check_excluded(excluded: tuple[str, ...], labels: set[str], where: Path) -> None:
+    """Every --exclude names a class that exists: a typo never keeps the class it meant (exit 2 with the closest)."""
+    import difflib
+
+    for name in excluded:
+        if name not in labels:
+            near = difflib.get_close_matches(name, sorted(labels), n=1, cutoff=0.5)
+            known = ", ".join(sorted(label for label in labels if label)) or "none"
+            raise BadInput(f"--exclude {name}: {where} has no class folder '{name}'",
+                           hint=f"did you mean '{near[0]}'?" if near else f"class folders: {known}")
+
+
 def _collect_pairs(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
     assert cfg.pair_with is not None
     a_paths = list_images(cfg.src, report=report)
-    b_paths = [p for p in list_images(cfg.pair_with, report=report) if _label_of(p, cfg.pair_with) not in cfg.exclude] if cfg.pair_with.is_dir() else []
+    b_all = list_images(cfg.pair_with, report=report) if cfg.pair_with.is_dir() else []
+    check_excluded(cfg.exclude, {_label_of(p, cfg.pair_with) for p in b_all}, cfg.pair_with)
+    b_paths = [p for p in b_all if _label_of(p, cfg.pair_with) not in cfg.exclude]
     if not a_paths:
         raise BadInput(f"no images found in {cfg.src}", hint="SRC holds the A images of the pairs")
     if not b_paths:
@@ -474,6 +471,7 @@ class PrepareReport:
     seconds: float = 0.0
     workers: int = 1
     size: int | None = None
+    stand_in: str | None = None  # set when a random-init stand-in (--face-detector random) made the images
 
     @property
     def images_per_s(self) -> float:
@@ -485,7 +483,7 @@ class PrepareReport:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "counts": self.counts, "splits": self.splits, "labels": self.labels,
             "candidates": self.candidates, "size": self.size, "workers": self.workers,
-            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1),
+            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1), "stand_in": self.stand_in,
         }
 
 
@@ -505,11 +503,12 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
     from stylekit.io.console import get_console
     from stylekit.io.rundir import DirLock, ensure_writable_dir
 
-    cfg.validate()
+    check_paths(cfg)
     start = time.perf_counter()
     report = ImageReport()
     items = collect_sources(cfg, report)
     candidates = len(items) + len(report.skipped)
+    refresh = refuse_other_settings(cfg)
     zipped = cfg.format == "stylegan-zip"
     single_zip = zipped and cfg.out.suffix.lower() == ".zip"  # OUT is the archive itself
     home = ensure_writable_dir(cfg.out.parent if single_zip else cfg.out)  # where files and the lock live
@@ -519,10 +518,14 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
         lock.path = home / f".{out.name}.lock"
     transform = Transform(cfg.size, cfg.crop, cfg.resize_filter, cfg.min_size, cfg.wide_aspect, square=zipped)
     worker = Worker(transform, export.ZIP_PNG_LEVEL if zipped else export.FOLDER_PNG_LEVEL, cfg.preprocess)
-    workers = cfg.resolved_workers()
+    workers = resolved_workers(cfg)
     with _pool(workers, len(items), worker) as pool:  # started first: no worker inherits the lock
         lock.acquire()
         try:
+            if refresh:
+                get_console().log(f"{cfg.out} holds a set prepared with these settings: refreshing it (stale files are removed)")
+            if result_stand_in(cfg) is not None:
+                get_console().warn(result_stand_in(cfg))
             if cfg.dedupe:
                 items = dedupe(items, report)
             if cfg.max_images is not None:
@@ -560,7 +563,7 @@ def prepare(cfg: PrepareConfig) -> PrepareReport:
                         for (it, res, rel), split in zip(kept, splits, strict=True)]
                 result = _summarise(cfg, out, rows, report, candidates, workers)
                 result.seconds = time.perf_counter() - start
-                report_text = json.dumps({**result.to_dict(), "config": _config_dict(cfg)}, indent=2) + "\n"
+                report_text = json.dumps({**result.to_dict(), **_run_record(cfg)}, indent=2) + "\n"
                 if archive is not None:
                     index = {label: i for i, label in enumerate(result.labels)}  # sorted label names -> class ids
                     labels = [[rel.split("/", 1)[1], index[it.label]] for it, _, rel in kept] if all(it.label for it, _, _ in kept) else None
@@ -587,7 +590,7 @@ def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: I
     splits = SPLITS[: len(cfg.split)]
     result = PrepareReport(out=out, format=cfg.format, used=len(rows), skipped=report.skipped,
                            labels=sorted({r.label for r in rows}), candidates=candidates, workers=workers,
-                           size=cfg.size, splits={s: 0 for s in splits})
+                           size=cfg.size, splits={s: 0 for s in splits}, stand_in=result_stand_in(cfg))
     for r in rows:
         result.counts.setdefault(r.label, {s: 0 for s in splits})[r.split] += 1
         result.splits[r.split] += 1
@@ -603,20 +606,19 @@ def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageRepor
     if report_path is not None:
         result = PrepareReport(out=report_path.parent, format=cfg.format, skipped=report.skipped, candidates=candidates,
                                seconds=time.perf_counter() - start, workers=workers, size=cfg.size)
-        write_json_atomic(report_path, {**result.to_dict(), "config": _config_dict(cfg)})
+        write_json_atomic(report_path, {**result.to_dict(), **_run_record(cfg)})
         hint = f"reasons per file are in {report_path}"
     first = f" (first: {report.skipped[0].path}: {report.skipped[0].reason})" if report.skipped else ""
     raise BadInput(f"no usable images in {cfg.src}: all {candidates} candidates were skipped{first}", hint=hint)
 
 
-def _config_dict(cfg: PrepareConfig) -> dict[str, Any]:
-    from dataclasses import fields, is_dataclass
+def result_stand_in(cfg: PrepareConfig) -> str | None:
+    """The stand-in label when --align runs with `--face-detector random`, else None."""
+    from stylekit.standins import is_random, label
 
-    def plain(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        if is_dataclass(value) and not isinstance(value, type):
-            return {"step": type(value).__name__, **{f.name: plain(getattr(value, f.name)) for f in fields(value)}}
-        return repr(value) if callable(value) else value
+    return label("--face-detector random") if cfg.align is not None and is_random(cfg.face_detector) else None
 
-    return {f.name: plain(getattr(cfg, f.name)) for f in fields(cfg)}
+
+def _run_record(cfg: PrepareConfig) -> dict[str, Any]:
+    """What report.json records about the run: every option, and the settings a rerun compares."""
+    return {"config": cfg.to_dict(), "settings": cfg.settings()}

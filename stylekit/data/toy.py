@@ -343,17 +343,12 @@ def _render_chunk(out: str, labels: list[str], layout_ids: list[int], size: int,
 def generate_toy_styles(out: Path, size: int = 64, per_style: int = 200, styles: int = 8, seed: int = 0,
                         workers: int = 1) -> ToyReport:
     """Write DIR/<style>/<layout>.png for the first `styles` styles, DIR/content/<layout>.png and
-    DIR/manifest.csv (path,label,layout). Overwrites; the manifest is written last."""
+    DIR/manifest.csv (path,label,layout). Overwrites; the manifest is written last. The arguments are
+    trusted: `stylekit download toy-styles` bounds them (stylekit/configs/download.py)."""
     from stylekit.io.atomic import write_text_atomic
     from stylekit.io.console import get_console
     from stylekit.io.rundir import ensure_writable_dir
 
-    if not 1 <= styles <= len(TOY_STYLES):
-        raise BadInput(f"--styles {styles} is out of range", hint=f"use 1..{len(TOY_STYLES)} ({', '.join(TOY_STYLES)})")
-    if size < 16:
-        raise BadInput(f"--size {size} is too small", hint="use at least 16 pixels")
-    if per_style < 1:
-        raise BadInput(f"--per-style {per_style} must be at least 1")
     start = time.perf_counter()
     out = ensure_writable_dir(Path(out))
     names = TOY_STYLES[:styles]

@@ -88,15 +88,18 @@ def _load(network: str) -> LoadedNetwork:
 
 def run_convert(cfg: ConvertConfig) -> ConvertResult:
     from stylekit.edit.outdir import standin, warn_standins
+    from stylekit.io.outpath import refuse_existing
     from stylekit.nets.stylegan2.export import EXPORTERS
     from stylekit.nets.stylegan2.load import load_network
 
     t0 = time.monotonic()
     check_output(cfg)
+    exporter = EXPORTERS[str(cfg.to)]
+    refuse_existing(exporter.files(cfg.out), replace=cfg.fresh)  # the sidecar .json too, before anything is read or written
     net = _load(cfg.network)
     label = standin(cfg.network, "NETWORK")
     warn_standins([label] if label else [])
-    files = EXPORTERS[str(cfg.to)].write(net, cfg.out)
+    files = exporter.write(net, cfg.out)
     diff = None
     if cfg.verify:
         back = load_network(cfg.out, device="cpu")

@@ -86,7 +86,7 @@ def generate_options(cfg: GenerateConfig, network_id: str) -> dict[str, object]:
 
 def run_generate(cfg: GenerateConfig) -> GenerateResult:
     """Write seedNNNN.png + seedNNNN.npz per seed, latents.npz for all, and grid.png (optional)."""
-    from stylekit.data.images import save_grid
+    from stylekit.data.grid import save_grid
     from stylekit.device import resolve_device
     from stylekit.edit.latents import save_latents
     from stylekit.edit.outdir import claim_out, network_identity, warn_standins

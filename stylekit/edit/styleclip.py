@@ -204,7 +204,8 @@ def styleclip_options(cfg: StyleClipConfig, network_id: str, latent_id: str | No
 
 def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
     """Edit one start latent towards each prompt; write per-prompt edited.png + latent.npz, grid, curves, summary."""
-    from stylekit.data.images import save_grid, tensor_to_pil
+    from stylekit.data.grid import save_grid
+    from stylekit.data.images import tensor_to_pil
     from stylekit.device import resolve_device
     from stylekit.edit.generate import check_amp, load_generator
     from stylekit.edit.invert import apply_noise, noise_buffers, quantize

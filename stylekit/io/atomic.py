@@ -14,6 +14,25 @@ from typing import Any
 
 from stylekit.errors import BadInput
 
+# Called with each path just before it is written (so a kill mid-write still leaves it claimed):
+# an open RunDir records the entries stylekit itself writes below it (stylekit/io/rundir.py).
+_write_listeners: list[Callable[[Path], None]] = []
+
+
+def add_write_listener(listener: Callable[[Path], None]) -> None:
+    _write_listeners.append(listener)
+
+
+def remove_write_listener(listener: Callable[[Path], None]) -> None:
+    if listener in _write_listeners:
+        _write_listeners.remove(listener)
+
+
+def announce_write(path: str | os.PathLike[str]) -> None:
+    """Tell the open run folders that stylekit is about to write `path` (every writer here calls it)."""
+    for listener in list(_write_listeners):
+        listener(Path(path))
+
 
 def _fsync_dir(folder: Path) -> None:
     try:
@@ -47,6 +66,7 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
 
     The file gets the mode a plain open() would give (0666 minus the umask), not mkstemp's 0600."""
     path = Path(path)
+    announce_write(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -34,6 +34,7 @@ from stylekit.errors import BadInput
 from stylekit.io.atomic import _fsync_dir, write_text_atomic
 from stylekit.io.console import _json_default, get_console
 from stylekit.io.paths import read_regular_text, require_regular_file
+from stylekit.io.torch_file import load_torch
 
 FORMAT = "stylekit-checkpoint"
 VERSION = 1
@@ -191,9 +192,9 @@ def read_checkpoint(folder: str | os.PathLike[str], map_location: str | torch.de
             file = require_regular_file(folder / f"{name}.safetensors", "checkpoint file")  # never open a FIFO
             loaded.tensors[name] = load_file(str(file), device=str(map_location))
         if (folder / STATE).exists() or meta.get("states"):
-            state = require_regular_file(folder / STATE, "checkpoint file")
-            loaded.states = torch.load(state, map_location=map_location, weights_only=True)
-    except (OSError, SafetensorError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            loaded.states = load_torch(folder / STATE, "checkpoint file", map_location=map_location,
+                                       hint=f"delete {folder} to resume from the one before it, or rerun with --fresh")
+    except (OSError, SafetensorError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, BadInput) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise BadInput(
             f"checkpoint {folder} is damaged or unsafe to load: {reason}",
@@ -291,7 +292,10 @@ class CheckpointManager:
             shutil.rmtree(info.path, ignore_errors=True)
 
     def _remove_stale(self) -> None:
-        """Folders left by a save that was killed half-way (.tmp-*) or mid-replace (.old-*)."""
+        """Folders left by a save that was killed half-way (.tmp-*) or mid-replace (.old-*), and the temp
+        file of a `latest` pointer whose atomic replace was killed (.latest.<random>.tmp)."""
         for child in self.folder.iterdir():
             if child.is_dir() and (child.name.startswith(".tmp-ckpt-") or child.name.startswith(".old-ckpt-")):
                 shutil.rmtree(child, ignore_errors=True)
+            elif child.is_file() and child.name.startswith(f".{LATEST}.") and child.name.endswith(".tmp"):
+                child.unlink(missing_ok=True)

@@ -36,6 +36,7 @@ GENERATOR_JSON_BOUNDS: dict[str, tuple[int, int]] = {
 # Pickles (NVlabs network snapshots) and structured files (JSON, TOML, pickled containers).
 PICKLE_OPS_MAX = 2_000_000  # opcodes in one pickle (a 1024 px NVlabs snapshot with G, D, G_ema has ~20k)
 NESTING_MAX = 100  # containers inside containers (real files nest fewer than 20 deep)
+NUMPY_ITEMSIZE_MAX = 64  # bytes per element of a pickled numpy dtype (float64: 8, complex256: 32)
 
 # Image files inside zip archives read as image sets (score, finetune-stylegan).
 IMAGE_MEMBER_BYTES_MAX = 256 * MiB  # one image file, uncompressed
@@ -229,12 +230,19 @@ def _storage_key(t: Any) -> int:
     return t.untyped_storage().data_ptr() if hasattr(t, "untyped_storage") else id(t)
 
 
+def _view_key(t: Any) -> tuple[Any, ...]:
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+
+
 def check_tensor_bytes(tensors: Any, source: str) -> None:
     """Tensors may not hold more bytes than the distinct storages behind them (views shared by many
-    names would otherwise multiply a small file when each is copied into its own parameter)."""
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    names, or zero strides, would otherwise multiply a small file when each is copied into its own
+    parameter). The same view under two names (G and G_ema saved as one object) counts once.
+    Call it before any copy or dtype conversion: it reads only shapes and strides."""
+    views = {_view_key(t): t for t in tensors}
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in views.values()}
     held = sum(storages.values())
-    used = sum(t.numel() * t.element_size() for t in tensors)
+    used = sum(t.numel() * t.element_size() for t in views.values())
     if used > held:
         raise BadInput(f"{source}: its tensors declare {used} bytes but share storages holding {held}",
                        hint="the file is damaged or hostile (see docs/security.md)")

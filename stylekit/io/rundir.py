@@ -6,11 +6,12 @@ the same directory gets `Busy` (exit 75). Under torchrun only rank 0 writes and 
 
 Ownership: a run directory carries a marker, OUT/.stylekit-run.json, written when stylekit creates
 or adopts the folder (only a new or empty folder is adopted). The marker lists the top-level entries
-stylekit wrote there (recorded at every metrics line and when the run closes); `fresh=True` removes
-exactly those and nothing else, so files a user keeps in a run folder survive. A folder that is not
-empty and carries no marker is refused (BadInput), with or without `fresh`, before anything is
-written. Run folders made before the marker existed are recognised by their layout (config.json
-plus checkpoints/): they are adopted, and `fresh` then removes only the standard layout entries.
+stylekit itself wrote there: each is recorded just before it is first written (RunDir.claim, and
+every stylekit.io.atomic write below the folder announces itself), never by comparing the folder's
+contents, so a file a user adds while a run is going stays the user's. `fresh=True` removes exactly
+the recorded entries (and the temp files of their interrupted atomic writes), nothing else. A folder
+that is not empty and carries no marker is refused (BadInput, exit 2), with or without `fresh`,
+before anything is written: its layout (config.json, checkpoints/) does not make it stylekit's.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.errors import BadInput, Busy
-from stylekit.io.atomic import write_json_atomic
+from stylekit.io.atomic import add_write_listener, remove_write_listener, write_json_atomic
 from stylekit.io.console import get_console
 
 LOCK_NAME = ".stylekit.lock"
 MARKER_NAME = ".stylekit-run.json"
 PROBE_NAME = ".stylekit-write-test"
-# What RunDir itself creates; always counted as stylekit's (also in pre-marker run folders).
-LAYOUT = ("config.json", "log.txt", "metrics.jsonl", "checkpoints", "samples")
+TENSORBOARD_PREFIX = "events.out.tfevents."  # torch's SummaryWriter: events.out.tfevents.<time>.<host>.<pid>.<n>
 _OWN = frozenset({LOCK_NAME, MARKER_NAME, PROBE_NAME})
 
 
@@ -93,7 +93,6 @@ class RunDir:
         self._lock = DirLock(self.path) if lock and _is_rank_zero() else None
         self._log_fh: Any = None
         self._written: set[str] | None = None  # rank 0, while open: the entries stylekit wrote
-        self._before: set[str] = set()
 
     # -- layout
     @property
@@ -119,20 +118,22 @@ class RunDir:
             ensure_writable_dir(self.path)
             if self._lock is not None:
                 self._lock.acquire()
-            self._written = set(LAYOUT) | (owned or set())
+            self._written = owned or set()
             if self.fresh:
                 self._clear()
-            self._before = set(_entries(self.path))
             self._save_marker()
-            self.checkpoints.mkdir(exist_ok=True)
-            self.samples.mkdir(exist_ok=True)
+            for folder in (self.checkpoints, self.samples):
+                self._make_dir(folder)
+            self.claim("log.txt")
             self._log_fh = open(self.path / "log.txt", "a", encoding="utf-8")
             get_console().log_file = self._log_fh
+            add_write_listener(self._on_write)  # last: a failed open() leaves no listener behind
         return self
 
     def close(self) -> None:
         if self._written is not None:
-            self._record_written()
+            remove_write_listener(self._on_write)
+            self._claim_tensorboard()
             self._written = None
         if self._log_fh is not None:
             get_console().log_file = None
@@ -153,22 +154,51 @@ class RunDir:
         return self.path / MARKER_NAME
 
     def _check_ownership(self) -> set[str] | None:
-        """The entries the marker says stylekit wrote (None: new, empty or pre-marker run folder).
+        """The entries the marker says stylekit wrote (None: a new or empty folder).
 
-        BadInput if the folder holds entries and is no stylekit run folder; nothing is touched then."""
+        BadInput if the folder holds entries and no marker; nothing is touched then."""
         if not self.path.is_dir():
             return None
-        entries = set(_entries(self.path))
         if self.marker_path.is_file():
             return _read_marker(self.marker_path)
-        if not entries or _is_legacy_run(self.path):
+        entries = sorted(_entries(self.path))
+        if not entries:
             return None
-        example = sorted(entries)[0]
         raise BadInput(
-            f"--out {self.path} is not empty and is not a stylekit run folder (it holds {len(entries)} "
-            f"entries, e.g. '{example}'); nothing was changed",
-            hint="choose a new or empty folder for --out (stylekit never writes a run into a folder of other files)",
+            f"--out {self.path} is not empty and is not a stylekit run folder (no {MARKER_NAME}; it holds "
+            f"{len(entries)} entries, e.g. '{entries[0]}'); nothing was changed",
+            hint="choose a new or empty folder for --out; a run folder of another tool (or of a stylekit older than "
+            "the marker) is never resumed or cleared by --fresh: move it away or empty it yourself",
         )
+
+    def claim(self, name: str) -> None:
+        """Record the top-level entry `name` as stylekit's before stylekit first writes it (rank 0, while open)."""
+        if self._written is None or name in _OWN or name in self._written:
+            return
+        self._written.add(name)
+        self._save_marker()
+
+    def _on_write(self, path: Path) -> None:
+        """A stylekit.io.atomic write is about to happen: claim its top-level entry when it is below this folder."""
+        try:
+            rel = path.absolute().relative_to(self.path.absolute())
+        except ValueError:
+            return
+        if rel.parts:
+            self.claim(rel.parts[0])
+
+    def _make_dir(self, folder: Path) -> None:
+        """Create a layout folder; it is recorded only when stylekit creates it (or created it before)."""
+        if not folder.exists():
+            self.claim(folder.name)
+        folder.mkdir(exist_ok=True)
+
+    def _claim_tensorboard(self) -> None:
+        """The event files this process's SummaryWriter created (their names carry its pid)."""
+        tag = f".{os.getpid()}."
+        for name in _entries(self.path):
+            if name.startswith(TENSORBOARD_PREFIX) and tag in name:
+                self.claim(name)
 
     def _clear(self) -> None:
         """--fresh: remove the entries stylekit wrote (marker list), never anything else."""
@@ -177,26 +207,17 @@ class RunDir:
         for child in sorted(self.path.iterdir()):
             if child.name in _OWN:
                 continue
-            if child.name not in self._written:
+            if child.name not in self._written and not _is_temp_of(child.name, self._written):
                 kept.append(child.name)
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
-        self._written = set(LAYOUT)
+        self._written = set()
         if kept:
             get_console().log(f"--fresh: kept {len(kept)} entries stylekit did not write in {self.path}: "
                               + ", ".join(kept[:5]) + (" ..." if len(kept) > 5 else ""))
-
-    def _record_written(self) -> None:
-        """Add the top-level entries that appeared since open() to the marker (they are stylekit's)."""
-        if self._written is None:
-            return
-        new = set(_entries(self.path)) - self._before - self._written
-        if new:
-            self._written |= new
-            self._save_marker()
 
     def _save_marker(self) -> None:
         assert self._written is not None
@@ -224,11 +245,12 @@ class RunDir:
             return
         from stylekit.io.console import _json_default
 
+        self.claim(name)
         with open(self.path / name, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=_json_default) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        self._record_written()  # so a run killed later still leaves an accurate marker
+        self._claim_tensorboard()  # so a run killed later still leaves an accurate marker
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All complete records; a torn last line (kill mid-write) is ignored."""
@@ -257,9 +279,12 @@ def _entries(folder: Path) -> list[str]:
     return [name for name in os.listdir(folder) if name not in _OWN]
 
 
-def _is_legacy_run(folder: Path) -> bool:
-    """A run folder written before the marker existed: config.json plus checkpoints/."""
-    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+def _is_temp_of(name: str, written: set[str]) -> bool:
+    """A temp file `.NAME.<random>.tmp` that an interrupted atomic write of a recorded entry left behind."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    stem = name[1:-4].rpartition(".")[0]
+    return stem in written
 
 
 def _read_marker(path: Path) -> set[str]:

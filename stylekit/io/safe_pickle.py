@@ -36,7 +36,7 @@ from typing import IO, Any
 import torch
 
 from stylekit.errors import BadInput
-from stylekit.io.limits import PICKLE_OPS_MAX, check_nesting
+from stylekit.io.limits import NUMPY_ITEMSIZE_MAX, PICKLE_OPS_MAX, check_nesting
 from stylekit.io.paths import open_regular
 
 
@@ -182,13 +182,25 @@ class _NumpyArrayType:
     ndarray(shape) or ndarray.__new__ to allocate an array of any size it likes."""
 
 
+def _checked_dtype(dtype: Any) -> Any:
+    """A numpy dtype whose elements are at most NUMPY_ITEMSIZE_MAX bytes: `dtype('V400000000')` costs
+    nothing to build, but every scalar or array element of it would (numpy zero-fills them)."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("a numpy value with something other than a dtype")
+    if dtype.itemsize > NUMPY_ITEMSIZE_MAX:
+        raise pickle.UnpicklingError(f"a numpy dtype of {dtype.itemsize} bytes per element (at most {NUMPY_ITEMSIZE_MAX})")
+    return dtype
+
+
 def _numpy_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
-    # numpy pickles an array as an empty (0,) array plus a BUILD whose data numpy checks against the shape.
+    # numpy pickles an array as an empty (0,) array plus a BUILD (vetted by _vet_numpy_array_state).
     import numpy as np
 
     if subtype is not _NumpyArrayType or tuple(shape) != (0,):
         raise pickle.UnpicklingError("numpy array reconstruction with an unexpected type or shape")
-    return np.ndarray.__new__(np.ndarray, (0,), dtype)
+    return np.ndarray.__new__(np.ndarray, (0,), dtype)  # numpy passes b'b'; the real dtype comes with BUILD
 
 
 def _numpy_dtype(obj: Any, align: bool = False, copy: bool = True) -> Any:
@@ -196,17 +208,63 @@ def _numpy_dtype(obj: Any, align: bool = False, copy: bool = True) -> Any:
     # following BUILD could otherwise change for the whole process.
     import numpy as np
 
-    return np.dtype(obj, bool(align), True)
+    if not isinstance(obj, str) or len(obj) > 16:
+        raise pickle.UnpicklingError("a numpy dtype named by something other than a short type string")
+    try:
+        return _checked_dtype(np.dtype(obj, bool(align), True))
+    except TypeError as exc:
+        raise pickle.UnpicklingError(f"numpy dtype {obj!r}: {exc}") from None
 
 
 def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
+    """numpy's scalar(dtype, data): the bytes must be the file's own, exactly one element of them."""
     import numpy as np
 
     try:
         core = np._core.multiarray  # numpy >= 2
     except AttributeError:  # pragma: no cover - numpy 1.x
         core = np.core.multiarray
-    return core.scalar(dtype, data) if data is not None else core.scalar(dtype)
+    dtype = _checked_dtype(dtype)
+    if dtype.hasobject:
+        raise pickle.UnpicklingError("a numpy object scalar")
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"a numpy scalar of {dtype.itemsize} bytes whose data is not {dtype.itemsize} bytes")
+    return core.scalar(dtype, data)
+
+
+def _vet_build(target: Any, state: Any) -> None:
+    """BUILD sets an object's state: never a tensor's (Tensor.__setstate__ would take any view,
+    unchecked), and a numpy dtype's or array's only with sizes the file's bytes back."""
+    import numpy as np
+
+    if isinstance(target, torch.Tensor):
+        raise pickle.UnpicklingError("the file sets the state of a tensor directly (BUILD); tensors are rebuilt only from a storage")
+    if isinstance(target, np.dtype):
+        elsize = state[5] if isinstance(state, tuple) and len(state) > 5 else None
+        if not isinstance(elsize, int) or isinstance(elsize, bool) or not -1 <= elsize <= NUMPY_ITEMSIZE_MAX:  # -1: keep
+            raise pickle.UnpicklingError(f"a numpy dtype state declaring {elsize!r} bytes per element (at most {NUMPY_ITEMSIZE_MAX})")
+    elif isinstance(target, np.ndarray):
+        _vet_numpy_array_state(state)
+
+
+def _vet_numpy_array_state(state: Any) -> None:
+    """(version, shape, dtype, is_fortran, data): the data must hold exactly the elements the shape
+    declares (numpy trusts an object array's list length, and crashes or allocates on a mismatch)."""
+    if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[1], tuple)):
+        raise pickle.UnpicklingError("a numpy array state that is not (version, shape, dtype, fortran, data)")
+    _, shape, dtype, _, data = state
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in shape):
+        raise pickle.UnpicklingError("a numpy array shape that is not a tuple of non-negative integers")
+    dtype = _checked_dtype(dtype)
+    count = math.prod(shape)
+    if dtype.hasobject:
+        held = len(data) if isinstance(data, list) else -1
+    else:
+        held = len(data) // dtype.itemsize if isinstance(data, (bytes, bytearray)) and dtype.itemsize else -1
+        if isinstance(data, (bytes, bytearray)) and len(data) != count * dtype.itemsize:
+            held = -1
+    if held != count:
+        raise pickle.UnpicklingError(f"a numpy array of shape {list(shape)} whose data does not hold exactly {count} elements")
 
 
 def _torch_global(name: str) -> Any:
@@ -294,6 +352,8 @@ class RestrictedUnpickler(pickle._Unpickler):
             target = stack[index] if len(stack) >= -index else None
             if id(target) in self._globals or isinstance(target, (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType)):
                 raise pickle.UnpicklingError(f"the file tries to modify '{getattr(target, '__name__', type(target).__name__)}', which it did not create")
+            if op == pickle.BUILD and len(self.stack) >= 2:
+                _vet_build(target, self.stack[-1])
 
 
 def _vetted(op: int, handler: Any) -> Any:
@@ -368,7 +428,7 @@ def safe_load(source: str | Path | IO[bytes], what: str | None = None) -> Any:
             hint="only load network files from sources you trust; stylekit reads NVlabs snapshots, "
             "rosinality .pt and stylekit .safetensors",
         ) from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError) as exc:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError) as exc:  # never MemoryError: not a refusal
         raise BadInput(f"{label}: not a readable network pickle ({type(exc).__name__}: {exc})", hint="is the file complete?") from None
     check_nesting(data, label, _children)
     return data

@@ -1,38 +1,22 @@
 """Reading weight files as data, never as code.
 
 Every local or downloaded weights file goes through here: safetensors (sniffed from the content, not
-the extension) or `torch.load(weights_only=True)`. TorchScript archives are refused before anything
-is read from them, because loading one runs the code it carries.
+the extension) or a torch file through `stylekit.io.torch_file.load_torch` (weights_only, its cost
+bounded from the file's structure first). TorchScript archives are refused before anything is read
+from them, because loading one runs the code it carries.
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import torch
 
 from stylekit.errors import BadInput
-from stylekit.io.paths import not_regular_reason, require_regular_file
+from stylekit.io.paths import require_regular_file
+from stylekit.io.torch_file import is_torchscript_archive, load_torch, refuse_torchscript
 
-
-def is_torchscript_archive(path: str | Path) -> bool:
-    """True for a TorchScript zip (code/ or constants.pkl inside); only the zip directory is read.
-
-    False for anything that is not a regular file (never opened: a FIFO would block)."""
-    if not_regular_reason(path) is not None:
-        return False
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def refuse_torchscript(path: str | Path, hint: str) -> None:
-    """BadInput (exit 2) when `path` is a TorchScript archive."""
-    if is_torchscript_archive(path):
-        raise BadInput(f"{path} is a TorchScript archive; stylekit does not execute code from weights files", hint=hint)
+__all__ = ["is_torchscript_archive", "read_state_dict", "refuse_torchscript"]
 
 
 def _is_safetensors(head: bytes) -> bool:
@@ -51,16 +35,16 @@ def read_state_dict(path: str | Path, what: str, hint: str) -> dict[str, torch.T
             head = fh.read(9)
     except OSError as exc:
         raise BadInput(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from None
-    try:
-        if _is_safetensors(head):
+    if _is_safetensors(head):
+        try:
             from safetensors.torch import load_file
 
             data: object = load_file(str(path), device="cpu")
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any decoding failure means "not a file we can use"
-        raise BadInput(f"{path} is not a readable {what}: not a PyTorch (.pth) or safetensors file of tensors",
-                       hint=hint) from None
+        except Exception:  # noqa: BLE001 - any decoding failure means "not a file we can use"
+            raise BadInput(f"{path} is not a readable {what}: not a PyTorch (.pth) or safetensors file of tensors",
+                           hint=hint) from None
+    else:
+        data = load_torch(path, what, hint)
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

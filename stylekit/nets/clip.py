@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from stylekit.errors import BadInput, MissingResource
 from stylekit.io.paths import require_regular_file
-from stylekit.io.state_dict import is_torchscript_archive
+from stylekit.io.torch_file import check_torch_file, is_torchscript_archive
 from stylekit.offline import offline, quiet_hub
 from stylekit.standins import is_random
 
@@ -68,6 +68,7 @@ def _refuse_torchscript(path: Path) -> None:
             hint="run `stylekit download clip-vit-b-32` (the same OpenAI weights as safetensors), or pass an open_clip "
             "state dict (.safetensors) with --clip-weights",
         )
+    check_torch_file(path, "CLIP weights file", hint="pass an open_clip state dict (.safetensors) with --clip-weights")
 
 
 def _file_identity(path: Path) -> str:

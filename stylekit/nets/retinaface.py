@@ -197,10 +197,17 @@ class FaceDetector:
 
 
 def load_face_detector(weights: str | Path, device: torch.device | str = "cpu", threshold: float = 0.8) -> FaceDetector:
-    """A registry name (`retinaface-mobilenet0.25`) or a local .pth/.safetensors state dict -> detector."""
+    """A registry name (`retinaface-mobilenet0.25`), a local .pth/.safetensors state dict, or `random` (a seeded
+    random-init stand-in, for trying `prepare --align` offline) -> detector."""
     from stylekit.errors import BadInput
     from stylekit.io.state_dict import read_state_dict
+    from stylekit.standins import is_random
     from stylekit.weights import weights_path
+
+    if is_random(str(weights)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return FaceDetector(RetinaFace(), device, threshold)
 
     hint = "give the RetinaFace MobileNet-0.25 weights: `stylekit download retinaface-mobilenet0.25`, or that file's path"
     path = weights_path(weights)

@@ -32,17 +32,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import Dataset
 
-from stylekit.checks import check_int, check_number
+from stylekit.configs.finetune import FinetuneConfig
+from stylekit.data.stylegan_images import StyleGANImages
 from stylekit.device import configure_backends
 from stylekit.errors import BadInput, MissingResource, StylekitError
 from stylekit.io.console import get_console
-from stylekit.io.paths import Input, open_regular, refuse_out_overlap
-from stylekit.nets.stylegan2.augment import AUGPIPES, AugmentPipe, BatchRandom
+from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.nets.stylegan2.augment import AugmentPipe, BatchRandom
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
-from stylekit.train.ada import AUG_MODES, AdaConfig, AdaController
+from stylekit.nets.stylegan2.sampling import seeds_to_z
+from stylekit.standins import label as stand_in_label
+from stylekit.standins import random_network_resolution
+from stylekit.train.ada import AdaConfig, AdaController
 from stylekit.train.distributed import (
     DistInfo,
     all_gather_object,
@@ -62,44 +64,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper1024": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None, map=8),
     "cifar": dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
 }
-CFG_NAMES = ("auto", *PRESETS)
-GRID_SEEDS = 16
-
-
-@dataclass
-class FinetuneConfig:
-    data: str
-    out: str
-    resume: str = "ffhq-256"  # transfer source: registry name, network file, run directory, or "none"
-    cfg: str = "auto"
-    batch: int | None = None
-    gamma: float | None = None
-    kimg: float | None = None
-    lr: float | None = None
-    ema_kimg: float | None = None
-    ema_rampup: float | None = None  # None: the preset's (off when fine-tuning, as NVlabs)
-    mbstd_group: int | None = None
-    mirror: bool = False
-    seed: int = 0
-    aug: str = "ada"
-    p: float = 0.0
-    target: float = 0.6
-    augpipe: str = "bgc"
-    ada_kimg: float | None = None  # default 500, or 100 with a transfer source
-    freezed: int = 0
-    snap: int = 50
-    tick_kimg: float = 4.0
-    ckpt_ticks: int = 1
-    metrics: list[str] = field(default_factory=lambda: ["none"])  # names from stylekit/metrics/registry.py
-    metric_images: int = 1000
-    grid_seeds: int = GRID_SEEDS
-    device: str = "auto"
-    fresh: bool = False
-    workers: int = 0
-    amp: bool = False
-    keep: int = 3
-
-
 @dataclass
 class FinetuneResult:
     out: str
@@ -120,6 +84,8 @@ class FinetuneResult:
     last_metrics: dict[str, Any]
     snapshots: list[str]
     folders: dict[str, int] = field(default_factory=dict)  # images per top-level DATA folder
+    metric_counts: dict[str, int] = field(default_factory=dict)  # generated images per snapshot metric
+    stand_in: str | None = None  # set when --network is a random-init stand-in (results not meaningful)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,8 +96,6 @@ class FinetuneResult:
 
 def resolve_hparams(cfg: FinetuneConfig, resolution: int, gpus: int, transfer: bool) -> dict[str, Any]:
     """The preset (or NVlabs' `auto` formulas) with the explicit overrides applied."""
-    if cfg.cfg not in CFG_NAMES:
-        raise BadInput(f"--cfg {cfg.cfg} is not a preset", hint=f"use one of {', '.join(CFG_NAMES)}")
     if cfg.cfg == "auto":
         res = resolution
         mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
@@ -144,132 +108,27 @@ def resolve_hparams(cfg: FinetuneConfig, resolution: int, gpus: int, transfer: b
     else:
         spec = dict(PRESETS[cfg.cfg])
     batch = cfg.batch if cfg.batch is not None else spec["mb"]
-    if batch < 1 or batch % gpus:
+    if batch % gpus:
         raise BadInput(f"--batch {batch} cannot be split over {gpus} processes", hint=f"use a multiple of {gpus}")
     per_rank = batch // gpus
-    group = cfg.mbstd_group if cfg.mbstd_group is not None else spec["mbstd"]
-    if group < 1:
-        raise BadInput(f"--mbstd-group {group} must be at least 1")
-    group = min(group, per_rank)
+    group = min(cfg.mbstd_group if cfg.mbstd_group is not None else spec["mbstd"], per_rank)
     while per_rank % group:  # the minibatch-stddev groups must tile each process's batch
         group -= 1
     kimg = cfg.kimg if cfg.kimg is not None else spec["kimg"]
-    if kimg <= 0:
-        raise BadInput(f"--kimg {kimg} must be positive", hint="e.g. --kimg 0.4 for a quick run")
     lr = cfg.lr if cfg.lr is not None else spec["lrate"]
     gamma = cfg.gamma if cfg.gamma is not None else spec["gamma"]
     ema = cfg.ema_kimg if cfg.ema_kimg is not None else spec["ema"]
     rampup = cfg.ema_rampup if cfg.ema_rampup is not None else (None if transfer else spec["ramp"])
     if rampup is not None and rampup <= 0:
         rampup = None
-    if lr <= 0 or gamma < 0 or ema < 0:
-        raise BadInput("--lr must be > 0, --gamma and --ema-kimg >= 0")
     cifar = cfg.cfg == "cifar"
-    return dict(cfg=cfg.cfg, batch=batch, per_rank=per_rank, mbstd_group=group, kimg=kimg, lr=lr, gamma=gamma,
+    return dict(cfg=str(cfg.cfg), batch=batch, per_rank=per_rank, mbstd_group=group, kimg=kimg, lr=lr, gamma=gamma,
                 ema_kimg=ema, ema_rampup=rampup, fmaps=spec["fmaps"], map=spec["map"],
                 pl_weight=0.0 if cifar else 2.0, style_mixing=0.0 if cifar else 0.9,
                 ada_kimg=cfg.ada_kimg if cfg.ada_kimg is not None else (100.0 if transfer else 500.0))
 
 
-def _check_options(cfg: FinetuneConfig) -> None:
-    for option, value in (("--kimg", cfg.kimg), ("--lr", cfg.lr), ("--gamma", cfg.gamma), ("--ema-kimg", cfg.ema_kimg),
-                          ("--ema-rampup", cfg.ema_rampup), ("--ada-kimg", cfg.ada_kimg), ("--p", cfg.p),
-                          ("--target", cfg.target), ("--tick-kimg", cfg.tick_kimg)):
-        if value is not None:
-            check_number(option, value)  # nan/inf pass every comparison below
-    check_int("--batch", cfg.batch, 1)
-    check_int("--workers", cfg.workers, 0)
-    if cfg.aug not in AUG_MODES:
-        raise BadInput(f"--aug {cfg.aug} is unknown", hint=f"use one of {', '.join(AUG_MODES)}")
-    if cfg.augpipe not in AUGPIPES:
-        raise BadInput(f"--augpipe {cfg.augpipe} is unknown", hint=f"use one of {', '.join(AUGPIPES)}")
-    if not 0 <= cfg.p <= 1:
-        raise BadInput(f"--p {cfg.p} must be in [0, 1]")
-    if not 0 < cfg.target < 1:
-        raise BadInput(f"--target {cfg.target} must be in (0, 1)")
-    if cfg.aug == "fixed" and cfg.p <= 0:
-        raise BadInput("--aug fixed needs --p > 0", hint="e.g. --aug fixed --p 0.2, or --aug noaug")
-    if cfg.freezed < 0 or cfg.snap < 1 or cfg.tick_kimg <= 0 or cfg.ckpt_ticks < 1 or cfg.metric_images < 2:
-        raise BadInput("--freezed must be >= 0, --snap and --ckpt-ticks >= 1, --tick-kimg > 0, --metric-images >= 2")
-    from stylekit.metrics.snapshot import parse_snapshot_metrics
-
-    parse_snapshot_metrics(cfg.metrics, cfg.metric_images)
-    if cfg.ada_kimg is not None and cfg.ada_kimg <= 0:
-        raise BadInput("--ada-kimg must be positive")
-
-
-def prepare_command(data: str, resolution: int) -> str:
-    stem = Path(data).name.removesuffix(".zip") or "data"
-    source = "IMAGE_FOLDER" if data.lower().endswith(".zip") else data  # prepare reads folders, not zips
-    return f"stylekit prepare {source} {Path(data).with_name(f'{stem}-{resolution}.zip')} --size {resolution} --format stylegan-zip"
-
-
 # ----------------------------------------------------------------------------------- data
-
-
-class StyleGANImages(Dataset):
-    """Square RGB images of one resolution from a folder or an NVlabs-style zip, as uint8 [3, R, R].
-
-    With `mirror` the set doubles: index i >= N is image i - N flipped left-right (NVlabs --mirror).
-    """
-
-    def __init__(self, source: str, resolution: int, mirror: bool = False) -> None:
-        from stylekit.data.imageset import open_image_set
-
-        self.source = source
-        self.resolution = resolution
-        self.mirror = mirror
-        image_set = open_image_set(source)
-        self.items = image_set.items
-        for s in image_set.skipped:
-            get_console().warn(f"skipped {s.path}: {s.reason}")
-        self.folders = image_set.folder_counts() if Path(source).is_dir() else {".": len(self.items)}
-        if not self.items:
-            raise BadInput(f"{source}: no images found", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
-        self._check_sizes()
-
-    def _check_sizes(self) -> None:
-        import zipfile
-
-        wrong: list[tuple[str, tuple[int, int]]] = []
-        zf = None
-        try:
-            for item in self.items:
-                try:
-                    if item.member is None:
-                        with open_regular(item.file, "image") as fh, Image.open(fh) as img:
-                            size = img.size
-                    else:
-                        if zf is None:
-                            zf = zipfile.ZipFile(item.file)
-                        with zf.open(item.member) as fh, Image.open(fh) as img:
-                            size = img.size
-                except (OSError, KeyError, zipfile.BadZipFile) as exc:
-                    raise BadInput(f"{item.key_path}: not a readable image ({exc})", hint="remove or replace the file") from None
-                if size != (self.resolution, self.resolution):
-                    wrong.append((item.rel, size))
-        finally:
-            if zf is not None:
-                zf.close()
-        if wrong:
-            rel, (w, h) = wrong[0]
-            r = self.resolution
-            raise BadInput(
-                f"{self.source}: {len(wrong)} of {len(self.items)} images are not {r}x{r}, the network's resolution "
-                f"(e.g. {rel} is {w}x{h})",
-                hint=f"resize and crop them first: {prepare_command(self.source, r)}",
-            )
-
-    def __len__(self) -> int:
-        return len(self.items) * (2 if self.mirror else 1)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        from stylekit.data.imageset import decode_item
-
-        n = len(self.items)
-        img = decode_item(self.items[index % n])
-        arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return arr.flip(2) if index >= n else arr
 
 
 def to_model_range(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -289,7 +148,7 @@ class Networks:
     transfer: bool
 
 
-def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
+def _load_source(cfg: FinetuneConfig, dist: DistInfo, notes: list[str]) -> Networks:
     """The transfer source. Every rank resolves it itself: under multi-node torchrun a path resolved on
     rank 0 may not exist on another node's disk; on one node the download lock in stylekit.weights
     lets the first rank fetch while the others wait and then find the file. Errors are agreed on, so
@@ -299,7 +158,7 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
     error: tuple[str, str, str | None] | None = None
     path = None
     try:
-        path = str(resolve_network_path(cfg.resume))
+        path = str(resolve_network_path(cfg.network))
     except StylekitError as exc:
         kind = "missing" if isinstance(exc, MissingResource) else "bad"
         fetch = getattr(exc, "fetch_command", None)
@@ -308,24 +167,24 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo) -> Networks:
     if error is not None:
         kind, message, extra = error
         if kind == "missing":
-            raise MissingResource(f"transfer source --network {cfg.resume}: {message}", fetch_command=extra)
-        raise BadInput(f"--network {cfg.resume}: {message}", hint=extra)
+            raise MissingResource(f"transfer source --network {cfg.network}: {message}", fetch_command=extra)
+        raise BadInput(f"--network {cfg.network}: {message}", hint=extra)
     assert path is not None
     loaded = load_network(path, "cpu")
     G = loaded.G if loaded.G is not None else loaded.G_ema
     if G is None:
-        raise BadInput(f"--network {cfg.resume}: holds no generator")
+        raise BadInput(f"--network {cfg.network}: holds no generator")
     G = _copy_generator(G)
     if loaded.D is not None:
         D = _unfrozen_discriminator(loaded.D)
     else:
-        get_console().warn(f"{path}: no discriminator in the transfer source; D starts from random weights")
+        notes.append(f"{path}: no discriminator in the transfer source; D starts from random weights")
         torch.manual_seed(cfg.seed)
         D = Discriminator(c_dim=G.c_dim, img_resolution=G.img_resolution, img_channels=G.img_channels,
                           channel_base=int(G.init_kwargs["synthesis_kwargs"].get("channel_base", 32768)),
                           channel_max=int(G.init_kwargs["synthesis_kwargs"].get("channel_max", 512)))
     ema_state = loaded.G_ema.state_dict() if loaded.G_ema is not None else None
-    return Networks(G, D, ema_state, path or cfg.resume, True)
+    return Networks(G, D, ema_state, path or cfg.network, True)
 
 
 def _unfrozen_discriminator(D: Discriminator) -> Discriminator:
@@ -425,8 +284,6 @@ def link_nvlabs_name(snapshot: Path, nimg: int) -> Path:
 
 @torch.no_grad()
 def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, batch: int = 8) -> list[torch.Tensor]:
-    from stylekit.edit.generate import seeds_to_z
-
     z = seeds_to_z(seeds, G.z_dim).to(device)
     out: list[torch.Tensor] = []
     for i in range(0, len(seeds), batch):
@@ -435,11 +292,10 @@ def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, b
     return out
 
 
-def _metrics_available(metrics: list[str]) -> bool:
-    from stylekit.metrics.snapshot import missing_weights, parse_snapshot_metrics
+def _metrics_available(specs: tuple[Any, ...]) -> bool:
+    from stylekit.metrics.snapshot import missing_weights
 
-    specs = parse_snapshot_metrics(metrics)
-    why = missing_weights(specs) if specs else None
+    why = missing_weights(list(specs)) if specs else None
     if why is not None:
         get_console().warn(f"--metrics {','.join(s.name for s in specs)} skipped: {why}")
     return bool(specs) and why is None
@@ -524,8 +380,8 @@ def finetune_stylegan(cfg: FinetuneConfig) -> FinetuneResult:
     """Fine-tune (or train) a StyleGAN2 with ADA and FreezeD; resumable; runs under torchrun."""
     from stylekit.train.distributed import distributed_job
 
-    _check_options(cfg)
-    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), Input("--network", cfg.resume)])
+    network = [] if random_network_resolution(cfg.network) is not None or not cfg.transfer else [Input("--network", cfg.network)]
+    refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), *network])
     with distributed_job(cfg.device) as dist:
         return _train(cfg, dist)
 
@@ -537,38 +393,42 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
 
     console = get_console()
     t_start = time.monotonic()
-    if not Path(cfg.data).expanduser().exists():
-        raise BadInput(f"{cfg.data} does not exist", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
-    _refuse_toy_root(cfg.data)
-    transfer = cfg.resume.lower() != "none"
-    if transfer:
-        nets = _load_source(cfg, dist)
+    data = str(cfg.data)
+    if not cfg.data.expanduser().exists():
+        raise BadInput(f"DATA {data} does not exist", hint="give a folder of images or a zip from `stylekit prepare --format stylegan-zip`")
+    _refuse_toy_root(data)
+    notes: list[str] = []  # said once OUT is locked: nothing is printed before every check passed
+    stand_in = stand_in_label(f"--network {cfg.network}") if random_network_resolution(cfg.network) is not None else None
+    if cfg.transfer:
+        nets = _load_source(cfg, dist, notes)
         resolution = nets.G.img_resolution
         hp = resolve_hparams(cfg, resolution, dist.world_size, True)
     else:
         from stylekit.data.imageset import open_image_set
 
-        items = open_image_set(cfg.data).items
+        items = open_image_set(data).items
         if not items:
-            raise BadInput(f"{cfg.data}: no images found")
-        probe = StyleGANImages(cfg.data, _first_size(items[0]), cfg.mirror)
+            raise BadInput(f"DATA {data}: no images found")
+        probe = StyleGANImages(data, _first_size(items[0]), cfg.mirror)
         resolution = probe.resolution
         hp = resolve_hparams(cfg, resolution, dist.world_size, False)
         nets = _scratch_networks(cfg, resolution, hp)
     G, D = nets.G, nets.D
     if G.c_dim:
-        raise BadInput(f"--network {cfg.resume}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
+        raise BadInput(f"--network {cfg.network}: a conditional network (c_dim {G.c_dim}); finetune-stylegan trains unconditional ones",
                        hint="use an unconditional transfer source such as ffhq-256")
-    dataset = StyleGANImages(cfg.data, resolution, cfg.mirror)
-    _log_folders(cfg.data, dataset.folders)
+    dataset = StyleGANImages(data, resolution, cfg.mirror)
+    notes += dataset.notes + _folder_notes(data, dataset.folders)
     if len(dataset) < hp["batch"]:
-        raise BadInput(f"{cfg.data}: {len(dataset)} images, fewer than one batch of {hp['batch']}",
+        raise BadInput(f"DATA {data}: {len(dataset)} images, fewer than one --batch of {hp['batch']}",
                        hint="lower --batch, add images or use --mirror")
     n_layers = len(freezed_layers(D))
     if cfg.freezed > n_layers:
         raise BadInput(f"--freezed {cfg.freezed}: this discriminator has {n_layers} freezable layers (0..{n_layers - 1})")
     if cfg.amp and dist.device.type != "cuda":
-        console.warn("--amp (fp16 blocks) runs only on CUDA; training in fp32")
+        notes.append("--amp (fp16 blocks) runs only on CUDA; training in fp32")
+    notes += [f"--num-gen {cfg.num_gen} wins over the count in --metrics {name}: computed on {cfg.num_gen} images"
+              for name in cfg.metric_overrides]
 
     device = dist.device
     configure_backends(device, training=True, tf32=False)  # NVlabs: TF32 off for StyleGAN
@@ -582,20 +442,16 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
     ema.module.to(device)
     opt_G = lazy_adam(list(G.parameters()), hp["lr"], 4)
     opt_D = lazy_adam(trainable_D, hp["lr"], 16)
-    augment = AugmentPipe(cfg.augpipe, p=0.0).to(device) if cfg.aug != "noaug" else None
-    ada = AdaController(AdaConfig(mode=cfg.aug, p=cfg.p, target=cfg.target, ada_kimg=hp["ada_kimg"]), device)
+    augment = AugmentPipe(cfg.augpipe.value, p=0.0).to(device) if cfg.aug != "noaug" else None
+    ada = AdaController(AdaConfig(mode=cfg.aug.value, p=cfg.p, target=cfg.target, ada_kimg=hp["ada_kimg"]), device)
     loss = StyleGAN2Loss(G, D, augment, LossConfig(r1_gamma=hp["gamma"], style_mixing=hp["style_mixing"],
                                                      pl_weight=hp["pl_weight"], fp16=cfg.amp and device.type == "cuda"), dist)
     batch, per_rank = hp["batch"], hp["per_rank"]
     pl_per_rank = max(per_rank // 2, 1)
     total_nimg = int(round(hp["kimg"] * 1000))
     tick_nimg = int(round(cfg.tick_kimg * 1000))
-    log_plan("finetune-stylegan", epochs=round(total_nimg / max(len(dataset), 1), 2), steps_per_epoch=None,
-             total_steps=-(-total_nimg // batch), detail=f"{hp['kimg']:g} kimg of real images at batch {batch}")
-    metrics_on = _metrics_available(cfg.metrics) if dist.is_main else False
-    metrics_on = broadcast_object(metrics_on, dist)
-
-    run_config = {k: v for k, v in asdict(cfg).items() if k not in ("fresh", "device", "workers", "out")}
+    workers = cfg.workers or 0
+    run_config = {k: v for k, v in cfg.to_dict().items() if k not in ("fresh", "device", "workers", "out", "nproc")}
     run_config.update(hparams=hp, world_size=dist.world_size, source=nets.source)
     result_snapshots: list[str] = []
     last_metrics: dict[str, Any] = {}
@@ -607,6 +463,17 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         runner.register("opt_G", opt_G)
         runner.register("opt_D", opt_D)
         runner.register("ada", ada)
+        for note in notes:
+            console.warn(note)
+        if stand_in is not None:
+            console.warn(stand_in)
+        # A step is one real image shown (NVlabs' nimg): the plan, the progress, checkpoints, resume messages
+        # and metrics.jsonl all count images; kimg = steps / 1000.
+        log_plan("finetune-stylegan", epochs=round(total_nimg / max(len(dataset), 1), 2), steps_per_epoch=None,
+                 total_steps=total_nimg, detail=f"a step is one real image: {hp['kimg']:g} kimg, "
+                 f"{-(-total_nimg // batch)} minibatches of {batch}")
+        metrics_on = _metrics_available(cfg.metric_specs) if dist.is_main else False
+        metrics_on = broadcast_object(metrics_on, dist)
         state = runner.resume()
         cur_nimg = int(state.get("step", 0))
         epoch, b = int(state.get("epoch", 0)), int(state.get("batch", 0))
@@ -617,8 +484,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
         resumed_from = cur_nimg
         if augment is not None:
             augment.p = ada.p_tensor
-        loader = make_loader(dataset, dist, batch, seed=cfg.seed, num_workers=cfg.workers,
-                             pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
+        loader = make_loader(dataset, dist, batch, seed=cfg.seed, num_workers=workers,
+                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
         seeds = list(range(cfg.grid_seeds))
         if not state and dist.is_main:
             _write_start_grids(run_dir, dataset, G if nets.G_ema_state is None else ema.module, seeds, device)
@@ -676,15 +543,15 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                                          extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source})
                             result_snapshots.append(name)
                             link_nvlabs_name(run_dir.path / name, cur_nimg)
-                            from stylekit.data.images import save_grid
+                            from stylekit.data.grid import save_grid
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
                             runner.log_image(cur_nimg, "samples/fakes", run_dir.samples / f"fakes-{label}.png")
                             if metrics_on:
-                                from stylekit.metrics.snapshot import parse_snapshot_metrics, snapshot_metrics
+                                from stylekit.metrics.snapshot import snapshot_metrics
 
-                                values.update(snapshot_metrics(ema.module.eval(), parse_snapshot_metrics(cfg.metrics), cfg.data, run_dir,
-                                                               name, device, cfg.metric_images, dist.world_size))
+                                values.update(snapshot_metrics(ema.module.eval(), list(cfg.metric_specs), data, run_dir,
+                                                               name, device, cfg.metric_num_gen, dist.world_size))
                         barrier(dist)
                     runner.log_metrics(cur_nimg, **values)
                     last_metrics = values
@@ -710,6 +577,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
             resumed_from_kimg=resumed_from / 1000, seconds=round(elapsed, 3),
             sec_per_kimg=round(runner.elapsed / (trained / 1000), 3) if trained else None,
             hparams=hp, last_metrics=last_metrics, snapshots=result_snapshots, folders=dataset.folders,
+            metric_counts=cfg.metric_counts, stand_in=stand_in,
         )
 
 
@@ -728,13 +596,14 @@ def _refuse_toy_root(data: str) -> None:
         )
 
 
-def _log_folders(data: str, counts: dict[str, int]) -> None:
-    """Say which folders the training images come from (several folders train as one distribution)."""
-    if len(counts) > 1:
-        shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:8])
-        more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
-        get_console().log(f"DATA {data}: {sum(counts.values())} images from {len(counts)} folders, trained as one "
-                          f"distribution: {shown}{more}")
+def _folder_notes(data: str, counts: dict[str, int]) -> list[str]:
+    """Which folders the training images come from (several folders train as one distribution)."""
+    if len(counts) <= 1:
+        return []
+    shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:8])
+    more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
+    return [f"DATA {data}: {sum(counts.values())} images from {len(counts)} folders, trained as one distribution: "
+            f"{shown}{more}"]
 
 
 def _first_size(item: Any) -> int:
@@ -748,7 +617,7 @@ def _first_size(item: Any) -> int:
 
 
 def _write_start_grids(run_dir: Any, dataset: StyleGANImages, G: Generator, seeds: list[int], device: torch.device) -> None:
-    from stylekit.data.images import save_grid
+    from stylekit.data.grid import save_grid
 
     n = min(len(seeds), len(dataset))
     reals = [dataset[k].float() / 255 for k in range(n)]
@@ -760,8 +629,6 @@ def _write_start_grids(run_dir: Any, dataset: StyleGANImages, G: Generator, seed
 
 
 __all__ = [
-    "CFG_NAMES",
-    "FinetuneConfig",
     "FinetuneResult",
     "PRESETS",
     "StyleGANImages",

@@ -125,3 +125,151 @@ def storage_size_bomb() -> bytes:
 def long_bytes_bomb() -> bytes:
     """A pickle whose BINBYTES8 declares 1 TiB and holds nothing."""
     return pkl(b"\x8e" + (1 << 40).to_bytes(8, "little"))
+
+
+# --- issue 24: files whose reading cost is hidden in their structure -------------------------------
+
+BIG = 400 << 20  # 400 MiB: three of them, or one 1 GiB view, are what each unfixed loader took
+
+
+def _dtype(code: str) -> bytes:
+    return glob("numpy", "dtype") + body((code, False, True)) + b"R"
+
+
+def numpy_void_scalars(n: int = BIG, count: int = 3) -> bytes:
+    """`count` numpy scalars of dtype('V<n>') built without data: numpy zero-fills n bytes for each."""
+    one = glob("numpy._core.multiarray", "scalar") + _dtype(f"V{n}") + b"\x85R"
+    return pkl(b"(" + one * count + b"l")
+
+
+def numpy_dtype_state_scalars(n: int = BIG, count: int = 3) -> bytes:
+    """A 'V8' dtype whose BUILD state declares n bytes per element, then `count` scalars of it."""
+    state = body((3, "|", None, None, None, n, 1, 16))
+    one = glob("numpy._core.multiarray", "scalar") + _dtype("V8") + state + b"b\x85R"
+    return pkl(b"(" + one * count + b"l")
+
+
+def numpy_object_array_short_list(count: int = 10 ** 7) -> bytes:
+    """An object array whose state declares `count` elements and holds a list of one (numpy crashes)."""
+    array = glob("numpy._core.multiarray", "_reconstruct") + b"(" + glob("numpy", "ndarray") + body((0,)) + body(b"b") + b"tR"
+    state = b"(" + body(1) + body((count,)) + _dtype("O8") + body(False) + body([1]) + b"t"
+    return pkl(array + state + b"b")
+
+
+def _typed(n: int, dtype: Any) -> Any:
+    import torch
+
+    return torch.storage.TypedStorage(wrap_storage=torch.zeros(n, dtype=dtype).untyped_storage(), dtype=dtype, _internal=True)
+
+
+def tensor_state_zero_stride(side: int = 1 << 14) -> bytes:
+    """A snapshot parameter built small, then given a (side, side) zero-stride float16 view by BUILD
+    (Tensor.__setstate__ -> set_): 2 GiB once converted to float32."""
+    import torch
+
+    typed = _typed(4, torch.float16)
+
+    class View:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            args = (typed, 0, (4,), (1,), False, collections.OrderedDict())
+            return (torch._utils._rebuild_tensor_v2, args, (typed, 0, torch.Size([side, side]), (0, 0)))
+
+    return nvlabs_snapshot({"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8}, {"w": View()})
+
+
+def many_views_snapshot(elements: int = 1 << 20, views: int = 300) -> bytes:
+    """`views` parameters, each a different view (offset i) of one 2 MiB float16 storage: every view
+    is inside the storage, but together they declare 600 MiB (1.2 GiB as float32)."""
+    import torch
+
+    typed = _typed(elements, torch.float16)
+
+    class View:
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            args = (typed, self.i, (elements - views,), (1,), False, collections.OrderedDict())
+            return (torch._utils._rebuild_tensor_v2, args)
+
+    return nvlabs_snapshot({"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8}, {f"w{i}": View(i) for i in range(views)})
+
+
+def shared_g_snapshot() -> bytes:
+    """A legitimate NVlabs-style snapshot of a tiny generator in which G and G_ema are one object."""
+    from stylekit.nets.stylegan2.tiny import tiny_generator
+
+    G = tiny_generator(16, seed=1)
+    modules: dict[str, Any] = {}
+    for name, tensor in G.state_dict().items():
+        *path, leaf = name.split(".")
+        modules.setdefault(tuple(path), {})[leaf] = tensor
+
+    def module(path: tuple[str, ...], class_name: str) -> Persistent:
+        children = sorted({p[len(path)] for p in modules if len(p) > len(path) and p[:len(path)] == path})
+        state = {"_parameters": modules.get(path, {}), "_buffers": {},
+                 "_modules": {c: module((*path, c), "Module") for c in children}}
+        if not path:
+            state.update({"_init_args": (), "_init_kwargs": G.init_kwargs})
+        return Persistent(class_name, state)
+
+    g = module((), "Generator")
+    with nvlabs_names():
+        return pickle.dumps({"G": g, "G_ema": g}, protocol=4)
+
+
+def zero_stride_pt(side: int = 1 << 14) -> bytes:
+    """A torch.save (zip) state dict whose one float16 tensor is a (side, side) zero-stride view of one
+    element: weights_only accepts it; converting it to float32 takes 1 GiB."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"synthesis.b4.const": torch.zeros(1, dtype=torch.float16).expand(side, side)}, buf)
+    return buf.getvalue()
+
+
+def deflate_bomb_pt(path: Path, size: int = 512 << 20) -> Path:
+    """A torch.save zip whose storage member is deflated: ~0.5 MB on disk, `size` bytes once inflated
+    (the pickle declares the storage at that size, so torch reads the whole member)."""
+    import io
+    import zipfile
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf)
+    zf = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("data/0")}
+    pkl_name = next(n for n in members if n.endswith("data.pkl"))
+    members[pkl_name] = members[pkl_name].replace(b"cpuq\x06K\x04t", b"cpuq\x06J" + (size // 4).to_bytes(4, "little") + b"t")
+    data_name = pkl_name.replace("data.pkl", "data/0")
+    return zero_bomb_zip(path, data_name, size, extra=members)
+
+
+def lying_safetensors(kind: str) -> bytes:
+    """A safetensors file whose header lies: offsets past the end, a header length of 1 TiB, a shape
+    larger than its byte range, or two tensors over the same bytes."""
+    import json
+
+    tensors = {
+        "offsets": {"w": {"dtype": "F32", "shape": [1 << 28], "data_offsets": [0, 1 << 30]}},
+        "shape": {"w": {"dtype": "F32", "shape": [1 << 28], "data_offsets": [0, 16]}},
+        "overlap": {f"w{i}": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]} for i in range(2)},
+        "header-length": {"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+    }[kind]
+    header = json.dumps(tensors).encode()
+    declared = (1 << 40) if kind == "header-length" else len(header)
+    return declared.to_bytes(8, "little") + header + bytes(16)
+
+
+def legacy_storage_size_pt(elements: int = 1 << 28) -> bytes:
+    """A legacy (non-zip) torch.save file of 368 bytes whose one storage declares `elements` floats (1 GiB)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue().replace(b"cpuq\x06K\x04N", b"cpuq\x06J" + elements.to_bytes(4, "little") + b"N")

@@ -7,6 +7,8 @@ test hashes the user's files before and after.
 
 import hashlib
 import io
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,8 +23,10 @@ from typer.testing import CliRunner
 
 from stylekit.cli.app import app
 from stylekit.data import archive as archive_mod
-from stylekit.data import kaggle_sources as ks
+from stylekit.data.sources.ledger import read_marker
+from stylekit.data.sources.wikiart import download_wikiart
 from stylekit.errors import BadInput, Busy
+from stylekit.io.atomic import write_bytes_atomic
 from stylekit.io.rundir import MARKER_NAME, RunDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +98,7 @@ def test_fresh_removes_only_what_stylekit_wrote(tmp_path):
     out = tmp_path / "run"
     with RunDir(out) as run:
         run.write_config({"lr": 1})
-        (out / "report.png").write_bytes(b"written by the trainer")
+        write_bytes_atomic(out / "report.png", b"written by the trainer")  # as every trainer writes
         run.append_metrics({"step": 1})
     assert (out / MARKER_NAME).is_file()
     (out / "notes.md").write_text("user notes kept in the run folder")
@@ -107,17 +111,89 @@ def test_fresh_removes_only_what_stylekit_wrote(tmp_path):
     assert {k: v for k, v in snapshot(out).items() if k in user} == user
 
 
-def test_pre_marker_run_folder_is_adopted_and_fresh_keeps_unknown_entries(tmp_path):
-    out = tmp_path / "old-run"
-    (out / "checkpoints" / "ckpt-1").mkdir(parents=True)
-    (out / "checkpoints" / "ckpt-1" / "model.safetensors").write_bytes(b"old")
+def _other_tools_run(out: Path) -> Path:
+    """Issue 24 item 1: a folder laid out like a run (config.json, checkpoints/, samples/) with no marker."""
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "samples").mkdir()
     (out / "config.json").write_text("{}")
-    (out / "metrics.jsonl").write_text('{"step": 1}\n')
-    (out / "my-notes.txt").write_text("keep me")
+    (out / "checkpoints" / "epoch=9.ckpt").write_text("x")
+    (out / "log.txt").write_text("lightning log")
+    (out / "samples" / "s.png").write_bytes(png_bytes(9))
+    (out / "README.md").write_text("mine")
+    return out
+
+
+def test_fresh_refuses_another_tools_run_folder_untouched(tmp_path):
+    out = _other_tools_run(tmp_path / "r")
+    before = snapshot(out)
+    res = invoke("train-classifier", str(class_folders(tmp_path / "toy")), "--out", str(out), "--fresh",
+                 "--backbone", "small-cnn", "--no-pretrained", "--epochs", "1", "--device", "cpu")
+    assert res.exit_code == 2, res.output
+    assert f"--out {out} is not empty and is not a stylekit run folder" in res.output
+    assert "nothing was changed" in res.output and "move it away or empty it yourself" in res.output
+    assert snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "checkpoints", "config.json", "log.txt", "samples"]
+
+
+def test_files_a_user_adds_while_a_run_is_open_survive_fresh(tmp_path):
+    out = tmp_path / "run"
+    with RunDir(out) as run:
+        run.write_config({"lr": 1})
+        (out / "my_notes.txt").write_text("written by the user during the run")
+        (out / "figs").mkdir()
+        run.append_metrics({"step": 1})
+        (out / "figs" / "f.txt").write_text("user figure")
+    recorded = json.loads((out / MARKER_NAME).read_text())["written"]
+    assert recorded == ["checkpoints", "config.json", "log.txt", "metrics.jsonl", "samples"]
     with RunDir(out, fresh=True):
         pass
-    assert not (out / "config.json").exists() and not (out / "checkpoints" / "ckpt-1").exists()
-    assert (out / "my-notes.txt").read_text() == "keep me" and (out / MARKER_NAME).is_file()
+    assert (out / "my_notes.txt").read_text() == "written by the user during the run"
+    assert (out / "figs" / "f.txt").read_text() == "user figure"
+    assert not (out / "config.json").exists() and not (out / "metrics.jsonl").exists()
+
+
+def test_a_layout_folder_the_user_made_in_a_run_folder_is_not_claimed(tmp_path):
+    out = tmp_path / "run"
+    with RunDir(out):
+        pass
+    for name in ("samples", "checkpoints"):  # the user removes stylekit's and keeps their own under the name
+        (out / name).rmdir()
+    (out / "samples").mkdir()
+    (out / "samples" / "mine.png").write_bytes(png_bytes(1))
+    marker = json.loads((out / MARKER_NAME).read_text())
+    marker["written"].remove("samples")
+    (out / MARKER_NAME).write_text(json.dumps(marker))
+    with RunDir(out, fresh=True):
+        pass
+    assert (out / "samples" / "mine.png").is_file()
+    assert "samples" not in json.loads((out / MARKER_NAME).read_text())["written"]
+
+
+def test_kill_during_an_atomic_write_leaves_it_recorded_and_fresh_removes_its_temp(tmp_path):
+    """A run killed (-9) inside write_atomic: the entry was recorded before the write began, the
+    half-written temp is never read as the file, and --fresh removes both."""
+    out = tmp_path / "run"
+    code = textwrap.dedent(f"""
+        import os, signal
+        from stylekit.io.atomic import write_atomic
+        from stylekit.io.rundir import RunDir
+        run = RunDir({str(out)!r}).open()
+        def half(tmp):
+            tmp.write_bytes(b"half a network")
+            os.kill(os.getpid(), signal.SIGKILL)
+        write_atomic(run.path / "network-final.safetensors", half)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    assert not (out / "network-final.safetensors").exists()
+    temps = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert len(temps) == 1 and temps[0].startswith(".network-final.safetensors.")
+    assert "network-final.safetensors" in json.loads((out / MARKER_NAME).read_text())["written"]
+    (out / ".notes.txt.x.tmp").write_text("a user's own temp-like file")
+    with RunDir(out, fresh=True):
+        pass
+    assert not [p for p in out.iterdir() if p.name.startswith(".network-final")]
+    assert (out / ".notes.txt.x.tmp").is_file()
 
 
 def test_prepare_out_inside_src_is_refused(tmp_path):
@@ -188,17 +264,17 @@ def test_download_never_replaces_a_users_folder(tmp_path):
     before = snapshot(out)
     api = FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1), "wikiart/Baroque/b.jpg": png_bytes(2)})
     with pytest.raises(BadInput, match=r"Cubism already exists and was not written by stylekit") as info:
-        ks.download_wikiart(out, api=api)
+        download_wikiart(out, api=api)
     assert info.value.exit_code == 2
     assert {k: v for k, v in snapshot(out).items() if k.startswith("Cubism/")} == before
-    assert not (out / "Baroque").exists() and ks.read_marker(out) is None
+    assert not (out / "Baroque").exists() and read_marker(out) is None
 
 
 def test_download_rerun_replaces_only_its_own_entries(tmp_path):
     out = tmp_path / "wikiart"
-    ks.download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1)}))
+    download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1)}))
     (out / "readme-mine.txt").write_text("mine")
-    res = ks.download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/z.jpg": png_bytes(9)}), force=True)
+    res = download_wikiart(out, api=FakeKaggle({"wikiart/Cubism/z.jpg": png_bytes(9)}), force=True)
     assert res.summary["images"] == 1 and sorted(p.name for p in (out / "Cubism").iterdir()) == ["z.jpg"]
     assert (out / "readme-mine.txt").read_text() == "mine"
 
@@ -225,13 +301,13 @@ def test_duplicate_and_file_folder_members_are_refused(tmp_path, members, why):
 def test_member_named_like_stylekits_bookkeeping_is_refused(tmp_path, name):
     out = tmp_path / "wikiart"
     with pytest.raises(BadInput, match="stylekit uses for its own bookkeeping"):
-        ks.download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), name: b'{"complete": true}'}))
-    assert ks.read_marker(out) is None and not list(out.glob(".extracting-*"))
+        download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), name: b'{"complete": true}'}))
+    assert read_marker(out) is None and not list(out.glob(".extracting-*"))
 
 
 def test_member_named_like_the_old_temp_folder_extracts(tmp_path):
     out = tmp_path / "wikiart"
-    res = ks.download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), ".extracting/x.txt": b"x"}))
+    res = download_wikiart(out, api=FakeKaggle({"Cubism/a.jpg": png_bytes(1), ".extracting/x.txt": b"x"}))
     assert res.summary["images"] == 1 and (out / ".extracting" / "x.txt").read_bytes() == b"x"
 
 
@@ -265,12 +341,12 @@ def test_second_download_into_the_same_out_is_busy(tmp_path):
     gate = threading.Event()
     first_api = FakeKaggle({"wikiart/Cubism/a.jpg": png_bytes(1)}, gate=gate)
     results: dict[str, object] = {}
-    thread = threading.Thread(target=lambda: results.setdefault("first", ks.download_wikiart(out, api=first_api)))
+    thread = threading.Thread(target=lambda: results.setdefault("first", download_wikiart(out, api=first_api)))
     thread.start()
     try:
         assert first_api.started.wait(30)
         with pytest.raises(Busy) as info:
-            ks.download_wikiart(out, api=FakeKaggle({"Baroque/b.jpg": png_bytes(2)}))
+            download_wikiart(out, api=FakeKaggle({"Baroque/b.jpg": png_bytes(2)}))
         assert info.value.exit_code == 75
     finally:
         gate.set()
@@ -297,3 +373,77 @@ def test_cli_download_while_another_holds_out_exits_75(tmp_path):
     finally:
         proc.kill()
         proc.wait(30)
+
+
+# --- issue 24, not yet tried: a full disk during an export, two runs into one --out -------------------
+
+
+def test_disk_full_during_an_export_keeps_the_previous_file_and_exits_2(tmp_path, monkeypatch):
+    """A fake full filesystem: every write_atomic (convert's .pt and .json, blend, generate, reports)
+    fails at fsync with ENOSPC. The export exits 2 naming the file; the file it would have replaced and
+    the folder are as before (no temp file left)."""
+    import errno
+
+    from stylekit.io import atomic
+    from stylekit.nets.stylegan2.load import save_network
+    from stylekit.nets.stylegan2.tiny import tiny_generator
+
+    net = save_network(tmp_path / "net.safetensors", G_ema=tiny_generator(16, seed=0))
+    (tmp_path / "old.png").write_bytes(png_bytes(5))
+    before = snapshot(tmp_path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    res = invoke("convert", str(net), "--to", "nvlabs-state", "--out", str(tmp_path / "g.pt"), "--no-verify")
+    assert res.exit_code == 2, res.output
+    assert f"cannot write {tmp_path / 'g.pt'}: No space left on device" in res.output and "free space" in res.output
+    with pytest.raises(BadInput, match="No space left on device") as info:
+        atomic.save_image_atomic(tmp_path / "old.png", __import__("PIL.Image").Image.new("RGB", (4, 4)))
+    monkeypatch.undo()
+    assert info.value.exit_code == 2
+    assert snapshot(tmp_path) == before
+
+
+def test_two_runs_into_one_out_the_second_exits_75_and_touches_nothing(tmp_path):
+    out = tmp_path / "run"
+    holder = textwrap.dedent(f"""
+        import time
+        from stylekit.io.rundir import RunDir
+        with RunDir({str(out)!r}) as run:
+            run.write_config({{"who": "first"}})
+            print("locked", flush=True)
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        before = snapshot(out)
+        for fresh in ([], ["--fresh"]):
+            res = invoke("train-classifier", str(class_folders(tmp_path / "toy")), "--out", str(out), *fresh,
+                         "--backbone", "small-cnn", "--no-pretrained", "--epochs", "1", "--device", "cpu")
+            assert res.exit_code == 75, res.output
+            assert f"{out} is in use by pid {proc.pid}" in res.output and "choose another --out" in res.output
+            assert snapshot(out) == before
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_this_processes_tensorboard_files_are_recorded_and_another_processes_are_not(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = tmp_path / "run"
+    with RunDir(out):
+        (out / "events.out.tfevents.1.host.999999999.0").write_bytes(b"a user's copy from another run")
+        writer = SummaryWriter(log_dir=str(out))
+        writer.add_scalar("loss", 1.0, 1)
+        writer.close()
+    ours = [p.name for p in out.iterdir() if f".{os.getpid()}." in p.name]
+    assert len(ours) == 1 and ours[0] in json.loads((out / MARKER_NAME).read_text())["written"]
+    with RunDir(out, fresh=True):
+        pass
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("events.")) == ["events.out.tfevents.1.host.999999999.0"]

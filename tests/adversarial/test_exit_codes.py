@@ -73,7 +73,7 @@ def test_requests_that_cannot_fit_are_refused_up_front(assets, tmp_path):
     result = invoke("generate", "--network", assets["net"], "--seeds", "0-999999999", "--out", tmp_path / "o")
     assert_bad_input(result, "--seeds", "1,000,000,000")
     result = invoke("prepare", assets["images"], tmp_path / "p", "--size", "100000")
-    assert_bad_input(result, "--size 100000", "GB")
+    assert_bad_input(result, "--size", "<= 8192", "100000")  # the declared bound, before any memory estimate
     assert not (tmp_path / "p").exists()
 
 

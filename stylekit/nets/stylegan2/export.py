@@ -25,11 +25,16 @@ from stylekit.io.console import get_console
 from stylekit.nets.stylegan2.load import LoadedNetwork, nvlabs_state_config_path, save_network
 
 
+def _just(path: Path) -> list[Path]:
+    return [path]
+
+
 @dataclass(frozen=True)
 class Exporter:
     write: Callable[[LoadedNetwork, Path], list[Path]]
     suffixes: tuple[str, ...]
     summary: str
+    files: Callable[[Path], list[Path]] = _just  # every file `write(net, path)` writes, known before writing
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -84,5 +89,6 @@ def write_nvlabs_state(net: LoadedNetwork, path: Path) -> list[Path]:
 EXPORTERS: dict[str, Exporter] = {
     "safetensors": Exporter(write_safetensors, (".safetensors",), "stylekit's own format (G, G_ema, D)"),
     "rosinality": Exporter(write_rosinality, (".pt", ".pth"), "rosinality/stylegan2-pytorch .pt (g_ema, g, d, latent_avg)"),
-    "nvlabs-state": Exporter(write_nvlabs_state, (".pt", ".pth"), "NVlabs-named G state dict .pt + init kwargs .json"),
+    "nvlabs-state": Exporter(write_nvlabs_state, (".pt", ".pth"), "NVlabs-named G state dict .pt + init kwargs .json",
+                             lambda path: [path, nvlabs_state_config_path(path)]),
 }

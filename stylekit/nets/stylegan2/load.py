@@ -146,7 +146,7 @@ def _state_of(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
             if tensor is not None:
                 if not isinstance(tensor, torch.Tensor):
                     raise BadInput(f"network pickle: {prefix}{name} is not a tensor")
-                out[prefix + name] = tensor.detach().to(torch.float32) if tensor.is_floating_point() else tensor.detach()
+                out[prefix + name] = tensor.detach()  # converted after check_tensor_bytes (_load_pickle)
     for name, child in (state.get("_modules") or {}).items():
         if child is not None:
             _state_of(child, f"{prefix}{name}.", out)
@@ -182,6 +182,10 @@ def _load_pickle(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
         state: dict[str, torch.Tensor] = {}
         _state_of(obj, "", state)
         states[key] = state
+    from stylekit.io.limits import check_tensor_bytes
+
+    check_tensor_bytes([t for st in states.values() for t in st.values()], str(path))  # before any copy
+    states = {key: {k: t.to(torch.float32) if t.is_floating_point() else t for k, t in st.items()} for key, st in states.items()}
     extra = {"training_set_kwargs": plain(data.get("training_set_kwargs"))} if data.get("training_set_kwargs") else {}
     return states, configs, extra
 
@@ -194,14 +198,10 @@ class _TorchArchive(Exception):
 
 
 def _torch_load(path: Path) -> Any:
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any refusal/corruption becomes one clear message
-        raise BadInput(
-            f"{path}: cannot read this torch checkpoint safely ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-            hint="stylekit reads rosinality/stylegan2-pytorch .pt files holding tensors, NVlabs pkl and stylekit .safetensors",
-        ) from None
+    from stylekit.io.torch_file import load_torch
+
+    return load_torch(path, "torch checkpoint", safe_globals=[argparse.Namespace],
+                      hint="stylekit reads rosinality/stylegan2-pytorch .pt files holding tensors, NVlabs pkl and stylekit .safetensors")
 
 
 def _load_torch_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
