@@ -27,6 +27,7 @@ from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics, re
 from stylekit.metrics.search import classify_images, similar_images
 from stylekit.metrics.style import META_NAME, WEIGHTS_NAME, load_style_model
 from stylekit.train.classifier import train_classifier
+from tests.cover.examples import help_examples
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -353,8 +354,6 @@ def test_similar_gram_with_random_vgg_is_a_labelled_standin(toy5, tmp_path):
 
 def test_classify_and_similar_help_examples_run(tmp_path, monkeypatch):
     """Every example of `classify --help` and `similar --help`, in order, on the data the first ones make."""
-    from help_examples import help_examples
-
     monkeypatch.chdir(tmp_path)
     for args in [*help_examples("classify"), *help_examples("similar")]:
         res = _cli(*args, "--quiet", "--device", "cpu") if args[0] != "download" else _cli(*args, "--quiet")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from stylekit.cli.app import app
 from stylekit.metrics import score as score_mod
 from stylekit.metrics.fid import InceptionExtractor
+from tests.cover.examples import help_examples
 
 STYLEKIT = str(Path(sys.executable).parent / "stylekit")
 
@@ -141,8 +142,6 @@ def test_stats_bad_values_are_refused_before_anything_is_written(tiny, tmp_path,
 
 
 def test_stats_help_examples_run(tiny, tmp_path, monkeypatch):
-    from help_examples import help_examples
-
     monkeypatch.chdir(tmp_path)
     for args in help_examples("stats"):
         res = _cli(*args, "--quiet")

@@ -23,6 +23,7 @@ from stylekit.errors import BadInput
 from stylekit.transfer import run_transfer
 from stylekit.transfer.colour import chroma_planes
 from stylekit.transfer.losses import content_cosine, content_mse
+from tests.cover.examples import help_examples, shrink
 
 FAST = ["--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--no-amp", "--device", "cpu"]
 runner = CliRunner()
@@ -344,12 +345,9 @@ def test_failed_checks_leave_no_folder_and_busy_comes_first(assets, tmp_path):
 
 def test_help_examples_run(tmp_path, monkeypatch):
     """Every example of `transfer --help`, in order, on the toy set the first one makes (sizes and steps shrunk)."""
-    from help_examples import help_examples
-
     monkeypatch.chdir(tmp_path)
-    shrink = {"--size": "32", "--steps": "2", "--multires": "16,32", "--epochs": "1"}
     for args in help_examples("transfer"):
-        args = [shrink.get(prev, token) if prev in shrink else token for prev, token in zip(["", *args[:-1]], args, strict=True)]
+        args = shrink(args, {"--size": "32", "--steps": "2", "--multires": "16,32", "--epochs": "1"})
         if args[0] == "transfer" and "--method" not in args:
             args += [] if "--steps" in args else ["--steps", "2"]
             args += [] if "--size" in args or "--multires" in args else ["--size", "32"]
