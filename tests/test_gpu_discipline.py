@@ -209,7 +209,7 @@ def test_every_command_runs_with_device_less_tensors_unusable(toy, stylegan_setu
          "--steps", "4", "--w-avg-samples", "200", "--device", "cpu"],
         ["styleclip", "--network", str(net), "--seed", "3", "--prompt", "a red square", "--clip-model", str(clip),
          "--steps", "3", "--out", str(out / "sc"), "--device", "cpu"],
-        ["transfer", str(content), str(style), "--out", str(out / "tr.png"), "--weights", str(vgg), "--size", "32",
+        ["transfer", str(content), str(style), "--out", str(out / "tr.png"), "--vgg-weights", str(vgg), "--size", "32",
          "--steps", "3", "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--device", "cpu"],
         ["score", str(toy / "pop"), str(toy / "content"), "--metrics", "gram,cmmd,style", "--vgg-weights", str(vgg),
          "--clip-model", str(clip), "--style-model", str(out / "cls"), "--device", "cpu", "--workers", "0"],

@@ -155,7 +155,6 @@ def _check_inputs(cfg: TransferConfig) -> None:
             raise BadInput(f"style image {style} does not exist", hint="check the STYLE path")
         if not Path(style).is_file():
             raise BadInput(f"style {style} is not a file", hint="give one or more style image files")
-    METHODS[cfg.method].check(cfg)
 
 
 def output_paths(content: Path, out_arg: str | Path) -> tuple[bool, list[tuple[Path, Path]]]:
@@ -225,6 +224,7 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     refuse_out_overlap(out, [Input("CONTENT", content, data_folder=True), *inputs])
     if not content.is_dir():
         require_regular_file(content, "CONTENT image")  # before any weights load; a FIFO is exit 2
+    method.check(cfg)  # method-specific inputs; weights located (exit 3 when they cannot be had)
     batch, jobs = output_paths(content, cfg.out)
     folder = out if batch else jobs[0][1].parent
     if folder.exists() and not folder.is_dir():
