@@ -25,6 +25,7 @@ import dataclasses
 import difflib
 import enum
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -188,6 +189,8 @@ def _scalar(d: Declared, tp: Any, value: Any) -> Any:
             raise BadInput(f"{d.flag} must be a path, got {value!r}")
         return Path(value)
     elif tp is str:
+        if isinstance(value, os.PathLike):  # a Python caller's Path for a text option (a spec that may be a path)
+            return os.fspath(value)
         if not isinstance(value, str):
             raise BadInput(f"{d.flag} must be text, got {value!r}")
         return value

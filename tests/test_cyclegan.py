@@ -25,7 +25,7 @@ from stylekit.nets.cyclegan import (
     cycle_generator,
     junyanz_key_map,
 )
-from stylekit.transfer.cyclegan import apply_cyclegan, load_cyclegan_generator
+from stylekit.transfer.cyclegan import load_cyclegan_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,12 +237,20 @@ def test_apply_a_run_both_ways_to_a_folder_and_an_image(toy, trained, tmp_path):
     for f in sorted((toy / "content").glob("*.png"))[:3]:
         (content / f.name).write_bytes(f.read_bytes())
     (content / "broken.png").write_bytes(b"not a png")
-    res = apply_cyclegan(trained, content, tmp_path / "a2b", "a2b", device="cpu")
-    assert [i["output"] is None for i in res.items] == [False, False, False, True]  # broken.png is skipped
-    assert all(Path(i["output"]).is_file() for i in res.items[:3]) and "not an image" in res.items[3]["skipped"]
-    assert Image.open(res.items[0]["output"]).size == (32, 32)
-    one = apply_cyclegan(trained, toy / "pop" / "00000.png", tmp_path / "x.png", "b2a", size=20, device="cpu")
-    assert one.items[0]["output"] == str(tmp_path / "x.png") and Image.open(tmp_path / "x.png").size == (20, 20)
+    res = CliRunner().invoke(app, ["transfer", str(content), "--method", "cyclegan", "--model", str(trained),
+                                   "--out", str(tmp_path / "a2b"), "--device", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["done"] == 3 and doc["failed"] == 1  # broken.png is reported, the others translated
+    assert Image.open(tmp_path / "a2b" / "00000.png").size == (32, 32)
+    res = CliRunner().invoke(app, ["transfer", str(toy / "pop" / "00000.png"), "--method", "cyclegan", "--model",
+                                   str(trained), "--direction", "b2a", "--size", "20", "--out", str(tmp_path / "x.png"),
+                                   "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "x.png").size == (20, 20)
+    res = CliRunner().invoke(app, ["transfer", str(content), "--method", "cyclegan", "--model", str(trained),
+                                   "--out", str(tmp_path / "a2b"), "--device", "cpu", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["skipped"] == 3  # the rerun rule: up to date, nothing redone
     g_ab, _ = load_cyclegan_generator(trained, "a2b")
     g_ba, _ = load_cyclegan_generator(trained, "b2a")
     assert any(not torch.equal(p, q) for p, q in zip(g_ab.parameters(), g_ba.parameters(), strict=True))

@@ -183,7 +183,7 @@ def test_cli_end_to_end_outputs_and_transfer(toy, tmp_path):
     from stylekit.transfer import run_transfer
 
     def stylize(content, styles, dest):
-        return run_transfer(TransferConfig(content, list(styles), dest, method="pix2pix", model=out, device="cpu"))
+        return run_transfer(TransferConfig(content=content, styles=list(styles), out=dest, method="pix2pix", model=out, device="cpu"))
 
     styles = sorted((toy / "pop").glob("*.png"))[:3]
     rep = stylize(toy / "content", styles, tmp_path / "styled")

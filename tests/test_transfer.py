@@ -175,7 +175,7 @@ def test_folder_rerun_with_other_style_or_options_never_keeps_stale_outputs(asse
         Image.open(assets["content"]).save(src / name)
 
     def run(style=assets["style"], steps=2, fresh=False):
-        return run_transfer(TransferConfig(src, [style], out, size=32, steps=[steps], vgg_weights=str(assets["weights"]),
+        return run_transfer(TransferConfig(content=src, styles=[style], out=out, size=32, steps=[steps], vgg_weights=str(assets["weights"]),
                                            style_layers=["relu1_1"], content_layers=["relu1_1"],
                                            device="cpu", fresh=fresh))
 

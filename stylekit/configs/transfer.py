@@ -10,7 +10,6 @@ of the loss and its gradient (one VGG forward + backward): one Adam update; an L
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +32,12 @@ GATYS = "Gatys"
 class Method(StrEnum):
     gatys = "gatys"
     pix2pix = "pix2pix"
+    cyclegan = "cyclegan"
+
+
+class Direction(StrEnum):
+    a2b = "a2b"
+    b2a = "b2a"
 
 
 class Arch(StrEnum):
@@ -63,17 +68,21 @@ def name_list(text: str, option: str = "value") -> tuple[str, ...]:
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keywords only: STYLE (optional) precedes required options
 class TransferConfig(Config):
     content: Path = argument("Content image, or a folder of images (batch mode).", cover=())
-    styles: tuple[Path, ...] = argument("One or more style images (--method pix2pix: its reference images).",
-                                        metavar="STYLE...", cover=())
+    styles: tuple[Path, ...] = argument("One or more style images (--method pix2pix: its reference images; --method "
+                                        "cyclegan takes none).", (), metavar="STYLE...", cover=())
     out: str = option(help="Output image (.png/.jpg/...) or folder (an existing one, or ending in /); a folder in batch "
                       "mode.", concept="out", cover=())  # text keeps a trailing "/" (io/outpath.py)
-    method: Method = option(Method.gatys, "gatys | pix2pix (a train-pix2pix model; STYLE images are its references).",
+    method: Method = option(Method.gatys, "gatys | pix2pix (a train-pix2pix model; STYLE images are its references) | "
+                            "cyclegan (a train-cyclegan run or a published style_* generator; one forward pass).",
                             cover=(Method.gatys,))
-    model: Path | None = option(None, "--method pix2pix: a train-pix2pix run directory (or its generator.safetensors).",
-                                cover=())
+    model: str | None = option(None, "--method pix2pix: a train-pix2pix run directory (or its generator.safetensors); "
+                               "--method cyclegan: a train-cyclegan run, a registry name (style_monet, style_vangogh, "
+                               "style_ukiyoe, style_cezanne), a .pth/.safetensors file or its URL.", cover=())
+    direction: Direction = option(Direction.a2b, "--method cyclegan: a2b translates A images into B's style, b2a back "
+                                  "(published style_* generators: a2b only).", cover=())
     targets: Path | None = option(None, "--method pix2pix on a folder: ground-truth images at the same relative names; "
                                   "OUT/index.html then shows input | refs | output | target.", cover=())
     # -- gatys
@@ -132,20 +141,23 @@ class TransferConfig(Config):
     fresh: bool = option(concept="fresh", help="Redo outputs a rerun would skip, and replace outputs made with other "
                          "styles, options or model (a rerun otherwise refuses them).")
 
-    def __post_init__(self) -> None:
-        # --out stays text (a trailing "/" names a new folder), and a Python caller may pass a Path for it.
-        if isinstance(self.out, os.PathLike):
-            object.__setattr__(self, "out", os.fspath(self.out))
-        super().__post_init__()
 
     def check(self) -> None:
-        require(self.styles, "give at least one STYLE image", hint="stylekit transfer CONTENT STYLE [STYLE ...] --out OUT")
-        require(self.method is Method.pix2pix or self.model is None, "--model applies to --method pix2pix",
-                hint="add --method pix2pix, or drop --model")
+        uses_model = self.method in (Method.pix2pix, Method.cyclegan)
+        if self.method is Method.cyclegan:
+            require(not self.styles, "--method cyclegan takes no STYLE images: the generator is the style",
+                    hint="stylekit transfer CONTENT --method cyclegan --model RUN --out OUT")
+        else:
+            require(self.styles, "give at least one STYLE image", hint="stylekit transfer CONTENT STYLE [STYLE ...] --out OUT")
+        require(uses_model or self.model is None, "--model applies to --method pix2pix or cyclegan",
+                hint="add --method pix2pix or --method cyclegan, or drop --model")
+        require(uses_model or self.direction is Direction.a2b, "--direction applies to --method cyclegan",
+                hint="drop --direction")
         require(self.method is Method.pix2pix or self.targets is None,
                 "--targets applies to --method pix2pix (its results page)", hint="drop --targets")
-        require(self.method is Method.gatys or self.model is not None, "--method pix2pix needs --model RUN",
-                hint="a train-pix2pix run directory")
+        require(self.method is Method.gatys or self.model is not None, f"--method {self.method} needs --model",
+                hint=f"a train-{self.method} run directory" + (" or a published name such as style_monet"
+                                                               if self.method is Method.cyclegan else ""))
         require(not (self.normalize_gradients and self.optimizer is Optimizer.lbfgs),
                 "--normalize-gradients needs --optimizer adam: L-BFGS's line search checks the loss against its "
                 "gradient, and normalised gradients are not the loss gradient (it stops at once)",

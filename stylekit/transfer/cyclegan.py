@@ -1,9 +1,11 @@
-"""Apply a CycleGAN generator to an image or a folder: a `train-cyclegan` run (either direction) or a
-published junyanz generator (`style_monet`, `style_vangogh`, `style_ukiyoe`, `style_cezanne`, or a
-local .pth / .safetensors state dict with his key names).
+"""`stylekit transfer --method cyclegan`: a CycleGAN generator as a transfer method (the `Stylizer` of
+stylekit/transfer/run.py, which handles images and folders, skipping, reruns and the report): a
+`train-cyclegan` run (either direction) or a published junyanz generator (`style_monet`,
+`style_vangogh`, `style_ukiyoe`, `style_cezanne`, or a local .pth / .safetensors state dict with his key
+names, or its URL).
 
-    result = apply_cyclegan("runs/cg", Path("photos/"), Path("styled/"), direction="a2b")
-    result = apply_cyclegan("style_vangogh", Path("photo.jpg"), Path("photo_vangogh.png"))
+    stylekit transfer photos/ --method cyclegan --model runs/cg --direction a2b --out styled/
+    stylekit transfer photo.jpg --method cyclegan --model style_vangogh --out photo_vangogh.png
 
 Weights are read as data (`stylekit.io.state_dict.read_state_dict`: safetensors or
 `torch.load(weights_only=True)`; TorchScript refused); a published file must match the ResNet
@@ -12,13 +14,12 @@ first use; offline or unreachable, MissingResource (exit 3) names `stylekit down
 
 Each image keeps its aspect ratio: with `size`, its longer side becomes `size`; without, it is
 translated at its own size. Either way both sides are rounded down to a multiple of 4 (the
-generator halves the image twice). A folder's outputs mirror its relative paths, as .png.
+generator halves the image twice).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +27,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from stylekit.errors import BadImage, BadInput
+from stylekit.errors import BadInput
 
 DIRECTIONS = ("a2b", "b2a")
 _KIND_FILES = {"generator.json": "a train-pix2pix run", "style_model.json": "a style model (train-classifier)",
                "G.safetensors": "a training checkpoint"}
-
-
-@dataclass
-class CycleGANApplied:
-    """What `apply_cyclegan` wrote: one {"input", "output", "width", "height"} per image ({"input",
-    "output": None, "skipped": reason} for a file of a folder that could not be decoded)."""
-
-    model: str
-    direction: str
-    items: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def _wrong_kind(folder: Path) -> str | None:
@@ -129,55 +119,32 @@ def _fit(img: Image.Image, size: int | None) -> Image.Image:
     return img if (w4, h4) == img.size else img.resize((w4, h4), Image.Resampling.BICUBIC)
 
 
-def _jobs(inputs: Path, out: Path) -> list[tuple[Path, Path]]:
-    from stylekit.data.images import IMAGE_EXTENSIONS, list_images
+class CycleGANStylizer:
+    """The `Stylizer` protocol of stylekit.transfer for a CycleGAN generator (one forward pass per image)."""
 
-    if inputs.is_file():
-        target = out if out.suffix.lower() in IMAGE_EXTENSIONS else out / f"{inputs.stem}.png"
-        return [(inputs, target)]
-    files = list_images(inputs)
-    if not files:
-        raise BadInput(f"{inputs} holds no images", hint="give an image or a folder of images")
-    return [(f, (out / f.relative_to(inputs)).with_suffix(".png")) for f in files]
+    name = "cyclegan"
 
+    def __init__(self, model: str, direction: str = "a2b", size: int | None = None, device: str = "auto",
+                 amp: bool = False) -> None:
+        from stylekit.device import resolve_device
 
-@torch.no_grad()
-def apply_cyclegan(model: str | Path, inputs: Path, out: Path, direction: str = "a2b", size: int | None = None,
-                   device: str = "auto", amp: bool = False) -> CycleGANApplied:
-    """Translate `inputs` (an image or a folder) with a CycleGAN generator into `out` (a file for one
-    image when it has an image extension, else a folder). Returns what was written."""
-    from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
-    from stylekit.device import autocast, resolve_device
-    from stylekit.io.atomic import save_image_atomic
-    from stylekit.io.console import get_console
+        self.device = resolve_device(device)
+        self.amp, self.size, self.direction = amp, size, direction
+        self.g, self.info = load_cyclegan_generator(model, direction, self.device)
 
-    if size is not None and size < 16:
-        raise BadInput(f"--size {size} is too small for a CycleGAN generator", hint="use at least 16")
-    if not inputs.exists():
-        raise BadInput(f"{inputs} does not exist", hint="give an image or a folder of images")
-    jobs = _jobs(inputs, out)
-    dev = resolve_device(device)
-    g, info = load_cyclegan_generator(model, direction, dev)
-    result = CycleGANApplied(str(model), direction)
-    t0 = time.monotonic()
-    with get_console().progress(len(jobs), f"cyclegan {direction}") as task:
-        for src, dst in jobs:
-            try:
-                img = _fit(load_rgb(src), size)
-            except BadImage as exc:  # one bad file never stops a folder
-                if len(jobs) == 1:
-                    raise
-                get_console().warn(f"skipped {exc.path}: {exc.reason}")
-                result.items.append({"input": str(src), "output": None, "skipped": exc.reason})
-                task.advance()
-                continue
-            x = (pil_to_tensor(img)[None].to(dev) * 2 - 1)
-            with autocast(dev, amp):
-                y = g(x)
-            save_image_atomic(dst, tensor_to_pil((y[0].float() + 1) / 2))
-            result.items.append({"input": str(src), "output": str(dst), "width": img.width, "height": img.height})
-            task.advance()
-    result.seconds = round(time.monotonic() - t0, 3)
-    done = sum(1 for i in result.items if i["output"])
-    get_console().log(f"cyclegan ({info['source']}) {direction}: {done} image(s) -> {out}")
-    return result
+    def describe(self) -> dict[str, Any]:
+        return {**self.info, "direction": self.direction, "size": self.size, "device": str(self.device)}
+
+    @torch.no_grad()
+    def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]:
+        from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+        from stylekit.device import autocast
+        from stylekit.io.atomic import save_image_atomic
+
+        start = time.perf_counter()
+        img = _fit(load_rgb(content_path), self.size)
+        x = pil_to_tensor(img)[None].to(self.device) * 2 - 1
+        with autocast(self.device, self.amp):
+            y = self.g(x)
+        save_image_atomic(out_path, tensor_to_pil((y[0].float() + 1) / 2))
+        return {"steps": 1, "seconds": round(time.perf_counter() - start, 3), "width": img.width, "height": img.height}

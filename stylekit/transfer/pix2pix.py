@@ -5,7 +5,7 @@
 averaged, as over the K training references) and translates content images one by one. Content
 is resized to the model's square training size, translated, and the output resized back to the
 content's aspect ratio (longer side = the model size, or `size`). Python callers go through
-`run_transfer(TransferConfig(content, styles, out, method="pix2pix", model=RUN))`.
+`run_transfer(TransferConfig(content=..., styles=..., out=..., method="pix2pix", model=RUN))`.
 """
 
 from __future__ import annotations

@@ -124,9 +124,33 @@ def _check_pix2pix(cfg: TransferConfig) -> None:
     resolve_model(cfg.model)
 
 
+def _cyclegan(cfg: TransferConfig) -> Stylizer:
+    from stylekit.transfer.cyclegan import CycleGANStylizer
+
+    assert cfg.model is not None  # TransferConfig.check
+    return CycleGANStylizer(cfg.model, str(cfg.direction), size=cfg.size, device=cfg.device, amp=cfg.amp)
+
+
+def _cyclegan_recipe(cfg: TransferConfig) -> dict[str, Any]:
+    from stylekit.train.cyclegan import META_FILE
+
+    assert cfg.model is not None
+    folder = Path(cfg.model).expanduser()
+    model = file_digest(folder / META_FILE) if folder.is_dir() else _weights_identity(cfg.model)  # a run: its latest export
+    return {"method": "cyclegan", "model": model, "direction": str(cfg.direction), "size": cfg.size}
+
+
+def _check_cyclegan(cfg: TransferConfig) -> None:
+    from stylekit.transfer.cyclegan import load_cyclegan_generator
+
+    assert cfg.model is not None
+    load_cyclegan_generator(cfg.model, str(cfg.direction), "cpu")  # the model is readable before anything is created
+
+
 METHODS: dict[str, TransferMethod] = {
     "gatys": TransferMethod(_gatys, _gatys_recipe, STEP_UNIT, _check_gatys),
     "pix2pix": TransferMethod(_pix2pix, _pix2pix_recipe, "one generator forward pass", _check_pix2pix, _pix2pix_finish),
+    "cyclegan": TransferMethod(_cyclegan, _cyclegan_recipe, "one generator forward pass", _check_cyclegan),
 }
 
 
