@@ -35,7 +35,7 @@ from stylekit.io.console import get_console
 from stylekit.io.paths import Input, read_regular_text, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.metrics import retrieval as R
-from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec
+from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec, sync_batchnorm
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 from stylekit.train.losses import LossConfig, style_loss
 from stylekit.train.plan import log_plan
@@ -333,7 +333,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     net = StyleNet(net_cfg, pretrained=bool(cfg.pretrained), weights=cfg.weights)
     if dist.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch (every rank also sees every class: sampling.py)
-        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = sync_batchnorm(net)
     net = net.to(device)
     configure_backends(device, training=True, tf32=True)
     sampler = _make_sampler(cfg, splits, dist)

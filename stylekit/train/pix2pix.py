@@ -35,6 +35,7 @@ from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
+from stylekit.nets.backbones import sync_batchnorm
 from stylekit.nets.patchgan import PatchGAN
 from stylekit.nets.unet import GeneratorConfig, RefUNet, check_generator_size, inference_mode
 from stylekit.train.distributed import (
@@ -364,8 +365,8 @@ def _build(cfg: Pix2PixConfig, dist: DistInfo, layout: torch.memory_format) -> t
     d = PatchGAN(6, cfg.ndf, cfg.n_layers_d, cfg.norm)  # type: ignore[arg-type]
     if dist.distributed and cfg.norm == "batch":
         if dist.device.type == "cuda":
-            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)  # type: ignore[assignment]
-            d = nn.SyncBatchNorm.convert_sync_batchnorm(d)  # type: ignore[assignment]
+            g = sync_batchnorm(g)  # type: ignore[assignment]
+            d = sync_batchnorm(d)  # type: ignore[assignment]
         else:
             get_console().warn("--norm batch under torchrun on CPU: batch statistics are per process "
                                "(SyncBatchNorm needs CUDA); use --norm instance for exact multi-process equivalence")
