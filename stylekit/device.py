@@ -131,15 +131,24 @@ def configure_backends(device: torch.device, *, training: bool, tf32: bool) -> N
 
 
 @contextlib.contextmanager
-def full_fp32(device: torch.device | str) -> Iterator[None]:
-    """TF32 off inside the block (restored after): for numbers that must not depend on the GPU model."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        yield
-        return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+def full_fp32() -> Iterator[None]:
+    """Full fp32 matmuls and convolutions inside the block, the previous policy restored after.
+
+    For numbers that must not depend on the hardware: metrics (PPL's epsilon-difference is below
+    TF32's precision) and precision-sensitive optimisation. Turns off TF32 for cuBLAS matmuls and
+    cuDNN convolutions, and the reduced-precision fp32 matmuls `set_float32_matmul_precision` allows
+    on CPUs (oneDNN bf16). The flags are process-wide, so this is applied whatever the device.
+    """
+    saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    torch.set_float32_matmul_precision("highest")  # also cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+
+
+def tf32_state() -> tuple[bool, bool, str]:
+    """(matmul TF32, cuDNN TF32, fp32 matmul precision): what `full_fp32` turns off."""
+    return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
