@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Subset
 from stylekit.checks import check_int, check_number
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
-from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler, needs_grad_scaler
+from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, read_regular_text, refuse_out_overlap
@@ -346,7 +346,6 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup))
     if cfg.amp and amp_dtype(device) is None:
         console.warn(f"--amp: {device} has no native low-precision type; training in fp32")
-    use_scaler = needs_grad_scaler(device, cfg.amp)
     scaler = grad_scaler(device, cfg.amp)
     train_ds = StyleImageDataset(splits.items["train"], cfg.size, train=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
@@ -359,8 +358,7 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
         runner.register("model", net)
         runner.register("optimizer", optimizer)
         runner.register("scheduler", scheduler)
-        if use_scaler:
-            runner.register("scaler", scaler)
+        runner.register("scaler", scaler)
         state = runner.resume()
         reapply_schedule(scheduler)  # a rerun may extend --epochs
         step = int(state.get("step", 0))
