@@ -275,7 +275,7 @@ def _param_groups(net: StyleNet, wd: float) -> list[dict[str, Any]]:
 def _make_sampler(cfg: ClassifierConfig, splits: StyleSplits, dist: Any) -> ShuffledBatchSampler | BalancedBatchSampler:
     labels = splits.labels("train")
     if cfg.balanced_sampler:
-        p, k = derive_pk(cfg.batch, len(splits.classes), cfg.classes_per_batch, cfg.per_class)
+        p, k = derive_pk(cfg.batch, len(splits.classes), cfg.classes_per_batch, cfg.per_class, dist.world_size)
         return BalancedBatchSampler(labels, p, k, seed=cfg.seed, world_size=dist.world_size, rank=dist.rank)
     return ShuffledBatchSampler(len(labels), min(cfg.batch, len(labels) - len(labels) % dist.world_size),
                                 seed=cfg.seed, world_size=dist.world_size, rank=dist.rank)
