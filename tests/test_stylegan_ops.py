@@ -228,3 +228,23 @@ def test_discriminator_names_match_nvlabs_layout():
               "b4.conv.weight", "b4.fc.weight", "b4.out.bias"):
         assert k in keys, k
     assert "b8.fromrgb.weight" not in keys and "b16.skip.bias" not in keys
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("fused", [False, True])
+def test_fp16_autocast_pre_normalises_fp32_activations(fused):
+    """--amp on V100/T4 autocasts to fp16 while force_fp32 keeps activations fp32: the modulated conv
+    must still pre-normalise (NVlabs' fp16 overflow guard), else large styles overflow to inf/NaN."""
+    from numerics import summation
+
+    g = torch.Generator().manual_seed(0)
+    w, x = torch.randn(6, 4, 3, 3, generator=g) * 30, torch.randn(2, 4, 5, 5, generator=g) * 300
+    s = torch.randn(2, 4, generator=g) * 100
+    with torch.no_grad():
+        ref = ops.modulated_conv2d(x, w, s, fused=fused)
+        with torch.autocast("cpu", dtype=torch.float16):
+            assert ops.computes_in_fp16(x)
+            half = ops.modulated_conv2d(x, w, s, fused=fused)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    # a 4 x 3 x 3 reduction in fp16, relative to the largest output
+    assert float((half.float() - ref).abs().max()) <= summation(4 * 3 * 3, torch.float16) * float(ref.abs().max())

@@ -158,6 +158,15 @@ def _in_dtype(weight: torch.Tensor, what: str, kernel: torch.Tensor, dtype: torc
     return cached_derived(weight, f"{what}:{dtype}", lambda: kernel.to(dtype), *deps)
 
 
+def computes_in_fp16(x: torch.Tensor) -> bool:
+    """Convolutions on `x` run in fp16: fp16 activations, or fp32 ones under fp16 autocast (--amp on
+    GPUs without native bf16: V100, T4), where `force_fp32` keeps x fp32 but autocast still casts."""
+    if x.dtype == torch.float16:
+        return True
+    kind = x.device.type
+    return torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -174,8 +183,8 @@ def modulated_conv2d(
     """
     n = x.shape[0]
     o, i, kh, kw = weight.shape
-    if x.dtype == torch.float16 and demodulate:
-        # Pre-normalisation against fp16 overflow, as in NVlabs.
+    if demodulate and computes_in_fp16(x):
+        # Pre-normalisation against fp16 overflow, as in NVlabs (demodulation cancels the scale).
         weight = weight * (1 / math.sqrt(i * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     dcoefs = None
