@@ -398,8 +398,6 @@ def _train(cfg: ClassifierConfig, dist: Any) -> ClassifierResult:
                         probe = torch.nn.functional.cross_entropy(logits.float(), labels)
                         loss = loss + probe
                         parts["probe_ce"] = probe.detach()
-                    if not loss_cfg.uses_supcon:
-                        loss = loss + 0.0 * z.sum()  # keep the projection head in the graph (DDP)
                     for k, v in parts.items():  # on the device: no read inside the step
                         epoch_stats.add(k, v)
                         check_stats.add(k, v)

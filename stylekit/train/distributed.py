@@ -152,9 +152,17 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def wrap_ddp(module: torch.nn.Module, dist: DistInfo, **ddp_kwargs: Any) -> torch.nn.Module:
-    """DistributedDataParallel over `module` when distributed, else `module` itself."""
+    """DistributedDataParallel over `module` when distributed, else `module` itself.
+
+    Any option set may leave a trainable parameter without a gradient (a loss weighted 0, a head
+    another loss does not use); plain DDP then waits for it and fails at the next step. The rule for
+    every trainer, instead of a case-by-case `0 * unused.sum()`: DDP searches the autograd graph
+    after each forward for the parameters the loss cannot reach (`find_unused_parameters`), a
+    host-side walk of the graph that queues no device work and reads nothing back.
+    """
     if not dist.distributed:
         return module
+    ddp_kwargs.setdefault("find_unused_parameters", True)
     if dist.device.type == "cuda":
         ddp_kwargs.setdefault("device_ids", [dist.device.index])
     return torch.nn.parallel.DistributedDataParallel(module, **ddp_kwargs)
