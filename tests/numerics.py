@@ -38,3 +38,9 @@ def optimised(lrs: Iterable[float], k: int, dtype: torch.dtype = torch.float32) 
 def well_conditioned(lrs: Iterable[float], k: int, dtype: torch.dtype = torch.float32) -> float:
     """Like `optimised` for variables whose gradient is far from zero everywhere (first order: lr * r)."""
     return sum(lrs) * summation(k, dtype)
+
+
+def longest_reduction(*modules: torch.nn.Module) -> int:
+    """The most terms any one output of the modules' convolutions and linear layers sums (K)."""
+    return max(int(m.weight[0].numel()) for mod in modules for m in mod.modules()
+               if isinstance(m, torch.nn.Conv2d | torch.nn.Linear) and m.weight is not None)
