@@ -54,8 +54,8 @@ from stylekit.train.pix2pix_style import (
 )
 from stylekit.train.plan import log_plan
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
-from stylekit.train.sync_norm import global_batchnorm
 from stylekit.train.stats import RunningMeans
+from stylekit.train.sync_norm import global_batchnorm
 
 GAN_MODES = ("vanilla", "lsgan")
 GENERATOR_FILE = "generator.safetensors"
