@@ -15,7 +15,8 @@ from stylekit.nets.patchgan import PatchGAN
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # one per family build_backbone offers (small-cnn has GroupNorm: nothing to convert, must stay as is)
-SPECS = ["small-cnn", "resnet18", "efficientnet_b0", "timm:efficientnet_b0", "timm:resnet18", "clip:RN50"]
+SPECS = ["small-cnn", "resnet18", "efficientnet_b0", "timm:efficientnet_b0", "timm:resnet18", "clip:RN50",
+         "pix2pix-ref:small-cnn:8:64"]
 
 
 def randomise_norms(module: nn.Module) -> None:
