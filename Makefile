@@ -20,14 +20,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Then the fast tests marked `numerics` (two computation paths compared, tolerance derived in tests/numerics.py)
+# make test: the whole suite, then the fast tests marked `numerics` (two computation paths compared, tolerance derived in tests/numerics.py)
 # again under capped kernel ISAs: ATen's portable kernels and oneDNN limited to AVX2, so a tolerance that only
 # holds on this CPU's kernels fails here. The slow multi-process comparisons run the same kernels on both sides.
 CAPPED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-	$(CAPPED_ISA) $(BIN)/python -m pytest -q -m "numerics and not slow"
+	$(MAKE) --no-print-directory test-numerics-capped
 
 test-numerics-capped: $(STAMP)
 	$(CAPPED_ISA) $(BIN)/python -m pytest -q -m "numerics and not slow"
