@@ -16,11 +16,11 @@ import argparse
 import torch
 import torch.nn.functional as F
 from common import add_args, as_reference, best_of, count_flops, native_bf16, start
+from stylekit.transfer.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from torch import nn
 from torchvision.models import vgg19
 
 from stylekit.nets.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures, gram_matrix
-from stylekit.transfer.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from stylekit.transfer.losses import content_mse, style_loss, tv_loss
 
 

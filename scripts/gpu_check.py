@@ -1,14 +1,16 @@
-"""`make gpu-check`: prove stylekit on this machine's GPU(s) in one command (issue 12).
+"""`make gpu-check`: the acceptance gate for a CUDA machine (docs/gpu.md, "make gpu-check").
 
-Runs every command tiny on CUDA with --amp, the trainers under torchrun with 2 processes when there
-are >= 2 GPUs, a kill -9 + rerun resume, and throughput measurements (StyleGAN G img/s at 256 and
-1024 px, pix2pix 512 px --refs 5 train it/s, transfer 512 px s/step, FID feature throughput). Prints
-a pass/fail table, writes OUT/gpu-check.json with per-command timings, exits 1 on any failure and 3
-(one line) without CUDA. Data and networks are generated here (toy styles, random weights): it needs
-no download; the FID throughput uses the inception-fid weights when present, else is skipped.
+Every command tiny on CUDA, with and without --amp; FreezeD, --metrics during training, the pix2pix
+reference losses, a timm backbone; training runs with `torch.cuda.set_sync_debug_mode("warn")`, their
+device-to-host syncs counted and reported per run; snapshot metrics of the trained network computed
+on CUDA and on the CPU and compared within stated tolerances; 2-process (torchrun) and 2-"node"
+(two torchrun agents on this box) runs where there are 2 GPUs. Prints one PASS / FAIL / SKIP row per
+check (a skip says why), writes OUT/gpu-check.json, exits 1 on any FAIL, 0 otherwise, and 3 with one
+line where there is no CUDA. Every job runs in its own session; on timeout its whole process group
+(torchrun agents and their workers) is killed. `--bench` adds the throughput figures.
 
-    bash scripts/gpu_check.sh [OUT]            # OUT default: gpu-check-out
-    python scripts/gpu_check.py OUT --allow-cpu --quick   # the driver itself on a CPU (slow, for tests)
+    bash scripts/gpu_check.sh [OUT] [--bench]        # OUT default: gpu-check-out
+    python scripts/gpu_check.py OUT --allow-cpu       # the driver itself on a CPU (slow, for tests)
 """
 
 from __future__ import annotations
@@ -17,45 +19,128 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_NO_CUDA = 3
-JOB_TIMEOUT = 240
+JOB_TIMEOUT = 300
+# Metrics of one network on CUDA vs the CPU, both in full fp32 (metrics run with TF32 off): the
+# largest reduction is a VGG19 conv (512 x 3 x 3 = 4608 terms), K * eps32 = 5.5e-4 relative per
+# feature; the Gram and CMMD statistics sum such features again, so 4 * K * eps32 ~ 2.2e-3.
+METRIC_RTOL = 4 * 4608 * 2.0**-23
+# The sync-debug wrapper: counts synchronising CUDA calls (warn mode) and where stylekit made them.
+SYNC_WRAPPER = """
+import atexit, collections, json, os, sys, warnings, torch
+sites = collections.Counter()
+def show(message, category, filename, lineno, file=None, line=None):
+    if "synchronizing" in str(message):
+        import traceback
+        frames = [f for f in traceback.extract_stack() if "/stylekit/" in f.filename]
+        sites[f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "torch"] += 1
+warnings.showwarning = show
+warnings.simplefilter("always")
+torch.cuda.set_sync_debug_mode("warn")
+atexit.register(lambda: json.dump({"syncs": sum(sites.values()), "sites": sites.most_common(5)},
+                                  open(os.environ["GPU_CHECK_SYNCS"] + f".{os.environ.get('RANK', '0')}", "w")))
+from stylekit.cli.app import main
+sys.argv[0] = "stylekit"
+main()
+"""
+
+
+class Skip(Exception):
+    """A check that cannot run here; the message says why."""
+
+
+@dataclass
+class Row:
+    name: str
+    status: str  # PASS | FAIL | SKIP
+    seconds: float
+    detail: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def run_job(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run `cmd` in a new session; on timeout kill its whole process group and raise TimeoutError."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise TimeoutError(f"timed out after {timeout:g} s; process group {proc.pid} killed") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the session `proc` leads (torchrun's workers included) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def table(rows: list[Row]) -> str:
+    width = max([len(r.name) for r in rows] + [5])
+    lines = [f"{'check':<{width}}  result  seconds  detail"]
+    for r in rows:
+        figs = ", ".join(f"{k}={v}" for k, v in r.figures.items())
+        lines.append(f"{r.name:<{width}}  {r.status:<6}  {r.seconds:>7}  {'; '.join(x for x in (r.detail, figs) if x)[:160]}")
+    counts = {s: sum(r.status == s for r in rows) for s in ("PASS", "FAIL", "SKIP")}
+    lines.append(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+    return "\n".join(lines)
+
+
+def exit_code(rows: list[Row]) -> int:
+    return 1 if any(r.status == "FAIL" for r in rows) else 0
 
 
 class Check:
-    """Runs the checks, keeps one row per check: name, ok, seconds, detail, figures."""
+    """Runs the checks and keeps one Row per check."""
 
-    def __init__(self, out: Path, device: str, amp: list[str]) -> None:
-        self.out, self.device, self.amp = out, device, amp
-        self.rows: list[dict[str, Any]] = []
+    def __init__(self, out: Path, device: str, gpus: int, timeout: float = JOB_TIMEOUT) -> None:
+        self.out, self.device, self.gpus, self.timeout = out, device, gpus, timeout
+        self.rows: list[Row] = []
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                    "STYLEKIT_HOME": os.environ.get("STYLEKIT_HOME", str(out / "home"))}
+                    "STYLEKIT_HOME": os.environ.get("STYLEKIT_HOME", str(out / "home")), "STYLEKIT_OFFLINE": "1"}
 
     def record(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
         t0 = time.monotonic()
         try:
             figures = fn() or {}
-            row = {"name": name, "ok": True, "detail": figures.pop("detail", "")}
+            row = Row(name, "PASS", 0.0, str(figures.pop("detail", "")), figures)
+        except Skip as why:
+            row = Row(name, "SKIP", 0.0, str(why))
         except Exception as exc:  # a failed check is a row in the table, and the exit code
-            figures, row = {}, {"name": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"[-400:]}
-        row.update(seconds=round(time.monotonic() - t0, 2), figures=figures)
+            row = Row(name, "FAIL", 0.0, f"{type(exc).__name__}: {exc}"[-400:])
+        row.seconds = round(time.monotonic() - t0, 2)
         self.rows.append(row)
-        mark = "PASS" if row["ok"] else "FAIL"
-        print(f"[{mark}] {name} ({row['seconds']} s) {row['detail'][:160]}", file=sys.stderr, flush=True)
+        print(f"[{row.status}] {name} ({row.seconds} s) {row.detail[:160]}", file=sys.stderr, flush=True)
 
-    def stylekit(self, *args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-        cmd = [*(launcher or [sys.executable, "-m", "stylekit"]), *args]
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=JOB_TIMEOUT)
+    def stylekit(self, *args: str, launcher: list[str] | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        proc = run_job([*(launcher or [sys.executable, "-m", "stylekit"]), *args], env or self.env, self.timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"exit {proc.returncode}: {' '.join(args[:2])}: {proc.stderr.strip()[-300:]}")
         return proc
+
+    def train(self, *args: str) -> dict[str, Any]:
+        """A training command with sync debugging on: exit 0, and the syncs it made (rank 0)."""
+        if self.device != "cuda":
+            self.stylekit(*args)
+            return {}
+        marker = self.out / "syncs" / f"{len(self.rows)}"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        self.stylekit(*args, launcher=[sys.executable, "-c", SYNC_WRAPPER], env={**self.env, "GPU_CHECK_SYNCS": str(marker)})
+        doc = json.loads(Path(f"{marker}.0").read_text())
+        return {"syncs": doc["syncs"], "sync_sites": " ".join(f"{s}x{n}" for s, n in doc["sites"][:3])}
 
 
 def make_assets(out: Path, size: int) -> dict[str, Path]:
@@ -80,65 +165,137 @@ def make_assets(out: Path, size: int) -> dict[str, Path]:
 
 
 def commands(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
-    """Every command, tiny, with --amp on the device."""
-    o, dev, amp = c.out, ["--device", c.device], c.amp
-    runs = o / "runs"
-    c.record("train-classifier", lambda: (c.stylekit("train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1",
-                                                      "--batch", "8", "--size", str(size), "--fresh", *dev, *amp), None)[1])
-    c.record("train-pix2pix", lambda: (c.stylekit("train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2",
-                                                   "--epochs", "1", "--decay-epochs", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16",
-                                                   "--fresh", *dev, *amp), None)[1])
-    sg = ["finetune-stylegan", str(a["toy"] / "pop"), "--network", "none", "--batch", "8", "--tick-kimg", "0.016", "--snap", "1000",
-          *dev, *amp]
-    c.record("finetune-stylegan (from scratch, fp16 blocks)", lambda: (c.stylekit(*sg, "--kimg", kimg, "--out", str(runs / "sg"), "--fresh"), None)[1])
-    c.record("resume after kill -9", lambda: resume_after_kill(c, [*sg, "--kimg", str(float(kimg) * 4), "--out", str(runs / "sg-kill")]))
-    net = str(runs / "sg" / "network-final.safetensors")
+    """Every command tiny on the device, with and without --amp."""
+    dev = ["--device", c.device]
     content, style = sorted((a["toy"] / "content").glob("*.png"))[0], sorted((a["toy"] / "pop").glob("*.png"))[0]
-    c.record("generate", lambda: (c.stylekit("generate", "--network", net, "--seeds", "0-7", "--out", str(o / "gen"), *dev), None)[1])
-    c.record("invert", lambda: (c.stylekit("invert", str(content), "--network", net, "--out", str(o / "inv"), "--loss", "mse",
-                                           "--steps", "20", *dev), None)[1])
-    c.record("styleclip", lambda: (c.stylekit("styleclip", "--network", net, "--seed", "1", "--prompt", "a red square",
-                                              "--clip-model", str(a["clip"]), "--steps", "10", "--out", str(o / "sc"), *dev), None)[1])
-    c.record("transfer", lambda: (c.stylekit("transfer", str(content), str(style), "--out", str(o / "tr.png"), "--weights",
-                                             str(a["vgg"]), "--size", str(size), "--steps", "20", *dev), None)[1])
-    c.record("score", lambda: (c.stylekit("score", str(a["toy"] / "pop"), str(a["toy"] / "content"), "--metrics", "gram,style,cmmd",
-                                          "--vgg-weights", str(a["vgg"]), "--clip-model", str(a["clip"]), "--style-model",
-                                          str(runs / "cls"), *dev), None)[1])
+    for amp in ([], ["--amp"]):
+        tag = " --amp" if amp else ""
+        o = c.out / ("amp" if amp else "fp32")
+        runs = o / "runs"
+        cls = ["train-classifier", str(a["toy"]), "--epochs", "1", "--batch", "8", "--size", str(size), "--fresh", *dev, *amp]
+        c.record(f"train-classifier{tag}", lambda cls=cls, runs=runs: c.train(*cls, "--out", str(runs / "cls")))
+        c.record(f"train-classifier timm:efficientnet_b0{tag}", lambda cls=cls, runs=runs: c.train(
+            *cls, "--backbone", "timm:efficientnet_b0", "--no-pretrained", "--out", str(runs / "cls-timm")))
+        p2p = ["train-pix2pix", str(a["toy"]), "--refs", "2", "--epochs", "1", "--decay-epochs", "0", "--size", str(size),
+               "--batch", "4", "--ngf", "16", "--ndf", "16", "--fresh", *dev, *amp]
+        c.record(f"train-pix2pix{tag}", lambda p2p=p2p, runs=runs: c.train(*p2p, "--out", str(runs / "p2p")))
+        c.record(f"train-pix2pix reference losses{tag}", lambda p2p=p2p, runs=runs: c.train(
+            *p2p, "--ref-cls-weight", "0.1", "--ref-metric-weight", "0.1", "--out", str(runs / "p2p-ref")))
+        sg = ["finetune-stylegan", str(a["toy"] / "pop"), "--batch", "8", "--tick-kimg", "0.016", "--snap", "1", *dev, *amp]
+        c.record(f"finetune-stylegan from scratch{tag}", lambda sg=sg, runs=runs: c.train(
+            *sg, "--network", "none", "--kimg", kimg, "--out", str(runs / "sg")))
+        net = str(runs / "sg" / "network-final.safetensors")
+        c.record(f"finetune-stylegan --freezed 2 --metrics{tag}", lambda sg=sg, runs=runs, net=net: finetune_metrics(c, sg, net, runs, kimg))
+        c.record(f"generate{tag}", lambda net=net, o=o, amp=amp: _ok(c.stylekit("generate", "--network", net, "--seeds", "0-7",
+                                                                               "--out", str(o / "gen"), *dev, *amp)))
+        c.record(f"invert{tag}", lambda net=net, o=o, amp=amp: _ok(c.stylekit("invert", str(content), "--network", net, "--out", str(o / "inv"),
+                                                                             "--loss", "mse", "--steps", "20", *dev, *amp)))
+        c.record(f"styleclip{tag}", lambda net=net, o=o, amp=amp: _ok(c.stylekit(
+            "styleclip", "--network", net, "--seed", "1", "--prompt", "a red square", "--clip-model", str(a["clip"]),
+            "--steps", "10", "--out", str(o / "sc"), *dev, *amp)))
+        c.record(f"transfer{tag}", lambda o=o, amp=amp: _ok(c.stylekit("transfer", str(content), str(style), "--out", str(o / "tr.png"),
+                                                                      "--weights", str(a["vgg"]), "--size", str(size), "--steps", "20", *dev, *amp)))
+        if not amp:  # score has no --amp: metrics run in full fp32
+            c.record("score", lambda runs=runs: _ok(c.stylekit(
+                "score", str(a["toy"] / "pop"), str(a["toy"] / "content"), "--metrics", "gram,style,cmmd", "--vgg-weights", str(a["vgg"]),
+                "--clip-model", str(a["clip"]), "--style-model", str(runs / "cls"), *dev)))
+    c.record("snapshot metrics CUDA vs CPU", lambda: metrics_vs_cpu(c, a, str(c.out / "fp32" / "runs" / "sg" / "network-final.safetensors")))
 
 
-def resume_after_kill(c: Check, args: list[str]) -> dict[str, Any]:
-    out = Path(args[args.index("--out") + 1])
-    proc = subprocess.Popen([sys.executable, "-m", "stylekit", *args, "--fresh"], env=c.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while not (out / "checkpoints" / "latest").exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"finished (exit {proc.returncode}) before a checkpoint could be killed")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("no checkpoint appeared")
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    rerun = c.stylekit(*args)
-    if "resuming from" not in rerun.stderr:
-        raise RuntimeError("the rerun did not resume")
-    return {"detail": "killed after the first checkpoint; the rerun resumed and finished"}
+def _ok(_: Any) -> None:
+    return None
 
 
-def torchrun_jobs(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "stylekit"]
-    runs = c.out / "runs-2proc"
-    for name, args in {
-        "torchrun 2x train-classifier (SyncBatchNorm)": ["train-classifier", str(a["toy"]), "--out", str(runs / "cls"), "--epochs", "1",
-                                                     "--backbone", "resnet18", "--no-pretrained", "--batch", "8",
-                                         "--size", str(size), "--fresh"],
-        "torchrun 2x train-pix2pix": ["train-pix2pix", str(a["toy"]), "--out", str(runs / "p2p"), "--refs", "2", "--epochs", "1",
-                                      "--decay-epochs", "0", "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16", "--fresh"],
-        "torchrun 2x finetune-stylegan": ["finetune-stylegan", str(a["toy"] / "pop"), "--network", "none", "--batch", "8", "--kimg", kimg,
-                                          "--tick-kimg", "0.016", "--snap", "1000", "--out", str(runs / "sg"), "--fresh"],
-    }.items():
-        c.record(name, lambda args=args: (c.stylekit(*args, "--device", "cuda", *c.amp, launcher=launcher), None)[1])
+def finetune_metrics(c: Check, sg: list[str], net: str, runs: Path, kimg: str) -> dict[str, Any]:
+    """FreezeD fine-tuning from the scratch network with a snapshot metric (needs LPIPS's vgg16 weights)."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("STYLEKIT_HOME", c.env["STYLEKIT_HOME"])
+    from stylekit.metrics.snapshot import missing_weights, parse_snapshot_metrics
+
+    why = missing_weights(parse_snapshot_metrics(["ppl2_wend"]))
+    if why is not None:
+        raise Skip(f"snapshot metric ppl2_wend: {why}")
+    figures = c.train(*sg, "--network", net, "--freezed", "2", "--metrics", "ppl2_wend", "--metric-images", "8",
+                      "--kimg", kimg, "--out", str(runs / "sg-freezed"))
+    lines = (runs / "sg-freezed" / "metric-ppl2_wend.jsonl").read_text().splitlines()
+    if not lines:
+        raise RuntimeError("no snapshot metric written")
+    return {**figures, "ppl2_wend": json.loads(lines[-1])["results"]["ppl2_wend"]}
+
+
+def metrics_vs_cpu(c: Check, a: dict[str, Path], net: str) -> dict[str, Any]:
+    """The trained network's metrics on CUDA and on the CPU agree within METRIC_RTOL."""
+    if c.device != "cuda":
+        raise Skip("CPU run: nothing to compare with")
+    docs = {}
+    for dev in ("cuda", "cpu"):
+        proc = c.stylekit("score", str(a["toy"] / "pop"), "--network", net, "--num-gen", "32", "--metrics", "gram,cmmd",
+                          "--vgg-weights", str(a["vgg"]), "--clip-model", str(a["clip"]), "--device", dev, "--json")
+        docs[dev] = json.loads(proc.stdout)["metrics"]
+    worst = 0.0
+    for name in docs["cpu"]:
+        x, y = float(docs["cuda"][name]["value"]), float(docs["cpu"][name]["value"])
+        rel = abs(x - y) / max(abs(y), 1e-12)
+        worst = max(worst, rel)
+        if rel > METRIC_RTOL:
+            raise RuntimeError(f"{name}: CUDA {x:.6g} vs CPU {y:.6g}, relative {rel:.2e} > {METRIC_RTOL:.1e}")
+    return {"worst_rel": f"{worst:.1e}", "rtol": f"{METRIC_RTOL:.1e}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def multi_gpu(c: Check, a: dict[str, Path], size: int, kimg: str) -> None:
+    """2 processes under one torchrun; 2 "nodes" (two torchrun agents, one GPU each) on this box."""
+    jobs = {
+        "train-classifier resnet18": ["train-classifier", str(a["toy"]), "--epochs", "1", "--backbone", "resnet18", "--no-pretrained",
+                                      "--batch", "8", "--size", str(size), "--fresh"],
+        "train-pix2pix --norm batch, reference losses": ["train-pix2pix", str(a["toy"]), "--refs", "2", "--epochs", "1", "--decay-epochs", "0",
+                                                         "--size", str(size), "--batch", "4", "--ngf", "16", "--ndf", "16", "--ref-metric-weight",
+                                                         "0.1", "--ref-cls-weight", "0", "--fresh"],
+        "finetune-stylegan": ["finetune-stylegan", str(a["toy"] / "pop"), "--network", "none", "--batch", "8", "--kimg", kimg,
+                              "--tick-kimg", "0.016", "--snap", "1000", "--fresh"],
+    }
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    for name, args in jobs.items():
+        out = c.out / "runs-2proc" / name.split()[0]
+
+        def two_proc(args: list[str] = args, out: Path = out) -> None:
+            if c.gpus < 2:
+                raise Skip(f"needs 2 GPUs, this machine has {c.gpus}")
+            c.stylekit(*args, "--out", str(out), "--device", "cuda", "--amp",
+                       launcher=[*torchrun, "--standalone", "--nproc_per_node", "2", "-m", "stylekit"])
+
+        c.record(f"torchrun 2 processes: {name}", two_proc)
+    c.record("torchrun 2 nodes on this box: train-pix2pix", lambda: two_nodes(c, jobs["train-pix2pix --norm batch, reference losses"]))
+
+
+def two_nodes(c: Check, args: list[str]) -> None:
+    """Two torchrun agents (--nnodes 2, one GPU each) meeting at a c10d rendezvous on localhost."""
+    if c.gpus < 2:
+        raise Skip(f"needs 2 GPUs, this machine has {c.gpus}")
+    port, out = free_port(), c.out / "runs-2node" / "p2p"
+    agents = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(node),
+               "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "gpu-check", "-m", "stylekit",
+               *args, "--out", str(out), "--device", "cuda"]
+        env = {**c.env, "CUDA_VISIBLE_DEVICES": str(node), "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
+        agents.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
+    deadline = time.monotonic() + c.timeout
+    try:
+        codes = [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in agents]
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"timed out after {c.timeout:g} s; both agents' process groups killed") from None
+    finally:
+        for p in agents:
+            if p.poll() is None:
+                kill_group(p)
+    if codes != [0, 0]:
+        raise RuntimeError(f"agents exited {codes}: {agents[0].stderr.read()[-300:] if agents[0].stderr else ''}")
 
 
 # ----------------------------------------------------------------------------------- throughput
@@ -245,29 +402,21 @@ def throughput(c: Check, a: dict[str, Path], quick: bool) -> None:
     import torch
 
     device = torch.device(c.device)
-    amp = bool(c.amp)
     gen = [(256, 8)] if quick else [(256, 32), (1024, 8)]
     for res, batch in gen:
         c.record(f"bench StyleGAN G {res}px", lambda res=res, batch=batch: bench_generator(device, res, batch, quick))
     size = 128 if quick else 512
-    c.record(f"bench pix2pix {size}px refs 5", lambda: bench_pix2pix(device, size, 5, quick, amp))
+    c.record(f"bench pix2pix {size}px refs 5", lambda: bench_pix2pix(device, size, 5, quick, True))
     c.record(f"bench transfer {size}px", lambda: bench_transfer(c, a, size, 3 if quick else 30))
     c.record("bench FID features", lambda: bench_fid(device, quick))
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    width = max(len(r["name"]) for r in rows)
-    print(f"{'check':<{width}}  result  seconds  figures")
-    for r in rows:
-        figs = ", ".join(f"{k}={v}" for k, v in r["figures"].items()) or r["detail"][:80]
-        print(f"{r['name']:<{width}}  {'PASS' if r['ok'] else 'FAIL':<6}  {r['seconds']:>7}  {figs}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", default="gpu-check-out", type=Path)
     ap.add_argument("--allow-cpu", action="store_true", help="run the driver on the CPU (a test of this script)")
-    ap.add_argument("--quick", action="store_true", help="smaller throughput measurements")
+    ap.add_argument("--bench", action="store_true", help="also measure throughput (docs/performance.md)")
+    ap.add_argument("--timeout", type=float, default=JOB_TIMEOUT, help="seconds per job before its process group is killed")
     args = ap.parse_args(argv)
     import torch
 
@@ -277,21 +426,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_CUDA
     args.out.mkdir(parents=True, exist_ok=True)
     gpus = torch.cuda.device_count() if cuda else 0
-    c = Check(args.out.resolve(), "cuda" if cuda else "cpu", ["--amp"])
+    c = Check(args.out.resolve(), "cuda" if cuda else "cpu", gpus, args.timeout)
     t0 = time.monotonic()
     size = 64
     assets = make_assets(c.out, size)
     commands(c, assets, size, kimg="0.032")
-    if gpus >= 2:
-        torchrun_jobs(c, assets, size, kimg="0.032")
-    throughput(c, assets, args.quick or not cuda)
-    print_table(c.rows)
+    multi_gpu(c, assets, size, kimg="0.032")
+    if args.bench:
+        throughput(c, assets, not cuda)
+    print(table(c.rows))
     doc = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "gpus": gpus, "torch": torch.__version__,
-           "seconds": round(time.monotonic() - t0, 1), "ok": all(r["ok"] for r in c.rows), "checks": c.rows}
+           "seconds": round(time.monotonic() - t0, 1), "ok": exit_code(c.rows) == 0,
+           "checks": [r.__dict__ for r in c.rows]}
     report = c.out / "gpu-check.json"
     report.write_text(json.dumps(doc, indent=1))
     print(f"report: {report}", file=sys.stderr)
-    return 0 if doc["ok"] else 1
+    return exit_code(c.rows)
 
 
 if __name__ == "__main__":

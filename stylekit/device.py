@@ -21,15 +21,32 @@ from stylekit.errors import BadInput
 
 
 def local_cuda_index(local_rank: int) -> int:
-    """The GPU of local rank `local_rank`: LOCAL_RANK modulo the visible devices, so launches that
-    expose one GPU per process (CUDA_VISIBLE_DEVICES set per rank) still pick device 0."""
+    """The GPU of local rank `local_rank`: device LOCAL_RANK, or device 0 where a launcher pins one
+    GPU per process (CUDA_VISIBLE_DEVICES naming a single device).
+
+    More processes on a node than visible GPUs is refused on every rank (exit 2), never wrapped
+    around with a modulo: two processes on one GPU halve its memory, and NCCL refuses or hangs on
+    two ranks sharing a device, far from the launch line that caused it.
+    """
     count = torch.cuda.device_count()
-    return local_rank % count if count else 0
+    if count == 0:
+        return 0
+    pinned = count == 1 and len([d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]) == 1
+    if pinned:
+        return 0
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0)
+    if local_rank >= count or local_world > count:
+        raise BadInput(
+            f"{max(local_world, local_rank + 1)} processes on this node but {count} visible CUDA device(s): "
+            "processes would share a GPU",
+            hint=f"launch with torchrun --nproc_per_node {count} (or fewer), or pin one GPU per process with CUDA_VISIBLE_DEVICES",
+        )
+    return local_rank
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'. Under torchrun, 'auto'/'cuda'
-    pick GPU LOCAL_RANK % device_count."""
+    pick GPU LOCAL_RANK (`local_cuda_index`)."""
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
@@ -131,15 +148,24 @@ def configure_backends(device: torch.device, *, training: bool, tf32: bool) -> N
 
 
 @contextlib.contextmanager
-def full_fp32(device: torch.device | str) -> Iterator[None]:
-    """TF32 off inside the block (restored after): for numbers that must not depend on the GPU model."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        yield
-        return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+def full_fp32() -> Iterator[None]:
+    """Full fp32 matmuls and convolutions inside the block, the previous policy restored after.
+
+    For numbers that must not depend on the hardware: metrics (PPL's epsilon-difference is below
+    TF32's precision) and precision-sensitive optimisation. Turns off TF32 for cuBLAS matmuls and
+    cuDNN convolutions, and the reduced-precision fp32 matmuls `set_float32_matmul_precision` allows
+    on CPUs (oneDNN bf16). The flags are process-wide, so this is applied whatever the device.
+    """
+    saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    torch.set_float32_matmul_precision("highest")  # also cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+
+
+def tf32_state() -> tuple[bool, bool, str]:
+    """(matmul TF32, cuDNN TF32, fp32 matmul precision): what `full_fp32` turns off."""
+    return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()

@@ -318,7 +318,15 @@ def _locked(path: Path) -> Iterator[None]:
         except ImportError:  # Windows: no advisory locks; downloads still land atomically.
             yield
             return
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        from stylekit.io.rundir import UNLOCKABLE
+
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:  # a filesystem without locks: ranks may fetch twice; each lands atomically
+            if exc.errno not in UNLOCKABLE:
+                raise
+            yield
+            return
         try:
             yield
         finally:

@@ -48,6 +48,7 @@ def _one_and_two_processes(data: Path, tmp_path: Path, flags: list[str]) -> tupl
     return one, two
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path):
     from safetensors.torch import load_file

@@ -39,6 +39,7 @@ def _grads(value: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.
             for p, g in zip(params, torch.autograd.grad(value, params, retain_graph=True, allow_unused=True), strict=True)]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("augment", [False, True], ids=["noaug", "bgc"])
 def test_fused_real_pass_equals_the_two_separate_passes(augment):
     loss, real = _loss(augment), _reals()

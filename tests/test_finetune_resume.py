@@ -65,6 +65,7 @@ def test_kill_at_random_point_then_rerun_equals_uninterrupted(setup, tmp_path):
     _assert_same(Path(ref.network), out / "network-final.safetensors", atol=1e-6)
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_two_gloo_processes_resume_exactly(setup, tmp_path):
     """Noise is drawn per rank on the device from (seed, minibatch, phase, rank): a 2-process run that

@@ -14,6 +14,7 @@ from stylekit.nets.stylegan2.sampling import synthesize
 from stylekit.nets.stylegan2.tiny import tiny_generator
 
 
+@pytest.mark.numerics
 def test_channels_last_synthesis_gives_the_same_images_and_restores_the_layout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)  # the --amp path on any CPU
     torch.manual_seed(0)

@@ -54,12 +54,13 @@ def test_stylegan_reads_nothing_per_step(stylegan_setup, tmp_path):
     assert steps == 7 and busy <= 2
 
 
-def test_classifier_reads_only_at_boundaries(toy, tmp_path):
+@pytest.mark.parametrize("loss", ["ce+supcon", "ce", "supcon"])  # the default first
+def test_classifier_reads_only_at_boundaries(toy, tmp_path, loss):
     from stylekit.configs.classifier import ClassifierConfig
     from stylekit.train.classifier import train_classifier
 
     cfg = ClassifierConfig(data=toy, out=tmp_path / "cls", epochs=2, batch=4, size=32, seed=0, workers=0,
-                           device="cpu", loss="ce", check_images=False)
+                           device="cpu", loss=loss, check_images=False)
     with HostReads() as reads:
         result = train_classifier(cfg)
     assert result.steps == 8  # 18 training images, batch 4: 4 steps per epoch

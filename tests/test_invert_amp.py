@@ -33,6 +33,7 @@ def _project(G, target, loss: str, amp: bool) -> inv.Projection:
                        w_avg=w_avg, w_std=w_std, log_every=1, amp=amp)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("loss", ["lpips", "vgg"])
 def test_amp_runs_bf16_lowers_the_loss_and_stays_near_fp32(native_bf16, loss):
     G = validity_generator()

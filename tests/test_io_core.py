@@ -1,6 +1,8 @@
 """Atomic writes and run directories (lock, metrics, fresh)."""
 
+import errno
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -60,7 +62,7 @@ def test_second_process_on_same_rundir_is_busy(tmp_path):
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(Busy) as info:
             RunDir(folder).open()
-        assert info.value.exit_code == 75 and f"pid {proc.pid}" in info.value.message
+        assert info.value.exit_code == 75 and f"pid {proc.pid} on {socket.gethostname()}" in info.value.message
     finally:
         proc.kill()
         proc.wait()
@@ -123,3 +125,15 @@ def test_atomic_files_follow_the_umask_not_mkstemp(tmp_path):
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_filesystem_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch, capsys):
+    import stylekit.io.rundir as rundir
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(rundir.fcntl, "flock", no_locks)
+    with RunDir(tmp_path / "run") as run:
+        assert run.path.is_dir()
+    assert "has no file locks" in capsys.readouterr().err

@@ -31,6 +31,7 @@ def test_supcon_hand_computed_temperature_one():
     assert float(supcon_loss(z, y, temperature=1.0)) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.numerics
 def test_supcon_matches_loops_at_default_temperature():
     g = torch.Generator().manual_seed(0)
     z = F.normalize(torch.randn(12, 8, generator=g), dim=1)
@@ -53,6 +54,7 @@ def test_supcon_perfect_clusters_lower_than_mixed():
     assert float(supcon_loss(tight, y)) < float(supcon_loss(mixed, y))
 
 
+@pytest.mark.numerics
 def test_gathered_supcon_reproduces_global_loss_and_gradient():
     """Two simulated ranks: mean of the rank losses = global loss; summed grads / 2 = global grad."""
     g = torch.Generator().manual_seed(1)

@@ -41,6 +41,7 @@ def test_gradient_reaches_the_input(net):
     assert a.grad is not None and a.grad.abs().sum() > 0
 
 
+@pytest.mark.numerics
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_matches_reference_lpips_package(tmp_path):
     """With the same (random) VGG16 and the package's lin weights, the numbers equal lpips.LPIPS."""

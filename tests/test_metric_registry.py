@@ -73,6 +73,7 @@ def _pr_numpy(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]
     return covered(fake, real), covered(real, fake)
 
 
+@pytest.mark.numerics
 def test_precision_recall_matches_brute_force_numpy():
     rng = np.random.default_rng(0)
     real = rng.normal(0, 1, (60, 5)).astype(np.float32)
@@ -91,6 +92,7 @@ def test_precision_recall_matches_brute_force_numpy():
 # ---------------------------------------------------------------- Inception score
 
 
+@pytest.mark.numerics
 def test_inception_score_matches_numpy_from_logits():
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 3, (100, 12))
@@ -280,6 +282,7 @@ def ref_set(tmp_path_factory):
     return folder
 
 
+@pytest.mark.numerics
 def test_score_network_equals_scoring_the_generated_pngs(tiny_net, ref_set, tmp_path):
     from stylekit.configs.stylegan import GenerateConfig
     from stylekit.edit.generate import run_generate

@@ -17,6 +17,7 @@ def _independent_fd(x: np.ndarray, y: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr)
 
 
+@pytest.mark.numerics
 def test_frechet_matches_independent_and_cleanfid():
     from cleanfid.fid import frechet_distance as cleanfid_fd
 
@@ -62,6 +63,7 @@ def _direct_mmd_poly(x: np.ndarray, y: np.ndarray) -> float:
     return sxx / (m * (m - 1)) + syy / (m * (m - 1)) - 2 * sxy / (m * m)
 
 
+@pytest.mark.numerics
 def test_kid_matches_direct_formula_and_cleanfid():
     from cleanfid.fid import kernel_distance
 
@@ -98,6 +100,7 @@ def _direct_cmmd(x: np.ndarray, y: np.ndarray, sigma: float = 10.0) -> float:
     return 1000 * (kxx + kyy - 2 * kxy)
 
 
+@pytest.mark.numerics
 def test_cmmd_matches_direct_formula():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(25, 12))

@@ -137,6 +137,7 @@ def test_bad_options_exit_2(toy, tmp_path):
     assert res.exit_code == 2 and "--targets" in res.output
 
 
+@pytest.mark.numerics
 def test_fused_adam_and_channels_last_networks_train_like_the_plain_ones():
     """The speed settings (fused Adam, NHWC networks and images) change no result beyond rounding."""
     from stylekit.nets.patchgan import PatchGAN

@@ -95,3 +95,22 @@ def test_bad_style_loss_options_exit_2(toy, tmp_path):
     res = _cli(["train-pix2pix", str(one), "--out", str(tmp_path / "c"), *TINY, "--ref-metric-weight", "1"])
     assert res.exit_code == 2 and "two styles" in res.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_style_model_export_leaves_the_training_rng_alone(tmp_path):
+    """Exported at every epoch end on rank 0: reseeding the global RNG there would repeat dropout and
+    augmentation every epoch and make rank 0's stream differ from the others'."""
+    from safetensors.torch import load_file
+
+    from stylekit.nets.unet import GeneratorConfig, RefUNet
+    from stylekit.train.pix2pix_style import export_ref_style_model
+
+    g = RefUNet(GeneratorConfig(size=32, ngf=4, style_dim=8, refs=1, ref_size=32, norm="instance"))
+    torch.manual_seed(1234)
+    expected = torch.rand(4)
+    torch.manual_seed(1234)
+    export_ref_style_model(g, None, ["a", "b"], tmp_path / "one", {})
+    assert torch.equal(torch.rand(4), expected)  # the stream continues as if no export happened
+    export_ref_style_model(g, None, ["a", "b"], tmp_path / "two", {})
+    one, two = (load_file(str(p / "style_model.safetensors")) for p in (tmp_path / "one", tmp_path / "two"))
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)  # still reproducible

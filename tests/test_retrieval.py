@@ -88,6 +88,7 @@ def test_absent_class_has_no_accuracy_and_no_f1_term():
     assert macro_f1(cm) == 1.0
 
 
+@pytest.mark.numerics
 def test_retrieval_chunking_is_exact():
     g = torch.Generator().manual_seed(0)
     q = F.normalize(torch.randn(50, 6, generator=g), dim=1)

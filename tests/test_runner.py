@@ -88,6 +88,7 @@ def test_single_process_run_layout(reference):
     assert records[-1]["loss"] < records[0]["loss"]
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path, reference):
     out = tmp_path / "ddp"
@@ -317,6 +318,7 @@ def test_ema_decay_and_half_life():
 
 
 
+@pytest.mark.numerics
 def test_ema_multi_tensor_update_equals_per_parameter_lerp():
     """The foreach update gives what the former per-parameter lerp_ loop gave, buffers copied too."""
     from stylekit.nets.stylegan2.tiny import tiny_generator

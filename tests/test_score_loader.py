@@ -105,6 +105,7 @@ def test_empty_set_and_all_cached_never_start_a_thread(image_set, tmp_path):
     assert threading.active_count() == before and net.batches == [4, 3, 4]
 
 
+@pytest.mark.numerics
 def test_inception_runs_channels_last_on_cpu_with_the_same_features(image_set):
     net = RecordingNet()
     formats: list[bool] = []

@@ -64,6 +64,7 @@ def _cli(*args: str):
 # ------------------------------------------------------------------------------------- retrieval core
 
 
+@pytest.mark.numerics
 def test_chunked_search_over_collection_is_exact_and_excludes():
     g = torch.Generator().manual_seed(0)
     q = F.normalize(torch.randn(9, 5, generator=g), dim=1)

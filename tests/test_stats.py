@@ -33,6 +33,7 @@ def _cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.numerics
 def test_stats_round_trip_equals_scoring_the_folder(tiny, tmp_path, _isolated_home):
     a, b = tmp_path / "a", tmp_path / "b"
     make_images(a, "stripes", 20, seed=1)

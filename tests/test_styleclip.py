@@ -69,11 +69,20 @@ def test_clip_loss_falls_and_l2_holds_the_latent(setup):
     assert (l2_held < 0.1 * l2_free).all()
 
 
+@pytest.mark.numerics
 def test_batched_prompts_equal_separate_runs(setup):
+    """Batched and single synthesis + CLIP sum in other orders (K terms, K * eps32 relative per
+    gradient); Adam (lr 0.1, ramped, 4 steps) bounds the drift of w (tests/numerics.py)."""
+    from numerics import longest_reduction, optimised
+
+    from stylekit.edit.schedule import ramped_lr
+
     G, bundle, text, w0 = setup
     both, _ = sc.optimise(G, bundle, w0, text, steps=4)
     one, _ = sc.optimise(G, bundle, w0, text[1:], steps=4)
-    assert torch.allclose(both[1:], one, atol=1e-5)
+    bound = optimised([ramped_lr(step / 4, 0.1) for step in range(4)], longest_reduction(G, bundle.model))
+    assert float((both[1:] - one).abs().max()) <= bound
+    assert float((both[0] - one[0]).abs().max()) > 10 * bound  # the other prompt's latent is elsewhere
 
 
 def test_cli_prompts_outputs_and_steps_zero_identity(tmp_path, clip_dir):

@@ -29,6 +29,7 @@ def native_bf16(monkeypatch):
     assert dev.amp_dtype("cpu") == torch.bfloat16
 
 
+@pytest.mark.numerics
 def test_amp_runs_bf16_raises_similarity_and_stays_near_fp32(native_bf16, clip_dir):
     from stylekit.edit.generate import map_seeds
     from stylekit.nets.clip import encode_text, load_clip

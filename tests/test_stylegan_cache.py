@@ -67,3 +67,19 @@ def test_while_training_nothing_is_cached_and_the_gradient_reaches_the_weight() 
     out.sum().backward()
     assert w.grad is not None and w.grad.abs().sum() > 0
     assert not any(key[0] == id(w) for key in ops._DERIVED)
+
+
+def test_a_kernel_first_made_under_bf16_autocast_is_exact_for_a_later_fp32_forward() -> None:
+    w, x, s, f = _layer()
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under_autocast = ops.modulated_conv2d(x, w, s, up=True, f=f, fused=False)
+            ops.modulated_conv2d(x, w, s, up=True, f=f, fused=True)
+        fp32 = ops.cached_up_kernel(w, f)
+        assert fp32.dtype == torch.float32 and torch.equal(fp32, ops.up_kernel(w, f))
+        out = ops.modulated_conv2d(x, w, s, up=True, f=f, fused=False)
+    w.requires_grad_(False)  # the same forward with nothing cached: what an fp32 forward must give
+    ops._DERIVED.clear()
+    with torch.no_grad():
+        assert torch.equal(out, ops.modulated_conv2d(x, w, s, up=True, f=f, fused=False))
+    assert under_autocast.dtype == torch.bfloat16

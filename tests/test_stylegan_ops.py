@@ -56,6 +56,7 @@ def test_setup_filter_is_normalised_outer_product():
     assert torch.allclose(f, torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64)
 
 
+@pytest.mark.numerics
 def test_upsample_matches_zero_insert_then_fir(fir):
     x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
     fast = ops.upsample2d(x, fir.double())
@@ -64,6 +65,7 @@ def test_upsample_matches_zero_insert_then_fir(fir):
     assert torch.allclose(fast, ref, atol=1e-12)
 
 
+@pytest.mark.numerics
 def test_downsample_matches_fir_then_decimate(fir):
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
     fast = ops.downsample2d(x, fir.double())
@@ -78,6 +80,7 @@ def test_upsampled_constant_stays_constant():
     assert torch.allclose(y[:, :, 2:-2, 2:-2], torch.full_like(y[:, :, 2:-2, 2:-2], 0.7))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("impl", ["polyphase", "transpose"])
 @pytest.mark.parametrize("fused", [False, True])
 def test_fused_up_conv_equals_naive_transposed_conv_plus_fir(fir, impl, fused, monkeypatch):
@@ -111,6 +114,7 @@ def test_up_kernel_cache_outside_training_follows_in_place_changes(fir):
     assert w.grad is not None and torch.isfinite(w.grad).all()
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("k", [1, 3])
 def test_modulated_conv_grouped_and_activation_scaling_match_per_sample_loop(demodulate, k):
@@ -228,3 +232,23 @@ def test_discriminator_names_match_nvlabs_layout():
               "b4.conv.weight", "b4.fc.weight", "b4.out.bias"):
         assert k in keys, k
     assert "b8.fromrgb.weight" not in keys and "b16.skip.bias" not in keys
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("fused", [False, True])
+def test_fp16_autocast_pre_normalises_fp32_activations(fused):
+    """--amp on V100/T4 autocasts to fp16 while force_fp32 keeps activations fp32: the modulated conv
+    must still pre-normalise (NVlabs' fp16 overflow guard), else large styles overflow to inf/NaN."""
+    from numerics import summation
+
+    g = torch.Generator().manual_seed(0)
+    w, x = torch.randn(6, 4, 3, 3, generator=g) * 30, torch.randn(2, 4, 5, 5, generator=g) * 300
+    s = torch.randn(2, 4, generator=g) * 100
+    with torch.no_grad():
+        ref = ops.modulated_conv2d(x, w, s, fused=fused)
+        with torch.autocast("cpu", dtype=torch.float16):
+            assert ops.computes_in_fp16(x)
+            half = ops.modulated_conv2d(x, w, s, fused=fused)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    # a 4 x 3 x 3 reduction in fp16, relative to the largest output
+    assert float((half.float() - ref).abs().max()) <= summation(4 * 3 * 3, torch.float16) * float(ref.abs().max())

@@ -1,14 +1,17 @@
 """`stylekit transfer FOLDER --batch N`: batched Gatys runs equal their single-image runs.
 
 Offline: a seeded random-init VGG19 (shallow layers, 32 px, Adam, a few steps) so the file stays fast.
-Tolerance: a batched VGG pass sums in another order than a single one, so the losses agree to a
-relative 1e-4 and the 8-bit outputs to 1 grey level (measured: far closer; these bounds are loose).
+Tolerance: a batched VGG pass sums the same K = 64 x 3 x 3 terms (relu2_1's conv, the longest
+reduction here) in another order than a single one: K * eps32 relative per step, over the 4 steps for
+the losses (tests/numerics.py); the 8-bit outputs may flip one grey level where a pixel sits on a
+rounding boundary.
 """
 
 import json
 
 import numpy as np
 import pytest
+from numerics import summation
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -44,6 +47,7 @@ def by_name(doc):
     return {item["content"].rsplit("/", 1)[-1]: item for item in doc["items"]}
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("extra", [[], ["--original-colors", "--normalize-gradients", "--init", "random"]])
 def test_batch_equals_single_runs(folder, tmp_path, extra):
     single, one = run(folder, tmp_path / "one", *extra)
@@ -54,7 +58,7 @@ def test_batch_equals_single_runs(folder, tmp_path, extra):
     for name in ("a.png", "b.png", "c.png", "d.png"):
         assert manys[name]["size"] == ones[name]["size"]  # per-image output sizes kept exactly
         for term, value in ones[name]["stages"][0]["loss_end"].items():
-            assert manys[name]["stages"][0]["loss_end"][term] == pytest.approx(value, rel=1e-4, abs=1e-9)
+            assert manys[name]["stages"][0]["loss_end"][term] == pytest.approx(value, rel=4 * summation(64 * 3 * 3), abs=1e-9)
         with Image.open(tmp_path / "one" / name) as x, Image.open(tmp_path / "many" / name) as y:
             assert x.size == y.size
             diff = np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16))

@@ -147,18 +147,26 @@ class BalancedBatchSampler(_EpochSampler):
             yield self._share(b)
 
 
-def derive_pk(batch: int, num_classes: int, classes_per_batch: int | None, per_class: int | None) -> tuple[int, int]:
-    """P and K from explicit options or from --batch: K defaults to 4, P = batch // K (capped at the
-    class count, then K grows to keep the batch near --batch)."""
+def derive_pk(batch: int, num_classes: int, classes_per_batch: int | None, per_class: int | None,
+              world_size: int = 1) -> tuple[int, int]:
+    """P classes x K images per global batch from --batch and the options given, for `world_size` processes.
+
+    P keeps as many classes as the batch allows (--batch // 4, capped at the class count; fewer only
+    where no P*K fits); K grows to fill the batch; the global batch P*K is the largest multiple of the
+    process count not above --batch (each rank takes an equal interleaved share), so it lies within
+    lcm(P, world size) of --batch. Explicit --classes-per-batch and --per-class are taken as given.
+    """
     if classes_per_batch and per_class:
         return classes_per_batch, per_class
-    if per_class and not classes_per_batch:
-        return max(1, min(num_classes, batch // per_class)), per_class
-    if classes_per_batch and not per_class:
-        return classes_per_batch, max(2, batch // classes_per_batch)
-    k = 4
-    p = max(1, batch // k)
-    if p > num_classes:
-        p = num_classes
-        k = max(2, math.floor(batch / p))
-    return p, k
+    if per_class:
+        top = max(1, min(num_classes, batch // per_class))
+        fitting = [p for p in range(top, 0, -1) if p * per_class % world_size == 0]
+        return (fitting[0] if fitting else top), per_class
+    top = classes_per_batch or max(1, min(num_classes, batch // 4))
+    for p in [top] if classes_per_batch else range(top, 0, -1):  # fewer classes only when P*K cannot fit
+        step = world_size // math.gcd(p, world_size)  # K a multiple of this: P*K % world_size == 0
+        k = batch // p // step * step
+        if k >= 2:
+            return p, k
+    step = world_size // math.gcd(top, world_size)  # a batch too small for its process count: the smallest that splits
+    return top, step * math.ceil(2 / step)

@@ -16,10 +16,12 @@ before anything is written: its layout (config.json, checkpoints/) does not make
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,17 @@ def _is_rank_zero() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+UNLOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # filesystems without (cross-host) flock
+
+
 class DirLock:
-    """An exclusive, non-blocking flock on DIR/.stylekit.lock, released when the process ends."""
+    """An exclusive, non-blocking flock on DIR/.stylekit.lock, released when the process ends.
+
+    On network filesystems flock is honoured across hosts by NFSv4 (Linux maps it to fcntl locks),
+    CephFS, GPFS and Lustre mounted with `flock`; a filesystem without locks answers ENOLCK or
+    EOPNOTSUPP: then the run goes on unlocked with a warning, rather than refusing to train. The
+    holder line names the host, since on a shared filesystem the other run may be on another node.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_NAME
@@ -57,9 +68,16 @@ class DirLock:
                 f"{self.path.parent} is in use by {holder}",
                 hint="wait for that run to finish or choose another --out",
             ) from None
+        except OSError as exc:
+            if exc.errno not in UNLOCKABLE:
+                raise
+            fh.close()
+            get_console().warn(f"{self.path.parent}: this filesystem has no file locks ({exc.strerror}); "
+                               "nothing stops a second run on the same --out")
+            return
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()}")
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
         fh.flush()
         self._fh = fh
 

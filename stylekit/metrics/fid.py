@@ -141,7 +141,7 @@ class InceptionExtractor:
             # oneDNN runs channels-last convolutions without reordering the activations around every
             # layer: Inception-v3 at 299 px runs ~1.5x faster; features move by ~1e-7 relative.
             x = x.contiguous(memory_format=torch.channels_last)
-        with full_fp32(self.device):  # FID features must not depend on the GPU generation (TF32 off)
+        with full_fp32():  # FID features must not depend on the GPU generation (TF32 off)
             return self.model(x)
 
 

@@ -99,6 +99,18 @@ def register_family(family: MetricFamily, replace_existing: bool = False) -> Met
     return family
 
 
+def compute_metric(ctx: Any, spec: MetricSpec) -> dict[str, Any]:
+    """The one entry point that computes a metric: its family's function, in full fp32.
+
+    Every metric runs with TF32 (and CPU reduced-precision matmuls) off, restored afterwards, so its
+    number does not depend on the GPU generation or the process's training policy.
+    """
+    from stylekit.device import full_fp32
+
+    with full_fp32():
+        return FAMILIES[spec.family].compute(ctx, spec)
+
+
 def register_pattern(pattern: str, build: Callable[[re.Match[str]], MetricSpec], *examples: str) -> None:
     PATTERNS.append(NamePattern(re.compile(pattern), build, examples))
 

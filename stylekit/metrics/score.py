@@ -366,7 +366,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
 
     # Largest sample counts first, so smaller ones slice what is already generated; report in the asked order.
     order = sorted(specs, key=lambda s: -(ctx.count_a(s) or 2**62))
-    results = {s.name: _timed(FAMILIES[s.family].compute, ctx, s) for s in order}
+    results = {s.name: _timed(ctx, s) for s in order}
     out = {s.name: results[s.name] for s in specs}
 
     models = {kind: _describe(ext) for kind, ext in extractors.items()}
@@ -390,10 +390,12 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     return report
 
 
-def _timed(compute: Callable[[Any, Any], dict[str, Any]], ctx: _Context, spec: Any) -> dict[str, Any]:
-    """The family's result with its family and seconds (features shared by metrics count for the first one)."""
+def _timed(ctx: _Context, spec: Any) -> dict[str, Any]:
+    """The metric's result with its family and seconds (features shared by metrics count for the first one)."""
+    from stylekit.metrics.registry import compute_metric
+
     start = time.perf_counter()
-    doc = compute(ctx, spec)
+    doc = compute_metric(ctx, spec)
     count = ctx.count_a(spec)
     if count is not None and ctx.generator is not None:
         doc.setdefault("num_gen", count)  # the images the value was computed from, whatever set them

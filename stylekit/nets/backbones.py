@@ -219,6 +219,18 @@ def fixed_input_size(spec: str) -> int | None:
     return None
 
 
+def sync_batchnorm(module: nn.Module) -> nn.Module:
+    """`module` with every BatchNorm synchronised across processes, each norm layer kept what it is.
+
+    torch's `SyncBatchNorm.convert_sync_batchnorm` turns timm's fused `BatchNormAct2d` (norm + its
+    activation and drop) into a bare SyncBatchNorm, silently dropping the activation; timm's
+    conversion keeps it (`SyncBatchNormAct`) and converts plain torch BatchNorms like torch does.
+    """
+    from timm.layers import convert_sync_batchnorm
+
+    return convert_sync_batchnorm(module)
+
+
 def build_backbone(spec: str, pretrained: bool = False, weights: str | os.PathLike[str] | None = None) -> Backbone:
     """Build the feature extractor named by `spec`; see module docstring for where weights come from."""
     kind, name = parse_spec(spec)

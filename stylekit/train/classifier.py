@@ -29,13 +29,13 @@ from torch.utils.data import DataLoader, Subset
 from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
-from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler, needs_grad_scaler
+from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, read_regular_text, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.metrics import retrieval as R
-from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec
+from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec, sync_batchnorm
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 from stylekit.train.losses import LossConfig, style_loss
 from stylekit.train.plan import log_plan
@@ -210,7 +210,7 @@ def _param_groups(net: StyleNet, wd: float) -> list[dict[str, Any]]:
 def _make_sampler(cfg: ClassifierConfig, splits: StyleSplits, dist: Any) -> ShuffledBatchSampler | BalancedBatchSampler:
     labels = splits.labels("train")
     if cfg.balanced_sampler:
-        p, k = derive_pk(cfg.batch, len(splits.classes), cfg.classes_per_batch, cfg.per_class)
+        p, k = derive_pk(cfg.batch, len(splits.classes), cfg.classes_per_batch, cfg.per_class, dist.world_size)
         return BalancedBatchSampler(labels, p, k, seed=cfg.seed, world_size=dist.world_size, rank=dist.rank)
     return ShuffledBatchSampler(len(labels), min(cfg.batch, len(labels) - len(labels) % dist.world_size),
                                 seed=cfg.seed, world_size=dist.world_size, rank=dist.rank)
@@ -283,7 +283,7 @@ def _train(cfg: ClassifierConfig, dist: Any, splits: StyleSplits, run_dir: RunDi
     net = StyleNet(net_cfg, pretrained=bool(cfg.pretrained), weights=_weights_file(cfg))
     if dist.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch (every rank also sees every class: sampling.py)
-        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = sync_batchnorm(net)
     net = net.to(device)
     configure_backends(device, training=True, tf32=True)
     sampler = _make_sampler(cfg, splits, dist)
@@ -296,7 +296,6 @@ def _train(cfg: ClassifierConfig, dist: Any, splits: StyleSplits, run_dir: RunDi
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup))
     if cfg.amp and amp_dtype(device) is None:
         console.warn(f"--amp: {device} has no native low-precision type; training in fp32")
-    use_scaler = needs_grad_scaler(device, cfg.amp)
     scaler = grad_scaler(device, cfg.amp)
     train_ds = StyleImageDataset(splits.items["train"], cfg.size, train=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
@@ -309,8 +308,7 @@ def _train(cfg: ClassifierConfig, dist: Any, splits: StyleSplits, run_dir: RunDi
         runner.register("model", net)
         runner.register("optimizer", optimizer)
         runner.register("scheduler", scheduler)
-        if use_scaler:
-            runner.register("scaler", scaler)
+        runner.register("scaler", scaler)
         state = runner.resume()
         reapply_schedule(scheduler)  # a rerun may extend --epochs
         step = int(state.get("step", 0))
@@ -353,8 +351,6 @@ def _train(cfg: ClassifierConfig, dist: Any, splits: StyleSplits, run_dir: RunDi
                         probe = torch.nn.functional.cross_entropy(logits.float(), labels)
                         loss = loss + probe
                         parts["probe_ce"] = probe.detach()
-                    if not loss_cfg.uses_supcon:
-                        loss = loss + 0.0 * z.sum()  # keep the projection head in the graph (DDP)
                     for k, v in parts.items():  # on the device: no read inside the step
                         epoch_stats.add(k, v)
                         check_stats.add(k, v)

@@ -58,6 +58,35 @@ def _env_int(name: str, default: int) -> int:
         raise BadInput(f"environment variable {name}={value!r} is not an integer", hint="launch with torchrun") from None
 
 
+def gloo_interface(world: int, local_world: int) -> None:
+    """Make sure gloo (the control group on GPU jobs, everything on CPU jobs) can reach other nodes.
+
+    gloo listens on the address this host's name resolves to; on many distributions that is
+    127.0.1.1 (an /etc/hosts line), so across nodes it would wait for connections that can never
+    come until the timeout. On a multi-node job without GLOO_SOCKET_IFNAME: NCCL_SOCKET_IFNAME, when
+    set to plain interface names, is taken for gloo too; otherwise a loopback host address is refused.
+    """
+    if world <= local_world or os.environ.get("GLOO_SOCKET_IFNAME"):
+        return
+    nccl = os.environ.get("NCCL_SOCKET_IFNAME", "")
+    if nccl and not nccl.startswith(("^", "=")):
+        os.environ["GLOO_SOCKET_IFNAME"] = nccl
+        return
+    import socket
+
+    host = socket.gethostname()
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        address = ""
+    if address.startswith("127.") or not address:
+        raise BadInput(
+            f"a job across nodes, but this host's name {host!r} resolves to {address or 'nothing'}: "
+            "gloo would listen where the other nodes cannot reach it",
+            hint="set GLOO_SOCKET_IFNAME (and NCCL_SOCKET_IFNAME) to the network interface between the nodes, e.g. eth0",
+        )
+
+
 def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
     """Read torchrun's environment, start the process group if WORLD_SIZE > 1, return this rank's DistInfo.
 
@@ -77,6 +106,7 @@ def init_distributed(device_spec: str = "auto", timeout_s: float = 1800.0) -> Di
         torch.cuda.set_device(device)
     if world == 1:
         return DistInfo(0, 0, 1, device)
+    gloo_interface(world, _env_int("LOCAL_WORLD_SIZE", world))
     backend = "nccl" if device.type == "cuda" else "gloo"
     wait = datetime.timedelta(seconds=max(timeout_s, WAIT_TIMEOUT_S))
     if not tdist.is_initialized():
@@ -152,9 +182,17 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def wrap_ddp(module: torch.nn.Module, dist: DistInfo, **ddp_kwargs: Any) -> torch.nn.Module:
-    """DistributedDataParallel over `module` when distributed, else `module` itself."""
+    """DistributedDataParallel over `module` when distributed, else `module` itself.
+
+    Any option set may leave a trainable parameter without a gradient (a loss weighted 0, a head
+    another loss does not use); plain DDP then waits for it and fails at the next step. The rule for
+    every trainer, instead of a case-by-case `0 * unused.sum()`: DDP searches the autograd graph
+    after each forward for the parameters the loss cannot reach (`find_unused_parameters`), a
+    host-side walk of the graph that queues no device work and reads nothing back.
+    """
     if not dist.distributed:
         return module
+    ddp_kwargs.setdefault("find_unused_parameters", True)
     if dist.device.type == "cuda":
         ddp_kwargs.setdefault("device_ids", [dist.device.index])
     return torch.nn.parallel.DistributedDataParallel(module, **ddp_kwargs)

@@ -58,25 +58,25 @@ def supcon_loss(
 ) -> torch.Tensor:
     """SupCon over the batch. With `gathered` (global z with gradient, global labels, this rank's
     offset), the result is world_size * sum(local anchor losses) / (global anchors with a positive),
-    whose DDP-averaged gradient equals the single-process gradient."""
+    whose DDP-averaged gradient equals the single-process gradient.
+
+    Computed without reading anything back to the host (no branch on values, no boolean indexing):
+    anchors without a positive contribute an exact 0, and a batch without any positive gives 0.
+    """
     if gathered is None:
         idx = torch.arange(z.shape[0], device=z.device)
         per, has = supcon_terms(z, labels, z, labels, idx, temperature)
-        if not bool(has.any()):
-            return z.sum() * 0.0
-        return per[has].mean()
+        return (per * has).sum() / has.sum().clamp(min=1)
     all_z, all_labels, offset = gathered
     idx = torch.arange(z.shape[0], device=z.device) + offset
     per, has = supcon_terms(z, labels, all_z, all_labels, idx, temperature)
-    global_count = _global_positive_anchor_count(all_labels)
-    if global_count == 0:
-        return z.sum() * 0.0
-    return per[has].sum() * world_size / global_count
+    return (per * has).sum() * world_size / _global_positive_anchor_count(all_labels).clamp(min=1)
 
 
-def _global_positive_anchor_count(labels: torch.Tensor) -> int:
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    return int((counts[inverse] > 1).sum())
+def _global_positive_anchor_count(labels: torch.Tensor) -> torch.Tensor:
+    """Anchors of the global batch whose label occurs at least twice (a device tensor)."""
+    same = labels[:, None] == labels[None, :]
+    return (same.sum(1) > 1).sum()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ betas (0.5, 0.999); `epochs` in total: the LR is constant, then decays linearly 
 `decay_epochs` (junyanz's schedule; his n_epochs + n_epochs_decay is our epochs). The shared runner
 (stylekit.train.runner) gives checkpoints of networks, optimizers,
 schedulers, scaler, RNG and epoch/batch counters, auto-resume, SIGTERM/SIGINT -> save + exit 130,
-and the NaN guard. Under torchrun: DDP, sharded data, SyncBatchNorm on CUDA for --norm batch.
+and the NaN guard. Under torchrun: DDP, sharded data, global-batch BatchNorm for --norm batch (sync_norm.py).
 
 Every epoch: held-out L1 with references of the right style (`val_l1`) and of a wrong style
 (`val_l1_wrong_refs`) — if style flows from the references, the first is clearly lower —, a
@@ -54,6 +54,7 @@ from stylekit.train.pix2pix_style import (
 from stylekit.train.plan import log_plan
 from stylekit.train.runner import TrainRunner, reapply_schedule, seed_everything
 from stylekit.train.stats import RunningMeans
+from stylekit.train.sync_norm import global_batchnorm
 
 GENERATOR_FILE = "generator.safetensors"
 GENERATOR_JSON = "generator.json"
@@ -274,13 +275,9 @@ def export_generator(g: RefUNet, out: Path, extra: dict[str, Any]) -> Path:
 def _build(cfg: Pix2PixConfig, dist: DistInfo, layout: torch.memory_format) -> tuple[RefUNet, PatchGAN]:
     g = RefUNet(generator_config(cfg), grad_checkpoint=cfg.grad_checkpoint)
     d = PatchGAN(6, cfg.ndf, cfg.n_layers_d, cfg.norm)  # type: ignore[arg-type]
-    if dist.distributed and cfg.norm == "batch":
-        if dist.device.type == "cuda":
-            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)  # type: ignore[assignment]
-            d = nn.SyncBatchNorm.convert_sync_batchnorm(d)  # type: ignore[assignment]
-        else:
-            get_console().warn("--norm batch under torchrun on CPU: batch statistics are per process "
-                               "(SyncBatchNorm needs CUDA); use --norm instance for exact multi-process equivalence")
+    if dist.distributed and cfg.norm == "batch":  # statistics of the global batch, no host read per layer
+        g = global_batchnorm(g, dist)  # type: ignore[assignment]
+        d = global_batchnorm(d, dist)  # type: ignore[assignment]
     # `_to` hands the images over in the same layout so no conversion happens per layer.
     return (g.to(dist.device, memory_format=layout),  # type: ignore[call-overload]
             d.to(dist.device, memory_format=layout))  # type: ignore[call-overload]

@@ -99,8 +99,9 @@ def export_ref_style_model(g: RefUNet, classifier: nn.Linear | None, classes: li
     enc = g.encoder
     assert enc is not None
     spec = RefCodeBackbone.spec(enc.kind, enc.style_dim, enc.ref_size)
-    torch.manual_seed(0)  # the unused projection head is initialised the same way every time
-    net = StyleNet(StyleNetConfig(backbone=spec, num_classes=len(classes), embed_dim=enc.style_dim, embedding="features"))
+    with torch.random.fork_rng(devices=[]):  # the training run's random streams stay untouched
+        torch.manual_seed(0)  # the unused projection head is initialised the same way every time
+        net = StyleNet(StyleNetConfig(backbone=spec, num_classes=len(classes), embed_dim=enc.style_dim, embedding="features"))
     assert isinstance(net.backbone, RefCodeBackbone)
     net.backbone.encoder.load_state_dict(enc.state_dict())
     if classifier is not None:

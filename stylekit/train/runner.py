@@ -54,6 +54,26 @@ class NonFiniteLoss(StylekitError):
     """A loss became nan/inf; the last checkpoint (written before it) is intact. Exit 1."""
 
 
+class ScalerState:
+    """A GradScaler as a checkpoint entry that resumes across --amp on/off and across hardware.
+
+    A scaler is enabled only for fp16 autocast (`stylekit.device.needs_grad_scaler`); a disabled one
+    saves {}. Resuming an enabled scaler from {} (or from a checkpoint without one) keeps its initial
+    scale: it recalibrates within a few steps, skipping the updates of steps that overflow, exactly as
+    a new fp16 run does. A disabled scaler has nothing to restore and ignores a saved state.
+    """
+
+    def __init__(self, scaler: torch.amp.GradScaler) -> None:
+        self.scaler = scaler
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scaler.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(dict(state))
+
+
 def reapply_schedule(*schedulers: torch.optim.lr_scheduler.LambdaLR) -> None:
     """After resume, set each group's lr from the (possibly new) schedule at the saved position.
 
@@ -194,6 +214,9 @@ class TrainRunner:
             raise ValueError(f"'{name}' is already registered (or reserved)")
         if isinstance(obj, torch.nn.Module):
             obj = unwrap(obj)
+        elif isinstance(obj, torch.amp.GradScaler):
+            self._objects[name] = ScalerState(obj)
+            return obj
         elif not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
             raise TypeError(f"cannot checkpoint '{name}': {type(obj).__name__} has no state_dict()/load_state_dict()")
         self._objects[name] = obj
@@ -258,6 +281,9 @@ class TrainRunner:
                 detail = " ".join(line.strip() for line in first[:3])
                 raise BadInput(f"checkpoint {path} does not fit module '{name}': {detail}", hint=fix) from None
         for name, obj in self._states().items():
+            if name not in loaded.states and isinstance(obj, ScalerState):
+                obj.load_state_dict({})  # a checkpoint of a run without a scaler
+                continue
             if name not in loaded.states:
                 raise BadInput(f"checkpoint {path} has no state '{name}'", hint=fix)
             try:

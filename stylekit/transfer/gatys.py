@@ -9,6 +9,7 @@ targets and losses, their sum minimised (Adam only: see `TransferConfig.check`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from PIL import Image
 
 from stylekit.configs.transfer import TransferConfig
 from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
-from stylekit.device import resolve_device
+from stylekit.device import full_fp32, resolve_device
 from stylekit.errors import BadInput
 from stylekit.io.atomic import save_image_atomic
 from stylekit.io.console import get_console
@@ -189,10 +190,12 @@ class GatysStylizer:
                     for i, (_, out_path) in enumerate(jobs):
                         self._save(current[i : i + 1], content[i : i + 1], frames_dir(out_path) / f"stage{stage}_{step:05d}.png")
 
-            stage_logs = optimise(
-                variable, render, loss_fn, cfg.optimizer, steps, cfg.lr,
-                f"{names} stage {index}/{len(cfg.stage_sizes)} {width}x{height}", save_frame,
-            )
+            # L-BFGS's line search and curvature pairs compare loss differences below TF32's precision
+            with full_fp32() if cfg.optimizer == "lbfgs" else contextlib.nullcontext():
+                stage_logs = optimise(
+                    variable, render, loss_fn, cfg.optimizer, steps, cfg.lr,
+                    f"{names} stage {index}/{len(cfg.stage_sizes)} {width}x{height}", save_frame,
+                )
             for path, log, per_image in zip(paths, stage_logs, stages, strict=True):
                 get_console().log(
                     f"{path.name} stage {index}: {width}x{height}, {steps} steps in {log.seconds:.1f}s, "

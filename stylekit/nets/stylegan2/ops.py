@@ -127,7 +127,10 @@ def cached_derived(weight: torch.Tensor, what: str, make: Callable[[], torch.Ten
     change between calls, so the fused up-sampling kernel, the demodulation sums and the low-precision
     copies are remembered until the weight or a dependency is modified in place (version counters) or
     the weight is freed. Values are made outside inference mode, so a later call that records
-    gradients for the activations can save them for backward.
+    gradients for the activations can save them for backward, and outside autocast, so a value
+    is exactly what the weight's dtype gives on its device whatever context first asked for it (the
+    key): a kernel made under bf16 autocast is never handed to an fp32 forward. Low-precision copies
+    are entries of their own (`_in_dtype`).
     """
     tensors = (weight, *deps)
     if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or any(t.is_inference() for t in tensors):
@@ -137,7 +140,7 @@ def cached_derived(weight: torch.Tensor, what: str, make: Callable[[], torch.Ten
     hit = _DERIVED.get(slot)
     if hit is not None and hit[0]() is weight and hit[1] == key:
         return hit[2]
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), torch.autocast(weight.device.type, enabled=False):
         value = make()
     _DERIVED[slot] = (weakref.ref(weight, lambda _, slot=slot: _DERIVED.pop(slot, None)), key, value)
     return value
@@ -153,6 +156,15 @@ def _in_dtype(weight: torch.Tensor, what: str, kernel: torch.Tensor, dtype: torc
     if kernel.dtype == dtype:
         return kernel
     return cached_derived(weight, f"{what}:{dtype}", lambda: kernel.to(dtype), *deps)
+
+
+def computes_in_fp16(x: torch.Tensor) -> bool:
+    """Convolutions on `x` run in fp16: fp16 activations, or fp32 ones under fp16 autocast (--amp on
+    GPUs without native bf16: V100, T4), where `force_fp32` keeps x fp32 but autocast still casts."""
+    if x.dtype == torch.float16:
+        return True
+    kind = x.device.type
+    return torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
 
 
 def modulated_conv2d(
@@ -171,8 +183,8 @@ def modulated_conv2d(
     """
     n = x.shape[0]
     o, i, kh, kw = weight.shape
-    if x.dtype == torch.float16 and demodulate:
-        # Pre-normalisation against fp16 overflow, as in NVlabs.
+    if demodulate and computes_in_fp16(x):
+        # Pre-normalisation against fp16 overflow, as in NVlabs (demodulation cancels the scale).
         weight = weight * (1 / math.sqrt(i * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     dcoefs = None
