@@ -28,9 +28,9 @@ RUN: dict[str, dict[str, str | None]] = {
     "stylekit train-pix2pix data/toy": {"--size": "32", "--epochs": "1", "--refs": "1", "--ngf": "4", "--ndf": "4",
                                         "--n-layers-d": "1", "--style-dim": "8", "--val-max": "2", "--samples": "1",
                                         "--batch": "9"},
-    "stylekit generate --network": {"--seeds": "0-3,120"},
+    "stylekit generate --network ffhq-256": {"--seeds": "0-3,120"},
     "stylekit mix --network": {"--frames": "3"},
-    "stylekit blend-layers --base": {"--swap-res": "8", "--preview-seeds": "0-1"},
+    "stylekit blend-layers --base ffhq-256": {"--swap-res": "8", "--preview-seeds": "0-1"},
 }
 SKIP = {
     "stylekit download wikiart": "network (Kaggle)",
@@ -40,7 +40,7 @@ SKIP = {
     "stylekit prepare data/faces": "needs a folder of faces the README does not create",
     "stylekit train-classifier": "needs prepared data or pretrained backbones (tests/test_classifier.py runs it)",
     "stylekit score": "needs Inception/CLIP weights (tests/test_score.py runs it with tiny models)",
-    "stylekit transfer": "needs VGG weights (tests/test_transfer.py runs it with a local file)",
+    "stylekit transfer": "needs VGG weights or a trained model (tests/test_transfer.py, test_cyclegan.py run them)",
     "stylekit finetune-stylegan": "needs data/toons.zip and ffhq-256 weights (tests/test_finetune.py)",
     "stylekit invert": "needs VGG16/LPIPS weights (tests/test_invert.py)",
     "stylekit styleclip": "needs CLIP weights (tests/test_styleclip.py)",
@@ -49,6 +49,9 @@ SKIP = {
     "stylekit classify": "needs a trained style model (tests/test_search.py)",
     "stylekit similar": "needs a trained style model (tests/test_search.py)",
     "stylekit convert": "needs a trained run (tests/test_convert.py)",
+    "stylekit generate --network https://": "network (NVlabs' CDN; tests/test_remote_weights.py serves a URL locally)",
+    "stylekit blend-layers --base ffhq --finetuned metfaces": "network (the ffhq and metfaces release networks)",
+    "stylekit train-cyclegan": "needs photo/painting folders (tests/test_cyclegan_toy.py trains on toy-styles)",
 }
 
 
@@ -105,7 +108,7 @@ def test_readme_offline_examples_run(tmp_path, monkeypatch):
     docs = dict(ran)
     assert len(docs) == len(RUN)
     assert docs["stylekit train-pix2pix data/toy"]["epochs"] == 1  # --epochs is the total
-    assert len(docs["stylekit generate --network"]["images"]) == 5
+    assert len(docs["stylekit generate --network ffhq-256"]["images"]) == 5
     assert (tmp_path / "toonify.safetensors").is_file() and (tmp_path / "data" / "pairs").is_dir()
 
 
