@@ -1,42 +1,14 @@
-"""Range checks shared by the config dataclasses, so a Python caller and the CLI get the same errors.
+"""Checks that need more than an option's declaration (stylekit/declare.py holds option ranges).
 
-Each check raises BadInput (exit 2) naming the option. `check_fits` refuses a request whose estimated
-memory exceeds what the machine has, before anything is allocated.
+`check_fits` refuses a request whose estimated memory exceeds what the machine has, before anything is
+allocated; `read_json_object` reads a JSON file that must hold an object (BadInput naming it).
 """
 
 from __future__ import annotations
 
-import math
 import os
 
 from stylekit.errors import BadInput
-
-
-def check_number(option: str, value: float, *, minimum: float | None = None, maximum: float | None = None,
-                 above: float | None = None, hint: str | None = None) -> None:
-    """A finite number within [minimum, maximum] (and > `above` when given)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadInput(f"{option} must be a finite number, got {value}", hint=hint)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) or (above is not None and value <= above):
-        bounds = [f">= {minimum}" if minimum is not None else "", f"> {above}" if above is not None else "",
-                  f"<= {maximum}" if maximum is not None else ""]
-        raise BadInput(f"{option} must be {' and '.join(b for b in bounds if b)}, got {value}", hint=hint)
-
-
-def check_int(option: str, value: int | None, minimum: int, maximum: int | None = None, hint: str | None = None) -> None:
-    """An integer >= minimum (None is allowed: it means the default)."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput(f"{option} must be an integer, got {value!r}", hint=hint)
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and <= {maximum}" if maximum is not None else ""
-        raise BadInput(f"{option} must be >= {minimum}{upper}, got {value}", hint=hint)
-
-
-def check_trunc(value: float, option: str = "--trunc") -> None:
-    """Truncation psi: finite (nan/inf give black images); any finite value is allowed (psi > 1 extrapolates)."""
-    check_number(option, value, hint="1 = no truncation, 0.7 a common choice")
 
 
 def memory_bytes() -> int:
