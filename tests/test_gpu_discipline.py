@@ -208,7 +208,7 @@ def test_every_command_runs_with_device_less_tensors_unusable(toy, stylegan_setu
         ["generate", "--network", str(net), "--seeds", "0-3", "--out", str(out / "gen"), "--device", "cpu"],
         ["invert", str(tmp_path / "target.png"), "--network", str(net), "--out", str(out / "inv"), "--loss", "mse",
          "--steps", "4", "--w-avg-samples", "200", "--device", "cpu"],
-        ["styleclip", "--network", str(net), "--seed", "3", "--prompt", "a red square", "--clip-model", str(clip),
+        ["styleclip", "--network", str(net), "--latent-seed", "3", "--prompt", "a red square", "--clip-model", str(clip),
          "--steps", "3", "--out", str(out / "sc"), "--device", "cpu"],
         ["transfer", str(content), str(style), "--out", str(out / "tr.png"), "--vgg-weights", str(vgg), "--size", "32",
          "--steps", "3", "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--device", "cpu"],

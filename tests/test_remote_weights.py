@@ -101,6 +101,9 @@ def server(monkeypatch):
     s = Server()
     monkeypatch.delenv("STYLEKIT_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import huggingface_hub.constants  # read HF_HUB_OFFLINE at import; an earlier offline test (quiet_hub) set it
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", s.base)  # huggingface_hub's own switch for another hub host
     monkeypatch.setenv("HF_TOKEN", "")
     yield s
