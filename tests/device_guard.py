@@ -18,6 +18,7 @@ Left alone: constructors in torch and other libraries, and those inside an nn.Mo
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -64,6 +65,29 @@ class StrayTensorsOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def one_process_group() -> Any:
+    """Under torchrun, every job of this process shares one default process group: a job's clean teardown
+    keeps it, and it is destroyed once at the end. torch cannot re-create the default group in one
+    process reliably (the second group's rendezvous reuses the first one's store keys, and its gloo
+    connect can hang), while users run one command per launch; so the harness, not stylekit, reuses it."""
+    import torch.distributed as tdist
+
+    destroy = tdist.destroy_process_group
+
+    def keep_default(group: Any = None) -> None:
+        if group is not None and group is not tdist.GroupMember.WORLD:
+            destroy(group)
+
+    tdist.destroy_process_group = keep_default
+    try:
+        yield
+    finally:
+        tdist.destroy_process_group = destroy
+        if tdist.is_initialized():
+            destroy()
+
+
 def run_jobs(jobs: list[list[str]]) -> list[dict[str, Any]]:
     from typer.testing import CliRunner
 
@@ -71,7 +95,7 @@ def run_jobs(jobs: list[list[str]]) -> list[dict[str, Any]]:
 
     report = []
     mode = StrayTensorsOnMeta()
-    with mode:
+    with mode, one_process_group():
         for argv in jobs:
             result = CliRunner().invoke(app, argv)
             error = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and result.exit_code else ""

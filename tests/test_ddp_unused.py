@@ -24,5 +24,5 @@ def test_unreached_parameters_under_two_processes(tmp_path):
         ["train-classifier", str(data), "--out", str(tmp_path / "cls"), "--loss", "ce", "--epochs", "1", "--batch", "4",
          "--size", "32", "--workers", "0", "--device", "cpu", "--seed", "0", "--json"],
     ]
-    p2p, cls = run_guarded(tmp_path, jobs, nproc=2)  # every job exits 0 on both ranks
+    p2p, cls = run_guarded(tmp_path, jobs, nproc=2, timeout_s=240)  # every job exits 0 on both ranks
     assert json.loads(p2p["stdout"])["steps"] > 1 and json.loads(cls["stdout"])["steps"] > 1
