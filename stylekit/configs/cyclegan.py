@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
+from stylekit.configs.pix2pix import (  # one vocabulary for the two image-to-image trainers
+    GanMode,
+    Norm,
+    Preprocess,
+)
 from stylekit.declare import Config, argument, option, require
 
 MODEL = "Model"
 TRAIN = "Training"
 DATA = "Data"
-
-
-class Norm(StrEnum):
-    instance = "instance"
-    batch = "batch"
-
-
-class GanMode(StrEnum):
-    lsgan = "lsgan"
-    vanilla = "vanilla"
-
-
-class Preprocess(StrEnum):
-    resize_and_crop = "resize_and_crop"
-    crop = "crop"
-    none = "none"
 
 
 @dataclass(frozen=True)
