@@ -1,6 +1,6 @@
 """The CLI contract of docs/cli.md, checked over every registered command (new ones included).
 
-- every option uses the vocabulary (stylekit/cli/vocabulary.py): canonical names, one default, no banned name;
+- every option uses the vocabulary (stylekit/vocabulary.py): canonical names, one default, no banned name;
 - --help is the same everywhere: examples one per line at the end, option groups in one order, value
   placeholders instead of Python type names, help text shown literally;
 - renamed options are gone (one name per concept; the renames are listed once in CHANGELOG.md);

@@ -81,7 +81,7 @@ def _invoke(args):
 
 
 def test_cli_amp_help_and_run(native_bf16, tmp_path):
-    from stylekit.cli.vocabulary import CONCEPTS
+    from stylekit.vocabulary import CONCEPTS
 
     res = _invoke(["invert", "--help"])
     assert res.exit_code == 0 and "--amp" in res.output and "--no-amp" in res.output
