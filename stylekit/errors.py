@@ -66,3 +66,11 @@ class BadImage(BadInput):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class FailedOnAnotherRank(StylekitError):
+    """Under torchrun, rank `rank` failed: every other rank ends with its message and exit code."""
+
+    def __init__(self, rank: int, message: str, hint: str | None, exit_code: int) -> None:
+        super().__init__(f"rank {rank}: {message}", hint)
+        self.exit_code = exit_code

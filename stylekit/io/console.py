@@ -25,8 +25,9 @@ def _is_rank_zero() -> bool:
 class ProgressTask:
     """Handle returned by `Console.progress`: call `advance(n)` and optionally `update(**fields)`."""
 
-    def __init__(self, console: Console, total: int | None, description: str) -> None:
+    def __init__(self, console: Console, total: int | None, description: str, ranks: int = 1) -> None:
         self._console = console
+        self._ranks = ranks
         self.total = total
         self.description = description
         self.completed = 0
@@ -38,7 +39,11 @@ class ProgressTask:
         self._rich_id: Any = None
 
     def advance(self, n: int = 1) -> None:
-        self.completed += n
+        """`n` more done by this process; with `ranks` > 1 (an even share of the work per rank), the bar
+        shows the job's count: rank 0's count times the number of ranks, at most the total."""
+        self.completed += n * self._ranks
+        if self._ranks > 1 and self.total is not None:
+            self.completed = min(self.completed, self.total)
         self._render()
 
     def update(self, **fields: Any) -> None:
@@ -116,8 +121,9 @@ class Console:
             print(f"warning: {message}", file=self._stream(), flush=True)
 
     @contextmanager
-    def progress(self, total: int | None, description: str) -> Iterator[ProgressTask]:
-        task = ProgressTask(self, total, description)
+    def progress(self, total: int | None, description: str, ranks: int = 1) -> Iterator[ProgressTask]:
+        """A progress bar of `total` steps; `ranks` > 1: `total` is the whole job's and each rank does its share."""
+        task = ProgressTask(self, total, description, ranks)
         if self.enabled and self.is_terminal():
             from rich.console import Console as RichConsole
             from rich.progress import (

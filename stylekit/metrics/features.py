@@ -27,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +40,15 @@ from stylekit.data.imageset import ImageItem, ImageSet, ItemDataset, SquareResiz
 from stylekit.errors import BadInput
 from stylekit.home import stylekit_home
 from stylekit.io.console import get_console
+from stylekit.train.distributed import (
+    DistInfo,
+    agree,
+    broadcast_object,
+    broadcast_rows,
+    gather_lists,
+    gather_rows,
+    shard,
+)
 
 
 def features_dir() -> Path:
@@ -240,10 +249,12 @@ class FeatureResult:
     seconds: float = 0.0
     extractor: str = ""
     mode: str = ""
+    per_rank: list[int] = field(default_factory=list)  # under torchrun: images each rank computed, in rank order
 
     def stats(self) -> dict[str, Any]:
-        return {"extractor": self.extractor, "mode": self.mode, "hits": self.hits, "computed": self.computed,
-                "rebuilt": self.rebuilt, "seconds": round(self.seconds, 3)}
+        out = {"extractor": self.extractor, "mode": self.mode, "hits": self.hits, "computed": self.computed,
+               "rebuilt": self.rebuilt, "seconds": round(self.seconds, 3)}
+        return out | ({"computed_per_rank": self.per_rank} if self.per_rank else {})
 
 
 def run_model(extractor: FeatureExtractor, tensors: list[torch.Tensor]) -> list[np.ndarray]:
@@ -302,6 +313,60 @@ def _batches(dataset: ItemDataset, batch_size: int, workers: int | None) -> Iter
             yield pending.result()
 
 
+def _open_store(cache: bool | str | os.PathLike[str], extractor: FeatureExtractor) -> FeatureCache | None:
+    if not cache:
+        return None
+    return FeatureCache(features_dir() if cache is True else Path(cache), extractor.name, extractor.mode)
+
+
+def _read_plan(store: FeatureCache | None, keys: list[str], dim: int) -> tuple[list[int], list[int], dict[int, str], np.ndarray]:
+    """From the cache: (indices to compute, indices with cached features, cached errors by index, those features)."""
+    entries: dict[str, CacheEntry] = {}
+    if store is not None:
+        try:
+            entries = store.get_many(keys)
+        except (OSError, sqlite3.Error) as exc:
+            get_console().warn(f"feature cache unavailable ({exc}); computing without it")
+    misses, hits, errors, rows = [], [], {}, []
+    for i, key in enumerate(keys):
+        entry = entries.get(key)
+        if entry is None:
+            misses.append(i)
+        elif entry.error is not None or entry.features is None:
+            errors[i] = entry.error or "no features"
+        elif entry.features.size != dim:  # an entry of another extractor version: recompute it
+            misses.append(i)
+        else:
+            hits.append(i)
+            rows.append(entry.features)
+    return misses, hits, errors, np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+
+
+def _compute(items: list[ImageItem], keys: list[str], todo: list[int], extractor: FeatureExtractor, store: FeatureCache | None,
+             batch_size: int, workers: int | None, task: Any) -> dict[int, CacheEntry]:
+    """Features (or the decoding error) of items[todo], written to the cache batch by batch (a kill loses one batch)."""
+    out: dict[int, CacheEntry] = {}
+    if not todo:
+        return out
+    dataset = ItemDataset([items[i] for i in todo], extractor.preprocess, bool(extractor.cleanfid_decode))
+    if workers is None:
+        workers = auto_loader_workers(getattr(extractor, "device", None))
+    for batch in _batches(dataset, max(1, batch_size), workers):
+        good = [(j, t) for j, t, err in batch if t is not None]
+        feats = run_model(extractor, [t for _, t in good]) if good else []
+        for (j, _), f in zip(good, feats, strict=True):
+            if f.size != extractor.dim:
+                raise BadInput(f"extractor {extractor.name} returned {f.size} values, expected {extractor.dim}")
+            out[todo[j]] = CacheEntry(f, None)
+        for j, _, err in batch:
+            if err is not None:
+                out[todo[j]] = CacheEntry(None, err)
+        if store is not None:
+            store.put_many([(keys[todo[j]], items[todo[j]].key_path, out[todo[j]].features, out[todo[j]].error) for j, _, _ in batch])
+        task.advance(len(batch))
+    return out
+
+
 def extract_features(
     image_set: ImageSet,
     extractor: FeatureExtractor,
@@ -309,66 +374,52 @@ def extract_features(
     batch_size: int = 32,
     workers: int | None = 0,
     description: str | None = None,
+    dist: DistInfo | None = None,
 ) -> FeatureResult:
     """Features of every decodable image of `image_set` (cached); undecodable ones are skipped and reported.
 
     `cache`: True = $STYLEKIT_HOME/features, a path = that folder, False = no cache. `workers`:
     decoding processes (0 = decode in this thread), None = auto (`auto_loader_workers` for the
     extractor's device). The features are the same for any `workers`.
+
+    Under torchrun (`dist`): rank 0 reads the cache and tells every rank what is missing; each rank
+    computes its block of the misses (`shard`) and writes its own rows to its cache (SQLite locks
+    make concurrent writers safe); the blocks are gathered, so every rank returns the same result,
+    equal to one process's up to the float round-off of other batch layouts.
     """
     start = time.perf_counter()
     items = image_set.items
-    store = None
-    if cache:
-        store = FeatureCache(features_dir() if cache is True else Path(cache), extractor.name, extractor.mode)
+    store = _open_store(cache, extractor)
     keys = [cache_key(it, extractor.name, extractor.mode) for it in items]
-    entries: dict[str, CacheEntry] = {}
-    if store is not None:
-        try:
-            entries = store.get_many(keys)
-        except (OSError, sqlite3.Error) as exc:
-            get_console().warn(f"feature cache unavailable ({exc}); computing without it")
-            store = None
-    results: list[CacheEntry | None] = [entries.get(k) for k in keys]
-    misses = [i for i, r in enumerate(results) if r is None]
-    hits = len(items) - len(misses)
-    if misses:
-        dataset = ItemDataset([items[i] for i in misses], extractor.preprocess, bool(extractor.cleanfid_decode))
-        if workers is None:
-            workers = auto_loader_workers(getattr(extractor, "device", None))
-        label = description or f"features ({extractor.name})"
-        with get_console().progress(len(misses), label) as task:
-            for batch in _batches(dataset, max(1, batch_size), workers):
-                good = [(j, t) for j, t, err in batch if t is not None]
-                feats = run_model(extractor, [t for _, t in good]) if good else []
-                rows = []
-                for (j, _), f in zip(good, feats, strict=True):
-                    i = misses[j]
-                    results[i] = CacheEntry(f, None)
-                    rows.append((keys[i], items[i].key_path, f, None))
-                for j, _, err in batch:
-                    if err is not None:
-                        i = misses[j]
-                        results[i] = CacheEntry(None, err)
-                        rows.append((keys[i], items[i].key_path, None, err))
-                if store is not None:
-                    store.put_many(rows)
-                task.advance(len(batch))
+    main = dist is None or dist.is_main
+    plan = agree(lambda: _read_plan(store, keys, extractor.dim) if main else None, dist)
+    misses, hits, cached_errors = broadcast_object(plan[:3] if main else None, dist) if dist is not None else plan[:3]
+    hit_rows = broadcast_rows(plan[3] if main else None, dist)
+    mine = [misses[j] for j in shard(len(misses), dist)]
+    ranks = dist.world_size if dist is not None else 1
+    with get_console().progress(len(misses), description or f"features ({extractor.name})", ranks=ranks) as task:
+        computed = agree(lambda: _compute(items, keys, mine, extractor, store, batch_size, workers, task), dist)
+    done = [i for i in mine if computed[i].features is not None]
+    done_rows = gather_rows(np.stack([computed[i].features for i in done]).astype(np.float32) if done
+                            else np.zeros((0, extractor.dim), np.float32), dist)
+    done = gather_lists(done, dist)
+    failed = dict(gather_lists([(i, computed[i].error) for i in mine if computed[i].features is None], dist))
+    per_rank = gather_lists([len(mine)], dist)
+    rows = dict(zip(hits, hit_rows, strict=True)) | dict(zip(done, done_rows, strict=True))
+    errors = cached_errors | failed
     report = ImageReport()
     used: list[ImageItem] = []
     vectors: list[np.ndarray] = []
-    for item, entry in zip(items, results, strict=True):
-        assert entry is not None
-        if entry.error is not None or entry.features is None:
-            report.skip(item.key_path if item.member is None else f"{item.file}::{item.member}", entry.error or "no features")
+    for i, item in enumerate(items):
+        if i in errors:
+            report.skip(item.key_path if item.member is None else f"{item.file}::{item.member}", errors[i])
             continue
-        if entry.features.size != extractor.dim:
-            raise BadInput(f"extractor {extractor.name} returned {entry.features.size} values, expected {extractor.dim}")
         used.append(item)
-        vectors.append(entry.features)
+        vectors.append(rows[i])
     report.used = len(used)
     rebuilt = store.rebuilt if store is not None else 0
     if store is not None:
         store.close()
     feats = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, extractor.dim), np.float32)
-    return FeatureResult(feats, used, report, hits, len(misses), rebuilt, time.perf_counter() - start, extractor.name, extractor.mode)
+    return FeatureResult(feats, used, report, len(hits) + len(cached_errors), len(misses), rebuilt, time.perf_counter() - start,
+                         extractor.name, extractor.mode, per_rank if ranks > 1 else [])

@@ -423,3 +423,87 @@ def make_loader(
         raise BadInput(f"the data set has {size} items, fewer than one batch of {batch_size}", hint="lower --batch or add data")
     sampler = ShardSampler(size, dist.rank, dist.world_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return EpochLoader(dataset, sampler, per_rank, seed, num_workers=num_workers, drop_last=drop_last, **loader_kwargs)
+
+
+# ----------------------------------------------------------------------------------- reading commands
+# score, stats, similar, classify, generate, invert and transfer split their images or seeds over the
+# ranks: rank r takes one contiguous block (`shard`), so concatenating the blocks in rank order gives
+# back the one-process order. Results travel over the control group (gloo, CPU) as host arrays and
+# objects: these commands gather features once per phase, not once per step.
+
+
+def shard(n: int, dist: DistInfo | None) -> range:
+    """This rank's contiguous block of `range(n)`: block sizes differ by at most one, rank order is index order."""
+    if dist is None or not dist.distributed:
+        return range(n)
+    return range(n * dist.rank // dist.world_size, n * (dist.rank + 1) // dist.world_size)
+
+
+def gather_lists(items: list[Any], dist: DistInfo | None) -> list[Any]:
+    """Every rank's list (small picklable objects from our own processes), concatenated in rank order, on every rank."""
+    if dist is None or not _active(dist):
+        return list(items)
+    return [x for part in all_gather_object(items, dist) for x in part]
+
+
+def gather_rows(rows: Any, dist: DistInfo | None) -> Any:
+    """Every rank's [n_r, ...] numpy array concatenated in rank order on every rank (the row counts may differ).
+
+    The rows go as CPU tensors over the control group (gloo), padded to the longest block: one
+    collective for the sizes and one for the data, never a pickle of a large array.
+    """
+    import numpy as np
+
+    if dist is None or not _active(dist):
+        return rows
+    array = np.ascontiguousarray(rows)
+    counts = all_gather_object(int(array.shape[0]), dist)
+    longest = max(counts)
+    padded = torch.zeros((longest, *array.shape[1:]), dtype=torch.from_numpy(array[:0]).dtype, device="cpu")
+    padded[: array.shape[0]] = torch.from_numpy(array)
+    parts = [torch.empty_like(padded) for _ in range(dist.world_size)]
+    tdist.all_gather(parts, padded, group=dist.control_group)
+    return np.concatenate([p[:c].numpy() for p, c in zip(parts, counts, strict=True)])
+
+
+def broadcast_rows(rows: Any, dist: DistInfo | None, src: int = 0) -> Any:
+    """Rank `src`'s numpy array on every rank (the other ranks pass None): shape and dtype as an object,
+    the data as one CPU tensor over the control group."""
+    import numpy as np
+
+    if dist is None or not _active(dist):
+        return rows
+    meta = broadcast_object(None if dist.rank != src else (tuple(rows.shape), str(rows.dtype)), dist, src)
+    shape, dtype = meta
+    buffer = torch.from_numpy(np.ascontiguousarray(rows)) if dist.rank == src else torch.from_numpy(np.empty(shape, dtype))
+    tdist.broadcast(buffer, src=src, group=dist.control_group)
+    return buffer.numpy()
+
+
+def agree(work: Callable[[], Any], dist: DistInfo | None) -> Any:
+    """Run `work()` on this rank; if it raised on any rank, every rank raises (none is left waiting in a
+    later collective): the failing rank its own exception, the others `FailedOnAnotherRank` with that
+    rank's message, hint and exit code. Call it around a rank's share of work before the results are gathered."""
+    from stylekit.errors import FailedOnAnotherRank, StylekitError
+
+    if dist is None or not _active(dist):
+        return work()
+    error: BaseException | None = None
+    result = None
+    try:
+        result = work()
+    except Exception as exc:  # noqa: BLE001 - every error is agreed on, then re-raised unchanged on its own rank
+        error = exc
+    summary = None
+    if error is not None:
+        code = error.exit_code if isinstance(error, StylekitError) else 1
+        hint = error.hint if isinstance(error, StylekitError) else None
+        message = error.message if isinstance(error, StylekitError) else f"{type(error).__name__}: {error}"
+        summary = (dist.rank, message, hint, code)
+    first = next((s for s in all_gather_object(summary, dist) if s is not None), None)
+    if error is not None:
+        raise error
+    if first is not None:
+        rank, message, hint, code = first
+        raise FailedOnAnotherRank(rank, message, hint, code)
+    return result
