@@ -6,7 +6,9 @@ allocated; `read_json_object` reads a JSON file that must hold an object (BadInp
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from stylekit.errors import BadInput
 
@@ -37,8 +39,6 @@ def _human(n: float) -> str:
 
 def read_json_object(path: os.PathLike[str] | str, hint: str) -> dict:
     """A JSON file that must hold an object: a damaged or foreign file is BadInput naming it (exit 2)."""
-    import json
-    from pathlib import Path
 
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -34,8 +34,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stylekit.data.http import DownloadError, check_reachable, checksum_ok, fetch_url, sha256_file
 from stylekit.errors import BadInput, MissingResource
 from stylekit.home import stylekit_home
+from stylekit.io.atomic import write_json_atomic
+from stylekit.io.console import get_console
+from stylekit.io.rundir import UNLOCKABLE
 from stylekit.offline import offline
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
@@ -318,7 +322,6 @@ def _locked(path: Path) -> Iterator[None]:
         except ImportError:  # Windows: no advisory locks; downloads still land atomically.
             yield
             return
-        from stylekit.io.rundir import UNLOCKABLE
 
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -346,7 +349,6 @@ def read_checksums() -> dict[str, dict[str, Any]]:
 
 
 def _record(name: str, entry: dict[str, Any]) -> None:
-    from stylekit.io.atomic import write_json_atomic
 
     folder = weights_dir()
     with _locked(folder / f".{CHECKSUMS_FILE}.lock"):
@@ -384,8 +386,6 @@ class WeightsResult:
 
 def _verify_file(spec: WeightSpec, path: Path, in_cache: bool) -> WeightsResult:
     """Check a file already on disk against the pinned/recorded checksum (recording it if none yet)."""
-    from stylekit.data.http import checksum_ok, sha256_file
-    from stylekit.io.console import get_console
 
     recorded = read_checksums().get(spec.name)
     expected = _expected(spec, recorded)
@@ -432,8 +432,6 @@ def ensure_weights(
     a published checksum, replaces the recorded one. Mirrors are tried in order; a checksum mismatch
     discards the bytes and moves on to the next mirror.
     """
-    from stylekit.data.http import DownloadError, fetch_url
-    from stylekit.io.console import get_console
 
     spec = get_spec(name)
     folder = Path(dest_dir) if dest_dir is not None else weights_dir()
@@ -625,7 +623,6 @@ def read_sources() -> dict[str, dict[str, Any]]:
 
 def _record_source(key: str, entry: dict[str, Any] | None) -> None:
     """Set (or, with None, drop) the entry of one source in sources.json."""
-    from stylekit.io.atomic import write_json_atomic
 
     folder = weights_dir()
     with _locked(folder / f".{SOURCES_FILE}.lock"):
@@ -661,8 +658,6 @@ def _refetch_hint(src: RemoteSource) -> str:
 
 def _verify_remote(src: RemoteSource, recorded: dict[str, Any] | None) -> WeightsResult:
     """A cached URL / hub file: its sha256 must be the recorded one (recorded now when there is none)."""
-    from stylekit.data.http import sha256_file
-    from stylekit.io.console import get_console
 
     st = src.path.stat()
     expected = recorded.get("sha256") if recorded and isinstance(recorded.get("sha256"), str) else None
@@ -735,7 +730,6 @@ def ensure_remote(text: str, force: bool = False, *, timeout: float = 60.0, retr
 
 
 def _fetch_url(src: RemoteSource, expected: str | None, timeout: float, retries: int, backoff: float) -> str:
-    from stylekit.data.http import DownloadError, fetch_url
 
     try:
         fetched = fetch_url(src.url, src.path, sha256=expected, timeout=timeout, retries=retries, backoff=backoff,
@@ -782,8 +776,6 @@ def _hub_failure(src: RemoteSource, exc: BaseException) -> str:
 
 def _fetch_hub(src: RemoteSource, force: bool) -> str:
     """Download a hub file with huggingface_hub into the cache (HF_ENDPOINT and HF_TOKEN are honoured)."""
-    from stylekit.data.http import DownloadError, check_reachable, sha256_file
-    from stylekit.io.console import get_console
 
     try:
         from huggingface_hub import hf_hub_download

@@ -26,8 +26,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from stylekit.data.images import ImageReport, is_image_name, list_images, load_rgb, pil_to_tensor
+from stylekit.data.manifest import read_manifest
 from stylekit.data.split import split_keys
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.console import get_console
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -86,7 +88,6 @@ def _class_folders(root: Path, exclude: set[str], report: ImageReport) -> dict[s
 
 
 def _manifest_rows(root: Path) -> list[tuple[Path, str, str]]:
-    from stylekit.data.manifest import read_manifest
 
     rows = read_manifest(root)
     missing = [r for r in rows if not str(getattr(r, "label", "") or "").strip()]
@@ -106,7 +107,6 @@ def _manifest_rows(root: Path) -> list[tuple[Path, str, str]]:
 
 def check_images(paths: list[Path], report: ImageReport, workers: int = 8) -> set[Path]:
     """Decode every path (threads); return the good ones and record the rest in `report`."""
-    from stylekit.io.console import get_console
 
     def probe(p: Path) -> str | None:
         try:

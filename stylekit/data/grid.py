@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Union
 
 from PIL import Image, ImageDraw, ImageFont
 
+from stylekit.data.images import mark_composite, tensor_to_pil
+from stylekit.io.atomic import save_image_atomic
+
 if TYPE_CHECKING:
     import torch
 
@@ -40,7 +43,6 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 def _to_pil(cell: Cell) -> Image.Image | None:
     if cell is None or isinstance(cell, Image.Image):
         return cell.convert("RGB") if cell is not None else None
-    from stylekit.data.images import tensor_to_pil
 
     return tensor_to_pil(cell.detach().float().cpu())
 
@@ -110,7 +112,6 @@ def labelled_grid(rows: Sequence[Sequence[Cell]], columns: Sequence[str] | None 
 def save_labelled_grid(path: str | os.PathLike[str], rows: Sequence[Sequence[Cell]], columns: Sequence[str] | None = None,
                        row_labels: Sequence[str] | None = None, min_cell: int = MIN_CELL) -> Path:
     """`labelled_grid(...)` written atomically as a PNG."""
-    from stylekit.io.atomic import save_image_atomic
 
     return save_image_atomic(path, labelled_grid(rows, columns, row_labels, min_cell))
 
@@ -118,13 +119,10 @@ def save_labelled_grid(path: str | os.PathLike[str], rows: Sequence[Sequence[Cel
 def save_grid(images: list[torch.Tensor], path: str | os.PathLike[str], nrow: int | None = None, padding: int = 2) -> Path:
     """Tile [3,H,W] tensors in [0,1] into one PNG (atomically written). Cells under 128 px are enlarged
     by a whole factor, nearest-neighbour, so samples of tiny networks can be seen."""
-    import math
 
     import torch
     from torchvision.utils import make_grid
 
-    from stylekit.data.images import mark_composite, tensor_to_pil
-    from stylekit.io.atomic import save_image_atomic
 
     if not images:
         raise ValueError("save_grid needs at least one image")

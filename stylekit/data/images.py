@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylekit.errors import BadImage, BadInput
-from stylekit.io.paths import not_regular_reason
+from stylekit.io.atomic import write_json_atomic
+from stylekit.io.console import get_console
+from stylekit.io.limits import parse_json
+from stylekit.io.paths import not_regular_reason, read_regular_text
 
 if TYPE_CHECKING:
     import torch
@@ -71,8 +74,6 @@ def _composites(folder: str, filenames: list[str]) -> dict[str, int]:
     """{name: size in bytes} of the pictures stylekit marked as made from other images in `folder`."""
     if COMPOSITES_MARKER not in filenames:
         return {}
-    from stylekit.io.limits import parse_json
-    from stylekit.io.paths import read_regular_text  # a FIFO named like the marker never blocks a listing
 
     try:
         doc = parse_json(read_regular_text(Path(folder) / COMPOSITES_MARKER, "composites marker"), COMPOSITES_MARKER)
@@ -99,7 +100,6 @@ def mark_composite(path: str | os.PathLike[str]) -> None:
     size, so `score`, `stats`, `similar`, training data... never read them as samples. A file replaced
     by another of a different size is an image again.
     """
-    from stylekit.io.atomic import write_json_atomic
 
     p = Path(path)
     marker = p.parent / COMPOSITES_MARKER
@@ -299,7 +299,6 @@ def load_tensor(path: str | os.PathLike[str], size: int | None = None) -> torch.
 
 def scan_images(paths: list[Path], report: ImageReport | None = None) -> tuple[list[Path], ImageReport]:
     """Decode every path; return the decodable ones and a report naming the rest."""
-    from stylekit.io.console import get_console
 
     report = report if report is not None else ImageReport()
     good: list[Path] = []

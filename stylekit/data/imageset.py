@@ -32,6 +32,7 @@ from stylekit.data.images import (
 )
 from stylekit.errors import BadImage, BadInput
 from stylekit.io.console import get_console
+from stylekit.io.limits import read_image_member
 from stylekit.io.paths import read_regular_bytes
 
 
@@ -118,7 +119,6 @@ _zip_lock = threading.Lock()
 
 
 def _read_member(zip_path: str, member: str) -> bytes:
-    from stylekit.io.limits import read_image_member  # size and compression-ratio capped
 
     key = (os.getpid(), zip_path)
     with _zip_lock:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_bytes_atomic
 from stylekit.io.paths import read_regular_bytes
 
 MANIFEST_NAME = "manifest.csv"
@@ -120,7 +121,6 @@ def manifest_text(folder: str | os.PathLike[str], rows: list[ManifestRow]) -> st
 
 def write_manifest(folder: str | os.PathLike[str], rows: list[ManifestRow]) -> Path:
     """Write FOLDER/manifest.csv atomically; row paths may be absolute or relative to the folder."""
-    from stylekit.io.atomic import write_bytes_atomic
 
     return write_bytes_atomic(Path(folder) / MANIFEST_NAME, manifest_text(folder, rows).encode("utf-8", "surrogateescape"))
 

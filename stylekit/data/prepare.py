@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import difflib
 import hashlib
 import json
 import multiprocessing
@@ -44,7 +45,11 @@ from stylekit.data.manifest import (
 )
 from stylekit.data.split import split_groups, split_keys
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.atomic import write_json_atomic, write_text_atomic
+from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.io.rundir import DirLock, ensure_writable_dir
+from stylekit.standins import is_random, label
 
 FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC}
 
@@ -188,7 +193,6 @@ def collect_sources(cfg: PrepareConfig, report: ImageReport) -> list[Item]:
 
 def check_excluded(excluded: tuple[str, ...], labels: set[str], where: Path) -> None:
     """Every --exclude names a class that exists: a typo never keeps the class it meant (exit 2 with the closest)."""
-    import difflib
 
     for name in excluded:
         if name not in labels:
@@ -499,9 +503,6 @@ def _old_files(out: Path) -> set[Path]:
 
 def prepare(cfg: PrepareConfig) -> PrepareReport:
     """Run the whole pipeline for `cfg`; see the module docstring. Holds OUT's lock throughout."""
-    from stylekit.io.atomic import write_text_atomic
-    from stylekit.io.console import get_console
-    from stylekit.io.rundir import DirLock, ensure_writable_dir
 
     check_paths(cfg)
     start = time.perf_counter()
@@ -600,7 +601,6 @@ def _summarise(cfg: PrepareConfig, out: Path, rows: list[ManifestRow], report: I
 def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageReport, candidates: int, start: float,
                 workers: int) -> NoReturn:
     """Nothing decodable: keep the reasons in OUT/report.json (folder outputs), then fail with exit 2."""
-    from stylekit.io.atomic import write_json_atomic
 
     hint = "check the files and --min-size/--crop"
     if report_path is not None:
@@ -614,7 +614,6 @@ def _fail_empty(cfg: PrepareConfig, report_path: Path | None, report: ImageRepor
 
 def result_stand_in(cfg: PrepareConfig) -> str | None:
     """The stand-in label when --align runs with `--face-detector random`, else None."""
-    from stylekit.standins import is_random, label
 
     return label("--face-detector random") if cfg.align is not None and is_random(cfg.face_detector) else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from stylekit.data.imageset import decode_item, open_image_set
 from stylekit.errors import BadInput
 from stylekit.io.paths import open_regular
 
@@ -26,7 +28,6 @@ class StyleGANImages(Dataset):
     """
 
     def __init__(self, source: str, resolution: int, mirror: bool = False) -> None:
-        from stylekit.data.imageset import open_image_set
 
         self.source = source
         self.resolution = resolution
@@ -40,7 +41,6 @@ class StyleGANImages(Dataset):
         self._check_sizes()
 
     def _check_sizes(self) -> None:
-        import zipfile
 
         wrong: list[tuple[str, tuple[int, int]]] = []
         zf = None
@@ -75,7 +75,6 @@ class StyleGANImages(Dataset):
         return len(self.items) * (2 if self.mirror else 1)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from stylekit.data.imageset import decode_item
 
         n = len(self.items)
         img = decode_item(self.items[index % n])

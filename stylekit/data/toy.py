@@ -27,6 +27,9 @@ import numpy as np
 from PIL import Image
 
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_text_atomic
+from stylekit.io.console import get_console
+from stylekit.io.rundir import ensure_writable_dir
 
 CONTENT = "content"
 
@@ -345,9 +348,6 @@ def generate_toy_styles(out: Path, size: int = 64, per_style: int = 200, styles:
     """Write DIR/<style>/<layout>.png for the first `styles` styles, DIR/content/<layout>.png and
     DIR/manifest.csv (path,label,layout). Overwrites; the manifest is written last. The arguments are
     trusted: `stylekit download toy-styles` bounds them (stylekit/configs/download.py)."""
-    from stylekit.io.atomic import write_text_atomic
-    from stylekit.io.console import get_console
-    from stylekit.io.rundir import ensure_writable_dir
 
     start = time.perf_counter()
     out = ensure_writable_dir(Path(out))

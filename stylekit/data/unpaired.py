@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from stylekit.data.images import pil_to_tensor, printable
 from stylekit.data.imageset import ImageItem, decode_item, open_image_set
+from stylekit.data.manifest import read_manifest
 from stylekit.data.pairs import load_size_for
 from stylekit.errors import BadImage, BadInput
 
@@ -66,7 +67,6 @@ def _manifest_splits(root: Path) -> dict[str, str]:
     """{resolved path: split} from ROOT/manifest.csv when it has one, else {}."""
     if not (root / "manifest.csv").is_file():
         return {}
-    from stylekit.data.manifest import read_manifest
 
     return {str(Path(r.path).resolve()): r.split for r in read_manifest(root)}
 

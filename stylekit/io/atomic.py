@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stylekit.errors import BadInput
+from stylekit.io.console import _json_default
 
 # Called with each path just before it is written (so a kill mid-write still leaves it claimed):
 # an open RunDir records the entries stylekit itself writes below it (stylekit/io/rundir.py).
@@ -104,7 +106,6 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike[str], document: Any) -> Path:
-    from stylekit.io.console import _json_default
 
     return write_text_atomic(path, json.dumps(document, indent=2, default=_json_default) + "\n")
 
@@ -117,7 +118,6 @@ def save_image_atomic(path: str | os.PathLike[str], image: Any, **save_kwargs: A
 
 def link_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
     """Make `dst` a second name of the file `src` (a hard link; a copy where links are impossible), atomically."""
-    import shutil
 
     src, dst = Path(src), Path(dst)
 

@@ -33,6 +33,7 @@ import torch
 from stylekit.errors import BadInput
 from stylekit.io.atomic import _fsync_dir, write_text_atomic
 from stylekit.io.console import _json_default, get_console
+from stylekit.io.limits import parse_json
 from stylekit.io.paths import read_regular_text, require_regular_file
 from stylekit.io.torch_file import load_torch
 
@@ -109,7 +110,6 @@ def _cpu_tensors(tensors: Mapping[str, torch.Tensor], module: str) -> dict[str, 
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:
-    from stylekit.io.limits import parse_json
 
     try:
         meta = parse_json(read_regular_text(folder / META, "checkpoint metadata"), str(folder / META))

@@ -8,7 +8,9 @@ before anything is allocated. docs/security.md lists every bound and the loader 
 
 from __future__ import annotations
 
+import json
 import math
+import tomllib
 import zipfile
 from typing import Any
 
@@ -250,7 +252,6 @@ def check_tensor_bytes(tensors: Any, source: str) -> None:
 
 def parse_json(text: str | bytes, source: str) -> Any:
     """json.loads for a file stylekit did not write: damage, or nesting past NESTING_MAX, is BadInput."""
-    import json
 
     try:
         value = json.loads(text)
@@ -264,7 +265,6 @@ def parse_json(text: str | bytes, source: str) -> Any:
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     """tomllib.loads with the same rules as parse_json (tomllib recurses once per nesting level)."""
-    import tomllib
 
     try:
         value = tomllib.loads(text)

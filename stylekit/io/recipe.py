@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_json_atomic
 
 _CHUNK = 1 << 20
 
@@ -125,7 +126,6 @@ class OutputRecord:
         return found
 
     def add(self, output: Path, recipe: str, source: Path) -> None:
-        from stylekit.io.atomic import write_json_atomic
 
         self.entries[self._key(output)] = {"recipe": recipe, "source": source_identity(source), "from": str(source)}
         write_json_atomic(self.path, {"version": 1, "outputs": self.entries})

@@ -25,9 +25,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from stylekit.checks import read_json_object
 from stylekit.errors import BadInput, Busy
-from stylekit.io.atomic import add_write_listener, remove_write_listener, write_json_atomic
-from stylekit.io.console import get_console
+from stylekit.io.atomic import add_write_listener, remove_write_listener, write_json_atomic, write_text_atomic
+from stylekit.io.console import _json_default, get_console
 
 LOCK_NAME = ".stylekit.lock"
 MARKER_NAME = ".stylekit-run.json"
@@ -249,7 +250,6 @@ class RunDir:
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_path.exists():
             return None
-        from stylekit.checks import read_json_object
 
         return read_json_object(self.config_path, hint="the run directory is damaged: move it away, or use --fresh")
 
@@ -261,7 +261,6 @@ class RunDir:
         """Append one JSON line to the run's file `name` (e.g. NVlabs' metric-fid50k_full.jsonl), flushed and fsynced (rank 0 only)."""
         if not _is_rank_zero():
             return
-        from stylekit.io.console import _json_default
 
         self.claim(name)
         with open(self.path / name, "a", encoding="utf-8") as fh:
@@ -287,7 +286,6 @@ class RunDir:
         if not _is_rank_zero() or not self.metrics_path.exists():
             return
         kept = [r for r in self.read_metrics() if r.get(key, 0) <= last_value]
-        from stylekit.io.atomic import write_text_atomic
 
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 

@@ -29,6 +29,7 @@ import torch
 from stylekit.errors import BadInput
 from stylekit.io.limits import ZIP_RATIO_FLOOR, ZIP_RATIO_MAX, MiB, check_tensor_bytes
 from stylekit.io.paths import not_regular_reason, require_regular_file
+from stylekit.io.safe_pickle import _BoundedReader
 
 _HINT = "the file is damaged or hostile (see docs/security.md); only load weights from sources you trust"
 
@@ -123,7 +124,6 @@ class _StorageCounter(pickle.Unpickler):
 def check_legacy_storages(path: str | Path, label: str | None = None) -> None:
     """BadInput when a legacy torch.save file declares more storage bytes than it holds. Anything
     that is not such a file (zip, safetensors, garbage) is left to its reader."""
-    from stylekit.io.safe_pickle import _BoundedReader
 
     label = label or str(path)
     size = os.path.getsize(path)

@@ -17,6 +17,7 @@ Offline without cached weights: MissingResource (exit 3).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from stylekit.io.paths import require_regular_file
 from stylekit.io.torch_file import check_torch_file, is_torchscript_archive
 from stylekit.offline import offline, quiet_hub
 from stylekit.standins import is_random
+from stylekit.weights import REGISTRY, weights_path
 
 # open_clip architecture name -> stylekit registry name of its default weights
 REGISTRY_WEIGHTS = {"ViT-B-32": "clip-vit-b-32", "ViT-B-32-quickgelu": "clip-vit-b-32"}
@@ -73,7 +75,6 @@ def _refuse_torchscript(path: Path) -> None:
 
 def _file_identity(path: Path) -> str:
     """Short identity of a weights file (name + hash of path, size, mtime) for feature-cache keys."""
-    import hashlib
 
     st = path.stat()
     raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
@@ -83,7 +84,6 @@ def _file_identity(path: Path) -> str:
 def _registry_identity(name: str) -> str | None:
     """'clip-vit-b-32@<sha256 prefix>' for a registry name (None otherwise): the feature-cache identity
     changes with the registry file, so features of an earlier file are never reused."""
-    from stylekit.weights import REGISTRY
 
     spec = REGISTRY.get(name)
     if spec is None:
@@ -105,7 +105,6 @@ def load_clip(model_name: str = "ViT-B-32", weights: str | os.PathLike[str] | No
     """Build a CLIP model in eval mode from local weights (see module docstring)."""
     import open_clip
 
-    from stylekit.weights import weights_path
 
     quiet_hub()  # open_clip may fetch tokenizers or text towers from the hub on its own
     device = torch.device(device)

@@ -17,6 +17,7 @@ dropped, as junyanz's own loader does).
 
 from __future__ import annotations
 
+import random
 import re
 
 import torch
@@ -140,7 +141,6 @@ class ImagePool(nn.Module):
 
     @torch.no_grad()
     def query(self, batch: torch.Tensor) -> torch.Tensor:
-        import random
 
         batch = batch.detach()  # the discriminator step never backpropagates into the generators
         if self.capacity == 0:

@@ -19,6 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylekit.errors import BadInput
+from stylekit.io.state_dict import read_state_dict
+from stylekit.standins import is_random
+from stylekit.weights import weights_path
+
 # Anchors per pyramid level (pixels), strides, and the box/landmark encoding variances of the release.
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 STRIDES = (8, 16, 32)
@@ -199,10 +204,6 @@ class FaceDetector:
 def load_face_detector(weights: str | Path, device: torch.device | str = "cpu", threshold: float = 0.8) -> FaceDetector:
     """A registry name (`retinaface-mobilenet0.25`), a local .pth/.safetensors state dict, or `random` (a seeded
     random-init stand-in, for trying `prepare --align` offline) -> detector."""
-    from stylekit.errors import BadInput
-    from stylekit.io.state_dict import read_state_dict
-    from stylekit.standins import is_random
-    from stylekit.weights import weights_path
 
     if is_random(str(weights)):
         with torch.random.fork_rng(devices=[]):

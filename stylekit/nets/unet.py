@@ -27,6 +27,7 @@ from torch import nn
 
 from stylekit.errors import BadInput
 from stylekit.nets.blocks import Inject, Norm, init_normal, norm_layer, run_block
+from stylekit.nets.ref_encoder import RefEncoder, frozen_prefixes
 from stylekit.nets.resnet_gen import ResnetGenerator, check_resnet_size
 
 MIN_SIZE = 32
@@ -183,7 +184,6 @@ class RefUNet(nn.Module):
 
     def __init__(self, cfg: GeneratorConfig, grad_checkpoint: bool = False) -> None:
         super().__init__()
-        from stylekit.nets.ref_encoder import RefEncoder
 
         self.cfg = cfg
         conditioned = cfg.refs > 0
@@ -219,7 +219,6 @@ class RefUNet(nn.Module):
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """State without frozen pretrained parts (VGG weights come from the registry when loading)."""
-        from stylekit.nets.ref_encoder import frozen_prefixes
 
         skip = tuple("encoder." + p for p in frozen_prefixes(self.cfg.ref_encoder))
         return {k: v for k, v in self.state_dict().items() if not (skip and k.startswith(skip))}

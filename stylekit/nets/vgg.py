@@ -28,6 +28,7 @@ from stylekit.device import native_bf16
 from stylekit.errors import BadInput
 from stylekit.io.state_dict import read_state_dict
 from stylekit.standins import is_random
+from stylekit.weights import is_remote, weights_path
 
 # Convolutions per block (torchvision configs "D" and "E"); channel widths are shared.
 _BLOCKS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -113,7 +114,6 @@ def _resolve_weights_file(weights: str | os.PathLike[str], arch: str) -> Path:
     text = str(weights)
     if text == "auto":
         text = arch
-    from stylekit.weights import is_remote, weights_path
 
     if is_remote(text):
         return weights_path(text)

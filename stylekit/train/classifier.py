@@ -29,14 +29,28 @@ from torch.utils.data import DataLoader, Subset
 from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.datasets import SPLITS, StyleImageDataset, StyleSplits, load_style_splits
 from stylekit.data.sampling import BalancedBatchSampler, ShuffledBatchSampler, derive_pk
-from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
+from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler, resolve_device
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_json_atomic
+from stylekit.io.checkpoint import load_module_tensors
 from stylekit.io.console import get_console
+from stylekit.io.limits import build_checked, parse_json
 from stylekit.io.paths import Input, read_regular_text, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.metrics import retrieval as R
+from stylekit.metrics.style import (
+    META_NAME,
+    StyleModel,
+    export_style_model,
+    load_style_model,
+    style_net_config,
+)
 from stylekit.nets.backbones import check_weights_available, fixed_input_size, parse_spec, sync_batchnorm
 from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
+from stylekit.standins import label
+from stylekit.train import TrainRunner, barrier, reapply_schedule, seed_everything, unwrap, wrap_ddp
+from stylekit.train import classifier_report as rep
+from stylekit.train.distributed import DistInfo, all_gather_tensors, distributed_job
 from stylekit.train.losses import LossConfig, style_loss
 from stylekit.train.plan import log_plan
 from stylekit.train.stats import RunningMeans
@@ -123,7 +137,6 @@ def embed_items(
     dist: Any = None, workers: int = 0, amp: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(embeddings [n,D], logits [n,C], labels [n]) of items with the eval transform, sharded over ranks."""
-    from stylekit.train.distributed import DistInfo
 
     dist = dist or DistInfo()
     n = len(items)
@@ -171,8 +184,6 @@ def write_reports(
     db_emb: torch.Tensor | None, size: int, records: list[dict[str, Any]], extra: dict[str, Any],
 ) -> None:
     """test_metrics.json, per-class table, confusion matrix, curves, neighbours (rank 0 only)."""
-    from stylekit.io.atomic import write_json_atomic
-    from stylekit.train import classifier_report as rep
 
     cm = metrics["confusion"]
     doc = {"split": split_name, **_headline(metrics), "classes": classes,
@@ -219,7 +230,6 @@ def _make_sampler(cfg: ClassifierConfig, splits: StyleSplits, dist: Any) -> Shuf
 def _gather_for_supcon(z: torch.Tensor, y: torch.Tensor, dist: Any) -> tuple[torch.Tensor, torch.Tensor, int] | None:
     if dist.world_size == 1:
         return None
-    from stylekit.train.distributed import all_gather_tensors
 
     return all_gather_tensors(z, dist, grad=True), all_gather_tensors(y, dist), dist.rank * z.shape[0]
 
@@ -235,7 +245,6 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
     if cfg.eval_only:
         return evaluate_classifier(cfg)
     cfg = resolve_config(cfg)
-    from stylekit.train.distributed import distributed_job
 
     check_weights_available(cfg.backbone, bool(cfg.pretrained), _weights_file(cfg))
     with distributed_job(cfg.device) as dist:
@@ -248,7 +257,6 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
 
 def _stand_ins(cfg: ClassifierConfig) -> list[str]:
     """The random-init stand-ins of this run, each announced once as a warning."""
-    from stylekit.standins import label
 
     names = ["--backbone-weights random"] if cfg.stand_in else []
     for name in names:
@@ -257,13 +265,6 @@ def _stand_ins(cfg: ClassifierConfig) -> list[str]:
 
 
 def _train(cfg: ClassifierConfig, dist: Any, splits: StyleSplits, run_dir: RunDir) -> ClassifierResult:
-    from stylekit.train import (
-        TrainRunner,
-        reapply_schedule,
-        seed_everything,
-        unwrap,
-        wrap_ddp,
-    )
 
     console = get_console()
     start_time = time.monotonic()
@@ -411,8 +412,6 @@ def _final_outputs(net: StyleNet, splits: StyleSplits, cfg: ClassifierConfig, de
                    ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Test metrics and reports. `train_db`: the last epoch's embedding of the train split, taken with
     the same weights (no step since): reused instead of embedding the whole train split again."""
-    from stylekit.metrics.style import export_style_model
-    from stylekit.train import barrier
 
     batch = max(cfg.batch, 64)
     q_emb, q_logits, q_labels = embed_items(net, splits.items["test"], cfg.size, batch, device, dist, workers, cfg.amp)
@@ -447,8 +446,6 @@ def _final_outputs(net: StyleNet, splits: StyleSplits, cfg: ClassifierConfig, de
 # -------------------------------------------------------------------------------------- eval-only
 def _load_for_eval(path: Path, device: torch.device) -> Any:
     """A StyleModel from a style-model export, or from a run directory's latest checkpoint."""
-    from stylekit.io.checkpoint import load_module_tensors
-    from stylekit.metrics.style import META_NAME, StyleModel, load_style_model
 
     path = Path(path)
     if (path / META_NAME).is_file() or path.name.startswith("style_model."):
@@ -457,8 +454,6 @@ def _load_for_eval(path: Path, device: torch.device) -> Any:
     if not config_file.is_file():
         raise BadInput(f"{path} is neither a style model export nor a train-classifier run directory",
                        hint="give the --out folder of a train-classifier run")
-    from stylekit.io.limits import build_checked, parse_json
-    from stylekit.metrics.style import style_net_config
 
     conf = parse_json(read_regular_text(config_file, "run config"), str(config_file))
     if not isinstance(conf, dict) or "classes" not in conf or "backbone" not in conf:
@@ -476,8 +471,6 @@ def _load_for_eval(path: Path, device: torch.device) -> Any:
 
 def evaluate_classifier(cfg: ClassifierConfig) -> ClassifierResult:
     """--eval-only: evaluate a trained model on cfg.data (split cfg.eval_split) into cfg.out."""
-    from stylekit.device import resolve_device
-    from stylekit.metrics.style import export_style_model
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise BadInput("--eval-only runs in one process", hint="run it without torchrun")

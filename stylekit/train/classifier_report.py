@@ -10,7 +10,10 @@ from typing import Any
 
 import torch
 
-from stylekit.io.atomic import write_json_atomic, write_text_atomic
+from stylekit.data.datasets import resize_center_crop
+from stylekit.data.grid import save_labelled_grid
+from stylekit.data.images import load_tensor
+from stylekit.io.atomic import write_atomic, write_json_atomic, write_text_atomic
 
 
 def _plt() -> Any:
@@ -23,7 +26,6 @@ def _plt() -> Any:
 
 
 def _save_figure(fig: Any, path: Path) -> Path:
-    from stylekit.io.atomic import write_atomic
 
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     _plt().close(fig)
@@ -119,9 +121,6 @@ def plot_neighbours(
 ) -> Path | None:
     """One labelled row per style (up to `queries`): a query of that style, then its k nearest database
     images (green frame = same style, red = different), under "query | 1 | 2 ..." headers."""
-    from stylekit.data.datasets import resize_center_crop
-    from stylekit.data.grid import save_labelled_grid
-    from stylekit.data.images import load_tensor
 
     if not query_items or not db_items:
         return None

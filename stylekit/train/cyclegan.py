@@ -35,6 +35,7 @@ from torch import nn
 from stylekit.configs.cyclegan import CycleGANConfig
 from stylekit.data.unpaired import UnpairedData, build_unpaired_data
 from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
+from stylekit.io.atomic import write_atomic, write_json_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
@@ -187,7 +188,6 @@ def export_generators(g_ab: nn.Module, g_ba: nn.Module, out: Path, extra: dict[s
     """OUT/generator_{a2b,b2a}.safetensors + OUT/cyclegan.json (written last: its presence means complete)."""
     from safetensors.torch import save_file
 
-    from stylekit.io.atomic import write_atomic, write_json_atomic
 
     for key, g in (("a2b", g_ab), ("b2a", g_ba)):
         tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(g).state_dict().items()}

@@ -24,9 +24,12 @@ from urllib.parse import quote
 import torch
 from torch import nn
 
+from stylekit.data.grid import save_labelled_grid
 from stylekit.data.unpaired import HeldOut
 from stylekit.device import autocast
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_text_atomic
+from stylekit.metrics.style import load_style_model
 from stylekit.train.distributed import DistInfo, all_reduce_mean
 
 CHUNK = 16
@@ -43,7 +46,6 @@ class Judge:
 
 def load_judge(path: Path, b_class: str | None, b_source: Path, device: torch.device) -> Judge:
     """The judge style model on `device`; BadInput when it is not a classifier or has no class for B."""
-    from stylekit.metrics.style import load_style_model
 
     try:
         model = load_style_model(path, device)
@@ -135,7 +137,6 @@ COLUMNS = ("A", "A->B", "A->B->A", "B", "B->A", "B->A->B")
 def sample_sheet(g_ab: nn.Module, g_ba: nn.Module, a_images: list[torch.Tensor], b_images: list[torch.Tensor],
                  device: torch.device, amp: bool, path: Path) -> Path:
     """One row per (A, B) pair under labelled columns: A | A->B | A->B->A | B | B->A | B->A->B."""
-    from stylekit.data.grid import save_labelled_grid
 
     was = g_ab.training, g_ba.training
     g_ab.eval()
@@ -162,7 +163,6 @@ _SHOWN = ("cycle_error_a", "cycle_error_b", "judge_share_b", "judge_share_b_untr
 
 def write_index(out: Path, epochs: list[dict[str, Any]], samples: Path, title: str) -> Path:
     """OUT/index.html: one section per epoch, newest first, with its samples sheet and held-out figures."""
-    from stylekit.io.atomic import write_text_atomic
 
     blocks = []
     for record in sorted(epochs, key=lambda r: -int(r.get("epoch", 0))):

@@ -29,13 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylekit.configs.pix2pix import Pix2PixConfig
+from stylekit.data.grid import save_labelled_grid
 from stylekit.data.pairs import PairData, PairDataset, build_pair_data
 from stylekit.device import amp_dtype, autocast, configure_backends, grad_scaler
+from stylekit.io.atomic import write_atomic, write_json_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.io.rundir import RunDir
 from stylekit.nets.patchgan import PatchGAN
 from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.nets.vgg import VGGFeatures
 from stylekit.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -124,7 +127,6 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, weights: str) -> None:
         super().__init__()
-        from stylekit.nets.vgg import VGGFeatures
 
         self.vgg = VGGFeatures("vgg19", layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"), weights=weights)
 
@@ -203,7 +205,6 @@ def evaluate(g: RefUNet, val: PairDataset, dist: DistInfo, limit: int, amp: bool
 @torch.no_grad()
 def sample_grid(g: RefUNet, items: list[dict[str, Any]], device: torch.device, amp: bool, path: Path) -> None:
     """One row per item, under column headers: structure | ref 1..K | output | target (all at the output size)."""
-    from stylekit.data.grid import save_labelled_grid
 
     rows: list[list[torch.Tensor]] = []
     with inference_mode(g):
@@ -231,7 +232,6 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stylekit.io.atomic import write_atomic
 
     train = [r for r in records if r.get("kind") == "train"]
     epochs = [r for r in records if r.get("kind") == "epoch"]
@@ -261,7 +261,6 @@ def export_generator(g: RefUNet, out: Path, extra: dict[str, Any]) -> Path:
     """OUT/generator.safetensors (trainable weights) + OUT/generator.json (architecture + training info)."""
     from safetensors.torch import save_file
 
-    from stylekit.io.atomic import write_atomic, write_json_atomic
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in g.trainable_state_dict().items()}
     path = out / GENERATOR_FILE

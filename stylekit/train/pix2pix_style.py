@@ -14,6 +14,7 @@ L2-normalised code itself), so score --style-model, similar and classify read it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylekit.errors import BadInput
+from stylekit.metrics.style import export_style_model
+from stylekit.nets.ref_encoder import RefCodeBackbone
+from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 from stylekit.nets.unet import RefUNet
 from stylekit.train.losses import supcon_loss
 
@@ -34,7 +38,6 @@ class RefStyleLossConfig:
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        import math
 
         for name, value in (("--ref-cls-weight", self.cls_weight), ("--ref-metric-weight", self.metric_weight)):
             if not (math.isfinite(value) and value >= 0):
@@ -92,9 +95,6 @@ def ref_style_loss(cfg: RefStyleLossConfig, codes: torch.Tensor, logits: torch.T
 def export_ref_style_model(g: RefUNet, classifier: nn.Linear | None, classes: list[str], out: Path,
                            extra: dict[str, Any]) -> Path:
     """OUT/style_model.* holding G's reference encoder as a style model (see the module docstring)."""
-    from stylekit.metrics.style import export_style_model
-    from stylekit.nets.ref_encoder import RefCodeBackbone
-    from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 
     enc = g.encoder
     assert enc is not None

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from stylekit.configs.download import DATASET_NAMES, DownloadConfig
 from stylekit.data.sources.ledger import DatasetResult
+from stylekit.data.sources.midjourney import PromptFilter, download_midjourney
+from stylekit.data.sources.toy import download_toy_styles
+from stylekit.data.sources.wikiart import download_wikiart
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,11 @@ class DatasetSource:
 
 
 def _wikiart(out: Path, cfg: DownloadConfig) -> DatasetResult:
-    from stylekit.data.sources.wikiart import download_wikiart
 
     return download_wikiart(out, force=cfg.fresh, keep_archive=cfg.keep_archive)
 
 
 def _midjourney(out: Path, cfg: DownloadConfig) -> DatasetResult:
-    from stylekit.data.sources.midjourney import PromptFilter, download_midjourney
 
     return download_midjourney(out, force=cfg.fresh, images=cfg.images, concurrency=cfg.concurrency, timeout=cfg.timeout,
                                retries=cfg.retries, keep_archive=cfg.keep_archive, retry_dead=cfg.retry_dead,
@@ -39,7 +40,6 @@ def _midjourney(out: Path, cfg: DownloadConfig) -> DatasetResult:
 
 
 def _toy(out: Path, cfg: DownloadConfig) -> DatasetResult:
-    from stylekit.data.sources.toy import download_toy_styles
 
     return download_toy_styles(out, size=cfg.size, per_style=cfg.per_style, styles=cfg.styles, seed=cfg.seed,
                                force=cfg.fresh)

@@ -13,9 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from stylekit.data.archive import extract_archive
 from stylekit.data.sources.ledger import MARKER, read_marker
 from stylekit.errors import BadInput
 from stylekit.io.atomic import write_json_atomic, write_text_atomic
+from stylekit.io.rundir import LOCK_NAME
 
 STAGING = ".download"
 JOURNAL = "entries.json"  # in STAGING: the entries this download has placed so far
@@ -42,7 +44,6 @@ def owned_entries(out: Path) -> set[str]:
 
 def claim(out: Path, owned: set[str], names: set[str]) -> None:
     """Record `names` as stylekit's before writing them; BadInput if one is a user's existing entry."""
-    from stylekit.io.rundir import LOCK_NAME
 
     for name in sorted(names):
         if name in (MARKER, STAGING, LOCK_NAME) or name.startswith(TMP_PREFIX):
@@ -72,7 +73,6 @@ def _remove(path: Path) -> None:
 def extract_into(archive: Path, out: Path, owned: set[str], into: str | None = None) -> None:
     """Safe-extract into a fresh OUT/.extracting-*, strip a single wrapping folder, then move the
     entries into OUT (or the whole tree to OUT/`into`). Only entries stylekit placed are replaced."""
-    from stylekit.data.archive import extract_archive
 
     record = out / STAGING / "extracting"  # names the temp folder, so a killed run's one is removed
     try:

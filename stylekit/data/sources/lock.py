@@ -6,11 +6,12 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from stylekit.io.rundir import DirLock, ensure_writable_dir
+
 
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold OUT's lock for a whole download (a second download into OUT exits 75)."""
-    from stylekit.io.rundir import DirLock, ensure_writable_dir
 
     ensure_writable_dir(out)
     lock = DirLock(out)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.configs.download import prompt_pattern
+from stylekit.data.http import fetch_many
 from stylekit.data.sources.journal import STAGING, claim, extract_into, owned_entries, start
 from stylekit.data.sources.kaggle import KaggleLike, connect, kaggle_zip
 from stylekit.data.sources.ledger import DatasetResult, completed, is_complete, read_marker, write_marker
@@ -153,7 +154,6 @@ def fetch_midjourney_images(out: Path, n: int, *, concurrency: int = 8, timeout:
     Resumable: files already in OUT/images are skipped, and links recorded as permanently dead
     (HTTP 4xx) in OUT/dead_links.csv are not retried unless `retry_dead`.
     """
-    from stylekit.data.http import fetch_many
 
     csv_path = out / "prompts.csv"
     with open(csv_path, newline="", encoding="utf-8") as fh:

@@ -7,12 +7,12 @@ from typing import Any
 
 from stylekit.data.sources.ledger import MARKER, DatasetResult, completed, write_marker
 from stylekit.data.sources.lock import locked
+from stylekit.data.toy import generate_toy_styles
 
 
 def download_toy_styles(out: str | Path, size: int = 64, per_style: int = 200, styles: int = 8, seed: int = 0,
                         force: bool = False) -> DatasetResult:
     """The built-in generated stand-in for WikiArt (stylekit.data.toy), with the same completed marker."""
-    from stylekit.data.toy import generate_toy_styles
 
     out = Path(out)
     params: dict[str, Any] = {"size": size, "per_style": per_style, "styles": styles, "seed": seed}

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from stylekit.data.images import IMAGE_EXTENSIONS
 from stylekit.data.sources.journal import STAGING, claim, extract_into, start
 from stylekit.data.sources.kaggle import KaggleLike, connect, kaggle_zip
 from stylekit.data.sources.ledger import DatasetResult, completed, is_complete, write_marker
@@ -18,7 +19,6 @@ WIKIART_DATASET = "steubk/wikiart"
 
 def wikiart_summary(out: Path) -> dict[str, Any]:
     """Style folders (direct subfolders holding images) and their image counts."""
-    from stylekit.data.images import IMAGE_EXTENSIONS
 
     styles: dict[str, int] = {}
     for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -23,6 +23,12 @@ from stylekit.errors import BadInput
 from stylekit.io.atomic import write_atomic, write_text_atomic
 from stylekit.io.console import get_console
 from stylekit.nets.stylegan2.load import LoadedNetwork, nvlabs_state_config_path, save_network
+from stylekit.nets.stylegan2.rosinality import (
+    check_rosinality_compatible,
+    rosinality_channel_note,
+    to_rosinality,
+    to_rosinality_discriminator,
+)
 
 
 def _just(path: Path) -> list[Path]:
@@ -51,12 +57,6 @@ def write_safetensors(net: LoadedNetwork, path: Path) -> list[Path]:
 
 
 def write_rosinality(net: LoadedNetwork, path: Path) -> list[Path]:
-    from stylekit.nets.stylegan2.rosinality import (
-        check_rosinality_compatible,
-        rosinality_channel_note,
-        to_rosinality,
-        to_rosinality_discriminator,
-    )
 
     G = net.generator
     check_rosinality_compatible(G.init_kwargs, "G", net.source)

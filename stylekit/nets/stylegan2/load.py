@@ -27,10 +27,25 @@ from typing import Any
 
 import torch
 
+from stylekit.data.images import is_image_name
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_atomic
 from stylekit.io.console import get_console
+from stylekit.io.limits import build_checked, check_tensor_bytes, parse_json
 from stylekit.io.paths import open_regular
+from stylekit.io.safe_pickle import PersistentObject, plain, safe_load
+from stylekit.io.torch_file import load_torch
+from stylekit.nets.stylegan2.bounds import check_network_config
 from stylekit.nets.stylegan2.networks import Discriminator, Generator
+from stylekit.nets.stylegan2.rosinality import (
+    from_rosinality,
+    from_rosinality_discriminator,
+    is_rosinality_discriminator,
+    is_rosinality_state,
+)
+from stylekit.nets.stylegan2.tiny import tiny_generator, tiny_generator_config
+from stylekit.standins import NETWORK_PREFIX, random_network_resolution
+from stylekit.weights import REGISTRY, as_source, is_remote, weights_path
 
 FORMAT_NAME = "stylekit.stylegan2"
 FORMAT_VERSION = "1"
@@ -114,8 +129,6 @@ def normalize_discriminator_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
-    from stylekit.io.limits import build_checked
-    from stylekit.nets.stylegan2.bounds import check_network_config
 
     check_network_config(kind, config, source)
     cls = Generator if kind.startswith("G") else Discriminator
@@ -136,7 +149,6 @@ def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], so
 
 
 def _state_of(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
-    from stylekit.io.safe_pickle import PersistentObject
 
     state = obj.state if isinstance(obj, PersistentObject) else None
     if state is None:
@@ -153,7 +165,6 @@ def _state_of(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
 
 
 def _load_pickle(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from stylekit.io.safe_pickle import PersistentObject, plain, safe_load
 
     data = safe_load(path)
     if isinstance(data, int):  # legacy torch.save archive: its first pickle is a magic number
@@ -182,7 +193,6 @@ def _load_pickle(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
         state: dict[str, torch.Tensor] = {}
         _state_of(obj, "", state)
         states[key] = state
-    from stylekit.io.limits import check_tensor_bytes
 
     check_tensor_bytes([t for st in states.values() for t in st.values()], str(path))  # before any copy
     states = {key: {k: t.to(torch.float32) if t.is_floating_point() else t for k, t in st.items()} for key, st in states.items()}
@@ -198,7 +208,6 @@ class _TorchArchive(Exception):
 
 
 def _torch_load(path: Path) -> Any:
-    from stylekit.io.torch_file import load_torch
 
     return load_torch(path, "torch checkpoint", safe_globals=[argparse.Namespace],
                       hint="stylekit reads rosinality/stylegan2-pytorch .pt files holding tensors, NVlabs pkl and stylekit .safetensors")
@@ -233,12 +242,6 @@ def _load_nvlabs_state(path: Path, state: dict[str, torch.Tensor]) -> tuple[dict
 
 
 def _load_rosinality(path: Path, ckpt: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from stylekit.nets.stylegan2.rosinality import (
-        from_rosinality,
-        from_rosinality_discriminator,
-        is_rosinality_discriminator,
-        is_rosinality_state,
-    )
 
     if not isinstance(ckpt, dict):
         raise BadInput(f"{path}: not a StyleGAN2 checkpoint (top level is {type(ckpt).__name__})")
@@ -285,7 +288,6 @@ def _is_safetensors(head: bytes) -> bool:
 def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     from safetensors import safe_open
 
-    from stylekit.io.limits import parse_json
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
@@ -324,7 +326,6 @@ def save_network(
     """Write networks as one safetensors file (state dicts + JSON config in metadata), atomically."""
     from safetensors.torch import save_file
 
-    from stylekit.io.atomic import write_atomic
 
     tensors: dict[str, torch.Tensor] = {}
     configs: dict[str, Any] = {}
@@ -346,7 +347,6 @@ def save_network(
 
 def resolve_network_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A local file/dir as is; a registry name, URL or hub id through stylekit.weights (exit 3 if missing)."""
-    from stylekit.weights import REGISTRY, as_source, is_remote, weights_path
 
     text = as_source(name_or_path)
     if is_remote(text):
@@ -391,7 +391,6 @@ def _folder_kind(folder: Path) -> str | None:
     for marker, kind in _FOLDER_KINDS:
         if (folder / marker).is_file():
             return kind
-    from stylekit.data.images import is_image_name
 
     if any(is_image_name(p) for p in folder.iterdir() if p.is_file()):
         return "a folder of images"
@@ -411,14 +410,12 @@ def _has_network_metadata(path: Path) -> bool:
 def random_network(spec: str, device: str | torch.device = "cpu") -> LoadedNetwork | None:
     """`random:RES`: a seeded random-init generator at RES px (the stand-in for trying commands offline;
     stylekit.standins), or None when `spec` names something else."""
-    from stylekit.standins import NETWORK_PREFIX, random_network_resolution
 
     if not isinstance(spec, str) or not spec.startswith(NETWORK_PREFIX):
         return None
     res = random_network_resolution(spec)
     if res is None or not 4 <= res <= 1024 or res & (res - 1):
         raise BadInput(f"network '{spec}': random:RES needs a power of two RES from 4 to 1024", hint="e.g. random:64")
-    from stylekit.nets.stylegan2.tiny import tiny_generator, tiny_generator_config
 
     with torch.random.fork_rng(devices=[]):  # the stand-in is seeded without touching the caller's RNG
         G = tiny_generator(res, seed=0).to(device)
@@ -453,7 +450,6 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
             f"{path}: unsupported network format",
             hint="stylekit reads NVlabs StyleGAN2(-ADA) .pkl, rosinality .pt and stylekit .safetensors",
         )
-    from stylekit.io.limits import check_tensor_bytes
 
     check_tensor_bytes([t for st in states.values() for t in st.values()], str(path))
     nets: dict[str, Any] = {}

@@ -16,6 +16,7 @@ one or two stock PyTorch calls, exact to float rounding:
 from __future__ import annotations
 
 import math
+import time
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -250,7 +251,6 @@ def up_impl(x: torch.Tensor, weight: torch.Tensor) -> str:
 def measure_up_impl(x: torch.Tensor, weight: torch.Tensor, repeats: int = 5) -> str:
     """Time both exact implementations on these very shapes (once per shape: a one-off device sync,
     like cudnn.benchmark's first step) and return the faster."""
-    import time
 
     f = setup_filter().to(x.device)
     styles = torch.ones(x.shape[0], weight.shape[1], device=x.device, dtype=torch.float32)

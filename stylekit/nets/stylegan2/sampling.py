@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from stylekit.device import amp_dtype, autocast
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.nets.stylegan2.networks import Generator
@@ -57,7 +58,6 @@ def synthesize(
     `amp`: the convolutions autocast to the device's native low-precision dtype (bf16 on AVX512-BF16 /
     AMX CPUs and recent GPUs; no-op elsewhere): ~4x the matmul rate, images within a few 1/255 steps.
     """
-    from stylekit.device import autocast
 
     device = next(G.parameters()).device
     out = []
@@ -79,7 +79,6 @@ def _inference_layout(G: Generator, device: torch.device, amp: bool) -> Iterator
     oneDNN then keeps the bf16 activations NHWC and skips a reorder around every convolution. Measured
     interleaved (docs/performance.md): 1.18x at 64 px, 1.05x at 128, 1.8x at 256 px; same images. In fp32
     it was mixed (1.05x / 0.89x / 1.11x), so fp32 keeps NCHW."""
-    from stylekit.device import amp_dtype
 
     if device.type != "cpu" or not amp or amp_dtype(device) is None:
         yield
