@@ -113,6 +113,11 @@ class Losses:
     lambda_identity: float = 0.5
 
 
+def _shown(values: dict[str, float]) -> dict[str, float]:
+    """What the progress bar shows of the logged means."""
+    return {"cycle": values["loss_cycle_A"] + values["loss_cycle_B"], "d": values["loss_D_A"] + values["loss_D_B"]}
+
+
 def losses_of(cfg: CycleGANConfig) -> Losses:
     return Losses(cfg.gan_mode.value, cfg.lambda_a, cfg.lambda_b, cfg.lambda_identity)
 
@@ -289,17 +294,8 @@ def _train(cfg: CycleGANConfig, dist: DistInfo, run_dir: RunDir, data: UnpairedD
                 for i, batch in enumerate(loader, start=start_batch):
                     parts = cycle_step(_to(batch, "a", device, layout), _to(batch, "b", device, layout))
                     step += 1
-                    task.advance()
-                    for k, v in parts.items():
-                        stats.add(k, v)
-                    if step % log_every == 0 or i + 1 == steps_per_epoch:
-                        values = runner.check_finite(step, **stats.means(dist))  # one collective, one read
-                        runner.log_metrics(step, kind="train", epoch=epoch + (i + 1) / steps_per_epoch, **values)
-                        task.update(cycle=values["loss_cycle_A"] + values["loss_cycle_B"],
-                                    d=values["loss_D_A"] + values["loss_D_B"])
-                    if cfg.save_every > 0 and step % cfg.save_every == 0 and i + 1 < steps_per_epoch:
-                        runner.save(step, epoch=epoch, batch=i + 1)
-                    runner.stop_if_requested(step, epoch=epoch, batch=i + 1)
+                    runner.end_of_batch(step, epoch, i, steps_per_epoch, parts, stats, task, log_every=log_every,
+                                        save_every=cfg.save_every, show=_shown)
                 # end of epoch: schedule, held-out figures, samples, index.html, export, checkpoint
                 sched_g.step()
                 sched_d.step()

@@ -100,6 +100,11 @@ class Pix2PixResult:
         return self.val_l1 / self.val_l1_wrong_refs
 
 
+def _shown(values: dict[str, float]) -> dict[str, float]:
+    """What the progress bar shows of the logged means."""
+    return {"l1": values["loss_G_L1"], "d": values["loss_D_real"] + values["loss_D_fake"]}
+
+
 def gan_loss(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     """vanilla: BCE with logits; lsgan: least squares. Targets 1 (real) / 0 (fake). Computed in fp32
     (pred is cast before the target is built from it: under autocast it arrives in bf16/fp16)."""
@@ -423,16 +428,8 @@ def _train(cfg: Pix2PixConfig, dist: DistInfo, run_dir: RunDir, data: PairData) 
                     scaler.step(opt_g)
                     scaler.update()
                     step += 1
-                    task.advance()
-                    for k, v in parts.items():
-                        stats.add(k, v)
-                    if step % log_every == 0 or i + 1 == steps_per_epoch:
-                        values = runner.check_finite(step, **stats.means(dist))  # one collective, one read
-                        runner.log_metrics(step, kind="train", epoch=epoch + (i + 1) / steps_per_epoch, **values)
-                        task.update(l1=values["loss_G_L1"], d=values["loss_D_real"] + values["loss_D_fake"])
-                    if cfg.save_every > 0 and step % cfg.save_every == 0 and i + 1 < steps_per_epoch:
-                        runner.save(step, epoch=epoch, batch=i + 1)
-                    runner.stop_if_requested(step, epoch=epoch, batch=i + 1)
+                    runner.end_of_batch(step, epoch, i, steps_per_epoch, parts, stats, task, log_every=log_every,
+                                        save_every=cfg.save_every, show=_shown)
                 # end of epoch: schedule, held-out L1, samples, curves, export, checkpoint
                 sched_g.step()
                 sched_d.step()

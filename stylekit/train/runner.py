@@ -25,7 +25,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from stylekit.train.distributed import (
     broadcast_object,
     unwrap,
 )
+from stylekit.train.stats import RunningMeans
 from stylekit.train.tensorboard import TensorBoardLog
 
 RNG_KEY = "rng"
@@ -424,6 +425,28 @@ class TrainRunner:
                 f"stopped by {self._signal or 'a signal on another rank'} at step {step}; checkpoint saved in {path}",
                 hint="run the same command again to resume",
             )
+
+    def end_of_batch(self, step: int, epoch: int, batch: int, steps_per_epoch: int, parts: Mapping[str, Any],
+                     stats: RunningMeans, task: ProgressTask, *, log_every: int, save_every: int,
+                     show: Callable[[dict[str, float]], dict[str, float]]) -> None:
+        """The bookkeeping of an epoch-based trainer after the step of batch `batch` (0-based) of `epoch`.
+
+        Accumulates the loss parts (on the device); every `log_every` batches and at the epoch's end reads
+        their means (one collective, one read), checks them and logs them, with `show(values)` next to the
+        bar; saves a checkpoint every `save_every` steps inside the epoch (the epoch's end saves its own);
+        stops (checkpoint, exit 130) if a signal arrived.
+        """
+        task.advance()
+        for k, v in parts.items():
+            stats.add(k, v)
+        last = batch + 1 == steps_per_epoch
+        if step % log_every == 0 or last:
+            values = self.check_finite(step, **stats.means(self.dist))
+            self.log_metrics(step, kind="train", epoch=epoch + (batch + 1) / steps_per_epoch, **values)
+            task.update(**show(values))
+        if save_every > 0 and step % save_every == 0 and not last:
+            self.save(step, epoch=epoch, batch=batch + 1)
+        self.stop_if_requested(step, epoch=epoch, batch=batch + 1)
 
     # -- reporting -------------------------------------------------------------------------------
     def log_metrics(self, step: int, **values: Any) -> dict[str, Any]:
