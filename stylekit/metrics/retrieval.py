@@ -55,6 +55,12 @@ def macro_f1(cm: torch.Tensor) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
+def neighbour_count(k: int, n: int, exclude: torch.Tensor | None) -> int:
+    """How many neighbours `nearest_neighbours` returns per query: k, at most the n database rows, less
+    one when any query has a row excluded."""
+    return max(0, min(k, n - (1 if exclude is not None and bool((exclude >= 0).any()) else 0)))
+
+
 def nearest_neighbours(
     queries: torch.Tensor, database: torch.Tensor, k: int, exclude_self: bool = False, chunk: int = 1024,
     db_chunk: int = 65536, exclude: torch.Tensor | None = None,
@@ -72,7 +78,7 @@ def nearest_neighbours(
     if exclude_self:
         exclude = torch.arange(queries.shape[0], device=device)
     has_exclusions = exclude is not None and bool((exclude >= 0).any())
-    k = max(0, min(k, n - (1 if has_exclusions else 0)))
+    k = neighbour_count(k, n, exclude)
     db = database.float()
     scores, indices = [], []
     for start in range(0, queries.shape[0], chunk):

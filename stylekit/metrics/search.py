@@ -12,6 +12,12 @@ images by style), both through the per-image feature cache.
 Inputs (`open_inputs`): folders (recursive), .zip files, image files, and text files listing one
 path per line (relative to the list; `#` comments). Listed paths that do not exist and undecodable
 images are skipped and reported, never fatal on their own.
+
+Under torchrun (`distributed_job`): every rank loads the model on its own device; rank 0 runs the checks
+on --out and lists the inputs, and every rank gets that listing (`broadcast_object`), so the ranks index
+one list and agree on every check's outcome (`agree`: a failure on one rank ends every rank with its exit
+code). The features (and the index) come from the sharded `extract_features`; `similar` shards its search
+over the query rows. Only rank 0 locks --out and writes into it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +41,27 @@ from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.metrics.features import FeatureExtractor, FeatureResult, extract_features
 from stylekit.standins import is_random, label
+from stylekit.train.distributed import (
+    DistInfo,
+    agree,
+    broadcast_object,
+    distributed_job,
+    gather_lists,
+    gather_rows,
+    shard,
+)
 
 LIST_SUFFIXES = (".txt", ".lst")
 SHEET_TILE = 128
 SHEET_MAX_ROWS = 64
 SIMILAR_JSON = "similar.json"
+CONTACT_SHEET = "contact_sheet.png"
 
 
 # ----------------------------------------------------------------------------------------------
 # Inputs
+
+Inputs = tuple[ImageSet, list[SkippedFile]]  # the images found, and the list entries skipped
 
 
 def _display(item: ImageItem) -> str:
@@ -88,7 +106,7 @@ def _read_list(path: Path, skipped: list[SkippedFile]) -> list[ImageSet]:
     return [ImageSet(str(path), files), *sets]
 
 
-def open_inputs(sources: Sequence[str | Path], what: str = "input") -> tuple[ImageSet, list[SkippedFile]]:
+def open_inputs(sources: Sequence[str | Path], what: str = "input") -> Inputs:
     """One ImageSet from folders, zips, image files and file lists (duplicates once), plus skipped list entries."""
     if not sources:
         raise BadInput(f"no {what} given", hint="give folders, .zip files, images or a .txt list of images")
@@ -105,10 +123,11 @@ def open_inputs(sources: Sequence[str | Path], what: str = "input") -> tuple[Ima
     return ImageSet(", ".join(str(s) for s in sources), list(items.values())), skipped
 
 
-def _features(image_set: ImageSet, extractor: FeatureExtractor, cfg: ClassifyConfig | SimilarConfig, what: str) -> FeatureResult:
+def _features(image_set: ImageSet, extractor: FeatureExtractor, cfg: ClassifyConfig | SimilarConfig, what: str,
+              dist: DistInfo) -> FeatureResult:
     cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
     return extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch, workers=cfg.workers or 0,
-                            description=what)
+                            description=what, dist=dist)
 
 
 def _skipped(listed: list[SkippedFile], result: FeatureResult) -> list[dict[str, str]]:
@@ -163,17 +182,48 @@ class ClassifyResult:
 
 def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
     """Top-k styles (softmax probabilities of the style classifier) of every readable input image."""
-    from stylekit.device import resolve_device
-    from stylekit.metrics.embedders import load_style_model_or_exit, style_logits
+    from stylekit.metrics.embedders import style_logits
 
     start = time.perf_counter()
-    if cfg.out is not None:
+    with distributed_job(cfg.device) as dist:
+        model, inputs = agree(lambda: _classify_setup(cfg, dist), dist)
+        image_set, listed = broadcast_object(inputs, dist)
+        result = _features(image_set, style_logits(model), cfg, "classify", dist)
+        skipped = _skipped(listed, result)
+        if not result.items:
+            raise BadInput(f"none of the {len(image_set)} images in {image_set.source} is readable",
+                           hint="; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3]))
+        # Softmax and top-k on every rank over the gathered logits: [images x styles] values, nothing
+        # beside the network that made them, so sharding them would only add a collective.
+        probs = torch.from_numpy(result.features).softmax(dim=1)
+        k = min(cfg.k, probs.shape[1])
+        top_p, top_i = probs.topk(k, dim=1)
+        rows = [{"path": _display(item), "top": [{"style": model.classes[c], "probability": round(float(p), 6)}
+                                                 for p, c in zip(ps.tolist(), cs.tolist(), strict=True)]}
+                for item, ps, cs in zip(result.items, top_p, top_i, strict=True)]
+        for s in skipped:
+            get_console().warn(f"skipped {s['path']}: {s['reason']}")
+        if cfg.out is not None:
+            out = cfg.out
+            agree(lambda: write_classify_csv(out, rows, k) if dist.is_main else None, dist)
+    return ClassifyResult(model=str(cfg.style_model), classes=model.classes, k=k, images=rows, skipped=skipped,
+                          features=result.stats(), out=str(cfg.out) if cfg.out else None,
+                          seconds=round(time.perf_counter() - start, 3))
+
+
+def _classify_setup(cfg: ClassifyConfig, dist: DistInfo) -> tuple[Any, Inputs | None]:
+    """The checks before any decoding, in order, and the model on this rank's device. Rank 0 checks --out
+    and lists the images (None elsewhere): one listing, and one writer probing --out's folder."""
+    from stylekit.metrics.embedders import load_style_model_or_exit
+
+    if dist.is_main and cfg.out is not None:
         if cfg.out.is_dir():
             raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the CSV, e.g. --out styles.csv")
         _refuse_rerun(cfg.out, cfg.fresh)
-    model = load_style_model_or_exit(cfg.style_model, resolve_device(cfg.device))
+    model = load_style_model_or_exit(cfg.style_model, dist.device)
     model.require_head()  # before any decoding
-    extractor = style_logits(model)
+    if not dist.is_main:
+        return model, None
     image_set, listed = open_inputs(cfg.images, "image input")
     if len(image_set) == 0:
         raise BadInput(f"no images found in {image_set.source}", hint="give folders, .zip files, images or a .txt list of images")
@@ -181,24 +231,7 @@ def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
         from stylekit.io.rundir import ensure_writable_dir
 
         ensure_writable_dir(cfg.out.parent)
-    result = _features(image_set, extractor, cfg, "classify")
-    skipped = _skipped(listed, result)
-    if not result.items:
-        raise BadInput(f"none of the {len(image_set)} images in {image_set.source} is readable",
-                       hint="; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3]))
-    probs = torch.from_numpy(result.features).softmax(dim=1)
-    k = min(cfg.k, probs.shape[1])
-    top_p, top_i = probs.topk(k, dim=1)
-    rows = [{"path": _display(item), "top": [{"style": model.classes[c], "probability": round(float(p), 6)}
-                                             for p, c in zip(ps.tolist(), cs.tolist(), strict=True)]}
-            for item, ps, cs in zip(result.items, top_p, top_i, strict=True)]
-    for s in skipped:
-        get_console().warn(f"skipped {s['path']}: {s['reason']}")
-    if cfg.out is not None:
-        write_classify_csv(cfg.out, rows, k)
-    return ClassifyResult(model=str(cfg.style_model), classes=model.classes, k=k, images=rows, skipped=skipped,
-                          features=result.stats(), out=str(cfg.out) if cfg.out else None,
-                          seconds=round(time.perf_counter() - start, 3))
+    return model, (image_set, listed)
 
 
 def write_classify_csv(path: Path, rows: list[dict[str, Any]], k: int) -> Path:
@@ -265,6 +298,7 @@ class SimilarResult:
     out: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     standin: str | None = None  # set when the embedder is a random-init stand-in (not meaningful)
+    searched_per_rank: list[int] = field(default_factory=list)  # under torchrun: query rows each rank searched
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -285,42 +319,73 @@ def similar_images(cfg: SimilarConfig) -> SimilarResult:
     """Nearest collection images by style for each query (see the module docstring).
 
     Every check (inputs exist, models located, --out usable and not holding an earlier result) runs before
-    --out is created and locked; the lock is taken before anything is printed."""
-    from stylekit.device import resolve_device
+    --out is created and locked; the lock is taken before anything is printed. Under torchrun rank 0 alone
+    locks --out (another rank would meet rank 0's lock), and its Busy ends every rank with exit 75."""
+    with distributed_job(cfg.device) as dist:
+        extractor, inputs = agree(lambda: _similar_setup(cfg, dist), dist)
+        queries, collection = broadcast_object(inputs, dist)
+        with ExitStack() as held:
+            if cfg.out is not None:
+                out = cfg.out
+                agree(lambda: held.enter_context(_locked_folder(out)) if dist.is_main else None, dist)
+            return _search(cfg, extractor, dist, queries, collection)
 
-    if cfg.out is not None:
+
+
+def _similar_setup(cfg: SimilarConfig, dist: DistInfo) -> tuple[FeatureExtractor, tuple[Inputs, Inputs] | None]:
+    """The checks before any decoding, in order, and the embedder on this rank's device. Rank 0 checks --out
+    and lists queries and collection (None elsewhere)."""
+    if dist.is_main and cfg.out is not None:
         if cfg.out.exists() and not cfg.out.is_dir():
             raise BadInput(f"--out {cfg.out} is a file", hint="give a folder for similar.json and contact_sheet.png")
         _refuse_rerun(cfg.out / SIMILAR_JSON, cfg.fresh)
-    device = resolve_device(cfg.device)
-    extractor = EMBEDDERS[cfg.embedder](cfg, device)  # missing models fail before any decoding
+    extractor = EMBEDDERS[cfg.embedder](cfg, dist.device)  # missing models fail before any decoding
+    if not dist.is_main:
+        return extractor, None
     q_set, q_listed = open_inputs(cfg.queries, "query")
     db_set, db_listed = open_inputs(cfg.collection, "collection")
     if len(db_set) == 0:
         raise BadInput(f"the collection {db_set.source} holds no images", hint="give --in a folder, .zip or .txt list of images")
     if len(q_set) == 0:
         raise BadInput(f"no query images found in {q_set.source}", hint="give image files, folders, .zip files or a .txt list")
-    if cfg.out is None:
-        return _search(cfg, extractor, device, (q_set, q_listed), (db_set, db_listed))
-    with _locked_folder(cfg.out):
-        return _search(cfg, extractor, device, (q_set, q_listed), (db_set, db_listed))
+    return extractor, ((q_set, q_listed), (db_set, db_listed))
 
 
-def _search(cfg: SimilarConfig, extractor: FeatureExtractor, device: torch.device,
-            queries: tuple[ImageSet, list[SkippedFile]], collection: tuple[ImageSet, list[SkippedFile]]) -> SimilarResult:
-    """Embed, search, and write --out (its checks done and its folder locked by the caller)."""
-    from stylekit.metrics.retrieval import nearest_neighbours, neighbour_metrics
+def _nearest(q_emb: torch.Tensor, db_emb: torch.Tensor, exclude: torch.Tensor, cfg: SimilarConfig,
+             dist: DistInfo) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Top-k (scores, indices) of every query, and the query rows each rank searched.
+
+    Each rank searches its block of query rows (`shard`) and the blocks are gathered in rank order,
+    rather than every rank searching all queries: the search is queries x collection dot products
+    (all-vs-all over 100k images: 1e10 of them), work that drops to 1/N per rank for one gather of
+    [queries x k] rows. A query's neighbours depend on its own row and the whole collection only, so the
+    gathered blocks are the one-process result. k is fixed from every query's exclusions, so that the
+    blocks (one with an excluded row, one without) return as many columns as one process does."""
+    from stylekit.metrics.retrieval import nearest_neighbours, neighbour_count
+
+    k = neighbour_count(cfg.k, db_emb.shape[0], exclude)
+    mine = shard(q_emb.shape[0], dist)
+    block = slice(mine.start, mine.stop)
+    scores, idx = nearest_neighbours(q_emb[block], db_emb, k, chunk=256, db_chunk=cfg.chunk, exclude=exclude[block])
+    scores = torch.from_numpy(gather_rows(scores.cpu().numpy(), dist))
+    idx = torch.from_numpy(gather_rows(idx.cpu().numpy(), dist))
+    return scores, idx, gather_lists([len(mine)], dist) if dist.distributed else []
+
+
+def _search(cfg: SimilarConfig, extractor: FeatureExtractor, dist: DistInfo, queries: Inputs, collection: Inputs) -> SimilarResult:
+    """Embed, search, and write --out (its checks done and, on rank 0, its folder locked by the caller)."""
+    from stylekit.metrics.retrieval import neighbour_metrics
 
     start = time.perf_counter()
     (q_set, q_listed), (db_set, db_listed) = queries, collection
     standin = _standin(cfg)
     if standin:
         get_console().warn(standin)
-    db = _features(db_set, extractor, cfg, "index (collection)")
+    db = _features(db_set, extractor, cfg, "index (collection)", dist)
     if not db.items:
         raise BadInput(f"none of the {len(db_set)} collection images in {db_set.source} is readable",
                        hint="; ".join(f"{s['path']}: {s['reason']}" for s in _skipped(db_listed, db)[:3]))
-    q = _features(q_set, extractor, cfg, "queries")
+    q = _features(q_set, extractor, cfg, "queries", dist)
     q_skipped = _skipped(q_listed, q)
     if not q.items:
         raise BadInput(f"no readable query image in {q_set.source}",
@@ -329,11 +394,10 @@ def _search(cfg: SimilarConfig, extractor: FeatureExtractor, device: torch.devic
         get_console().warn(f"skipped query {s['path']}: {s['reason']}")
 
     q_emb = torch.nn.functional.normalize(torch.from_numpy(q.features), dim=1)
-    db_emb = torch.nn.functional.normalize(torch.from_numpy(db.features), dim=1).to(device)
+    db_emb = torch.nn.functional.normalize(torch.from_numpy(db.features), dim=1).to(dist.device)
     position = {it.key_path: i for i, it in enumerate(db.items)}
     exclude = torch.tensor([position.get(it.key_path, -1) for it in q.items], dtype=torch.long, device="cpu")
-    scores, idx = nearest_neighbours(q_emb, db_emb, cfg.k, chunk=256, db_chunk=cfg.chunk, exclude=exclude)
-    scores, idx = scores.cpu(), idx.cpu()
+    scores, idx, searched = _nearest(q_emb, db_emb, exclude, cfg, dist)
     rows = []
     for qi, item in enumerate(q.items):
         neighbours = [{"path": _display(db.items[j]), "label": db.items[j].label, "score": round(float(s), 6)}
@@ -346,14 +410,20 @@ def _search(cfg: SimilarConfig, extractor: FeatureExtractor, device: torch.devic
         collection={"source": db_set.source, "n": len(db_set), "used": len(db.items)},
         skipped={"queries": q_skipped, "collection": _skipped(db_listed, db)},
         features={"collection": db.stats(), "queries": q.stats()}, metrics=metrics, standin=standin,
+        searched_per_rank=searched,
     )
     if cfg.out is not None:
-        from stylekit.io.atomic import write_json_atomic
+        out = cfg.out
+        result.out = {"json": str(out / SIMILAR_JSON), "contact_sheet": str(out / CONTACT_SHEET)}
 
-        sheet = contact_sheet(q.items, db.items, idx, scores, cfg.out / "contact_sheet.png")
-        result.out = {"json": str(cfg.out / SIMILAR_JSON), "contact_sheet": str(sheet)}
-        result.seconds = round(time.perf_counter() - start, 3)
-        write_json_atomic(cfg.out / SIMILAR_JSON, result.to_dict())
+        def write() -> None:
+            from stylekit.io.atomic import write_json_atomic
+
+            contact_sheet(q.items, db.items, idx, scores, out / CONTACT_SHEET)
+            result.seconds = round(time.perf_counter() - start, 3)
+            write_json_atomic(out / SIMILAR_JSON, result.to_dict())
+
+        agree(lambda: write() if dist.is_main else None, dist)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
