@@ -75,8 +75,13 @@ def _report(message: str, hint: str | None, exit_code: int) -> None:
 
 
 def fail(error: StylekitError) -> typing.NoReturn:
-    """Report the error and exit with its code."""
-    _report(error.message, error.hint, error.exit_code)
+    """Report the error and exit with its code.
+
+    Under torchrun rank 0 reports it: the ranks agree on errors (train/distributed.agree), so rank 0
+    holds every rank's (a `FailedOnAnotherRank` names the rank), and N copies of one line would only
+    bury it. Unexpected exceptions (exit 1) are still reported by every rank that meets one."""
+    if os.environ.get("RANK", "0") in ("", "0") or _debug():
+        _report(error.message, error.hint, error.exit_code)
     raise typer.Exit(error.exit_code)
 
 
