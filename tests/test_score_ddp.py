@@ -135,6 +135,7 @@ def test_reading_commands_and_snapshot_metrics_on_two_ranks_equal_one(inputs, tm
     computed = {(f["set"], f["extractor"]): f for f in ab2["features"]}
     assert computed[("B", "tiny-inception")]["computed_per_rank"] == [6, 6]
     assert computed[("A", "tiny-style")]["computed_per_rank"] == [6, 6]
+    assert ab2["metrics"]["gram"]["images_per_rank"] == {"A": [6, 6], "B": [6, 6]}
     assert json.loads((out2 / "report.json").read_text())["metrics"]["fid"]["value"] == ab2["metrics"]["fid"]["value"]
 
     # score --network: each rank generated its 6 of the 12 seeds; PPL's 2 batches one per rank.
@@ -143,6 +144,7 @@ def test_reading_commands_and_snapshot_metrics_on_two_ranks_equal_one(inputs, tm
                        ("ppl2_wend", ["value"])):
         for key in keys:
             _close(net2["metrics"][name][key], net1["metrics"][name][key])
+    assert net2["metrics"]["ppl2_wend"]["samples_per_rank"] == [6, 6] and "samples_per_rank" not in net1["metrics"]["ppl2_wend"]
     assert net2["metrics"]["ppl2_wend"]["value"] > 0 and net2["metrics"]["ppl2_wend"]["kept"] == net1["metrics"]["ppl2_wend"]["kept"]
 
     # finetune-stylegan --metrics on 2 ranks: the snapshot's values are what one process scores from it.

@@ -57,6 +57,7 @@ class GramAccumulator:
 
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     count: int = 0
+    per_rank: list[int] = field(default_factory=list)  # after `gathered` under torchrun: images each rank summed
 
     def add(self, g: dict[str, torch.Tensor]) -> None:
         for name, mats in g.items():
@@ -82,7 +83,8 @@ class GramAccumulator:
             size = math.prod(shape)
             sums[name] = torch.from_numpy(total[at : at + size].reshape(shape).copy())
             at += size
-        return GramAccumulator(sums, sum(gather_lists([self.count], dist)))
+        counts = gather_lists([self.count], dist)
+        return GramAccumulator(sums, sum(counts), counts)
 
 
 def set_gram_stats(net: Any, items: list[ImageItem], size: int, batch_size: int, workers: int,

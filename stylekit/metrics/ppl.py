@@ -20,7 +20,7 @@ are gathered in batch order: the same samples, the same batches, the same number
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch
 
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
-from stylekit.train.distributed import DistInfo, agree, gather_rows, shard
+from stylekit.train.distributed import DistInfo, agree, gather_lists, gather_rows, shard
 
 SPACES = ("z", "w")
 SAMPLINGS = ("full", "end")
@@ -58,6 +58,7 @@ class PPLResult:
     value: float
     kept: int  # samples between the 1st and 99th percentile
     distances: np.ndarray  # every sample's distance, before filtering
+    per_rank: list[int] = field(default_factory=list)  # under torchrun: samples each rank computed, in rank order
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -125,11 +126,13 @@ def perceptual_path_length(G: Any, embed: Callable[[torch.Tensor], torch.Tensor]
         raise BadInput("ppl: the network is conditional; perceptual path length here needs an unconditional one")
     batches = range(0, cfg.num_samples, cfg.batch)
     mine = [(index, batches[index]) for index in shard(len(batches), dist)]
-    dist_rows = gather_rows(agree(lambda: _distances(G, embed, cfg, mine, dist), dist), dist)
+    block = agree(lambda: _distances(G, embed, cfg, mine, dist), dist)
+    dist_rows = gather_rows(block, dist)
+    per_rank = gather_lists([len(block)], dist) if dist is not None and dist.distributed else []
     lo = np.percentile(dist_rows, 1, method="lower")
     hi = np.percentile(dist_rows, 99, method="higher")
     kept = dist_rows[(dist_rows >= lo) & (dist_rows <= hi)]
-    return PPLResult(float(kept.mean()), int(kept.size), dist_rows)
+    return PPLResult(float(kept.mean()), int(kept.size), dist_rows, per_rank)
 
 
 def _distances(G: Any, embed: Callable[[torch.Tensor], torch.Tensor], cfg: PPLConfig, batches: list[tuple[int, int]],

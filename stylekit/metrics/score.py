@@ -464,6 +464,8 @@ def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState
     value, per_layer = gram_distance(accs["A"].mean(), accs["B"].mean())
     values: dict[str, Any] = {"value": value, "per_layer": per_layer,
                               "definition": "mean over relu1_1..relu5_1 of ||mean Gram(A) - mean Gram(B)||_F"}
+    if dist.distributed:
+        values["images_per_rank"] = {which: acc.per_rank for which, acc in accs.items()}  # readable images each rank summed
     if pairs_doc is not None and pairs:
         from stylekit.data.images import ImageReport
         from stylekit.metrics.gram import pair_gram_distances
