@@ -281,6 +281,22 @@ def _check_out(cfg: ScoreConfig) -> None:
         raise BadInput(f"--out {cfg.out} already holds a report", hint="pass --fresh to replace it, or choose another --out")
 
 
+def _open_inputs(cfg: ScoreConfig) -> tuple[Any, _SetState | None, _SetState | None]:
+    """(B's statistics or None, set A, set B), every input and --out checked before any work."""
+    from stylekit.metrics.fid import parse_stats_spec
+
+    ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
+    if cfg.out:  # fail before the work, not after it
+        _check_out(cfg)
+    set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
+    set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
+    for state in (set_a, set_b):
+        if state is not None:
+            _check_set_size(state.set, cfg.specs)
+    _check_counts(cfg.specs, cfg, set_a)
+    return ref, set_a, set_b
+
+
 def _load_generator(cfg: ScoreConfig, device: torch.device) -> tuple[Any, str]:
     """The generator to sample (an in-memory one, the random:RES stand-in, or a loaded network) and its label."""
     from stylekit.nets.stylegan2.load import load_network  # random:RES is its stand-in branch
@@ -321,22 +337,14 @@ def score_sets(cfg: ScoreConfig, dist: DistInfo | None = None) -> ScoreReport:
 
 
 def _score_sets(cfg: ScoreConfig, dist: DistInfo) -> ScoreReport:
-    from stylekit.metrics.fid import parse_stats_spec
     from stylekit.metrics.registry import FAMILIES, check_counts
     from stylekit.standins import label
 
     start = time.perf_counter()
     console = get_console()
-    ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
     specs = cfg.specs
-    if cfg.out:  # fail before the work, not after it
-        _check_out(cfg)
-    set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
-    set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
-    for state in (set_a, set_b):
-        if state is not None:
-            _check_set_size(state.set, specs)
-    _check_counts(specs, cfg, set_a)
+    # Agreed: a node that sees other files (a missing folder, an existing --out) stops every rank, not just itself.
+    ref, set_a, set_b = agree(lambda: _open_inputs(cfg), dist)
     device = dist.device  # each rank its own (GPU LOCAL_RANK under torchrun)
 
     # Build every model first: missing weights fail before any decoding or generating (on any rank: agreed).

@@ -146,13 +146,10 @@ def make_stats(cfg: StatsConfig) -> StatsResult:
         return _make_stats(cfg, dist)
 
 
-def _make_stats(cfg: StatsConfig, dist: DistInfo) -> StatsResult:
-    from stylekit.io.console import get_console
-    from stylekit.io.rundir import ensure_writable_dir
-    from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, fid_warning, stats_dir
-    from stylekit.metrics.frechet import gaussian_stats
+def _checked_inputs(cfg: StatsConfig) -> tuple[Any, int, dict[str, Path], list[Path]]:
+    """(the image set, R, the two statistics files, those that exist already), checked before any work."""
+    from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, stats_dir
 
-    start = time.perf_counter()
     if any(n == cfg.name for n, _ in KNOWN_STATS):
         raise BadInput(f"--name {cfg.name} is one of clean-fid's hosted statistics", hint="pick another name for your data set")
     image_set = open_image_set(cfg.data)
@@ -165,6 +162,18 @@ def _make_stats(cfg: StatsConfig, dist: DistInfo) -> StatsResult:
     if existing and not cfg.fresh:
         raise BadInput(f"statistics {ref.label} (mode {cfg.mode}) already exist: {existing[0]}",
                        hint="pass --fresh to replace them, or pick another --name")
+    return image_set, size, files, existing
+
+
+def _make_stats(cfg: StatsConfig, dist: DistInfo) -> StatsResult:
+    from stylekit.io.console import get_console
+    from stylekit.io.rundir import ensure_writable_dir
+    from stylekit.metrics.fid import fid_warning, stats_dir
+    from stylekit.metrics.frechet import gaussian_stats
+
+    start = time.perf_counter()
+    # Agreed: a node that sees other files (no images, statistics already there) stops every rank.
+    image_set, size, files, existing = agree(lambda: _checked_inputs(cfg), dist)
     extractor = agree(lambda: _inception(cfg, dist.device), dist)
     standin = label("--inception-weights random") if is_random(cfg.inception_weights) else None
     if standin:
