@@ -127,12 +127,12 @@ def perceptual_path_length(G: Any, embed: Callable[[torch.Tensor], torch.Tensor]
     batches = range(0, cfg.num_samples, cfg.batch)
     mine = [(index, batches[index]) for index in shard(len(batches), dist)]
     block = agree(lambda: _distances(G, embed, cfg, mine, dist), dist)
-    dist_rows = gather_rows(block, dist)
+    distances = gather_rows(block, dist)
     per_rank = gather_lists([len(block)], dist) if dist is not None and dist.distributed else []
-    lo = np.percentile(dist_rows, 1, method="lower")
-    hi = np.percentile(dist_rows, 99, method="higher")
-    kept = dist_rows[(dist_rows >= lo) & (dist_rows <= hi)]
-    return PPLResult(float(kept.mean()), int(kept.size), dist_rows, per_rank)
+    lo = np.percentile(distances, 1, method="lower")
+    hi = np.percentile(distances, 99, method="higher")
+    kept = distances[(distances >= lo) & (distances <= hi)]
+    return PPLResult(float(kept.mean()), int(kept.size), distances, per_rank)
 
 
 def _distances(G: Any, embed: Callable[[torch.Tensor], torch.Tensor], cfg: PPLConfig, batches: list[tuple[int, int]],
