@@ -6,6 +6,9 @@ those of the PNG files `generate` would write (up to float differences between b
 generator runs on the device in batches; each uint8 batch goes through the extractor's own per-image
 preprocessing (clean-fid's resize for Inception) and model, the path a decoded PNG takes. Features
 are kept in memory, so several metrics on one extractor generate once.
+
+Under torchrun (`dist`) each rank generates its contiguous block of the seeds (`shard`) and the
+features are gathered in rank order, i.e. seed order: every rank holds all n rows, as one process would.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from PIL import Image
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.metrics.features import FeatureExtractor, run_model
+from stylekit.train.distributed import DistInfo, agree, gather_lists, gather_rows, shard
 
 
 class GeneratorSource:
-    def __init__(self, G: Any, source: str, seed: int = 0, trunc: float = 1.0, batch: int = 32) -> None:
+    def __init__(self, G: Any, source: str, seed: int = 0, trunc: float = 1.0, batch: int = 32,
+                 dist: DistInfo | None = None) -> None:
         if getattr(G, "c_dim", 0):
             raise BadInput(f"--network {source}: a conditional network ({G.c_dim} classes); score --network needs an unconditional one",
                            hint="generate per class with `stylekit generate --class K` and score the folders")
@@ -33,7 +38,9 @@ class GeneratorSource:
         self.seed = seed
         self.trunc = trunc
         self.batch = max(1, batch)
-        self.generated = 0
+        self.dist = dist
+        self.generated = 0  # the job's samples (all ranks together)
+        self.per_rank: list[int] = []  # under torchrun: samples each rank generated for the largest count, in rank order
         self._feats: dict[str, np.ndarray] = {}
 
     def seeds(self, n: int) -> list[int]:
@@ -41,23 +48,35 @@ class GeneratorSource:
         return list(range(self.seed, self.seed + n))
 
     def uint8_batches(self, n: int, description: str = "generate") -> Iterator[np.ndarray]:
-        """[b, R, R, C] uint8 batches of the first n samples."""
+        """[b, R, R, C] uint8 batches of this rank's block of the first n samples (all n in one process)."""
         from stylekit.nets.stylegan2.sampling import map_seeds, synthesize, to_uint8
 
-        seeds = self.seeds(n)
-        with get_console().progress(n, description) as task:
-            for i in range(0, n, self.batch):
+        block = shard(n, self.dist)
+        seeds = self.seeds(n)[block.start : block.stop]
+        ranks = self.dist.world_size if self.dist is not None else 1
+        with get_console().progress(n, description, ranks=ranks) as task:
+            for i in range(0, len(seeds), self.batch):
                 chunk = seeds[i : i + self.batch]
                 ws = map_seeds(self.G, chunk, self.trunc)
                 yield to_uint8(synthesize(self.G, ws, "const", chunk, self.batch))
-                self.generated = max(self.generated, i + len(chunk))
                 task.advance(len(chunk))
 
     def features(self, extractor: FeatureExtractor, n: int) -> np.ndarray:
-        """[n, dim] features of the first n samples (computed once per extractor, sliced after)."""
+        """[n, dim] features of the first n samples (computed once per extractor, sliced after); under
+        torchrun every rank computes its block and every rank returns all n rows in seed order."""
         have = self._feats.get(extractor.name)
         if have is not None and len(have) >= n:
             return have[:n]
+        mine = agree(lambda: self._block_features(extractor, n), self.dist)
+        feats = gather_rows(mine, self.dist)
+        if self.dist is not None and self.dist.distributed and n >= self.generated:
+            self.per_rank = gather_lists([len(mine)], self.dist)
+        self.generated = max(self.generated, n)
+        self._feats[extractor.name] = feats
+        return feats
+
+    def _block_features(self, extractor: FeatureExtractor, n: int) -> np.ndarray:
+        """[block, dim] features of this rank's block of the first n samples."""
         rows: list[np.ndarray] = []
 
         def prepare(a: np.ndarray) -> Any:
@@ -68,13 +87,13 @@ class GeneratorSource:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             for arr in self.uint8_batches(n, f"{extractor.name} features of generated images"):
                 rows += run_model(extractor, list(pool.map(prepare, arr)))
-        feats = np.stack(rows).astype(np.float32)
+        feats = np.stack(rows).astype(np.float32) if rows else np.zeros((0, extractor.dim), np.float32)
         if feats.shape[1] != extractor.dim:
             raise BadInput(f"extractor {extractor.name} returned {feats.shape[1]} values, expected {extractor.dim}")
-        self._feats[extractor.name] = feats
         return feats
 
     def summary(self) -> dict[str, Any]:
         last = self.seed + self.generated - 1
-        return {"source": self.source, "network": self.source, "n": self.generated, "used": self.generated,
-                "seeds": f"{self.seed}-{last}" if self.generated else None, "trunc": self.trunc, "noise_mode": "const", "skipped": []}
+        out = {"source": self.source, "network": self.source, "n": self.generated, "used": self.generated,
+               "seeds": f"{self.seed}-{last}" if self.generated else None, "trunc": self.trunc, "noise_mode": "const", "skipped": []}
+        return out | ({"generated_per_rank": self.per_rank} if self.per_rank else {})

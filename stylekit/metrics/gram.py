@@ -28,6 +28,7 @@ from PIL import Image
 from stylekit.data.images import ImageReport
 from stylekit.data.imageset import ImageItem, SquareResize, decode_item, iter_images
 from stylekit.errors import BadImage
+from stylekit.train.distributed import DistInfo, all_gather_object, gather_lists, gather_rows
 
 GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SKETCH_DIM = 256
@@ -56,6 +57,7 @@ class GramAccumulator:
 
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     count: int = 0
+    per_rank: list[int] = field(default_factory=list)  # after `gathered` under torchrun: images each rank summed
 
     def add(self, g: dict[str, torch.Tensor]) -> None:
         for name, mats in g.items():
@@ -65,6 +67,24 @@ class GramAccumulator:
 
     def mean(self) -> dict[str, torch.Tensor]:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+    def gathered(self, dist: DistInfo | None) -> GramAccumulator:
+        """The job's accumulator on every rank: the ranks' float64 sums added and their counts (under
+        torchrun each rank summed its block of a set; a rank without readable images sent no layers)."""
+        if dist is None or not dist.distributed:
+            return self
+        layouts = all_gather_object([(k, tuple(v.shape)) for k, v in self.sums.items()], dist)
+        layout = next((entry for entry in layouts if entry), [])
+        flat = np.concatenate([self.sums[k].numpy().ravel() if k in self.sums else np.zeros(math.prod(shape))
+                               for k, shape in layout]) if layout else np.zeros(0)
+        total = gather_rows(flat[None], dist).sum(0)
+        sums, at = {}, 0
+        for name, shape in layout:
+            size = math.prod(shape)
+            sums[name] = torch.from_numpy(total[at : at + size].reshape(shape).copy())
+            at += size
+        counts = gather_lists([self.count], dist)
+        return GramAccumulator(sums, sum(counts), counts)
 
 
 def set_gram_stats(net: Any, items: list[ImageItem], size: int, batch_size: int, workers: int,

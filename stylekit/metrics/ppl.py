@@ -12,12 +12,15 @@ distance is the LPIPS distance). PPL = the mean of the distances between the 1st
 Latents, t and noise come from a torch.Generator seeded by (seed, batch index) on the CPU, then moved
 to the device: the same seed gives the same number on any device and batch layout. Everything else
 runs on the generator's device in its parameter dtype (float32 for real networks).
+
+Under torchrun (`dist`) each rank computes its block of the batch indices (`shard`) and the distances
+are gathered in batch order: the same samples, the same batches, the same number as one process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ import torch
 
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.train.distributed import DistInfo, agree, gather_lists, gather_rows, shard
 
 SPACES = ("z", "w")
 SAMPLINGS = ("full", "end")
@@ -54,6 +58,7 @@ class PPLResult:
     value: float
     kept: int  # samples between the 1st and 99th percentile
     distances: np.ndarray  # every sample's distance, before filtering
+    per_rank: list[int] = field(default_factory=list)  # under torchrun: samples each rank computed, in rank order
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -100,7 +105,7 @@ def pair_images(G: Any, cfg: PPLConfig, index: int, n: int) -> torch.Tensor:
         ws = G.mapping(torch.cat([zt0, zt1]), None, truncation_psi=cfg.trunc)
     for name, buf in G.named_buffers():
         if name.endswith("noise_const"):
-            buf.copy_(torch.randn(buf.shape, generator=gen, dtype=buf.dtype).to(device))
+            buf.copy_(torch.randn(buf.shape, generator=gen, dtype=buf.dtype, device="cpu").to(device))
     img = G.synthesis(ws, noise_mode="const", force_fp32=True)
     if cfg.crop:
         img = face_crop(img)
@@ -112,16 +117,34 @@ def pair_images(G: Any, cfg: PPLConfig, index: int, n: int) -> torch.Tensor:
     return img
 
 
-def perceptual_path_length(G: Any, embed: Callable[[torch.Tensor], torch.Tensor], cfg: PPLConfig) -> PPLResult:
+def perceptual_path_length(G: Any, embed: Callable[[torch.Tensor], torch.Tensor], cfg: PPLConfig,
+                           dist: DistInfo | None = None) -> PPLResult:
     """PPL of generator `G`; `embed` maps images in [-1, 1] to vectors whose squared distance is the
-    perceptual distance (LPIPS.features; tests pass a plain flatten for an L2 distance)."""
+    perceptual distance (LPIPS.features; tests pass a plain flatten for an L2 distance). Under torchrun
+    every rank returns the job's result."""
     if getattr(G, "c_dim", 0):
         raise BadInput("ppl: the network is conditional; perceptual path length here needs an unconditional one")
+    batches = range(0, cfg.num_samples, cfg.batch)
+    mine = [(index, batches[index]) for index in shard(len(batches), dist)]
+    block = agree(lambda: _distances(G, embed, cfg, mine, dist), dist)
+    distances = gather_rows(block, dist)
+    per_rank = gather_lists([len(block)], dist) if dist is not None and dist.distributed else []
+    lo = np.percentile(distances, 1, method="lower")
+    hi = np.percentile(distances, 99, method="higher")
+    kept = distances[(distances >= lo) & (distances <= hi)]
+    return PPLResult(float(kept.mean()), int(kept.size), distances, per_rank)
+
+
+def _distances(G: Any, embed: Callable[[torch.Tensor], torch.Tensor], cfg: PPLConfig, batches: list[tuple[int, int]],
+               dist: DistInfo | None) -> np.ndarray:
+    """Float64 distances of the samples of `batches` ((batch index, first sample) pairs), in their order;
+    the network's constant noise buffers are restored afterwards."""
     saved = {name: buf.detach().clone() for name, buf in G.named_buffers() if name.endswith("noise_const")}
     dists: list[torch.Tensor] = []
+    ranks = dist.world_size if dist is not None else 1
     try:
-        with torch.no_grad(), get_console().progress(cfg.num_samples, f"ppl ({cfg.space}, {cfg.sampling})") as task:
-            for index, start in enumerate(range(0, cfg.num_samples, cfg.batch)):
+        with torch.no_grad(), get_console().progress(cfg.num_samples, f"ppl ({cfg.space}, {cfg.sampling})", ranks=ranks) as task:
+            for index, start in batches:
                 n = min(cfg.batch, cfg.num_samples - start)
                 f0, f1 = embed(pair_images(G, cfg, index, n)).flatten(1).chunk(2)
                 dists.append((f0.double() - f1.double()).square().sum(dim=1) / cfg.epsilon**2)
@@ -131,8 +154,4 @@ def perceptual_path_length(G: Any, embed: Callable[[torch.Tensor], torch.Tensor]
             for name, buf in G.named_buffers():
                 if name in saved:
                     buf.copy_(saved[name])
-    dist = torch.cat(dists).cpu().numpy()
-    lo = np.percentile(dist, 1, method="lower")
-    hi = np.percentile(dist, 99, method="higher")
-    kept = dist[(dist >= lo) & (dist <= hi)]
-    return PPLResult(float(kept.mean()), int(kept.size), dist)
+    return torch.cat(dists).cpu().numpy() if dists else np.zeros(0, np.float64)

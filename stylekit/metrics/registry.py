@@ -53,6 +53,7 @@ class MetricContext(Protocol):
 
     cfg: Any
     warnings: list[str]
+    dist: Any  # train.distributed.DistInfo: the ranks that share the work
 
     def features(self, kind: str, side: str, n: int | None) -> Any: ...
 
@@ -270,9 +271,10 @@ def _ppl(ctx: Any, spec: MetricSpec) -> dict[str, Any]:
     n = ctx.count_a(spec)
     result = perceptual_path_length(ctx.generator, ctx.lpips(), PPLConfig(
         num_samples=n, space=spec.space, sampling=spec.sampling, crop=spec.crop, epsilon=spec.epsilon,
-        batch=ctx.cfg.batch, seed=ctx.cfg.seed, trunc=ctx.cfg.trunc))
+        batch=ctx.cfg.batch, seed=ctx.cfg.seed, trunc=ctx.cfg.trunc), ctx.dist)
     return {"value": result.value, "samples": n, "kept": result.kept, "space": spec.space, "sampling": spec.sampling,
-            "crop": spec.crop, "epsilon": spec.epsilon, "distance": ctx.describe("lpips")}
+            "crop": spec.crop, "epsilon": spec.epsilon, "distance": ctx.describe("lpips")} \
+        | ({"samples_per_rank": result.per_rank} if result.per_rank else {})
 
 
 def _pr_results(name: str, doc: dict[str, Any]) -> dict[str, float]:

@@ -6,6 +6,11 @@ the samples of a generator (generated.py: no PNGs written). Feature models are b
 in EXTRACTORS (keys "inception", "inception-logits", "clip", "style", "vgg16", "lpips"); Python callers
 inject tiny ones through `ScoreConfig.extractors`, which takes precedence over the table. Models load
 before any image is decoded or generated, so missing weights fail fast (exit 3).
+
+Under torchrun every rank runs the same checks, loads the models on its own device and computes its
+share: its block of each image set's uncached features (features.extract_features), of the generated
+seeds (generated.GeneratorSource), of the PPL batches and of the Gram sums; the shares are gathered, so
+every rank computes the same metrics from the same features, and rank 0 alone writes `--out`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from stylekit.metrics.features import (
     clip_extractor,
     extract_features,
 )
+from stylekit.train.distributed import DistInfo, agree, distributed_job, gather_lists, shard
 
 
 @dataclass
@@ -155,10 +161,11 @@ class _SetState:
 class _Context:
     """What the registry's compute functions read (registry.MetricContext): features per (model, side, count)."""
 
-    def __init__(self, cfg: ScoreConfig, device: torch.device, a: _SetState | Any, b: _SetState | None, ref: Any,
+    def __init__(self, cfg: ScoreConfig, dist: DistInfo, a: _SetState | Any, b: _SetState | None, ref: Any,
                  generator: Any = None) -> None:
         self.cfg = cfg
-        self.device = device
+        self.dist = dist
+        self.device = dist.device
         self.a, self.b, self.ref, self.generator = a, b, ref, generator
         self.warnings: list[str] = []
         self.feature_stats: list[dict[str, Any]] = []
@@ -200,7 +207,7 @@ class _Context:
             raise BadInput("this metric needs a reference set B", hint="give a reference folder or .zip")
         if isinstance(state, _SetState):
             result = extract_features(state.first(n), ext, cache=self.cache, batch_size=self.cfg.batch,
-                                      workers=self.cfg.workers, description=f"{kind} features {side}")
+                                      workers=self.cfg.workers, description=f"{kind} features {side}", dist=self.dist)
             state.absorb(result)
             self.feature_stats.append({"set": side, **result.stats()})
             need = 1 if kind == "style" else 2  # a style embedding compares even one image
@@ -213,7 +220,8 @@ class _Context:
             start = time.perf_counter()
             feats = state.features(ext, n)
             self.feature_stats.append({"set": side, "extractor": ext.name, "mode": ext.mode, "generated": n,
-                                       "seconds": round(time.perf_counter() - start, 3)})
+                                       "seconds": round(time.perf_counter() - start, 3)}
+                                      | ({"generated_per_rank": state.per_rank} if state.per_rank else {}))
             value = (feats, [None] * len(feats))
         self._feats[key] = value
         return value
@@ -246,7 +254,7 @@ class _Context:
     def gram_scores(self, spec: Any) -> dict[str, Any]:
         if not isinstance(self.a, _SetState) or self.b is None:
             raise BadInput("gram needs two image sets", hint="score the generated images as a folder, or leave gram out")
-        return _gram_metrics(self.cfg, _vgg(self.cfg, self.device), self.a, self.b, self.pairs, self.pairs_doc)
+        return _gram_metrics(self.cfg, _vgg(self.cfg, self.device), self.a, self.b, self.pairs, self.pairs_doc, self.dist)
 
 
 def _check_counts(specs: tuple[Any, ...], cfg: ScoreConfig, set_a: _SetState | None) -> None:
@@ -271,6 +279,22 @@ def _check_out(cfg: ScoreConfig) -> None:
         raise BadInput(f"--out {cfg.out} is a folder", hint="give a file name for the JSON report, e.g. --out report.json")
     if Path(cfg.out).exists() and not cfg.fresh:
         raise BadInput(f"--out {cfg.out} already holds a report", hint="pass --fresh to replace it, or choose another --out")
+
+
+def _open_inputs(cfg: ScoreConfig) -> tuple[Any, _SetState | None, _SetState | None]:
+    """(B's statistics or None, set A, set B), every input and --out checked before any work."""
+    from stylekit.metrics.fid import parse_stats_spec
+
+    ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
+    if cfg.out:  # fail before the work, not after it
+        _check_out(cfg)
+    set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
+    set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
+    for state in (set_a, set_b):
+        if state is not None:
+            _check_set_size(state.set, cfg.specs)
+    _check_counts(cfg.specs, cfg, set_a)
+    return ref, set_a, set_b
 
 
 def _load_generator(cfg: ScoreConfig, device: torch.device) -> tuple[Any, str]:
@@ -300,31 +324,30 @@ def _stand_ins(cfg: ScoreConfig, kinds: list[str]) -> list[str]:
     return [f"{flag} {values[flag]}" for flag, on in used.items() if on]
 
 
-def score_sets(cfg: ScoreConfig) -> ScoreReport:
+def score_sets(cfg: ScoreConfig, dist: DistInfo | None = None) -> ScoreReport:
     """Compute the requested registry metrics between A (images or a generator) and B (see docs/metrics.md).
 
     Every check (the inputs, --out, the models and their weights) runs before any image is decoded or
-    generated, and before --out is written."""
-    from stylekit.device import resolve_device
-    from stylekit.metrics.fid import parse_stats_spec
+    generated, and before --out is written. `dist`: the job of a caller that already runs under
+    torchrun (a trainer's snapshot metrics); None starts one (`distributed_job`, one process without torchrun)."""
+    if dist is not None:
+        return _score_sets(cfg, dist)
+    with distributed_job(cfg.device) as job:
+        return _score_sets(cfg, job)
+
+
+def _score_sets(cfg: ScoreConfig, dist: DistInfo) -> ScoreReport:
     from stylekit.metrics.registry import FAMILIES, check_counts
     from stylekit.standins import label
 
     start = time.perf_counter()
     console = get_console()
-    ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
     specs = cfg.specs
-    if cfg.out:  # fail before the work, not after it
-        _check_out(cfg)
-    set_a = _SetState(open_image_set(cfg.a)) if cfg.a is not None else None
-    set_b = _SetState(open_image_set(cfg.b)) if cfg.b is not None and ref is None else None
-    for state in (set_a, set_b):
-        if state is not None:
-            _check_set_size(state.set, specs)
-    _check_counts(specs, cfg, set_a)
-    device = resolve_device(cfg.device)
+    # Agreed: a node that sees other files (a missing folder, an existing --out) stops every rank, not just itself.
+    ref, set_a, set_b = agree(lambda: _open_inputs(cfg), dist)
+    device = dist.device  # each rank its own (GPU LOCAL_RANK under torchrun)
 
-    # Build every model first: missing weights fail before any decoding or generating.
+    # Build every model first: missing weights fail before any decoding or generating (on any rank: agreed).
     _built.clear()
     _nets.clear()
     generator = None
@@ -332,21 +355,26 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     if cfg.network is not None:
         from stylekit.metrics.generated import GeneratorSource
 
-        generator, source_label = _load_generator(cfg, device)
-        source = GeneratorSource(generator, source_label, cfg.seed, cfg.trunc, cfg.batch)
-    ctx = _Context(cfg, device, source, set_b, ref, generator)
+        generator, source_label = agree(lambda: _load_generator(cfg, device), dist)
+        source = GeneratorSource(generator, source_label, cfg.seed, cfg.trunc, cfg.batch, dist)
+    ctx = _Context(cfg, dist, source, set_b, ref, generator)
     check_counts(list(specs), lambda s: ctx.count_a(s) or (len(set_a.set) if set_a is not None else None),
                  "--num-gen" if cfg.network is not None else f"set A ({cfg.a})")
     kinds = list(dict.fromkeys(k for s in specs for k in FAMILIES[s.family].features))
     if any(s.family == "ppl" for s in specs):
         kinds.append("lpips")
-    extractors = {k: ctx.extractor(k) for k in kinds}
-    if any(s.family == "gram" for s in specs):
-        _vgg(cfg, device)
+
+    def build_models() -> dict[str, Any]:
+        built = {k: ctx.extractor(k) for k in kinds}
+        if any(s.family == "gram" for s in specs):
+            _vgg(cfg, device)
+        return built
+
+    extractors = agree(build_models, dist)
     if cfg.out:  # every check passed: only now is the report's folder made (a refused run leaves none behind)
         from stylekit.io.rundir import ensure_writable_dir
 
-        ensure_writable_dir(Path(cfg.out).parent)
+        agree(lambda: ensure_writable_dir(Path(cfg.out).parent) if dist.is_main else None, dist)
     stand_ins = _stand_ins(cfg, kinds)
     for name in stand_ins:
         console.warn(label(name))
@@ -386,7 +414,7 @@ def score_sets(cfg: ScoreConfig) -> ScoreReport:
     if cfg.out:
         from stylekit.io.atomic import write_json_atomic
 
-        write_json_atomic(cfg.out, report.to_dict())
+        agree(lambda: write_json_atomic(cfg.out, report.to_dict()) if dist.is_main else None, dist)
     return report
 
 
@@ -426,27 +454,47 @@ def required_weights(kinds: list[str]) -> list[str]:
 
 
 def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState, pairs: list[Any],
-                  pairs_doc: dict[str, Any] | None) -> dict[str, Any]:
-    from stylekit.data.images import ImageReport
-    from stylekit.metrics.gram import gram_distance, pair_gram_distances, set_gram_stats
+                  pairs_doc: dict[str, Any] | None, dist: DistInfo) -> dict[str, Any]:
+    """The gram metric: under torchrun each rank sums the Gram matrices of its block of each set (and
+    measures its block of the pairs); the sums, skips and pair distances are gathered on every rank."""
+    from stylekit.metrics.gram import gram_distance
 
+    workers = cfg.workers if cfg.workers is not None else auto_loader_workers(next(vgg.parameters()).device) or 0
     accs = {}
     for which, state in (("A", set_a), ("B", set_b)):
-        rep = ImageReport()
-        workers = cfg.workers if cfg.workers is not None else auto_loader_workers(next(vgg.parameters()).device) or 0
-        accs[which] = set_gram_stats(vgg, state.set.items, cfg.size or GRAM_SIZE, cfg.batch, workers, rep, f"gram {which}")
-        for s in rep.skipped:
-            state.skipped.setdefault(s.path, s.reason)
+        acc, skipped = agree(lambda items=state.set.items, which=which: _gram_block(vgg, items, cfg, workers, which, dist), dist)
+        accs[which] = acc.gathered(dist)
+        for path, reason in gather_lists(skipped, dist):
+            state.skipped.setdefault(path, reason)
         if accs[which].count == 0:
             raise BadInput(f"{state.set.source}: none of its {len(state.set)} images is readable")
         state.used = accs[which].count if state.used is None else min(state.used, accs[which].count)
     value, per_layer = gram_distance(accs["A"].mean(), accs["B"].mean())
     values: dict[str, Any] = {"value": value, "per_layer": per_layer,
                               "definition": "mean over relu1_1..relu5_1 of ||mean Gram(A) - mean Gram(B)||_F"}
+    if dist.distributed:
+        values["images_per_rank"] = {which: acc.per_rank for which, acc in accs.items()}  # readable images each rank summed
     if pairs_doc is not None and pairs:
-        rep = ImageReport()
-        dists = pair_gram_distances(vgg, pairs, cfg.size or GRAM_SIZE, cfg.batch, rep)
+        from stylekit.data.images import ImageReport
+        from stylekit.metrics.gram import pair_gram_distances
+
+        block = shard(len(pairs), dist)
+        mine = agree(lambda: pair_gram_distances(vgg, pairs[block.start : block.stop], cfg.size or GRAM_SIZE, cfg.batch,
+                                                 ImageReport()), dist)
+        dists = dict(gather_lists(list(mine.items()), dist))
         values["pairs_mean"] = float(np.mean(list(dists.values()))) if dists else None
         for name, d in dists.items():
             pairs_doc["per_pair"].setdefault(name, {})["gram"] = d
     return values
+
+
+def _gram_block(vgg: Any, items: list[Any], cfg: ScoreConfig, workers: int, which: str,
+                dist: DistInfo) -> tuple[Any, list[tuple[str, str]]]:
+    """Gram sums of this rank's block of `items` and the (path, reason) of its unreadable images."""
+    from stylekit.data.images import ImageReport
+    from stylekit.metrics.gram import set_gram_stats
+
+    block = shard(len(items), dist)
+    rep = ImageReport()
+    acc = set_gram_stats(vgg, items[block.start : block.stop], cfg.size or GRAM_SIZE, cfg.batch, workers, rep, f"gram {which}")
+    return acc, [(s.path, s.reason) for s in rep.skipped]

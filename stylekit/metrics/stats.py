@@ -11,6 +11,9 @@ never replaced silently: BadInput unless `fresh`.
 
 R: with `size`, every image is first brought to R x R (shorter side to R, centre crop, Lanczos), as
 `prepare --size R` does; without it the images must all be the same square size, which becomes R.
+
+Under torchrun every rank runs the checks, computes its block of the uncached features
+(`extract_features(dist=...)`) and rank 0 alone writes the two files.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from stylekit.data.imageset import ImageItem, open_image_set
 from stylekit.errors import BadInput
 from stylekit.metrics.features import FeatureResult, extract_features
 from stylekit.standins import is_random, label
+from stylekit.train.distributed import DistInfo, agree, distributed_job
 
 
 @dataclass
@@ -138,13 +142,14 @@ def make_stats(cfg: StatsConfig) -> StatsResult:
     """Compute and save FID/KID reference statistics of cfg.data as stats:NAME/R (see the module docstring).
 
     Every check (name, images, existing statistics, weights) runs before the statistics folder is made."""
-    from stylekit.device import resolve_device
-    from stylekit.io.console import get_console
-    from stylekit.io.rundir import ensure_writable_dir
-    from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, fid_warning, stats_dir
-    from stylekit.metrics.frechet import gaussian_stats
+    with distributed_job(cfg.device) as dist:
+        return _make_stats(cfg, dist)
 
-    start = time.perf_counter()
+
+def _checked_inputs(cfg: StatsConfig) -> tuple[Any, int, dict[str, Path], list[Path]]:
+    """(the image set, R, the two statistics files, those that exist already), checked before any work."""
+    from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, stats_dir
+
     if any(n == cfg.name for n, _ in KNOWN_STATS):
         raise BadInput(f"--name {cfg.name} is one of clean-fid's hosted statistics", hint="pick another name for your data set")
     image_set = open_image_set(cfg.data)
@@ -157,23 +162,39 @@ def make_stats(cfg: StatsConfig) -> StatsResult:
     if existing and not cfg.fresh:
         raise BadInput(f"statistics {ref.label} (mode {cfg.mode}) already exist: {existing[0]}",
                        hint="pass --fresh to replace them, or pick another --name")
-    extractor = _inception(cfg, resolve_device(cfg.device))
+    return image_set, size, files, existing
+
+
+def _make_stats(cfg: StatsConfig, dist: DistInfo) -> StatsResult:
+    from stylekit.io.console import get_console
+    from stylekit.io.rundir import ensure_writable_dir
+    from stylekit.metrics.fid import fid_warning, stats_dir
+    from stylekit.metrics.frechet import gaussian_stats
+
+    start = time.perf_counter()
+    # Agreed: a node that sees other files (no images, statistics already there) stops every rank.
+    image_set, size, files, existing = agree(lambda: _checked_inputs(cfg), dist)
+    extractor = agree(lambda: _inception(cfg, dist.device), dist)
     standin = label("--inception-weights random") if is_random(cfg.inception_weights) else None
     if standin:
         get_console().warn(standin)
-    ensure_writable_dir(stats_dir())
+    agree(lambda: ensure_writable_dir(stats_dir()) if dist.is_main else None, dist)
     if cfg.size is not None:
         extractor = ResizedExtractor(extractor, cfg.size)
     cache: bool | str = (cfg.cache_dir or True) if cfg.cache else False
     result: FeatureResult = extract_features(image_set, extractor, cache=cache, batch_size=cfg.batch,
-                                             workers=cfg.workers or 0, description="inception features")
+                                             workers=cfg.workers or 0, description="inception features", dist=dist)
     if len(result.items) < 2:
         raise BadInput(f"{cfg.data}: only {len(result.items)} of {len(image_set)} images are readable; need at least 2",
                        hint="; ".join(f"{s.path}: {s.reason}" for s in result.report.skipped[:3]) or None)
     feats = result.features.astype(np.float32)
-    mu, sigma = gaussian_stats(feats)
-    _write_npz(files["fid"], mu=mu, sigma=sigma)
-    _write_npz(files["kid"], feats=feats)
+
+    def write() -> None:
+        mu, sigma = gaussian_stats(feats)
+        _write_npz(files["fid"], mu=mu, sigma=sigma)
+        _write_npz(files["kid"], feats=feats)
+
+    agree(lambda: write() if dist.is_main else None, dist)
     warning = fid_warning(len(feats), str(cfg.data))
     if warning:
         get_console().warn(warning)

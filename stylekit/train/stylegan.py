@@ -537,8 +537,8 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
                     snapshot = done or tick % cfg.snap == 0
                     if snapshot:
                         label = kimg_label(cur_nimg)
+                        name = f"network-snapshot-{label}.safetensors"
                         if dist.is_main:
-                            name = f"network-snapshot-{label}.safetensors"
                             save_network(run_dir.path / name, G=G, G_ema=ema.module, D=D,
                                          extra={"kimg": cur_nimg / 1000, "augment_p": ada.p, "source": nets.source})
                             result_snapshots.append(name)
@@ -547,11 +547,11 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
 
                             save_grid(generate_grid_images(ema.module, seeds, device), run_dir.samples / f"fakes-{label}.png")
                             runner.log_image(cur_nimg, "samples/fakes", run_dir.samples / f"fakes-{label}.png")
-                            if metrics_on:
-                                from stylekit.metrics.snapshot import snapshot_metrics
+                        if metrics_on:  # every rank computes its share; the same values on every rank
+                            from stylekit.metrics.snapshot import snapshot_metrics
 
-                                values.update(snapshot_metrics(ema.module.eval(), list(cfg.metric_specs), data, run_dir,
-                                                               name, device, cfg.metric_num_gen, dist.world_size))
+                            values.update(snapshot_metrics(ema.module.eval(), list(cfg.metric_specs), data, run_dir,
+                                                           name, dist, cfg.metric_num_gen))
                         barrier(dist)
                     runner.log_metrics(cur_nimg, **values)
                     last_metrics = values
