@@ -5,12 +5,14 @@ process count runs every job, so the torchrun start-up is paid twice, not once p
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from device_guard import run_guarded
+from device_guard import guard_env, run_guarded
 from numerics import optimised, summation, well_conditioned
 from PIL import Image
 from test_invert import network_file, save_png, validity_generator
@@ -38,10 +40,13 @@ def _jobs(root: Path, inputs: dict[str, Path]) -> list[list[str]]:
                 "--device", "cpu", "--out", str(root / "gen"), "--json"]
     invert = ["invert", str(inputs["targets"]), "--network", str(inputs["g32"]), "--out", str(root / "inv"), "--loss", "mse",
               "--steps", str(STEPS), "--batch", "2", "--w-avg-samples", "300", "--log-every", "2", "--device", "cpu", "--json"]
-    return [generate, generate, invert, invert]
+    transfer = ["transfer", str(inputs["photos"]), str(inputs["style"]), "--out", str(root / "nst"), "--vgg-weights",
+                str(inputs["vgg"]), "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1", "--no-amp",
+                "--device", "cpu", "--optimizer", "adam", "--size", "16", "--steps", "3", "--json", "-q"]
+    return [generate, generate, invert, invert, transfer, transfer]
 
 
-def _inputs(base: Path) -> dict[str, Path]:
+def _inputs(base: Path, vgg: Path) -> dict[str, Path]:
     from stylekit.nets.stylegan2.load import save_network
     from stylekit.nets.stylegan2.tiny import tiny_generator
 
@@ -51,14 +56,20 @@ def _inputs(base: Path) -> dict[str, Path]:
     for name in TARGETS:
         save_png(torch.rand(1, 3, 24, 24, generator=g), targets / name)
     (targets / "broken.png").write_bytes(b"not a png")
-    return {"g16": save_network(base / "g16.safetensors", G_ema=tiny_generator(16, seed=1)),
+    photos = base / "photos"
+    (photos / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for name, shape in (("a.png", (24, 32)), ("sub/b.png", (20, 20)), ("c.jpg", (32, 24))):
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(photos / name)
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(base / "style.png")
+    return {"photos": photos, "style": base / "style.png", "vgg": vgg,"g16": save_network(base / "g16.safetensors", G_ema=tiny_generator(16, seed=1)),
             "g32": network_file(base, validity_generator(noise_strength=0.2)), "targets": targets}
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, list[dict]]]:
+def runs(tmp_path_factory: pytest.TempPathFactory, random_vgg19_file: Path) -> dict[int, tuple[Path, list[dict]]]:
     base = tmp_path_factory.mktemp("ddp-outputs")
-    inputs = _inputs(base)
+    inputs = _inputs(base, random_vgg19_file)
     found = {}
     for nproc in (1, 2):
         root = base / f"n{nproc}"
@@ -118,3 +129,82 @@ def test_invert_two_ranks_invert_each_target_once_as_one_process_does(runs):
             for key in (k for k in x.files if k == "w" or k.startswith("noise.")):
                 bound = well_conditioned(LRS, K) if key.startswith("noise.") else optimised(LRS, K)
                 np.testing.assert_allclose(y[key], x[key], atol=bound, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.numerics
+def test_transfer_two_ranks_stylise_each_image_once_and_keep_one_record(runs):
+    """Each image is stylised alone (--batch 1) in both runs: the same computation, on its own, in one process
+    or the other; the 8-bit output may still flip one grey level where a pixel sits on a rounding boundary."""
+    (one, r1), (two, r2) = runs[1], runs[2]
+    first, rerun = json.loads(r2[4]["stdout"]), json.loads(r2[5]["stdout"])
+    assert first["per_rank"] == [1, 2] and first["done"] == 3 and json.loads(r1[4]["stdout"])["per_rank"] == []
+    assert rerun["skipped"] == 3 and rerun["done"] == 0  # the record holds every rank's outputs
+    assert _tree(two / "nst") == _tree(one / "nst") == {"a.png", "sub/b.png", "c.png", "stylekit-outputs.json"}
+    for name in ("a.png", "sub/b.png", "c.png"):
+        assert np.abs(_pixels(two / "nst" / name) - _pixels(one / "nst" / name)).max() <= 1
+    record = json.loads((two / "nst" / "stylekit-outputs.json").read_text())["outputs"]
+    assert record == json.loads((one / "nst" / "stylekit-outputs.json").read_text())["outputs"]
+
+
+def test_output_record_parts_are_read_and_folded_in(tmp_path):
+    """What rank 1 of an interrupted torchrun run recorded counts on a rerun, and rank 0 folds it into the record."""
+    from stylekit.io.recipe import OutputRecord, Recorded, source_identity
+
+    src = tmp_path / "src.png"
+    src.write_bytes(b"x")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("a.png", "b.png"):
+        (out / name).write_bytes(b"png")
+    OutputRecord(out).add(out / "a.png", "r0", src)
+    part = OutputRecord(out, rank=1)
+    part.add(out / "b.png", "r1", src)
+    assert set(json.loads((out / "stylekit-outputs.rank1.json").read_text())["outputs"]) == {"b.png"}  # its own only
+    again = OutputRecord(out)
+    assert again.recorded([out / "a.png", out / "b.png"]) == {out / "a.png": Recorded("r0", source_identity(src)),
+                                                               out / "b.png": Recorded("r1", source_identity(src))}
+    again.merge_parts()
+    assert not (out / "stylekit-outputs.rank1.json").exists()
+    assert set(json.loads((out / "stylekit-outputs.json").read_text())["outputs"]) == {"a.png", "b.png"}
+
+
+BUSY_SCRIPT = r"""
+import json, os, sys
+from typer.testing import CliRunner
+from device_guard import one_process_group
+from stylekit.cli.app import app
+
+codes = []
+with one_process_group():
+    for argv in json.loads(sys.argv[1]):
+        codes.append(CliRunner().invoke(app, argv).exit_code)
+with open(os.path.join(sys.argv[2], "rank" + os.environ["RANK"] + ".json"), "w") as fh:
+    json.dump(codes, fh)
+"""
+
+
+@pytest.mark.slow
+def test_a_busy_out_ends_every_rank_with_75(tmp_path, random_vgg19_file):
+    """Rank 0 alone takes the lock: while another run holds --out, every rank of every command exits 75 (none
+    waits in a collective, none meets rank 0's own lock), and nothing is written."""
+    from stylekit.io.rundir import DirLock
+
+    inputs = _inputs(tmp_path, random_vgg19_file)
+    jobs = _jobs(tmp_path / "busy", inputs)[::2]  # generate, invert, transfer once each
+    holders = []
+    for name in ("gen", "inv", "nst"):
+        (tmp_path / "busy" / name).mkdir(parents=True)
+        holders.append(DirLock(tmp_path / "busy" / name))
+        holders[-1].acquire()
+    (tmp_path / "busy.py").write_text(BUSY_SCRIPT)
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    proc = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                           str(tmp_path / "busy.py"), json.dumps(jobs), str(codes)], env=guard_env(), capture_output=True, text=True,
+                          timeout=300)
+    for lock in holders:
+        lock.release()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [json.loads((codes / f"rank{r}.json").read_text()) for r in (0, 1)] == [[75, 75, 75]] * 2
+    assert _tree(tmp_path / "busy") == set()
