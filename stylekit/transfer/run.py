@@ -11,7 +11,8 @@ options or model, or with no record. Every check (inputs, method, weights locate
 that folder is created and locked (exit 75 while another run holds it). Batch mode writes
 OUT/<relative path>.png for every image; per-file failures are reported instead of stopping (with
 --batch N, a failure inside a batch fails its images); it fails (exit 2) only when no image has an output
-(every file failed and none was done before).
+(every file failed and none was done before). Under torchrun each rank stylises its block of the images left
+to do; rank 0 alone locks, and folds the other ranks' record parts into the one record (`OutputRecord`).
 """
 
 from __future__ import annotations
