@@ -169,42 +169,61 @@ def test_output_record_parts_are_read_and_folded_in(tmp_path):
     assert set(json.loads((out / "stylekit-outputs.json").read_text())["outputs"]) == {"a.png", "b.png"}
 
 
-BUSY_SCRIPT = r"""
+RECORDS = {"record.json", "stylekit-outputs.json", "stylekit-outputs.rank1.json"}  # rewritten as a run goes, by one rank
+RANKS_SCRIPT = r"""
 import json, os, sys
 from typer.testing import CliRunner
 from device_guard import one_process_group
 from stylekit.cli.app import app
+from stylekit.io.atomic import add_write_listener
 
-codes = []
+report, writes = [], []
+add_write_listener(lambda path: writes.append(str(path)))
 with one_process_group():
     for argv in json.loads(sys.argv[1]):
-        codes.append(CliRunner().invoke(app, argv).exit_code)
+        writes.clear()
+        code = CliRunner().invoke(app, argv).exit_code
+        report.append({"exit_code": code, "writes": list(writes)})
 with open(os.path.join(sys.argv[2], "rank" + os.environ["RANK"] + ".json"), "w") as fh:
-    json.dump(codes, fh)
+    json.dump(report, fh)
 """
 
 
 @pytest.mark.slow
-def test_a_busy_out_ends_every_rank_with_75(tmp_path, random_vgg19_file):
-    """Rank 0 alone takes the lock: while another run holds --out, every rank of every command exits 75 (none
-    waits in a collective, none meets rank 0's own lock), and nothing is written."""
+def test_each_output_is_written_by_one_rank_once_and_a_busy_out_ends_every_rank_with_75(tmp_path, random_vgg19_file):
+    """Every file write of each rank is recorded (stylekit.io.atomic announces them): each seed's, target's and
+    image's files are written once, by the rank whose block holds it; rank 0 alone writes what combines them.
+    While another run holds --out, every rank of every command exits 75 (rank 0 alone takes the lock: none waits
+    in a collective, none meets rank 0's own lock) and nothing is written."""
     from stylekit.io.rundir import DirLock
 
     inputs = _inputs(tmp_path, random_vgg19_file)
-    jobs = _jobs(tmp_path / "busy", inputs)[::2]  # generate, invert, transfer once each
+    busy = _jobs(tmp_path / "busy", inputs)[::2]  # generate, invert, transfer once each, into locked folders
     holders = []
     for name in ("gen", "inv", "nst"):
         (tmp_path / "busy" / name).mkdir(parents=True)
         holders.append(DirLock(tmp_path / "busy" / name))
         holders[-1].acquire()
-    (tmp_path / "busy.py").write_text(BUSY_SCRIPT)
-    codes = tmp_path / "codes"
-    codes.mkdir()
+    (tmp_path / "ranks.py").write_text(RANKS_SCRIPT)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    jobs = [*busy, *_jobs(tmp_path / "free", inputs)[::2]]
     proc = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
-                           str(tmp_path / "busy.py"), json.dumps(jobs), str(codes)], env=guard_env(), capture_output=True, text=True,
-                          timeout=300)
+                           str(tmp_path / "ranks.py"), json.dumps(jobs), str(reports)], env=guard_env(), capture_output=True,
+                          text=True, timeout=300)
     for lock in holders:
         lock.release()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [json.loads((codes / f"rank{r}.json").read_text()) for r in (0, 1)] == [[75, 75, 75]] * 2
-    assert _tree(tmp_path / "busy") == set()
+    ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [[job["exit_code"] for job in rank] for rank in ranks] == [[75, 75, 75, 0, 0, 0]] * 2
+    assert _tree(tmp_path / "busy") == set() and not any(job["writes"] for rank in ranks for job in rank[:3])
+    free = tmp_path / "free"
+    for index, name in ((3, "gen"), (4, "inv"), (5, "nst")):
+        written = [[Path(w).relative_to(free / name).as_posix() for w in rank[index]["writes"]] for rank in ranks]
+        outputs = [w for w in written[0] + written[1] if w not in RECORDS]
+        assert len(outputs) == len(set(outputs)), name  # no output written twice, by one rank or two
+        assert set(written[0] + written[1]) - {"stylekit-outputs.rank1.json"} == _tree(free / name), name  # the part: merged
+        assert set(written[1]) & RECORDS <= {"stylekit-outputs.rank1.json"}, name  # rank 1 writes its own part only
+    assert {Path(w).name for w in ranks[1][3]["writes"]} == {f"seed{s:04d}.{x}" for s in (9, 4, 7) for x in ("png", "npz")}
+    assert {Path(w).parent.name for w in ranks[1][4]["writes"]} == {"c"}  # rank 1: broken.png (failed) and c.png
+    assert {Path(w).name for w in ranks[1][5]["writes"]} == {"b.png", "c.png", "stylekit-outputs.rank1.json"}
