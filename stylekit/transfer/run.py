@@ -60,7 +60,7 @@ class Stylizer(Protocol):
 class TransferMethod:
     """One entry of METHODS: how to build the stylizer and what shapes its outputs."""
 
-    build: Callable[[TransferConfig], Stylizer]
+    build: Callable[[TransferConfig, str], Stylizer]  # (config, this process's device: under torchrun its own GPU)
     recipe: Callable[[TransferConfig], dict[str, Any]]  # JSON-able; files enter by their bytes
     step_unit: str
     check: Callable[[TransferConfig], None] = lambda cfg: None  # method-specific input checks (exit 2)
@@ -76,10 +76,10 @@ def _weights_identity(name: str | None) -> str | None:
     return file_digest(name) if name and Path(name).expanduser().is_file() else name
 
 
-def _gatys(cfg: TransferConfig) -> Stylizer:
+def _gatys(cfg: TransferConfig, device: str) -> Stylizer:
     from stylekit.transfer.gatys import GatysStylizer
 
-    return GatysStylizer(cfg)
+    return GatysStylizer(cfg, device)
 
 
 def _gatys_recipe(cfg: TransferConfig) -> dict[str, Any]:
@@ -97,11 +97,11 @@ def _check_gatys(cfg: TransferConfig) -> None:
     locate_weights(cfg.vgg_weights or "auto", cfg.arch)
 
 
-def _pix2pix(cfg: TransferConfig) -> Stylizer:
+def _pix2pix(cfg: TransferConfig, device: str) -> Stylizer:
     from stylekit.transfer.pix2pix import Pix2PixStylizer
 
     assert cfg.model is not None  # _check_pix2pix
-    return Pix2PixStylizer(cfg.model, list(cfg.styles), size=cfg.size, device=cfg.device)
+    return Pix2PixStylizer(cfg.model, list(cfg.styles), size=cfg.size, device=device)
 
 
 def _pix2pix_recipe(cfg: TransferConfig) -> dict[str, Any]:
@@ -128,11 +128,11 @@ def _check_pix2pix(cfg: TransferConfig) -> None:
     resolve_model(cfg.model)
 
 
-def _cyclegan(cfg: TransferConfig) -> Stylizer:
+def _cyclegan(cfg: TransferConfig, device: str) -> Stylizer:
     from stylekit.transfer.cyclegan import CycleGANStylizer
 
     assert cfg.model is not None  # TransferConfig.check
-    return CycleGANStylizer(cfg.model, str(cfg.direction), size=cfg.size, device=cfg.device, amp=cfg.amp)
+    return CycleGANStylizer(cfg.model, str(cfg.direction), size=cfg.size, device=device, amp=cfg.amp)
 
 
 def _cyclegan_recipe(cfg: TransferConfig) -> dict[str, Any]:
@@ -317,7 +317,7 @@ def _run(cfg: TransferConfig, method: TransferMethod, batch: bool, jobs: list[tu
         report.seconds = round(time.perf_counter() - start, 3)
         on_main(lambda: method.finish(cfg, report), dist)
         return report
-    stylizer = agree(lambda: method.build(cfg), dist)
+    stylizer = agree(lambda: method.build(cfg, str(dist.device)), dist)
     report.run = stylizer.describe()
 
     def work(block: range) -> list[dict[str, Any]]:
