@@ -39,6 +39,8 @@ from stylekit.nets.stylegan2.networks import Generator
 from stylekit.standins import is_random
 
 if TYPE_CHECKING:
+    from stylekit.edit.align import FaceAlign
+    from stylekit.nets.stylegan2.load import LoadedNetwork
     from stylekit.train.distributed import DistInfo
 
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
@@ -465,7 +467,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
     return result
 
 
-def _load_checked(cfg: InvertConfig, device: torch.device) -> tuple[Any, str | None, Any]:
+def _load_checked(cfg: InvertConfig, device: torch.device) -> tuple[LoadedNetwork, str | None, FaceAlign | None]:
     """(loaded network, its stand-in label, the face aligner or None); BadInput for networks invert cannot use."""
     from stylekit.edit.generate import load_generator
 
@@ -483,22 +485,13 @@ def _load_checked(cfg: InvertConfig, device: torch.device) -> tuple[Any, str | N
     return loaded, label, aligner
 
 
-def _lock_out(out: Path) -> Any:
-    """Create and lock --out (after every argument check: a refused run leaves no folder)."""
-    from stylekit.io.rundir import DirLock, ensure_writable_dir
-
-    lock = DirLock(ensure_writable_dir(out))
-    lock.acquire()
-    return lock
-
-
 def _invert(cfg: InvertConfig, targets: list[tuple[Path, str]], single: bool, dist: DistInfo) -> InvertResult:
     from stylekit.data.images import load_rgb
     from stylekit.edit.generate import check_amp
     from stylekit.edit.outdir import standin, warn_standins
     from stylekit.io.atomic import save_image_atomic, write_json_atomic
     from stylekit.train.distributed import agree, gather_lists
-    from stylekit.train.shares import on_main, run_share
+    from stylekit.train.shares import lock_on_main, run_share
 
     device = dist.device
     loaded, label, aligner = agree(lambda: _load_checked(cfg, device), dist)
@@ -508,7 +501,7 @@ def _invert(cfg: InvertConfig, targets: list[tuple[Path, str]], single: bool, di
     out = Path(cfg.out)
     jobs = [(path, out / name if name else out) for path, name in targets]
     standins = [x for x in (label, standin(cfg.vgg_weights, "--vgg-weights") if cfg.loss != "mse" else None) if x]
-    lock = on_main(lambda: _lock_out(out), dist)
+    lock = lock_on_main(out, dist)
     try:
         plan = agree(lambda: plan_outputs(jobs, _recorded([folder for _, folder in jobs]), recipe, out, cfg.fresh), dist)
         warn_standins(standins)

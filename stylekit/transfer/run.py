@@ -30,7 +30,6 @@ from stylekit.io.console import get_console
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap, require_regular_file
 from stylekit.io.recipe import OutputRecord, Plan, file_digest, plan_outputs, recipe_digest
-from stylekit.io.rundir import DirLock, ensure_writable_dir
 from stylekit.standins import is_random, label
 
 if TYPE_CHECKING:
@@ -250,7 +249,7 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     Under torchrun each rank stylises its block of the images left to do and records them; rank 0 holds the lock,
     merges the records and writes the report's page (pix2pix) from every rank's items."""
     from stylekit.train.distributed import agree, distributed_job
-    from stylekit.train.shares import on_main
+    from stylekit.train.shares import lock_on_main
 
     _check_inputs(cfg)
     method = METHODS[cfg.method]
@@ -272,25 +271,12 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
             return batch, jobs, folder, *_plan(cfg, method, folder, jobs, dist.rank)
 
         batch, jobs, folder, record, recipe, plan = agree(prepare, dist)
-        lock = on_main(lambda: _lock(folder, record), dist)
+        lock = lock_on_main(folder, dist, then=record.merge_parts)  # takes in what an interrupted run left
         try:
             return _run(cfg, method, batch, jobs, plan, record, recipe, dist)
         finally:
             if lock is not None:
                 lock.release()
-
-
-def _lock(folder: Path, record: OutputRecord) -> DirLock:
-    """Create and lock the output folder, then take in the parts an interrupted torchrun run left."""
-    ensure_writable_dir(folder)
-    lock = DirLock(folder)
-    lock.acquire()
-    try:
-        record.merge_parts()
-    except BaseException:
-        lock.release()
-        raise
-    return lock
 
 
 def _run(cfg: TransferConfig, method: TransferMethod, batch: bool, jobs: list[tuple[Path, Path]], plan: Plan,
