@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,11 @@ from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.io.recipe import Recorded, file_digest, plan_outputs, recipe_digest, source_identity
 from stylekit.nets.stylegan2.networks import Generator
 from stylekit.standins import is_random
+
+if TYPE_CHECKING:
+    from stylekit.edit.align import FaceAlign
+    from stylekit.nets.stylegan2.load import LoadedNetwork
+    from stylekit.train.distributed import DistInfo
 
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Image2StyleGAN
 DONE_FILE = "metrics.json"
@@ -64,6 +69,7 @@ class InvertResult:
     items: list[InvertItem] = field(default_factory=list)
     standins: list[str] = field(default_factory=list)  # labels of random-init stand-ins used (not meaningful results)
     seconds: float = 0.0
+    per_rank: list[int] = field(default_factory=list)  # under torchrun: targets each rank inverted (or failed), in rank order
 
 
 @dataclass
@@ -442,13 +448,12 @@ def _recorded(folders: list[Path]) -> dict[Path, Recorded | None]:
 
 
 def run_invert(cfg: InvertConfig) -> InvertResult:
-    """Invert one image (outputs in --out) or every image of a folder (--out/<name>/); done ones are skipped."""
+    """Invert one image (outputs in --out) or every image of a folder (--out/<name>/); done ones are skipped.
+
+    Under torchrun each rank inverts its block of the targets left to do and writes their folders; rank 0 holds
+    the lock and reports every rank's items."""
     from stylekit.data.images import load_rgb
-    from stylekit.device import resolve_device
-    from stylekit.edit.generate import check_amp, load_generator
-    from stylekit.edit.outdir import standin, warn_standins
-    from stylekit.io.atomic import save_image_atomic, write_json_atomic
-    from stylekit.io.rundir import DirLock, ensure_writable_dir
+    from stylekit.train.distributed import distributed_job
 
     start = time.monotonic()
     refuse_out_overlap(cfg.out, [Input("TARGET", cfg.target, data_folder=True), Input("--network", cfg.network),
@@ -456,7 +461,16 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
     targets, single = _targets(Path(cfg.target))
     if single:  # an unreadable single target is a usage error (exit 2) before anything loads
         load_rgb(targets[0][0])
-    device = resolve_device(cfg.device)
+    with distributed_job(cfg.device) as dist:
+        result = _invert(cfg, targets, single, dist)
+    result.seconds = round(time.monotonic() - start, 3)
+    return result
+
+
+def _load_checked(cfg: InvertConfig, device: torch.device) -> tuple[LoadedNetwork, str | None, FaceAlign | None]:
+    """(loaded network, its stand-in label, the face aligner or None); BadInput for networks invert cannot use."""
+    from stylekit.edit.generate import load_generator
+
     loaded, label = load_generator(cfg.network, device)
     G = loaded.generator.eval().requires_grad_(False)
     if G.c_dim > 0:
@@ -468,16 +482,28 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
         from stylekit.edit.align import FaceAlign
 
         aligner = FaceAlign(cfg.align, G.img_resolution, cfg.face_detector).load()
+    return loaded, label, aligner
+
+
+def _invert(cfg: InvertConfig, targets: list[tuple[Path, str]], single: bool, dist: DistInfo) -> InvertResult:
+    from stylekit.data.images import load_rgb
+    from stylekit.edit.generate import check_amp
+    from stylekit.edit.outdir import standin, warn_standins
+    from stylekit.io.atomic import save_image_atomic, write_json_atomic
+    from stylekit.train.distributed import agree, gather_lists
+    from stylekit.train.shares import lock_on_main, run_share
+
+    device = dist.device
+    loaded, label, aligner = agree(lambda: _load_checked(cfg, device), dist)
+    G = loaded.generator
     mse_weight = cfg.mse
     recipe = recipe_digest(_recipe(cfg, mse_weight, loaded.source))
     out = Path(cfg.out)
     jobs = [(path, out / name if name else out) for path, name in targets]
     standins = [x for x in (label, standin(cfg.vgg_weights, "--vgg-weights") if cfg.loss != "mse" else None) if x]
-    out = ensure_writable_dir(out)  # every argument check is behind us: a refused run leaves no folder
-    lock = DirLock(out)
-    lock.acquire()
+    lock = lock_on_main(out, dist)
     try:
-        plan = plan_outputs(jobs, _recorded([folder for _, folder in jobs]), recipe, out, cfg.fresh)
+        plan = agree(lambda: plan_outputs(jobs, _recorded([folder for _, folder in jobs]), recipe, out, cfg.fresh), dist)
         warn_standins(standins)
         amp = check_amp(cfg.amp, device)
         result = InvertResult(out=str(out), network=loaded.source, resolution=G.img_resolution, space=str(cfg.space),
@@ -487,6 +513,7 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
             console.log(f"invert: skipping {path} (up to date: {folder / DONE_FILE}; --fresh redoes it)")
             result.items.append(InvertItem(str(path), str(folder), "skipped"))
         todo = plan.todo
+        mine: list[InvertItem] = []  # this rank's targets
         stats: list[tuple[torch.Tensor, float]] = []  # w_avg, w_std: computed once, when a target first needs them
 
         def run_batch(batch: list[tuple[Path, Path, torch.Tensor]]) -> None:
@@ -539,31 +566,37 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
                 }
                 write_json_atomic(folder / DONE_FILE, doc)  # written last: marks this target done
                 console.log(f"invert: {path.name}: loss {proj.final_loss:.4g}, PSNR {final_psnr:.2f} dB, {seconds:.1f}s")
-                result.items.append(InvertItem(str(path), str(folder), "done", proj.final_loss, round(final_psnr, 4), seconds))
+                mine.append(InvertItem(str(path), str(folder), "done", proj.final_loss, round(final_psnr, 4), seconds))
 
-        ready: list[tuple[Path, Path, torch.Tensor]] = []
-        for path, folder in todo:
-            try:
-                image = load_rgb(path)
-                if aligner is not None:
-                    image = aligner(image)
-                target = preprocess_target(image, G.img_resolution)
-            except (BadImage, ValueError) as exc:
-                reason = exc.reason if isinstance(exc, BadImage) else str(exc)
-                if single and isinstance(exc, BadImage):
-                    raise
-                if single:
-                    raise BadInput(f"cannot invert {path}: {reason}", hint="give a photo with a visible frontal face, or drop --align") from None
-                console.warn(f"invert: skipping {path}: {reason}")
-                result.items.append(InvertItem(str(path), str(folder), "failed", reason=reason))
-                continue
-            ready.append((path, folder, target))
-            if len(ready) == cfg.batch:
+        def work(block: range) -> list[InvertItem]:
+            """Load, prepare and invert this rank's targets in batches of --batch."""
+            ready: list[tuple[Path, Path, torch.Tensor]] = []
+            for path, folder in todo[block.start : block.stop]:
+                try:
+                    image = load_rgb(path)
+                    if aligner is not None:
+                        image = aligner(image)
+                    target = preprocess_target(image, G.img_resolution)
+                except (BadImage, ValueError) as exc:
+                    reason = exc.reason if isinstance(exc, BadImage) else str(exc)
+                    if single and isinstance(exc, BadImage):
+                        raise
+                    if single:
+                        raise BadInput(f"cannot invert {path}: {reason}", hint="give a photo with a visible frontal face, or drop --align") from None
+                    console.warn(f"invert: skipping {path}: {reason}")
+                    mine.append(InvertItem(str(path), str(folder), "failed", reason=reason))
+                    continue
+                ready.append((path, folder, target))
+                if len(ready) == cfg.batch:
+                    run_batch(ready)
+                    ready = []
+            if ready:
                 run_batch(ready)
-                ready = []
-        if ready:
-            run_batch(ready)
+            return mine
+
+        items, result.per_rank = run_share(len(todo), work, dist)
+        result.items += gather_lists(items, dist)
     finally:
-        lock.release()
-    result.seconds = round(time.monotonic() - start, 3)
+        if lock is not None:
+            lock.release()
     return result

@@ -8,7 +8,8 @@ the same --out:
 - another recipe, or files with no record: exit 2 naming the folder, with the `--fresh` hint; `--fresh`
   removes the files the record lists (never anything else) and starts over.
 So two runs never mix in one folder. The folder is created and locked only after every argument check,
-so a refused run leaves nothing behind; the lock is taken before anything is printed.
+so a refused run leaves nothing behind; the lock is taken before anything is printed. Under torchrun rank 0
+alone claims the folder (`claim_out(..., dist)`); the record it writes at the end lists every rank's files.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylekit.errors import BadInput
 from stylekit.io.recipe import file_digest, recipe_digest
 from stylekit.io.rundir import LOCK_NAME, DirLock, ensure_writable_dir
+
+if TYPE_CHECKING:
+    from stylekit.train.distributed import DistInfo
 
 RECORD = "record.json"
 _RUNNING, _DONE = "running", "done"
@@ -110,8 +114,22 @@ def _remove(out: Path, files: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def claim_out(out: Path, command: str, options: dict[str, Any], fresh: bool) -> Claim:
-    """Create and lock --out, then apply the rerun rule (module docstring) for a run shaped by `options`."""
+def claim_out(out: Path, command: str, options: dict[str, Any], fresh: bool, dist: DistInfo | None = None) -> Claim:
+    """Create and lock --out, then apply the rerun rule (module docstring) for a run shaped by `options`.
+
+    Under torchrun rank 0 does it (an error there, Busy included, ends every rank with its exit code); the other
+    ranks get a claim that knows whether the run is up to date and records nothing."""
+    if dist is None or not dist.distributed:
+        return _claim(out, command, options, fresh)
+    from stylekit.train.distributed import broadcast_object
+    from stylekit.train.shares import on_main
+
+    claim = on_main(lambda: _claim(out, command, options, fresh), dist)
+    up_to_date, files = broadcast_object((claim.up_to_date, claim.files) if claim is not None else None, dist)
+    return claim if claim is not None else Claim(out, command, "", options, up_to_date, files, recorded=False)
+
+
+def _claim(out: Path, command: str, options: dict[str, Any], fresh: bool) -> Claim:
     recipe = recipe_digest({"command": command, **options})
     ensure_writable_dir(out)
     lock = DirLock(out)

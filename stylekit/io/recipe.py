@@ -97,21 +97,26 @@ def plan_outputs(jobs: list[tuple[Path, Path]], recorded: Mapping[Path, Recorded
 class OutputRecord:
     """`OUT/stylekit-outputs.json`: output path (relative to OUT) -> the recipe and source that made it.
 
-    Rewritten atomically after every finished output, so an interrupted run leaves a true record.
+    Rewritten atomically after every finished output, so an interrupted run leaves a true record. Under
+    torchrun rank r > 0 records its own outputs in `stylekit-outputs.rank<r>.json` (no two processes write one
+    file); rank 0 folds those parts into the record (`merge_parts`) before the work, which takes in what an
+    interrupted run left, and after it. Reading takes the record and any parts.
     """
 
     NAME = "stylekit-outputs.json"
+    PARTS = "stylekit-outputs.rank*.json"
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, rank: int = 0) -> None:
         self.out = out
-        self.path = out / self.NAME
-        self.entries: dict[str, dict[str, str]] = {}
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(doc, dict) and isinstance(doc.get("outputs"), dict):
-                self.entries = {k: v for k, v in doc["outputs"].items() if isinstance(v, dict)}
-        except (OSError, ValueError):
-            pass  # no record (yet), or unreadable: existing outputs count as unrecorded
+        self.path = out / (self.NAME if rank == 0 else self.PARTS.replace("*", str(rank)))
+        self.entries: dict[str, dict[str, str]] = {}  # every output's record (the record, then the parts)
+        self._added: dict[str, dict[str, str]] = {}  # what this process recorded (a part holds only these)
+        self._main = rank == 0
+        for path in [out / self.NAME, *self._parts()]:
+            self.entries.update(_read_outputs(path))
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.out.glob(self.PARTS)) if self.out.is_dir() else []
 
     def _key(self, output: Path) -> str:
         return output.relative_to(self.out).as_posix()
@@ -126,6 +131,31 @@ class OutputRecord:
         return found
 
     def add(self, output: Path, recipe: str, source: Path) -> None:
+        entry = {"recipe": recipe, "source": source_identity(source), "from": str(source)}
+        self.entries[self._key(output)] = self._added[self._key(output)] = entry
+        self._save(self.path, self.entries if self._main else self._added)
 
-        self.entries[self._key(output)] = {"recipe": recipe, "source": source_identity(source), "from": str(source)}
-        write_json_atomic(self.path, {"version": 1, "outputs": self.entries})
+    def merge_parts(self) -> None:
+        """Rank 0: take the other ranks' parts into the record, then remove them (a no-op without parts)."""
+        parts = self._parts()
+        if not parts:
+            return
+        for path in parts:
+            self.entries.update(_read_outputs(path))
+        self._save(self.out / self.NAME, self.entries)
+        for path in parts:
+            path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _save(path: Path, entries: dict[str, dict[str, str]]) -> None:
+        write_json_atomic(path, {"version": 1, "outputs": entries})
+
+
+def _read_outputs(path: Path) -> dict[str, dict[str, str]]:
+    """The entries of a record or part; none when it is missing or unreadable (its outputs count as unrecorded)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    return {k: v for k, v in outputs.items() if isinstance(v, dict)} if isinstance(outputs, dict) else {}

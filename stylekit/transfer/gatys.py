@@ -56,13 +56,14 @@ class GatysStylizer:
 
     name = "gatys"
 
-    def __init__(self, cfg: TransferConfig) -> None:
+    def __init__(self, cfg: TransferConfig, device: str | None = None) -> None:
+        """`device`: where to run (under torchrun this process's GPU); default `cfg.device`."""
         self.cfg = cfg
         self.content_layers = check_layers(cfg.arch, cfg.content_layers, "--content-layers")
         self.style_layers = check_layers(cfg.arch, cfg.style_layers, "--style-layers")
         layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.min_side = min_input_side(cfg.arch, layers)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(device or cfg.device)
         # --amp: the device's native low-precision dtype (fp32 where there is none); only with Adam (TransferConfig.check).
         self.precision = resolve_precision("auto", self.device) if cfg.amp else "fp32"
         self.style_images = [load_rgb(p) for p in cfg.styles]

@@ -11,7 +11,8 @@ options or model, or with no record. Every check (inputs, method, weights locate
 that folder is created and locked (exit 75 while another run holds it). Batch mode writes
 OUT/<relative path>.png for every image; per-file failures are reported instead of stopping (with
 --batch N, a failure inside a batch fails its images); it fails (exit 2) only when no image has an output
-(every file failed and none was done before).
+(every file failed and none was done before). Under torchrun each rank stylises its block of the images left
+to do; rank 0 alone locks, and folds the other ranks' record parts into the one record (`OutputRecord`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stylekit.configs.transfer import TransferConfig
 from stylekit.data.images import IMAGE_EXTENSIONS, list_images
@@ -29,8 +30,10 @@ from stylekit.io.console import get_console
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap, require_regular_file
 from stylekit.io.recipe import OutputRecord, Plan, file_digest, plan_outputs, recipe_digest
-from stylekit.io.rundir import DirLock, ensure_writable_dir
 from stylekit.standins import is_random, label
+
+if TYPE_CHECKING:
+    from stylekit.train.distributed import DistInfo
 
 OUTPUT_EXTENSIONS = IMAGE_EXTENSIONS - {".gif"}
 STEP_UNIT = ("one loss+gradient evaluation (VGG forward+backward): one Adam update; an L-BFGS iteration "
@@ -56,7 +59,7 @@ class Stylizer(Protocol):
 class TransferMethod:
     """One entry of METHODS: how to build the stylizer and what shapes its outputs."""
 
-    build: Callable[[TransferConfig], Stylizer]
+    build: Callable[[TransferConfig, str], Stylizer]  # (config, this process's device: under torchrun its own GPU)
     recipe: Callable[[TransferConfig], dict[str, Any]]  # JSON-able; files enter by their bytes
     step_unit: str
     check: Callable[[TransferConfig], None] = lambda cfg: None  # method-specific input checks (exit 2)
@@ -72,10 +75,10 @@ def _weights_identity(name: str | None) -> str | None:
     return file_digest(name) if name and Path(name).expanduser().is_file() else name
 
 
-def _gatys(cfg: TransferConfig) -> Stylizer:
+def _gatys(cfg: TransferConfig, device: str) -> Stylizer:
     from stylekit.transfer.gatys import GatysStylizer
 
-    return GatysStylizer(cfg)
+    return GatysStylizer(cfg, device)
 
 
 def _gatys_recipe(cfg: TransferConfig) -> dict[str, Any]:
@@ -93,11 +96,11 @@ def _check_gatys(cfg: TransferConfig) -> None:
     locate_weights(cfg.vgg_weights or "auto", cfg.arch)
 
 
-def _pix2pix(cfg: TransferConfig) -> Stylizer:
+def _pix2pix(cfg: TransferConfig, device: str) -> Stylizer:
     from stylekit.transfer.pix2pix import Pix2PixStylizer
 
     assert cfg.model is not None  # _check_pix2pix
-    return Pix2PixStylizer(cfg.model, list(cfg.styles), size=cfg.size, device=cfg.device)
+    return Pix2PixStylizer(cfg.model, list(cfg.styles), size=cfg.size, device=device)
 
 
 def _pix2pix_recipe(cfg: TransferConfig) -> dict[str, Any]:
@@ -124,11 +127,11 @@ def _check_pix2pix(cfg: TransferConfig) -> None:
     resolve_model(cfg.model)
 
 
-def _cyclegan(cfg: TransferConfig) -> Stylizer:
+def _cyclegan(cfg: TransferConfig, device: str) -> Stylizer:
     from stylekit.transfer.cyclegan import CycleGANStylizer
 
     assert cfg.model is not None  # TransferConfig.check
-    return CycleGANStylizer(cfg.model, str(cfg.direction), size=cfg.size, device=cfg.device, amp=cfg.amp)
+    return CycleGANStylizer(cfg.model, str(cfg.direction), size=cfg.size, device=device, amp=cfg.amp)
 
 
 def _cyclegan_recipe(cfg: TransferConfig) -> dict[str, Any]:
@@ -169,6 +172,7 @@ class TransferReport:
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
     standin: str | None = None  # set when the VGG is a random-init stand-in (not meaningful)
+    per_rank: list[int] = field(default_factory=list)  # under torchrun: images each rank stylised (or failed), in rank order
 
 
 def _check_inputs(cfg: TransferConfig) -> None:
@@ -229,16 +233,24 @@ def _groups(stylizer: Stylizer, jobs: list[tuple[Path, Path]], size: int) -> lis
     return groups
 
 
-def _plan(cfg: TransferConfig, method: TransferMethod, folder: Path, jobs: list[tuple[Path, Path]]) -> tuple[OutputRecord, str, Plan]:
-    """The record of `folder`, this run's recipe, and which jobs are up to date (BadInput for foreign outputs)."""
-    record = OutputRecord(folder)
+def _plan(cfg: TransferConfig, method: TransferMethod, folder: Path, jobs: list[tuple[Path, Path]],
+          rank: int) -> tuple[OutputRecord, str, Plan]:
+    """The record of `folder` (this rank's writer), this run's recipe, and which jobs are up to date (BadInput for
+    foreign outputs)."""
+    record = OutputRecord(folder, rank)
     recipe = recipe_digest(method.recipe(cfg))
     plan = plan_outputs(jobs, record.recorded([dst for _, dst in jobs]), recipe, Path(cfg.out), cfg.fresh)
     return record, recipe, plan
 
 
 def run_transfer(cfg: TransferConfig) -> TransferReport:
-    """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring."""
+    """Stylise CONTENT (file or folder) with the styles in `cfg`; see the module docstring.
+
+    Under torchrun each rank stylises its block of the images left to do and records them; rank 0 holds the lock,
+    merges the records and writes the report's page (pix2pix) from every rank's items."""
+    from stylekit.train.distributed import agree, distributed_job
+    from stylekit.train.shares import lock_on_main
+
     _check_inputs(cfg)
     method = METHODS[cfg.method]
     content, out = Path(cfg.content), Path(cfg.out)
@@ -248,24 +260,31 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
     refuse_out_overlap(out, [Input("CONTENT", content, data_folder=True), *inputs])
     if not content.is_dir():
         require_regular_file(content, "CONTENT image")  # before any weights load; a FIFO is exit 2
-    method.check(cfg)  # method-specific inputs; weights located (exit 3 when they cannot be had)
-    batch, jobs = output_paths(content, cfg.out)
-    folder = out if batch else jobs[0][1].parent
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"cannot write to {folder}: it is a file, not a folder", hint="choose a folder for --out")
-    record, recipe, plan = _plan(cfg, method, folder, jobs)
-    ensure_writable_dir(folder)
-    lock = DirLock(folder)
-    lock.acquire()
-    try:
-        return _run(cfg, method, batch, jobs, plan, record, recipe)
-    finally:
-        lock.release()
+    with distributed_job(cfg.device) as dist:
+
+        def prepare() -> tuple[bool, list[tuple[Path, Path]], Path, OutputRecord, str, Plan]:
+            method.check(cfg)  # method-specific inputs; weights located (exit 3 when they cannot be had)
+            batch, jobs = output_paths(content, cfg.out)
+            folder = out if batch else jobs[0][1].parent
+            if folder.exists() and not folder.is_dir():
+                raise BadInput(f"cannot write to {folder}: it is a file, not a folder", hint="choose a folder for --out")
+            return batch, jobs, folder, *_plan(cfg, method, folder, jobs, dist.rank)
+
+        batch, jobs, folder, record, recipe, plan = agree(prepare, dist)
+        lock = lock_on_main(folder, dist, then=record.merge_parts)  # takes in what an interrupted run left
+        try:
+            return _run(cfg, method, batch, jobs, plan, record, recipe, dist)
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def _run(cfg: TransferConfig, method: TransferMethod, batch: bool, jobs: list[tuple[Path, Path]], plan: Plan,
-         record: OutputRecord, recipe: str) -> TransferReport:
-    """Stylise the jobs the plan leaves to do (checks done, the output folder locked by the caller)."""
+         record: OutputRecord, recipe: str, dist: DistInfo) -> TransferReport:
+    """Stylise the jobs the plan leaves to do, each rank its block (checks done, the output folder locked by rank 0)."""
+    from stylekit.train.distributed import agree, gather_lists
+    from stylekit.train.shares import on_main, run_share
+
     report = TransferReport(method=cfg.method, batch=batch, step_unit=method.step_unit, config=cfg.to_dict())
     start = time.perf_counter()
     console = get_console()
@@ -282,34 +301,44 @@ def _run(cfg: TransferConfig, method: TransferMethod, batch: bool, jobs: list[tu
         what = f"all {len(jobs)} outputs in {cfg.out} are" if batch else f"{jobs[0][1]} is"
         console.log(f"{what} up to date: nothing to do (--fresh redoes it)")
         report.seconds = round(time.perf_counter() - start, 3)
-        method.finish(cfg, report)
+        on_main(lambda: method.finish(cfg, report), dist)
         return report
-    stylizer = method.build(cfg)
+    stylizer = agree(lambda: method.build(cfg, str(dist.device)), dist)
     report.run = stylizer.describe()
-    number = 0
-    for group in _groups(stylizer, pending, cfg.batch):
-        for src, dst in group:
-            number += 1
-            if batch:
-                console.log(f"[{number}/{len(pending)}] {src} -> {dst}")
-        try:
-            items = stylizer.stylise_batch(group) if len(group) > 1 else [stylizer.stylise(*group[0])]
-        except (StylekitError, RuntimeError, OSError, ValueError) as exc:
-            if not batch:
-                raise
-            reason = exc.message if isinstance(exc, StylekitError) else f"{type(exc).__name__}: {exc}"
+
+    def work(block: range) -> list[dict[str, Any]]:
+        """This rank's images, in batches of --batch: their outputs written and recorded; one item each."""
+        items: list[dict[str, Any]] = []
+        number = block.start
+        for group in _groups(stylizer, pending[block.start : block.stop], cfg.batch):
             for src, dst in group:
-                console.warn(f"{src}: failed: {reason}")
-                report.items.append({"content": str(src), "output": str(dst), "status": "failed", "reason": reason})
-            report.failed += len(group)
-            continue
-        for (src, dst), item in zip(group, items, strict=True):
-            record.add(dst, recipe, src)
-            report.items.append({"content": str(src), "output": str(dst), "status": "done", **item})
-        report.done += len(group)
+                number += 1
+                if batch:
+                    console.log(f"[{number}/{len(pending)}] {src} -> {dst}")
+            try:
+                done = stylizer.stylise_batch(group) if len(group) > 1 else [stylizer.stylise(*group[0])]
+            except (StylekitError, RuntimeError, OSError, ValueError) as exc:
+                if not batch:
+                    raise
+                reason = exc.message if isinstance(exc, StylekitError) else f"{type(exc).__name__}: {exc}"
+                for src, dst in group:
+                    console.warn(f"{src}: failed: {reason}")
+                    items.append({"content": str(src), "output": str(dst), "status": "failed", "reason": reason})
+                continue
+            for (src, dst), item in zip(group, done, strict=True):
+                record.add(dst, recipe, src)
+                items.append({"content": str(src), "output": str(dst), "status": "done", **item})
+        return items
+
+    mine, report.per_rank = run_share(len(pending), work, dist)
+    items = gather_lists(mine, dist)
+    report.items += items
+    report.done = sum(item["status"] == "done" for item in items)
+    report.failed = len(items) - report.done
+    on_main(record.merge_parts, dist)
     report.seconds = round(time.perf_counter() - start, 3)
     if batch and report.failed and report.done == 0 and report.skipped == 0:
         first = next(i for i in report.items if i["status"] == "failed")
         raise BadInput(f"all {report.failed} content images failed; first: {first['content']}: {first['reason']}")
-    method.finish(cfg, report)
+    on_main(lambda: method.finish(cfg, report), dist)
     return report
