@@ -84,6 +84,8 @@ def _reading_jobs(d: dict, out: Path, tag: str) -> list[list[str]]:
          "--batch", "3", "--kid-subsets", "10", "--out", str(out / "report.json"), *common],
         ["score", "--network", str(d["net"]), str(d["b"]), "--num-gen", str(N_SET), "--batch", "6", "--metrics", METRICS_NET,
          "--seed", "1", "--kid-subsets", "10", *common],
+        ["blend-layers", "--base", str(d["net"]), "--finetuned", str(d["net"]), "--swap-res", "8,16", "--out", str(out / "blend"),
+         "--preview-seeds", "0-1", "--metrics", "fid", "--ref", str(d["b"]), "--num-gen", str(N_SET), "--device", "cpu", "--json"],
         ["score", str(d["a"]), str(d["poisoned"]), "--metrics", "style", "--batch", "3", *common],
     ]
 
@@ -114,10 +116,10 @@ def test_reading_commands_and_snapshot_metrics_on_two_ranks_equal_one(inputs, tm
     rescore = ["score", "--network", str(snapshot), str(d["data"]), "--num-gen", str(SNAP_NUM_GEN), "--device", "cpu",
                "--workers", "0", "--json"]
     reading = _reading_jobs(d, out1, "1")
-    one = _launch(tmp_path, monkeypatch, [*reading[:3], [*rescore, "--metrics", "fid,kid,is,pr", "--batch", "10"],
-                                          [*rescore, "--metrics", "ppl2_wend", "--batch", "32"], reading[3]], 1, "home1")
-    stats2, ab2, net2, poisoned2 = (json.loads(r["stdout"]) if r["exit_code"] == 0 else r for r in two)
-    stats1, ab1, net1, snap_a, snap_ppl, poisoned1 = (json.loads(r["stdout"]) if r["exit_code"] == 0 else r for r in one)
+    one = _launch(tmp_path, monkeypatch, [*reading[:4], [*rescore, "--metrics", "fid,kid,is,pr", "--batch", "10"],
+                                          [*rescore, "--metrics", "ppl2_wend", "--batch", "32"], reading[4]], 1, "home1")
+    stats2, ab2, net2, blend2, poisoned2 = (json.loads(r["stdout"]) if r["exit_code"] == 0 else r for r in two)
+    stats1, ab1, net1, blend1, snap_a, snap_ppl, poisoned1 = (json.loads(r["stdout"]) if r["exit_code"] == 0 else r for r in one)
 
     # stats: the same statistics; rank 0 wrote them, each rank computed half of the features.
     assert stats2["features"]["computed_per_rank"] == [6, 6] and "computed_per_rank" not in stats1["features"]
@@ -146,6 +148,12 @@ def test_reading_commands_and_snapshot_metrics_on_two_ranks_equal_one(inputs, tm
             _close(net2["metrics"][name][key], net1["metrics"][name][key])
     assert net2["metrics"]["ppl2_wend"]["samples_per_rank"] == [6, 6] and "samples_per_rank" not in net1["metrics"]["ppl2_wend"]
     assert net2["metrics"]["ppl2_wend"]["value"] > 0 and net2["metrics"]["ppl2_wend"]["kept"] == net1["metrics"]["ppl2_wend"]["kept"]
+
+    # blend-layers --metrics: one job for the whole sweep, each blend's FID from both ranks' shares; rank 0
+    # wrote the networks, the preview and the record once.
+    for entry2, entry1 in zip(blend2["sweep"], blend1["sweep"], strict=True):
+        _close(entry2["metrics"]["fid"], entry1["metrics"]["fid"])
+    assert sorted(p.name for p in (out2 / "blend").iterdir()) == sorted(p.name for p in (out1 / "blend").iterdir())
 
     # finetune-stylegan --metrics on 2 ranks: the snapshot's values are what one process scores from it.
     lines = (out2 / "sg" / "metrics.jsonl").read_text().splitlines()

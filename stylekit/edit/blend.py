@@ -32,6 +32,8 @@ from stylekit.errors import BadInput
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap
 from stylekit.nets.stylegan2.networks import Generator
+from stylekit.train.distributed import DistInfo, broadcast_object, distributed_job
+from stylekit.train.shares import on_main
 
 BLENDED_FILE = "blended.safetensors"
 _LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
@@ -113,14 +115,15 @@ def blend_generators(
     return out.eval(), layers
 
 
-def _score(cfg: BlendConfig, G: Generator, label: str, device: Any) -> tuple[dict[str, float], dict[str, int | None]]:
+def _score(cfg: BlendConfig, G: Generator, label: str, dist: DistInfo) -> tuple[dict[str, float], dict[str, int | None]]:
     """NVlabs-style flat results of `cfg.metrics` for one generator against `cfg.ref`, and the number of
-    generated images each metric used (what --num-gen and the metric names resolved to)."""
+    generated images each metric used (what --num-gen and the metric names resolved to). Every rank of
+    the job computes its share (one process group for the whole sweep)."""
     from stylekit.metrics.registry import FAMILIES, parse_metrics
     from stylekit.metrics.score import ScoreConfig, score_sets
 
     report = score_sets(ScoreConfig(b=cfg.ref, generator=G, network=label, metrics=list(cfg.metrics), num_gen=cfg.num_gen,
-                                    trunc=1.0, device=str(device), extractors=cfg.extractors))
+                                    trunc=1.0, device=str(dist.device), extractors=cfg.extractors), dist)
     flat: dict[str, float] = {}
     counts: dict[str, int | None] = {}
     for spec in parse_metrics(cfg.metrics):
@@ -159,36 +162,47 @@ def _file_recipe(path: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def _claim(cfg: BlendConfig, outputs: dict[int, Path], options: dict[str, Any]) -> Iterator[Any]:
+def _claim(cfg: BlendConfig, outputs: dict[int, Path], options: dict[str, Any], dist: DistInfo) -> Iterator[Any]:
     """The rerun rule (stylekit.edit.outdir): a folder --out is claimed; a single network file is up to date when
-    it records the same recipe, refused (exit 2, --fresh) when it records another or none."""
+    it records the same recipe, refused (exit 2, --fresh) when it records another or none. Under torchrun rank 0
+    decides and every rank gets its answer."""
     from stylekit.edit.outdir import Claim, claim_out
     from stylekit.io.recipe import recipe_digest
     from stylekit.io.rundir import ensure_writable_dir
 
     if cfg.sweep or names_folder(cfg.out):
         with claim_out(Path(cfg.out) if cfg.sweep else next(iter(outputs.values())).parent, "blend-layers", options,
-                       cfg.fresh) as claim:
+                       cfg.fresh, dist) as claim:
             yield claim
         return
     out = next(iter(outputs.values()))
     recipe = recipe_digest({"command": "blend-layers", **options})
-    up_to_date = False
-    if out.exists() and not cfg.fresh:
-        recorded = _file_recipe(out)
-        if recorded != recipe:
-            raise BadInput(f"--out {out} already exists and was made {'with other options' if recorded else 'by something else'}",
-                           hint="pass --fresh to replace it, or choose another --out")
-        up_to_date = True
-    ensure_writable_dir(out.parent)
+
+    def check() -> bool:
+        if out.exists() and not cfg.fresh:
+            recorded = _file_recipe(out)
+            if recorded != recipe:
+                raise BadInput(f"--out {out} already exists and was made {'with other options' if recorded else 'by something else'}",
+                               hint="pass --fresh to replace it, or choose another --out")
+            return True
+        ensure_writable_dir(out.parent)
+        return False
+
+    up_to_date = broadcast_object(on_main(check, dist), dist)
     yield Claim(out.parent, "blend-layers", recipe, options, up_to_date, recorded=False)  # the file records its recipe
 
 
 def run_blend(cfg: BlendConfig) -> BlendResult:
     """Blend, save loadable .safetensors network(s) and a labelled preview: base | fine-tuned | blended,
-    or for a sweep base | swap 4 | swap 8 | ... | fine-tuned (OUT/sweep.png), with optional metrics."""
+    or for a sweep base | swap 4 | swap 8 | ... | fine-tuned (OUT/sweep.png), with optional metrics.
+
+    Under torchrun every rank blends (cheap) and computes its share of the metrics; rank 0 writes."""
+    with distributed_job(cfg.device) as dist:
+        return _run_blend(cfg, dist)
+
+
+def _run_blend(cfg: BlendConfig, dist: DistInfo) -> BlendResult:
     from stylekit.data.grid import save_labelled_grid
-    from stylekit.device import resolve_device
     from stylekit.edit.generate import load_generator, map_seeds, synthesize, to_unit
     from stylekit.edit.outdir import network_identity, warn_standins
     from stylekit.io.atomic import write_json_atomic
@@ -203,7 +217,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     outputs = _outputs(cfg)
     for out in outputs.values():
         refuse_out_overlap(out, [Input("--base", cfg.base), Input("--finetuned", cfg.finetuned), Input("--ref", cfg.ref)])
-    device = resolve_device(cfg.device)
+    device = dist.device
     loaded_base, base_label = load_generator(cfg.base, device, "--base")
     loaded_fine, fine_label = load_generator(cfg.finetuned, device, "--finetuned")
     base, fine = loaded_base.generator, loaded_fine.generator
@@ -221,7 +235,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
     def preview(g: Generator) -> torch.Tensor:
         return to_unit(synthesize(g, map_seeds(g, list(cfg.preview_seeds), cfg.trunc), "const"))
 
-    with _claim(cfg, outputs, options) as claim:
+    with _claim(cfg, outputs, options, dist) as claim:
         warn_standins(result.standins)
         sheet = Path(cfg.out) / "sweep.png" if cfg.sweep else next(iter(outputs.values())).with_suffix(".preview.png")
         if claim.up_to_date:
@@ -236,10 +250,10 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
             blended, layers = blend_generators(structure, detail, res, cfg.blend_width)
             extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), "swap_res": res,
                                "blend_width": cfg.blend_width, "structure": str(cfg.structure), "recipe": claim.recipe}}
-            save_network(out, G=blended, extra=extra)
+            on_main(lambda: save_network(out, G=blended, extra=extra), dist)
             entry: dict[str, Any] = {"swap_res": res, "out": str(out)}
             if cfg.metrics:
-                entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} (swap {res})", device)
+                entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} (swap {res})", dist)
                 get_console().log(f"swap {res}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()))
             sweep.append(entry)
             if cfg.preview_seeds:
@@ -250,7 +264,8 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
             columns.insert(len(columns) if cfg.sweep else 1, "fine-tuned")
             images.insert(len(images) if cfg.sweep else 1, preview(fine))
             rows = [[col[i] for col in images] for i in range(len(cfg.preview_seeds))]
-            result.preview = str(save_labelled_grid(sheet, rows, columns, [f"seed {s}" for s in cfg.preview_seeds]))
+            on_main(lambda: save_labelled_grid(sheet, rows, columns, [f"seed {s}" for s in cfg.preview_seeds]), dist)
+            result.preview = str(sheet)
             written.append(result.preview)
         result.weights = {} if cfg.sweep else layers
         result.sweep = sweep if cfg.sweep or cfg.metrics else []
@@ -258,6 +273,7 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
         if cfg.sweep:
             from dataclasses import asdict
 
-            written.append(str(write_json_atomic(Path(cfg.out) / "sweep.json", asdict(result))))
-        claim.finish(written)
+            on_main(lambda: write_json_atomic(Path(cfg.out) / "sweep.json", asdict(result)), dist)
+            written.append(str(Path(cfg.out) / "sweep.json"))
+        on_main(lambda: claim.finish(written), dist)
     return result
