@@ -15,6 +15,7 @@ from PIL import Image
 
 from stylekit.data.align import align_ffhq
 from stylekit.errors import BadInput
+from stylekit.nets.retinaface import load_face_detector
 
 DEFAULT_DETECTOR = "retinaface-mobilenet0.25"
 ALIGNERS: dict[str, Callable[[Image.Image, np.ndarray, int], Image.Image]] = {"ffhq": align_ffhq}
@@ -23,7 +24,6 @@ DEFAULT_ALIGN_SIZE = 1024  # FFHQ's own resolution, when the command gives no --
 
 @lru_cache(maxsize=2)
 def _detector(weights: str, threshold: float):  # noqa: ANN202 - the type lives in nets.retinaface
-    from stylekit.nets.retinaface import load_face_detector
 
     return load_face_detector(weights, "cpu", threshold)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import re
@@ -28,9 +29,19 @@ from typing import Any
 import torch
 
 from stylekit.configs.stylegan import BlendConfig, Structure
+from stylekit.data.grid import save_labelled_grid
+from stylekit.edit.generate import load_generator, map_seeds, synthesize, to_unit
+from stylekit.edit.outdir import Claim, claim_out, network_identity, warn_standins
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_json_atomic
+from stylekit.io.console import get_console
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.io.recipe import recipe_digest
+from stylekit.io.rundir import ensure_writable_dir
+from stylekit.metrics.registry import FAMILIES, parse_metrics
+from stylekit.metrics.score import ScoreConfig, score_sets
+from stylekit.nets.stylegan2.load import save_network
 from stylekit.nets.stylegan2.networks import Generator
 from stylekit.train.distributed import DistInfo, broadcast_object, distributed_job
 from stylekit.train.shares import on_main
@@ -119,8 +130,6 @@ def _score(cfg: BlendConfig, G: Generator, label: str, dist: DistInfo) -> tuple[
     """NVlabs-style flat results of `cfg.metrics` for one generator against `cfg.ref`, and the number of
     generated images each metric used (what --num-gen and the metric names resolved to). Every rank of
     the job computes its share (one process group for the whole sweep)."""
-    from stylekit.metrics.registry import FAMILIES, parse_metrics
-    from stylekit.metrics.score import ScoreConfig, score_sets
 
     report = score_sets(ScoreConfig(b=cfg.ref, generator=G, network=label, metrics=list(cfg.metrics), num_gen=cfg.num_gen,
                                     trunc=1.0, device=str(dist.device), extractors=cfg.extractors), dist)
@@ -166,9 +175,6 @@ def _claim(cfg: BlendConfig, outputs: dict[int, Path], options: dict[str, Any], 
     """The rerun rule (stylekit.edit.outdir): a folder --out is claimed; a single network file is up to date when
     it records the same recipe, refused (exit 2, --fresh) when it records another or none. Under torchrun rank 0
     decides and every rank gets its answer."""
-    from stylekit.edit.outdir import Claim, claim_out
-    from stylekit.io.recipe import recipe_digest
-    from stylekit.io.rundir import ensure_writable_dir
 
     if cfg.sweep or names_folder(cfg.out):
         with claim_out(Path(cfg.out) if cfg.sweep else next(iter(outputs.values())).parent, "blend-layers", options,
@@ -202,12 +208,6 @@ def run_blend(cfg: BlendConfig) -> BlendResult:
 
 
 def _run_blend(cfg: BlendConfig, dist: DistInfo) -> BlendResult:
-    from stylekit.data.grid import save_labelled_grid
-    from stylekit.edit.generate import load_generator, map_seeds, synthesize, to_unit
-    from stylekit.edit.outdir import network_identity, warn_standins
-    from stylekit.io.atomic import write_json_atomic
-    from stylekit.io.console import get_console
-    from stylekit.nets.stylegan2.load import save_network
 
     start = time.monotonic()
     if cfg.metrics:
@@ -250,7 +250,7 @@ def _run_blend(cfg: BlendConfig, dist: DistInfo) -> BlendResult:
             blended, layers = blend_generators(structure, detail, res, cfg.blend_width)
             extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), "swap_res": res,
                                "blend_width": cfg.blend_width, "structure": str(cfg.structure), "recipe": claim.recipe}}
-            on_main(lambda: save_network(out, G=blended, extra=extra), dist)
+            on_main(functools.partial(save_network, out, G=blended, extra=extra), dist)
             entry: dict[str, Any] = {"swap_res": res, "out": str(out)}
             if cfg.metrics:
                 entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} (swap {res})", dist)

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from stylekit.configs.convert import ConvertConfig
+from stylekit.edit.generate import seeds_to_z
+from stylekit.edit.outdir import standin, warn_standins
 from stylekit.errors import BadInput
+from stylekit.io.identify import describe
+from stylekit.io.outpath import refuse_existing
+from stylekit.nets.stylegan2.export import EXPORTERS
+from stylekit.nets.stylegan2.load import load_network, resolve_network_path
 from stylekit.nets.stylegan2.networks import Generator
 
 if TYPE_CHECKING:
@@ -28,7 +34,6 @@ VERIFY_SEEDS = (0, 1)
 
 def check_output(cfg: ConvertConfig) -> None:
     """--out fits --to (its suffix), is not a folder and is not the input itself."""
-    from stylekit.nets.stylegan2.export import EXPORTERS
 
     suffixes = EXPORTERS[cfg.to].suffixes
     if cfg.out.suffix.lower() not in suffixes:
@@ -58,7 +63,6 @@ class ConvertResult:
 @torch.no_grad()
 def render_seeds(G: Generator, seeds: tuple[int, ...] = VERIFY_SEEDS) -> torch.Tensor:
     """Images for `seeds` (NVlabs z, truncation 0.7, constant noise; class 0 for conditional nets)."""
-    from stylekit.edit.generate import seeds_to_z
 
     z = seeds_to_z(list(seeds), G.z_dim)
     c = torch.zeros(len(seeds), G.c_dim, device=next(G.parameters()).device) if G.c_dim else None
@@ -68,8 +72,6 @@ def render_seeds(G: Generator, seeds: tuple[int, ...] = VERIFY_SEEDS) -> torch.T
 
 
 def _load(network: str) -> LoadedNetwork:
-    from stylekit.io.identify import describe
-    from stylekit.nets.stylegan2.load import load_network, resolve_network_path
 
     try:
         net = load_network(network, device="cpu")
@@ -87,10 +89,6 @@ def _load(network: str) -> LoadedNetwork:
 
 
 def run_convert(cfg: ConvertConfig) -> ConvertResult:
-    from stylekit.edit.outdir import standin, warn_standins
-    from stylekit.io.outpath import refuse_existing
-    from stylekit.nets.stylegan2.export import EXPORTERS
-    from stylekit.nets.stylegan2.load import load_network
 
     t0 = time.monotonic()
     check_output(cfg)

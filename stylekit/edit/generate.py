@@ -17,8 +17,14 @@ from PIL import Image
 
 from stylekit.checks import check_fits
 from stylekit.configs.stylegan import GenerateConfig
+from stylekit.data.grid import save_grid
+from stylekit.device import amp_dtype
+from stylekit.edit.latents import save_latents
+from stylekit.edit.outdir import claim_out, network_identity, standin, warn_standins
+from stylekit.io.atomic import save_image_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.nets.stylegan2.load import load_network
 from stylekit.nets.stylegan2.sampling import (  # noqa: F401 - re-exported for the editing commands
     class_labels,
     map_seeds,
@@ -27,6 +33,8 @@ from stylekit.nets.stylegan2.sampling import (  # noqa: F401 - re-exported for t
     synthesize,
     to_uint8,
 )
+from stylekit.train.distributed import agree, distributed_job, gather_rows, shard
+from stylekit.train.shares import on_main, run_share
 
 if TYPE_CHECKING:
     from stylekit.nets.stylegan2.load import LoadedNetwork
@@ -63,7 +71,6 @@ def to_unit(img: torch.Tensor) -> torch.Tensor:
 
 def check_amp(amp: bool, device: torch.device) -> bool:
     """`--amp` where the device has a native low-precision type; a warning and fp32 elsewhere."""
-    from stylekit.device import amp_dtype
 
     if amp and amp_dtype(device) is None:
         get_console().warn(f"--amp: {device} has no native low-precision type; running in fp32")
@@ -73,8 +80,6 @@ def check_amp(amp: bool, device: torch.device) -> bool:
 
 def load_generator(spec: str, device: torch.device, option: str = "--network") -> tuple[LoadedNetwork, str | None]:
     """The network `spec` names on `device`, and its stand-in label when it is `random:RES`."""
-    from stylekit.edit.outdir import standin
-    from stylekit.nets.stylegan2.load import load_network
 
     loaded = load_network(spec, device)
     return loaded, standin(spec, option)
@@ -93,7 +98,6 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
 
     Under torchrun each rank generates its block of the seeds and writes their files; rank 0 writes latents.npz
     (seed order) and the grid from the gathered rows."""
-    from stylekit.train.distributed import distributed_job
 
     start = time.monotonic()
     out = Path(cfg.out)
@@ -103,12 +107,6 @@ def run_generate(cfg: GenerateConfig) -> GenerateResult:
 
 
 def _generate(cfg: GenerateConfig, out: Path, dist: DistInfo, start: float) -> GenerateResult:
-    from stylekit.data.grid import save_grid
-    from stylekit.edit.latents import save_latents
-    from stylekit.edit.outdir import claim_out, network_identity, warn_standins
-    from stylekit.io.atomic import save_image_atomic
-    from stylekit.train.distributed import agree, gather_rows, shard
-    from stylekit.train.shares import on_main, run_share
 
     seeds = list(dict.fromkeys(cfg.seeds))
 

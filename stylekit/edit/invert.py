@@ -29,14 +29,22 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylekit.configs.edit import InvertConfig
+from stylekit.data.images import list_images, load_rgb, pil_to_tensor, tensor_to_pil
 from stylekit.device import autocast, grad_scaler
+from stylekit.edit.generate import check_amp, load_generator
+from stylekit.edit.latents import save_latents
+from stylekit.edit.outdir import network_identity, standin, warn_standins
 from stylekit.edit.schedule import NOISE_RAMP, ramped_lr, w_noise_scale
 from stylekit.errors import BadImage, BadInput
+from stylekit.io.atomic import save_image_atomic, write_atomic, write_json_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.io.recipe import Recorded, file_digest, plan_outputs, recipe_digest, source_identity
+from stylekit.io.rundir import LOCK_NAME
 from stylekit.nets.stylegan2.networks import Generator
 from stylekit.standins import is_random
+from stylekit.train.distributed import agree, distributed_job, gather_lists
+from stylekit.train.shares import lock_on_main, run_share
 
 if TYPE_CHECKING:
     from stylekit.edit.align import FaceAlign
@@ -89,7 +97,6 @@ class Projection:
 
 def preprocess_target(img: Image.Image, resolution: int) -> torch.Tensor:
     """Centre-crop to a square, Lanczos-resize to `resolution`: [1, 3, R, R] in [0, 1] (NVlabs projector)."""
-    from stylekit.data.images import pil_to_tensor
 
     w, h = img.size
     s = min(w, h)
@@ -313,7 +320,6 @@ def project_batch(
 
 def save_latent_file(path: Path, proj: Projection, **extra: Any) -> Path:
     """latent.npz in the shared format (stylekit.edit.latents), plus `noise.<buffer>` maps."""
-    from stylekit.edit.latents import save_latents
 
     noise = {f"noise.{name}": t.numpy().astype(np.float32) for name, t in proj.noise.items()}
     return save_latents(path, proj.ws, **extra, **noise)
@@ -340,7 +346,6 @@ def apply_noise(G: Generator, noise: dict[str, torch.Tensor], source: str = "lat
 
 
 def _to_pil(img01: torch.Tensor) -> Image.Image:
-    from stylekit.data.images import tensor_to_pil
 
     return tensor_to_pil(img01)
 
@@ -356,7 +361,6 @@ def save_curve_png(path: Path, curve: list[dict[str, float]], title: str) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stylekit.io.atomic import write_atomic
 
     steps = [c["step"] for c in curve]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -376,7 +380,6 @@ def save_curve_png(path: Path, curve: list[dict[str, float]], title: str) -> Pat
 
 
 def _save_gif(path: Path, target01: torch.Tensor, frames: list[torch.Tensor]) -> Path:
-    from stylekit.io.atomic import write_atomic
 
     pils = [_side_by_side(target01, quantize(f[None])[0]) for f in frames]
     if pils[0].width > 512:
@@ -391,7 +394,6 @@ def _save_gif(path: Path, target01: torch.Tensor, frames: list[torch.Tensor]) ->
 
 def _targets(target: Path) -> tuple[list[tuple[Path, str]], bool]:
     """(image path, output sub-folder) pairs; a single file writes into --out itself."""
-    from stylekit.data.images import list_images
 
     if not target.exists():
         raise BadInput(f"target {target} does not exist", hint="give an image file or a folder of images")
@@ -413,7 +415,6 @@ def _targets(target: Path) -> tuple[list[tuple[Path, str]], bool]:
 
 def _recipe(cfg: InvertConfig, mse_weight: float, network_file: str) -> dict[str, Any]:
     """What shapes an inversion (io/recipe.py): the options, the network's and perceptual weights' bytes."""
-    from stylekit.edit.outdir import network_identity
 
     weights = cfg.vgg_weights
     shaping = {k: v for k, v in cfg.to_dict().items() if k not in ("target", "network", "out", "device", "log_every", "fresh", "batch")}
@@ -430,7 +431,6 @@ OUTPUT_FILES = frozenset({"latent.npz", "projected.png", "target.png", "compare.
 def _recorded(folders: list[Path]) -> dict[Path, Recorded | None]:
     """For each finished output folder (its metrics.json exists): the recipe and source it records; None for a
     folder holding files invert does not write and no record (another command's output: never mixed into)."""
-    from stylekit.io.rundir import LOCK_NAME
 
     found: dict[Path, Recorded | None] = {}
     for folder in folders:
@@ -452,8 +452,6 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
 
     Under torchrun each rank inverts its block of the targets left to do and writes their folders; rank 0 holds
     the lock and reports every rank's items."""
-    from stylekit.data.images import load_rgb
-    from stylekit.train.distributed import distributed_job
 
     start = time.monotonic()
     refuse_out_overlap(cfg.out, [Input("TARGET", cfg.target, data_folder=True), Input("--network", cfg.network),
@@ -469,7 +467,6 @@ def run_invert(cfg: InvertConfig) -> InvertResult:
 
 def _load_checked(cfg: InvertConfig, device: torch.device) -> tuple[LoadedNetwork, str | None, FaceAlign | None]:
     """(loaded network, its stand-in label, the face aligner or None); BadInput for networks invert cannot use."""
-    from stylekit.edit.generate import load_generator
 
     loaded, label = load_generator(cfg.network, device)
     G = loaded.generator.eval().requires_grad_(False)
@@ -486,12 +483,6 @@ def _load_checked(cfg: InvertConfig, device: torch.device) -> tuple[LoadedNetwor
 
 
 def _invert(cfg: InvertConfig, targets: list[tuple[Path, str]], single: bool, dist: DistInfo) -> InvertResult:
-    from stylekit.data.images import load_rgb
-    from stylekit.edit.generate import check_amp
-    from stylekit.edit.outdir import standin, warn_standins
-    from stylekit.io.atomic import save_image_atomic, write_json_atomic
-    from stylekit.train.distributed import agree, gather_lists
-    from stylekit.train.shares import lock_on_main, run_share
 
     device = dist.device
     loaded, label, aligner = agree(lambda: _load_checked(cfg, device), dist)

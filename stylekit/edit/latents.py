@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_bytes_atomic
 from stylekit.io.paths import open_regular
 
 
 def save_latents(path: str | os.PathLike[str], w: torch.Tensor | np.ndarray, **extra: Any) -> Path:
     """Write `w` (+ optional arrays) as an npz latent file, atomically."""
-    from stylekit.io.atomic import write_bytes_atomic
 
     arr = w.detach().cpu().numpy() if isinstance(w, torch.Tensor) else np.asarray(w)
     if arr.ndim not in (2, 3):

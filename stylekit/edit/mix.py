@@ -17,10 +17,25 @@ import torch
 from PIL import Image
 
 from stylekit.configs.stylegan import MixConfig, Space
-from stylekit.edit.generate import check_amp, load_generator, map_seeds, synthesize, to_pil
+from stylekit.data.images import mark_composite
+from stylekit.device import resolve_device
+from stylekit.edit.generate import (
+    check_amp,
+    class_labels,
+    load_generator,
+    map_seeds,
+    seeds_to_z,
+    synthesize,
+    to_pil,
+)
+from stylekit.edit.invert import load_noise
+from stylekit.edit.latents import load_latents
+from stylekit.edit.outdir import claim_out, network_identity, warn_standins
 from stylekit.errors import BadInput
+from stylekit.io.atomic import save_image_atomic, write_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.io.recipe import file_digest
 from stylekit.nets.stylegan2.networks import Generator
 
 
@@ -88,8 +103,6 @@ def mix_options(cfg: MixConfig, network_id: str, latent_ids: list[str]) -> dict[
 
 
 def _claim(cfg: MixConfig, loaded_source: str) -> Any:
-    from stylekit.edit.outdir import claim_out, network_identity
-    from stylekit.io.recipe import file_digest
 
     options = mix_options(cfg, network_identity(cfg.network, loaded_source), [file_digest(p) for p in cfg.latents])
     return claim_out(Path(cfg.out), "mix", options, cfg.fresh)
@@ -97,10 +110,6 @@ def _claim(cfg: MixConfig, loaded_source: str) -> Any:
 
 def run_mix(cfg: MixConfig) -> MixResult:
     """Write ROW-COL.png for every pair, SEED-SEED.png for each seed, and grid.png."""
-    from stylekit.data.images import mark_composite
-    from stylekit.device import resolve_device
-    from stylekit.edit.outdir import warn_standins
-    from stylekit.io.atomic import save_image_atomic
 
     start = time.monotonic()
     assert cfg.rows is not None and cfg.cols is not None  # MixConfig.check: style mixing has both
@@ -157,7 +166,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def _first_latent(path: str, G: Generator) -> torch.Tensor:
-    from stylekit.edit.latents import load_latents
 
     ws = load_latents(path, G.num_ws, G.w_dim)
     if len(ws) > 1:
@@ -168,7 +176,6 @@ def _first_latent(path: str, G: Generator) -> torch.Tensor:
 def interpolation_noise(cfg: MixConfig, ts: list[float]) -> list[dict[str, torch.Tensor]] | None:
     """Per-frame noise maps when the latent files carry invert's `noise.*` maps (lerped A -> B, or the one
     file's maps throughout), so the end frames reproduce the inverted images; None otherwise."""
-    from stylekit.edit.invert import load_noise
 
     if not cfg.latents or cfg.noise_mode != "const":
         return None
@@ -184,7 +191,6 @@ def interpolation_noise(cfg: MixConfig, ts: list[float]) -> list[dict[str, torch
 
 def interpolation_ws(G: Generator, cfg: MixConfig) -> torch.Tensor:
     """ws [frames, num_ws, w_dim] along the path from A to B."""
-    from stylekit.edit.generate import class_labels, seeds_to_z
 
     ts = [i / (cfg.frames - 1) for i in range(cfg.frames)]
     if cfg.latents:
@@ -204,9 +210,6 @@ def interpolation_ws(G: Generator, cfg: MixConfig) -> torch.Tensor:
 
 def run_interpolate(cfg: MixConfig) -> InterpolateResult:
     """Write frames/frameNNNN.png and interpolation.gif."""
-    from stylekit.device import resolve_device
-    from stylekit.edit.outdir import warn_standins
-    from stylekit.io.atomic import save_image_atomic, write_atomic
 
     start = time.monotonic()
     refuse_out_overlap(cfg.out, [Input("--network", cfg.network), *(Input("--latents", p) for p in cfg.latents)])

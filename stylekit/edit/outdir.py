@@ -21,8 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_json_atomic
+from stylekit.io.console import get_console
 from stylekit.io.recipe import file_digest, recipe_digest
 from stylekit.io.rundir import LOCK_NAME, DirLock, ensure_writable_dir
+from stylekit.standins import is_random, label, random_network_resolution
+from stylekit.train.distributed import broadcast_object
+from stylekit.train.shares import on_main
 
 if TYPE_CHECKING:
     from stylekit.train.distributed import DistInfo
@@ -39,7 +44,6 @@ def network_identity(spec: str, source: str) -> str:
 
 def standin(spec: str | os.PathLike[str] | None, what: str) -> str | None:
     """The stand-in label when `spec` names a random-init stand-in (random, random:RES), else None."""
-    from stylekit.standins import is_random, label, random_network_resolution
 
     if not isinstance(spec, str) or not (is_random(spec) or random_network_resolution(spec) is not None):
         return None
@@ -48,7 +52,6 @@ def standin(spec: str | os.PathLike[str] | None, what: str) -> str | None:
 
 def warn_standins(labels: list[str]) -> None:
     """One warning line per stand-in used (after the --out checks: nothing is printed before them)."""
-    from stylekit.io.console import get_console
 
     for text in labels:
         get_console().warn(text)
@@ -87,7 +90,6 @@ class Claim:
 
 
 def _write(out: Path, command: str, recipe: str, options: dict[str, Any], status: str, files: list[str]) -> None:
-    from stylekit.io.atomic import write_json_atomic
 
     write_json_atomic(out / RECORD, {"command": command, "recipe": recipe, "status": status, "options": options,
                                      "files": files})
@@ -121,8 +123,6 @@ def claim_out(out: Path, command: str, options: dict[str, Any], fresh: bool, dis
     ranks get a claim that knows whether the run is up to date and records nothing."""
     if dist is None or not dist.distributed:
         return _claim(out, command, options, fresh)
-    from stylekit.train.distributed import broadcast_object
-    from stylekit.train.shares import on_main
 
     claim = on_main(lambda: _claim(out, command, options, fresh), dist)
     up_to_date, files = broadcast_object((claim.up_to_date, claim.files) if claim is not None else None, dist)

@@ -16,6 +16,7 @@ is exactly the same as one run per prompt.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 import time
@@ -28,11 +29,20 @@ import torch
 import torch.nn.functional as F
 
 from stylekit.configs.edit import Mode, StyleClipConfig
-from stylekit.device import autocast, grad_scaler
+from stylekit.data.grid import save_grid
+from stylekit.data.images import tensor_to_pil
+from stylekit.device import autocast, grad_scaler, resolve_device
+from stylekit.edit.generate import check_amp, load_generator, map_seeds
+from stylekit.edit.invert import apply_noise, load_noise, noise_buffers, quantize
+from stylekit.edit.latents import load_latents, save_latents
+from stylekit.edit.outdir import claim_out, network_identity, standin, warn_standins
 from stylekit.edit.schedule import ramped_lr
 from stylekit.errors import BadInput
+from stylekit.io.atomic import save_image_atomic, write_atomic, write_json_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.io.recipe import file_digest
+from stylekit.nets.clip import encode_text, load_clip
 from stylekit.nets.stylegan2.networks import Generator
 
 
@@ -104,9 +114,6 @@ def slug(text: str, limit: int = 40) -> str:
 
 def start_latent(G: Generator, cfg: StyleClipConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
     """w0 [1, num_ws, w_dim], noise maps to fix (from an invert latent file), and a description of the start."""
-    from stylekit.edit.generate import map_seeds
-    from stylekit.edit.invert import load_noise
-    from stylekit.edit.latents import load_latents
 
     if cfg.latent is not None:
         ws = load_latents(cfg.latent, G.num_ws, G.w_dim)
@@ -174,7 +181,6 @@ def save_curves_png(path: Path, curve: list[dict[str, Any]], prompts: list[str])
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stylekit.io.atomic import write_atomic
 
     steps = [c["step"] for c in curve]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -204,16 +210,6 @@ def styleclip_options(cfg: StyleClipConfig, network_id: str, latent_id: str | No
 
 def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
     """Edit one start latent towards each prompt; write per-prompt edited.png + latent.npz, grid, curves, summary."""
-    from stylekit.data.grid import save_grid
-    from stylekit.data.images import tensor_to_pil
-    from stylekit.device import resolve_device
-    from stylekit.edit.generate import check_amp, load_generator
-    from stylekit.edit.invert import apply_noise, noise_buffers, quantize
-    from stylekit.edit.latents import save_latents
-    from stylekit.edit.outdir import claim_out, network_identity, standin, warn_standins
-    from stylekit.io.atomic import save_image_atomic, write_json_atomic
-    from stylekit.io.recipe import file_digest
-    from stylekit.nets.clip import encode_text, load_clip
 
     start = time.monotonic()
     prompts = [p.strip() for p in cfg.prompts]
@@ -291,7 +287,6 @@ def run_styleclip(cfg: StyleClipConfig) -> StyleClipResult:
 
 def _recorded_result(result: StyleClipResult, out: Path, start: float) -> StyleClipResult:
     """The result of an up-to-date rerun, read back from the finished run's summary.json."""
-    import json
 
     doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     result.prompts = [PromptResult(**p) for p in doc["prompts"]]

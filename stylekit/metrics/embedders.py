@@ -14,6 +14,9 @@ import torch
 
 from stylekit.errors import MissingResource
 from stylekit.metrics.features import EmbedderExtractor, file_identity
+from stylekit.metrics.gram import GramSketchExtractor
+from stylekit.metrics.style import load_style_model
+from stylekit.standins import is_random
 
 GRAM_SIZE = 256  # default image side for VGG Gram inputs
 TRAIN_HINT = "stylekit train-classifier DATA --out runs/style"
@@ -21,7 +24,6 @@ TRAIN_HINT = "stylekit train-classifier DATA --out runs/style"
 
 def load_style_model_or_exit(path: str | os.PathLike[str], device: torch.device | str) -> Any:
     """The style model export at `path`; MissingResource (exit 3) naming the command that makes one."""
-    from stylekit.metrics.style import load_style_model
 
     p = Path(path).expanduser()
     if not p.exists():
@@ -53,8 +55,6 @@ def style_logits(model: Any, size: int | None = None) -> EmbedderExtractor:
 
 def gram_embedder(net: Any, vgg_weights: str | None, size: int | None = None) -> Any:
     """The 1280-d Gram sketch of `net` (a loaded VGG19, see metrics.gram) as a cacheable extractor."""
-    from stylekit.metrics.gram import GramSketchExtractor
-    from stylekit.standins import is_random
 
     if vgg_weights in (None, "vgg19"):
         ident = "vgg19"

@@ -40,6 +40,7 @@ from stylekit.data.imageset import ImageItem, ImageSet, ItemDataset, SquareResiz
 from stylekit.errors import BadInput
 from stylekit.home import stylekit_home
 from stylekit.io.console import get_console
+from stylekit.nets.clip import encode_images
 from stylekit.train.distributed import (
     DistInfo,
     agree,
@@ -109,7 +110,6 @@ class EmbedderExtractor:
 
 def clip_extractor(bundle: Any) -> EmbedderExtractor:
     """Raw (un-normalised) CLIP image embeddings: CLIP-FID uses them raw, CMMD and style normalise."""
-    from stylekit.nets.clip import encode_images
 
     return EmbedderExtractor(
         name=f"clip:{bundle.model_name}:{bundle.weights_id}",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylekit.data.http import sha256_file
+from stylekit.device import full_fp32
 from stylekit.errors import BadInput, MissingResource
+from stylekit.home import stylekit_home
 from stylekit.io.paths import open_regular
 from stylekit.io.state_dict import read_state_dict
+from stylekit.metrics.features import file_identity
+from stylekit.standins import is_random
+from stylekit.weights import offline, weights_path
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_WEIGHTS = "inception-fid"  # registry name: pytorch-fid's pt_inception-2015-12-05-6726825d.pth
@@ -134,7 +141,6 @@ class InceptionExtractor:
         return self._model
 
     def __call__(self, batch: torch.Tensor) -> Any:
-        from stylekit.device import full_fp32
 
         x = batch.to(self.device)
         if self.device.type == "cpu":
@@ -146,7 +152,6 @@ class InceptionExtractor:
 
 
 def _cleanfid_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("clean-fid")
@@ -157,8 +162,6 @@ def _cleanfid_version() -> str:
 def _resolve_inception(weights: str | None) -> tuple[Path | None, str]:
     """The weights file (registry or local; None for the `random` stand-in) and the extractor name (the
     feature-cache identity)."""
-    from stylekit.standins import is_random
-    from stylekit.weights import weights_path
 
     if is_random(weights):
         return None, RANDOM_EXTRACTOR_NAME
@@ -176,7 +179,6 @@ def _check_name_hash(path: Path) -> None:
     m = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z]+$", path.name)
     if m is None:
         return
-    from stylekit.data.http import sha256_file
 
     digest = sha256_file(path)
     if not digest.startswith(m.group(1)):
@@ -299,7 +301,6 @@ class InceptionFeatures(torch.nn.Module):
 
 
 def _identity(path: Path) -> str:
-    from stylekit.metrics.features import file_identity
 
     return file_identity(path)
 
@@ -328,7 +329,6 @@ CUSTOM_SPLIT = "custom"  # clean-fid's split name for statistics made with make_
 
 def stats_dir() -> Path:
     """Where reference statistics live: $STYLEKIT_HOME/stats (clean-fid's hosted ones and `stylekit stats` ones)."""
-    from stylekit.home import stylekit_home
 
     return stylekit_home() / "stats"
 
@@ -362,7 +362,6 @@ def parse_stats_spec(spec: str, mode: str) -> RefStats | None:
 
 def load_ref_stats(ref: RefStats, kid: bool = False) -> dict[str, np.ndarray]:
     """The .npz of clean-fid's hosted statistics, cached in $STYLEKIT_HOME/stats (never site-packages)."""
-    from stylekit.weights import offline
 
     path = stats_dir() / ref.filename(kid)
     url = f"{STATS_URL}/{ref.filename(kid)}"

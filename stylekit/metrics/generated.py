@@ -24,6 +24,7 @@ from PIL import Image
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
 from stylekit.metrics.features import FeatureExtractor, run_model
+from stylekit.nets.stylegan2.sampling import map_seeds, synthesize, to_uint8
 from stylekit.train.distributed import DistInfo, agree, gather_lists, gather_rows, shard
 
 
@@ -49,7 +50,6 @@ class GeneratorSource:
 
     def uint8_batches(self, n: int, description: str = "generate") -> Iterator[np.ndarray]:
         """[b, R, R, C] uint8 batches of this rank's block of the first n samples (all n in one process)."""
-        from stylekit.nets.stylegan2.sampling import map_seeds, synthesize, to_uint8
 
         block = shard(n, self.dist)
         seeds = self.seeds(n)[block.start : block.stop]

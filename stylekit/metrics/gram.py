@@ -28,6 +28,8 @@ from PIL import Image
 from stylekit.data.images import ImageReport
 from stylekit.data.imageset import ImageItem, SquareResize, decode_item, iter_images
 from stylekit.errors import BadImage
+from stylekit.io.console import get_console
+from stylekit.nets.vgg import VGGFeatures, gram_matrix
 from stylekit.train.distributed import DistInfo, all_gather_object, gather_lists, gather_rows
 
 GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -36,14 +38,12 @@ SKETCH_DIM = 256
 
 def load_gram_vgg(weights: str | None = None, device: torch.device | str = "cpu", random_init: bool = False) -> Any:
     """VGG19 features at GRAM_LAYERS: registry `vgg19` unless `weights` is a path (random only for tests)."""
-    from stylekit.nets.vgg import VGGFeatures
 
     net = VGGFeatures(arch="vgg19", layers=GRAM_LAYERS, weights=None if random_init else (weights or "vgg19"), pooling="max")
     return net.to(device).eval()
 
 
 def grams(net: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    from stylekit.nets.vgg import gram_matrix
 
     device = next(net.parameters()).device
     with torch.inference_mode():
@@ -111,7 +111,6 @@ def _load_pair_image(item: ImageItem, prep: SquareResize, report: ImageReport) -
 def pair_gram_distances(net: Any, pairs: list[tuple[ImageItem, ImageItem]], size: int, batch_size: int,
                         report: ImageReport) -> dict[str, float]:
     """Mean-over-layers Frobenius distance per matched pair, keyed by the pair's relative name."""
-    from stylekit.io.console import get_console
 
     prep = SquareResize(size, Image.Resampling.LANCZOS)
     out: dict[str, float] = {}

@@ -20,6 +20,7 @@ from stylekit.errors import BadInput
 from stylekit.io.state_dict import read_state_dict
 from stylekit.metrics.features import EmbedderExtractor, file_identity
 from stylekit.nets.vgg import IMAGENET_MEAN, IMAGENET_STD
+from stylekit.weights import weights_path
 
 VGG16_WEIGHTS = "vgg16"
 FC2_DIM = 4096
@@ -54,7 +55,6 @@ class VGG16Fc2(nn.Module):
 
 def vgg16_extractor(weights: str | os.PathLike[str] | None, device: torch.device) -> EmbedderExtractor:
     """The precision/recall feature extractor: registry `vgg16` (default) or a local state dict."""
-    from stylekit.weights import weights_path
 
     path = weights_path(str(weights or VGG16_WEIGHTS))
     state = read_state_dict(path, "VGG16 state dict", f"run `stylekit download {VGG16_WEIGHTS}`")

@@ -25,11 +25,13 @@ import numpy as np
 import torch
 
 from stylekit.configs.score import Embedder, ScoreConfig
+from stylekit.data.images import ImageReport
 from stylekit.data.imageset import ImageSet, open_image_set
 from stylekit.errors import BadInput
 from stylekit.io.console import get_console
+from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap
-from stylekit.metrics.embedders import GRAM_SIZE
+from stylekit.metrics.embedders import GRAM_SIZE, gram_embedder, load_style_model_or_exit, style_embedder
 from stylekit.metrics.features import (
     FeatureExtractor,
     FeatureResult,
@@ -37,6 +39,15 @@ from stylekit.metrics.features import (
     clip_extractor,
     extract_features,
 )
+from stylekit.metrics.fid import InceptionExtractor, parse_stats_spec
+from stylekit.metrics.gram import gram_distance, load_gram_vgg, set_gram_stats
+from stylekit.metrics.pr_features import vgg16_extractor
+from stylekit.metrics.registry import FAMILIES, check_counts, compute_metric, min_images
+from stylekit.metrics.style_similarity import pair_cosines, style_scores
+from stylekit.nets.clip import load_clip
+from stylekit.nets.lpips import load_lpips
+from stylekit.nets.stylegan2.load import load_network
+from stylekit.standins import is_random, label, random_network_resolution
 from stylekit.train.distributed import DistInfo, agree, distributed_job, gather_lists, shard
 
 
@@ -61,19 +72,16 @@ ExtractorFactory = Callable[[ScoreConfig, torch.device], FeatureExtractor]
 
 
 def _inception_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.fid import InceptionExtractor
 
     return InceptionExtractor(cfg.mode, device, weights=cfg.inception_weights)
 
 
 def _clip_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.nets.clip import load_clip
 
     return clip_extractor(load_clip(cfg.clip_model, cfg.clip_weights, device))
 
 
 def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.embedders import gram_embedder, load_style_model_or_exit, style_embedder
 
     if cfg.style_embedder is Embedder.clip:
         return _get_extractor("clip", cfg, device)
@@ -84,7 +92,6 @@ def _style_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
 
 def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:
     """One VGG19 per run, shared by the gram metric and the gram style embedder."""
-    from stylekit.metrics.gram import load_gram_vgg
 
     if "vgg" not in _nets:
         _nets["vgg"] = load_gram_vgg(cfg.vgg_weights, device)
@@ -92,20 +99,17 @@ def _vgg(cfg: ScoreConfig, device: torch.device) -> Any:
 
 
 def _inception_logits_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.fid import InceptionExtractor
 
     return InceptionExtractor(cfg.mode, device, weights=cfg.inception_weights, logits=True)
 
 
 def _vgg16_factory(cfg: ScoreConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.pr_features import vgg16_extractor
 
     return vgg16_extractor(cfg.vgg16_weights, device)
 
 
 def _lpips_factory(cfg: ScoreConfig, device: torch.device) -> Any:
     """LPIPS-VGG16 features (images in [-1, 1] -> vectors whose squared distance is LPIPS), for ppl."""
-    from stylekit.nets.lpips import load_lpips
 
     net = load_lpips(cfg.vgg16_weights, device)
     net.name = f"lpips-vgg16:{net.weights_source}"
@@ -236,7 +240,6 @@ class _Context:
                                  "the value is biased; compare only at equal set sizes")
 
     def style_scores(self, spec: Any) -> dict[str, Any]:
-        from stylekit.metrics.style_similarity import pair_cosines, style_scores
 
         n = self.count_a(spec)
         fa, fb = self.features("style", "A", n), self.features("style", "B", spec.max_real)
@@ -267,7 +270,6 @@ def _check_counts(specs: tuple[Any, ...], cfg: ScoreConfig, set_a: _SetState | N
 
 def _check_out(cfg: ScoreConfig) -> None:
     """--out: a report file that overlaps no input; an existing one is kept unless --fresh (exit 2 first)."""
-    from stylekit.io.outpath import names_folder
 
     assert cfg.out is not None
     refuse_out_overlap(cfg.out, [
@@ -283,7 +285,6 @@ def _check_out(cfg: ScoreConfig) -> None:
 
 def _open_inputs(cfg: ScoreConfig) -> tuple[Any, _SetState | None, _SetState | None]:
     """(B's statistics or None, set A, set B), every input and --out checked before any work."""
-    from stylekit.metrics.fid import parse_stats_spec
 
     ref = parse_stats_spec(cfg.b, cfg.mode) if cfg.b is not None else None
     if cfg.out:  # fail before the work, not after it
@@ -299,7 +300,6 @@ def _open_inputs(cfg: ScoreConfig) -> tuple[Any, _SetState | None, _SetState | N
 
 def _load_generator(cfg: ScoreConfig, device: torch.device) -> tuple[Any, str]:
     """The generator to sample (an in-memory one, the random:RES stand-in, or a loaded network) and its label."""
-    from stylekit.nets.stylegan2.load import load_network  # random:RES is its stand-in branch
 
     assert cfg.network is not None
     if cfg.generator is not None:
@@ -310,7 +310,6 @@ def _load_generator(cfg: ScoreConfig, device: torch.device) -> tuple[Any, str]:
 
 def _stand_ins(cfg: ScoreConfig, kinds: list[str]) -> list[str]:
     """The random-init stand-ins this run used (each labelled as such in the report and as a warning)."""
-    from stylekit.standins import is_random, random_network_resolution
 
     clip_used = "clip" in kinds or ("style" in kinds and cfg.style_embedder is Embedder.clip)
     used = {
@@ -337,8 +336,6 @@ def score_sets(cfg: ScoreConfig, dist: DistInfo | None = None) -> ScoreReport:
 
 
 def _score_sets(cfg: ScoreConfig, dist: DistInfo) -> ScoreReport:
-    from stylekit.metrics.registry import FAMILIES, check_counts
-    from stylekit.standins import label
 
     start = time.perf_counter()
     console = get_console()
@@ -420,7 +417,6 @@ def _score_sets(cfg: ScoreConfig, dist: DistInfo) -> ScoreReport:
 
 def _timed(ctx: _Context, spec: Any) -> dict[str, Any]:
     """The metric's result with its family and seconds (features shared by metrics count for the first one)."""
-    from stylekit.metrics.registry import compute_metric
 
     start = time.perf_counter()
     doc = compute_metric(ctx, spec)
@@ -432,7 +428,6 @@ def _timed(ctx: _Context, spec: Any) -> dict[str, Any]:
 
 def _check_set_size(image_set: ImageSet, specs: list[Any]) -> None:
     """A set too small for a requested metric is a usage error before any model loads (exit 2)."""
-    from stylekit.metrics.registry import min_images
 
     n = len(image_set)
     if n == 0:
@@ -457,7 +452,6 @@ def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState
                   pairs_doc: dict[str, Any] | None, dist: DistInfo) -> dict[str, Any]:
     """The gram metric: under torchrun each rank sums the Gram matrices of its block of each set (and
     measures its block of the pairs); the sums, skips and pair distances are gathered on every rank."""
-    from stylekit.metrics.gram import gram_distance
 
     workers = cfg.workers if cfg.workers is not None else auto_loader_workers(next(vgg.parameters()).device) or 0
     accs = {}
@@ -491,8 +485,6 @@ def _gram_metrics(cfg: ScoreConfig, vgg: Any, set_a: _SetState, set_b: _SetState
 def _gram_block(vgg: Any, items: list[Any], cfg: ScoreConfig, workers: int, which: str,
                 dist: DistInfo) -> tuple[Any, list[tuple[str, str]]]:
     """Gram sums of this rank's block of `items` and the (path, reason) of its unreadable images."""
-    from stylekit.data.images import ImageReport
-    from stylekit.metrics.gram import set_gram_stats
 
     block = shard(len(items), dist)
     rep = ImageReport()

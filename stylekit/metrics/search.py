@@ -22,6 +22,8 @@ over the query rows. Only rank 0 locks --out and writes into it.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import stat
@@ -35,11 +37,17 @@ from typing import Any
 import torch
 
 from stylekit.configs.search import ClassifyConfig, SimilarConfig
-from stylekit.data.images import SkippedFile
-from stylekit.data.imageset import ImageItem, ImageSet, open_image_set
-from stylekit.errors import BadInput
+from stylekit.data.images import SkippedFile, mark_composite, resize_square
+from stylekit.data.imageset import ImageItem, ImageSet, decode_item, open_image_set
+from stylekit.errors import BadImage, BadInput
+from stylekit.io.atomic import save_image_atomic, write_text_atomic
 from stylekit.io.console import get_console
-from stylekit.metrics.features import FeatureExtractor, FeatureResult, extract_features
+from stylekit.io.rundir import LOCK_NAME, DirLock, ensure_writable_dir
+from stylekit.metrics.embedders import gram_embedder, load_style_model_or_exit, style_embedder, style_logits
+from stylekit.metrics.features import FeatureExtractor, FeatureResult, clip_extractor, extract_features
+from stylekit.metrics.gram import load_gram_vgg
+from stylekit.metrics.retrieval import nearest_neighbours, neighbour_count, neighbour_metrics
+from stylekit.nets.clip import load_clip
 from stylekit.standins import is_random, label
 from stylekit.train.distributed import (
     DistInfo,
@@ -145,7 +153,6 @@ def _refuse_rerun(result: Path, fresh: bool) -> None:
 def _locked_folder(out: Path) -> Iterator[None]:
     """--out created and locked (exit 75 while another run holds it); a folder made here is removed again
     when the run fails before writing into it."""
-    from stylekit.io.rundir import LOCK_NAME, DirLock, ensure_writable_dir
 
     created = not out.exists()
     ensure_writable_dir(out)
@@ -182,7 +189,6 @@ class ClassifyResult:
 
 def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
     """Top-k styles (softmax probabilities of the style classifier) of every readable input image."""
-    from stylekit.metrics.embedders import style_logits
 
     start = time.perf_counter()
     with distributed_job(cfg.device) as dist:
@@ -214,7 +220,6 @@ def classify_images(cfg: ClassifyConfig) -> ClassifyResult:
 def _classify_setup(cfg: ClassifyConfig, dist: DistInfo) -> tuple[Any, Inputs | None]:
     """The checks before any decoding, in order, and the model on this rank's device. Rank 0 checks --out
     and lists the images (None elsewhere): one listing, and one writer probing --out's folder."""
-    from stylekit.metrics.embedders import load_style_model_or_exit
 
     if dist.is_main and cfg.out is not None:
         if cfg.out.is_dir():
@@ -236,10 +241,7 @@ def _classify_setup(cfg: ClassifyConfig, dist: DistInfo) -> tuple[Any, Inputs | 
 
 def write_classify_csv(path: Path, rows: list[dict[str, Any]], k: int) -> Path:
     """One row per image: path, style_1, p_1, ..., style_k, p_k (atomically written)."""
-    import csv
-    import io
 
-    from stylekit.io.atomic import write_text_atomic
 
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -254,15 +256,12 @@ def write_classify_csv(path: Path, rows: list[dict[str, Any]], k: int) -> Path:
 
 
 def _style(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.embedders import load_style_model_or_exit, style_embedder
 
     assert cfg.style_model is not None
     return style_embedder(load_style_model_or_exit(cfg.style_model, device), cfg.size)
 
 
 def _gram(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.embedders import gram_embedder
-    from stylekit.metrics.gram import load_gram_vgg
 
     return gram_embedder(load_gram_vgg(cfg.vgg_weights, device), cfg.vgg_weights, cfg.size)
 
@@ -277,8 +276,6 @@ def _standin(cfg: SimilarConfig) -> str | None:
 
 
 def _clip(cfg: SimilarConfig, device: torch.device) -> FeatureExtractor:
-    from stylekit.metrics.features import clip_extractor
-    from stylekit.nets.clip import load_clip
 
     return clip_extractor(load_clip(cfg.clip_model, cfg.clip_weights, device))
 
@@ -361,7 +358,6 @@ def _nearest(q_emb: torch.Tensor, db_emb: torch.Tensor, exclude: torch.Tensor, c
     [queries x k] rows. A query's neighbours depend on its own row and the whole collection only, so the
     gathered blocks are the one-process result. k is fixed from every query's exclusions, so that the
     blocks (one with an excluded row, one without) return as many columns as one process does."""
-    from stylekit.metrics.retrieval import nearest_neighbours, neighbour_count
 
     k = neighbour_count(cfg.k, db_emb.shape[0], exclude)
     mine = shard(q_emb.shape[0], dist)
@@ -374,7 +370,6 @@ def _nearest(q_emb: torch.Tensor, db_emb: torch.Tensor, exclude: torch.Tensor, c
 
 def _search(cfg: SimilarConfig, extractor: FeatureExtractor, dist: DistInfo, queries: Inputs, collection: Inputs) -> SimilarResult:
     """Embed, search, and write --out (its checks done and, on rank 0, its folder locked by the caller)."""
-    from stylekit.metrics.retrieval import neighbour_metrics
 
     start = time.perf_counter()
     (q_set, q_listed), (db_set, db_listed) = queries, collection
@@ -435,9 +430,6 @@ def _search(cfg: SimilarConfig, extractor: FeatureExtractor, dist: DistInfo, que
 def _tile(item: ImageItem, size: int) -> Any:
     from PIL import Image
 
-    from stylekit.data.images import resize_square
-    from stylekit.data.imageset import decode_item
-    from stylekit.errors import BadImage
 
     try:
         return resize_square(decode_item(item), size)
@@ -458,8 +450,6 @@ def contact_sheet(q_items: list[ImageItem], db_items: list[ImageItem], idx: torc
     """One row per query: the query (blue frame), then its neighbours, each captioned (name; cosine)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from stylekit.data.images import mark_composite
-    from stylekit.io.atomic import save_image_atomic
 
     rows = min(len(q_items), max_rows)
     if len(q_items) > rows:

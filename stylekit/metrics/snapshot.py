@@ -17,7 +17,9 @@ from typing import Any
 
 from stylekit.errors import BadInput, MissingResource
 from stylekit.metrics.registry import FAMILIES, MetricSpec, check_counts, parse_metrics
+from stylekit.metrics.score import ScoreConfig, required_weights, score_sets
 from stylekit.train.distributed import DistInfo, agree
+from stylekit.weights import weights_path
 
 
 def parse_snapshot_metrics(names: list[str], num_gen: int | None = None) -> list[MetricSpec]:
@@ -36,8 +38,6 @@ def parse_snapshot_metrics(names: list[str], num_gen: int | None = None) -> list
 
 def missing_weights(specs: list[MetricSpec]) -> str | None:
     """Why the metrics cannot run (a weights file that is not cached), or None when they can."""
-    from stylekit.metrics.score import required_weights
-    from stylekit.weights import weights_path
 
     kinds = [k for s in specs for k in FAMILIES[s.family].features] + (["lpips"] if any(s.family == "ppl" for s in specs) else [])
     for name in required_weights(list(dict.fromkeys(kinds))):
@@ -58,7 +58,6 @@ def snapshot_metrics(G: Any, specs: list[MetricSpec], data: str, run_dir: Any, s
     """The metrics of generator G vs `data`, computed by every rank of the trainer's job `dist` (each its
     share; called by all of them); returns NVlabs' flat results ({"fid10k": ..., "pr50k3_full_precision": ...})
     on every rank. Rank 0 appends the metric-<name>.jsonl lines."""
-    from stylekit.metrics.score import ScoreConfig, score_sets
 
     report = score_sets(ScoreConfig(b=data, network=snapshot, generator=G, metrics=[s.name for s in specs], default_num_gen=num_gen,
                                     device=str(dist.device), seed=seed, kid_subset_size=min(1000, num_gen)), dist)

@@ -19,6 +19,7 @@ Under torchrun every rank runs the checks, computes its block of the uncached fe
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,16 @@ import torch
 from PIL import Image
 
 from stylekit.configs.stats import StatsConfig
+from stylekit.data.images import resize_square
 from stylekit.data.imageset import ImageItem, open_image_set
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_atomic
+from stylekit.io.console import get_console
+from stylekit.io.rundir import ensure_writable_dir
+from stylekit.metrics import score as score_mod
 from stylekit.metrics.features import FeatureResult, extract_features
+from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, fid_warning, stats_dir
+from stylekit.metrics.frechet import gaussian_stats
 from stylekit.standins import is_random, label
 from stylekit.train.distributed import DistInfo, agree, distributed_job
 
@@ -62,7 +70,6 @@ class SquareThen:
         self.inner = inner
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        from stylekit.data.images import resize_square
 
         return self.inner(resize_square(img, self.size))
 
@@ -84,7 +91,6 @@ class ResizedExtractor:
 
 def common_size(items: list[ImageItem], source: str) -> int:
     """The one square side all readable images share (read from headers only), else BadInput."""
-    import zipfile
 
     sizes: set[tuple[int, int]] = set()
     zips: dict[str, zipfile.ZipFile] = {}
@@ -113,7 +119,6 @@ def common_size(items: list[ImageItem], source: str) -> int:
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    from stylekit.io.atomic import write_atomic
 
     def writer(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
@@ -133,7 +138,6 @@ class _InceptionSpec:
 
 def _inception(cfg: StatsConfig, device: torch.device) -> Any:
     """score's Inception for cfg.mode (the same feature-cache identity); `random` is its random-init stand-in."""
-    from stylekit.metrics import score as score_mod
 
     return score_mod.EXTRACTORS["inception"](_InceptionSpec(cfg.mode, cfg.inception_weights), device)
 
@@ -148,7 +152,6 @@ def make_stats(cfg: StatsConfig) -> StatsResult:
 
 def _checked_inputs(cfg: StatsConfig) -> tuple[Any, int, dict[str, Path], list[Path]]:
     """(the image set, R, the two statistics files, those that exist already), checked before any work."""
-    from stylekit.metrics.fid import CUSTOM_SPLIT, KNOWN_STATS, RefStats, stats_dir
 
     if any(n == cfg.name for n, _ in KNOWN_STATS):
         raise BadInput(f"--name {cfg.name} is one of clean-fid's hosted statistics", hint="pick another name for your data set")
@@ -166,10 +169,6 @@ def _checked_inputs(cfg: StatsConfig) -> tuple[Any, int, dict[str, Path], list[P
 
 
 def _make_stats(cfg: StatsConfig, dist: DistInfo) -> StatsResult:
-    from stylekit.io.console import get_console
-    from stylekit.io.rundir import ensure_writable_dir
-    from stylekit.metrics.fid import fid_warning, stats_dir
-    from stylekit.metrics.frechet import gaussian_stats
 
     start = time.perf_counter()
     # Agreed: a node that sees other files (no images, statistics already there) stops every rank.

@@ -28,8 +28,13 @@ from typing import Any
 
 import torch
 
+import stylekit
+from stylekit.data.datasets import resize_center_crop
 from stylekit.errors import BadInput
+from stylekit.io.atomic import write_atomic, write_json_atomic
+from stylekit.io.limits import EMBED_DIM_MAX, NET_CLASSES_MAX, build_checked, check_int, parse_json
 from stylekit.io.paths import read_regular_text, require_regular_file
+from stylekit.nets.style_embedding import StyleNet, StyleNetConfig
 
 WEIGHTS_NAME = "style_model.safetensors"
 META_NAME = "style_model.json"
@@ -44,8 +49,6 @@ def export_style_model(model: Any, path: str | os.PathLike[str], meta: dict[str,
     """
     from safetensors.torch import save_file
 
-    import stylekit
-    from stylekit.io.atomic import write_atomic, write_json_atomic
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -131,7 +134,6 @@ class StyleModel:
         return self
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        from stylekit.data.datasets import resize_center_crop
 
         if images.dim() == 3:
             images = images[None]
@@ -168,7 +170,6 @@ class StyleModel:
 
 def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     folder = _locate(path)
-    from stylekit.io.limits import parse_json
 
     meta = parse_json(read_regular_text(folder / META_NAME, "style model metadata"), str(folder / META_NAME))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -178,8 +179,6 @@ def read_style_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def style_net_config(meta: dict[str, Any], source: str) -> Any:
     """The StyleNetConfig a style_model.json declares, its sizes checked against sane bounds."""
-    from stylekit.io.limits import EMBED_DIM_MAX, NET_CLASSES_MAX, check_int
-    from stylekit.nets.style_embedding import StyleNetConfig
 
     classes = meta.get("classes")
     if not isinstance(classes, list) or not isinstance(meta.get("backbone"), str):
@@ -204,8 +203,6 @@ def load_style_model(path: str | os.PathLike[str], device: str | torch.device = 
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from stylekit.io.limits import build_checked
-    from stylekit.nets.style_embedding import StyleNet
 
     folder = _locate(path)
     meta = read_style_meta(folder)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from stylekit.io.rundir import DirLock, ensure_writable_dir
 from stylekit.train.distributed import DistInfo, agree, gather_lists, shard
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ def on_main(work: Callable[[], T], dist: DistInfo) -> T | None:
 def lock_on_main(folder: Path, dist: DistInfo, then: Callable[[], None] | None = None) -> DirLock | None:
     """Rank 0 creates and locks `folder` (after every argument check: a refused run leaves no folder), then runs
     `then` under the lock; returns its lock there, None on the other ranks (Busy on rank 0 ends every rank with 75)."""
-    from stylekit.io.rundir import DirLock, ensure_writable_dir
 
     def take() -> DirLock:
         lock = DirLock(ensure_writable_dir(folder))

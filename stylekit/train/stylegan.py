@@ -34,16 +34,24 @@ import numpy as np
 import torch
 
 from stylekit.configs.finetune import FinetuneConfig
+from stylekit.data.grid import save_grid
+from stylekit.data.imageset import decode_item
 from stylekit.data.stylegan_images import StyleGANImages
+from stylekit.data.toy import CONTENT, is_toy_root
 from stylekit.device import configure_backends
 from stylekit.errors import BadInput, MissingResource, StylekitError
+from stylekit.io.atomic import link_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
+from stylekit.io.rundir import RunDir
+from stylekit.metrics.snapshot import missing_weights
 from stylekit.nets.stylegan2.augment import AugmentPipe, BatchRandom
+from stylekit.nets.stylegan2.load import load_network, resolve_network_path, save_network
 from stylekit.nets.stylegan2.networks import Discriminator, Generator, freezed_layers
 from stylekit.nets.stylegan2.sampling import seeds_to_z
 from stylekit.standins import label as stand_in_label
 from stylekit.standins import random_network_resolution
+from stylekit.train import EMA, TrainRunner, make_loader
 from stylekit.train.ada import AdaConfig, AdaController
 from stylekit.train.distributed import (
     DistInfo,
@@ -51,6 +59,7 @@ from stylekit.train.distributed import (
     all_reduce_mean_,
     barrier,
     broadcast_object,
+    distributed_job,
 )
 from stylekit.train.plan import log_plan
 from stylekit.train.stats import RunningMeans
@@ -153,7 +162,6 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo, notes: list[str]) -> Netwo
     rank 0 may not exist on another node's disk; on one node the download lock in stylekit.weights
     lets the first rank fetch while the others wait and then find the file. Errors are agreed on, so
     every rank fails the same way (no rank is left waiting in a collective)."""
-    from stylekit.nets.stylegan2.load import load_network, resolve_network_path
 
     error: tuple[str, str, str | None] | None = None
     path = None
@@ -276,7 +284,6 @@ def link_nvlabs_name(snapshot: Path, nimg: int) -> Path:
     """Give a snapshot NVlabs' name `network-snapshot-<kimg:06d>` too (scripts written for NVlabs run dirs
     look for it). Whole-kimg snapshots already have it; others get a hard link (the newest one within a kimg wins,
     as NVlabs would overwrite its file)."""
-    from stylekit.io.atomic import link_atomic
 
     nvlabs = snapshot.with_name(f"network-snapshot-{nimg // 1000:06d}{snapshot.suffix}")
     return nvlabs if nvlabs == snapshot else link_atomic(snapshot, nvlabs)
@@ -293,7 +300,6 @@ def generate_grid_images(G: Generator, seeds: list[int], device: torch.device, b
 
 
 def _metrics_available(specs: tuple[Any, ...]) -> bool:
-    from stylekit.metrics.snapshot import missing_weights
 
     why = missing_weights(list(specs)) if specs else None
     if why is not None:
@@ -378,7 +384,6 @@ class Phases:
 
 def finetune_stylegan(cfg: FinetuneConfig) -> FinetuneResult:
     """Fine-tune (or train) a StyleGAN2 with ADA and FreezeD; resumable; runs under torchrun."""
-    from stylekit.train.distributed import distributed_job
 
     network = [] if random_network_resolution(cfg.network) is not None or not cfg.transfer else [Input("--network", cfg.network)]
     refuse_out_overlap(cfg.out, [Input("DATA", cfg.data, data_folder=True), *network])
@@ -387,9 +392,6 @@ def finetune_stylegan(cfg: FinetuneConfig) -> FinetuneResult:
 
 
 def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
-    from stylekit.io.rundir import RunDir
-    from stylekit.nets.stylegan2.load import save_network
-    from stylekit.train import EMA, TrainRunner, make_loader
 
     console = get_console()
     t_start = time.monotonic()
@@ -583,7 +585,6 @@ def _train(cfg: FinetuneConfig, dist: DistInfo) -> FinetuneResult:
 
 def _refuse_toy_root(data: str) -> None:
     """A toy-styles root mixes every style with content/ (unstyled structure images): not one distribution."""
-    from stylekit.data.toy import CONTENT, is_toy_root
 
     if is_toy_root(data):
         styles = sorted(d.name for d in Path(data).iterdir() if d.is_dir() and d.name != CONTENT and not d.name.startswith("."))
@@ -607,7 +608,6 @@ def _folder_notes(data: str, counts: dict[str, int]) -> list[str]:
 
 
 def _first_size(item: Any) -> int:
-    from stylekit.data.imageset import decode_item
 
     w, h = decode_item(item).size
     if w != h or w < 4 or w & (w - 1):
@@ -617,7 +617,6 @@ def _first_size(item: Any) -> int:
 
 
 def _write_start_grids(run_dir: Any, dataset: StyleGANImages, G: Generator, seeds: list[int], device: torch.device) -> None:
-    from stylekit.data.grid import save_grid
 
     n = min(len(seeds), len(dataset))
     reals = [dataset[k].float() / 255 for k in range(n)]

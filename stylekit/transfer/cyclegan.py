@@ -27,7 +27,16 @@ import torch
 from PIL import Image
 from torch import nn
 
+from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+from stylekit.device import autocast, resolve_device
 from stylekit.errors import BadInput
+from stylekit.io.atomic import save_image_atomic
+from stylekit.io.limits import parse_json
+from stylekit.io.paths import read_regular_text, require_regular_file
+from stylekit.io.state_dict import read_state_dict
+from stylekit.nets.cyclegan import cycle_generator, infer_junyanz_arch, load_junyanz_state
+from stylekit.train.cyclegan import FORMAT, GENERATOR_FILES, META_FILE
+from stylekit.weights import weights_path
 
 DIRECTIONS = ("a2b", "b2a")
 _KIND_FILES = {"generator.json": "a train-pix2pix run", "style_model.json": "a style model (train-classifier)",
@@ -44,10 +53,6 @@ def _wrong_kind(folder: Path) -> str | None:
 def _from_run(folder: Path, direction: str) -> tuple[nn.Module, dict[str, Any]]:
     from safetensors.torch import load_file
 
-    from stylekit.io.limits import parse_json
-    from stylekit.io.paths import read_regular_text, require_regular_file
-    from stylekit.nets.cyclegan import cycle_generator
-    from stylekit.train.cyclegan import FORMAT, GENERATOR_FILES, META_FILE
 
     meta_path = folder / META_FILE
     meta = parse_json(read_regular_text(meta_path, "CycleGAN metadata"), str(meta_path))
@@ -69,8 +74,6 @@ def _from_run(folder: Path, direction: str) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def _from_file(path: Path, label: str) -> tuple[nn.Module, dict[str, Any]]:
-    from stylekit.io.state_dict import read_state_dict
-    from stylekit.nets.cyclegan import cycle_generator, infer_junyanz_arch, load_junyanz_state
 
     hint = "pass a junyanz CycleGAN generator .pth (e.g. `stylekit download style_monet`) or a train-cyclegan run"
     state = read_state_dict(path, "CycleGAN generator state dict", hint)
@@ -87,8 +90,6 @@ def load_cyclegan_generator(model: str | Path, direction: str = "a2b",
                             device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """(generator in eval mode on `device`, description) from a run directory, a state-dict file or a
     registry name. BadInput (exit 2) for anything else, naming what the path holds instead."""
-    from stylekit.train.cyclegan import META_FILE
-    from stylekit.weights import weights_path
 
     if direction not in DIRECTIONS:
         raise BadInput(f"--direction {direction} is not a2b or b2a", hint="a2b translates A images into B's style")
@@ -126,7 +127,6 @@ class CycleGANStylizer:
 
     def __init__(self, model: str, direction: str = "a2b", size: int | None = None, device: str = "auto",
                  amp: bool = False) -> None:
-        from stylekit.device import resolve_device
 
         self.device = resolve_device(device)
         self.amp, self.size, self.direction = amp, size, direction
@@ -137,9 +137,6 @@ class CycleGANStylizer:
 
     @torch.no_grad()
     def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]:
-        from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
-        from stylekit.device import autocast
-        from stylekit.io.atomic import save_image_atomic
 
         start = time.perf_counter()
         img = _fit(load_rgb(content_path), self.size)

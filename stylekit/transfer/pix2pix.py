@@ -11,6 +11,7 @@ content's aspect ratio (longer side = the model size, or `size`). Python callers
 from __future__ import annotations
 
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,21 @@ from PIL import Image
 from stylekit.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from stylekit.device import autocast, resolve_device
 from stylekit.errors import BadInput
+from stylekit.io.atomic import save_image_atomic
 from stylekit.io.console import get_console
+from stylekit.io.limits import (
+    GENERATOR_JSON_BOUNDS,
+    PRETRAINED_ALLOWANCE,
+    build_checked,
+    check_fields,
+    parse_json,
+)
 from stylekit.io.paths import read_regular_text, require_regular_file
+from stylekit.nets.ref_encoder import frozen_prefixes
 from stylekit.nets.unet import GeneratorConfig, RefUNet, inference_mode
+from stylekit.transfer.results_page import find_target, l1_to_target
+from stylekit.transfer.results_page import write_results_page as write_page
+from stylekit.weights import as_source, is_remote, weights_path
 
 GENERATOR_FILE = "generator.safetensors"
 GENERATOR_JSON = "generator.json"
@@ -30,9 +43,7 @@ GENERATOR_JSON = "generator.json"
 
 def _remote_pair(source: str) -> tuple[Path, Path]:
     """A URL / hub id of generator.safetensors (or its .json): both files, fetched into the cache and verified."""
-    import urllib.parse
 
-    from stylekit.weights import weights_path
 
     parts = urllib.parse.urlsplit(source)
     stem, dot, suffix = parts.path.rpartition(".")
@@ -46,7 +57,6 @@ def _remote_pair(source: str) -> tuple[Path, Path]:
 def resolve_model(path: str | Path) -> tuple[Path, Path]:
     """(weights .safetensors, config .json) from a run directory, a .safetensors file or its .json, or
     the https:// URL / hf:// hub id of either (both are fetched, verified and cached by stylekit.weights)."""
-    from stylekit.weights import as_source, is_remote
 
     source = as_source(path)
     if is_remote(source):
@@ -70,14 +80,6 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     """Rebuild the generator from its JSON config and load its weights (VGG19 from the registry)."""
     from safetensors.torch import load_file
 
-    from stylekit.io.limits import (
-        GENERATOR_JSON_BOUNDS,
-        PRETRAINED_ALLOWANCE,
-        build_checked,
-        check_fields,
-        parse_json,
-    )
-    from stylekit.nets.ref_encoder import frozen_prefixes
 
     weights, config = resolve_model(path)
     doc = parse_json(read_regular_text(config, "generator config"), str(config))
@@ -147,7 +149,6 @@ class Pix2PixStylizer:
         return out.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
 
     def stylise(self, content_path: Path, out_path: Path) -> dict[str, Any]:
-        from stylekit.io.atomic import save_image_atomic
 
         start = time.perf_counter()
         save_image_atomic(out_path, self.translate(load_rgb(content_path)))
@@ -157,8 +158,6 @@ class Pix2PixStylizer:
 def write_results_page(cfg: Any, report: Any) -> None:
     """A folder run's OUT/index.html (input | refs | output [| target, L1]); `cfg.targets` is a folder of
     ground-truth images at the content images' relative paths."""
-    from stylekit.transfer.results_page import find_target, l1_to_target
-    from stylekit.transfer.results_page import write_results_page as write_page
 
     if not report.batch:
         return

@@ -30,7 +30,14 @@ from stylekit.io.console import get_console
 from stylekit.io.outpath import names_folder
 from stylekit.io.paths import Input, refuse_out_overlap, require_regular_file
 from stylekit.io.recipe import OutputRecord, Plan, file_digest, plan_outputs, recipe_digest
+from stylekit.nets.vgg import check_layers, locate_weights
 from stylekit.standins import is_random, label
+from stylekit.train.cyclegan import META_FILE
+from stylekit.train.distributed import agree, distributed_job, gather_lists
+from stylekit.train.shares import lock_on_main, on_main, run_share
+from stylekit.transfer.cyclegan import CycleGANStylizer, load_cyclegan_generator
+from stylekit.transfer.gatys import GatysStylizer, check_init
+from stylekit.transfer.pix2pix import Pix2PixStylizer, resolve_model, write_results_page
 
 if TYPE_CHECKING:
     from stylekit.train.distributed import DistInfo
@@ -76,7 +83,6 @@ def _weights_identity(name: str | None) -> str | None:
 
 
 def _gatys(cfg: TransferConfig, device: str) -> Stylizer:
-    from stylekit.transfer.gatys import GatysStylizer
 
     return GatysStylizer(cfg, device)
 
@@ -87,8 +93,6 @@ def _gatys_recipe(cfg: TransferConfig) -> dict[str, Any]:
 
 def _check_gatys(cfg: TransferConfig) -> None:
     """Layers known, --init readable and the VGG weights located, before anything is created."""
-    from stylekit.nets.vgg import check_layers, locate_weights
-    from stylekit.transfer.gatys import check_init
 
     check_layers(cfg.arch, cfg.content_layers, "--content-layers")
     check_layers(cfg.arch, cfg.style_layers, "--style-layers")
@@ -97,14 +101,12 @@ def _check_gatys(cfg: TransferConfig) -> None:
 
 
 def _pix2pix(cfg: TransferConfig, device: str) -> Stylizer:
-    from stylekit.transfer.pix2pix import Pix2PixStylizer
 
     assert cfg.model is not None  # _check_pix2pix
     return Pix2PixStylizer(cfg.model, list(cfg.styles), size=cfg.size, device=device)
 
 
 def _pix2pix_recipe(cfg: TransferConfig) -> dict[str, Any]:
-    from stylekit.transfer.pix2pix import resolve_model
 
     assert cfg.model is not None
     weights, config = resolve_model(cfg.model)
@@ -113,7 +115,6 @@ def _pix2pix_recipe(cfg: TransferConfig) -> dict[str, Any]:
 
 
 def _pix2pix_finish(cfg: TransferConfig, report: Any) -> None:
-    from stylekit.transfer.pix2pix import write_results_page
 
     write_results_page(cfg, report)
 
@@ -122,20 +123,17 @@ def _check_pix2pix(cfg: TransferConfig) -> None:
     if cfg.targets is not None and not (Path(cfg.content).is_dir() and Path(cfg.targets).is_dir()):
         raise BadInput(f"--targets {cfg.targets} needs a folder of targets and a CONTENT folder",
                        hint="give CONTENT and --targets as folders with the same relative image names")
-    from stylekit.transfer.pix2pix import resolve_model
 
     resolve_model(cfg.model)
 
 
 def _cyclegan(cfg: TransferConfig, device: str) -> Stylizer:
-    from stylekit.transfer.cyclegan import CycleGANStylizer
 
     assert cfg.model is not None  # TransferConfig.check
     return CycleGANStylizer(cfg.model, str(cfg.direction), size=cfg.size, device=device, amp=cfg.amp)
 
 
 def _cyclegan_recipe(cfg: TransferConfig) -> dict[str, Any]:
-    from stylekit.train.cyclegan import META_FILE
 
     assert cfg.model is not None
     folder = Path(cfg.model).expanduser()
@@ -144,7 +142,6 @@ def _cyclegan_recipe(cfg: TransferConfig) -> dict[str, Any]:
 
 
 def _check_cyclegan(cfg: TransferConfig) -> None:
-    from stylekit.transfer.cyclegan import load_cyclegan_generator
 
     assert cfg.model is not None
     load_cyclegan_generator(cfg.model, str(cfg.direction), "cpu")  # the model is readable before anything is created
@@ -248,8 +245,6 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
 
     Under torchrun each rank stylises its block of the images left to do and records them; rank 0 holds the lock,
     merges the records and writes the report's page (pix2pix) from every rank's items."""
-    from stylekit.train.distributed import agree, distributed_job
-    from stylekit.train.shares import lock_on_main
 
     _check_inputs(cfg)
     method = METHODS[cfg.method]
@@ -282,8 +277,6 @@ def run_transfer(cfg: TransferConfig) -> TransferReport:
 def _run(cfg: TransferConfig, method: TransferMethod, batch: bool, jobs: list[tuple[Path, Path]], plan: Plan,
          record: OutputRecord, recipe: str, dist: DistInfo) -> TransferReport:
     """Stylise the jobs the plan leaves to do, each rank its block (checks done, the output folder locked by rank 0)."""
-    from stylekit.train.distributed import agree, gather_lists
-    from stylekit.train.shares import on_main, run_share
 
     report = TransferReport(method=cfg.method, batch=batch, step_unit=method.step_unit, config=cfg.to_dict())
     start = time.perf_counter()
