@@ -91,12 +91,11 @@ def test_explicit_num_gen_wins_over_a_metric_name_and_is_recorded():
 
 
 def test_random_network_is_labelled_a_stand_in(setup, tmp_path, monkeypatch):
-    import stylekit.nets.stylegan2.load as load
+    import stylekit.train.stylegan as trainer
 
     data, src = setup
-    resolve, real_load = load.resolve_network_path, load.load_network
-    monkeypatch.setattr(load, "resolve_network_path", lambda spec: src if spec == f"random:{RES}" else resolve(spec))
-    monkeypatch.setattr(load, "load_network", lambda path, device="cpu": real_load(path, device))
+    resolve = trainer.resolve_network_path  # the trainer's name for it: the tiny source stands in for random:RES
+    monkeypatch.setattr(trainer, "resolve_network_path", lambda spec: src if spec == f"random:{RES}" else resolve(spec))
     res = CliRunner().invoke(app, ["finetune-stylegan", str(data), "--network", f"random:{RES}", "--out", str(tmp_path / "r"),
                                    "--device", "cpu", "--batch", "4", "--kimg", "0.004", "--json"])
     assert res.exit_code == 0, res.output
