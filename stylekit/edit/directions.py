@@ -40,6 +40,8 @@ from stylekit.io.atomic import write_bytes_atomic, write_json_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.io.recipe import file_digest
+from stylekit.metrics.embedders import load_style_model_or_exit
+from stylekit.metrics.style import WEIGHTS_NAME
 from stylekit.nets.stylegan2.networks import FullyConnectedLayer, Generator
 
 DIRECTIONS_NPZ = "directions.npz"
@@ -290,9 +292,6 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
     scorer, model_id = None, ""
     finding_classifier = saved is None and cfg.method is Method.classifier
     if finding_classifier:
-        from stylekit.metrics.embedders import load_style_model_or_exit
-        from stylekit.metrics.style import WEIGHTS_NAME
-
         assert cfg.style_model is not None and cfg.style is not None  # DirectionsConfig.check
         model = load_style_model_or_exit(cfg.style_model, device)
         scorer = style_scorer(model, cfg.style)
