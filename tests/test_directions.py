@@ -17,11 +17,11 @@ from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.grid import PAD, upscale_factor
 from stylekit.data.toy import generate_toy_styles
 from stylekit.edit.directions import (
-    _sample_seeds,
     affines_by_layer,
     classifier_direction,
     edit,
     probability_along,
+    sample_seeds,
     sefa,
 )
 from stylekit.edit.generate import map_seeds
@@ -83,7 +83,7 @@ def test_classifier_direction_raises_the_planted_style_probability():
     def score(images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(20 * (images[:, 0].mean((1, 2)) - images[:, 2].mean((1, 2))))
 
-    seeds = _sample_seeds(0, 250, set())
+    seeds = sample_seeds(0, 250)
     train, held = map_seeds(G, seeds[:200]), map_seeds(G, seeds[200:])
     d, accuracy = classifier_direction(G, train, held, score, 0.25, batch=50)
     layers = list(range(G.num_ws))
@@ -184,6 +184,8 @@ def test_bad_inputs_exit_with_a_clear_line_and_create_nothing(style_run, tmp_pat
     assert missing.exit_code == 3 and "train-classifier" in missing.output
     no_model = _cli("--network", "random:16", "--method", "classifier", "--out", str(out))
     assert no_model.exit_code == 2 and "--style-model" in no_model.output
+    too_many = _cli("--network", "random:16", "--num", "500", "--out", str(out))
+    assert too_many.exit_code == 2 and "--num 500" in too_many.output
     layers = _cli("--network", "random:16", "--layers", "40", "--out", str(out))
     assert layers.exit_code == 2 and "layers" in layers.output
     (tmp_path / "junk.npz").write_bytes(b"not an npz")

@@ -252,11 +252,11 @@ def _options(cfg: DirectionsConfig, network_id: str, inputs: dict[str, str]) -> 
     return {**doc, "network": network_id, **inputs}
 
 
-def _sample_seeds(seed: int, count: int, exclude: set[int]) -> list[int]:
-    """`count` distinct z seeds drawn from --seed, none of them in `exclude`."""
+def sample_seeds(seed: int, count: int) -> list[int]:
+    """`count` distinct z seeds drawn from --seed (the first --samples fit the boundary, the rest are held out)."""
     rng = np.random.RandomState(seed)
     out: list[int] = []
-    seen = set(exclude)
+    seen: set[int] = set()
     while len(out) < count:
         for s in rng.randint(0, 2**32 - 1, size=count - len(out), dtype=np.int64).tolist():
             if s not in seen:
@@ -278,7 +278,10 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
     saved = load_directions(cfg.directions, G) if cfg.directions is not None else None
     layers = saved.layers if saved is not None else list(cfg.layers) if cfg.layers is not None else list(range(G.num_ws))
     check_layers(G, layers)
-    k = len(saved.vectors) if saved is not None else 1 if cfg.method is Method.classifier else min(cfg.num, G.w_dim)
+    if saved is None and cfg.method is Method.sefa and cfg.num > G.w_dim:
+        raise BadInput(f"--num {cfg.num}: SeFa finds at most w_dim = {G.w_dim} directions in this network",
+                       hint=f"use --num {G.w_dim} or fewer")
+    k = len(saved.vectors) if saved is not None else 1 if cfg.method is Method.classifier else cfg.num
     if cfg.latents is not None:
         ws = load_latents(cfg.latents, G.num_ws, G.w_dim)
         row_names = [f"latent {i}" for i in range(len(ws))]
@@ -314,10 +317,10 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
         elif scorer is not None:
             assert cfg.style is not None
             held_count = max(HELD_OUT_MIN, cfg.samples // 4)
-            sample_seeds = _sample_seeds(cfg.seed, cfg.samples + held_count, set())
+            drawn = sample_seeds(cfg.seed, cfg.samples + held_count)
             get_console().log(f"directions: scoring {cfg.samples} + {held_count} held-out images for style {cfg.style}")
-            train = map_seeds(G, sample_seeds[: cfg.samples], cfg.trunc)
-            held = map_seeds(G, sample_seeds[cfg.samples :], cfg.trunc)
+            train = map_seeds(G, drawn[: cfg.samples], cfg.trunc)
+            held = map_seeds(G, drawn[cfg.samples :], cfg.trunc)
             vector, accuracy = classifier_direction(G, train, held, scorer, cfg.fraction, cfg.batch, amp)
             found = Directions(vector[None], layers, str(Method.classifier), network_id, accuracy=accuracy, style=cfg.style)
             probability = probability_along(G, held, vector, layers, list(cfg.strengths), scorer, cfg.batch, amp)
