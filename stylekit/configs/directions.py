@@ -55,6 +55,8 @@ class DirectionsConfig(Config):
                                           parse=float_list, ge=-MAX_STRENGTH, le=MAX_STRENGTH, panel=APPLY_PANEL,
                                           cover=((-3.0, -1.5, 0.0, 1.5, 3.0), (2.0,)), metavar="STEPS")
     trunc: float = trunc()
+    class_idx: int | None = option(None, "Class index for conditional networks.", flags="--class", ge=0, le=1_000_000,
+                                   cover=(None,))
     batch: int = option(8, "Images per forward pass.", concept="batch", ge=1, le=4096, cover=(1, 8))
     device: str = option(concept="device", cover=())
     amp: bool = option(concept="amp")

@@ -286,7 +286,7 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
         ws = load_latents(cfg.latents, G.num_ws, G.w_dim)
         row_names = [f"latent {i}" for i in range(len(ws))]
     else:
-        ws = map_seeds(G, list(cfg.sheet_seeds), cfg.trunc)
+        ws = map_seeds(G, list(cfg.sheet_seeds), cfg.trunc, None, cfg.class_idx)
         row_names = [f"seed {s}" for s in cfg.sheet_seeds]
     cells = k * len(ws) * len(cfg.strengths)
     if cells > MAX_SHEET_CELLS:
@@ -319,8 +319,8 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
             held_count = max(HELD_OUT_MIN, cfg.samples // 4)
             drawn = sample_seeds(cfg.seed, cfg.samples + held_count)
             get_console().log(f"directions: scoring {cfg.samples} + {held_count} held-out images for style {cfg.style}")
-            train = map_seeds(G, drawn[: cfg.samples], cfg.trunc)
-            held = map_seeds(G, drawn[cfg.samples :], cfg.trunc)
+            train = map_seeds(G, drawn[: cfg.samples], cfg.trunc, None, cfg.class_idx)
+            held = map_seeds(G, drawn[cfg.samples :], cfg.trunc, None, cfg.class_idx)
             vector, accuracy = classifier_direction(G, train, held, scorer, cfg.fraction, cfg.batch, amp)
             found = Directions(vector[None], layers, str(Method.classifier), network_id, accuracy=accuracy, style=cfg.style)
             probability = probability_along(G, held, vector, layers, list(cfg.strengths), scorer, cfg.batch, amp)
