@@ -160,6 +160,10 @@ def test_saved_directions_reapply_identically_and_latent_files_are_edited(tmp_pa
     w = load_latents(tmp_path / "c" / "edited.npz", G.num_ws, G.w_dim)
     assert w.shape[0] == 2 * 2 * 2 and torch.equal(w[0], source[0]) and torch.equal(w[2], source[1])
     assert _sheet_grid(tmp_path / "c" / "sheet.png", 32)[0] == 4
+    edited = str(tmp_path / "c" / "edited.npz")  # the latent format: mix reads it
+    mixed = runner.invoke(app, ["mix", "--network", "random:32", "--latents", edited, "--latents", edited, "--space", "w",
+                                "--frames", "2", "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet"])
+    assert mixed.exit_code == 0 and (tmp_path / "m" / "interpolation.gif").is_file(), mixed.output
 
 
 def test_classifier_cli_reports_the_probability_along_the_strengths(style_run, tmp_path):
@@ -201,7 +205,8 @@ def test_installed_command_runs(tmp_path):
                            "--strengths", "0,1", "--out", str(tmp_path / "d"), "--device", "cpu", "--json", "--quiet"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["files"]["sheet"].endswith("sheet.png") and (tmp_path / "d" / "sheet.png").is_file()
+    files = json.loads(proc.stdout)["files"]
+    assert sorted(files) == ["directions", "edited", "result", "sheet"] and all(Path(f).is_file() for f in files.values())
 
 
 def test_help_examples_run(tmp_path, monkeypatch):

@@ -334,8 +334,9 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
         result = DirectionsResult(out=str(out), method=found.method, layers=found.layers, directions=described,
                                   strengths=list(cfg.strengths), files=files, probability=probability, held_out=held_count,
                                   style=found.style, standins=standins)
+        files["result"] = str(out / RESULT_JSON)
         write_json_atomic(out / RESULT_JSON, {**result.to_dict(), "seconds": 0.0})
-        claim.finish([*files.values(), out / RESULT_JSON])
+        claim.finish(list(files.values()))
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
