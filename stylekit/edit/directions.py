@@ -293,8 +293,7 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
         raise BadInput(f"the sheet would hold {cells:,} images (directions x latents x strengths); at most {MAX_SHEET_CELLS:,}",
                        hint="use fewer --seeds, --strengths or --num")
     scorer, model_id = None, ""
-    finding_classifier = saved is None and cfg.method is Method.classifier
-    if finding_classifier:
+    if saved is None and cfg.method is Method.classifier:
         assert cfg.style_model is not None and cfg.style is not None  # DirectionsConfig.check
         model = load_style_model_or_exit(cfg.style_model, device)
         scorer = style_scorer(model, cfg.style)
@@ -308,25 +307,10 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
         if claim.up_to_date:
             get_console().log(f"directions: {out} is up to date (same options; --fresh redoes it)")
             doc = json.loads((out / RESULT_JSON).read_text(encoding="utf-8"))
-            result = DirectionsResult(**{**doc, "up_to_date": True, "seconds": round(time.monotonic() - start, 3)})
-            return result
+            return DirectionsResult(**{**doc, "up_to_date": True, "seconds": round(time.monotonic() - start, 3)})
         amp = check_amp(cfg.amp, device)
-        probability, held_count = None, 0
-        if saved is not None:
-            found = saved
-        elif scorer is not None:
-            assert cfg.style is not None
-            held_count = max(HELD_OUT_MIN, cfg.samples // 4)
-            drawn = sample_seeds(cfg.seed, cfg.samples + held_count)
-            get_console().log(f"directions: scoring {cfg.samples} + {held_count} held-out images for style {cfg.style}")
-            train = map_seeds(G, drawn[: cfg.samples], cfg.trunc, None, cfg.class_idx)
-            held = map_seeds(G, drawn[cfg.samples :], cfg.trunc, None, cfg.class_idx)
-            vector, accuracy = classifier_direction(G, train, held, scorer, cfg.fraction, cfg.batch, amp)
-            found = Directions(vector[None], layers, str(Method.classifier), network_id, accuracy=accuracy, style=cfg.style)
-            probability = probability_along(G, held, vector, layers, list(cfg.strengths), scorer, cfg.batch, amp)
-        else:
-            vectors, values = sefa(G, layers, k)
-            found = Directions(vectors, layers, str(Method.sefa), network_id, eigenvalues=[float(v) for v in values])
+        found, probability, held_count = (saved, None, 0) if saved is not None else \
+            _find(cfg, G, layers, k, scorer, network_id, amp)
         files = _write_outputs(G, found, ws, row_names, list(cfg.strengths), out, cfg.batch, amp)
         described = [{"index": i, **({"eigenvalue": round(found.eigenvalues[i], 6)} if found.eigenvalues else {}),
                       **({"accuracy": round(found.accuracy, 6)} if found.accuracy is not None else {})}
@@ -339,6 +323,23 @@ def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
         claim.finish(list(files.values()))
     result.seconds = round(time.monotonic() - start, 3)
     return result
+
+
+def _find(cfg: DirectionsConfig, G: Generator, layers: list[int], k: int, scorer: Scorer | None, network_id: str,
+          amp: bool) -> tuple[Directions, list[dict[str, float]] | None, int]:
+    """New directions (SeFa, or the classifier boundary when `scorer` is given), with the classifier's mean
+    probability along the strengths on held-out latents and their count."""
+    if scorer is None:
+        vectors, values = sefa(G, layers, k)
+        return Directions(vectors, layers, str(Method.sefa), network_id, eigenvalues=[float(v) for v in values]), None, 0
+    held_count = max(HELD_OUT_MIN, cfg.samples // 4)
+    drawn = sample_seeds(cfg.seed, cfg.samples + held_count)
+    get_console().log(f"directions: scoring {cfg.samples} + {held_count} held-out images for style {cfg.style}")
+    train = map_seeds(G, drawn[: cfg.samples], cfg.trunc, None, cfg.class_idx)
+    held = map_seeds(G, drawn[cfg.samples :], cfg.trunc, None, cfg.class_idx)
+    vector, accuracy = classifier_direction(G, train, held, scorer, cfg.fraction, cfg.batch, amp)
+    found = Directions(vector[None], layers, str(Method.classifier), network_id, accuracy=accuracy, style=cfg.style)
+    return found, probability_along(G, held, vector, layers, list(cfg.strengths), scorer, cfg.batch, amp), held_count
 
 
 def _write_outputs(G: Generator, found: Directions, ws: torch.Tensor, row_names: list[str], strengths: list[float],
