@@ -197,7 +197,26 @@ def test_bad_inputs_exit_with_a_clear_line_and_create_nothing(style_run, tmp_pat
     assert junk.exit_code == 2 and "junk.npz" in junk.output
     both = _cli("--network", "random:16", "--seeds", "1", "--latents", str(tmp_path / "junk.npz"), "--out", str(out))
     assert both.exit_code == 2
+    num_unused = _cli("--network", "random:16", "--method", "classifier", "--style-model", str(style_run), "--style", "pop",
+                      "--num", "3", "--out", str(out))  # an explicit flag is never silently ignored
+    assert num_unused.exit_code == 2 and "--num" in num_unused.output
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_under_torchrun_rank_0_writes_what_one_process_writes(tmp_path):
+    from device_guard import run_guarded
+
+    def job(out: Path) -> list[str]:
+        return ["directions", "--network", "random:16", "--num", "2", "--seeds", "0,1", "--strengths", "-1,1", "--device", "cpu",
+                "--out", str(out), "--json"]
+
+    one = json.loads(run_guarded(tmp_path, [job(tmp_path / "one")], nproc=1)[0]["stdout"])
+    two = json.loads(run_guarded(tmp_path, [job(tmp_path / "two")], nproc=2)[0]["stdout"])
+    assert len(two["directions"]) == len(one["directions"]) == 2
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    with np.load(tmp_path / "one" / "directions.npz") as a, np.load(tmp_path / "two" / "directions.npz") as b:
+        np.testing.assert_array_equal(a["directions"], b["directions"])  # rank 0 alone computed it, as one process does
 
 
 def test_installed_command_runs(tmp_path):

@@ -13,6 +13,7 @@ from stylekit.declare import Config, float_list, int_list, option, require
 FIND_PANEL = "Finding directions"
 APPLY_PANEL = "Edit sheet"
 MAX_DIRECTIONS = 512  # w_dim of the NVlabs networks: there are no more directions than that
+DEFAULT_NUM = 5  # SeFa directions kept when --num is not given
 MAX_STRENGTH = 100.0  # |strength| along a unit direction in W: far beyond any image the network makes
 
 
@@ -34,8 +35,8 @@ class DirectionsConfig(Config):
                                             "only these layers (the others keep their w). Unlike mix --styles, which "
                                             "picks layers copied from another seed.", parse=int_list, ge=0,
                                             le=MAX_LAYERS - 1, panel=FIND_PANEL, cover=(None, (0, 1)), metavar="LAYERS")
-    num: int = option(5, "SeFa: directions kept (the eigenvectors with the largest eigenvalues).", ge=1,
-                      le=MAX_DIRECTIONS, panel=FIND_PANEL, cover=(5, 1))
+    num: int | None = option(None, f"SeFa: directions kept, the eigenvectors with the largest eigenvalues (default "
+                             f"{DEFAULT_NUM}).", ge=1, le=MAX_DIRECTIONS, panel=FIND_PANEL, cover=(None, 1))
     style_model: str | None = option(None, "--method classifier: a train-classifier run directory or its style-model "
                                      "export.", concept="style_model", panel=FIND_PANEL, cover=())
     style: str | None = option(None, "--method classifier: the style (a class name of --style-model) to move towards.",
@@ -63,6 +64,11 @@ class DirectionsConfig(Config):
     fresh: bool = option(concept="fresh", help="Start over: remove the outputs a previous run recorded in --out.")
 
     @property
+    def kept(self) -> int:
+        """SeFa's number of directions."""
+        return self.num if self.num is not None else DEFAULT_NUM
+
+    @property
     def sheet_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else (0, 1, 2, 3)
 
@@ -78,6 +84,9 @@ class DirectionsConfig(Config):
                     hint="e.g. --style-model runs/style --style pop")
             require(classifier or (self.style_model is None and self.style is None),
                     "--style-model and --style go with --method classifier", hint="add --method classifier")
+        require(self.num is None or (self.directions is None and self.method is Method.sefa),
+                "--num is the number of SeFa directions to find: it does not go with --directions or --method classifier",
+                hint="drop --num")
         require(self.latents is None or self.seeds is None, "give --seeds or --latents, not both")
         require(len(set(self.strengths)) == len(self.strengths), "--strengths repeats a value", hint="e.g. -3,-1.5,0,1.5,3")
         require(self.layers is None or len(set(self.layers)) == len(self.layers), "--layers repeats a layer",

@@ -31,7 +31,6 @@ import torch
 from stylekit.configs.directions import DirectionsConfig, Method
 from stylekit.data.grid import save_labelled_grid
 from stylekit.data.images import mark_composite
-from stylekit.device import resolve_device
 from stylekit.edit.generate import check_amp, load_generator, map_seeds, synthesize, to_unit
 from stylekit.edit.latents import load_latents, save_latents
 from stylekit.edit.outdir import claim_out, network_identity, warn_standins
@@ -43,6 +42,8 @@ from stylekit.io.recipe import file_digest
 from stylekit.metrics.embedders import load_style_model_or_exit
 from stylekit.metrics.style import WEIGHTS_NAME
 from stylekit.nets.stylegan2.networks import FullyConnectedLayer, Generator
+from stylekit.train.distributed import broadcast_object, distributed_job
+from stylekit.train.shares import on_main
 
 DIRECTIONS_NPZ = "directions.npz"
 SHEET = "sheet.png"
@@ -266,22 +267,30 @@ def sample_seeds(seed: int, count: int) -> list[int]:
 
 
 def run_directions(cfg: DirectionsConfig) -> DirectionsResult:
-    """Find (or read) directions, then write directions.npz, sheet.png, edited.npz and directions.json."""
+    """Find (or read) directions, then write directions.npz, sheet.png, edited.npz and directions.json.
+
+    Under torchrun rank 0 does the work on its GPU while the others wait (an error there ends every rank
+    with its exit code): SeFa is one eigendecomposition, and the classifier method's scoring pass is not
+    split over ranks (docs/directions.md)."""
+    with distributed_job(cfg.device) as dist:
+        return broadcast_object(on_main(lambda: _run_directions(cfg, dist.device), dist), dist)
+
+
+def _run_directions(cfg: DirectionsConfig, device: torch.device) -> DirectionsResult:
     start = time.monotonic()
     out = Path(cfg.out)
     refuse_out_overlap(out, [Input("--network", cfg.network), Input("--latents", cfg.latents),
                              Input("--directions", cfg.directions), Input("--style-model", cfg.style_model)])
-    device = resolve_device(cfg.device)
     loaded, label = load_generator(cfg.network, device)
     G = loaded.generator
     # Every check before --out is created: layers, files, the style model and its class.
     saved = load_directions(cfg.directions, G) if cfg.directions is not None else None
     layers = saved.layers if saved is not None else list(cfg.layers) if cfg.layers is not None else list(range(G.num_ws))
     check_layers(G, layers)
-    if saved is None and cfg.method is Method.sefa and cfg.num > G.w_dim:
-        raise BadInput(f"--num {cfg.num}: SeFa finds at most w_dim = {G.w_dim} directions in this network",
+    if saved is None and cfg.method is Method.sefa and cfg.kept > G.w_dim:
+        raise BadInput(f"--num {cfg.kept}: SeFa finds at most w_dim = {G.w_dim} directions in this network",
                        hint=f"use --num {G.w_dim} or fewer")
-    k = len(saved.vectors) if saved is not None else 1 if cfg.method is Method.classifier else cfg.num
+    k = len(saved.vectors) if saved is not None else 1 if cfg.method is Method.classifier else cfg.kept
     if cfg.latents is not None:
         ws = load_latents(cfg.latents, G.num_ws, G.w_dim)
         row_names = [f"latent {i}" for i in range(len(ws))]

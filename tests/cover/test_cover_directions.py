@@ -6,7 +6,7 @@ would accept 2 naming an option; none of these rows should need it)."""
 import pytest
 
 from stylekit.configs.classifier import ClassifierConfig
-from stylekit.configs.directions import DirectionsConfig
+from stylekit.configs.directions import DEFAULT_NUM, DirectionsConfig
 from stylekit.data.toy import generate_toy_styles
 from stylekit.train.classifier import train_classifier
 from tests.cover.harness import finite_numbers, pairwise_rows, promised_files, run_row
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FILES = ["directions.npz", "sheet.png", "edited.npz", "directions.json"]
 SEFA_ROWS = pairwise_rows(DirectionsConfig, fixed={"out": None, "method": "sefa"})
 CLASSIFIER_ROWS = pairwise_rows(DirectionsConfig, fixed={"out": None, "method": "classifier", "style_model": "RUN",
-                                                         "style": "pop"})
+                                                         "style": "pop", "num": None})  # --num is SeFa's
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def _run(row, out):
 @pytest.mark.parametrize("row", SEFA_ROWS, ids=[f"sefa{i}" for i in range(len(SEFA_ROWS))])
 def test_directions_sefa_cover(row, tmp_path):
     doc = _run(row, tmp_path / "out")
-    assert len(doc["directions"]) == row["num"] and doc["probability"] is None
+    assert len(doc["directions"]) == (row["num"] or DEFAULT_NUM) and doc["probability"] is None
 
 
 @pytest.mark.parametrize("row", CLASSIFIER_ROWS, ids=[f"classifier{i}" for i in range(len(CLASSIFIER_ROWS))])
