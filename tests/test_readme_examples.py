@@ -31,6 +31,7 @@ RUN: dict[str, dict[str, str | None]] = {
     "stylekit generate --network ffhq-256": {"--seeds": "0-3,120"},
     "stylekit mix --network": {"--frames": "3"},
     "stylekit blend-layers --base ffhq-256": {"--swap-res": "8", "--preview-seeds": "0-1"},
+    "stylekit directions --network ffhq-256": {"--layers": "0-3", "--num": "2", "--seeds": "0"},
 }
 SKIP = {
     "stylekit download wikiart": "network (Kaggle)",
@@ -52,6 +53,7 @@ SKIP = {
     "stylekit generate --network https://": "network (NVlabs' CDN; tests/test_remote_weights.py serves a URL locally)",
     "stylekit blend-layers --base ffhq --finetuned metfaces": "network (the ffhq and metfaces release networks)",
     "stylekit train-cyclegan": "needs photo/painting folders (tests/test_cyclegan_toy.py trains on toy-styles)",
+    "stylekit directions --network runs/toon": "needs a fine-tuned run and a style model (tests/test_directions.py)",
 }
 
 
