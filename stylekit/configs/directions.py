@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from stylekit.configs.stylegan import MAX_LAYERS, SEED_MAX, network, trunc
+from stylekit.configs.stylegan import MAX_LAYERS, SEED_MAX, class_index, image_batch, network, trunc
 from stylekit.declare import Config, float_list, int_list, option, require
 
 FIND_PANEL = "Finding directions"
@@ -56,9 +56,8 @@ class DirectionsConfig(Config):
                                           parse=float_list, ge=-MAX_STRENGTH, le=MAX_STRENGTH, panel=APPLY_PANEL,
                                           cover=((-3.0, -1.5, 0.0, 1.5, 3.0), (2.0,)), metavar="STEPS")
     trunc: float = trunc()
-    class_idx: int | None = option(None, "Class index for conditional networks.", flags="--class", ge=0, le=1_000_000,
-                                   cover=(None,))
-    batch: int = option(8, "Images per forward pass.", concept="batch", ge=1, le=4096, cover=(1, 8))
+    class_idx: int | None = class_index()
+    batch: int = image_batch()
     device: str = option(concept="device", cover=())
     amp: bool = option(concept="amp")
     fresh: bool = option(concept="fresh", help="Start over: remove the outputs a previous run recorded in --out.")

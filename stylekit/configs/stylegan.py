@@ -62,6 +62,16 @@ def trunc(help: str = "") -> Any:
     return option(help=help, concept="trunc", ge=-1.0, le=2.0, cover=(1.0, 0.7))
 
 
+def class_index() -> Any:
+    """--class: the class of a conditional network's samples."""
+    return option(None, "Class index for conditional networks.", flags="--class", ge=0, le=1_000_000, cover=(None,))
+
+
+def image_batch() -> Any:
+    """--batch of the sampling commands: images per forward pass of the generator."""
+    return option(8, "Images per forward pass.", concept="batch", ge=1, le=4096, cover=(1, 8))
+
+
 @dataclass(frozen=True)
 class GenerateConfig(Config):
     network: str = network()
@@ -72,10 +82,9 @@ class GenerateConfig(Config):
     trunc: float = trunc()
     trunc_cutoff: int | None = option(None, "Truncate only the first N layers of w.", ge=0, le=MAX_LAYERS, cover=(None, 0))
     noise_mode: NoiseMode = option(NoiseMode.const, "const | random | none.")
-    class_idx: int | None = option(None, "Class index for conditional networks.", flags="--class", ge=0, le=1_000_000,
-                                   cover=(None,))
+    class_idx: int | None = class_index()
     grid: bool = option(True, "Also write grid.png.")
-    batch: int = option(8, "Images per forward pass.", concept="batch", ge=1, le=4096, cover=(1, 8))
+    batch: int = image_batch()
     device: str = option(concept="device", cover=())
     amp: bool = option(concept="amp")
     fresh: bool = option(concept="fresh", help="Start over: remove the outputs a previous run recorded in --out.")
@@ -104,9 +113,8 @@ class MixConfig(Config):
     fps: float = option(20.0, "GIF frame rate.", unit="frames/s", gt=0, le=1000, panel=INTERP_PANEL, cover=(20.0, 0.5))
     trunc: float = trunc()
     noise_mode: NoiseMode = option(NoiseMode.const, "const | random | none.")
-    class_idx: int | None = option(None, "Class index for conditional networks.", flags="--class", ge=0, le=1_000_000,
-                                   cover=(None,))
-    batch: int = option(8, "Images per forward pass.", concept="batch", ge=1, le=4096, cover=(1, 8))
+    class_idx: int | None = class_index()
+    batch: int = image_batch()
     device: str = option(concept="device", cover=())
     amp: bool = option(concept="amp")
     fresh: bool = option(concept="fresh", help="Start over: remove the outputs a previous run recorded in --out.")
