@@ -164,9 +164,14 @@ def test_output_record_parts_are_read_and_folded_in(tmp_path):
     again = OutputRecord(out)
     assert again.recorded([out / "a.png", out / "b.png"]) == {out / "a.png": Recorded("r0", source_identity(src)),
                                                                out / "b.png": Recorded("r1", source_identity(src))}
+    # A user's files that look like parts (another name, or not a record) are neither read nor deleted.
+    (out / "stylekit-outputs.rank-notes.json").write_text('{"version": 1, "outputs": {}}')
+    (out / "stylekit-outputs.rank2.json").write_text("my own notes, not JSON")
     again.merge_parts()
     assert not (out / "stylekit-outputs.rank1.json").exists()
     assert set(json.loads((out / "stylekit-outputs.json").read_text())["outputs"]) == {"a.png", "b.png"}
+    assert (out / "stylekit-outputs.rank-notes.json").exists()
+    assert (out / "stylekit-outputs.rank2.json").read_text() == "my own notes, not JSON"
 
 
 RECORDS = {"record.json", "stylekit-outputs.json", "stylekit-outputs.rank1.json"}  # rewritten as a run goes, by one rank

@@ -225,8 +225,10 @@ def load_directions(path: str | os.PathLike[str], G: Generator) -> Directions:
                            str(data["style"]) if "style" in data.files else None)
     except FileNotFoundError:
         raise BadInput(f"--directions {path} does not exist", hint=hint) from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise BadInput(f"--directions {path}: not a readable directions file ({exc})", hint=hint) from None
+    except KeyError as exc:
+        raise BadInput(f"--directions {path}: not a directions file (no {exc} array)", hint=hint) from None
+    except (OSError, ValueError):  # numpy's text would suggest loading pickled data: never for a file of unknown origin
+        raise BadInput(f"--directions {path}: not a directions file (not an .npz of arrays)", hint=hint) from None
     if vectors.ndim != 2 or vectors.shape[1] != G.w_dim or not len(vectors):
         raise BadInput(f"--directions {path}: directions have shape {list(vectors.shape)}, the network needs [k, {G.w_dim}]",
                        hint="use directions found for this network")

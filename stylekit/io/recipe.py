@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,11 +105,11 @@ class OutputRecord:
     """
 
     NAME = "stylekit-outputs.json"
-    PARTS = "stylekit-outputs.rank*.json"
+    PART = re.compile(r"stylekit-outputs\.rank[1-9][0-9]*\.json")  # only names a rank > 0 writes
 
     def __init__(self, out: Path, rank: int = 0) -> None:
         self.out = out
-        self.path = out / (self.NAME if rank == 0 else self.PARTS.replace("*", str(rank)))
+        self.path = out / (self.NAME if rank == 0 else f"stylekit-outputs.rank{rank}.json")
         self.entries: dict[str, dict[str, str]] = {}  # every output's record (the record, then the parts)
         self._added: dict[str, dict[str, str]] = {}  # what this process recorded (a part holds only these)
         self._main = rank == 0
@@ -116,7 +117,10 @@ class OutputRecord:
             self.entries.update(_read_outputs(path))
 
     def _parts(self) -> list[Path]:
-        return sorted(self.out.glob(self.PARTS)) if self.out.is_dir() else []
+        """The other ranks' part files: stylekit's own name and a record inside (a user's look-alike is left alone)."""
+        if not self.out.is_dir():
+            return []
+        return sorted(p for p in self.out.iterdir() if self.PART.fullmatch(p.name) and p.is_file() and _is_record(p))
 
     def _key(self, output: Path) -> str:
         return output.relative_to(self.out).as_posix()
@@ -149,6 +153,15 @@ class OutputRecord:
     @staticmethod
     def _save(path: Path, entries: dict[str, dict[str, str]]) -> None:
         write_json_atomic(path, {"version": 1, "outputs": entries})
+
+
+def _is_record(path: Path) -> bool:
+    """The file is a record stylekit writes: {"version": 1, "outputs": {...}}."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("version") == 1 and isinstance(doc.get("outputs"), dict)
 
 
 def _read_outputs(path: Path) -> dict[str, dict[str, str]]:
