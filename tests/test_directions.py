@@ -17,7 +17,6 @@ from stylekit.configs.classifier import ClassifierConfig
 from stylekit.data.grid import PAD, upscale_factor
 from stylekit.data.toy import generate_toy_styles
 from stylekit.edit.directions import (
-    affines_by_layer,
     classifier_direction,
     edit,
     probability_along,
@@ -59,7 +58,7 @@ def test_sefa_recovers_a_planted_direction():
     gen = torch.Generator(device="cpu").manual_seed(1)
     v = torch.randn(G.w_dim, generator=gen, device="cpu")
     v /= v.norm()
-    by_layer = affines_by_layer(G)
+    by_layer = G.synthesis.style_affines()
     with torch.no_grad():
         for i in layers:
             for fc in by_layer[i]:

@@ -124,14 +124,26 @@ def test_stylegan3_repo_flattened_kwargs_are_accepted(tmp_path, fake_nvlabs):
     assert torch.equal(_images(load_network(path).generator), _images(G))
 
 
-def test_alias_free_stylegan3_is_refused(tmp_path, fake_nvlabs):
-    G = tiny_generator(8)
+def _with_synthesis_modules(G, modules):
     obj = _persistent_of(G, _kwargs(G))
-    obj.meta["state"]["_modules"]["synthesis"].meta["state"]["_modules"] = collections.OrderedDict(input=_persistent_of(torch.nn.Linear(2, 2)))
-    path = tmp_path / "sg3-t.pkl"
+    obj.meta["state"]["_modules"]["synthesis"].meta["state"]["_modules"] = collections.OrderedDict(modules)
+    return obj
+
+
+def test_a_generator_of_neither_architecture_is_refused(tmp_path, fake_nvlabs):
+    path = tmp_path / "other.pkl"
     with open(path, "wb") as fh:
-        pickle.dump({"G_ema": obj}, fh)
-    with pytest.raises(BadInput, match="StyleGAN3"):
+        pickle.dump({"G_ema": _with_synthesis_modules(tiny_generator(8), {"blocks": _persistent_of(torch.nn.Linear(2, 2))})}, fh)
+    with pytest.raises(BadInput, match="neither a StyleGAN2 nor a StyleGAN3 generator"):
+        load_network(path)
+
+
+def test_stylegan3_modules_with_a_stylegan2_config_are_refused_in_one_line(tmp_path, fake_nvlabs):
+    """A StyleGAN3-shaped synthesis whose init kwargs are StyleGAN2's: the config does not fit the weights."""
+    path = tmp_path / "mixed.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump({"G_ema": _with_synthesis_modules(tiny_generator(8), {"input": _persistent_of(torch.nn.Linear(2, 2))})}, fh)
+    with pytest.raises(BadInput, match="mixed.pkl: its G_ema config"):
         load_network(path)
 
 
@@ -211,7 +223,7 @@ def test_safetensors_round_trip_and_wrong_files(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(BadInput, match="not a stylekit StyleGAN2 network"):
+    with pytest.raises(BadInput, match="not a stylekit StyleGAN network"):
         load_network(tmp_path / "other.safetensors")
     (tmp_path / "junk.bin").write_bytes(b"hello world, not a network")
     with pytest.raises(BadInput, match="unsupported"):

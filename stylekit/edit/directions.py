@@ -41,7 +41,7 @@ from stylekit.io.paths import Input, open_regular, refuse_out_overlap
 from stylekit.io.recipe import file_digest
 from stylekit.metrics.embedders import load_style_model_or_exit
 from stylekit.metrics.style import WEIGHTS_NAME
-from stylekit.nets.stylegan2.networks import FullyConnectedLayer, Generator
+from stylekit.nets.stylegan2.networks import Generator
 from stylekit.train.distributed import broadcast_object, distributed_job
 from stylekit.train.shares import on_main
 
@@ -91,26 +91,10 @@ class DirectionsResult:
 # SeFa
 
 
-def affines_by_layer(G: Generator) -> dict[int, list[FullyConnectedLayer]]:
-    """Every style affine of the synthesis network, by the index of the w it reads (as SynthesisNetwork.block_ws
-    slices ws: a block's convolutions read its own ws, its toRGB the next one)."""
-    out: dict[int, list[FullyConnectedLayer]] = {i: [] for i in range(G.num_ws)}
-    idx = 0
-    for res in G.synthesis.block_resolutions:
-        block = getattr(G.synthesis, f"b{res}")
-        convs = [block.conv0] if hasattr(block, "conv0") else []
-        for j, layer in enumerate([*convs, block.conv1]):
-            out[idx + j].append(layer.affine)
-        if hasattr(block, "torgb"):
-            out[idx + block.num_conv].append(block.torgb.affine)
-        idx += block.num_conv
-    return out
-
-
 def sefa(G: Generator, layers: list[int], num: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The top `num` eigenvectors [num, w_dim] of A^T A (A: the stacked affine weights reading `layers`), and
     their eigenvalues, descending."""
-    by_layer = affines_by_layer(G)
+    by_layer = G.synthesis.style_affines()
     with torch.no_grad():
         A = torch.cat([fc.weight.float() * fc.weight_gain for i in layers for fc in by_layer[i]])
         values, vectors = torch.linalg.eigh((A.T @ A).double())  # ascending; symmetric, so eigh

@@ -1,11 +1,12 @@
-"""Load and save StyleGAN2 networks: NVlabs pickles (safely), rosinality .pt, stylekit .safetensors.
+"""Load and save StyleGAN2 and StyleGAN3 networks: NVlabs pickles (safely), rosinality .pt, stylekit .safetensors.
 
 `load_network(name_or_path, device)` accepts
 - a registry name (`ffhq-256`, `metfaces`, ...), an `https://` URL or a hub id `hf://OWNER/REPO/FILE`
   (fetched once into the cache and checksum-checked by `stylekit.weights.weights_path`, then read
   exactly like a local file),
-- an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or a StyleGAN3-repo
-  pickle of a StyleGAN2-architecture network: read by `stylekit.io.safe_pickle`, nothing executed,
+- an NVlabs stylegan2-ada-pytorch pickle (`network-snapshot-*.pkl`, `ffhq.pkl`) or an NVlabs stylegan3
+  pickle (StyleGAN3 T/R networks, and StyleGAN2-architecture ones trained there): read by
+  `stylekit.io.safe_pickle`, nothing executed,
 - a rosinality/stylegan2-pytorch checkpoint (`.pt`, as used by StyleCLIP): `torch.load(weights_only=True)`,
 - an NVlabs-named generator state dict `.pt` with its init kwargs in the `.json` next to it
   (what `stylekit convert --to nvlabs-state` writes),
@@ -21,6 +22,7 @@ import copy
 import json
 import os
 import struct
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,11 @@ from stylekit.nets.stylegan2.rosinality import (
     is_rosinality_state,
 )
 from stylekit.nets.stylegan2.tiny import tiny_generator, tiny_generator_config
-from stylekit.standins import NETWORK_PREFIX, random_network_resolution
+from stylekit.nets.stylegan3 import config as stylegan3_config
+from stylekit.nets.stylegan3.networks import Generator as StyleGAN3Generator
+from stylekit.nets.stylegan3.tiny import tiny_generator as tiny_stylegan3
+from stylekit.nets.stylegan3.tiny import tiny_generator_config as tiny_stylegan3_config
+from stylekit.standins import NETWORK_PREFIX, random_network_architecture, random_network_resolution
 from stylekit.weights import REGISTRY, as_source, is_remote, weights_path
 
 FORMAT_NAME = "stylekit.stylegan2"
@@ -62,6 +68,24 @@ _D_EPILOGUE_KEYS = {"mbstd_group_size", "mbstd_num_channels", "activation"}
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """A generator architecture: its class, how a file's init kwargs become its kwargs, their bounds check."""
+
+    generator: type[torch.nn.Module]
+    normalize: Callable[[dict[str, Any]], dict[str, Any]]
+    check: Callable[[dict[str, Any], str, str], None]
+
+
+def generator_architecture(names: Collection[str]) -> str | None:
+    """Which generator a state dict's (or a pickle's synthesis modules') names describe, None for neither."""
+    if any(n.startswith("synthesis.input.") or n == "input" for n in names):
+        return "stylegan3"
+    if any(n.startswith("synthesis.b4.") or n == "b4" for n in names):
+        return "stylegan2"
+    return None
+
+
 @dataclass
 class LoadedNetwork:
     """What load_network returns. `generator` is the one to sample from (G_ema when present)."""
@@ -73,6 +97,11 @@ class LoadedNetwork:
     source: str = ""
     format: str = ""  # nvlabs-pkl | rosinality | nvlabs-state | stylekit
     extra: dict[str, Any] = field(default_factory=dict)  # training_set_kwargs, metadata, ...
+
+    @property
+    def architecture(self) -> str:
+        """stylegan2 | stylegan3 (what commands that only fit one of them check)."""
+        return self.generator.architecture
 
     @property
     def generator(self) -> Generator:
@@ -128,10 +157,26 @@ def normalize_discriminator_config(raw: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _check_stylegan2(config: dict[str, Any], source: str, kind: str) -> None:
+    check_network_config(kind, config, source)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "stylegan2": Architecture(Generator, normalize_generator_config, _check_stylegan2),
+    "stylegan3": Architecture(StyleGAN3Generator, stylegan3_config.normalize_generator_config,
+                              stylegan3_config.check_generator_config),
+}
+
+
 def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
 
-    check_network_config(kind, config, source)
-    cls = Generator if kind.startswith("G") else Discriminator
+    if kind.startswith("G"):
+        arch = ARCHITECTURES[generator_architecture(state) or "stylegan2"]
+        arch.check(config, source, kind)
+        cls: type[torch.nn.Module] = arch.generator
+    else:
+        check_network_config(kind, config, source)
+        cls = Discriminator
     # Constant FIR buffers keep their defaults when a format does not store them; w_avg is estimated.
     def optional(key: str) -> bool:
         return key.endswith("resample_filter") or (kind.startswith("G") and key == "mapping.w_avg")
@@ -140,7 +185,7 @@ def _build(kind: str, config: dict[str, Any], state: dict[str, torch.Tensor], so
                                          f"its {kind} config", optional)
     own = net.state_dict()
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not any(optional(k) for k in set(own) - set(state)))
-    if isinstance(net, Generator) and "mapping.w_avg" not in state:
+    if kind.startswith("G") and "mapping.w_avg" not in state:
         _fill_w_avg(net)
     return net.eval()
 
@@ -179,17 +224,17 @@ def _load_pickle(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
         obj = data.get(key)
         if not isinstance(obj, PersistentObject):
             continue
-        if key.startswith("G"):
-            synth = obj.modules.get("synthesis")
-            if not isinstance(synth, PersistentObject) or "b4" not in synth.modules:
-                raise BadInput(
-                    f"{path}: {key} is not a StyleGAN2-architecture generator (StyleGAN3 alias-free networks are not supported)",
-                    hint="use a StyleGAN2 / StyleGAN2-ADA network",
-                )
         if obj.init_args:
             raise BadInput(f"{path}: {key} was built with positional arguments, which stylekit cannot map")
-        raw = obj.init_kwargs
-        configs[key] = normalize_generator_config(raw) if key.startswith("G") else normalize_discriminator_config(raw)
+        if key.startswith("G"):
+            synth = obj.modules.get("synthesis")
+            arch = generator_architecture(synth.modules) if isinstance(synth, PersistentObject) else None
+            if arch is None:
+                raise BadInput(f"{path}: {key} is neither a StyleGAN2 nor a StyleGAN3 generator (no synthesis.b4 or synthesis.input)",
+                               hint="pass an NVlabs stylegan2-ada-pytorch or stylegan3 network pickle")
+            configs[key] = ARCHITECTURES[arch].normalize(obj.init_kwargs)
+        else:
+            configs[key] = normalize_discriminator_config(obj.init_kwargs)
         state: dict[str, torch.Tensor] = {}
         _state_of(obj, "", state)
         states[key] = state
@@ -216,7 +261,7 @@ def _torch_load(path: Path) -> Any:
 def _load_torch_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
     """A torch.save archive: a rosinality checkpoint or a stylekit `convert --to nvlabs-state` export."""
     ckpt = _torch_load(path)
-    if isinstance(ckpt, dict) and "synthesis.b4.const" in ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+    if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()) and generator_architecture(ckpt):
         return *_load_nvlabs_state(path, ckpt), "nvlabs-state"
     return *_load_rosinality(path, ckpt), "rosinality"
 
@@ -238,7 +283,8 @@ def _load_nvlabs_state(path: Path, state: dict[str, torch.Tensor]) -> tuple[dict
     if not isinstance(raw, dict):
         raise BadInput(f"{config_path}: generator kwargs must be a JSON object")
     tensors = {k: v.detach().to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
-    return {"G_ema": tensors}, {"G_ema": normalize_generator_config(raw)}, {}
+    arch = generator_architecture(state) or "stylegan2"
+    return {"G_ema": tensors}, {"G_ema": ARCHITECTURES[arch].normalize(raw)}, {}
 
 
 def _load_rosinality(path: Path, ckpt: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -295,7 +341,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
             keys = list(fh.keys())
             if meta.get("format") != FORMAT_NAME:
                 raise BadInput(
-                    f"{path}: a safetensors file that is not a stylekit StyleGAN2 network (metadata format={meta.get('format')!r})",
+                    f"{path}: a safetensors file that is not a stylekit StyleGAN network (metadata format={meta.get('format')!r})",
                     hint="write networks with stylekit (blend-layers, finetune-stylegan) or pass an NVlabs pkl / rosinality .pt",
                 )
             configs = parse_json(meta.get("config", "{}"), f"{path} (config metadata)")
@@ -374,7 +420,7 @@ def _pick_from_dir(folder: Path) -> Path:
                 continue
             return cand
     kind = _folder_kind(folder)
-    raise BadInput(f"{folder} is {kind}, not a StyleGAN2 network" if kind else f"{folder}: no StyleGAN2 network file in this directory",
+    raise BadInput(f"{folder} is {kind}, not a StyleGAN network" if kind else f"{folder}: no StyleGAN network file in this directory",
                    hint="pass a finetune-stylegan run directory, a network file (.pkl, .pt, .safetensors) or a registry name "
                         "(stylekit download --list)")
 
@@ -407,19 +453,27 @@ def _has_network_metadata(path: Path) -> bool:
         return False
 
 
+# The random stand-ins by architecture: (tiny generator, its config), both taking the resolution.
+_STANDINS: dict[str, tuple[Callable[..., torch.nn.Module], Callable[..., dict[str, Any]]]] = {
+    "stylegan2": (tiny_generator, tiny_generator_config),
+    "stylegan3": (tiny_stylegan3, tiny_stylegan3_config),
+}
+
+
 def random_network(spec: str, device: str | torch.device = "cpu") -> LoadedNetwork | None:
-    """`random:RES`: a seeded random-init generator at RES px (the stand-in for trying commands offline;
-    stylekit.standins), or None when `spec` names something else."""
+    """`random:RES` / `random:stylegan3:RES`: a seeded random-init generator at RES px (the stand-in for trying
+    commands offline; stylekit.standins), or None when `spec` names something else."""
 
     if not isinstance(spec, str) or not spec.startswith(NETWORK_PREFIX):
         return None
-    res = random_network_resolution(spec)
-    if res is None or not 4 <= res <= 1024 or res & (res - 1):
-        raise BadInput(f"network '{spec}': random:RES needs a power of two RES from 4 to 1024", hint="e.g. random:64")
-
+    res, arch = random_network_resolution(spec), random_network_architecture(spec)
+    if res is None or arch is None or not 4 <= res <= 1024 or res & (res - 1):
+        raise BadInput(f"network '{spec}': random:RES (or random:stylegan3:RES) needs a power of two RES from 4 to 1024",
+                       hint="e.g. random:64 or random:stylegan3:64")
+    build, config = _STANDINS[arch]
     with torch.random.fork_rng(devices=[]):  # the stand-in is seeded without touching the caller's RNG
-        G = tiny_generator(res, seed=0).to(device)
-    return LoadedNetwork(G=None, G_ema=G, config={"G_ema": tiny_generator_config(res)}, source=spec, format="random")
+        G = build(res, seed=0).to(device)
+    return LoadedNetwork(G=None, G_ema=G, config={"G_ema": config(res)}, source=spec, format="random")
 
 
 def load_network(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedNetwork:
@@ -448,7 +502,7 @@ def load_network(name_or_path: str | os.PathLike[str], device: str | torch.devic
     else:
         raise BadInput(
             f"{path}: unsupported network format",
-            hint="stylekit reads NVlabs StyleGAN2(-ADA) .pkl, rosinality .pt and stylekit .safetensors",
+            hint="stylekit reads NVlabs StyleGAN2(-ADA) and StyleGAN3 .pkl, rosinality .pt and stylekit .safetensors",
         )
 
     check_tensor_bytes([t for st in states.values() for t in st.values()], str(path))

@@ -39,7 +39,7 @@ NOISE_MODES = ("random", "const", "none")
 SQRT_HALF = math.sqrt(0.5)
 
 
-def _half_dtype(use_fp16: bool, force_fp32: bool | None, device: torch.device) -> torch.dtype:
+def block_dtype(use_fp16: bool, force_fp32: bool | None, device: torch.device) -> torch.dtype:
     # fp16 blocks run in fp16 only on accelerators unless explicitly asked: CPU fp16 is slow and lossy.
     if force_fp32 is None:
         force_fp32 = device.type == "cpu"
@@ -350,7 +350,7 @@ class SynthesisBlock(nn.Module):
         noise_mode: str = "random",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
-        dtype = _half_dtype(self.use_fp16, force_fp32, ws.device)
+        dtype = block_dtype(self.use_fp16, force_fp32, ws.device)
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
@@ -416,6 +416,21 @@ class SynthesisNetwork(nn.Module):
             idx += block.num_conv
         return out
 
+    def style_affines(self) -> dict[int, list[FullyConnectedLayer]]:
+        """Every style affine by the index of the w it reads (as block_ws slices ws: a block's
+        convolutions read its own ws, its toRGB the next one)."""
+        out: dict[int, list[FullyConnectedLayer]] = {i: [] for i in range(self.num_ws)}
+        idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            convs = [block.conv0] if hasattr(block, "conv0") else []
+            for j, layer in enumerate([*convs, block.conv1]):
+                out[idx + j].append(layer.affine)
+            if hasattr(block, "torgb"):
+                out[idx + block.num_conv].append(block.torgb.affine)
+            idx += block.num_conv
+        return out
+
     def forward(
         self,
         ws: torch.Tensor,
@@ -436,6 +451,8 @@ class SynthesisNetwork(nn.Module):
 
 class Generator(nn.Module):
     """StyleGAN2 generator: mapping (z, c -> ws) + synthesis (ws -> image). NVlabs constructor."""
+
+    architecture = "stylegan2"
 
     def __init__(
         self,
@@ -523,7 +540,7 @@ class DiscriminatorBlock(nn.Module):
         self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         device = (x if x is not None else img).device  # type: ignore[union-attr]
-        dtype = _half_dtype(self.use_fp16, force_fp32, device)
+        dtype = block_dtype(self.use_fp16, force_fp32, device)
         if x is not None:
             x = x.to(dtype)
         if self.in_channels == 0 or self.architecture == "skip":

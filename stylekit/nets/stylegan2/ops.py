@@ -176,8 +176,11 @@ def modulated_conv2d(
     up: bool = False,
     f: torch.Tensor | None = None,
     fused: bool | None = None,
+    padding: int | None = None,
 ) -> torch.Tensor:
     """StyleGAN2 modulated convolution (NVlabs `modulated_conv2d`, padding k//2, optional up x2).
+
+    `padding` overrides k//2 without up-sampling (StyleGAN3 pads k-1: a full convolution).
 
     x [N, I, H, W], weight [O, I, k, k], styles [N, I]. Returns [N, O, H', W'] (noise is added by the
     caller after this). `fused=None` picks the faster path for the device and batch size.
@@ -205,7 +208,7 @@ def modulated_conv2d(
         kernel = cached_up_kernel(weight, f)
     else:
         kernel = weight
-    pad = kernel.shape[-1] // 2
+    pad = kernel.shape[-1] // 2 if padding is None or up else padding
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = F.conv2d(x, _in_dtype(weight, "up_kernel" if up else "weight", kernel, x.dtype, *([f] if up else [])), padding=pad)
