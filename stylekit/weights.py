@@ -83,11 +83,12 @@ class WeightSpec:
 # Families, in the order `download --list` shows them (registry_groups).
 FAMILY_ADA = "StyleGAN2-ADA networks (NVlabs release)"
 FAMILY_TRANSFER = "StyleGAN2 transfer-learning sources (NVlabs)"
+FAMILY_STYLEGAN3 = "StyleGAN3 networks (NVlabs release)"
 FAMILY_BACKBONES = "ImageNet backbones (torchvision)"
 FAMILY_METRICS = "metric and feature networks"
 FAMILY_FACES = "face detection"
 FAMILY_OTHER = "other"
-FAMILIES = (FAMILY_ADA, FAMILY_TRANSFER, FAMILY_METRICS, FAMILY_BACKBONES, FAMILY_FACES, FAMILY_OTHER)
+FAMILIES = (FAMILY_ADA, FAMILY_TRANSFER, FAMILY_STYLEGAN3, FAMILY_METRICS, FAMILY_BACKBONES, FAMILY_FACES, FAMILY_OTHER)
 
 # Sizes of the NVlabs pickles are estimates: fp32 bytes of G + G_ema + D built with the network's
 # config (channel_base 32768 or 16384 for paper256, channel_max 512), which the pickle exceeds by a few
@@ -116,6 +117,36 @@ def _nv_ada(name: str, resolution: int, size_mb: int, description: str, data_ter
     """One of the networks the stylegan2-ada-pytorch README lists under pretrained/ (NAME.pkl)."""
     return _nv_pkl(name, f"{name}.pkl", description, size_mb * _MB, resolution=resolution, data_terms=data_terms,
                    family=FAMILY_ADA)
+
+
+_NV3 = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files"
+_NV3_LICENCE = "NVIDIA Source Code License for StyleGAN3: non-commercial research and evaluation only"
+_NV3_DATA = {
+    "ffhq": ("FFHQ", "FFHQ data: CC BY-NC-SA 4.0"),
+    "ffhqu": ("FFHQ-U (unaligned FFHQ)", "FFHQ data: CC BY-NC-SA 4.0"),
+    "metfaces": ("MetFaces", "MetFaces data: CC BY-NC 2.0 (images: The Met open access)"),
+    "metfacesu": ("MetFaces-U (unaligned MetFaces)", "MetFaces data: CC BY-NC 2.0 (images: The Met open access)"),
+    "afhqv2": ("AFHQv2 (cats, dogs, wild animals)", "AFHQv2 data: CC BY-NC 4.0 (NAVER)"),
+}
+
+
+def _nv_sg3(config: str, data: str, resolution: int) -> WeightSpec:
+    """One of the networks the NVlabs/stylegan3 README lists (stylegan3-{t,r}-{data}-{res}x{res}.pkl on NGC).
+    T: translation-equivariant; R: translation- and rotation-equivariant."""
+    filename = f"stylegan3-{config}-{data}-{resolution}x{resolution}.pkl"
+    dataset, terms = _NV3_DATA[data]
+    kind = "T (translation-equivariant)" if config == "t" else "R (rotation-equivariant)"
+    return WeightSpec(
+        name=f"stylegan3-{config}-{data}-{resolution}",
+        urls=(f"{_NV3}/{filename}",),
+        sha256=None,
+        filename=filename,
+        licence=f"{_NV3_LICENCE}; {terms}",
+        description=f"StyleGAN3-{kind} {dataset} {resolution}x{resolution}: NVlabs {filename}",
+        format="nvlabs-pkl",
+        family=FAMILY_STYLEGAN3,
+        resolution=resolution,
+    )
 
 
 def _torchvision(name: str, filename: str, size_bytes: int, description: str) -> WeightSpec:
@@ -233,6 +264,9 @@ _SPECS = [
             296 * _MB, resolution=256),
     _nv_pkl("lsundog-256", "transfer-learning-source-nets/lsundog-res256-paper256-kimg100000-noaug.pkl", "StyleGAN2 LSUN Dog 256x256 (100k kimg, no aug): NVlabs transfer-learning source",
             296 * _MB, resolution=256),
+    # The StyleGAN3 networks of the NVlabs/stylegan3 README, T and R configs of each.
+    *[_nv_sg3(config, data, res) for data, res in (("ffhq", 1024), ("ffhqu", 1024), ("ffhqu", 256), ("metfaces", 1024),
+                                                    ("metfacesu", 1024), ("afhqv2", 512)) for config in ("t", "r")],
 ]
 
 # junyanz's published CycleGAN generators (photo -> painting style; scripts/download_cyclegan_model.sh of

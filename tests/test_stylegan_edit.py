@@ -1,5 +1,6 @@
 """generate / mix / interpolate / blend: behaviour on tiny random networks, through the library."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +9,13 @@ import torch
 
 from stylekit.cli.common import parse_int_list
 from stylekit.configs.stylegan import GenerateConfig, MixConfig
-from stylekit.edit.blend import blend_generators, blend_weight, check_compatible
+from stylekit.edit.blend import blend_generators, blend_weight, check_compatible, swap_index
 from stylekit.edit.generate import map_seeds, seed_to_z, seeds_to_z, synthesize, to_pil
 from stylekit.edit.latents import load_latents, save_latents
 from stylekit.edit.mix import interpolation_ws, slerp, style_mix
 from stylekit.errors import BadInput
 from stylekit.nets.stylegan2.tiny import tiny_generator
+from stylekit.nets.stylegan3.tiny import tiny_generator as tiny_stylegan3
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +96,16 @@ def _img(G, seeds=(0, 1)):
     return synthesize(G, map_seeds(G, list(seeds), 0.7), "const")
 
 
+def _at(G, res):
+    """The layer index of --swap-res `res` (StyleGAN2)."""
+    return swap_index(G, res, by_layer=False)
+
+
 def test_blend_swap_above_top_is_structure_and_at_4_is_other():
     structure, other = tiny_generator(32, seed=1), tiny_generator(32, seed=2)
-    top, _ = blend_generators(structure, other, swap_res=64)
+    top, _ = blend_generators(structure, other, _at(structure, 64))
     assert torch.equal(_img(top), _img(structure))
-    low, weights = blend_generators(structure, other, swap_res=4)
+    low, weights = blend_generators(structure, other, _at(structure, 4))
     assert set(weights.values()) == {1.0}
     # Every synthesis weight from `other`; mapping, w_avg and noise maps from `structure`.
     expected = tiny_generator(32, seed=2)
@@ -108,25 +115,43 @@ def test_blend_swap_above_top_is_structure_and_at_4_is_other():
             sd[k] = v
     expected.load_state_dict(sd)
     assert torch.equal(_img(low), _img(expected))
-    mid, weights = blend_generators(structure, other, swap_res=16)
+    mid, weights = blend_generators(structure, other, _at(structure, 16))
     assert weights["b8.conv1"] == 0.0 and weights["b16.conv0"] == 1.0 and weights["b32.torgb"] == 1.0
     assert torch.equal(mid.synthesis.b8.conv1.weight, structure.synthesis.b8.conv1.weight)
     assert torch.equal(mid.synthesis.b16.conv0.weight, other.synthesis.b16.conv0.weight)
 
 
 def test_smooth_blend_weights_are_monotone_and_centred():
-    order = [(r, lvl) for r in (4, 8, 16, 32, 64, 128) for lvl in (0, 1)]
+    order = [2 * int(math.log2(r)) - 4 + lvl for r in (4, 8, 16, 32, 64, 128) for lvl in (0, 1)]  # StyleGAN2 levels
+    swap = _at(tiny_generator(16), 32)
+    assert swap == 6
     for width in (0.5, 1.0, 3.0):
-        ys = [blend_weight(r, lvl, 32, width) for r, lvl in order]
+        ys = [blend_weight(i, swap, width) for i in order]
         assert all(a < b for a, b in zip(ys, ys[1:], strict=False))
         assert ys[0] < 0.5 < ys[-1]
-        assert abs(blend_weight(16, 1, 32, width) + blend_weight(32, 0, 32, width) - 1) < 1e-9  # symmetric at the swap
-    assert [blend_weight(r, lvl, 32, None) for r, lvl in order] == [0.0] * 6 + [1.0] * 6
+        assert abs(blend_weight(5, swap, width) + blend_weight(6, swap, width) - 1) < 1e-9  # symmetric at the swap
+    assert [blend_weight(i, swap, None) for i in order] == [0.0] * 6 + [1.0] * 6
+
+
+def test_stylegan3_blend_by_layer_index():
+    """StyleGAN3 layers are swapped by index (0 = Fourier input, i+1 = L{i}); --swap-res is refused with the reason."""
+    structure, other = tiny_stylegan3(16, seed=1), tiny_stylegan3(16, seed=2)
+    top, _ = blend_generators(structure, other, structure.num_ws)
+    assert torch.equal(_img(top), _img(structure))
+    mid, weights = blend_generators(structure, other, 3)
+    names = structure.synthesis.layer_names
+    assert weights["input"] == 0.0 and weights[names[1]] == 0.0 and weights[names[2]] == 1.0 and weights[names[-1]] == 1.0
+    assert torch.equal(mid.synthesis.get_submodule(names[1]).weight, structure.synthesis.get_submodule(names[1]).weight)
+    assert torch.equal(mid.synthesis.get_submodule(names[2]).weight, other.synthesis.get_submodule(names[2]).weight)
+    assert torch.equal(mid.mapping.fc0.weight, structure.mapping.fc0.weight)
+    assert not torch.equal(_img(mid), _img(structure)) and not torch.equal(_img(mid), _img(other))
+    with pytest.raises(BadInput, match="--swap-layer"):
+        swap_index(structure, 8, by_layer=False)
 
 
 def test_smooth_blend_interpolates_parameters():
     a, b = tiny_generator(16, seed=1), tiny_generator(16, seed=2)
-    out, weights = blend_generators(a, b, swap_res=8, blend_width=1.0)
+    out, weights = blend_generators(a, b, _at(a, 8), blend_width=1.0)
     y = weights["b8.conv1"]
     assert 0 < y < 1
     assert torch.allclose(out.synthesis.b8.conv1.weight, a.synthesis.b8.conv1.weight.lerp(b.synthesis.b8.conv1.weight, y))

@@ -17,7 +17,7 @@ _NOT_COMMANDS = {"app", "common"}
 
 app = typer.Typer(
     name="stylekit",
-    help="Study and make image style: data, classifiers, style metrics, pix2pix, StyleGAN2, inversion, neural style transfer.",
+    help="Study and make image style: data, classifiers, style metrics, pix2pix, StyleGAN2 and StyleGAN3, inversion, neural style transfer.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

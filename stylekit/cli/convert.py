@@ -1,4 +1,4 @@
-"""`stylekit convert`: write a StyleGAN2 network as stylekit .safetensors, rosinality .pt or an NVlabs state dict."""
+"""`stylekit convert`: write a StyleGAN2 or StyleGAN3 network as stylekit .safetensors, rosinality .pt or an NVlabs state dict."""
 
 import typer
 
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     @command(
         app,
         "convert",
-        help="Write a StyleGAN2 network in another tool's format (rosinality .pt, NVlabs state dict, stylekit .safetensors).",
+        help="Write a StyleGAN2 or StyleGAN3 network in another tool's format (rosinality .pt, NVlabs state dict, stylekit .safetensors).",
         examples=_EXAMPLES,
         notes="NETWORK random:RES is a random-init stand-in (for trying the command offline).",
         config=ConvertConfig,

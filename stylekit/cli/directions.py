@@ -1,4 +1,4 @@
-"""`stylekit directions`: latent edit directions of a StyleGAN2 network (SeFa, or towards a style) and their edit sheet."""
+"""`stylekit directions`: latent edit directions of a StyleGAN2 or StyleGAN3 network (SeFa, or towards a style) and their edit sheet."""
 
 from typing import Any
 

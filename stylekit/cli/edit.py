@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     @command(
         app,
         "invert",
-        help="Embed an image (or a folder of images) in a StyleGAN2 latent space (GAN inversion).",
+        help="Embed an image (or a folder of images) in a StyleGAN2 or StyleGAN3 latent space (GAN inversion).",
         examples=["stylekit generate --network random:64 --seeds 7,8 --out photos/",
                   "stylekit invert photos/seed0007.png --network random:64 --vgg-weights random --steps 10 --out inv/",
                   "stylekit invert photos/ --network random:64 --space w+ --loss vgg --vgg-weights random --steps 10 --out inv-all/",
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     @command(
         app,
         "styleclip",
-        help="Edit a StyleGAN2 latent towards a text prompt with CLIP (StyleCLIP latent optimisation).",
+        help="Edit a StyleGAN2 or StyleGAN3 latent towards a text prompt with CLIP (StyleCLIP latent optimisation).",
         examples=['stylekit styleclip --network random:64 --latent inv/latent.npz --prompt "a smiling face" '
                   '--clip-model clip-tiny/ --steps 20 --out edit/',
                   'stylekit styleclip --network random:64 --latent-seed 12 --prompt "blond hair" --prompt "old age" '

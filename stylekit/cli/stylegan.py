@@ -1,4 +1,4 @@
-"""StyleGAN2 commands: generate, mix (style mixing / interpolation), blend-layers (toonify)."""
+"""StyleGAN2 and StyleGAN3 commands: generate, mix (style mixing / interpolation), blend-layers (toonify)."""
 
 from typing import Any
 
@@ -21,9 +21,10 @@ def register(app: typer.Typer) -> None:
     @command(
         app,
         "generate",
-        help="Generate images (and their w latents) from seeds with a StyleGAN2 network.",
+        help="Generate images (and their w latents) from seeds with a StyleGAN2 or StyleGAN3 network.",
         examples=["stylekit generate --network random:64 --seeds 0-7 --trunc 0.7 --out gen/",
-                  "stylekit generate --network random:64 --seeds 0-3 --noise-mode random --no-grid --out gen-noise/"],
+                  "stylekit generate --network random:64 --seeds 0-3 --noise-mode random --no-grid --out gen-noise/",
+                  "stylekit generate --network random:stylegan3:64 --seeds 0-3 --translate 0.25,0 --rotate 10 --out gen-moved/"],
         notes=_RERUN,
         config=GenerateConfig,
     )
@@ -62,9 +63,11 @@ def register(app: typer.Typer) -> None:
     @command(
         app,
         "blend-layers",
-        help="Blend two generators by resolution (toonify layer swapping) into a new network.",
+        help="Blend two generators by resolution or layer index (toonify layer swapping) into a new network.",
         examples=["stylekit blend-layers --base random:64 --finetuned random:64 --swap-res 32 --out toonify.safetensors",
-                  "stylekit blend-layers --base random:64 --finetuned random:64 --swap-res 8,16,32 --out sweep/"],
+                  "stylekit blend-layers --base random:64 --finetuned random:64 --swap-res 8,16,32 --out sweep/",
+                  "stylekit blend-layers --base random:stylegan3:64 --finetuned random:stylegan3:64 --swap-layer 4,6,8 "
+                  "--out sweep-sg3/"],
         notes=_RERUN + " A sweep (several --swap-res) with --metrics NAME --ref IMAGES scores every blend (as score does).",
         config=BlendConfig,
     )
@@ -75,13 +78,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _blend_tables(r: Any) -> list[Table]:
+    key = "swap_layer" if r.swap_layer is not None else "swap_res"
     tables = [fields("blend-layers", [
         ["network" if not r.sweep or len(r.sweep) == 1 else "folder", r.out], ["preview", r.preview or "-"],
-        ["swap_res", r.swap_res], ["blend_width", r.blend_width if r.blend_width is not None else "hard"],
+        [key, getattr(r, key)], ["blend_width", r.blend_width if r.blend_width is not None else "hard"],
         ["structure", r.structure], ["up to date", "yes (nothing redone)" if r.up_to_date else "no"], *_standins(r),
         ["seconds", r.seconds]])]
     if r.sweep:
         names = list(dict.fromkeys(k for e in r.sweep for k in e.get("metrics", {})))
-        tables.append(Table("swap resolutions", ["swap_res", *names, "network"],
-                            [[e["swap_res"], *[e.get("metrics", {}).get(n, "-") for n in names], e["out"]] for e in r.sweep]))
+        tables.append(Table("swap layers" if key == "swap_layer" else "swap resolutions", [key, *names, "network"],
+                            [[e[key], *[e.get("metrics", {}).get(n, "-") for n in names], e["out"]] for e in r.sweep]))
     return tables

@@ -1,4 +1,4 @@
-"""`stylekit directions`: the options of finding latent edit directions in a StyleGAN2 network (SeFa: Shen & Zhou
+"""`stylekit directions`: the options of finding latent edit directions in a StyleGAN2 or StyleGAN3 network (SeFa: Shen & Zhou
 2021; a style classifier's boundary in W: Shen et al.'s InterFaceGAN) and applying them as an edit sheet."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`stylekit generate`, `mix` and `blend-layers`: the options of sampling a StyleGAN2 network (defaults:
+"""`stylekit generate`, `mix` and `blend-layers`: the options of sampling a StyleGAN2 or StyleGAN3 network (defaults:
 NVlabs generate.py / style_mixing.py, Pinkney & Adler's layer swapping)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from stylekit.declare import Config, int_list, option, require
+from stylekit.declare import Config, float_list, int_list, option, require
 
 # Parsed list options declare their default as the text a user would type ("0-6"): constructing the config
 # parses it, and --help shows it as typed.
@@ -41,6 +41,16 @@ def int_list_or_none(text: str, option: str) -> tuple[int, ...]:
     return int_list(text, option) if text.strip() else ()
 
 
+def xy_pair(text: str, option: str) -> tuple[float, ...]:
+    """'X,Y': exactly two numbers."""
+    from stylekit.errors import BadInput
+
+    values = float_list(text, option)
+    if len(values) != 2:
+        raise BadInput(f"{option} '{text}' must be two numbers X,Y", hint=f"e.g. {option} 0.25,-0.1")
+    return values
+
+
 def seed_pair(text: str, option: str) -> tuple[int, ...]:
     """'A,B': exactly two seeds."""
     from stylekit.errors import BadInput
@@ -51,11 +61,15 @@ def seed_pair(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
+NETWORK_COVER = ("random:16", "random:stylegan3:16")  # both architectures in every generator command's cover
+
+
 def network(help: str = "", **decl: Any) -> Any:
     """A generator option: the shared concept, which also takes the random:RES stand-in."""
-    return option(help=help or "StyleGAN2 network: registry name (ffhq-256, ...), NVlabs .pkl, rosinality .pt, stylekit "
-                  ".safetensors, a run directory, or random:RES (a random-init stand-in at RES px, e.g. random:64).",
-                  concept="network", cover=("random:16",), **decl)
+    return option(help=help or "StyleGAN2 or StyleGAN3 network: registry name (ffhq-256, stylegan3-t-ffhqu-256, ...), NVlabs "
+                  ".pkl, rosinality .pt, stylekit .safetensors, a run directory, or random:RES / random:stylegan3:RES "
+                  "(a random-init stand-in at RES px, e.g. random:64).",
+                  concept="network", cover=NETWORK_COVER, **decl)
 
 
 def trunc(help: str = "") -> Any:
@@ -84,10 +98,20 @@ class GenerateConfig(Config):
     noise_mode: NoiseMode = option(NoiseMode.const, "const | random | none.")
     class_idx: int | None = class_index()
     grid: bool = option(True, "Also write grid.png.")
+    translate: tuple[float, ...] = option("0,0", "StyleGAN3: move the image by X,Y (in image widths; NVlabs gen_images.py "
+                                          "--translate), a transform of its Fourier input.", parse=xy_pair, ge=-16, le=16,
+                                          cover=((0.0, 0.0), (0.25, -0.5)), metavar="X,Y")
+    rotate: float = option(0.0, "StyleGAN3: rotate the image by this many degrees (gen_images.py --rotate).", unit="degrees",
+                           ge=-360, le=360, cover=(0.0, 30.0))
     batch: int = image_batch()
     device: str = option(concept="device", cover=())
     amp: bool = option(concept="amp")
     fresh: bool = option(concept="fresh", help="Start over: remove the outputs a previous run recorded in --out.")
+
+    @property
+    def moves_input(self) -> bool:
+        """Whether --translate/--rotate change the StyleGAN3 input transform."""
+        return self.rotate != 0 or any(self.translate)
 
 
 @dataclass(frozen=True)
@@ -138,15 +162,23 @@ class MixConfig(Config):
 
 @dataclass(frozen=True)
 class BlendConfig(Config):
-    base: str = option(help="The original network (registry name, file, run directory or random:RES).", flags="--base",
-                       cover=("random:16",))
-    finetuned: str = option(help="A network fine-tuned from --base (or random:RES, a stand-in).", flags="--finetuned",
-                            cover=("random:16",))
+    base: str = option(help="The original network (registry name, file, run directory, random:RES or "
+                       "random:stylegan3:RES).", flags="--base", cover=NETWORK_COVER)
+    finetuned: str = option(help="A network fine-tuned from --base (or a random:RES stand-in).", flags="--finetuned",
+                            cover=NETWORK_COVER)
     out: str = option(help="Blended network (.safetensors), or a folder (ending in /) for blended.safetensors; the preview "
                       "goes next to it. A --swap-res sweep writes into a folder.", concept="out", cover=())
-    swap_res: tuple[int, ...] = option("32", "Layers at this resolution and above come from the non-structure network; "
-                                       "several (4,8,16,32) make a sweep: one network each in the --out folder and sweep.png.",
-                                       parse=int_list, unit="px", ge=4, le=MAX_RES, cover=((8,), (4, 8)), metavar="RES")
+    swap_res: tuple[int, ...] | None = option(None, "StyleGAN2: layers at this resolution and above come from the "
+                                              "non-structure network (default 32 when --swap-layer is not given); several "
+                                              "(4,8,16,32) make a sweep: one network each in the --out folder and sweep.png.",
+                                              parse=int_list, unit="px", ge=4, le=MAX_RES, cover=(None, (8,), (4, 8)),
+                                              metavar="RES")
+    swap_layer: tuple[int, ...] | None = option(None, "Layers from this index on come from the non-structure network "
+                                                "(StyleGAN3: 0 = the Fourier input, i+1 = layer L{i}, the index of the w it "
+                                                "reads; StyleGAN2: 2*log2(res)-4 for a resolution's first layer, +1 for its "
+                                                "second, so --swap-layer 6 = --swap-res 32); several make a sweep.",
+                                                parse=int_list, ge=0, le=MAX_LAYERS - 1, cover=(None, (3,), (1, 4)),
+                                                metavar="INDEX")
     blend_width: float | None = option(None, "Smooth sigmoid transition width (in layers); default: hard swap.", unit="layers",
                                        gt=0, le=100, cover=(None, 1.0))
     structure: Structure = option(Structure.finetuned, "Network giving the low resolutions, mapping and noise: finetuned | base.")
@@ -165,20 +197,29 @@ class BlendConfig(Config):
     extractors: dict[str, Any] = field(default_factory=dict)  # feature-model overrides for --metrics (library only)
 
     @property
-    def resolutions(self) -> list[int]:
-        return sorted(self.swap_res)
+    def swap_option(self) -> str:
+        """The field that places the swap: swap_layer when given, else swap_res."""
+        return "swap_layer" if self.swap_layer is not None else "swap_res"
+
+    @property
+    def swap_points(self) -> list[int]:
+        """The swap resolutions or layer indices (one blend each), ascending."""
+        return sorted(self.swap_layer if self.swap_layer is not None else self.swap_res or (32,))
 
     @property
     def sweep(self) -> bool:
-        return len(self.swap_res) > 1
+        return len(self.swap_points) > 1
 
     def check(self) -> None:
-        require(len(set(self.swap_res)) == len(self.swap_res), f"--swap-res {','.join(map(str, self.swap_res))} repeats a resolution",
-                hint="e.g. --swap-res 4,8,16,32,64")
-        for res in self.swap_res:
+        require(self.swap_res is None or self.swap_layer is None, "--swap-res and --swap-layer both place the swap: give one",
+                hint="--swap-res for StyleGAN2 resolutions, --swap-layer for layer indices (StyleGAN3)")
+        flag = "--" + self.swap_option.replace("_", "-")
+        require(len(set(self.swap_points)) == len(self.swap_points), f"{flag} {','.join(map(str, self.swap_points))} repeats a value",
+                hint=f"e.g. {flag} {'4,8,16,32,64' if self.swap_layer is None else '2,4,6,8'}")
+        for res in self.swap_res or ():
             require(not res & (res - 1), f"--swap-res {res} must be a power of two >= 4", hint="e.g. --swap-res 32")
         require(bool(self.metrics) == (self.ref is not None), "--metrics and --ref go together",
                 hint="e.g. --metrics fid10k --ref data/faces-256")
         require(self.num_gen is None or bool(self.metrics), "--num-gen needs --metrics", hint="e.g. --metrics fid --num-gen 1000")
         require(not self.sweep or not self.out.endswith(".safetensors"),
-                f"--out {self.out}: a --swap-res sweep writes one network per resolution into a folder", hint="e.g. --out blends/")
+                f"--out {self.out}: a sweep writes one network per swap into a folder", hint="e.g. --out blends/")

@@ -1,15 +1,16 @@
-"""`stylekit blend-layers`: resolution-dependent layer swapping between two generators ("toonify").
+"""`stylekit blend-layers`: layer swapping between two generators ("toonify"), by resolution or layer index.
 
-Pinkney & Adler (2020): synthesis layers below the swap resolution come from the *structure*
-network (pose, face shape), the ones at and above it from the other (texture, rendering); mapping,
-w_avg and the constant noise maps come from the structure network. Positions count two synthesis
-levels per resolution (level 0: const or conv0; level 1: conv1 and torgb); with
-x = 2*log2(res) + level - 2*log2(swap_res) + 0.5 the weight of the *other* network is
-  hard:   y = 1 if res >= swap_res else 0
-  smooth: y = 1 / (1 + exp(-x / blend_width))   (monotone in resolution, centred on the swap).
+Pinkney & Adler (2020): synthesis layers below the swap come from the *structure* network (pose, face
+shape), the ones at and above it from the other (texture, rendering); mapping, w_avg and the constant
+noise maps come from the structure network. Layers are ordered by an index (`SynthesisNetwork.layer_of`):
+StyleGAN2 counts two levels per resolution (2*log2(res) - 4 for const/conv0, +1 for conv1 and torgb), so
+--swap-res R is the index 2*log2(R) - 4; StyleGAN3 counts its layers in order (0 the Fourier input, i+1
+layer L{i}), placed by --swap-layer. With x = index - swap + 0.5 the weight of the *other* network is
+  hard:   y = 1 if index >= swap else 0
+  smooth: y = 1 / (1 + exp(-x / blend_width))   (monotone in the index, centred on the swap).
 Toonify recipe: --structure finetuned (cartoon shapes), FFHQ base supplies the high resolutions.
-Several --swap-res values make a sweep: one network per resolution, one labelled sheet to compare
-them side by side, and (with --metrics/--ref) each blend scored through the metric registry.
+Several swap values make a sweep: one network each, one labelled sheet to compare them side by side,
+and (with --metrics/--ref) each blend scored through the metric registry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import copy
 import functools
 import json
 import math
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,14 +47,13 @@ from stylekit.train.distributed import DistInfo, broadcast_object, distributed_j
 from stylekit.train.shares import on_main
 
 BLENDED_FILE = "blended.safetensors"
-_LAYER = re.compile(r"^synthesis\.b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
 
 
 @dataclass
 class BlendResult:
     out: str
     preview: str | None
-    swap_res: int | list[int]
+    swap_res: int | list[int] | None  # StyleGAN2 resolution(s) of the swap (None with --swap-layer)
     blend_width: float | None
     structure: str
     weights: dict[str, float]  # per synthesis layer: share of the non-structure network (single blend)
@@ -62,27 +61,37 @@ class BlendResult:
     sweep: list[dict[str, Any]] = field(default_factory=list)  # per swap resolution: network file and metrics
     up_to_date: bool = False  # a rerun of the same options into the same --out: nothing was redone
     standins: list[str] = field(default_factory=list)  # labels of random-init stand-ins used
+    swap_layer: int | list[int] | None = None  # layer index(es) of the swap (--swap-layer)
 
 
-def layer_position(name: str) -> tuple[int, int] | None:
-    """(resolution, level) of a synthesis parameter name, None outside the synthesis layers."""
-    m = _LAYER.match(name)
-    if not m:
-        return None
-    res, part = int(m.group(1)), m.group(2)
-    return res, 0 if part in ("const", "conv0") else 1
+def swap_index(G: Generator, point: int, by_layer: bool) -> int:
+    """The first layer index taken from the non-structure network: a --swap-layer point as it is, a --swap-res one
+    as the StyleGAN2 level of that resolution's first layer (BadInput for a StyleGAN3 network: its layers are not
+    resolution steps)."""
+    if by_layer:
+        return point
+    if G.architecture != "stylegan2":
+        raise BadInput(f"--swap-res {point}: a StyleGAN3 network's layers do not double in resolution; swap by layer index",
+                       hint=_layer_hint(G))
+    return 2 * int(math.log2(point)) - 4
 
 
-def blend_weight(res: int, level: int, swap_res: int, blend_width: float | None) -> float:
-    """Share of the detail (non-structure) network for a layer at (res, level)."""
+def _layer_hint(G: Generator) -> str:
+    return f"pass --swap-layer N (0 = its Fourier input, 1..{G.num_ws - 1} = layers L0..L{G.num_ws - 2})"
+
+
+def blend_weight(index: int, swap: int, blend_width: float | None) -> float:
+    """Share of the detail (non-structure) network for the layer at `index` (a swap at index `swap`)."""
     if blend_width is None:
-        return 1.0 if res >= swap_res else 0.0
-    x = 2 * math.log2(res) + level - 2 * math.log2(swap_res) + 0.5
-    return 1.0 / (1.0 + math.exp(-x / blend_width))
+        return 1.0 if index >= swap else 0.0
+    return 1.0 / (1.0 + math.exp(-(index - swap + 0.5) / blend_width))
 
 
 def check_compatible(a: Generator, b: Generator, names: tuple[str, str] = ("base", "finetuned")) -> None:
     """BadInput naming the layers whose names or shapes differ."""
+    if a.architecture != b.architecture:
+        raise BadInput(f"the networks cannot be blended: {names[0]} is {a.architecture}, {names[1]} {b.architecture}",
+                       hint="blend a network with one fine-tuned from it (same architecture, resolution and channels)")
     sa, sb = a.state_dict(), b.state_dict()
     only_a = sorted(set(sa) - set(sb))
     only_b = sorted(set(sb) - set(sa))
@@ -101,28 +110,23 @@ def check_compatible(a: Generator, b: Generator, names: tuple[str, str] = ("base
 
 
 def blend_generators(
-    structure: Generator, detail: Generator, swap_res: int, blend_width: float | None = None
+    structure: Generator, detail: Generator, swap: int, blend_width: float | None = None
 ) -> tuple[Generator, dict[str, float]]:
-    """A new generator: structure's mapping/noise, synthesis layers mixed by resolution."""
+    """A new generator: structure's mapping (and noise maps), synthesis layers mixed by layer index (`swap_index`)."""
     check_compatible(structure, detail, ("structure", "other"))
     out = copy.deepcopy(structure)
     sd_s, sd_d = structure.state_dict(), detail.state_dict()
     new = {}
-    weights: dict[str, float] = {}
+    layers: dict[str, float] = {}
     for name, ps in sd_s.items():
-        pos = layer_position(name)
-        if pos is None or name.endswith("noise_const") or name.endswith("resample_filter"):
+        layer = structure.synthesis.layer_of(name)
+        if layer is None or name.endswith(("noise_const", "resample_filter", "up_filter", "down_filter")):
             new[name] = ps.clone()
             continue
-        y = blend_weight(pos[0], pos[1], swap_res, blend_width)
-        weights[name.rsplit(".", 1)[0] if not name.endswith("const") else name] = y
+        y = blend_weight(layer[1], swap, blend_width)
+        layers[layer[0]] = y
         new[name] = ps.clone() if y == 0 else (sd_d[name].clone() if y == 1 else ps.lerp(sd_d[name], y))
     out.load_state_dict(new)
-    layers = {}
-    for key, y in weights.items():
-        m = _LAYER.match(key)
-        assert m
-        layers[f"b{m.group(1)}.{m.group(2)}"] = y
     return out.eval(), layers
 
 
@@ -142,13 +146,31 @@ def _score(cfg: BlendConfig, G: Generator, label: str, dist: DistInfo) -> tuple[
 
 
 def _outputs(cfg: BlendConfig) -> dict[int, Path]:
-    """Network file per swap resolution: --out itself (one blend), or OUT/blend-swapR.safetensors (a sweep)."""
+    """Network file per swap: --out itself (one blend), or OUT/blend-swapR.safetensors (a --swap-res sweep),
+    OUT/blend-layerI.safetensors (a --swap-layer sweep)."""
     if cfg.sweep:
-        return {r: Path(cfg.out) / f"blend-swap{r}.safetensors" for r in cfg.resolutions}
+        stem = "blend-layer" if cfg.swap_option == "swap_layer" else "blend-swap"
+        return {r: Path(cfg.out) / f"{stem}{r}.safetensors" for r in cfg.swap_points}
     out = Path(cfg.out) / BLENDED_FILE if names_folder(cfg.out) else Path(cfg.out)
     if out.suffix != ".safetensors":
         raise BadInput(f"--out {out}: the blended network is written as .safetensors", hint="e.g. --out toonify.safetensors")
-    return {cfg.resolutions[0]: out}
+    return {cfg.swap_points[0]: out}
+
+
+def _check_swaps(cfg: BlendConfig, G: Generator) -> dict[int, int]:
+    """Swap point -> first layer index taken from the other network; BadInput when a swap would take nothing."""
+    top = max(layer[1] for name in G.state_dict() if (layer := G.synthesis.layer_of(name)) is not None)
+    by_layer = cfg.swap_option == "swap_layer"
+    if not by_layer and cfg.swap_res is None and G.architecture != "stylegan2":
+        raise BadInput("a StyleGAN3 network is blended by layer index, not by resolution (the default --swap-res 32)",
+                       hint=_layer_hint(G))
+    swaps = {point: swap_index(G, point, by_layer) for point in cfg.swap_points}
+    flag = "--" + cfg.swap_option.replace("_", "-")
+    for point, index in swaps.items():
+        if index > top:
+            raise BadInput(f"{flag} {point} is past the networks' last layer: nothing would be swapped",
+                           hint=f"use an index from 0 to {top}" if by_layer else f"use a power of two from 4 to {G.img_resolution}")
+    return swaps
 
 
 def blend_options(cfg: BlendConfig, base_id: str, finetuned_id: str) -> dict[str, Any]:
@@ -221,16 +243,16 @@ def _run_blend(cfg: BlendConfig, dist: DistInfo) -> BlendResult:
     loaded_base, base_label = load_generator(cfg.base, device, "--base")
     loaded_fine, fine_label = load_generator(cfg.finetuned, device, "--finetuned")
     base, fine = loaded_base.generator, loaded_fine.generator
-    check_compatible(base, fine)
-    too_high = [r for r in cfg.resolutions if r > base.img_resolution]
-    if too_high:
-        raise BadInput(f"--swap-res {too_high[0]} is above the networks' resolution {base.img_resolution}: nothing would be swapped",
-                       hint=f"use a power of two from 4 to {base.img_resolution}")
+    check_compatible(base, fine, ("--base", "--finetuned"))
+    swaps = _check_swaps(cfg, base)
     structure, detail = (fine, base) if cfg.structure is Structure.finetuned else (base, fine)
     options = blend_options(cfg, network_identity(cfg.base, loaded_base.source), network_identity(cfg.finetuned, loaded_fine.source))
+    points: int | list[int] = cfg.swap_points if cfg.sweep else cfg.swap_points[0]
     result = BlendResult(out=str(cfg.out) if cfg.sweep else str(next(iter(outputs.values()))), preview=None,
-                         swap_res=cfg.resolutions if cfg.sweep else cfg.resolutions[0], blend_width=cfg.blend_width,
-                         structure=str(cfg.structure), weights={}, standins=[x for x in (base_label, fine_label) if x])
+                         swap_res=points if cfg.swap_option == "swap_res" else None, blend_width=cfg.blend_width,
+                         structure=str(cfg.structure), weights={}, standins=[x for x in (base_label, fine_label) if x],
+                         swap_layer=points if cfg.swap_option == "swap_layer" else None)
+    key, label = cfg.swap_option, "layer" if cfg.swap_option == "swap_layer" else "swap"
 
     def preview(g: Generator) -> torch.Tensor:
         return to_unit(synthesize(g, map_seeds(g, list(cfg.preview_seeds), cfg.trunc), "const"))
@@ -241,23 +263,23 @@ def _run_blend(cfg: BlendConfig, dist: DistInfo) -> BlendResult:
         if claim.up_to_date:
             get_console().log(f"blend-layers: {result.out} is up to date (same options; --fresh redoes it)")
             result.preview = str(sheet) if cfg.preview_seeds else None
-            result.sweep = [{"swap_res": r, "out": str(o)} for r, o in outputs.items()] if cfg.sweep else []
+            result.sweep = [{key: r, "out": str(o)} for r, o in outputs.items()] if cfg.sweep else []
             result.up_to_date = True
             result.seconds = round(time.monotonic() - start, 3)
             return result
         columns, images, sweep, layers = ["base"], [preview(base)] if cfg.preview_seeds else [], [], {}
-        for res, out in outputs.items():
-            blended, layers = blend_generators(structure, detail, res, cfg.blend_width)
-            extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), "swap_res": res,
+        for point, out in outputs.items():
+            blended, layers = blend_generators(structure, detail, swaps[point], cfg.blend_width)
+            extra = {"blend": {"base": str(cfg.base), "finetuned": str(cfg.finetuned), key: point,
                                "blend_width": cfg.blend_width, "structure": str(cfg.structure), "recipe": claim.recipe}}
             on_main(functools.partial(save_network, out, G=blended, extra=extra), dist)
-            entry: dict[str, Any] = {"swap_res": res, "out": str(out)}
+            entry: dict[str, Any] = {key: point, "out": str(out)}
             if cfg.metrics:
-                entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} (swap {res})", dist)
-                get_console().log(f"swap {res}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()))
+                entry["metrics"], entry["num_gen"] = _score(cfg, blended, f"{out.name} ({label} {point})", dist)
+                get_console().log(f"{label} {point}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()))
             sweep.append(entry)
             if cfg.preview_seeds:
-                columns.append(f"swap {res}" if cfg.sweep else "blended")
+                columns.append(f"{label} {point}" if cfg.sweep else "blended")
                 images.append(preview(blended))
         written = [str(o) for o in outputs.values()]
         if cfg.preview_seeds:

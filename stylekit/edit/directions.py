@@ -273,6 +273,9 @@ def _run_directions(cfg: DirectionsConfig, device: torch.device) -> DirectionsRe
     saved = load_directions(cfg.directions, G) if cfg.directions is not None else None
     layers = saved.layers if saved is not None else list(cfg.layers) if cfg.layers is not None else list(range(G.num_ws))
     check_layers(G, layers)
+    if saved is None and cfg.method is Method.sefa and not any(G.synthesis.style_affines()[i] for i in layers):
+        raise BadInput(f"--layers {','.join(map(str, layers))}: no style affine reads these layers (a StyleGAN3 network's layer 0 "
+                       "is its Fourier input, placed by w, not modulated by it)", hint=f"e.g. --layers 1-{G.num_ws - 1}")
     if saved is None and cfg.method is Method.sefa and cfg.kept > G.w_dim:
         raise BadInput(f"--num {cfg.kept}: SeFa finds at most w_dim = {G.w_dim} directions in this network",
                        hint=f"use --num {G.w_dim} or fewer")

@@ -21,6 +21,7 @@ from stylekit.data.grid import save_grid
 from stylekit.device import amp_dtype
 from stylekit.edit.latents import save_latents
 from stylekit.edit.outdir import claim_out, network_identity, standin, warn_standins
+from stylekit.errors import BadInput
 from stylekit.io.atomic import save_image_atomic
 from stylekit.io.console import get_console
 from stylekit.io.paths import Input, refuse_out_overlap
@@ -33,6 +34,7 @@ from stylekit.nets.stylegan2.sampling import (  # noqa: F401 - re-exported for t
     synthesize,
     to_uint8,
 )
+from stylekit.nets.stylegan3.networks import input_transform
 from stylekit.train.distributed import agree, distributed_job, gather_rows, shard
 from stylekit.train.shares import on_main, run_share
 
@@ -85,6 +87,15 @@ def load_generator(spec: str, device: torch.device, option: str = "--network") -
     return loaded, standin(spec, option)
 
 
+def move_input(G: torch.nn.Module, translate: tuple[float, ...], rotate: float) -> None:
+    """Rotate and translate the images of a StyleGAN3 generator (its input transform, as gen_images.py sets it);
+    BadInput for a StyleGAN2 one, which has no input to move."""
+    if G.architecture != "stylegan3":
+        raise BadInput("--translate/--rotate move a StyleGAN3 network's Fourier input; this is a StyleGAN2 network",
+                       hint="leave them out, or pass a StyleGAN3 network (e.g. stylegan3-t-ffhqu-256)")
+    G.synthesis.input.transform.copy_(input_transform((translate[0], translate[1]), rotate))
+
+
 def generate_options(cfg: GenerateConfig, network_id: str) -> dict[str, object]:
     """What shapes generate's outputs (its rerun recipe)."""
     doc = cfg.to_dict()
@@ -113,6 +124,8 @@ def _generate(cfg: GenerateConfig, out: Path, dist: DistInfo, start: float) -> G
     def prepare() -> tuple[LoadedNetwork, str | None, torch.Tensor]:
         loaded, label = load_generator(cfg.network, dist.device)
         G = loaded.generator
+        if cfg.moves_input:
+            move_input(G, cfg.translate, cfg.rotate)
         grid_bytes = 3 * G.img_resolution**2 * 4 if cfg.grid else 0  # the grid keeps every image (float32)
         check_fits(f"generate: {len(seeds)} seeds at {G.img_resolution} px", len(seeds) * (grid_bytes + G.num_ws * G.w_dim * 4),
                    hint="use fewer --seeds per run, or --no-grid")

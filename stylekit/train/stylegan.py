@@ -166,7 +166,7 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo, notes: list[str]) -> Netwo
     error: tuple[str, str, str | None] | None = None
     path = None
     try:
-        path = str(resolve_network_path(cfg.network))
+        path = cfg.network if random_network_resolution(cfg.network) is not None else str(resolve_network_path(cfg.network))
     except StylekitError as exc:
         kind = "missing" if isinstance(exc, MissingResource) else "bad"
         fetch = getattr(exc, "fetch_command", None)
@@ -182,6 +182,11 @@ def _load_source(cfg: FinetuneConfig, dist: DistInfo, notes: list[str]) -> Netwo
     G = loaded.G if loaded.G is not None else loaded.G_ema
     if G is None:
         raise BadInput(f"--network {cfg.network}: holds no generator")
+    if G.architecture != "stylegan2":
+        raise BadInput(f"--network {cfg.network}: a {G.architecture.replace('stylegan', 'StyleGAN')} network; finetune-stylegan trains StyleGAN2 (its ADA, FreezeD "
+                       "and losses are StyleGAN2-ADA's)",
+                       hint="fine-tune StyleGAN3 with NVlabs stylegan3 train.py --resume; its snapshots then work with generate, mix, "
+                            "invert, styleclip, directions, blend-layers, convert and score")
     G = _copy_generator(G)
     if loaded.D is not None:
         D = _unfrozen_discriminator(loaded.D)

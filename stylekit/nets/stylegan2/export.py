@@ -6,6 +6,7 @@
     nvlabs-state   torch.save(G_ema.state_dict()) with NVlabs parameter names + the Generator init
                    kwargs as JSON next to it; NVlabs code loads it with
                    `Generator(**json.load(f)).load_state_dict(torch.load(pt, weights_only=True))`
+                   (training/networks.py's Generator for StyleGAN2, networks_stylegan3.py's for StyleGAN3)
 
 Every writer is atomic and returns the files it wrote. `EXPORTERS` is the registry the CLI lists.
 """
@@ -59,6 +60,10 @@ def write_safetensors(net: LoadedNetwork, path: Path) -> list[Path]:
 def write_rosinality(net: LoadedNetwork, path: Path) -> list[Path]:
 
     G = net.generator
+    if net.architecture != "stylegan2":
+        raise BadInput(f"--to rosinality: {net.source} is a {net.architecture.replace('stylegan', 'StyleGAN')} network, and "
+                       "rosinality's format holds StyleGAN2 generators only",
+                       hint="convert it --to safetensors or --to nvlabs-state")
     check_rosinality_compatible(G.init_kwargs, "G", net.source)
     res = G.img_resolution
     g_ema, latent_avg = to_rosinality(_cpu_state(G), res)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ from stylekit.nets.stylegan2.ops import (
 )
 
 NOISE_MODES = ("random", "const", "none")
+_SYNTHESIS_LAYER = re.compile(r"^(?:synthesis\.)?b(\d+)\.(const|conv0|conv1|torgb)(\.|$)")
 SQRT_HALF = math.sqrt(0.5)
 
 
@@ -430,6 +432,17 @@ class SynthesisNetwork(nn.Module):
                 out[idx + block.num_conv].append(block.torgb.affine)
             idx += block.num_conv
         return out
+
+    @staticmethod
+    def layer_of(name: str) -> tuple[str, int] | None:
+        """(layer, synthesis level) of a parameter name: `b{res}.const|conv0|conv1|torgb` and the level counted
+        from 0 at b4.const, two per resolution: 2*log2(res) - 4 for its first layer (const or conv0), one more
+        for its second (conv1 and its toRGB). None outside the synthesis layers."""
+        m = _SYNTHESIS_LAYER.match(name)
+        if m is None:
+            return None
+        res, part = int(m.group(1)), m.group(2)
+        return f"b{res}.{part}", 2 * int(math.log2(res)) - 4 + (0 if part in ("const", "conv0") else 1)
 
     def forward(
         self,

@@ -9,7 +9,7 @@ The same public surface as the StyleGAN2 generator (stylekit.nets.stylegan2.netw
 command that samples, maps, edits or scores a generator takes either:
   G(z, c, truncation_psi, truncation_cutoff, noise_mode) -> images in [-1, 1], [N, C, R, R]
   G.mapping(...) -> ws [N, num_ws, w_dim];  G.synthesis(ws, noise_mode) -> images
-  G.synthesis.style_affines() / layer_index(name): the style affines and layers by ws index
+  G.synthesis.style_affines() / layer_of(name): the style affines by ws index, a parameter's layer
 StyleGAN3 has no noise inputs: `noise_mode` is accepted and changes nothing, as in NVlabs.
 `G.synthesis.input.transform` is the user transform of the Fourier features (gen_images.py
 --translate/--rotate: `input_transform`).
@@ -35,8 +35,9 @@ _LAYER_NAME = re.compile(r"^(?:synthesis\.)?(input|L(\d+)_\d+_\d+)(\.|$)")
 
 
 def input_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
-    """The inverse of rotating the output image by `rotate` degrees and translating it by `translate` (in
-    units of the image's half width), as the `transform` buffer of the input layer takes it (gen_images.py)."""
+    """The inverse of rotating the output image by `rotate` degrees and translating it by `translate` (in image
+    widths: the image spans 1 unit of the input's coordinates), as the input layer's `transform` buffer takes it
+    (gen_images.py)."""
     a = math.radians(rotate)
     s, c = math.sin(a), math.cos(a)
     m = torch.tensor([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]], dtype=torch.float64)
@@ -218,12 +219,13 @@ class SynthesisNetwork(nn.Module):
         return {0: [], **{i + 1: [getattr(self, name).affine] for i, name in enumerate(self.layer_names)}}
 
     @staticmethod
-    def layer_index(name: str) -> int | None:
-        """The ws index a parameter of `synthesis.input` / `synthesis.L{i}_...` reads, None for others."""
+    def layer_of(name: str) -> tuple[str, int] | None:
+        """(layer, index) of a parameter of `synthesis.input` (index 0) or `synthesis.L{i}_...` (index i + 1: the
+        ws index it reads), None for anything else."""
         m = _LAYER_NAME.match(name)
         if m is None:
             return None
-        return 0 if m.group(1) == "input" else int(m.group(2)) + 1
+        return m.group(1), 0 if m.group(1) == "input" else int(m.group(2)) + 1
 
 
 class Generator(nn.Module):
