@@ -130,9 +130,10 @@ _NV3_DATA = {
 }
 
 
-def _nv_sg3(config: str, data: str, resolution: int) -> WeightSpec:
+def _nv_sg3(config: str, data: str, resolution: int, size_mb: int) -> WeightSpec:
     """One of the networks the NVlabs/stylegan3 README lists (stylegan3-{t,r}-{data}-{res}x{res}.pkl on NGC).
-    T: translation-equivariant; R: translation- and rotation-equivariant."""
+    T: translation-equivariant; R: translation- and rotation-equivariant. Sizes estimated as above: G + G_ema
+    (channel_base 32768, doubled for R; 16384 for the 256 px FFHQ-U networks, as their configs.md row) + D."""
     filename = f"stylegan3-{config}-{data}-{resolution}x{resolution}.pkl"
     dataset, terms = _NV3_DATA[data]
     kind = "T (translation-equivariant)" if config == "t" else "R (rotation-equivariant)"
@@ -143,6 +144,7 @@ def _nv_sg3(config: str, data: str, resolution: int) -> WeightSpec:
         filename=filename,
         licence=f"{_NV3_LICENCE}; {terms}",
         description=f"StyleGAN3-{kind} {dataset} {resolution}x{resolution}: NVlabs {filename}",
+        size_bytes=size_mb * _MB,
         format="nvlabs-pkl",
         family=FAMILY_STYLEGAN3,
         resolution=resolution,
@@ -265,8 +267,10 @@ _SPECS = [
     _nv_pkl("lsundog-256", "transfer-learning-source-nets/lsundog-res256-paper256-kimg100000-noaug.pkl", "StyleGAN2 LSUN Dog 256x256 (100k kimg, no aug): NVlabs transfer-learning source",
             296 * _MB, resolution=256),
     # The StyleGAN3 networks of the NVlabs/stylegan3 README, T and R configs of each.
-    *[_nv_sg3(config, data, res) for data, res in (("ffhq", 1024), ("ffhqu", 1024), ("ffhqu", 256), ("metfaces", 1024),
-                                                    ("metfacesu", 1024), ("afhqv2", 512)) for config in ("t", "r")],
+    *[_nv_sg3(config, data, res, mb[config]) for data, res, mb in (
+        ("ffhq", 1024, {"t": 295, "r": 237}), ("ffhqu", 1024, {"t": 295, "r": 237}), ("ffhqu", 256, {"t": 283, "r": 222}),
+        ("metfaces", 1024, {"t": 295, "r": 237}), ("metfacesu", 1024, {"t": 295, "r": 237}), ("afhqv2", 512, {"t": 315, "r": 249}),
+    ) for config in ("t", "r")],
 ]
 
 # junyanz's published CycleGAN generators (photo -> painting style; scripts/download_cyclegan_model.sh of

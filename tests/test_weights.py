@@ -132,7 +132,8 @@ def _fake_spec(monkeypatch, server: LocalServer, data: bytes, name: str = "fake-
 def test_registry_has_every_required_name_with_wellformed_entries():
     required = {"vgg16", "vgg19", "inception-fid", "lpips-vgg16", "clip-vit-b-32", "ffhq-256", "ffhq-512",
                 "ffhq-1024", "celebahq-256", "lsundog-256", "ffhq", "metfaces", "afhqcat", "afhqdog", "afhqwild",
-                "brecahad", "cifar10"}
+                "brecahad", "cifar10", "stylegan3-t-ffhq-1024", "stylegan3-r-ffhq-1024", "stylegan3-t-ffhqu-256",
+                "stylegan3-r-ffhqu-256", "stylegan3-t-metfaces-1024", "stylegan3-r-afhqv2-512"}
     assert required <= set(weights.REGISTRY)
     for name, spec in weights.REGISTRY.items():
         assert spec.name == name
