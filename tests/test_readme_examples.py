@@ -32,11 +32,14 @@ RUN: dict[str, dict[str, str | None]] = {
     "stylekit mix --network": {"--frames": "3"},
     "stylekit blend-layers --base ffhq-256": {"--swap-res": "8", "--preview-seeds": "0-1"},
     "stylekit directions --network ffhq-256": {"--layers": "0-3", "--num": "2", "--seeds": "0"},
+    "stylekit generate --network stylegan3": {"--seeds": "0-1"},
+    "stylekit blend-layers --base stylegan3": {"--swap-layer": "2,4", "--preview-seeds": "0"},
 }
 SKIP = {
     "stylekit download wikiart": "network (Kaggle)",
     "stylekit download midjourney": "network (Kaggle and image hosts)",
     "stylekit download vgg19": "network (weights download)",
+    "stylekit download stylegan3": "network (NVIDIA NGC)",
     "stylekit prepare data/wikiart": "needs the wikiart download",
     "stylekit prepare data/faces": "needs a folder of faces the README does not create",
     "stylekit train-classifier": "needs prepared data or pretrained backbones (tests/test_classifier.py runs it)",
@@ -90,10 +93,13 @@ def test_every_readme_example_is_run_or_skipped_for_a_reason():
 def test_readme_offline_examples_run(tmp_path, monkeypatch):
     from stylekit.nets.stylegan2.load import save_network
     from stylekit.nets.stylegan2.tiny import tiny_generator
+    from stylekit.nets.stylegan3.tiny import tiny_generator as tiny_stylegan3
 
     monkeypatch.chdir(tmp_path)
     networks = {"ffhq-256": str(save_network(tmp_path / "tiny-a.safetensors", G_ema=tiny_generator(32, seed=1))),
                 "runs/toon/network-final.safetensors": str(save_network(tmp_path / "tiny-b.safetensors", G_ema=tiny_generator(32, seed=2)))}
+    for i, name in enumerate(("stylegan3-t-ffhqu-256", "stylegan3-r-ffhqu-1024", "stylegan3-r-metfacesu-1024")):
+        networks[name] = str(save_network(tmp_path / f"tiny-sg3-{i}.safetensors", G_ema=tiny_stylegan3(16, seed=i, config=name[10])))
     runner = CliRunner()
     ran = []
     for example in readme_examples():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stylekit.declare import Config, float_list, int_list, option, require
+from stylekit.errors import BadInput
 
 # Parsed list options declare their default as the text a user would type ("0-6"): constructing the config
 # parses it, and --help shows it as typed.
@@ -43,8 +44,6 @@ def int_list_or_none(text: str, option: str) -> tuple[int, ...]:
 
 def xy_pair(text: str, option: str) -> tuple[float, ...]:
     """'X,Y': exactly two numbers."""
-    from stylekit.errors import BadInput
-
     values = float_list(text, option)
     if len(values) != 2:
         raise BadInput(f"{option} '{text}' must be two numbers X,Y", hint=f"e.g. {option} 0.25,-0.1")
@@ -53,8 +52,6 @@ def xy_pair(text: str, option: str) -> tuple[float, ...]:
 
 def seed_pair(text: str, option: str) -> tuple[int, ...]:
     """'A,B': exactly two seeds."""
-    from stylekit.errors import BadInput
-
     values = int_list(text, option)
     if len(values) != 2:
         raise BadInput(f"{option} '{text}' must name exactly two seeds", hint=f"e.g. {option} 12,34")
