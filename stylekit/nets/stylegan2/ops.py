@@ -177,10 +177,13 @@ def modulated_conv2d(
     f: torch.Tensor | None = None,
     fused: bool | None = None,
     padding: int | None = None,
+    gain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN2 modulated convolution (NVlabs `modulated_conv2d`, padding k//2, optional up x2).
 
-    `padding` overrides k//2 without up-sampling (StyleGAN3 pads k-1: a full convolution).
+    `padding` overrides k//2 without up-sampling (StyleGAN3 pads k-1: a full convolution). `gain` scales
+    the output (StyleGAN3's input gain, a scalar tensor), folded into the demodulation coefficients or
+    the styles instead of a pass over the activations.
 
     x [N, I, H, W], weight [O, I, k, k], styles [N, I]. Returns [N, O, H', W'] (noise is added by the
     caller after this). `fused=None` picks the faster path for the device and batch size.
@@ -196,6 +199,11 @@ def modulated_conv2d(
         # sum_{i,k} (w[o,i,k] s[n,i])^2 = s^2 @ (sum_k w^2)^T, computed without the [N,O,I,k,k] tensor.
         weight_sq = cached_derived(weight, "square_sum", lambda: weight.float().square().sum(dim=[2, 3]).t())  # [I, O]
         dcoefs = (styles.float().square() @ weight_sq + 1e-8).rsqrt()  # [N, O]
+    if gain is not None:
+        if dcoefs is not None:
+            dcoefs = dcoefs * gain
+        else:
+            styles = styles * gain
     if fused is None:
         # One sample: modulated weights + one plain conv. Batches: one shared-weight conv with the
         # styles on the activations (measured faster than grouped conv on CPU).

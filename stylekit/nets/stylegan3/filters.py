@@ -13,6 +13,8 @@ radial ones); loaded networks carry their own (buffers), so the design matters f
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.signal
 import scipy.special
@@ -87,14 +89,30 @@ def filtered_lrelu(
     slope: float = 0.2,
     clamp: float | None = None,
 ) -> torch.Tensor:
-    """NVlabs `filtered_lrelu` semantics (its argument names; padding is x0, x1, y0, y1 of the up-sampled image)."""
-    if b is not None:
-        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    x = _upsample(x, fu, up, padding)
-    if slope != 1:
-        x = F.leaky_relu(x, slope)
-    if gain != 1:
-        x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return _downsample(x, fd, down)
+    """NVlabs `filtered_lrelu` semantics (its argument names; padding is x0, x1, y0, y1 of the up-sampled image).
+
+    The filters run in the activations' dtype, never autocast's: on a GPU fp16/bf16 as they come; on the CPU in
+    fp32, since oneDNN has no fast low-precision depthwise (transposed) convolution (bf16 was ~18x slower per
+    filter, and made `--amp` 3-5x slower than fp32 overall; docs/performance.md)."""
+    if x.device.type == "cpu" and x.dtype != torch.float32:
+        x = x.float()
+    # clamp(gain * lrelu(x), +-c) = gain * clamp(lrelu(x), +-c / gain), and the down filter is linear: the gain
+    # rides on the filter's taps instead of costing a pass over the up-sampled activations.
+    fold = fd is not None and gain != 1
+    if fold:
+        assert fd is not None
+        fd = fd * (gain if fd.ndim == 2 else math.sqrt(gain))
+    # In place without autograd once x is this function's own tensor (after the bias or the up-sampling filter).
+    inplace = not torch.is_grad_enabled() and (b is not None or fu is not None)
+    with torch.autocast(x.device.type, enabled=False):
+        if b is not None:
+            x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+        x = _upsample(x, fu, up, padding)
+        if slope != 1:
+            x = F.leaky_relu_(x, slope) if inplace else F.leaky_relu(x, slope)
+        if gain != 1 and not fold:
+            x = x * gain
+        if clamp is not None:
+            c = clamp / gain if fold else clamp
+            x = x.clamp_(-c, c) if inplace else x.clamp(-c, c)
+        return _downsample(x, fd, down)

@@ -142,8 +142,9 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel**2))
-        x = x.to(block_dtype(self.use_fp16, force_fp32, x.device)) * self.magnitude_ema.rsqrt().to(x.dtype)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=not self.is_torgb, padding=self.conv_kernel - 1)
+        x = x.to(block_dtype(self.use_fp16, force_fp32, x.device))
+        x = modulated_conv2d(x, self.weight, styles, demodulate=not self.is_torgb, padding=self.conv_kernel - 1,
+                             gain=self.magnitude_ema.rsqrt())
         return filtered_lrelu(x, self.up_filter, self.down_filter, self.bias, up=self.up_factor, down=self.down_factor,
                               padding=self.padding, gain=1 if self.is_torgb else math.sqrt(2), slope=1 if self.is_torgb else 0.2,
                               clamp=self.conv_clamp)
