@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         help="Blend two generators by resolution or layer index (toonify layer swapping) into a new network.",
         examples=["stylekit blend-layers --base random:64 --finetuned random:64 --swap-res 32 --out toonify.safetensors",
                   "stylekit blend-layers --base random:64 --finetuned random:64 --swap-res 8,16,32 --out sweep/",
-                  "stylekit blend-layers --base random:stylegan3:64 --finetuned random:stylegan3:64 --swap-layer 4,6,8 "
+                  "stylekit blend-layers --base random:stylegan3:64 --finetuned random:stylegan3:64 --swap-layer 2,4,6 "
                   "--out sweep-sg3/"],
         notes=_RERUN + " A sweep (several --swap-res) with --metrics NAME --ref IMAGES scores every blend (as score does).",
         config=BlendConfig,

@@ -65,6 +65,11 @@ class SynthesisInput(nn.Module):
         self.register_buffer("phases", torch.rand([channels]) - 0.5)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        # Always fp32, as NVlabs: under autocast the sin of an argument rounded to bf16 would be off by ~0.1 rad.
+        with torch.autocast(w.device.type, enabled=False):
+            return self._features(w.float())
+
+    def _features(self, w: torch.Tensor) -> torch.Tensor:
         n, device = w.shape[0], w.device
         t = self.affine(w)  # (cos, sin, tx, ty) up to scale
         t = t / t[:, :2].norm(dim=1, keepdim=True)
