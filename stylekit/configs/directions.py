@@ -30,7 +30,7 @@ class DirectionsConfig(Config):
     method: Method = option(Method.sefa, "sefa (closed-form: top eigenvectors of the style affines' A^T A) | classifier "
                             "(the normal of a linear boundary in W between the images --style-model scores highest and "
                             "lowest for --style).", panel=FIND_PANEL)
-    layers: tuple[int, ...] | None = option(None, "Layer indices of w the directions belong to (default: all): SeFa "
+    layers: tuple[int, ...] | None = option(None, "Layer indices of w the directions belong to (default: all; SeFa: all a style affine reads, so not StyleGAN3's input layer 0): SeFa "
                                             "factorises the style affines that read these layers, and the edits move "
                                             "only these layers (the others keep their w). Unlike mix --styles, which "
                                             "picks layers copied from another seed.", parse=int_list, ge=0,

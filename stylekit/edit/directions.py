@@ -220,6 +220,13 @@ def load_directions(path: str | os.PathLike[str], G: Generator) -> Directions:
     return d
 
 
+def default_layers(G: Generator, method: Method) -> list[int]:
+    """Every w layer; for SeFa only those a style affine reads (StyleGAN3's ws[0] places its Fourier input, which
+    the factorisation does not see, so its edits must not move it)."""
+    affines = G.synthesis.style_affines()
+    return [i for i in range(G.num_ws) if method is not Method.sefa or affines[i]]
+
+
 def check_layers(G: Generator, layers: list[int], option: str = "--layers") -> None:
     bad = [i for i in layers if not 0 <= i < G.num_ws]
     if bad or not layers:
@@ -271,7 +278,7 @@ def _run_directions(cfg: DirectionsConfig, device: torch.device) -> DirectionsRe
     G = loaded.generator
     # Every check before --out is created: layers, files, the style model and its class.
     saved = load_directions(cfg.directions, G) if cfg.directions is not None else None
-    layers = saved.layers if saved is not None else list(cfg.layers) if cfg.layers is not None else list(range(G.num_ws))
+    layers = saved.layers if saved is not None else list(cfg.layers) if cfg.layers is not None else default_layers(G, cfg.method)
     check_layers(G, layers)
     if saved is None and cfg.method is Method.sefa and not any(G.synthesis.style_affines()[i] for i in layers):
         raise BadInput(f"--layers {','.join(map(str, layers))}: no style affine reads these layers (a StyleGAN3 network's layer 0 "
