@@ -40,7 +40,8 @@ def input_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float =
     (gen_images.py)."""
     a = math.radians(rotate)
     s, c = math.sin(a), math.cos(a)
-    m = torch.tensor([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    m = torch.tensor([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]], dtype=torch.float64,
+                     device="cpu")  # once per command; copied into the buffer on its device
     return torch.linalg.inv(m).to(torch.float32)
 
 
